@@ -1,0 +1,32 @@
+"""Every ``ApplicationError`` type deployflow raises, and whether Temporal may retry it.
+
+    InvalidSpec            non-retryable  a spec or argument is wrong; retrying cannot help
+    RouterConfigRejected   non-retryable  the router's own test (``nginx -t``) refused the
+                                          rendered config; the previous config was restored
+    RouterCommandFailed    retryable      a reload or runtime-API command failed after the
+                                          config was accepted (transient: process restarting)
+    MetricQueryFailed      retryable      the metrics provider could not be reached
+    PlaceholderMissing     non-retryable  a templated command names an unknown placeholder
+
+Workflows catch ``ActivityError`` and look at ``cause.type`` to decide; nothing else
+parses error messages.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from temporalio.exceptions import ApplicationError
+
+INVALID_SPEC: Final = "InvalidSpec"
+ROUTER_CONFIG_REJECTED: Final = "RouterConfigRejected"
+ROUTER_COMMAND_FAILED: Final = "RouterCommandFailed"
+METRIC_QUERY_FAILED: Final = "MetricQueryFailed"
+PLACEHOLDER_MISSING: Final = "PlaceholderMissing"
+
+NON_RETRYABLE: Final = frozenset({INVALID_SPEC, ROUTER_CONFIG_REJECTED, PLACEHOLDER_MISSING})
+
+
+def failure(error_type: str, message: str) -> ApplicationError:
+    """Build the ``ApplicationError`` for ``error_type`` with its retryability from the table."""
+    return ApplicationError(message, type=error_type, non_retryable=error_type in NON_RETRYABLE)
