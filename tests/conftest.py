@@ -1,0 +1,5 @@
+pytest_plugins = [
+    "tests.fixtures.temporal",
+    "tests.fixtures.nginx",
+    "tests.fixtures.prometheus",
+]
