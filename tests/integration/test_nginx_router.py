@@ -1,0 +1,177 @@
+"""NginxRouter against a real nginx and two backends answering "stable" and "canary"."""
+
+from __future__ import annotations
+
+import http.client
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.errors import ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
+from activities.routing.activities import GetWeightsInput, SetWeightInput, get_weights, set_weight
+from activities.routing.base import Weights
+from activities.routing.nginx import NginxRouter, NginxRouterSpec, render_upstream
+from tests.fixtures.nginx import NginxServer
+
+pytestmark = pytest.mark.integration
+
+
+def fetch(server: NginxServer) -> str:
+    """One GET on a new connection; the backend's answer."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        body = response.read().decode()
+        assert response.status == 200, (response.status, body)
+        return body
+    finally:
+        conn.close()
+
+
+def answers(server: NginxServer, n: int) -> Counter[str]:
+    return Counter(fetch(server) for _ in range(n))
+
+
+def shift(server: NginxServer, router: NginxRouter, weights: Weights) -> None:
+    """Set weights and wait until the reload serves every new request."""
+    before = server.workers()
+    router.set_weights(weights)
+    server.wait_workers_replaced(before)
+
+
+@pytest.fixture
+def backends(http_backend: Callable[[str], str]) -> tuple[str, str]:
+    return http_backend("stable"), http_backend("canary")
+
+
+@pytest.fixture
+def router(nginx: NginxServer, backends: tuple[str, str]) -> NginxRouter:
+    stable, canary = backends
+    return NginxRouter(nginx.router_spec(stable=[stable], canary=[canary]))
+
+
+def test_all_traffic_follows_full_shifts_both_ways(nginx: NginxServer, router: NginxRouter):
+    shift(nginx, router, Weights(stable=100, canary=0))
+    assert answers(nginx, 30) == {"stable": 30}
+
+    shift(nginx, router, Weights(stable=0, canary=100))
+    assert answers(nginx, 30) == {"canary": 30}
+    assert router.get_weights() == Weights(stable=0, canary=100)
+
+    shift(nginx, router, Weights(stable=100, canary=0))
+    assert answers(nginx, 30) == {"stable": 30}
+
+
+def test_partial_weights_split_traffic_in_proportion(nginx: NginxServer, router: NginxRouter):
+    shift(nginx, router, Weights(stable=50, canary=50))
+    seen = answers(nginx, 200)
+    assert set(seen) == {"stable", "canary"}
+    assert 70 <= seen["canary"] <= 130, seen
+
+    shift(nginx, router, Weights(stable=90, canary=10))
+    seen = answers(nginx, 200)
+    assert 10 <= seen["canary"] <= 35, seen
+    assert router.get_weights() == Weights(stable=90, canary=10)
+
+
+def test_config_nginx_rejects_leaves_previous_file_and_routing(
+    nginx: NginxServer, router: NginxRouter, backends: tuple[str, str]
+):
+    shift(nginx, router, Weights(stable=100, canary=0))
+    applied = nginx.config_path.read_text()
+    workers = nginx.workers()
+    broken = NginxRouter(
+        nginx.router_spec(stable=[backends[0]], canary=["no-such-host.invalid:80"])
+    )
+
+    with pytest.raises(ApplicationError) as raised:
+        broken.set_weights(Weights(stable=50, canary=50))
+
+    assert raised.value.type == ROUTER_CONFIG_REJECTED
+    assert raised.value.non_retryable
+    assert "host not found" in raised.value.message  # nginx's own words reach the operator
+    assert nginx.config_path.read_text() == applied
+    assert nginx.workers() == workers  # never reloaded
+    assert answers(nginx, 30) == {"stable": 30}
+
+
+def test_rejected_config_with_no_previous_file_removes_it(tmp_path: Path):
+    spec = fake_spec(tmp_path, test="echo 'nginx: [emerg] unexpected \"}\"' >&2; exit 1")
+
+    with pytest.raises(ApplicationError) as raised:
+        NginxRouter(spec).set_weights(Weights(stable=95, canary=5))
+
+    assert raised.value.type == ROUTER_CONFIG_REJECTED
+    assert raised.value.message == 'nginx: [emerg] unexpected "}"'
+    assert not Path(spec.config_path).exists()
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_failed_reload_is_retryable_and_the_retry_reloads(tmp_path: Path):
+    spec = fake_spec(tmp_path, reload="echo 'nginx: [error] invalid PID' >&2; exit 1")
+    path = Path(spec.config_path)
+    path.write_text(render_upstream(spec.upstream, spec.stable, spec.canary, Weights.canary_at(0)))
+    before = path.read_text()
+
+    with pytest.raises(ApplicationError) as raised:
+        NginxRouter(spec).set_weights(Weights.canary_at(25))
+
+    assert raised.value.type == ROUTER_COMMAND_FAILED
+    assert not raised.value.non_retryable
+    assert path.read_text() == before  # so the retry below is not skipped as "unchanged"
+
+    ok = fake_spec(tmp_path)
+    NginxRouter(ok).set_weights(Weights.canary_at(25))
+    assert command_log(tmp_path) == ["test", "reload", "test", "reload"]
+    assert NginxRouter(ok).get_weights() == Weights.canary_at(25)
+
+
+def test_same_weights_twice_runs_test_and_reload_once(tmp_path: Path):
+    router = NginxRouter(fake_spec(tmp_path))
+
+    router.set_weights(Weights.canary_at(10))
+    first = Path(router.spec.config_path).read_text()
+    router.set_weights(Weights.canary_at(10))
+
+    assert Path(router.spec.config_path).read_text() == first
+    assert command_log(tmp_path) == ["test", "reload"]
+
+
+def test_activities_set_and_read_back_through_the_real_nginx(
+    nginx: NginxServer, backends: tuple[str, str]
+):
+    router_json = {"nginx": nginx.router_spec([backends[0]], [backends[1]]).model_dump()}
+    set_input = SetWeightInput.model_validate(
+        {"router": router_json, "weights": {"stable": 75, "canary": 25}, "key": "wf-1/step-0"}
+    )
+    env = ActivityEnvironment()
+    before = nginx.workers()
+
+    applied = env.run(set_weight, set_input)
+    nginx.wait_workers_replaced(before)
+
+    assert applied == Weights(stable=75, canary=25)
+    assert env.run(get_weights, GetWeightsInput.model_validate({"router": router_json})) == applied
+    assert set(answers(nginx, 40)) == {"stable", "canary"}
+
+
+def fake_spec(tmp_path: Path, test: str = "true", reload: str = "true") -> NginxRouterSpec:
+    """Spec whose commands are shell snippets that also append their name to a log."""
+    log = tmp_path / "commands.log"
+    return NginxRouterSpec(
+        upstream="app",
+        config_path=str(tmp_path / "app-upstream.conf"),
+        stable=["127.0.0.1:8001"],
+        canary=["127.0.0.1:8002"],
+        test_command=["sh", "-c", f"echo test >> {log}; {test}"],
+        reload_command=["sh", "-c", f"echo reload >> {log}; {reload}"],
+    )
+
+
+def command_log(tmp_path: Path) -> list[str]:
+    return (tmp_path / "commands.log").read_text().split()
