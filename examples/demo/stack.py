@@ -1,0 +1,540 @@
+"""The local demo stack: Temporal dev server, two demo service slots, NGINX, Prometheus, worker.
+
+    python examples/demo/stack.py up [NAME ...]     start what is not running (all by default)
+    python examples/demo/stack.py down              stop everything this stack started
+    python examples/demo/stack.py status            what runs, where
+    python examples/demo/stack.py slot canary --version v3 [--error-rate 1.0]
+    python examples/demo/stack.py reset             NGINX back to 100 % stable
+
+Every process runs in the background with its PID in ``.state/demo/pids/NAME.pid`` and its
+output in ``.state/demo/logs/NAME.log``; ``down`` stops exactly those PIDs. Everything
+listens on 127.0.0.1 only, on the ports below (chosen away from the usual 80/9090/8000s so a
+system nginx or prometheus started by the Debian packages does not get in the way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from activities.routing.base import Weights
+from activities.routing.nginx import render_upstream
+from starters.devserver import build_command, find_temporal_binary
+
+HOST = "127.0.0.1"
+TEMPORAL_PORT = 7233
+TEMPORAL_UI_PORT = 8233
+STABLE_PORT = 18001
+CANARY_PORT = 18002
+NGINX_PORT = 18080
+PROMETHEUS_PORT = 19090
+
+SERVICE = "checkout"
+UPSTREAM = "checkout"
+SLOT_PORTS = {"stable": STABLE_PORT, "canary": CANARY_PORT}
+DEFAULT_VERSIONS = {"stable": "v1", "canary": "v2"}
+# The queue the worker polls; readiness is "a poller shows up there" (a warning if not).
+TASK_QUEUE = os.environ.get("DEPLOYFLOW_TASK_QUEUE", "deployflow")
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = REPO / ".state" / "demo"
+PIDS = STATE / "pids"
+LOGS = STATE / "logs"
+NGINX_PREFIX = STATE / "nginx"
+UPSTREAM_FILE = NGINX_PREFIX / "checkout-upstream.conf"
+PROMETHEUS_DIR = STATE / "prometheus"
+BIN = Path(sys.executable).parent
+
+ORDER = ("temporal", "stable", "canary", "nginx", "prometheus", "worker")
+STOP_TIMEOUT_S = 10.0
+
+
+class StackError(RuntimeError):
+    """A component could not be started; the message says which and shows its log."""
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    argv: list[str]
+    marker: str  # found in /proc/PID/cmdline of our process; guards against PID reuse
+    ready: Callable[[], bool]
+    url: str
+    port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 30.0
+    required: bool = True  # False: not getting ready is a warning, not a failure
+
+
+# --- probes -------------------------------------------------------------------------------
+
+
+def http_status(url: str, timeout: float = 1.0) -> int | None:
+    """HTTP status of GET ``url``, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (OSError, ValueError):
+        return None
+
+
+def http_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=2.0) as response:
+        return json.load(response)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def temporal(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the temporal CLI against the demo server."""
+    command = [find_temporal_binary(), *args, "--address", f"{HOST}:{TEMPORAL_PORT}"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+
+
+def temporal_ready() -> bool:
+    listed = temporal("operator", "search-attribute", "list")
+    return listed.returncode == 0 and "DeployPhase" in listed.stdout
+
+
+def prometheus_targets() -> list[dict[str, object]]:
+    body = http_json(f"http://{HOST}:{PROMETHEUS_PORT}/api/v1/targets")
+    assert isinstance(body, dict)
+    targets: list[dict[str, object]] = body["data"]["activeTargets"]
+    return targets
+
+
+def prometheus_ready() -> bool:
+    if http_status(f"http://{HOST}:{PROMETHEUS_PORT}/-/ready") != 200:
+        return False
+    targets = prometheus_targets()
+    return len(targets) == len(SLOT_PORTS) and all(t["health"] == "up" for t in targets)
+
+
+def worker_polling() -> bool:
+    described = temporal("task-queue", "describe", "--task-queue", TASK_QUEUE, "-o", "json")
+    return described.returncode == 0 and '"identity"' in described.stdout
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+def service_argv(slot: str, version: str, error_rate: float = 0.0) -> list[str]:
+    return [
+        str(BIN / "python"),
+        str(REPO / "examples" / "demo_service.py"),
+        "--host",
+        HOST,
+        "--port",
+        str(SLOT_PORTS[slot]),
+        "--service",
+        SERVICE,
+        "--version",
+        version,
+        "--error-rate",
+        str(error_rate),
+    ]
+
+
+def write_upstream_file(weights: Weights) -> None:
+    """The router-owned upstream file, rendered by the router's own function."""
+    UPSTREAM_FILE.write_text(
+        render_upstream(UPSTREAM, [f"{HOST}:{STABLE_PORT}"], [f"{HOST}:{CANARY_PORT}"], weights)
+    )
+
+
+def write_nginx_config() -> None:
+    """nginx.conf with pid, logs and temp dirs inside the prefix; includes the upstream file."""
+    for sub in ("logs", "tmp"):
+        (NGINX_PREFIX / sub).mkdir(parents=True, exist_ok=True)
+    temp = "\n".join(
+        f"    {kind}_temp_path {NGINX_PREFIX / 'tmp' / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (NGINX_PREFIX / "nginx.conf").write_text(
+        f"""# Written by examples/demo/stack.py; the upstream file belongs to deployflow's router.
+daemon off;
+worker_processes 1;
+pid {NGINX_PREFIX / "nginx.pid"};
+error_log {NGINX_PREFIX / "logs" / "error.log"} warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+{temp}
+    include {UPSTREAM_FILE.name};
+    server {{
+        listen {HOST}:{NGINX_PORT};
+        location / {{
+            proxy_pass http://{UPSTREAM};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream off;
+        }}
+    }}
+}}
+"""
+    )
+    if not UPSTREAM_FILE.exists():
+        write_upstream_file(Weights(stable=100, canary=0))
+
+
+def write_prometheus_config() -> None:
+    PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True)
+    targets = ", ".join(f"'{HOST}:{port}'" for port in SLOT_PORTS.values())
+    (PROMETHEUS_DIR / "prometheus.yml").write_text(
+        f"""# Written by examples/demo/stack.py.
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: {SERVICE}
+    static_configs:
+      - targets: [{targets}]
+"""
+    )
+
+
+def nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def nginx_command(*args: str) -> list[str]:
+    return [nginx_binary(), "-p", str(NGINX_PREFIX), "-c", "nginx.conf", *args]
+
+
+def service_component(slot: str, version: str, error_rate: float = 0.0) -> Component:
+    port = SLOT_PORTS[slot]
+    return Component(
+        name=slot,
+        argv=service_argv(slot, version, error_rate),
+        marker=f"--port {port}",
+        ready=lambda: http_status(f"http://{HOST}:{port}/healthz") == 200,
+        url=f"http://{HOST}:{port}/ ({version})",
+        port=port,
+    )
+
+
+def load_component(seconds: int, rate: float) -> Component:
+    """The load generator (examples/demo/load.py) as a stack process, so `down` stops it."""
+    return Component(
+        name="load",
+        argv=[
+            str(BIN / "python"),
+            str(REPO / "examples" / "demo" / "load.py"),
+            f"--url=http://{HOST}:{NGINX_PORT}/",
+            f"--rate={rate}",
+            f"--seconds={seconds}",
+        ],
+        marker="load.py",
+        ready=lambda: True,
+        url=f"{rate:g} req/s to http://{HOST}:{NGINX_PORT}/ for at most {seconds}s",
+    )
+
+
+def components() -> dict[str, Component]:
+    """Every long-running part of the stack, by name."""
+    temporal_argv = build_command(find_temporal_binary(), db_filename=STATE / "temporal.db")
+    listed = [
+        Component(
+            name="temporal",
+            argv=temporal_argv,
+            marker="temporal",
+            ready=temporal_ready,
+            url=f"{HOST}:{TEMPORAL_PORT}, UI http://{HOST}:{TEMPORAL_UI_PORT}",
+            port=TEMPORAL_PORT,
+            ready_timeout_s=60.0,
+        ),
+        *(service_component(slot, version) for slot, version in DEFAULT_VERSIONS.items()),
+        Component(
+            name="nginx",
+            argv=nginx_command(),
+            marker="nginx",
+            ready=lambda: http_status(f"http://{HOST}:{NGINX_PORT}/") is not None,
+            url=f"http://{HOST}:{NGINX_PORT}/",
+            port=NGINX_PORT,
+        ),
+        Component(
+            name="prometheus",
+            argv=[
+                shutil.which("prometheus") or "/usr/bin/prometheus",
+                f"--config.file={PROMETHEUS_DIR / 'prometheus.yml'}",
+                f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}",
+                "--storage.tsdb.retention.time=1d",
+                f"--web.listen-address={HOST}:{PROMETHEUS_PORT}",
+            ],
+            marker="prometheus",
+            ready=prometheus_ready,
+            url=f"http://{HOST}:{PROMETHEUS_PORT}/",
+            port=PROMETHEUS_PORT,
+        ),
+        Component(
+            name="worker",
+            argv=[shutil.which("deployflow", path=str(BIN)) or "deployflow", "worker"],
+            marker="worker",
+            ready=worker_polling,
+            url=f"task queue {TASK_QUEUE}",
+            env={"TEMPORAL_ADDRESS": f"{HOST}:{TEMPORAL_PORT}"},
+            ready_timeout_s=20.0,
+            required=False,
+        ),
+    ]
+    return {c.name: c for c in listed}
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def pid_file(name: str) -> Path:
+    return PIDS / f"{name}.pid"
+
+
+def cmdline(pid: int) -> str | None:
+    """The process's command line, or None where /proc is not available."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie waiting for its parent counts as gone
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def running_pid(name: str, marker: str | None = None) -> int | None:
+    """PID recorded for ``name`` if that process still runs (and looks like ours)."""
+    try:
+        pid = int(pid_file(name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not alive(pid):
+        return None
+    line = cmdline(pid)
+    if marker is not None and line is not None and marker not in line:
+        return None  # the PID was reused by someone else
+    return pid
+
+
+def log_tail(name: str, lines: int = 15) -> str:
+    try:
+        text = (LOGS / f"{name}.log").read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def start(component: Component) -> None:
+    """Start ``component`` unless it already runs; wait (bounded) until it is ready."""
+    pid = running_pid(component.name, component.marker)
+    if pid is not None:
+        print(f"  {component.name:<11} already running (pid {pid})")
+        return
+    if component.port is not None and port_open(component.port):
+        raise StackError(
+            f"{component.name}: {HOST}:{component.port} is in use by a process this stack did "
+            "not start; stop it or change the port in examples/demo/stack.py"
+        )
+    PIDS.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with (LOGS / f"{component.name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            component.argv,
+            cwd=REPO,
+            env={**os.environ, **component.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives `make` and the terminal's Ctrl-C
+        )
+    pid_file(component.name).write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + component.ready_timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pid_file(component.name).unlink(missing_ok=True)
+            raise StackError(
+                f"{component.name} exited with {process.returncode}; "
+                f"last lines of {LOGS / component.name}.log:\n{log_tail(component.name)}"
+            )
+        if component.ready():
+            print(f"  {component.name:<11} started (pid {process.pid})  {component.url}")
+            return
+        time.sleep(0.2)
+    message = f"{component.name} not ready after {component.ready_timeout_s:.0f}s"
+    if not component.required:
+        print(f"  {component.name:<11} started (pid {process.pid}) but {message}: see its log")
+        return
+    stop(component.name)
+    raise StackError(f"{message}; last lines of its log:\n{log_tail(component.name)}")
+
+
+def stop(name: str) -> None:
+    """SIGTERM the recorded PID, wait (bounded), then SIGKILL. Only that PID, nothing else."""
+    path = pid_file(name)
+    if not path.exists():
+        return
+    pid = running_pid(name)
+    if pid is None:
+        path.unlink(missing_ok=True)
+        print(f"  {name:<11} was not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    how = "stopped"
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        how = "killed (did not stop on SIGTERM)"
+        kill_deadline = time.monotonic() + 2.0
+        while alive(pid) and time.monotonic() < kill_deadline:
+            time.sleep(0.05)
+    path.unlink(missing_ok=True)
+    print(f"  {name:<11} {how} (pid {pid})")
+
+
+# --- verbs --------------------------------------------------------------------------------
+
+
+def up(names: list[str] | None = None) -> None:
+    """Start the named components (all by default) in dependency order."""
+    wanted = names or list(ORDER)
+    table = components()
+    if "nginx" in wanted and running_pid("nginx", "nginx") is None:
+        # A fresh NGINX starts from all-stable; while it runs, the router owns the file.
+        write_nginx_config()
+        write_upstream_file(Weights(stable=100, canary=0))
+        checked = subprocess.run(nginx_command("-t"), capture_output=True, text=True, check=False)
+        if checked.returncode != 0:
+            raise StackError(f"nginx -t rejected the demo config:\n{checked.stderr}")
+    if "prometheus" in wanted:
+        write_prometheus_config()
+    for name in ORDER:
+        if name in wanted:
+            start(table[name])
+
+
+def down() -> None:
+    """Stop every process with a PID file, the last started first."""
+    recorded = {p.stem for p in PIDS.glob("*.pid")} if PIDS.exists() else set()
+    known = ["load", *reversed(ORDER)]
+    for name in [*known, *sorted(recorded - set(known))]:
+        stop(name)
+
+
+def status() -> int:
+    """Print each component's state; 0 when all run."""
+    table = components()
+    all_up = True
+    for name in ORDER:
+        component = table[name]
+        pid = running_pid(name, component.marker)
+        all_up &= pid is not None
+        state = f"running (pid {pid})" if pid else "stopped"
+        where = component.url
+        if pid and name in SLOT_PORTS:
+            where = f"http://{HOST}:{SLOT_PORTS[name]}/ ({slot_version(pid)})"
+        print(f"  {name:<11} {state:<22} {where}")
+    load = running_pid("load", "load.py")
+    print(f"  {'load':<11} {f'running (pid {load})' if load else 'stopped'}")
+    if running_pid("prometheus", "prometheus"):
+        with contextlib.suppress(OSError, KeyError, AssertionError):
+            for t in prometheus_targets():
+                labels = t["labels"]
+                assert isinstance(labels, dict)
+                print(f"  scrape      {labels['instance']:<22} {t['health']}")
+    return 0 if all_up else 1
+
+
+def slot_version(pid: int) -> str:
+    """``version[, error-rate X]`` a running slot was started with, from its command line."""
+    words = (cmdline(pid) or "").split()
+    options = dict(zip(words, [*words[1:], ""], strict=True))
+    version = options.get("--version", "?")
+    rate = options.get("--error-rate", "0.0")
+    return version if float(rate or 0) == 0 else f"{version}, started with error-rate {rate}"
+
+
+def set_slot(slot: str, version: str, error_rate: float = 0.0) -> None:
+    """Run ``version`` in a service slot, restarting it only if it runs something else."""
+    component = service_component(slot, version, error_rate)
+    pid = running_pid(slot, component.marker)
+    if pid is not None and cmdline(pid) == " ".join(component.argv) + " ":
+        print(f"  {slot:<11} already runs {version} (pid {pid})")
+        return
+    stop(slot)
+    start(component)
+
+
+def reset_routing() -> None:
+    """All traffic to stable: rewrite the upstream file and reload a running NGINX."""
+    write_upstream_file(Weights(stable=100, canary=0))
+    if running_pid("nginx", "nginx") is not None:
+        subprocess.run(nginx_command("-t"), capture_output=True, check=True)
+        subprocess.run(nginx_command("-s", "reload"), capture_output=True, check=True)
+    print(f"  nginx       100 % to stable {HOST}:{STABLE_PORT}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    up_parser = verbs.add_parser("up", help="start what is not running")
+    up_parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(ORDER))
+    verbs.add_parser("down", help="stop every recorded PID")
+    verbs.add_parser("status", help="what runs, where")
+    slot_parser = verbs.add_parser("slot", help="(re)start a service slot with a version")
+    slot_parser.add_argument("slot", choices=sorted(SLOT_PORTS))
+    slot_parser.add_argument("--version", required=True)
+    slot_parser.add_argument("--error-rate", type=float, default=0.0)
+    verbs.add_parser("reset", help="NGINX back to 100 %% stable")
+    load_parser = verbs.add_parser("load", help="start the load generator in the background")
+    load_parser.add_argument("--seconds", type=int, default=600)
+    load_parser.add_argument("--rate", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    if args.verb == "up" and set(args.names) - set(ORDER):
+        parser.error(f"unknown component(s) {sorted(set(args.names) - set(ORDER))}; have {ORDER}")
+    try:
+        if args.verb == "up":
+            up(args.names)
+        elif args.verb == "down":
+            down()
+        elif args.verb == "status":
+            return status()
+        elif args.verb == "slot":
+            set_slot(args.slot, args.version, args.error_rate)
+        elif args.verb == "reset":
+            reset_routing()
+        elif args.verb == "load":
+            start(load_component(args.seconds, args.rate))
+    except StackError as e:
+        print(f"stack: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
