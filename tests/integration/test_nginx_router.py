@@ -11,7 +11,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
+from activities.errors import INVALID_SPEC, ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
 from activities.routing.activities import GetWeightsInput, SetWeightInput, get_weights, set_weight
 from activities.routing.base import Weights
 from activities.routing.nginx import NginxRouter, NginxRouterSpec, render_upstream
@@ -42,6 +42,23 @@ def shift(server: NginxServer, router: NginxRouter, weights: Weights) -> None:
     before = server.workers()
     router.set_weights(weights)
     server.wait_workers_replaced(before)
+
+
+def fake_spec(tmp_path: Path, test: str = "true", reload: str = "true") -> NginxRouterSpec:
+    """Spec whose commands are shell snippets that also append their name to a log."""
+    log = tmp_path / "commands.log"
+    return NginxRouterSpec(
+        upstream="app",
+        config_path=str(tmp_path / "app-upstream.conf"),
+        stable=["127.0.0.1:8001"],
+        canary=["127.0.0.1:8002"],
+        test_command=["sh", "-c", f"echo test >> {log}; {test}"],
+        reload_command=["sh", "-c", f"echo reload >> {log}; {reload}"],
+    )
+
+
+def command_log(tmp_path: Path) -> list[str]:
+    return (tmp_path / "commands.log").read_text().split()
 
 
 @pytest.fixture
@@ -160,18 +177,16 @@ def test_activities_set_and_read_back_through_the_real_nginx(
     assert set(answers(nginx, 40)) == {"stable", "canary"}
 
 
-def fake_spec(tmp_path: Path, test: str = "true", reload: str = "true") -> NginxRouterSpec:
-    """Spec whose commands are shell snippets that also append their name to a log."""
-    log = tmp_path / "commands.log"
-    return NginxRouterSpec(
-        upstream="app",
-        config_path=str(tmp_path / "app-upstream.conf"),
-        stable=["127.0.0.1:8001"],
-        canary=["127.0.0.1:8002"],
-        test_command=["sh", "-c", f"echo test >> {log}; {test}"],
-        reload_command=["sh", "-c", f"echo reload >> {log}; {reload}"],
-    )
+def test_never_written_file_reads_as_all_stable(tmp_path: Path):
+    assert NginxRouter(fake_spec(tmp_path)).get_weights() == Weights(stable=100, canary=0)
 
 
-def command_log(tmp_path: Path) -> list[str]:
-    return (tmp_path / "commands.log").read_text().split()
+def test_file_not_written_by_deployflow_is_an_invalid_spec(tmp_path: Path):
+    spec = fake_spec(tmp_path)
+    Path(spec.config_path).write_text("upstream app { server 127.0.0.1:8001; }\n")
+
+    with pytest.raises(ApplicationError) as raised:
+        NginxRouter(spec).get_weights()
+
+    assert raised.value.type == INVALID_SPEC
+    assert raised.value.non_retryable
