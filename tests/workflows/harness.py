@@ -1,0 +1,119 @@
+"""Stub activities (registered by name, like the real ones) and helpers for workflow tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.metrics.activities import MeasureInput, MeasureOutput
+from activities.routing.activities import SetWeightInput
+from activities.routing.base import Weights
+from workflows.canary import CanaryRollout
+from workflows.rollout_models import RolloutStatus
+from workflows.spec import Rollout, parse_rollout
+
+ERROR_RATE_TEMPLATE = {
+    "name": "error-rate",
+    "metrics": [
+        {
+            "name": "error-rate",
+            "interval": "1m",
+            "count": 3,
+            "successCondition": "result < 0.01",
+            "provider": {
+                "prometheus": {
+                    "address": "http://127.0.0.1:9",
+                    "query": 'errors{version="{{version}}"}',
+                }
+            },
+        }
+    ],
+}
+
+
+def rollout(steps: list[dict[str, Any]], **spec: Any) -> Rollout:
+    """A canary Rollout with ``steps``; ``spec`` overrides or adds spec fields."""
+    body: dict[str, Any] = {
+        "service": "checkout",
+        "environment": f"test-{uuid.uuid4().hex[:8]}",
+        "version": "v2",
+        "router": {
+            "nginx": {
+                "upstream": "checkout",
+                "configPath": "/nonexistent/upstream.conf",
+                "stable": ["127.0.0.1:1"],
+                "canary": ["127.0.0.1:2"],
+            }
+        },
+        "strategy": {"canary": {"steps": steps}},
+        "analysisTemplates": [ERROR_RATE_TEMPLATE],
+    }
+    canary = spec.pop("canary", {})
+    body["strategy"]["canary"].update(canary)
+    body.update(spec)
+    doc = {"apiVersion": "deployflow/v1", "kind": "Rollout", "metadata": {"name": "checkout"}}
+    return parse_rollout([{**doc, "spec": body}])
+
+
+@dataclass
+class Stubs:
+    """What the stub activities saw, and what ``measure`` answers (by call number)."""
+
+    canary_weights: list[int] = field(default_factory=list)
+    measure_keys: list[str] = field(default_factory=list)
+    measure_values: Callable[[int], list[float]] = lambda n: [0.0]
+    measurements: int = 0
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="set_weight")
+        async def set_weight(input: SetWeightInput) -> Weights:
+            self.canary_weights.append(input.weights.canary)
+            return input.weights
+
+        @activity.defn(name="measure")
+        async def measure(input: MeasureInput) -> MeasureOutput:
+            self.measurements += 1
+            self.measure_keys.append(input.key)
+            return MeasureOutput(values=self.measure_values(self.measurements))
+
+        return [set_weight, measure]
+
+
+@asynccontextmanager
+async def canary_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        env.client, task_queue=task_queue, workflows=[CanaryRollout], activities=stubs.activities()
+    ):
+        yield task_queue
+
+
+async def start(
+    env: WorkflowEnvironment, task_queue: str, spec: Rollout
+) -> WorkflowHandle[Any, Any]:
+    return await env.client.start_workflow(
+        CanaryRollout.run, spec, id=spec.workflow_id, task_queue=task_queue
+    )
+
+
+async def wait_for_status(
+    handle: WorkflowHandle[Any, Any],
+    predicate: Callable[[RolloutStatus], bool],
+    timeout: float = 15.0,
+) -> RolloutStatus:
+    """Poll the ``status`` query until ``predicate`` holds (bounded)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            status = await handle.query(CanaryRollout.status)
+            if predicate(status):
+                return status
+            await asyncio.sleep(0.05)

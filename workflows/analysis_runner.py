@@ -1,0 +1,119 @@
+"""Run one AnalysisRun inside a workflow: each metric measures on its own timer.
+
+The judging is ``workflows/analysis.py`` (pure); this module only schedules the
+``measure`` activity, records each measurement into the run, and stops every metric as
+soon as the run is decided Failed or Error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
+    from workflows.analysis import (
+        AnalysisPhase,
+        AnalysisRun,
+        Measurement,
+        MetricResult,
+        classify,
+        record,
+        run_phase,
+    )
+    from workflows.durations import parse_duration
+    from workflows.spec import Metric, Rollout, render_placeholders
+
+# The measure activity reports provider failures as Error measurements itself; a retry
+# here only covers a worker dying mid-measurement.
+MEASURE_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=200))
+
+
+async def run_analysis(rollout: Rollout, run: AnalysisRun, key: str) -> AnalysisPhase:
+    """Measure every metric of ``run``'s templates until the run is decided; its phase."""
+    metrics = [m for name in run.templates for m in rollout.template(name).metrics]
+    run.metrics = [MetricResult(name=m.name) for m in metrics]
+    run.phase = AnalysisPhase.RUNNING
+    tasks = [
+        asyncio.create_task(_measure_until_done(rollout, run, i, m, f"{key}/{m.name}"))
+        for i, m in enumerate(metrics)
+    ]
+    try:
+        await workflow.wait_condition(
+            lambda: (
+                all(t.done() for t in tasks)
+                or run.phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR)
+            )
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]  # a bug, not a measurement
+    return run.phase
+
+
+async def _measure_until_done(
+    rollout: Rollout, run: AnalysisRun, index: int, metric: Metric, key: str
+) -> None:
+    if metric.initial_delay:
+        await workflow.sleep(parse_duration(metric.initial_delay))
+    provider = _rendered(metric.provider, rollout)
+    timeout = timedelta(seconds=(provider.prometheus.timeout if provider.prometheus else 10) + 5)
+    number = 0
+    while True:
+        number += 1
+        started = workflow.now()
+        phase, values, message = await _measure(
+            MeasureInput(metric=metric.name, provider=provider, key=f"{key}/{number}"),
+            metric,
+            timeout,
+        )
+        measurement = Measurement(
+            phase=phase,
+            value=values,
+            message=message,
+            started_at=started,
+            finished_at=workflow.now(),
+        )
+        run.metrics[index] = record(metric, run.metrics[index], measurement)
+        run.phase = run_phase(run.metrics)
+        if run.metrics[index].phase.completed:
+            run.message = run.metrics[index].message or run.message
+            return
+        await workflow.sleep(parse_duration(metric.interval or "0s"))
+
+
+async def _measure(
+    request: MeasureInput, metric: Metric, timeout: timedelta
+) -> tuple[AnalysisPhase, list[float], str | None]:
+    try:
+        output = await workflow.execute_activity(
+            "measure",
+            request,
+            result_type=MeasureOutput,
+            start_to_close_timeout=timeout,
+            retry_policy=MEASURE_RETRY,
+        )
+    except ActivityError as exc:
+        if is_cancelled_exception(exc):
+            raise
+        return AnalysisPhase.ERROR, [], f"measurement failed: {exc.cause or exc}"
+    if output.error:
+        return AnalysisPhase.ERROR, output.values, output.error
+    phase, message = classify(metric, output.values)
+    return phase, output.values, message
+
+
+def _rendered(provider: MetricProviderSpec, rollout: Rollout) -> MetricProviderSpec:
+    if provider.prometheus is None:
+        return provider
+    query = render_placeholders(provider.prometheus.query, rollout)
+    return provider.model_copy(
+        update={"prometheus": provider.prometheus.model_copy(update={"query": query})}
+    )

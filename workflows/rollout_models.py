@@ -1,0 +1,72 @@
+"""What a rollout workflow shows and accepts: status, result, timeline, operator inputs.
+
+These are the JSON shapes users see in the Temporal UI (query ``status``, the result) and
+send to it (the ``promote``/``pause``/``resume``/``abort`` updates and signals).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from activities.model import Model
+from activities.routing.base import Weights
+from workflows.analysis import AnalysisRun
+
+TIMELINE_LIMIT = 500
+"""Events kept in ``status``; the workflow history keeps everything."""
+
+
+class RolloutPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    ROLLING_BACK = "RollingBack"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    ABORTED = "Aborted"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RolloutPhase.PROMOTED, RolloutPhase.ROLLED_BACK, RolloutPhase.ABORTED)
+
+
+class Event(Model):
+    at: datetime
+    kind: str
+    message: str
+
+
+class OperatorInput(Model):
+    """Argument of every operator verb; all fields optional, so ``{}`` is a valid input."""
+
+    reason: str | None = Field(default=None, max_length=1000)
+    by: str | None = Field(default=None, max_length=200)
+
+
+class RolloutStatus(Model):
+    service: str
+    environment: str
+    version: str
+    strategy: str = "canary"
+    phase: RolloutPhase = RolloutPhase.PROGRESSING
+    message: str = ""
+    current_step: int | None = None
+    step_count: int = 0
+    step: str | None = None
+    weights: Weights = Field(default_factory=lambda: Weights(stable=100, canary=0))
+    paused_reason: str | None = None
+    analysis_runs: list[AnalysisRun] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+
+
+class RolloutResult(Model):
+    outcome: RolloutPhase
+    reason: str
+    service: str
+    environment: str
+    version: str
+    weights: Weights
+    analysis_runs: list[AnalysisRun]
+    events: list[Event]

@@ -1,0 +1,297 @@
+"""The rollout spec: Argo Rollouts' vocabulary as pydantic models, plus loading and linting.
+
+A spec file holds one ``kind: Rollout`` document and, optionally, ``kind: AnalysisTemplate``
+documents (deployflow/v1 or Argo's argoproj.io/v1alpha1, so templates pasted from Argo
+docs work). ``load_rollout`` returns a validated ``Rollout`` or raises ``SpecError`` whose
+messages each start with the path of the offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+
+from activities.metrics.activities import MetricProviderSpec
+from activities.model import Model
+from activities.routing.factory import RouterSpec
+from workflows.conditions import ConditionError, compile_condition
+from workflows.durations import parse_duration
+
+PLACEHOLDERS = ("service", "environment", "version")
+_PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+def _duration_text(value: Any) -> Any:
+    """Accept a number of seconds as well as ``30s``; keep the text the user wrote."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value}s"
+    return value
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+def _check_condition(value: str) -> str:
+    try:
+        compile_condition(value)
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_check_duration)]
+Condition = Annotated[str, AfterValidator(_check_condition)]
+Name = Annotated[str, Field(pattern=_NAME, max_length=63)]
+
+
+class Metadata(Model):
+    name: Name
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Pause(Model):
+    """``pause: {duration: 30m}`` is a timer; ``pause: {}`` waits for ``promote``."""
+
+    duration: Duration | None = None
+
+    @property
+    def timeout(self) -> timedelta | None:
+        return None if self.duration is None else parse_duration(self.duration)
+
+
+class AnalysisTemplateRef(Model):
+    template_name: str
+
+
+class StepAnalysis(Model):
+    templates: list[AnalysisTemplateRef] = Field(min_length=1)
+
+
+class BackgroundAnalysis(StepAnalysis):
+    starting_step: int = Field(default=0, ge=0)
+
+
+class CanaryStep(Model):
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    pause: Pause | None = None
+    analysis: StepAnalysis | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CanaryStep:
+        chosen = [n for n in ("set_weight", "pause", "analysis") if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError("a step is exactly one of setWeight, pause or analysis")
+        return self
+
+    def describe(self) -> str:
+        if self.set_weight is not None:
+            return f"setWeight {self.set_weight}"
+        if self.pause is not None:
+            return (
+                f"pause {self.pause.duration}" if self.pause.duration else "pause (until promoted)"
+            )
+        assert self.analysis is not None
+        return "analysis " + ", ".join(t.template_name for t in self.analysis.templates)
+
+
+class CanaryStrategy(Model):
+    steps: list[CanaryStep] = Field(min_length=1)
+    analysis: BackgroundAnalysis | None = None
+
+
+class Strategy(Model):
+    canary: CanaryStrategy
+
+
+class Metric(Model):
+    """One AnalysisTemplate metric with Argo's semantics (see workflows/analysis.py)."""
+
+    name: Name
+    interval: Duration | None = None
+    count: int | None = Field(default=None, ge=1)
+    initial_delay: Duration | None = None
+    success_condition: Condition | None = None
+    failure_condition: Condition | None = None
+    failure_limit: int = Field(default=0, ge=0)
+    inconclusive_limit: int = Field(default=0, ge=0)
+    consecutive_error_limit: int = Field(default=4, ge=0)
+    provider: MetricProviderSpec
+
+    @property
+    def planned_count(self) -> int | None:
+        """Measurements to take: ``count``; 1 without an interval; ``None`` = until stopped."""
+        if self.count is not None:
+            return self.count
+        return 1 if self.interval is None else None
+
+
+class AnalysisTemplate(Model):
+    name: Name
+    metrics: list[Metric] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_metric_names(self) -> AnalysisTemplate:
+        names = [m.name for m in self.metrics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metric names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
+class RolloutSpec(Model):
+    service: Name
+    environment: Name
+    version: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")]
+    router: RouterSpec
+    strategy: Strategy
+    analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
+    progress_deadline_seconds: int | None = Field(default=None, ge=1)
+
+
+class Rollout(Model):
+    api_version: Literal["deployflow/v1"]
+    kind: Literal["Rollout"]
+    metadata: Metadata
+    spec: RolloutSpec
+
+    @property
+    def workflow_id(self) -> str:
+        """One rollout per service and environment at a time: the id says which."""
+        return rollout_workflow_id(self.spec.service, self.spec.environment)
+
+    def template(self, name: str) -> AnalysisTemplate:
+        return next(t for t in self.spec.analysis_templates if t.name == name)
+
+
+def rollout_workflow_id(service: str, environment: str) -> str:
+    return f"rollout-{service}-{environment}"
+
+
+class SpecError(ValueError):
+    """An invalid spec; ``problems`` are ``path: message`` lines."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: invalid spec\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def render_placeholders(text: str, rollout: Rollout) -> str:
+    """Substitute ``{{service}}``, ``{{environment}}`` and ``{{version}}``."""
+    values = {name: getattr(rollout.spec, name) for name in PLACEHOLDERS}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def rollout_problems(rollout: Rollout) -> list[str]:
+    """Cross-field checks pydantic cannot express per field; empty when the spec is sound."""
+    problems: list[str] = []
+    spec = rollout.spec
+    known = {t.name for t in spec.analysis_templates}
+    names = [t.name for t in spec.analysis_templates]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"spec.analysisTemplates: template {name!r} is defined twice")
+    for t_index, template in enumerate(spec.analysis_templates):
+        for m_index, metric in enumerate(template.metrics):
+            path = f"spec.analysisTemplates[{t_index}].metrics[{m_index}]"
+            query = metric.provider.prometheus.query if metric.provider.prometheus else ""
+            for unknown in sorted(set(_PLACEHOLDER.findall(query)) - set(PLACEHOLDERS)):
+                problems.append(
+                    f"{path}.provider.prometheus.query: unknown placeholder {{{{{unknown}}}}} "
+                    f"(known: {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)})"
+                )
+    canary = spec.strategy.canary
+    refs: list[tuple[str, StepAnalysis, bool]] = [
+        (f"spec.strategy.canary.steps[{i}].analysis", s.analysis, True)
+        for i, s in enumerate(canary.steps)
+        if s.analysis is not None
+    ]
+    if canary.analysis is not None:
+        refs.append(("spec.strategy.canary.analysis", canary.analysis, False))
+        if canary.analysis.starting_step >= len(canary.steps):
+            problems.append(
+                f"spec.strategy.canary.analysis.startingStep: {canary.analysis.starting_step} "
+                f"is past the last step (there are {len(canary.steps)} steps, numbered from 0)"
+            )
+    for path, analysis, blocking in refs:
+        for r_index, ref in enumerate(analysis.templates):
+            ref_path = f"{path}.templates[{r_index}].templateName"
+            if ref.template_name not in known:
+                have = ", ".join(sorted(known)) or "none defined"
+                problems.append(
+                    f"{ref_path}: no analysisTemplate named {ref.template_name!r} (have: {have})"
+                )
+                continue
+            if blocking:
+                problems.extend(
+                    f"{ref_path}: metric {m.name!r} has an interval but no count, "
+                    "so this step would never finish (set count)"
+                    for m in rollout.template(ref.template_name).metrics
+                    if m.planned_count is None
+                )
+    return problems
+
+
+def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:
+    """``path: message`` lines from a pydantic error, paths in the spec's own spelling."""
+    problems = []
+    for item in error.errors():
+        path = prefix
+        for part in item["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif not str(part).startswith("function-"):
+                path += f".{part}" if path else str(part)
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{path or '(top level)'}: {message}")
+    return problems
+
+
+def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
+    """Validate already-parsed YAML/JSON documents into a ``Rollout``."""
+    rollouts = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Rollout"]
+    templates = [
+        d for d in documents if isinstance(d, dict) and d.get("kind") == "AnalysisTemplate"
+    ]
+    other = [d for d in documents if d not in rollouts and d not in templates and d is not None]
+    problems = [
+        f"document {documents.index(d) + 1}: kind must be Rollout or AnalysisTemplate, "
+        f"got {d.get('kind') if isinstance(d, dict) else type(d).__name__!r}"
+        for d in other
+    ]
+    if len(rollouts) != 1:
+        problems.append(f"(top level): expected exactly one kind: Rollout, found {len(rollouts)}")
+        raise SpecError(source, problems)
+    body = dict(rollouts[0])
+    if templates:
+        spec = dict(body.get("spec") or {})
+        merged = list(spec.get("analysisTemplates") or [])
+        for doc in templates:
+            merged.append(
+                {"name": (doc.get("metadata") or {}).get("name"), **(doc.get("spec") or {})}
+            )
+        spec["analysisTemplates"] = merged
+        body["spec"] = spec
+    try:
+        rollout = Rollout.model_validate(body)
+    except ValidationError as exc:
+        raise SpecError(source, problems + validation_problems(exc)) from None
+    problems += rollout_problems(rollout)
+    if problems:
+        raise SpecError(source, problems)
+    return rollout
+
+
+def load_rollout(text: str, source: str = "<spec>") -> Rollout:
+    """Parse and validate a spec file's text (YAML, possibly several documents)."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise SpecError(source, [f"(yaml): {exc}"]) from None
+    return parse_rollout(documents, source)
