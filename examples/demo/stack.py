@@ -30,8 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from activities.routing.base import Weights
-from activities.routing.nginx import render_upstream
 from starters.devserver import build_command, find_temporal_binary
 
 HOST = "127.0.0.1"
@@ -155,8 +153,13 @@ def service_argv(slot: str, version: str, error_rate: float = 0.0) -> list[str]:
     ]
 
 
-def write_upstream_file(weights: Weights) -> None:
-    """The router-owned upstream file, rendered by the router's own function."""
+def write_all_stable_upstream() -> None:
+    """The router-owned upstream file at 100 % stable, rendered by the router's own code."""
+    # Imported here so `down` and `status` work even while the router module is mid-change.
+    from activities.routing.base import Weights
+    from activities.routing.nginx import render_upstream
+
+    weights = Weights(stable=100, canary=0)
     UPSTREAM_FILE.write_text(
         render_upstream(UPSTREAM, [f"{HOST}:{STABLE_PORT}"], [f"{HOST}:{CANARY_PORT}"], weights)
     )
@@ -167,15 +170,15 @@ def write_nginx_config() -> None:
     for sub in ("logs", "tmp"):
         (NGINX_PREFIX / sub).mkdir(parents=True, exist_ok=True)
     temp = "\n".join(
-        f"    {kind}_temp_path {NGINX_PREFIX / 'tmp' / kind};"
+        f'    {kind}_temp_path "{NGINX_PREFIX / "tmp" / kind}";'
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     (NGINX_PREFIX / "nginx.conf").write_text(
         f"""# Written by examples/demo/stack.py; the upstream file belongs to deployflow's router.
 daemon off;
 worker_processes 1;
-pid {NGINX_PREFIX / "nginx.pid"};
-error_log {NGINX_PREFIX / "logs" / "error.log"} warn;
+pid "{NGINX_PREFIX / "nginx.pid"}";
+error_log "{NGINX_PREFIX / "logs" / "error.log"}" warn;
 events {{ worker_connections 512; }}
 http {{
     access_log off;
@@ -185,16 +188,12 @@ http {{
         listen {HOST}:{NGINX_PORT};
         location / {{
             proxy_pass http://{UPSTREAM};
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
             proxy_next_upstream off;
         }}
     }}
 }}
 """
     )
-    if not UPSTREAM_FILE.exists():
-        write_upstream_file(Weights(stable=100, canary=0))
 
 
 def write_prometheus_config() -> None:
@@ -427,7 +426,7 @@ def up(names: list[str] | None = None) -> None:
     if "nginx" in wanted and running_pid("nginx", "nginx") is None:
         # A fresh NGINX starts from all-stable; while it runs, the router owns the file.
         write_nginx_config()
-        write_upstream_file(Weights(stable=100, canary=0))
+        write_all_stable_upstream()
         checked = subprocess.run(nginx_command("-t"), capture_output=True, text=True, check=False)
         if checked.returncode != 0:
             raise StackError(f"nginx -t rejected the demo config:\n{checked.stderr}")
@@ -492,7 +491,7 @@ def set_slot(slot: str, version: str, error_rate: float = 0.0) -> None:
 
 def reset_routing() -> None:
     """All traffic to stable: rewrite the upstream file and reload a running NGINX."""
-    write_upstream_file(Weights(stable=100, canary=0))
+    write_all_stable_upstream()
     if running_pid("nginx", "nginx") is not None:
         subprocess.run(nginx_command("-t"), capture_output=True, check=True)
         subprocess.run(nginx_command("-s", "reload"), capture_output=True, check=True)

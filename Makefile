@@ -1,0 +1,83 @@
+# deployflow: `make test` and `make demo` work on a fresh Debian machine (root installs the
+# system packages; elsewhere they are listed and tests that need them skip outside CI).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STRATEGY ?= canary
+# Debian names; they provide /usr/sbin/nginx and /usr/bin/prometheus.
+APT_PACKAGES := nginx-light prometheus
+
+.PHONY: help bootstrap system-packages test lint fmt demo down
+
+help:
+	@echo "make test                 lint, type-check and run the test suite (bootstraps first)"
+	@echo "make demo [STRATEGY=...]  local stack + a good and a bad rollout (default: canary)"
+	@echo "make down                 stop the demo stack"
+	@echo "make lint | make fmt      ruff + mypy | apply ruff's formatting and fixes"
+
+bootstrap: system-packages $(VENV)/.installed
+
+# Checked on every run (cheap), so a removed package is noticed. The Debian packages start
+# their own services on install in some environments; nothing here uses them (the demo and
+# the tests run their own nginx/prometheus on other ports with their own configs), so a
+# temporary policy-rc.d (exit 101 = "do not start services") keeps them from starting.
+system-packages:
+	@missing=""; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing="$$missing prometheus"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> apt-get install$$missing"; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			trap 'rm -f /usr/sbin/policy-rc.d' EXIT; \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+			chmod +x /usr/sbin/policy-rc.d; \
+		fi; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+			>/dev/null; \
+	else \
+		echo "note: not installed:$$missing (Debian: sudo apt-get install$$missing)."; \
+		echo "      Tests that need them are skipped, or fail under CI."; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "==> pip install -e '.[dev]' (log: $(VENV)/pip.log)"
+	@$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]' >$(VENV)/pip.log 2>&1 \
+		|| { tail -n 30 $(VENV)/pip.log; exit 1; }
+	@touch $@
+
+test: bootstrap
+	@echo "==> ruff check"
+	@$(BIN)/ruff check .
+	@echo "==> ruff format --check"
+	@$(BIN)/ruff format --check .
+	@echo "==> mypy"
+	@$(BIN)/mypy
+	@echo "==> pytest"
+	@$(BIN)/pytest -q
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: bootstrap
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+demo: bootstrap
+	$(BIN)/python examples/demo/run.py --strategy $(STRATEGY)
+
+# By the PIDs the stack recorded in .state/demo/pids/, never by process name.
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python examples/demo/stack.py down; \
+	else echo "no $(BIN)/python: nothing was started by this Makefile"; fi
