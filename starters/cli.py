@@ -1,0 +1,84 @@
+"""`deployflow`: the command line, for people and for CI.
+
+Exit codes: 0 success, 1 the rollout failed / was rolled back / aborted, 2 invalid input,
+3 Temporal (or another dependency) unreachable. Errors are one clear line on stderr,
+never a traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from temporalio.service import RPCError, RPCStatusCode
+
+from starters import devserver, rollouts
+from starters.errors import EXIT_INVALID, EXIT_UNREACHABLE, UsageError
+from workers import main as worker_main
+from workers.config import TemporalConfig
+from workers.logging_setup import configure_logging
+from workflows.spec import SpecError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deployflow",
+        description="Durable progressive delivery on Temporal.",
+        epilog="Temporal: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    devserver.add_parser(subparsers)
+    worker = subparsers.add_parser("worker", help="run a worker for all deployflow workflows")
+    worker.set_defaults(func=worker_main.run, sync=True)
+    rollouts.add_parsers(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return dispatch(args)
+    except SpecError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    except UsageError as exc:
+        print(f"deployflow: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except (RPCError, ConnectionError, RuntimeError) as exc:
+        if isinstance(exc, RPCError) and exc.status not in _UNREACHABLE:
+            raise
+        if isinstance(exc, RuntimeError) and "connect" not in str(exc).lower():
+            raise
+        address = TemporalConfig.from_env().address
+        print(f"deployflow: Temporal is unreachable at {address}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+_UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "worker":
+        configure_logging(json=True)
+        code: int = args.func(args)
+        return code
+    if args.command == "dev-server" or not getattr(args, "needs_client", True):
+        code = args.func(args)
+        return code
+    configure_logging(json=False)
+    config = TemporalConfig.from_env()
+
+    async def run() -> int:
+        client = await config.connect()
+        result: int = await args.func(args, config, client)
+        return result
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

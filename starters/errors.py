@@ -1,0 +1,14 @@
+"""Exit codes of the CLI, and the error that means "the user asked for something wrong"."""
+
+from __future__ import annotations
+
+from typing import Final
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_INVALID: Final = 2
+EXIT_UNREACHABLE: Final = 3
+
+
+class UsageError(Exception):
+    """Invalid input: printed as one line, exit code 2."""

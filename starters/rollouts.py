@@ -1,0 +1,261 @@
+"""`deployflow rollout …`: lint, start (and wait), status, list and the operator verbs.
+
+Exit codes are for CI: 0 promoted / done, 1 rolled back, aborted or failed, 2 invalid
+input (spec, arguments, a verb that does not apply now, a rollout already running),
+3 Temporal unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from starters.progress import follow, print_status
+from workers.config import TemporalConfig
+from workflows import search_attributes as sa
+from workflows.canary import CanaryRollout
+from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
+from workflows.spec import Rollout, SpecError, load_rollout, rollout_workflow_id
+
+VERBS = ("promote", "pause", "resume", "abort")
+
+
+def read_spec(path: str) -> Rollout:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"FILE {path}: {exc.strerror}") from None
+    return load_rollout(text, source=path)
+
+
+def lint(args: argparse.Namespace) -> int:
+    try:
+        rollout = read_spec(args.file)
+    except SpecError as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "file": args.file, "problems": exc.problems}))
+            return EXIT_INVALID
+        raise
+    steps = rollout.spec.strategy.canary.steps
+    if args.json:
+        print(json.dumps({"valid": True, "file": args.file, "workflowId": rollout.workflow_id}))
+    else:
+        print(
+            f"{args.file}: valid — canary of {rollout.spec.service} {rollout.spec.version} "
+            f"in {rollout.spec.environment}, {len(steps)} steps"
+        )
+    return EXIT_OK
+
+
+async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    rollout = read_spec(args.file)
+    spec = rollout.spec
+    steps = " → ".join(s.describe() for s in spec.strategy.canary.steps)
+    try:
+        handle = await client.start_workflow(
+            CanaryRollout.run,
+            rollout,
+            id=rollout.workflow_id,
+            task_queue=config.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.DEPLOY_SERVICE, spec.service),
+                    SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
+                    SearchAttributePair(sa.DEPLOY_STRATEGY, "canary"),
+                    SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
+                ]
+            ),
+            static_summary=f"canary {spec.service} {spec.version} → {spec.environment}",
+            static_details=f"steps: {steps}\n\nstarted by {_who()} from {args.file}",
+        )
+    except WorkflowAlreadyStartedError:
+        raise UsageError(
+            f"a rollout of {spec.service} in {spec.environment} is already running "
+            f"(workflow {rollout.workflow_id}); wait for it, or abort it with "
+            f"`deployflow rollout abort {spec.service} --env {spec.environment}`"
+        ) from None
+    url = config.workflow_url(handle.id, handle.result_run_id)
+    started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}
+    if args.json and not args.wait:
+        print(json.dumps(started))
+        return EXIT_OK
+    _err(f"started {handle.id} — {url}")
+    if not args.wait:
+        return EXIT_OK
+    return await wait_for_result(handle, json_output=args.json)
+
+
+async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool) -> int:
+    """Stream progress to stderr until the run closes; the result on stdout; the exit code."""
+    await follow(handle, out=sys.stderr)
+    try:
+        result: RolloutResult = await handle.result()
+    except WorkflowFailureError as exc:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause)
+        if json_output:
+            print(json.dumps({"outcome": "Failed", "reason": message, "workflowId": handle.id}))
+        else:
+            print(f"{handle.id}: failed — {message}")
+        return EXIT_FAILED
+    if json_output:
+        print(result.model_dump_json(by_alias=True))
+    else:
+        print(f"{handle.id}: {result.outcome.value} — {result.reason}")
+    return EXIT_OK if result.outcome is RolloutPhase.PROMOTED else EXIT_FAILED
+
+
+async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
+    description = await handle.describe()
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        current: RolloutStatus | RolloutResult = await handle.query(CanaryRollout.status)
+    else:
+        try:
+            current = await handle.result()
+        except WorkflowFailureError as exc:
+            state = description.status.name.lower() if description.status else "closed"
+            print(f"{handle.id}: {state} — {getattr(exc.cause, 'message', exc.cause)}")
+            return EXIT_FAILED
+    if args.json:
+        print(current.model_dump_json(by_alias=True))
+    else:
+        print_status(handle.id, current, config.workflow_url(handle.id), out=sys.stdout)
+    return EXIT_OK
+
+
+async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    query = "WorkflowType = 'CanaryRollout'"
+    if not args.all:
+        query += " AND ExecutionStatus = 'Running'"
+    rows = []
+    async for wf in client.list_workflows(query, limit=args.limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            {
+                "workflowId": wf.id,
+                "service": attrs.get(sa.DEPLOY_SERVICE),
+                "environment": attrs.get(sa.DEPLOY_ENVIRONMENT),
+                "phase": attrs.get(sa.DEPLOY_PHASE),
+                "status": wf.status.name if wf.status else None,
+                "started": wf.start_time.isoformat(),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    if not rows:
+        print("no rollouts" + ("" if args.all else " running (--all shows finished ones)"))
+    for row in rows:
+        print(
+            f"{row['workflowId']:<40} {row['phase'] or '-':<12} {row['status']:<11} "
+            f"{row['started']}"
+        )
+    return EXIT_OK
+
+
+async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    name = "promote_full" if args.verb == "promote" and args.full else args.verb
+    handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
+    request = OperatorInput(reason=getattr(args, "reason", None), by=_who())
+    try:
+        message = await handle.execute_update(name, request, result_type=str)
+    except WorkflowUpdateFailedError as exc:
+        raise UsageError(f"{name} rejected: {getattr(exc.cause, 'message', exc.cause)}") from None
+    print(f"{handle.id}: {message}")
+    return EXIT_OK
+
+
+async def resolve(client: Client, name: str, env: str | None) -> str:
+    """The workflow id for ``NAME`` (a service, or a workflow id) and ``--env``."""
+    if env is not None:
+        return rollout_workflow_id(name, env)
+    if name.startswith("rollout-"):
+        return name
+    query = (
+        f"WorkflowType = 'CanaryRollout' AND ExecutionStatus = 'Running' "
+        f"AND DeployService = {json.dumps(name)}"
+    )
+    running = [wf.id async for wf in client.list_workflows(query, limit=10)]
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise UsageError(f"NAME {name}: no running rollout of that service; pass --env ENV")
+    raise UsageError(f"NAME {name}: rollouts running in several environments; pass --env ENV")
+
+
+def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rollout = subparsers.add_parser("rollout", help="start, watch and steer rollouts")
+    cmds = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
+
+    p = cmds.add_parser("lint", help="validate a spec without starting anything")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=lint, needs_client=False)
+
+    p = cmds.add_parser("start", help="start a rollout from a spec file")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--wait", action="store_true", help="stream progress; exit code = outcome")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=start)
+
+    p = cmds.add_parser("status", help="phase, step, weights, analysis and timeline")
+    _name_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=status)
+
+    p = cmds.add_parser("list", help="running rollouts (--all: finished ones too)")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=list_rollouts)
+
+    for name, text in (
+        ("promote", "finish the current pause and go on (--full: straight to 100 %)"),
+        ("pause", "hold before the next step"),
+        ("resume", "continue a paused rollout"),
+        ("abort", "stop and send all traffic back to stable"),
+    ):
+        p = cmds.add_parser(name, help=text)
+        _name_args(p)
+        if name == "promote":
+            p.add_argument("--full", action="store_true", help="skip all remaining steps")
+        if name in ("abort", "pause"):
+            p.add_argument("--reason", help="recorded in the timeline and history")
+        p.set_defaults(func=verb, verb=name)
+
+
+def _name_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the service (or the workflow id)")
+    parser.add_argument("--env", help="environment (needed when several are running)")
+
+
+def _who() -> str:
+    return os.environ.get("DEPLOYFLOW_USER") or getpass.getuser()
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,75 @@
+"""`deployflow worker`: one worker for every deployflow workflow and activity.
+
+Blocking clients (subprocess for nginx, requests for Prometheus) run in sync activities on
+a thread pool. SIGINT/SIGTERM stop polling, let running activities finish (bounded), then
+exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.metrics.activities import measure
+from activities.routing.activities import get_weights, set_weight
+from workers.config import TemporalConfig
+from workflows.canary import CanaryRollout
+
+log = structlog.get_logger()
+
+WORKFLOWS: Sequence[type] = (CanaryRollout,)
+ACTIVITIES: Sequence[Callable[..., Any]] = (set_weight, get_weights, measure)
+ACTIVITY_THREADS = 32
+
+
+def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=list(ACTIVITIES),
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        graceful_shutdown_timeout=timedelta(seconds=15),
+    )
+
+
+async def run_worker(config: TemporalConfig, stop: asyncio.Event) -> None:
+    """Poll ``config.task_queue`` until ``stop`` is set."""
+    client = await config.connect()
+    with ThreadPoolExecutor(
+        max_workers=ACTIVITY_THREADS, thread_name_prefix="activity"
+    ) as executor:
+        async with build_worker(client, config.task_queue, executor):
+            log.info(
+                "worker started",
+                address=config.address,
+                namespace=config.namespace,
+                task_queue=config.task_queue,
+            )
+            await stop.wait()
+            log.info("worker stopping", reason="signal")
+    log.info("worker stopped")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TemporalConfig.from_env()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(config, stop)
+
+    asyncio.run(main())
+    return 0
