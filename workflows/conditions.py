@@ -47,7 +47,7 @@ def evaluate_condition(expression: str, values: list[float]) -> bool:
     for result in bindings:
         try:
             outcome = program.execute({"result": result})
-        except (TypeError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # CEL raises TypeError, IndexError, RuntimeError, ...
             error = exc
             continue
         if not isinstance(outcome, bool):

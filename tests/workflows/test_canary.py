@@ -146,7 +146,8 @@ async def test_pause_holds_the_next_step_until_resumed(temporal_env):
         result = await handle.result()
     assert result.outcome is RolloutPhase.PROMOTED
     kinds = [e.kind for e in result.events]
-    assert kinds.count("pause") == 2 and kinds.count("resume") == 1
+    assert kinds.count("pause") == 2
+    assert kinds.count("resume") == 1
 
 
 async def test_operator_pause_stops_progress_after_a_timed_pause(temporal_env):
