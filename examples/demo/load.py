@@ -35,11 +35,11 @@ class Tally:
         self.versions: collections.Counter[str] = collections.Counter()
 
     def add(self, code: str, body: str) -> None:
-        # The demo service answers "<service> <version>[ error]".
+        # The demo service answers "<service> <version>[ error]"; NGINX's own pages are HTML.
         words = body.split()
         with self._lock:
             self.codes[code] += 1
-            if len(words) >= 2:
+            if len(words) >= 2 and not body.startswith("<"):
                 self.versions[words[1]] += 1
 
     def take(self) -> str:
@@ -72,6 +72,7 @@ def run(url: str, rate: float, seconds: float, stop: threading.Event) -> None:
     started = time.monotonic()
     next_report = started + REPORT_EVERY_S
     tick = started
+    print(f"load: {rate:g} req/s to {url} for at most {seconds:g}s", flush=True)
     # At most MAX_IN_FLIGHT requests queued or running: a hung backend slows us, never piles up.
     slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
     with ThreadPoolExecutor(max_workers=8) as pool:

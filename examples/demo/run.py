@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print("==> stack up")
         stack.up()
+        # Load from an earlier demo would hit the stable slot while it restarts below.
+        stack.stop("load")
         stack.set_slot("stable", stack.DEFAULT_VERSIONS["stable"])
         stack.set_slot("canary", good_version)
         set_error_rate("canary", 0.0)

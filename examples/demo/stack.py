@@ -312,6 +312,15 @@ def cmdline(pid: int) -> str | None:
         return None
 
 
+def children(pid: int) -> set[int]:
+    """PIDs of ``pid``'s child processes (empty where /proc does not list them)."""
+    try:
+        listed = (Path("/proc") / str(pid) / "task" / str(pid) / "children").read_text()
+    except OSError:
+        return set()
+    return {int(child) for child in listed.split()}
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -492,9 +501,16 @@ def set_slot(slot: str, version: str, error_rate: float = 0.0) -> None:
 def reset_routing() -> None:
     """All traffic to stable: rewrite the upstream file and reload a running NGINX."""
     write_all_stable_upstream()
-    if running_pid("nginx", "nginx") is not None:
+    master = running_pid("nginx", "nginx")
+    if master is not None:
+        old_workers = children(master)
         subprocess.run(nginx_command("-t"), capture_output=True, check=True)
         subprocess.run(nginx_command("-s", "reload"), capture_output=True, check=True)
+        # `-s reload` only signals the master. Until the old workers have finished their
+        # requests, stopping the canary slot would turn those requests into 502s.
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while old_workers & children(master) and time.monotonic() < deadline:
+            time.sleep(0.05)
     print(f"  nginx       100 % to stable {HOST}:{STABLE_PORT}")
 
 
