@@ -8,8 +8,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STRATEGY ?= canary
-# Debian names; they provide /usr/sbin/nginx and /usr/bin/prometheus.
-APT_PACKAGES := nginx-light prometheus
 
 .PHONY: help bootstrap system-packages test lint fmt demo down
 
@@ -29,6 +27,7 @@ system-packages:
 	@missing=""; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing="$$missing prometheus"; \
+	[ -x $(BIN)/python ] || $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "==> apt-get install$$missing"; \
@@ -45,7 +44,7 @@ system-packages:
 		echo "      Tests that need them are skipped, or fail under CI."; \
 	fi
 
-$(BIN)/python:
+$(BIN)/python: | system-packages
 	$(PYTHON) -m venv $(VENV)
 
 # Re-installs whenever pyproject.toml changes.
