@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -80,5 +81,18 @@ def dispatch(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def entry() -> None:
+    """Console-script entry point.
+
+    Exits with ``os._exit`` after flushing: the Temporal client's Rust threads can outlive
+    the event loop and abort CPython's finalisation ("PyGILState_Release ... finalizing",
+    temporalio/sdk-python#300), which would turn exit code 0 into a SIGABRT in CI.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -9,27 +9,27 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutResult, RolloutStatus
+from workflows.rollout_models import Event, RolloutResult, RolloutStatus
 
 POLL_SECONDS = 0.5
 
 
-async def follow(handle: WorkflowHandle[Any, Any], *, out: TextIO) -> None:
-    """Print new timeline events and measurements until the workflow closes."""
+async def follow(handle: WorkflowHandle[Any, Any], *, out: TextIO) -> int:
+    """Print new timeline events and measurements until the workflow closes; the number
+    of events printed (the caller prints the rest from the result)."""
     seen_events = 0
     seen_measurements: dict[tuple[str, str], int] = {}
     while True:
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
-            return
+            return seen_events
         try:
             status: RolloutStatus = await handle.query(CanaryRollout.status)
         except RPCError:
             # No worker has picked the run up yet, or it is between tasks: try again.
             await asyncio.sleep(POLL_SECONDS)
             continue
-        for event in status.events[seen_events:]:
-            print(f"{event.at:%H:%M:%S} {event.kind:<12} {event.message}", file=out, flush=True)
+        print_events(status.events[seen_events:], out=out)
         seen_events = len(status.events)
         for run in status.analysis_runs:
             for metric in run.metrics:
@@ -46,6 +46,11 @@ async def follow(handle: WorkflowHandle[Any, Any], *, out: TextIO) -> None:
                     )
                     seen_measurements[key] = metric.count
         await asyncio.sleep(POLL_SECONDS)
+
+
+def print_events(events: list[Event], *, out: TextIO) -> None:
+    for event in events:
+        print(f"{event.at:%H:%M:%S} {event.kind:<12} {event.message}", file=out, flush=True)
 
 
 def print_status(

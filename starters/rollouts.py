@@ -31,7 +31,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
-from starters.progress import follow, print_status
+from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
 from workflows.canary import CanaryRollout
@@ -110,7 +110,7 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
 
 async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool) -> int:
     """Stream progress to stderr until the run closes; the result on stdout; the exit code."""
-    await follow(handle, out=sys.stderr)
+    printed = await follow(handle, out=sys.stderr)
     try:
         result: RolloutResult = await handle.result()
     except WorkflowFailureError as exc:
@@ -121,6 +121,7 @@ async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool
         else:
             print(f"{handle.id}: failed — {message}")
         return EXIT_FAILED
+    print_events(result.events[printed:], out=sys.stderr)
     if json_output:
         print(result.model_dump_json(by_alias=True))
     else:

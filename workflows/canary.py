@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
+    from workflows.durations import format_duration
     from workflows.rollout_models import (
         TIMELINE_LIMIT,
         Event,
@@ -171,7 +172,8 @@ class CanaryRollout:
         try:
             await workflow.wait_condition(lambda: self._skip_pause or self._full, timeout=timeout)
         except TimeoutError:
-            self._event("pause", f"pause of {timeout} elapsed")
+            assert timeout is not None  # only a timed pause can time out
+            self._event("pause", f"pause of {format_duration(timeout)} elapsed")
         finally:
             self._in_pause_step = False
         self._set_phase(RolloutPhase.PROGRESSING, "pause over")
