@@ -1,0 +1,25 @@
+"""Committed histories must replay against the current workflow code (determinism)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.canary import CanaryRollout
+
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("canary-*.json"))
+
+
+def test_there_are_histories_to_replay():
+    assert len(HISTORIES) >= 2
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path):
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[CanaryRollout], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
