@@ -101,13 +101,20 @@ class NginxRouterSpec(Model):
 
 
 def render_upstream(upstream: str, stable: list[str], canary: list[str], weights: Weights) -> str:
-    """The complete upstream file for ``weights``; the header line is what is read back."""
+    """The complete upstream file for ``weights``; the header line is what is read back.
+
+    Each server's weight is its side's percentage times the other side's server count, so
+    the split holds however many servers each side has (2 stable + 1 canary at 5 % is
+    ``95*1`` per stable server and ``5*2`` for the canary: 10/200 = 5 %),.
+    """
+    per_server = {"stable": weights.stable * len(canary), "canary": weights.canary * len(stable)}
     lines = [
         f"# deployflow: stable={weights.stable} canary={weights.canary}",
         "# Managed by deployflow: rewritten on every traffic shift, do not edit.",
         f"upstream {upstream} {{",
     ]
-    for servers, weight in ((stable, weights.stable), (canary, weights.canary)):
+    for servers, side in ((stable, "stable"), (canary, "canary")):
+        weight = per_server[side]
         for address in servers:
             state = f"weight={weight}" if weight > 0 else "down"
             lines.append(f"    server {address} {state};")

@@ -48,17 +48,24 @@ def test_side_at_zero_percent_stays_listed_but_down():
     assert "weight=0" not in all_stable + all_canary  # nginx rejects weight=0
 
 
-def test_every_server_of_a_side_gets_the_side_weight():
+def test_equal_pools_give_each_server_its_side_percentage():
     text = render_upstream(
         "api", ["10.0.0.1:80", "10.0.0.2:80"], ["10.0.0.3:80", "[::1]:8080"], Weights.canary_at(20)
     )
 
     assert server_lines(text) == [
-        "server 10.0.0.1:80 weight=80;",
-        "server 10.0.0.2:80 weight=80;",
-        "server 10.0.0.3:80 weight=20;",
-        "server [::1]:8080 weight=20;",
+        "server 10.0.0.1:80 weight=160;",
+        "server 10.0.0.2:80 weight=160;",
+        "server 10.0.0.3:80 weight=40;",
+        "server [::1]:8080 weight=40;",
     ]
+
+
+def test_unequal_pools_still_split_by_percentage():
+    text = render_upstream("api", ["a:1", "b:1"], ["c:1"], Weights.canary_at(5))
+    weights = [int(line.split("weight=")[1].rstrip(";")) for line in server_lines(text)]
+    stable, canary = sum(weights[:2]), weights[2]
+    assert canary / (stable + canary) == pytest.approx(0.05)
 
 
 def test_same_weights_render_identical_content():
