@@ -25,11 +25,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import processes
 import stack
 import yaml
+from processes import HOST, REPO, STATE, StackError
 
-ROLLOUTS = stack.REPO / "examples" / "rollouts"
-RENDERED = stack.STATE / "rollouts"
+ROLLOUTS = REPO / "examples" / "rollouts"
+RENDERED = STATE / "rollouts"
 OUTCOMES = {
     0: "promoted",
     1: "rolled back / aborted",
@@ -43,23 +45,23 @@ def render_spec(source: Path) -> tuple[Path, str]:
     document: dict[str, Any] = yaml.safe_load(source.read_text())
     spec = document["spec"]
     nginx = spec["router"]["nginx"]
-    nginx["configPath"] = str(stack.REPO / nginx["configPath"])
+    nginx["configPath"] = str(REPO / nginx["configPath"])
     for key in ("testCommand", "reloadCommand"):
         command: list[str] = nginx[key]
         if command[0] == "nginx":
             command[0] = stack.nginx_binary()
         if "-p" in command:
             at = command.index("-p") + 1
-            command[at] = str(stack.REPO / command[at])
+            command[at] = str(REPO / command[at])
     RENDERED.mkdir(parents=True, exist_ok=True)
     target = RENDERED / source.name
-    header = f"# Rendered from {source.relative_to(stack.REPO)} by examples/demo/run.py.\n"
+    header = f"# Rendered from {source.relative_to(REPO)} by examples/demo/run.py.\n"
     target.write_text(header + yaml.safe_dump(document, sort_keys=False))
     return target, str(spec["version"])
 
 
 def set_error_rate(slot: str, rate: float) -> None:
-    url = f"http://{stack.HOST}:{stack.SLOT_PORTS[slot]}/admin/error-rate"
+    url = f"http://{HOST}:{stack.SLOT_PORTS[slot]}/admin/error-rate"
     request = urllib.request.Request(url, data=str(rate).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=2.0) as response:
         response.read()
@@ -69,9 +71,9 @@ def set_error_rate(slot: str, rate: float) -> None:
 def rollout(spec: Path) -> int:
     """``deployflow rollout start SPEC --wait``, its output shown as it comes."""
     command = [str(stack.BIN / "deployflow"), "rollout", "start", str(spec), "--wait"]
-    print(f"$ deployflow rollout start {spec.relative_to(stack.REPO)} --wait", flush=True)
-    env = {**os.environ, "TEMPORAL_ADDRESS": f"{stack.HOST}:{stack.TEMPORAL_PORT}"}
-    return subprocess.run(command, cwd=stack.REPO, env=env, check=False).returncode
+    print(f"$ deployflow rollout start {spec.relative_to(REPO)} --wait", flush=True)
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{stack.TEMPORAL_PORT}"}
+    return subprocess.run(command, cwd=REPO, env=env, check=False).returncode
 
 
 def report(title: str, code: int, expected: int) -> bool:
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     good_source = ROLLOUTS / f"checkout-{args.strategy}.yaml"
     bad_source = ROLLOUTS / f"checkout-{args.strategy}-bad.yaml"
-    missing = [str(p.relative_to(stack.REPO)) for p in (good_source, bad_source) if not p.exists()]
+    missing = [str(p.relative_to(REPO)) for p in (good_source, bad_source) if not p.exists()]
     if missing:
         have = sorted(p.stem.removeprefix("checkout-") for p in ROLLOUTS.glob("checkout-*.yaml"))
         strategies = [s for s in have if not s.endswith("-bad")]
@@ -104,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         print("==> stack up")
         stack.up()
         # Load from an earlier demo would hit the stable slot while it restarts below.
-        stack.stop("load")
+        processes.stop("load")
         stack.set_slot("stable", stack.DEFAULT_VERSIONS["stable"])
         stack.set_slot("canary", good_version)
         set_error_rate("canary", 0.0)
         stack.reset_routing()
-        stack.start(stack.load_component(args.load_seconds, rate=20.0))
+        processes.start(stack.load_component(args.load_seconds, rate=20.0))
         print()
 
         print(f"==> good canary: {good_version} healthy in the canary slot")
@@ -121,16 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         stack.set_slot("canary", bad_version)
         set_error_rate("canary", 1.0)
         bad_ok = report(f"{bad_version} rollout", rollout(bad_spec), expected=1)
-    except (stack.StackError, OSError) as e:
+    except (StackError, OSError) as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
 
     stack.status()
     print(
-        f"\nTemporal UI: http://{stack.HOST}:{stack.TEMPORAL_UI_PORT}"
+        f"\nTemporal UI: http://{HOST}:{stack.TEMPORAL_UI_PORT}"
         f"  (filter: DeployService = '{stack.SERVICE}')"
-        f"\nPrometheus:  http://{stack.HOST}:{stack.PROMETHEUS_PORT}"
-        f"\nService:     http://{stack.HOST}:{stack.NGINX_PORT}/"
+        f"\nPrometheus:  http://{HOST}:{stack.PROMETHEUS_PORT}"
+        f"\nService:     http://{HOST}:{stack.NGINX_PORT}/"
         "\nThe stack stays up; `make down` stops it."
     )
     return 0 if good_ok and bad_ok else 1
