@@ -4,6 +4,7 @@ runs it against NGINX and Prometheus, and demo-service instances are the two ver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import threading
@@ -60,10 +61,8 @@ def load(request: pytest.FixtureRequest) -> Iterator[Any]:
             deadline = 60 / 0.02
             while not stop.wait(0.02) and deadline > 0:
                 deadline -= 1
-                try:
+                with contextlib.suppress(urllib.error.URLError, OSError):
                     urllib.request.urlopen(url, timeout=2).read()
-                except (urllib.error.URLError, OSError):
-                    pass
 
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
@@ -136,7 +135,10 @@ async def deployflow(stack: Stack, tmp_path: Path, *args: str) -> tuple[int, str
     path.write_text(yaml.safe_dump(stack.spec))
     argv = [a.replace("{spec}", str(path)) for a in args]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starters.cli", *argv,
+        sys.executable,
+        "-m",
+        "starters.cli",
+        *argv,
         env=stack.env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -37,8 +37,14 @@ async def main() -> None:
     )
     async with env:
         promoted = rollout(
-            [{"setWeight": 5}, {"pause": {"duration": "30m"}}, ANALYSIS, {"setWeight": 50},
-             {"pause": {}}, {"setWeight": 100}],
+            [
+                {"setWeight": 5},
+                {"pause": {"duration": "30m"}},
+                ANALYSIS,
+                {"setWeight": 50},
+                {"pause": {}},
+                {"setWeight": 100},
+            ],
             canary={"analysis": {"templates": [{"templateName": "error-rate"}], "startingStep": 1}},
         )
         stubs = Stubs(measure_values=lambda n: [0.001])

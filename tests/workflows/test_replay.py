@@ -18,8 +18,11 @@ def test_there_are_histories_to_replay():
     assert len(HISTORIES) >= 2
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays(path: Path):
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+@pytest.mark.parametrize(
+    "history",
+    [WorkflowHistory.from_json(p.stem, p.read_text()) for p in HISTORIES],
+    ids=[p.stem for p in HISTORIES],
+)
+async def test_history_replays(history: WorkflowHistory):
     replayer = Replayer(workflows=[CanaryRollout], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
