@@ -19,12 +19,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-SEARCH_ATTRIBUTES: Final[dict[str, str]] = {
-    "DeployService": "Keyword",
-    "DeployEnvironment": "Keyword",
-    "DeployStrategy": "Keyword",
-    "DeployPhase": "Keyword",
-}
+from workflows import search_attributes as sa
+
+SEARCH_ATTRIBUTES: Final[dict[str, str]] = {key.name: "Keyword" for key in sa.ALL}
 """Custom search attributes every deployflow workflow sets (name -> Temporal type)."""
 
 DEFAULT_IP: Final = "127.0.0.1"
