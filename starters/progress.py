@@ -34,17 +34,18 @@ async def follow(handle: WorkflowHandle[Any, Any], *, out: TextIO) -> int:
         for run in status.analysis_runs:
             for metric in run.metrics:
                 key = (run.name, metric.name)
-                if metric.count > seen_measurements.get(key, 0) and metric.measurements:
-                    last = metric.measurements[-1]
-                    value = ", ".join(f"{v:.4g}" for v in last.value) or "-"
+                new = metric.count - seen_measurements.get(key, 0)
+                shown = metric.measurements[-new:] if new > 0 else []
+                for number, m in enumerate(shown, start=metric.count - len(shown) + 1):
+                    value = ", ".join(f"{v:.4g}" for v in m.value) or "-"
                     print(
-                        f"{last.finished_at:%H:%M:%S} {'measure':<12} {run.name}/{metric.name} "
-                        f"#{metric.count} = {value} {last.phase.value}"
-                        + (f" ({last.message})" if last.message else ""),
+                        f"{m.finished_at:%H:%M:%S} {'measure':<12} {run.name}/{metric.name} "
+                        f"#{number} = {value} {m.phase.value}"
+                        + (f" ({m.message})" if m.message else ""),
                         file=out,
                         flush=True,
                     )
-                    seen_measurements[key] = metric.count
+                seen_measurements[key] = metric.count
         await asyncio.sleep(POLL_SECONDS)
 
 
