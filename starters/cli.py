@@ -71,6 +71,9 @@ def dispatch(args: argparse.Namespace) -> int:
         code = args.func(args)
         return code
     configure_logging(json=False)
+    prepare = getattr(args, "prepare", None)
+    if prepare is not None:
+        prepare(args)
     config = TemporalConfig.from_env()
 
     async def run() -> int:

@@ -68,8 +68,13 @@ def lint(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def prepare_start(args: argparse.Namespace) -> None:
+    """Validate the spec before contacting Temporal: bad input is exit 2 even offline."""
+    args.rollout = read_spec(args.file)
+
+
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    rollout = read_spec(args.file)
+    rollout: Rollout = args.rollout
     spec = rollout.spec
     steps = " → ".join(s.describe() for s in spec.strategy.canary.steps)
     try:
@@ -221,7 +226,7 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("file", metavar="FILE")
     p.add_argument("--wait", action="store_true", help="stream progress; exit code = outcome")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    p.set_defaults(func=start)
+    p.set_defaults(func=start, prepare=prepare_start)
 
     p = cmds.add_parser("status", help="phase, step, weights, analysis and timeline")
     _name_args(p)
