@@ -1,0 +1,402 @@
+"""What every rollout workflow shares: operator verbs, status, timeline, the rollback stop.
+
+Strategies (canary.py, blue_green.py, rolling.py, recreate.py) subclass ``RolloutBase``
+and write their own ``run``. The verbs are Updates with validators (a verb that makes no
+sense now is rejected and leaves no history) and Signals of the same names (an invalid
+signal is noted in the timeline and ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+    from activities.routing.activities import SetWeightInput
+    from activities.routing.base import Weights
+    from workflows import search_attributes as sa
+    from workflows.analysis import AnalysisPhase, AnalysisRun
+    from workflows.analysis_runner import run_analysis
+    from workflows.durations import format_duration
+    from workflows.rollout_models import (
+        TIMELINE_LIMIT,
+        Event,
+        OperatorInput,
+        RolloutPhase,
+        RolloutResult,
+        RolloutStatus,
+    )
+    from workflows.spec import Rollout, StepAnalysis, rollout_problems
+
+T = TypeVar("T")
+
+SET_WEIGHT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
+)
+# Rolling back must not give up on a transient router failure: keep trying.
+ROLLBACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
+)
+
+
+class Stop(Exception):
+    """Ends progress; the rollout rolls back with ``phase`` (RolledBack or Aborted)."""
+
+    def __init__(self, phase: RolloutPhase, reason: str) -> None:
+        super().__init__(reason)
+        self.phase = phase
+        self.reason = reason
+
+
+FINISHING = (
+    RolloutPhase.ROLLING_BACK,
+    RolloutPhase.PROMOTED,
+    RolloutPhase.ROLLED_BACK,
+    RolloutPhase.ABORTED,
+)
+
+
+class RolloutBase:
+    """State and verbs of a rollout; subclasses call ``_init_state`` from ``__init__``."""
+
+    def _init_state(self, rollout: Rollout, strategy: str, step_count: int) -> None:
+        spec = rollout.spec
+        self._rollout = rollout
+        self._strategy = strategy
+        self._status = RolloutStatus(
+            service=spec.service,
+            environment=spec.environment,
+            version=spec.version,
+            strategy=strategy,
+            step_count=step_count,
+        )
+        self._stop: Stop | None = None
+        self._skip_pause = False
+        self._full = False
+        self._in_pause_step = False
+        self._pause_step_message = ""
+
+    def _begin(self) -> None:
+        """Refuse an unsound spec (the UI can start anything), then announce the run."""
+        problems = rollout_problems(self._rollout)
+        if problems:
+            raise ApplicationError(
+                "invalid rollout spec:\n" + "\n".join(problems),
+                type=errors.INVALID_SPEC,
+                non_retryable=True,
+            )
+        spec = self._rollout.spec
+        workflow.upsert_search_attributes(
+            [
+                sa.DEPLOY_SERVICE.value_set(spec.service),
+                sa.DEPLOY_ENVIRONMENT.value_set(spec.environment),
+                sa.DEPLOY_STRATEGY.value_set(self._strategy),
+                sa.DEPLOY_PHASE.value_set(RolloutPhase.PROGRESSING.value),
+            ]
+        )
+        self._event(
+            "started", f"{self._strategy} of {spec.service} {spec.version} in {spec.environment}"
+        )
+        self._set_phase(RolloutPhase.PROGRESSING, "starting")
+
+    async def _pause_step(self, timeout: timedelta | None) -> None:
+        self._skip_pause = False
+        self._in_pause_step = True
+        until = "until promoted" if timeout is None else f"for {timeout} or until promoted"
+        self._set_phase(RolloutPhase.PAUSED, f"pause step: waiting {until}")
+        self._pause_step_message = self._status.message
+        try:
+            await workflow.wait_condition(lambda: self._skip_pause or self._full, timeout=timeout)
+        except TimeoutError:
+            assert timeout is not None  # only a timed pause can time out
+            self._event("pause", f"pause of {format_duration(timeout)} elapsed")
+        finally:
+            self._in_pause_step = False
+        self._set_phase(RolloutPhase.PROGRESSING, "pause over")
+
+    async def _blocking_analysis(self, name: str, analysis: StepAnalysis) -> None:
+        """Run an AnalysisRun to its end: Failed/Error stops; Inconclusive holds for a human;
+        ``promote_full`` skips it."""
+        run = self._new_run(name, analysis)
+        self._set_phase(RolloutPhase.PROGRESSING, f"waiting for analysis {name}")
+        phase = await self._interruptible(
+            run_analysis(self._rollout, run, self._key(name)), lambda: self._full
+        )
+        if phase is None:
+            run.phase, run.message = AnalysisPhase.SUCCESSFUL, "skipped by promote_full"
+            return
+        stop = self._analysis_finished(run)
+        if stop is not None:
+            raise stop
+
+    def _analysis_finished(self, run: AnalysisRun) -> Stop | None:
+        """Judge a completed AnalysisRun: a stop to roll back, a hold for a human, or None."""
+        run.finished_at = workflow.now()
+        failing = next((m for m in run.metrics if m.phase is run.phase), None)
+        detail = f"{failing.name}: {failing.message}" if failing and failing.message else ""
+        self._event("analysis", f"analysis {run.name} {run.phase.value} {detail}".strip())
+        if run.phase in (AnalysisPhase.FAILED, AnalysisPhase.ERROR):
+            return Stop(
+                RolloutPhase.ROLLED_BACK, f"analysis {run.name} {run.phase.value}: {detail}"
+            )
+        if run.phase is AnalysisPhase.INCONCLUSIVE:
+            self._status.paused_reason = f"analysis {run.name} inconclusive: {detail}"
+            self._set_phase(RolloutPhase.PAUSED, self._status.paused_reason + "; promote or abort")
+        return None
+
+    # -- operator verbs: updates with validators, and signals with the same names --------
+
+    @workflow.update(name="promote", description="Finish the current pause (or hold) and go on.")
+    def promote(self, request: OperatorInput) -> str:
+        self._event("promote", _by(request, "promoted"))
+        self._skip_pause = True
+        self._status.paused_reason = None
+        return "promoted: moving to the next step"
+
+    @promote.validator
+    def _validate_promote(self, request: OperatorInput) -> None:
+        self._require_running("promote")
+        if not self._in_pause_step and self._status.paused_reason is None:
+            raise ValueError(
+                f"nothing to promote: step {self._status.current_step} ({self._status.step}) "
+                "is not a pause and the rollout is not paused"
+            )
+
+    @workflow.update(name="promote_full", description="Skip all remaining steps; go to 100 %.")
+    def promote_full(self, request: OperatorInput) -> str:
+        self._event("promote_full", _by(request, "full promotion requested"))
+        self._full = True
+        self._status.paused_reason = None
+        return "promoting fully: remaining steps and analysis are skipped"
+
+    @promote_full.validator
+    def _validate_promote_full(self, request: OperatorInput) -> None:
+        self._require_running("promote_full")
+        if self._full:
+            raise ValueError("promote_full was already requested")
+
+    @workflow.update(name="pause", description="Hold before the next step until resumed.")
+    def pause(self, request: OperatorInput) -> str:
+        self._status.paused_reason = _by(request, "paused by operator")
+        self._event("pause", self._status.paused_reason)
+        self._set_phase(RolloutPhase.PAUSED, self._status.paused_reason + "; resume to continue")
+        return "paused: no further step starts until resume"
+
+    @pause.validator
+    def _validate_pause(self, request: OperatorInput) -> None:
+        self._require_running("pause")
+        if self._status.paused_reason is not None:
+            raise ValueError(f"already paused: {self._status.paused_reason}")
+
+    @workflow.update(name="resume", description="Continue a rollout held by pause or analysis.")
+    def resume(self, request: OperatorInput) -> str:
+        self._event("resume", _by(request, "resumed"))
+        self._status.paused_reason = None
+        if self._in_pause_step:
+            self._set_phase(RolloutPhase.PAUSED, self._pause_step_message)
+        else:
+            self._set_phase(RolloutPhase.PROGRESSING, "resumed")
+        return "resumed"
+
+    @resume.validator
+    def _validate_resume(self, request: OperatorInput) -> None:
+        self._require_running("resume")
+        if self._status.paused_reason is None:
+            raise ValueError("not paused: nothing to resume")
+
+    @workflow.update(name="abort", description="Stop and send all traffic back to stable.")
+    def abort(self, request: OperatorInput) -> str:
+        reason = _by(request, "aborted")
+        self._event("abort", reason)
+        self._request_stop(Stop(RolloutPhase.ABORTED, reason))
+        return "aborting: traffic goes back to stable"
+
+    @abort.validator
+    def _validate_abort(self, request: OperatorInput) -> None:
+        self._require_running("abort")
+
+    @workflow.signal(name="promote", description="Signal form of the promote update.")
+    def promote_signal(self, request: OperatorInput) -> None:
+        self._signal("promote", self._validate_promote, RolloutBase.promote, request)
+
+    @workflow.signal(name="promote_full", description="Signal form of the promote_full update.")
+    def promote_full_signal(self, request: OperatorInput) -> None:
+        self._signal("promote_full", self._validate_promote_full, RolloutBase.promote_full, request)
+
+    @workflow.signal(name="pause", description="Signal form of the pause update.")
+    def pause_signal(self, request: OperatorInput) -> None:
+        self._signal("pause", self._validate_pause, RolloutBase.pause, request)
+
+    @workflow.signal(name="resume", description="Signal form of the resume update.")
+    def resume_signal(self, request: OperatorInput) -> None:
+        self._signal("resume", self._validate_resume, RolloutBase.resume, request)
+
+    @workflow.signal(name="abort", description="Signal form of the abort update.")
+    def abort_signal(self, request: OperatorInput) -> None:
+        self._signal("abort", self._validate_abort, RolloutBase.abort, request)
+
+    @workflow.query(name="status", description="Phase, step, weights, analysis and timeline.")
+    def status(self) -> RolloutStatus:
+        return self._status
+
+    # -- machinery -------------------------------------------------------------------
+
+    def _signal(
+        self,
+        verb: str,
+        validate: Callable[[OperatorInput], None],
+        apply: Callable[[RolloutBase, OperatorInput], object],
+        request: OperatorInput,
+    ) -> None:
+        """Signals cannot be rejected like updates: an invalid one is noted and ignored."""
+        try:
+            validate(request)
+        except ValueError as exc:
+            self._event("ignored", f"signal {verb} ignored: {exc}")
+            return
+        apply(self, request)
+
+    def _require_running(self, verb: str) -> None:
+        if self._stop is not None or self._status.phase in FINISHING:
+            state = self._stop.reason if self._stop else self._status.phase.value
+            raise ValueError(f"cannot {verb}: the rollout is finishing ({state})")
+
+    def _request_stop(self, stop: Stop) -> None:
+        if self._stop is None:
+            self._stop = stop
+
+    async def _until_stopped(self, steps: asyncio.Task[None]) -> Stop | None:
+        """Wait for the steps to finish, or for a stop request, whichever comes first."""
+        stopped = asyncio.create_task(workflow.wait_condition(lambda: self._stop is not None))
+        await workflow.wait([steps, stopped], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if self._stop is not None:
+            return self._stop
+        steps.result()
+        return None
+
+    async def _interruptible(
+        self, coro: Coroutine[Any, Any, T], interrupt: Callable[[], bool]
+    ) -> T | None:
+        """Run ``coro`` unless ``interrupt()`` becomes true first (then cancel it: ``None``)."""
+        task = asyncio.create_task(coro)
+        waiter = asyncio.create_task(workflow.wait_condition(interrupt))
+        await workflow.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            return task.result()
+        await self._cancel(task)
+        return None
+
+    async def _with_deadline(self, what: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Argo's progressDeadlineSeconds: ``what`` (never a pause) must finish in time."""
+        deadline = self._rollout.spec.progress_deadline_seconds
+        if deadline is None:
+            await coro
+            return
+        task = asyncio.create_task(coro)
+        try:
+            await workflow.wait_condition(task.done, timeout=timedelta(seconds=deadline))
+        except TimeoutError:
+            await self._cancel(task)
+            raise Stop(
+                RolloutPhase.ROLLED_BACK, f"progress deadline of {deadline}s exceeded at {what}"
+            ) from None
+        task.result()
+
+    @staticmethod
+    async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
+        """Cancel tasks and wait for them (an in-flight weight change finishes first)."""
+        for task in tasks:
+            if task is None or task.done():
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Stop):
+                await task
+
+    async def _set_weight(
+        self, canary: int, label: str, retry: RetryPolicy = SET_WEIGHT_RETRY
+    ) -> None:
+        weights = await workflow.execute_activity(
+            "set_weight",
+            SetWeightInput(
+                router=self._rollout.spec.router,
+                weights=Weights.canary_at(canary),
+                key=self._key(label),
+            ),
+            result_type=Weights,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=retry,
+            # A weight change in flight always finishes before the next one starts.
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        self._status.weights = weights
+        self._event("weights", f"stable {weights.stable} % / canary {weights.canary} % ({label})")
+
+    def _new_run(self, name: str, analysis: StepAnalysis) -> AnalysisRun:
+        run = AnalysisRun(
+            name=name,
+            templates=[t.template_name for t in analysis.templates],
+            started_at=workflow.now(),
+        )
+        self._status.analysis_runs.append(run)
+        return run
+
+    def _key(self, label: str) -> str:
+        return f"{workflow.info().workflow_id}/{label}"
+
+    def _event(self, kind: str, message: str) -> None:
+        events = self._status.events
+        events.append(Event(at=workflow.now(), kind=kind, message=message))
+        del events[:-TIMELINE_LIMIT]
+        workflow.logger.info("%s: %s", kind, message)
+
+    def _set_phase(self, phase: RolloutPhase, message: str) -> None:
+        if self._status.paused_reason is not None and not phase.finished:
+            phase = RolloutPhase.PAUSED
+            message = f"paused ({self._status.paused_reason}); {message}"
+        if phase is not self._status.phase:
+            workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(phase.value)])
+        self._status.phase = phase
+        self._status.message = message
+        step = self._status.current_step
+        where = "" if step is None else f"step {step + 1}/{self._status.step_count}, "
+        weights = self._status.weights
+        workflow.set_current_details(
+            f"**{phase.value}** — {message}\n\n{where}stable {weights.stable} % / "
+            f"canary {weights.canary} % ({self._rollout.spec.version})"
+        )
+
+    def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
+        self._event("finished", f"{phase.value}: {reason}")
+        self._set_phase(phase, reason)
+        s = self._status
+        return RolloutResult(
+            outcome=phase,
+            reason=reason,
+            service=s.service,
+            environment=s.environment,
+            version=s.version,
+            weights=s.weights,
+            analysis_runs=s.analysis_runs,
+            events=s.events,
+        )
+
+
+def _by(request: OperatorInput, what: str) -> str:
+    who = f" by {request.by}" if request.by else ""
+    because = f": {request.reason}" if request.reason else ""
+    return f"{what}{who}{because}"
