@@ -7,6 +7,12 @@
                                           config was accepted (transient: process restarting)
     MetricQueryFailed      retryable      the metrics provider could not be reached
     PlaceholderMissing     non-retryable  a templated command names an unknown placeholder
+    PlatformCommandFailed  retryable      a deploy/start/stop/restart/current command exited
+                                          non-zero or could not be run
+    PlatformCommandTimedOut retryable     a platform command ran past timeoutSeconds; its
+                                          process group was killed
+    PlatformVerifyFailed   retryable      the command succeeded but ``current`` does not show
+                                          the requested state
 
 Workflows catch ``ActivityError`` and look at ``cause.type`` to decide; nothing else
 parses error messages.
@@ -23,6 +29,9 @@ ROUTER_CONFIG_REJECTED: Final = "RouterConfigRejected"
 ROUTER_COMMAND_FAILED: Final = "RouterCommandFailed"
 METRIC_QUERY_FAILED: Final = "MetricQueryFailed"
 PLACEHOLDER_MISSING: Final = "PlaceholderMissing"
+PLATFORM_COMMAND_FAILED: Final = "PlatformCommandFailed"
+PLATFORM_COMMAND_TIMED_OUT: Final = "PlatformCommandTimedOut"
+PLATFORM_VERIFY_FAILED: Final = "PlatformVerifyFailed"
 
 NON_RETRYABLE: Final = frozenset({INVALID_SPEC, ROUTER_CONFIG_REJECTED, PLACEHOLDER_MISSING})
 

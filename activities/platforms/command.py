@@ -34,7 +34,14 @@ import structlog
 from pydantic import AfterValidator, Field
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import INVALID_SPEC, PLACEHOLDER_MISSING, failure
+from activities.errors import (
+    INVALID_SPEC,
+    PLACEHOLDER_MISSING,
+    PLATFORM_COMMAND_FAILED,
+    PLATFORM_COMMAND_TIMED_OUT,
+    PLATFORM_VERIFY_FAILED,
+    failure,
+)
 from activities.model import Model
 from activities.platforms.base import Action, ActionResult, Target
 from activities.platforms.process import CommandRun, run_command
@@ -42,9 +49,6 @@ from activities.platforms.process import CommandRun, run_command
 log = structlog.get_logger()
 
 # Not in activities/errors.py yet. All retryable: an unreachable host or a slow disk heals.
-PLATFORM_COMMAND_FAILED: Final = "PlatformCommandFailed"
-PLATFORM_COMMAND_TIMED_OUT: Final = "PlatformCommandTimedOut"
-PLATFORM_VERIFY_FAILED: Final = "PlatformVerifyFailed"
 
 PLACEHOLDERS: Final = ("host", "port", "version", "service")
 NOT_RUNNING_EXIT: Final = 3

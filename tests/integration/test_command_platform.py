@@ -25,13 +25,12 @@ from activities.platforms.activities import (
     platform_action,
 )
 from activities.platforms.base import Target
-from activities.platforms.command import (
+from activities.errors import (
     PLATFORM_COMMAND_FAILED,
     PLATFORM_COMMAND_TIMED_OUT,
     PLATFORM_VERIFY_FAILED,
-    CommandPlatform,
-    CommandPlatformSpec,
 )
+from activities.platforms.command import CommandPlatform, CommandPlatformSpec
 from tests.fixtures.parts import free_port
 
 pytestmark = pytest.mark.integration
