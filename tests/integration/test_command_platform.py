@@ -16,6 +16,11 @@ from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
+from activities.errors import (
+    PLATFORM_COMMAND_FAILED,
+    PLATFORM_COMMAND_TIMED_OUT,
+    PLATFORM_VERIFY_FAILED,
+)
 from activities.platforms import process
 from activities.platforms.activities import (
     CurrentVersionInput,
@@ -25,11 +30,6 @@ from activities.platforms.activities import (
     platform_action,
 )
 from activities.platforms.base import Target
-from activities.errors import (
-    PLATFORM_COMMAND_FAILED,
-    PLATFORM_COMMAND_TIMED_OUT,
-    PLATFORM_VERIFY_FAILED,
-)
 from activities.platforms.command import CommandPlatform, CommandPlatformSpec
 from tests.fixtures.parts import free_port
 
