@@ -8,7 +8,6 @@ from typing import Any, TextIO
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-from workflows.canary import CanaryRollout
 from workflows.rollout_models import Event, RolloutResult, RolloutStatus
 
 POLL_SECONDS = 0.5
@@ -24,7 +23,7 @@ async def follow(handle: WorkflowHandle[Any, Any], *, out: TextIO) -> int:
         if description.status != WorkflowExecutionStatus.RUNNING:
             return seen_events
         try:
-            status: RolloutStatus = await handle.query(CanaryRollout.status)
+            status = await handle.query("status", result_type=RolloutStatus)
         except RPCError:
             # No worker has picked the run up yet, or it is between tasks: try again.
             await asyncio.sleep(POLL_SECONDS)
@@ -68,6 +67,13 @@ def print_status(
         f"  weights   stable {current.weights.stable} % / canary {current.weights.canary} %",
         file=out,
     )
+    for pool in current.pools:
+        version = f" ({pool.version})" if pool.version else ""
+        print(
+            f"  pool      {pool.name}: {pool.role}{version} — {', '.join(pool.servers)}", file=out
+        )
+    for batch in current.batches:
+        print(f"  batch {batch.index + 1:<3} {batch.state:<10} {', '.join(batch.hosts)}", file=out)
     for run in current.analysis_runs:
         print(f"  analysis  {run.name}: {run.phase.value}", file=out)
         for metric in run.metrics:

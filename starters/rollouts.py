@@ -34,7 +34,7 @@ from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
-from workflows.canary import CanaryRollout
+from workflows.registry import WORKFLOW_TYPES, workflow_type
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
 from workflows.spec import Rollout, SpecError, load_rollout, rollout_workflow_id
 
@@ -49,6 +49,16 @@ def read_spec(path: str) -> Rollout:
     return load_rollout(text, source=path)
 
 
+def describe(rollout: Rollout) -> str:
+    """One line: what this spec does."""
+    spec = rollout.spec
+    what = f"{spec.strategy.name} of {spec.service} {spec.version} in {spec.environment}"
+    if spec.strategy.canary is not None:
+        steps = spec.strategy.canary.steps
+        return f"{what}, {len(steps)} steps: " + " → ".join(s.describe() for s in steps)
+    return what
+
+
 def lint(args: argparse.Namespace) -> int:
     try:
         rollout = read_spec(args.file)
@@ -57,14 +67,10 @@ def lint(args: argparse.Namespace) -> int:
             print(json.dumps({"valid": False, "file": args.file, "problems": exc.problems}))
             return EXIT_INVALID
         raise
-    steps = rollout.spec.strategy.canary.steps
     if args.json:
         print(json.dumps({"valid": True, "file": args.file, "workflowId": rollout.workflow_id}))
     else:
-        print(
-            f"{args.file}: valid — canary of {rollout.spec.service} {rollout.spec.version} "
-            f"in {rollout.spec.environment}, {len(steps)} steps"
-        )
+        print(f"{args.file}: valid — {describe(rollout)}")
     return EXIT_OK
 
 
@@ -76,11 +82,11 @@ def prepare_start(args: argparse.Namespace) -> None:
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     rollout: Rollout = args.rollout
     spec = rollout.spec
-    steps = " → ".join(s.describe() for s in spec.strategy.canary.steps)
     try:
         handle = await client.start_workflow(
-            CanaryRollout.run,
+            workflow_type(rollout),
             rollout,
+            result_type=RolloutResult,
             id=rollout.workflow_id,
             task_queue=config.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -89,12 +95,14 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
                 [
                     SearchAttributePair(sa.DEPLOY_SERVICE, spec.service),
                     SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
-                    SearchAttributePair(sa.DEPLOY_STRATEGY, "canary"),
+                    SearchAttributePair(sa.DEPLOY_STRATEGY, spec.strategy.name),
                     SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
                 ]
             ),
-            static_summary=f"canary {spec.service} {spec.version} → {spec.environment}",
-            static_details=f"steps: {steps}\n\nstarted by {_who()} from {args.file}",
+            static_summary=(
+                f"{spec.strategy.name} {spec.service} {spec.version} → {spec.environment}"
+            ),
+            static_details=f"{describe(rollout)}\n\nstarted by {_who()} from {args.file}",
         )
     except WorkflowAlreadyStartedError:
         raise UsageError(
@@ -138,7 +146,9 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
     handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
     description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
-        current: RolloutStatus | RolloutResult = await handle.query(CanaryRollout.status)
+        current: RolloutStatus | RolloutResult = await handle.query(
+            "status", result_type=RolloutStatus
+        )
     else:
         try:
             current = await handle.result()
@@ -154,7 +164,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
 
 
 async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    query = "WorkflowType = 'CanaryRollout'"
+    query = f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)})"
     if not args.all:
         query += " AND ExecutionStatus = 'Running'"
     rows = []
@@ -202,8 +212,8 @@ async def resolve(client: Client, name: str, env: str | None) -> str:
     if name.startswith("rollout-"):
         return name
     query = (
-        f"WorkflowType = 'CanaryRollout' AND ExecutionStatus = 'Running' "
-        f"AND DeployService = {json.dumps(name)}"
+        f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)}) "
+        f"AND ExecutionStatus = 'Running' AND DeployService = {json.dumps(name)}"
     )
     running = [wf.id async for wf in client.list_workflows(query, limit=10)]
     if len(running) == 1:

@@ -19,15 +19,32 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.health.activities import check_health, run_smoke_tests
 from activities.metrics.activities import measure
-from activities.routing.activities import get_weights, set_weight
+from activities.platforms.activities import current_version, platform_action
+from activities.routing.activities import (
+    get_server_states,
+    get_weights,
+    set_server_states,
+    set_weight,
+)
 from workers.config import TemporalConfig
-from workflows.canary import CanaryRollout
+from workflows.registry import BY_STRATEGY
 
 log = structlog.get_logger()
 
-WORKFLOWS: Sequence[type] = (CanaryRollout,)
-ACTIVITIES: Sequence[Callable[..., Any]] = (set_weight, get_weights, measure)
+WORKFLOWS: Sequence[type] = tuple(BY_STRATEGY.values())
+ACTIVITIES: Sequence[Callable[..., Any]] = (
+    set_weight,
+    get_weights,
+    set_server_states,
+    get_server_states,
+    measure,
+    platform_action,
+    current_version,
+    check_health,
+    run_smoke_tests,
+)
 ACTIVITY_THREADS = 32
 
 

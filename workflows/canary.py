@@ -26,7 +26,9 @@ with workflow.unsafe.imports_passed_through():
 class CanaryRollout(RolloutBase):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
-        self._init_state(rollout, "canary", len(rollout.spec.strategy.canary.steps))
+        canary = rollout.spec.strategy.canary
+        assert canary is not None  # the registry runs this workflow for canary specs only
+        self._init_state(rollout, "canary", len(canary.steps))
         self._background: asyncio.Task[None] | None = None
 
     # -- the runbook ---------------------------------------------------------------
@@ -54,6 +56,7 @@ class CanaryRollout(RolloutBase):
 
     async def _run_steps(self) -> None:
         canary = self._rollout.spec.strategy.canary
+        assert canary is not None
         for index, step in enumerate(canary.steps):
             await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
             if self._stop is not None:

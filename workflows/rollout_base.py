@@ -393,6 +393,8 @@ class RolloutBase:
             weights=s.weights,
             analysis_runs=s.analysis_runs,
             events=s.events,
+            pools=s.pools,
+            batches=s.batches,
         )
 
 

@@ -45,6 +45,23 @@ class OperatorInput(Model):
     by: str | None = Field(default=None, max_length=200)
 
 
+class PoolStatus(Model):
+    """A blue-green pool: the router's ``stable`` or ``canary`` server list."""
+
+    name: str
+    role: str  # active | preview
+    servers: list[str]
+    version: str | None = None
+
+
+class BatchStatus(Model):
+    """A rolling-update batch and how far it got."""
+
+    index: int
+    hosts: list[str]
+    state: str = "pending"  # pending | draining | deploying | checking | done | rolledBack
+
+
 class RolloutStatus(Model):
     service: str
     environment: str
@@ -58,6 +75,8 @@ class RolloutStatus(Model):
     weights: Weights = Field(default_factory=lambda: Weights(stable=100, canary=0))
     paused_reason: str | None = None
     analysis_runs: list[AnalysisRun] = Field(default_factory=list)
+    pools: list[PoolStatus] = Field(default_factory=list)
+    batches: list[BatchStatus] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
 
 
@@ -70,3 +89,5 @@ class RolloutResult(Model):
     weights: Weights
     analysis_runs: list[AnalysisRun]
     events: list[Event]
+    pools: list[PoolStatus] = Field(default_factory=list)
+    batches: list[BatchStatus] = Field(default_factory=list)

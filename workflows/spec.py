@@ -15,11 +15,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
+from activities.health.spec import HealthCheck, SmokeTest
 from activities.metrics.activities import MetricProviderSpec
 from activities.model import Model
+from activities.platforms.activities import PlatformSpec
 from activities.routing.factory import RouterSpec
 from workflows.conditions import ConditionError, compile_condition
 from workflows.durations import parse_duration
+from workflows.rolling_plan import batch_size, parse_int_or_percent
 
 PLACEHOLDERS = ("service", "environment", "version")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
@@ -106,8 +109,56 @@ class CanaryStrategy(Model):
     analysis: BackgroundAnalysis | None = None
 
 
+IntOrPercent = Annotated[int | str, AfterValidator(parse_int_or_percent)]
+
+
+class BlueGreenStrategy(Model):
+    """Argo's blueGreen: deploy to the idle pool, check it, switch all traffic at once.
+
+    The router's two server lists are the two pools; whichever has 100 % is active.
+    """
+
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: int | None = Field(default=None, ge=0)
+    pre_promotion_analysis: StepAnalysis | None = None
+    post_promotion_analysis: StepAnalysis | None = None
+    scale_down_delay_seconds: int = Field(default=30, ge=0)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+
+
+class RollingStrategy(Model):
+    """Batches of hosts drained at the router, updated, health-checked and put back."""
+
+    max_unavailable: IntOrPercent = "25%"
+    max_surge: IntOrPercent = "25%"
+    pause_between_batches: Duration | None = None
+
+
+class RecreateStrategy(Model):
+    """Stop every host, deploy, start, health-check: downtime accepted."""
+
+
 class Strategy(Model):
-    canary: CanaryStrategy
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
+    rolling: RollingStrategy | None = None
+    recreate: RecreateStrategy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Strategy:
+        chosen = [n for n in type(self).model_fields if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "set exactly one of canary, blueGreen, rolling, recreate; got "
+                + (", ".join(chosen) or "none")
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        """``canary``, ``blueGreen``, ``rolling`` or ``recreate``."""
+        field = next(n for n in type(self).model_fields if getattr(self, n) is not None)
+        return "blueGreen" if field == "blue_green" else field
 
 
 class Metric(Model):
@@ -151,6 +202,9 @@ class RolloutSpec(Model):
     version: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")]
     router: RouterSpec
     strategy: Strategy
+    platform: PlatformSpec | None = None
+    health_check: HealthCheck | None = None
+    smoke_tests: list[SmokeTest] = Field(default_factory=list)
     analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
 
@@ -168,6 +222,14 @@ class Rollout(Model):
 
     def template(self, name: str) -> AnalysisTemplate:
         return next(t for t in self.spec.analysis_templates if t.name == name)
+
+
+def all_servers(rollout: Rollout) -> list[str]:
+    """Every server address the router knows, stable pool first."""
+    router = rollout.spec.router
+    pools = router.nginx or router.haproxy
+    assert pools is not None  # RouterSpec guarantees exactly one
+    return [*pools.stable, *pools.canary]
 
 
 def rollout_workflow_id(service: str, environment: str) -> str:
@@ -206,19 +268,40 @@ def rollout_problems(rollout: Rollout) -> list[str]:
                     f"{path}.provider.prometheus.query: unknown placeholder {{{{{unknown}}}}} "
                     f"(known: {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)})"
                 )
+    refs: list[tuple[str, StepAnalysis, bool]] = []
     canary = spec.strategy.canary
-    refs: list[tuple[str, StepAnalysis, bool]] = [
-        (f"spec.strategy.canary.steps[{i}].analysis", s.analysis, True)
-        for i, s in enumerate(canary.steps)
-        if s.analysis is not None
-    ]
-    if canary.analysis is not None:
-        refs.append(("spec.strategy.canary.analysis", canary.analysis, False))
-        if canary.analysis.starting_step >= len(canary.steps):
-            problems.append(
-                f"spec.strategy.canary.analysis.startingStep: {canary.analysis.starting_step} "
-                f"is past the last step (there are {len(canary.steps)} steps, numbered from 0)"
-            )
+    if canary is not None:
+        refs += [
+            (f"spec.strategy.canary.steps[{i}].analysis", s.analysis, True)
+            for i, s in enumerate(canary.steps)
+            if s.analysis is not None
+        ]
+        if canary.analysis is not None:
+            refs.append(("spec.strategy.canary.analysis", canary.analysis, False))
+            if canary.analysis.starting_step >= len(canary.steps):
+                problems.append(
+                    f"spec.strategy.canary.analysis.startingStep: {canary.analysis.starting_step} "
+                    f"is past the last step (there are {len(canary.steps)} steps, numbered from 0)"
+                )
+    blue_green = spec.strategy.blue_green
+    if blue_green is not None:
+        for field, analysis in (
+            ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
+            ("postPromotionAnalysis", blue_green.post_promotion_analysis),
+        ):
+            if analysis is not None:
+                refs.append((f"spec.strategy.blueGreen.{field}", analysis, True))
+    rolling = spec.strategy.rolling
+    if rolling is not None:
+        try:
+            batch_size(len(all_servers(rollout)), rolling.max_unavailable, rolling.max_surge)
+        except ValueError as exc:
+            problems.append(f"spec.strategy.rolling.maxUnavailable: {exc}")
+    if spec.strategy.name != "canary" and spec.platform is None:
+        problems.append(
+            f"spec.platform: required by strategy {spec.strategy.name} "
+            "(it says how a version is deployed onto a host)"
+        )
     for path, analysis, blocking in refs:
         for r_index, ref in enumerate(analysis.templates):
             ref_path = f"{path}.templates[{r_index}].templateName"

@@ -20,7 +20,8 @@ def spec_file(tmp_path: Path) -> Path:
 
 def test_lint_accepts_a_good_spec(spec_file, capsys):
     assert main(["rollout", "lint", str(spec_file)]) == 0
-    assert "valid — canary of checkout v2.4.1 in production, 6 steps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "valid — canary of checkout v2.4.1 in production, 6 steps: setWeight 5 →" in out
 
 
 def test_lint_names_the_bad_field_and_exits_2(spec_file, capsys):

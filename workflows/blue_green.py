@@ -1,0 +1,178 @@
+"""BlueGreenRollout: bring the new version up on the idle pool, prove it, switch at once.
+
+Argo Rollouts' blueGreen sequence on VMs. The router's two server lists are the pools;
+the one holding 100 % of traffic is active, the other is the preview:
+
+1. deploy the new version onto every preview host (platform seam)
+2. health checks, then smoke tests, against each preview host — no traffic yet
+3. prePromotionAnalysis
+4. hold for ``promote`` when ``autoPromotionEnabled: false`` (or ``autoPromotionSeconds``)
+5. switch all traffic to the preview pool in one router change
+6. postPromotionAnalysis — on failure, switch straight back
+7. after ``scaleDownDelaySeconds``, stop the old pool
+
+The next rollout finds the new pool active and deploys to the other one. Until the switch,
+any failure leaves traffic where it was; the preview pool is stopped after
+``abortScaleDownDelaySeconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import host_ops
+    from workflows.rollout_base import ROLLBACK_RETRY, RolloutBase, Stop
+    from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
+    from workflows.spec import Rollout
+
+STEPS = (
+    "deploy to the preview pool",
+    "health checks",
+    "smoke tests",
+    "pre-promotion analysis",
+    "promotion",
+    "switch traffic",
+    "post-promotion analysis",
+)
+
+
+@workflow.defn(name="BlueGreenRollout")
+class BlueGreenRollout(RolloutBase):
+    @workflow.init
+    def __init__(self, rollout: Rollout) -> None:
+        self._init_state(rollout, "blueGreen", len(STEPS))
+        self._switched = False
+
+    @workflow.run
+    async def run(self, rollout: Rollout) -> RolloutResult:
+        self._begin()
+        strategy = rollout.spec.strategy.blue_green
+        assert strategy is not None
+        weights = await host_ops.get_weights(rollout)
+        if weights.stable not in (0, 100):
+            return self._finish(
+                RolloutPhase.ABORTED,
+                f"traffic is split {weights.stable}/{weights.canary}: finish or abort the running "
+                "rollout first (blue-green needs one pool live and the other idle)",
+            )
+        self._status.weights = weights
+        router = rollout.spec.router.nginx or rollout.spec.router.haproxy
+        assert router is not None
+        self._active = "stable" if weights.stable == 100 else "canary"
+        self._preview = "canary" if self._active == "stable" else "stable"
+        self._pools = {"stable": list(router.stable), "canary": list(router.canary)}
+        self._show_pools(preview_version=rollout.spec.version)
+        self._event("pools", f"active: {self._active}, preview: {self._preview}")
+        steps = asyncio.create_task(self._promote())
+        try:
+            stop = await self._until_stopped(steps)
+            if stop is not None:
+                raise stop
+        except Stop as stop:
+            await self._cancel(steps)
+            await self._undo(stop.reason, strategy.abort_scale_down_delay_seconds)
+            return self._finish(stop.phase, stop.reason)
+        except asyncio.CancelledError:
+            await self._cancel(steps)
+            await self._undo("the workflow was cancelled", 0)
+            self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
+            raise
+        await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
+        return self._finish(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
+
+    async def _promote(self) -> None:
+        rollout = self._rollout
+        strategy = rollout.spec.strategy.blue_green
+        assert strategy is not None
+        preview = self._pools[self._preview]
+        version = rollout.spec.version
+
+        self._step(0, f"deploying {version} to {', '.join(preview)}")
+        await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
+        self._step(1, "health-checking the preview pool")
+        for line in await host_ops.require_healthy(rollout, preview, self._key("health")):
+            self._event("health", line)
+        self._step(2, "smoke-testing the preview pool")
+        if count := await host_ops.require_smoke_tests(rollout, preview, self._key("smoke")):
+            self._event("smoke", f"{count} smoke test(s) passed on {len(preview)} host(s)")
+        self._step(3, "pre-promotion analysis")
+        if strategy.pre_promotion_analysis is not None:
+            await self._blocking_analysis("pre-promotion", strategy.pre_promotion_analysis)
+            await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
+        self._step(4, "promotion")
+        if not strategy.auto_promotion_enabled:
+            await self._pause_step(None)
+        elif strategy.auto_promotion_seconds:
+            await self._pause_step(timedelta(seconds=strategy.auto_promotion_seconds))
+        await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
+        self._step(5, f"switching all traffic to the {self._preview} pool")
+        await self._switch_to(self._preview, "switch")
+        self._switched = True
+        self._step(6, "post-promotion analysis")
+        if strategy.post_promotion_analysis is not None:
+            await self._blocking_analysis("post-promotion", strategy.post_promotion_analysis)
+
+    async def _undo(self, reason: str, scale_down_delay: int) -> None:
+        """Traffic back to the pool that was active, then stop the preview pool."""
+        self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
+        if self._switched:
+            await self._switch_to(self._active, "switch back", retry=True)
+        await self._scale_down(self._preview, scale_down_delay, "preview")
+
+    async def _switch_to(self, pool: str, label: str, *, retry: bool = False) -> None:
+        canary = 100 if pool == "canary" else 0
+        if retry:
+            await self._set_weight(canary, label, retry=ROLLBACK_RETRY)
+        else:
+            await self._set_weight(canary, label)
+        for status in self._status.pools:
+            status.role = "active" if status.name == pool else "preview"
+
+    async def _scale_down(self, pool: str, delay: int, what: str) -> None:
+        if delay:
+            self._set_phase(self._status.phase, f"stopping the {what} pool in {delay}s")
+            await workflow.sleep(timedelta(seconds=delay))
+        await asyncio.gather(
+            *(
+                host_ops.platform_action(
+                    self._rollout, "stop", t, self._key(f"stop/{t}"), rolling_back=True
+                )
+                for t in self._pools[pool]
+            )
+        )
+        self._event("scale-down", f"stopped the {what} pool ({pool})")
+
+    def _step(self, index: int, message: str) -> None:
+        self._status.current_step = index
+        self._status.step = STEPS[index]
+        self._event("step", f"step {index}: {message}")
+        self._set_phase(RolloutPhase.PROGRESSING, message)
+
+    def _show_pools(self, preview_version: str) -> None:
+        self._status.pools = [
+            PoolStatus(
+                name=name,
+                role="active" if name == self._active else "preview",
+                servers=servers,
+                version=preview_version if name == self._preview else None,
+            )
+            for name, servers in self._pools.items()
+        ]
+
+    async def _deploy(self, targets: list[str], version: str) -> None:
+        results = await asyncio.gather(
+            *(
+                host_ops.platform_action(
+                    self._rollout, "deploy", t, self._key(f"deploy/{t}"), version=version
+                )
+                for t in targets
+            )
+        )
+        for result in results:
+            state = "deployed" if result.changed else "already ran"
+            tail = f": {result.output[-1]}" if result.output else ""
+            self._event("deploy", f"{result.target} {state} {version}{tail}")

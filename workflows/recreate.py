@@ -1,0 +1,108 @@
+"""RecreateRollout: stop every host, deploy, start, health-check — downtime accepted.
+
+For services that cannot run two versions side by side. If the new version fails to come
+up (or the run is aborted or cancelled), every host gets the version it ran before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.platforms.base import Action
+    from workflows import host_ops
+    from workflows.rollout_base import RolloutBase, Stop
+    from workflows.rollout_models import RolloutPhase, RolloutResult
+    from workflows.spec import Rollout, all_servers
+
+STEPS = ("stop all hosts", "deploy", "start", "health checks")
+
+
+@workflow.defn(name="RecreateRollout")
+class RecreateRollout(RolloutBase):
+    @workflow.init
+    def __init__(self, rollout: Rollout) -> None:
+        self._init_state(rollout, "recreate", len(STEPS))
+        self._previous: dict[str, str | None] = {}
+
+    @workflow.run
+    async def run(self, rollout: Rollout) -> RolloutResult:
+        self._begin()
+        hosts = all_servers(rollout)
+        versions = await asyncio.gather(
+            *(host_ops.current_version(rollout, h, self._key(f"current/{h}")) for h in hosts)
+        )
+        self._previous = dict(zip(hosts, versions, strict=True))
+        self._event(
+            "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
+        )
+        work = asyncio.create_task(self._with_deadline("recreate", self._recreate(hosts)))
+        try:
+            stop = await self._until_stopped(work)
+            if stop is not None:
+                raise stop
+        except Stop as stop:
+            await self._cancel(work)
+            await self._restore(stop.reason)
+            return self._finish(stop.phase, stop.reason)
+        except asyncio.CancelledError:
+            await self._cancel(work)
+            await self._restore("the workflow was cancelled")
+            self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
+            raise
+        return self._finish(
+            RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {rollout.spec.version}"
+        )
+
+    async def _recreate(self, hosts: list[str]) -> None:
+        await self._everywhere(0, "stop", hosts)
+        await self._everywhere(1, "deploy", hosts, version=self._rollout.spec.version)
+        await self._everywhere(2, "start", hosts)
+        self._step(3)
+        for line in await host_ops.require_healthy(self._rollout, hosts, self._key("health")):
+            self._event("health", line)
+
+    async def _everywhere(
+        self, step: int, action: Action, hosts: list[str], version: str | None = None
+    ) -> None:
+        self._step(step)
+        if action == "start" and not self._has_start():
+            return
+        await asyncio.gather(
+            *(
+                host_ops.platform_action(
+                    self._rollout, action, h, self._key(f"{action}/{h}"), version=version
+                )
+                for h in hosts
+            )
+        )
+
+    async def _restore(self, reason: str) -> None:
+        """The previous version back on every host that ran one."""
+        self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
+        rollout = self._rollout
+        for host, previous in self._previous.items():
+            key = self._key(f"restore/{host}")
+            if previous is None:
+                await host_ops.platform_action(rollout, "stop", host, key, rolling_back=True)
+                continue
+            await host_ops.platform_action(
+                rollout, "deploy", host, key, version=previous, rolling_back=True
+            )
+            if self._has_start():
+                await host_ops.platform_action(rollout, "start", host, key, rolling_back=True)
+            self._event("restore", f"{host} back on {previous}")
+
+    def _has_start(self) -> bool:
+        platform = self._rollout.spec.platform
+        return (
+            platform is not None and platform.command is not None and bool(platform.command.start)
+        )
+
+    def _step(self, index: int) -> None:
+        self._status.current_step = index
+        self._status.step = STEPS[index]
+        self._event("step", f"step {index}: {STEPS[index]}")
+        self._set_phase(RolloutPhase.PROGRESSING, STEPS[index])
