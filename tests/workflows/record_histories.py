@@ -13,16 +13,30 @@ import asyncio
 import sys
 from pathlib import Path
 
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.workflows.fleet import CANARY, Fleet, fleet_rollout
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
+from tests.workflows.test_vm_strategies import fleet_worker
+from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.canary import CanaryRollout
 from workflows.rollout_models import OperatorInput
 from workflows.search_attributes import ALL
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
+
+
+def save(name: str, history: WorkflowHistory) -> None:
+    """Write a history once: an existing file is an older version the code must replay."""
+    path = HISTORIES / f"{name}.json"
+    if path.exists():
+        print(f"kept {path} (delete it to record it again)")
+        return
+    path.write_text(history.to_json())
+    print(f"recorded {path}")
 
 
 async def main() -> None:
@@ -54,7 +68,9 @@ async def main() -> None:
             await handle.execute_update(CanaryRollout.promote, OperatorInput(by="alice"))
             await handle.result()
             history = await handle.fetch_history()
-            (HISTORIES / "canary-promoted.json").write_text(history.to_json())
+            save("canary-promoted", history)
+
+        await record_vm_strategies(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -62,7 +78,26 @@ async def main() -> None:
             handle = await start(env, tq, failing)
             await handle.result()
             history = await handle.fetch_history()
-            (HISTORIES / "canary-rolled-back.json").write_text(history.to_json())
+            save("canary-rolled-back", history)
+
+
+async def record_vm_strategies(env: WorkflowEnvironment) -> None:
+    """One promoted run per VM strategy, and a rolled-back rolling update."""
+    cases = {
+        "blue-green-promoted": (Fleet(), fleet_rollout({"blueGreen": {}})),
+        "rolling-promoted": (Fleet(), fleet_rollout({"rolling": {"maxUnavailable": 2}})),
+        "rolling-rolled-back": (
+            Fleet(unhealthy={(CANARY[0], "v2")}),
+            fleet_rollout({"rolling": {"maxUnavailable": 2}}),
+        ),
+        "recreate-promoted": (Fleet(), fleet_rollout({"recreate": {}})),
+    }
+    for name, (fleet, spec) in cases.items():
+        async with fleet_worker(env, fleet) as tq:
+            handle = await start_vm(env, tq, spec)
+            await handle.result()
+            history = await handle.fetch_history()
+            save(name, history)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,17 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.canary import CanaryRollout
+from workflows.registry import BY_STRATEGY
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("canary-*.json"))
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
 
 def test_there_are_histories_to_replay():
-    assert len(HISTORIES) >= 2
+    kinds = {
+        p.stem.rsplit("-", 1)[0].removesuffix("-rolled").removesuffix("-promoted")
+        for p in HISTORIES
+    }
+    assert {"canary", "blue-green", "rolling", "recreate"} <= kinds
 
 
 @pytest.mark.parametrize(
@@ -24,5 +28,7 @@ def test_there_are_histories_to_replay():
     ids=[p.stem for p in HISTORIES],
 )
 async def test_history_replays(history: WorkflowHistory):
-    replayer = Replayer(workflows=[CanaryRollout], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=list(BY_STRATEGY.values()), data_converter=pydantic_data_converter
+    )
     await replayer.replay_workflow(history)
