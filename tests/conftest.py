@@ -1,5 +1,6 @@
 pytest_plugins = [
     "tests.fixtures.temporal",
     "tests.fixtures.nginx",
+    "tests.fixtures.haproxy",
     "tests.fixtures.prometheus",
 ]

@@ -1,7 +1,7 @@
 """Temporal activities that move traffic. Sync ``def``: the worker runs them on a thread pool.
 
-Both are declarative (``set canary to 25``), so a retry after a crash re-applies the same
-state; the router skips the reload when the file already says it.
+All are declarative (``set canary to 25``, ``drain 10.0.0.3:80``), so a retry after a crash
+re-applies the same state; the router skips the reload when it already holds it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import structlog
 from temporalio import activity
 
 from activities.model import Model
-from activities.routing.base import Weights
+from activities.routing.base import ServerState, Weights
 from activities.routing.factory import RouterSpec, router_for
 
 log = structlog.get_logger()
@@ -27,6 +27,18 @@ class SetWeightInput(Model):
 
 
 class GetWeightsInput(Model):
+    router: RouterSpec
+
+
+class SetServerStatesInput(Model):
+    """``states`` by server address as listed in the router spec; others keep theirs."""
+
+    router: RouterSpec
+    states: dict[str, ServerState]
+    key: str
+
+
+class GetServerStatesInput(Model):
     router: RouterSpec
 
 
@@ -67,3 +79,35 @@ def get_weights(input: GetWeightsInput) -> Weights:
         duration_ms=round((time.monotonic() - started) * 1000, 1),
     )
     return weights
+
+
+@activity.defn(name="set_server_states")
+def set_server_states(input: SetServerStatesInput) -> dict[str, ServerState]:
+    """Drain, take out or bring back servers; returns every server's state read back."""
+    started = time.monotonic()
+    router = router_for(input.router)
+    router.set_server_states(input.states)
+    applied = router.get_server_states()
+    log.info(
+        "set_server_states",
+        key=input.key,
+        router=input.router.kind,
+        states={address: str(state) for address, state in input.states.items()},
+        attempt=_attempt(),
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    return applied
+
+
+@activity.defn(name="get_server_states")
+def get_server_states(input: GetServerStatesInput) -> dict[str, ServerState]:
+    """Every server's state (``ready``, ``drain``, ``maint``) by address."""
+    started = time.monotonic()
+    states = router_for(input.router).get_server_states()
+    log.info(
+        "get_server_states",
+        router=input.router.kind,
+        not_ready={address: str(state) for address, state in states.items() if state != "ready"},
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    return states

@@ -6,6 +6,7 @@ from pydantic import model_validator
 
 from activities.model import Model
 from activities.routing.base import TrafficRouter
+from activities.routing.haproxy import HAProxyRouter, HAProxyRouterSpec
 from activities.routing.nginx import NginxRouter, NginxRouterSpec
 
 
@@ -13,6 +14,7 @@ class RouterSpec(Model):
     """One-of: exactly one router kind is set (``router: {nginx: {...}}``)."""
 
     nginx: NginxRouterSpec | None = None
+    haproxy: HAProxyRouterSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RouterSpec:
@@ -33,4 +35,6 @@ def router_for(spec: RouterSpec) -> TrafficRouter:
     """The router for ``spec``; adding a kind means a field above and a branch here."""
     if spec.nginx is not None:
         return NginxRouter(spec.nginx)
+    if spec.haproxy is not None:
+        return HAProxyRouter(spec.haproxy)
     raise AssertionError(f"RouterSpec validator let through {spec!r}")  # unreachable

@@ -12,12 +12,24 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import INVALID_SPEC, ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
-from activities.routing.activities import GetWeightsInput, SetWeightInput, get_weights, set_weight
-from activities.routing.base import Weights
+from activities.routing.activities import (
+    GetServerStatesInput,
+    GetWeightsInput,
+    SetServerStatesInput,
+    SetWeightInput,
+    get_server_states,
+    get_weights,
+    set_server_states,
+    set_weight,
+)
+from activities.routing.base import ServerState, Weights
 from activities.routing.nginx import NginxRouter, NginxRouterSpec, render_upstream
 from tests.fixtures.nginx import NginxServer
 
 pytestmark = pytest.mark.integration
+
+
+DRAIN, MAINT, READY = ServerState.DRAIN, ServerState.MAINT, ServerState.READY
 
 
 def fetch(server: NginxServer) -> str:
@@ -190,3 +202,106 @@ def test_file_not_written_by_deployflow_is_an_invalid_spec(tmp_path: Path):
 
     assert raised.value.type == INVALID_SPEC
     assert raised.value.non_retryable
+
+
+def set_states(server: NginxServer, router: NginxRouter, states: dict[str, ServerState]) -> None:
+    """Set server states and wait until the reload serves every new request."""
+    before = server.workers()
+    router.set_server_states(states)
+    server.wait_workers_replaced(before)
+
+
+def test_drained_server_gets_no_requests_after_the_reload(
+    nginx: NginxServer, http_backend: Callable[[str], str]
+):
+    stable = [http_backend("stable-a"), http_backend("stable-b")]
+    canary = [http_backend("canary")]
+    router = NginxRouter(nginx.router_spec(stable=stable, canary=canary))
+    shift(nginx, router, Weights(stable=100, canary=0))
+    assert set(answers(nginx, 20)) == {"stable-a", "stable-b"}
+
+    set_states(nginx, router, {stable[1]: DRAIN})
+
+    assert answers(nginx, 30) == {"stable-a": 30}
+    assert router.get_server_states() == {stable[0]: READY, stable[1]: DRAIN, canary[0]: READY}
+
+    shift(nginx, router, Weights(stable=50, canary=50))  # weights move, the drain stays
+    assert set(answers(nginx, 40)) == {"stable-a", "canary"}
+    assert router.get_weights() == Weights(stable=50, canary=50)
+
+    set_states(nginx, router, {stable[1]: READY, canary[0]: MAINT})
+    assert set(answers(nginx, 30)) == {"stable-a", "stable-b"}
+    assert router.get_server_states()[canary[0]] == MAINT
+
+
+def test_unknown_server_state_is_invalid_and_changes_nothing(tmp_path: Path):
+    spec = fake_spec(tmp_path)
+    router = NginxRouter(spec)
+    router.set_weights(Weights.canary_at(10))
+    before = Path(spec.config_path).read_text()
+
+    with pytest.raises(ApplicationError) as raised:
+        router.set_server_states({"127.0.0.1:8001": DRAIN, "127.0.0.1:9999": DRAIN})
+
+    assert raised.value.type == INVALID_SPEC
+    assert raised.value.non_retryable
+    assert Path(spec.config_path).read_text() == before
+    assert command_log(tmp_path) == ["test", "reload"]
+
+
+def test_same_states_twice_reload_once_and_survive_weight_changes(tmp_path: Path):
+    router = NginxRouter(fake_spec(tmp_path))
+
+    router.set_server_states({"127.0.0.1:8002": MAINT})
+    router.set_server_states({"127.0.0.1:8002": MAINT})
+    router.set_weights(Weights.canary_at(40))
+
+    assert command_log(tmp_path) == ["test", "reload", "test", "reload"]
+    assert router.get_server_states() == {"127.0.0.1:8001": READY, "127.0.0.1:8002": MAINT}
+    assert router.get_weights() == Weights.canary_at(40)
+    assert "server 127.0.0.1:8002 down;" in Path(router.spec.config_path).read_text()
+
+
+def test_rejected_state_change_restores_the_file(tmp_path: Path):
+    ok = NginxRouter(fake_spec(tmp_path))
+    ok.set_weights(Weights.canary_at(10))
+    before = Path(ok.spec.config_path).read_text()
+    rejecting = NginxRouter(fake_spec(tmp_path, test="echo 'nginx: [emerg] bad' >&2; exit 1"))
+
+    with pytest.raises(ApplicationError) as raised:
+        rejecting.set_server_states({"127.0.0.1:8001": DRAIN})
+
+    assert raised.value.type == ROUTER_CONFIG_REJECTED
+    assert Path(ok.spec.config_path).read_text() == before
+    assert ok.get_server_states()["127.0.0.1:8001"] == READY
+
+
+def test_server_state_activities_through_the_real_nginx(
+    nginx: NginxServer, backends: tuple[str, str]
+):
+    router_json = {"nginx": nginx.router_spec([backends[0]], [backends[1]]).model_dump()}
+    env = ActivityEnvironment()
+    before = nginx.workers()
+    env.run(
+        set_weight,
+        SetWeightInput.model_validate(
+            {"router": router_json, "weights": {"stable": 50, "canary": 50}, "key": "wf/step-0"}
+        ),
+    )
+    nginx.wait_workers_replaced(before)
+    before = nginx.workers()
+
+    states = env.run(
+        set_server_states,
+        SetServerStatesInput.model_validate(
+            {"router": router_json, "states": {backends[1]: "drain"}, "key": "wf/step-1"}
+        ),
+    )
+    nginx.wait_workers_replaced(before)
+
+    assert states == {backends[0]: READY, backends[1]: DRAIN}
+    assert (
+        env.run(get_server_states, GetServerStatesInput.model_validate({"router": router_json}))
+        == states
+    )
+    assert answers(nginx, 20) == {"stable": 20}

@@ -6,11 +6,19 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from temporalio.exceptions import ApplicationError
 
+from activities.errors import INVALID_SPEC
 from activities.routing.activities import SetWeightInput
-from activities.routing.base import Weights
+from activities.routing.base import ServerState, Weights
 from activities.routing.factory import RouterSpec, router_for
-from activities.routing.nginx import NginxRouter, NginxRouterSpec, parse_weights, render_upstream
+from activities.routing.nginx import (
+    NginxRouter,
+    NginxRouterSpec,
+    parse_server_states,
+    parse_weights,
+    render_upstream,
+)
 from activities.routing.nop import NopRouter
 
 STABLE = ["127.0.0.1:8001"]
@@ -83,6 +91,42 @@ def test_rendered_weights_read_back(canary: int):
     assert parse_weights(text) == Weights.canary_at(canary)
 
 
+def test_drained_and_maintained_servers_are_down_and_recorded_in_the_header():
+    stable, canary = ["10.0.0.1:80", "10.0.0.2:80"], ["10.0.0.3:80"]
+    states = {"10.0.0.2:80": ServerState.DRAIN, "10.0.0.3:80": ServerState.MAINT}
+
+    text = render_upstream("api", stable, canary, Weights.canary_at(20), states)
+
+    assert text.splitlines()[:2] == [
+        "# deployflow: stable=80 canary=20",
+        "# deployflow-servers: 10.0.0.2:80=drain 10.0.0.3:80=maint",
+    ]
+    assert server_lines(text) == [
+        "server 10.0.0.1:80 weight=80;",
+        "server 10.0.0.2:80 down;",
+        "server 10.0.0.3:80 down;",
+    ]
+    assert parse_server_states(text) == states
+    assert parse_weights(text) == Weights.canary_at(20)
+
+
+def test_ready_servers_render_as_without_states():
+    plain = render_upstream("checkout", STABLE, CANARY, Weights.canary_at(5))
+    ready = {STABLE[0]: ServerState.READY, CANARY[0]: ServerState.READY}
+
+    assert render_upstream("checkout", STABLE, CANARY, Weights.canary_at(5), ready) == plain
+    assert "deployflow-servers" not in plain
+    assert parse_server_states(plain) == {}
+
+
+def test_states_of_servers_no_longer_listed_are_dropped():
+    text = render_upstream(
+        "checkout", STABLE, CANARY, Weights.canary_at(5), {"10.9.9.9:80": ServerState.DRAIN}
+    )
+
+    assert parse_server_states(text) == {}
+
+
 def test_file_not_written_by_deployflow_reads_as_none():
     assert parse_weights("upstream x { server 127.0.0.1:1; }\n") is None
 
@@ -134,7 +178,7 @@ def test_spec_errors_name_the_field(overrides: dict[str, Any], location: str, sa
 
 
 def test_router_spec_requires_one_router_kind():
-    with pytest.raises(ValidationError, match="set exactly one of nginx; got none"):
+    with pytest.raises(ValidationError, match="set exactly one of nginx, haproxy; got none"):
         RouterSpec.model_validate({})
 
 
@@ -170,3 +214,17 @@ def test_nop_router_starts_all_stable_and_remembers():
 
     assert router.get_weights() == Weights.canary_at(30)
     assert router.calls == [Weights.canary_at(30)]
+
+
+def test_nop_router_keeps_server_states_and_refuses_unknown_servers():
+    router = NopRouter(servers=["a:1", "b:1"])
+    assert router.get_server_states() == {"a:1": ServerState.READY, "b:1": ServerState.READY}
+
+    router.set_server_states({"b:1": ServerState.DRAIN})
+    router.set_weights(Weights.canary_at(50))
+
+    assert router.get_server_states() == {"a:1": ServerState.READY, "b:1": ServerState.DRAIN}
+    with pytest.raises(ApplicationError) as raised:
+        router.set_server_states({"c:1": ServerState.MAINT})
+    assert raised.value.type == INVALID_SPEC
+    assert router.state_calls == [{"b:1": ServerState.DRAIN}]
