@@ -7,7 +7,9 @@ names users wrote) and reject unknown fields so a typo is an error, not a silent
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -20,3 +22,34 @@ class Model(BaseModel):
         serialize_by_alias=True,
         extra="forbid",
     )
+
+
+class OneOf(Model):
+    """A container where exactly one field is set: ``router: {nginx: {...}}``.
+
+    Subclasses name themselves in ``label`` for the error message and list one optional
+    field per kind; ``kind`` is the (spec-spelled) name of the one that is set.
+    """
+
+    label: ClassVar[str] = "one of"
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        chosen = self._chosen()
+        if len(chosen) != 1:
+            kinds = ", ".join(self._spelling(n) for n in type(self).model_fields)
+            got = ", ".join(chosen) or "none"
+            raise ValueError(f"{self.label}: set exactly one of {kinds}; got {got}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self._chosen()[0]
+
+    def _chosen(self) -> list[str]:
+        fields = type(self).model_fields
+        return [self._spelling(n) for n in fields if getattr(self, n) is not None]
+
+    @classmethod
+    def _spelling(cls, name: str) -> str:
+        return cls.model_fields[name].alias or name

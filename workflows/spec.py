@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
 from activities.health.spec import HealthCheck, SmokeTest
 from activities.metrics.activities import MetricProviderSpec
-from activities.model import Model
+from activities.model import Model, OneOf
 from activities.platforms.activities import PlatformSpec
 from activities.routing.factory import RouterSpec
 from workflows.conditions import ConditionError, compile_condition
@@ -138,27 +138,18 @@ class RecreateStrategy(Model):
     """Stop every host, deploy, start, health-check: downtime accepted."""
 
 
-class Strategy(Model):
+class Strategy(OneOf):
+    label: ClassVar[str] = "strategy"
+
     canary: CanaryStrategy | None = None
     blue_green: BlueGreenStrategy | None = None
     rolling: RollingStrategy | None = None
     recreate: RecreateStrategy | None = None
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Strategy:
-        chosen = [n for n in type(self).model_fields if getattr(self, n) is not None]
-        if len(chosen) != 1:
-            raise ValueError(
-                "set exactly one of canary, blueGreen, rolling, recreate; got "
-                + (", ".join(chosen) or "none")
-            )
-        return self
-
     @property
     def name(self) -> str:
         """``canary``, ``blueGreen``, ``rolling`` or ``recreate``."""
-        field = next(n for n in type(self).model_fields if getattr(self, n) is not None)
-        return "blueGreen" if field == "blue_green" else field
+        return self.kind
 
 
 class Metric(Model):

@@ -12,36 +12,24 @@ from __future__ import annotations
 
 import math
 import time
+from typing import ClassVar
 
 import structlog
-from pydantic import model_validator
 from temporalio import activity
 
 from activities.metrics.base import MetricsProvider, MetricUnavailable
 from activities.metrics.prometheus import PrometheusProvider, PrometheusProviderSpec
-from activities.model import Model
+from activities.model import Model, OneOf
 
 log = structlog.get_logger()
 
 
-class MetricProviderSpec(Model):
+class MetricProviderSpec(OneOf):
     """One-of: exactly one provider kind is set (``provider: {prometheus: {...}}``)."""
 
+    label: ClassVar[str] = "provider"
+
     prometheus: PrometheusProviderSpec | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> MetricProviderSpec:
-        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
-        if len(chosen) != 1:
-            kinds = ", ".join(type(self).model_fields)
-            got = ", ".join(chosen) or "none"
-            raise ValueError(f"provider: set exactly one of {kinds}; got {got}")
-        return self
-
-    @property
-    def kind(self) -> str:
-        """The name of the provider kind that is set, e.g. ``"prometheus"``."""
-        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
 
 def provider_for(spec: MetricProviderSpec) -> tuple[MetricsProvider, str]:

@@ -11,38 +11,26 @@ is then killed. Set ``start_to_close_timeout`` above the platform's own command 
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import structlog
-from pydantic import model_validator
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import INVALID_SPEC, failure
-from activities.model import Model
+from activities.model import Model, OneOf
 from activities.platforms.base import Action, ActionResult, Platform, Target
 from activities.platforms.command import CommandPlatform, CommandPlatformSpec
 
 log = structlog.get_logger()
 
 
-class PlatformSpec(Model):
+class PlatformSpec(OneOf):
     """One-of: exactly one platform kind is set (``platform: {command: {...}}``)."""
 
+    label: ClassVar[str] = "platform"
+
     command: CommandPlatformSpec | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> PlatformSpec:
-        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
-        if len(chosen) != 1:
-            kinds = ", ".join(type(self).model_fields)
-            got = ", ".join(chosen) or "none"
-            raise ValueError(f"platform: set exactly one of {kinds}; got {got}")
-        return self
-
-    @property
-    def kind(self) -> str:
-        """The name of the platform kind that is set, e.g. ``"command"``."""
-        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
 
 def platform_for(spec: PlatformSpec, service: str) -> Platform:

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from typing import ClassVar
 
-from activities.model import Model
+from activities.model import OneOf
 from activities.routing.base import TrafficRouter
 from activities.routing.haproxy import HAProxyRouter, HAProxyRouterSpec
 from activities.routing.nginx import NginxRouter, NginxRouterSpec
 
 
-class RouterSpec(Model):
+class RouterSpec(OneOf):
     """One-of: exactly one router kind is set (``router: {nginx: {...}}``)."""
+
+    label: ClassVar[str] = "router"
 
     nginx: NginxRouterSpec | None = None
     haproxy: HAProxyRouterSpec | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> RouterSpec:
-        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
-        if len(chosen) != 1:
-            kinds = ", ".join(type(self).model_fields)
-            got = ", ".join(chosen) or "none"
-            raise ValueError(f"router: set exactly one of {kinds}; got {got}")
-        return self
-
-    @property
-    def kind(self) -> str:
-        """The name of the router kind that is set, e.g. ``"nginx"``."""
-        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
 
 
 def router_for(spec: RouterSpec) -> TrafficRouter:
