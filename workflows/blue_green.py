@@ -25,7 +25,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import host_ops
-    from workflows.rollout_base import ROLLBACK_RETRY, RolloutBase, Stop
+    from workflows.rollout_base import ROLLBACK_RETRY, RolloutBase
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
 
@@ -67,20 +67,15 @@ class BlueGreenRollout(RolloutBase):
         self._pools = {"stable": list(router.stable), "canary": list(router.canary)}
         self._show_pools(preview_version=rollout.spec.version)
         self._event("pools", f"active: {self._active}, preview: {self._preview}")
-        steps = asyncio.create_task(self._promote())
-        try:
-            stop = await self._until_stopped(steps)
-            if stop is not None:
-                raise stop
-        except Stop as stop:
-            await self._cancel(steps)
-            await self._undo(stop.reason, strategy.abort_scale_down_delay_seconds)
-            return self._finish(stop.phase, stop.reason)
-        except asyncio.CancelledError:
-            await self._cancel(steps)
-            await self._undo("the workflow was cancelled", 0)
-            self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
-            raise
+        abort_delay = strategy.abort_scale_down_delay_seconds
+
+        async def undo(reason: str) -> None:
+            cancelled = reason == "the workflow was cancelled"
+            await self._undo(reason, 0 if cancelled else abort_delay)
+
+        stopped = await self._guarded(self._promote(), undo)
+        if stopped is not None:
+            return stopped
         await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
         return self._finish(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
 

@@ -36,23 +36,15 @@ class CanaryRollout(RolloutBase):
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
-        steps = asyncio.create_task(self._run_steps())
-        try:
-            stop = await self._until_stopped(steps)
-            if stop is not None:
-                raise stop
-            await self._cancel(self._background)
-            await self._set_weight(100, "promoted")
-            return self._finish(RolloutPhase.PROMOTED, "all steps completed")
-        except Stop as stop:
-            await self._cancel(steps, self._background)
-            await self._roll_back(stop.reason)
-            return self._finish(stop.phase, stop.reason)
-        except asyncio.CancelledError:
-            await self._cancel(steps, self._background)
-            await self._roll_back("the workflow was cancelled")
-            self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
-            raise
+        stopped = await self._guarded(
+            self._steps_then_promote(), self._roll_back, lambda: self._background
+        )
+        return stopped or self._finish(RolloutPhase.PROMOTED, "all steps completed")
+
+    async def _steps_then_promote(self) -> None:
+        await self._run_steps()
+        await self._cancel(self._background)
+        await self._set_weight(100, "promoted")
 
     async def _run_steps(self) -> None:
         canary = self._rollout.spec.strategy.canary

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import Action, ActionResult
     from activities.routing.activities import GetWeightsInput, SetServerStatesInput
     from activities.routing.base import ServerState, Weights
-    from workflows.rollout_base import ROLLBACK_RETRY, Stop
+    from workflows.rollout_base import ROLLBACK_RETRY, SET_WEIGHT_RETRY, Stop
     from workflows.rollout_models import RolloutPhase
     from workflows.spec import Rollout
 
@@ -35,12 +35,7 @@ PLATFORM_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=sorted(errors.NON_RETRYABLE),
 )
-ROUTER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
+ROUTER_RETRY = SET_WEIGHT_RETRY
 
 
 def failure_message(exc: ActivityError) -> str:
@@ -102,6 +97,12 @@ async def current_version(rollout: Rollout, target: str, key: str) -> str | None
         retry_policy=PLATFORM_RETRY,
     )
     return version
+
+
+async def previous_versions(rollout: Rollout, hosts: list[str], key: str) -> dict[str, str | None]:
+    """What each host runs before the rollout touches it (None: nothing), for rollback."""
+    versions = await asyncio.gather(*(current_version(rollout, h, f"{key}/{h}") for h in hosts))
+    return dict(zip(hosts, versions, strict=True))
 
 
 async def check_health(rollout: Rollout, target: str, key: str) -> HealthReport | None:

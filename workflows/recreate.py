@@ -13,7 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import Action
     from workflows import host_ops
-    from workflows.rollout_base import RolloutBase, Stop
+    from workflows.rollout_base import RolloutBase
     from workflows.rollout_models import RolloutPhase, RolloutResult
     from workflows.spec import Rollout, all_servers
 
@@ -31,28 +31,14 @@ class RecreateRollout(RolloutBase):
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = all_servers(rollout)
-        versions = await asyncio.gather(
-            *(host_ops.current_version(rollout, h, self._key(f"current/{h}")) for h in hosts)
-        )
-        self._previous = dict(zip(hosts, versions, strict=True))
+        self._previous = await host_ops.previous_versions(rollout, hosts, self._key("current"))
         self._event(
             "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
         )
-        work = asyncio.create_task(self._with_deadline("recreate", self._recreate(hosts)))
-        try:
-            stop = await self._until_stopped(work)
-            if stop is not None:
-                raise stop
-        except Stop as stop:
-            await self._cancel(work)
-            await self._restore(stop.reason)
-            return self._finish(stop.phase, stop.reason)
-        except asyncio.CancelledError:
-            await self._cancel(work)
-            await self._restore("the workflow was cancelled")
-            self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
-            raise
-        return self._finish(
+        stopped = await self._guarded(
+            self._with_deadline("recreate", self._recreate(hosts)), self._restore
+        )
+        return stopped or self._finish(
             RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {rollout.spec.version}"
         )
 

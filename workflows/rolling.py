@@ -39,28 +39,12 @@ class RollingRollout(RolloutBase):
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = all_servers(rollout)
-        versions = await asyncio.gather(
-            *(host_ops.current_version(rollout, h, self._key(f"current/{h}")) for h in hosts)
-        )
-        self._previous = dict(zip(hosts, versions, strict=True))
+        self._previous = await host_ops.previous_versions(rollout, hosts, self._key("current"))
         self._event(
             "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
         )
-        batches = asyncio.create_task(self._update_batches())
-        try:
-            stop = await self._until_stopped(batches)
-            if stop is not None:
-                raise stop
-        except Stop as stop:
-            await self._cancel(batches)
-            await self._restore(stop.reason)
-            return self._finish(stop.phase, stop.reason)
-        except asyncio.CancelledError:
-            await self._cancel(batches)
-            await self._restore("the workflow was cancelled")
-            self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
-            raise
-        return self._finish(
+        stopped = await self._guarded(self._update_batches(), self._restore)
+        return stopped or self._finish(
             RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {rollout.spec.version}"
         )
 

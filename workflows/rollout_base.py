@@ -278,6 +278,31 @@ class RolloutBase:
         if self._stop is None:
             self._stop = stop
 
+    async def _guarded(
+        self,
+        work: Coroutine[Any, Any, None],
+        undo: Callable[[str], Coroutine[Any, Any, None]],
+        *also_cancel: Callable[[], asyncio.Task[Any] | None],
+    ) -> RolloutResult | None:
+        """Run ``work`` until it finishes (None) or a stop is requested; on a stop or on
+        cancellation, cancel it (and ``also_cancel``), ``undo`` and finish with the stop's
+        phase. Cancellation is re-raised after the undo so the run ends Cancelled."""
+        task = asyncio.create_task(work)
+        try:
+            stop = await self._until_stopped(task)
+            if stop is not None:
+                raise stop
+            return None
+        except Stop as stop:
+            await self._cancel(task, *(get() for get in also_cancel))
+            await undo(stop.reason)
+            return self._finish(stop.phase, stop.reason)
+        except asyncio.CancelledError:
+            await self._cancel(task, *(get() for get in also_cancel))
+            await undo("the workflow was cancelled")
+            self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
+            raise
+
     async def _until_stopped(self, steps: asyncio.Task[None]) -> Stop | None:
         """Wait for the steps to finish, or for a stop request, whichever comes first."""
         stopped = asyncio.create_task(workflow.wait_condition(lambda: self._stop is not None))
