@@ -25,14 +25,14 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import host_ops
-    from workflows.rollout_base import ROLLBACK_RETRY, RolloutBase
+    from workflows.host_steps import HostSteps
+    from workflows.rollout_base import ROLLBACK_RETRY, Side
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
 
 STEPS = (
     "deploy to the preview pool",
-    "health checks",
-    "smoke tests",
+    "health checks and smoke tests",
     "pre-promotion analysis",
     "promotion",
     "switch traffic",
@@ -41,7 +41,7 @@ STEPS = (
 
 
 @workflow.defn(name="BlueGreenRollout")
-class BlueGreenRollout(RolloutBase):
+class BlueGreenRollout(HostSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         self._init_state(rollout, "blueGreen", len(STEPS))
@@ -52,19 +52,12 @@ class BlueGreenRollout(RolloutBase):
         self._begin()
         strategy = rollout.spec.strategy.blue_green
         assert strategy is not None
-        weights = await host_ops.get_weights(rollout)
-        if weights.stable not in (0, 100):
-            return self._finish(
-                RolloutPhase.ABORTED,
-                f"traffic is split {weights.stable}/{weights.canary}: finish or abort the running "
-                "rollout first (blue-green needs one pool live and the other idle)",
-            )
-        self._status.weights = weights
-        router = rollout.spec.router.nginx or rollout.spec.router.haproxy
-        assert router is not None
-        self._active = "stable" if weights.stable == 100 else "canary"
-        self._preview = "canary" if self._active == "stable" else "stable"
-        self._pools = {"stable": list(router.stable), "canary": list(router.canary)}
+        refused = await self._read_sides()
+        if refused is not None:
+            return self._finish(RolloutPhase.ABORTED, refused)
+        self._preview: Side = self._new_side
+        self._active: Side = "canary" if self._preview == "stable" else "stable"
+        self._pools = {side: self._servers(side) for side in ("stable", "canary")}
         self._show_pools(preview_version=rollout.spec.version)
         self._event("pools", f"active: {self._active}, preview: {self._preview}")
         abort_delay = strategy.abort_scale_down_delay_seconds
@@ -88,26 +81,22 @@ class BlueGreenRollout(RolloutBase):
 
         self._step(0, f"deploying {version} to {', '.join(preview)}")
         await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
-        self._step(1, "health-checking the preview pool")
-        for line in await host_ops.require_healthy(rollout, preview, self._key("health")):
-            self._event("health", line)
-        self._step(2, "smoke-testing the preview pool")
-        if count := await host_ops.require_smoke_tests(rollout, preview, self._key("smoke")):
-            self._event("smoke", f"{count} smoke test(s) passed on {len(preview)} host(s)")
-        self._step(3, "pre-promotion analysis")
+        self._step(1, "health checks and smoke tests on the preview pool")
+        await self._check(preview)
+        self._step(2, "pre-promotion analysis")
         if strategy.pre_promotion_analysis is not None:
             await self._blocking_analysis("pre-promotion", strategy.pre_promotion_analysis)
             await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
-        self._step(4, "promotion")
+        self._step(3, "promotion")
         if not strategy.auto_promotion_enabled:
             await self._pause_step(None)
         elif strategy.auto_promotion_seconds:
             await self._pause_step(timedelta(seconds=strategy.auto_promotion_seconds))
         await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
-        self._step(5, f"switching all traffic to the {self._preview} pool")
+        self._step(4, f"switching all traffic to the {self._preview} pool")
         await self._switch_to(self._preview, "switch")
         self._switched = True
-        self._step(6, "post-promotion analysis")
+        self._step(5, "post-promotion analysis")
         if strategy.post_promotion_analysis is not None:
             await self._blocking_analysis("post-promotion", strategy.post_promotion_analysis)
 
@@ -119,11 +108,11 @@ class BlueGreenRollout(RolloutBase):
         await self._scale_down(self._preview, scale_down_delay, "preview")
 
     async def _switch_to(self, pool: str, label: str, *, retry: bool = False) -> None:
-        canary = 100 if pool == "canary" else 0
+        share = 100 if pool == self._new_side else 0
         if retry:
-            await self._set_weight(canary, label, retry=ROLLBACK_RETRY)
+            await self._set_weight(share, label, retry=ROLLBACK_RETRY)
         else:
-            await self._set_weight(canary, label)
+            await self._set_weight(share, label)
         for status in self._status.pools:
             status.role = "active" if status.name == pool else "preview"
 
@@ -157,17 +146,3 @@ class BlueGreenRollout(RolloutBase):
             )
             for name, servers in self._pools.items()
         ]
-
-    async def _deploy(self, targets: list[str], version: str) -> None:
-        results = await asyncio.gather(
-            *(
-                host_ops.platform_action(
-                    self._rollout, "deploy", t, self._key(f"deploy/{t}"), version=version
-                )
-                for t in targets
-            )
-        )
-        for result in results:
-            state = "deployed" if result.changed else "already ran"
-            tail = f": {result.output[-1]}" if result.output else ""
-            self._event("deploy", f"{result.target} {state} {version}{tail}")

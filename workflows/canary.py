@@ -17,31 +17,52 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
-    from workflows.rollout_base import ROLLBACK_RETRY, RolloutBase, Stop
+    from workflows.host_steps import HostSteps
+    from workflows.rollout_base import ROLLBACK_RETRY, Stop
     from workflows.rollout_models import RolloutPhase, RolloutResult
     from workflows.spec import CanaryStep, Rollout
 
 
+READS_LIVE_SIDE = "canary-reads-live-side"
+"""Patch: read the router first, put the new version on the idle list (roles flip after a
+promotion), deploy and check it there when the spec has a platform."""
+
+
 @workflow.defn(name="CanaryRollout")
-class CanaryRollout(RolloutBase):
+class CanaryRollout(HostSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         canary = rollout.spec.strategy.canary
         assert canary is not None  # the registry runs this workflow for canary specs only
         self._init_state(rollout, "canary", len(canary.steps))
         self._background: asyncio.Task[None] | None = None
+        self._reads_sides = False
 
     # -- the runbook ---------------------------------------------------------------
 
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
+        # Runs recorded before the canary read the router start on the canary list.
+        self._reads_sides = workflow.patched(READS_LIVE_SIDE)
+        if self._reads_sides:
+            refused = await self._read_sides()
+            if refused is not None:
+                return self._finish(RolloutPhase.ABORTED, refused)
+            hosts = ", ".join(self._servers(self._new_side))
+            self._event(
+                "sides", f"{self._rollout.spec.version} goes to the {self._new_side} list ({hosts})"
+            )
         stopped = await self._guarded(
             self._steps_then_promote(), self._roll_back, lambda: self._background
         )
         return stopped or self._finish(RolloutPhase.PROMOTED, "all steps completed")
 
     async def _steps_then_promote(self) -> None:
+        if self._reads_sides and self._rollout.spec.platform is not None:
+            hosts = self._servers(self._new_side)
+            await self._with_deadline("deploy", self._deploy(hosts, self._rollout.spec.version))
+            await self._check(hosts)
         await self._run_steps()
         await self._cancel(self._background)
         await self._set_weight(100, "promoted")

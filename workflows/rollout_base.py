@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.spec import Rollout, StepAnalysis, rollout_problems
 
 T = TypeVar("T")
+Side = Literal["stable", "canary"]
+"""A router server list; which one is "new" flips from rollout to rollout."""
 
 SET_WEIGHT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -88,6 +90,8 @@ class RolloutBase:
         self._full = False
         self._in_pause_step = False
         self._pause_step_message = ""
+        # The router list the new version runs on: "canary", or "stable" once roles flipped.
+        self._new_side: Side = "canary"
 
     def _begin(self) -> None:
         """Refuse an unsound spec (the UI can start anything), then announce the run."""
@@ -353,13 +357,19 @@ class RolloutBase:
                 await task
 
     async def _set_weight(
-        self, canary: int, label: str, retry: RetryPolicy = SET_WEIGHT_RETRY
+        self, share: int, label: str, retry: RetryPolicy = SET_WEIGHT_RETRY
     ) -> None:
+        """Give the new version's side (``_new_side``) ``share`` % of traffic."""
+        wanted = (
+            Weights.canary_at(share)
+            if self._new_side == "canary"
+            else Weights(stable=share, canary=100 - share)
+        )
         weights = await workflow.execute_activity(
             "set_weight",
             SetWeightInput(
                 router=self._rollout.spec.router,
-                weights=Weights.canary_at(canary),
+                weights=wanted,
                 key=self._key(label),
             ),
             result_type=Weights,

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
-from activities.routing.activities import SetWeightInput
+from activities.routing.activities import GetWeightsInput, SetWeightInput
 from activities.routing.base import Weights
 from workflows.canary import CanaryRollout
 from workflows.rollout_models import RolloutStatus
@@ -69,6 +69,7 @@ class Stubs:
     """What the stub activities saw, and what ``measure`` answers (by call number)."""
 
     canary_weights: list[int] = field(default_factory=list)
+    live: Weights = field(default_factory=lambda: Weights(stable=100, canary=0))
     measure_keys: list[str] = field(default_factory=list)
     measure_values: Callable[[int], list[float]] = lambda n: [0.0]
     measurements: int = 0
@@ -77,7 +78,12 @@ class Stubs:
         @activity.defn(name="set_weight")
         async def set_weight(input: SetWeightInput) -> Weights:
             self.canary_weights.append(input.weights.canary)
+            self.live = input.weights
             return input.weights
+
+        @activity.defn(name="get_weights")
+        async def get_weights(input: GetWeightsInput) -> Weights:
+            return self.live
 
         @activity.defn(name="measure")
         async def measure(input: MeasureInput) -> MeasureOutput:
@@ -85,7 +91,7 @@ class Stubs:
             self.measure_keys.append(input.key)
             return MeasureOutput(values=self.measure_values(self.measurements))
 
-        return [set_weight, measure]
+        return [set_weight, get_weights, measure]
 
 
 @asynccontextmanager

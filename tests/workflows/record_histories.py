@@ -17,6 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.routing.base import Weights
 from tests.workflows.fleet import CANARY, Fleet, fleet_rollout
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
 from tests.workflows.test_vm_strategies import fleet_worker
@@ -91,6 +92,10 @@ async def record_vm_strategies(env: WorkflowEnvironment) -> None:
             fleet_rollout({"rolling": {"maxUnavailable": 2}}),
         ),
         "recreate-promoted": (Fleet(), fleet_rollout({"recreate": {}})),
+        "canary-flipped-promoted": (
+            Fleet(weights=Weights(stable=0, canary=100)),
+            fleet_rollout({"canary": {"steps": [{"setWeight": 25}, {"setWeight": 60}]}}),
+        ),
     }
     for name, (fleet, spec) in cases.items():
         async with fleet_worker(env, fleet) as tq:

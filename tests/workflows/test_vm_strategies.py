@@ -214,3 +214,45 @@ async def test_recreate_failure_restores_the_previous_version(temporal_env):
     assert result.outcome is RolloutPhase.ROLLED_BACK
     assert set(fleet.versions.values()) == {"v1"}
     assert [c[1] for c in fleet.actions("deploy") if c[2] == "v1"] == STABLE + CANARY
+
+
+# -- canary on two server lists -------------------------------------------------------
+
+
+async def test_canary_after_a_promotion_goes_to_the_other_list(temporal_env):
+    fleet = Fleet(weights=Weights(stable=0, canary=100))
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 25}, {"setWeight": 60}]}})
+    result = await run(temporal_env, fleet, spec)
+    assert result.outcome is RolloutPhase.PROMOTED
+    assert fleet.actions("deploy") == [("deploy", h, "v2") for h in STABLE]
+    assert fleet.actions("weights") == [("weights", 75), ("weights", 40), ("weights", 0)]
+    assert fleet.weights.stable == 100
+
+
+async def test_canary_rollback_after_a_flip_returns_traffic_to_the_live_list(temporal_env):
+    fleet = Fleet(weights=Weights(stable=0, canary=100), measure_values=lambda n: [0.5])
+    spec = fleet_rollout(
+        {"canary": {"steps": [{"setWeight": 25}, {"analysis": ANALYSIS}, {"setWeight": 60}]}}
+    )
+    result = await run(temporal_env, fleet, spec)
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    assert fleet.actions("weights") == [("weights", 75), ("weights", 100)]
+
+
+async def test_canary_with_a_platform_checks_the_new_hosts_before_any_traffic(temporal_env):
+    fleet = Fleet(unhealthy={(CANARY[1], "v2")})
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 25}]}})
+    result = await run(temporal_env, fleet, spec)
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    assert result.reason == f"health check failed on {CANARY[1]}: HTTP 503 (expected 200)"
+    # The only weight change is the rollback's "canary 0 %", which changes nothing.
+    assert fleet.actions("weights") == [("weights", 0)]
+
+
+async def test_canary_refuses_a_split_router(temporal_env):
+    fleet = Fleet(weights=Weights(stable=50, canary=50))
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 25}]}})
+    result = await run(temporal_env, fleet, spec)
+    assert result.outcome is RolloutPhase.ABORTED
+    assert "traffic is split 50/50" in result.reason
+    assert fleet.calls == []

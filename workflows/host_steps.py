@@ -1,0 +1,54 @@
+"""Bringing the new version up on a set of hosts before it gets traffic: deploy, health
+checks, smoke tests — shared by blue-green (the preview pool) and canary (the canary
+pool, when the spec has a platform)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import host_ops
+    from workflows.rollout_base import RolloutBase, Side
+
+
+class HostSteps(RolloutBase):
+    async def _read_sides(self) -> str | None:
+        """Read the router: the side at 0 % gets the new version (``_new_side``). Returns why
+        not, when traffic is split (another rollout is half-way)."""
+        weights = await host_ops.get_weights(self._rollout)
+        if weights.stable not in (0, 100):
+            return (
+                f"traffic is split {weights.stable}/{weights.canary}: finish or abort the "
+                "running rollout first (one server list must be live and the other idle)"
+            )
+        self._status.weights = weights
+        self._new_side = "stable" if weights.canary == 100 else "canary"
+        return None
+
+    def _servers(self, side: Side) -> list[str]:
+        router = self._rollout.spec.router.nginx or self._rollout.spec.router.haproxy
+        assert router is not None  # RouterSpec is a one-of
+        return list(router.stable if side == "stable" else router.canary)
+
+    async def _deploy(self, targets: list[str], version: str) -> None:
+        results = await asyncio.gather(
+            *(
+                host_ops.platform_action(
+                    self._rollout, "deploy", t, self._key(f"deploy/{t}"), version=version
+                )
+                for t in targets
+            )
+        )
+        for result in results:
+            state = "deployed" if result.changed else "already ran"
+            tail = f": {result.output[-1]}" if result.output else ""
+            self._event("deploy", f"{result.target} {state} {version}{tail}")
+
+    async def _check(self, targets: list[str]) -> None:
+        """Health checks, then smoke tests, on ``targets``; a failure is a Stop."""
+        for line in await host_ops.require_healthy(self._rollout, targets, self._key("health")):
+            self._event("health", line)
+        if count := await host_ops.require_smoke_tests(self._rollout, targets, self._key("smoke")):
+            self._event("smoke", f"{count} smoke test(s) passed on {len(targets)} host(s)")
