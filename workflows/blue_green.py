@@ -69,6 +69,8 @@ class BlueGreenRollout(HostSteps):
         stopped = await self._guarded(self._promote(), undo)
         if stopped is not None:
             return stopped
+        # Promoted from here on: verbs are refused while the old pool winds down.
+        self._set_phase(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
         await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
         return self._finish(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
 
@@ -117,6 +119,9 @@ class BlueGreenRollout(HostSteps):
             status.role = "active" if status.name == pool else "preview"
 
     async def _scale_down(self, pool: str, delay: int, what: str) -> None:
+        if not host_ops.supports(self._rollout, "stop"):
+            self._event("scale-down", f"no stop command: the {what} pool ({pool}) keeps running")
+            return
         if delay:
             self._set_phase(self._status.phase, f"stopping the {what} pool in {delay}s")
             await workflow.sleep(timedelta(seconds=delay))

@@ -38,6 +38,12 @@ PLATFORM_RETRY = RetryPolicy(
 ROUTER_RETRY = SET_WEIGHT_RETRY
 
 
+def supports(rollout: Rollout, action: Action) -> bool:
+    """Whether the spec's platform has a command for ``action`` (deploy always does)."""
+    command = rollout.spec.platform.command if rollout.spec.platform else None
+    return command is not None and bool(getattr(command, action))
+
+
 def failure_message(exc: ActivityError) -> str:
     cause = exc.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)

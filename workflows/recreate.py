@@ -54,7 +54,7 @@ class RecreateRollout(RolloutBase):
         self, step: int, action: Action, hosts: list[str], version: str | None = None
     ) -> None:
         self._step(step)
-        if action == "start" and not self._has_start():
+        if action == "start" and not host_ops.supports(self._rollout, "start"):
             return
         await asyncio.gather(
             *(
@@ -77,15 +77,9 @@ class RecreateRollout(RolloutBase):
             await host_ops.platform_action(
                 rollout, "deploy", host, key, version=previous, rolling_back=True
             )
-            if self._has_start():
+            if host_ops.supports(rollout, "start"):
                 await host_ops.platform_action(rollout, "start", host, key, rolling_back=True)
             self._event("restore", f"{host} back on {previous}")
-
-    def _has_start(self) -> bool:
-        platform = self._rollout.spec.platform
-        return (
-            platform is not None and platform.command is not None and bool(platform.command.start)
-        )
 
     def _step(self, index: int) -> None:
         self._status.current_step = index

@@ -106,7 +106,8 @@ class RollingRollout(RolloutBase):
                 rollout, {host: ServerState.DRAIN}, f"{key}/drain", rolling_back=True
             )
             if previous is None:
-                await host_ops.platform_action(rollout, "stop", host, key, rolling_back=True)
+                if host_ops.supports(rollout, "stop"):
+                    await host_ops.platform_action(rollout, "stop", host, key, rolling_back=True)
                 self._event("restore", f"{host} ran nothing before: stopped and left drained")
                 continue
             await host_ops.platform_action(

@@ -293,6 +293,9 @@ def rollout_problems(rollout: Rollout) -> list[str]:
             f"spec.platform: required by strategy {spec.strategy.name} "
             "(it says how a version is deployed onto a host)"
         )
+    command = spec.platform.command if spec.platform else None
+    if spec.strategy.recreate is not None and command is not None and not command.stop:
+        problems.append("spec.platform.command.stop: required by strategy recreate")
     for path, analysis, blocking in refs:
         for r_index, ref in enumerate(analysis.templates):
             ref_path = f"{path}.templates[{r_index}].templateName"

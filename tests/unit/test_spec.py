@@ -208,7 +208,48 @@ BAD: list[tuple[str, Any, str]] = [
     (f"{S}.router.nginx.stable", [], "spec.router.nginx.stable"),
     (f"{S}.environment", _DELETE, "spec.environment: Field required"),
     ("apiVersion", "argoproj.io/v1alpha1", "apiVersion: Input should be 'deployflow/v1'"),
+    (
+        f"{S}.strategy",
+        {},
+        "spec.strategy: strategy: set exactly one of canary, blueGreen, rolling, recreate; got none",
+    ),
+    (f"{S}.strategy", {"blueGreen": {}}, "spec.platform: required by strategy blueGreen"),
+    (
+        f"{S}.strategy",
+        {"rolling": {"maxUnavailable": 0, "maxSurge": 0}},
+        "spec.strategy.rolling.maxUnavailable: maxUnavailable 0 and maxSurge 0 both allow 0 of 2 hosts",
+    ),
+    (
+        f"{S}.strategy",
+        {"rolling": {"maxUnavailable": "150%"}},
+        "spec.strategy.rolling.maxUnavailable: expected a count or a percentage 0%..100%",
+    ),
+    (
+        f"{S}.strategy",
+        {"blueGreen": {"prePromotionAnalysis": {"templates": [{"templateName": "nope"}]}}},
+        "spec.strategy.blueGreen.prePromotionAnalysis.templates[0].templateName: no analysisTemplate named 'nope'",
+    ),
+    (
+        f"{S}.platform",
+        {"command": {"deploy": ["x", "{hots}"]}},
+        "spec.platform.command.deploy[1]: unknown placeholder {hots}",
+    ),
+    (f"{S}.healthCheck", {"http": {}, "tcp": {}}, "spec.healthCheck"),
+    (
+        f"{S}.platform",
+        {"command": {"deploy": ["deploy", "{version}"]}, "x-strategy": "recreate"},
+        "spec.platform.x-strategy: Extra inputs are not permitted",
+    ),
 ]
+
+
+def test_recreate_needs_a_stop_command():
+    doc = good()
+    doc["spec"]["strategy"] = {"recreate": {}}
+    doc["spec"]["platform"] = {"command": {"deploy": ["deploy", "{version}"]}}
+    with pytest.raises(SpecError) as refused:
+        parse_rollout([doc])
+    assert refused.value.problems == ["spec.platform.command.stop: required by strategy recreate"]
 
 
 @pytest.mark.parametrize(

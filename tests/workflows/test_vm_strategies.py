@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -256,3 +257,30 @@ async def test_canary_refuses_a_split_router(temporal_env):
     assert result.outcome is RolloutPhase.ABORTED
     assert "traffic is split 50/50" in result.reason
     assert fleet.calls == []
+
+
+async def test_blue_green_refuses_verbs_while_the_old_pool_winds_down(temporal_env):
+    fleet = Fleet()
+    spec = fleet_rollout({"blueGreen": {"scaleDownDelaySeconds": 600}})
+    async with fleet_worker(temporal_env, fleet) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await start(temporal_env, tq, spec)
+        await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PROMOTED)
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update("abort", OperatorInput(), result_type=str)
+        await temporal_env.fast_forward(handle, timedelta(minutes=11))
+        result = await handle.result()
+    assert result.outcome is RolloutPhase.PROMOTED
+    assert fleet.weights.canary == 100
+
+
+async def test_blue_green_without_a_stop_command_leaves_the_old_pool_running(temporal_env):
+    fleet = Fleet()
+    spec = fleet_rollout(
+        {"blueGreen": {"scaleDownDelaySeconds": 0}},
+        platform={"command": {"deploy": ["deploy", "{version}"]}},
+    )
+    result = await run(temporal_env, fleet, spec)
+    assert result.outcome is RolloutPhase.PROMOTED
+    assert fleet.actions("stop") == []
+    assert any("no stop command" in e.message for e in result.events)
