@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
 
+PROMOTED_BEFORE_SCALE_DOWN = "blue-green-promoted-before-scale-down"
+
 STEPS = (
     "deploy to the preview pool",
     "health checks and smoke tests",
@@ -70,7 +72,8 @@ class BlueGreenRollout(HostSteps):
         if stopped is not None:
             return stopped
         # Promoted from here on: verbs are refused while the old pool winds down.
-        self._set_phase(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
+        if workflow.patched(PROMOTED_BEFORE_SCALE_DOWN):
+            self._set_phase(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
         await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
         return self._finish(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
 
