@@ -27,7 +27,8 @@ from workflows.rollout_models import OperatorInput
 from workflows.search_attributes import ALL
 
 HISTORIES = Path(__file__).parent.parent / "histories"
-ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
+ANALYSIS_REF = {"templates": [{"templateName": "error-rate"}]}
+ANALYSIS = {"analysis": ANALYSIS_REF}
 
 
 def save(name: str, history: WorkflowHistory) -> None:
@@ -86,6 +87,10 @@ async def record_vm_strategies(env: WorkflowEnvironment) -> None:
     """One promoted run per VM strategy, and a rolled-back rolling update."""
     cases = {
         "blue-green-promoted": (Fleet(), fleet_rollout({"blueGreen": {}})),
+        "blue-green-promoted-before-scale-down": (
+            Fleet(),
+            fleet_rollout({"blueGreen": {"postPromotionAnalysis": ANALYSIS_REF}}),
+        ),
         "rolling-promoted": (Fleet(), fleet_rollout({"rolling": {"maxUnavailable": 2}})),
         "rolling-rolled-back": (
             Fleet(unhealthy={(CANARY[0], "v2")}),
