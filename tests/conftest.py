@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.fixtures.nginx",
     "tests.fixtures.haproxy",
     "tests.fixtures.prometheus",
+    "tests.fixtures.fleet",
 ]
