@@ -23,6 +23,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.spec import Rollout, all_servers
 
 
+DRAIN_WAIT = "rolling-drain-wait"
+"""Patch: wait ``drainSeconds`` after draining, before redeploying."""
+
+
 @workflow.defn(name="RollingRollout")
 class RollingRollout(RolloutBase):
     @workflow.init
@@ -76,6 +80,7 @@ class RollingRollout(RolloutBase):
         await host_ops.set_server_states(
             rollout, dict.fromkeys(batch.hosts, ServerState.DRAIN), self._key(f"{label}/drain")
         )
+        await self._drain_wait(batch.hosts)
         self._batch_state(batch, "deploying", f"deploying {version}")
         await asyncio.gather(
             *(
@@ -105,6 +110,7 @@ class RollingRollout(RolloutBase):
             await host_ops.set_server_states(
                 rollout, {host: ServerState.DRAIN}, f"{key}/drain", rolling_back=True
             )
+            await self._drain_wait([host])
             if previous is None:
                 if host_ops.supports(rollout, "stop"):
                     await host_ops.platform_action(rollout, "stop", host, key, rolling_back=True)
@@ -125,6 +131,17 @@ class RollingRollout(RolloutBase):
         for batch in self._status.batches:
             if batch.state != "pending":
                 batch.state = "rolledBack"
+
+    async def _drain_wait(self, hosts: list[str]) -> None:
+        """Let requests in flight on drained ``hosts`` finish before they are redeployed."""
+        strategy = self._rollout.spec.strategy.rolling
+        assert strategy is not None
+        if strategy.drain_seconds and workflow.patched(DRAIN_WAIT):
+            self._set_phase(
+                RolloutPhase.PROGRESSING,
+                f"draining {', '.join(hosts)} for {strategy.drain_seconds}s",
+            )
+            await workflow.sleep(strategy.drain_seconds)
 
     def _batch_state(self, batch: BatchStatus, state: str, message: str) -> None:
         batch.state = state

@@ -132,6 +132,9 @@ class RollingStrategy(Model):
     max_unavailable: IntOrPercent = "25%"
     max_surge: IntOrPercent = "25%"
     pause_between_batches: Duration | None = None
+    # After a batch is drained, wait this long for its requests in flight to finish
+    # before deploying (a load balancer's deregistration delay).
+    drain_seconds: int = Field(default=10, ge=0)
 
 
 class RecreateStrategy(Model):

@@ -118,7 +118,7 @@ async def test_rolling_update_of_four_hosts_behind_haproxy_under_load(
         "v2",
         {"haproxy": haproxy.router_spec().model_dump(mode="json")},
         demo_hosts.platform(),
-        {"rolling": {"maxUnavailable": 1}},
+        {"rolling": {"maxUnavailable": 1, "drainSeconds": 1}},
     )
 
     with load_loop(url) as load:
@@ -159,13 +159,6 @@ def slow_upload(port: int, seconds: float) -> str:
     return reply.split(b"\r\n", 1)[0].decode(errors="replace") or "connection closed, no reply"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InFlightCut,
-    reason="rolling deploys right after DRAIN returns: nothing waits for the server's requests "
-    "in flight (HAProxy scur) to finish and there is no drain timeout, so the host agent's "
-    "SIGTERM ~0.3 s later cuts them (the demo service exits without finishing them)",
-)
 async def test_rolling_update_lets_requests_in_flight_on_a_drained_host_finish(
     demo_hosts: DemoHosts,
     haproxy_factory: Any,
@@ -178,7 +171,7 @@ async def test_rolling_update_lets_requests_in_flight_on_a_drained_host_finish(
         "v2",
         {"haproxy": haproxy.router_spec().model_dump(mode="json")},
         demo_hosts.platform(),
-        {"rolling": {"maxUnavailable": 1}},
+        {"rolling": {"maxUnavailable": 1, "drainSeconds": 3}},
     )
     outcomes: Counter[str] = Counter()
     stop = threading.Event()
