@@ -149,6 +149,8 @@ async def test_rolling_drains_deploys_checks_and_readies_each_batch(temporal_env
     result = await run(temporal_env, fleet, spec)
     assert result.outcome is RolloutPhase.PROMOTED
     assert set(fleet.versions.values()) == {"v2"}
+    batch_starts = [e.at for e in result.events if e.kind == "step"]
+    assert all(b - a >= timedelta(seconds=10) for a, b in zip(batch_starts, batch_starts[1:]))
     expected: list[tuple[Any, ...]] = []
     for host in STABLE + CANARY:
         expected += [
@@ -164,7 +166,14 @@ async def test_rolling_drains_deploys_checks_and_readies_each_batch(temporal_env
 async def test_rolling_aborted_midway_restores_updated_hosts_newest_first(temporal_env):
     fleet = Fleet()
     spec = fleet_rollout(
-        {"rolling": {"maxUnavailable": 1, "maxSurge": 0, "pauseBetweenBatches": "10m"}}
+        {
+            "rolling": {
+                "maxUnavailable": 1,
+                "maxSurge": 0,
+                "pauseBetweenBatches": "10m",
+                "drainSeconds": 0,
+            }
+        }
     )
     async with fleet_worker(temporal_env, fleet) as tq:
         with temporal_env.with_time_skipping_disabled():
@@ -188,7 +197,7 @@ async def test_rolling_aborted_midway_restores_updated_hosts_newest_first(tempor
 
 async def test_rolling_unhealthy_batch_rolls_back_every_touched_host(temporal_env):
     fleet = Fleet(unhealthy={(CANARY[0], "v2")})
-    spec = fleet_rollout({"rolling": {"maxUnavailable": 2, "maxSurge": 0}})
+    spec = fleet_rollout({"rolling": {"maxUnavailable": 2, "maxSurge": 0, "drainSeconds": 0}})
     result = await run(temporal_env, fleet, spec)
     assert result.outcome is RolloutPhase.ROLLED_BACK
     assert "health check failed on 10.0.0.3:80" in result.reason
