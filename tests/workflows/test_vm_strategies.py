@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -150,7 +151,7 @@ async def test_rolling_drains_deploys_checks_and_readies_each_batch(temporal_env
     assert result.outcome is RolloutPhase.PROMOTED
     assert set(fleet.versions.values()) == {"v2"}
     batch_starts = [e.at for e in result.events if e.kind == "step"]
-    assert all(b - a >= timedelta(seconds=10) for a, b in zip(batch_starts, batch_starts[1:]))
+    assert all(b - a >= timedelta(seconds=10) for a, b in itertools.pairwise(batch_starts))
     expected: list[tuple[Any, ...]] = []
     for host in STABLE + CANARY:
         expected += [
