@@ -13,7 +13,8 @@ STRATEGY ?= canary
 
 help:
 	@echo "make test                 lint, type-check and run the test suite (bootstraps first)"
-	@echo "make demo [STRATEGY=...]  local stack + a good and a bad rollout (default: canary)"
+	@echo "make demo [STRATEGY=...]  local stack + a good and a bad rollout; STRATEGY is canary"
+	@echo "                          (default), blue-green, rolling or recreate"
 	@echo "make down                 stop the demo stack"
 	@echo "make lint | make fmt      ruff + mypy | apply ruff's formatting and fixes"
 
@@ -77,7 +78,8 @@ fmt: bootstrap
 demo: bootstrap
 	$(BIN)/python examples/demo/run.py --strategy $(STRATEGY)
 
-# By the PIDs the stack recorded in .state/demo/pids/, never by process name.
+# By the PIDs the stack recorded in .state/demo/pids/ (and the host agent in
+# .state/demo/hosts/), never by process name.
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python examples/demo/stack.py down; \
 	else echo "no $(BIN)/python: nothing was started by this Makefile"; fi

@@ -1,7 +1,8 @@
 """A local host agent: one 127.0.0.1 port plays the part of one VM for the command platform.
 
     python examples/demo/host.py deploy --port 18001 --version v2 [--service checkout]
-                                        [--error-rate 0] [--state-dir DIR]
+                                        [--error-rate 0] [--broken-version V ...]
+                                        [--state-dir DIR]
     python examples/demo/host.py start|stop|restart --port 18001
     python examples/demo/host.py current --port 18001   # prints the version; exit 3 if none
 
@@ -10,6 +11,11 @@ agent runs on the port and starts examples/demo_service.py there in the backgrou
 waits (bounded) until ``/healthz`` answers; a port held by anything else is an error. Every
 verb is idempotent: deploying the release that already answers, starting a running port or
 stopping a stopped one changes nothing.
+
+``--broken-version V`` (repeatable) plays a bad build: deploying V runs it with error rate
+1.0, so it passes ``/healthz`` but answers 500 on ``/``; any other version gets
+``--error-rate``. Because it is keyed on the version, a rollback that redeploys the
+previous version with the same command template gets a healthy one.
 
 Per port, in ``--state-dir`` (default .state/demo/hosts): ``PORT.json`` the release
 (what ``start`` runs), ``PORT.pid`` the PID running it, ``PORT.log`` its output. Stopping
@@ -230,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="deploy: the version to run")
     parser.add_argument("--service", default="checkout")
     parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument(
+        "--broken-version",
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="deploy: this version is a bad build, run it with error rate 1.0 (repeatable)",
+    )
     parser.add_argument("--state-dir", type=Path, default=STATE / "hosts")
     args = parser.parse_args(argv)
     if args.verb == "deploy" and not args.version:
@@ -240,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     with _locked(args.state_dir, args.port):
         try:
             if args.verb == "deploy":
-                host.deploy(Release(args.service, args.version, args.error_rate))
+                broken = args.version in args.broken_version
+                rate = 1.0 if broken else args.error_rate
+                host.deploy(Release(args.service, args.version, rate))
             elif args.verb == "current":
                 release = host.current()
                 if release is None:

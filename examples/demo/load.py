@@ -1,10 +1,12 @@
 """Steady demo traffic through NGINX so Prometheus has requests to judge a canary by.
 
     python examples/demo/load.py [--rate 20] [--seconds 600] [--url http://127.0.0.1:18080/]
+                                 [--report-every 10]
 
 Sends ``--rate`` GET requests per second for at most ``--seconds`` (or until SIGTERM /
-Ctrl-C), each on a fresh connection so NGINX's weights apply to every request, and prints
-a line every 10 s with answers by status and by version. Loopback URLs only.
+Ctrl-C), each on a fresh connection so the router's weights apply to every request, and
+prints a line every ``--report-every`` seconds with answers by status and by version.
+Loopback URLs only.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from types import FrameType
 from urllib.parse import urlsplit
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-REPORT_EVERY_S = 10.0
 MAX_IN_FLIGHT = 32
 
 
@@ -53,6 +55,11 @@ class Tally:
         return f"{by_code}  [{by_version}]"
 
 
+def clock() -> str:
+    """UTC wall time, as the rollout timeline prints it."""
+    return datetime.now(UTC).strftime("%H:%M:%S")
+
+
 def hit(url: str, tally: Tally, slots: threading.BoundedSemaphore) -> None:
     try:
         with urllib.request.urlopen(url, timeout=2.0) as response:
@@ -65,12 +72,14 @@ def hit(url: str, tally: Tally, slots: threading.BoundedSemaphore) -> None:
         slots.release()
 
 
-def run(url: str, rate: float, seconds: float, stop: threading.Event) -> None:
+def run(
+    url: str, rate: float, seconds: float, stop: threading.Event, report_every: float = 10.0
+) -> None:
     """Issue requests at ``rate``/s on a small pool until ``seconds`` pass or ``stop`` is set."""
     tally = Tally()
     period = 1.0 / rate
     started = time.monotonic()
-    next_report = started + REPORT_EVERY_S
+    next_report = started + report_every
     tick = started
     print(f"load: {rate:g} req/s to {url} for at most {seconds:g}s", flush=True)
     # At most MAX_IN_FLIGHT requests queued or running: a hung backend slows us, never piles up.
@@ -83,10 +92,11 @@ def run(url: str, rate: float, seconds: float, stop: threading.Event) -> None:
                 tally.add("skipped", "")
             tick += period
             if tick >= next_report:
-                print(f"load: {tally.take()}", flush=True)
-                next_report += REPORT_EVERY_S
+                print(f"{clock()} load: {tally.take()}", flush=True)
+                next_report += report_every
             stop.wait(max(0.0, tick - time.monotonic()))
-    print(f"load: {tally.take()} (stopped after {time.monotonic() - started:.0f}s)", flush=True)
+    stopped = f"(stopped after {time.monotonic() - started:.0f}s)"
+    print(f"{clock()} load: {tally.take()} {stopped}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="http://127.0.0.1:18080/")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=600.0, help="stop after this long")
+    parser.add_argument("--report-every", type=float, default=10.0, help="seconds per line")
     args = parser.parse_args(argv)
     if urlsplit(args.url).hostname not in LOOPBACK:
         parser.error(f"{args.url}: only loopback addresses are allowed")
     if not 0 < args.rate <= 1000:
         parser.error("--rate must be within (0, 1000]")
+    if not args.report_every >= 1:
+        parser.error("--report-every must be at least 1 (second)")
 
     stop = threading.Event()
 
@@ -107,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    run(args.url, args.rate, args.seconds, stop)
+    run(args.url, args.rate, args.seconds, stop, args.report_every)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The local demo stack: Temporal dev server, two demo service slots, NGINX, Prometheus, worker.
+"""The local demo stack: Temporal dev server, two demo service slots, NGINX, HAProxy,
+Prometheus, worker; and the "VMs" of the blue-green, rolling and recreate demos.
 
     python examples/demo/stack.py up [NAME ...]     start what is not running (all by default)
     python examples/demo/stack.py down              stop everything this stack started
@@ -10,15 +11,27 @@ Every process runs in the background with its PID in ``.state/demo/pids/NAME.pid
 output in ``.state/demo/logs/NAME.log``; ``down`` stops exactly those PIDs. Everything
 listens on 127.0.0.1 only, on the ports below (chosen away from the usual 80/9090/8000s so a
 system nginx or prometheus started by the Debian packages does not get in the way).
+
+The canary demo uses the two service slots (:18001 stable, :18002 canary) behind NGINX.
+The VM strategies use four hosts on :18101-:18104 behind HAProxy (:18090): those ports
+belong to the local host agent (examples/demo/host.py, state in ``.state/demo/hosts/``),
+which the worker runs through the command platform; this stack never starts a process on
+them itself, and ``down`` stops them through the agent, by its recorded PIDs.
+
+``up`` restarts a running worker when the deployflow code changed since it started (a
+fingerprint of the packages' sources is kept in ``.state/demo/worker.code``): a worker only
+loads workflow and activity code when it starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +49,7 @@ from processes import (
     children,
     cmdline,
     http_status,
+    port_open,
     running_pid,
     start,
     stop,
@@ -48,7 +62,14 @@ TEMPORAL_UI_PORT = 8233
 STABLE_PORT = 18001
 CANARY_PORT = 18002
 NGINX_PORT = 18080
+HAPROXY_PORT = 18090
 PROMETHEUS_PORT = 19090
+# The VM strategies' hosts, one port each, split into the router's two lists (for blue-green
+# the two pools; rolling and recreate treat them as one fleet at 50/50). The specs in
+# examples/rollouts/ list exactly these, in this order.
+VM_STABLE_PORTS = (18101, 18102)
+VM_CANARY_PORTS = (18103, 18104)
+VM_PORTS = (*VM_STABLE_PORTS, *VM_CANARY_PORTS)
 
 SERVICE = "checkout"
 UPSTREAM = "checkout"
@@ -59,10 +80,23 @@ TASK_QUEUE = os.environ.get("DEPLOYFLOW_TASK_QUEUE", "deployflow")
 
 NGINX_PREFIX = STATE / "nginx"
 UPSTREAM_FILE = NGINX_PREFIX / "checkout-upstream.conf"
+HAPROXY_PREFIX = STATE / "haproxy"
+HAPROXY_MAIN = HAPROXY_PREFIX / "haproxy.cfg"
+HAPROXY_BACKEND = "checkout-vms"
+HAPROXY_BACKEND_FILE = HAPROXY_PREFIX / f"{HAPROXY_BACKEND}.cfg"
+HAPROXY_SOCKET = HAPROXY_PREFIX / "admin.sock"
 PROMETHEUS_DIR = STATE / "prometheus"
+HOSTS_DIR = STATE / "hosts"
+HOST_AGENT = REPO / "examples" / "demo" / "host.py"
+WORKER_CODE = STATE / "worker.code"
+# What the worker runs: a change to any of it means the running worker is out of date.
+WORKER_SOURCES = ("workflows", "activities", "workers", "starters")
 BIN = Path(sys.executable).parent
 
-ORDER = ("temporal", "stable", "canary", "nginx", "prometheus", "worker")
+ORDER = ("temporal", "stable", "canary", "nginx", "haproxy", "prometheus", "worker")
+# What each demo needs (`stack.py up` with no names starts everything).
+CANARY_PARTS = ["temporal", "stable", "canary", "nginx", "prometheus", "worker"]
+VM_PARTS = ["temporal", "haproxy", "worker"]
 
 
 def http_json(url: str) -> object:
@@ -93,6 +127,20 @@ def prometheus_ready() -> bool:
         return False
     targets = prometheus_targets()
     return len(targets) == len(SLOT_PORTS) and all(t["health"] == "up" for t in targets)
+
+
+def haproxy_ready() -> bool:
+    """The frontend accepts connections and the admin socket answers."""
+    if not port_open(HAPROXY_PORT):
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX) as admin:
+            admin.settimeout(1.0)
+            admin.connect(str(HAPROXY_SOCKET))
+            admin.sendall(b"show info\n")
+            return b"Pid:" in admin.recv(65536)
+    except OSError:
+        return False
 
 
 def worker_polling() -> bool:
@@ -160,6 +208,60 @@ http {{
     )
 
 
+def haproxy_main_config() -> str:
+    """The main config: admin socket, frontend, health checks; the backend is in its own file."""
+    return f"""# Written by examples/demo/stack.py; {HAPROXY_BACKEND_FILE.name} is deployflow's.
+global
+    stats socket {HAPROXY_SOCKET} mode 600 level admin
+    pidfile {HAPROXY_PREFIX / "haproxy.pid"}
+    maxconn 1000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+    # HAProxy's own view of which hosts are up, so a stopped host costs clients a quick
+    # 503 (recreate's downtime) instead of connect retries. deployflow's drain/ready states
+    # are administrative and independent of it.
+    option httpchk GET /healthz
+    default-server check inter 1s fall 1 rise 1
+    retries 1
+frontend {SERVICE}
+    bind {HOST}:{HAPROXY_PORT}
+    http-response set-header X-Server %[srv_name]
+    default_backend {HAPROXY_BACKEND}
+"""
+
+
+def write_haproxy_config() -> None:
+    """The main config and the router-owned backend file at 100 % to the stable pool,
+    rendered by the router's own code. deployflow's HAProxy router changes weights and
+    server states over the socket at runtime and keeps that file in step."""
+    # Imported here so `down` and `status` work even while the router module is mid-change.
+    from activities.routing.base import Weights
+    from activities.routing.haproxy import render_backend
+
+    HAPROXY_PREFIX.mkdir(parents=True, exist_ok=True)
+    HAPROXY_MAIN.write_text(haproxy_main_config())
+    HAPROXY_BACKEND_FILE.write_text(
+        render_backend(
+            HAPROXY_BACKEND,
+            [f"{HOST}:{port}" for port in VM_STABLE_PORTS],
+            [f"{HOST}:{port}" for port in VM_CANARY_PORTS],
+            Weights(stable=100, canary=0),
+        )
+    )
+
+
+def haproxy_binary() -> str:
+    return shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+def haproxy_command(*args: str) -> list[str]:
+    """Master-worker mode in the foreground: the recorded PID is the master."""
+    return [haproxy_binary(), "-W", "-f", str(HAPROXY_MAIN), "-f", str(HAPROXY_BACKEND_FILE), *args]
+
+
 def write_prometheus_config() -> None:
     PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True)
     targets = ", ".join(f"'{HOST}:{port}'" for port in SLOT_PORTS.values())
@@ -194,20 +296,24 @@ def service_component(slot: str, version: str, error_rate: float = 0.0) -> Compo
     )
 
 
-def load_component(seconds: int, rate: float) -> Component:
+def load_component(
+    seconds: int, rate: float, port: int = NGINX_PORT, report_every: float = 10.0
+) -> Component:
     """The load generator (examples/demo/load.py) as a stack process, so `down` stops it."""
+    url = f"http://{HOST}:{port}/"
     return Component(
         name="load",
         argv=[
             str(BIN / "python"),
             str(REPO / "examples" / "demo" / "load.py"),
-            f"--url=http://{HOST}:{NGINX_PORT}/",
+            f"--url={url}",
             f"--rate={rate}",
             f"--seconds={seconds}",
+            f"--report-every={report_every}",
         ],
         marker="load.py",
         ready=lambda: True,
-        url=f"{rate:g} req/s to http://{HOST}:{NGINX_PORT}/ for at most {seconds}s",
+        url=f"{rate:g} req/s to {url} for at most {seconds}s",
     )
 
 
@@ -232,6 +338,15 @@ def components() -> dict[str, Component]:
             ready=lambda: http_status(f"http://{HOST}:{NGINX_PORT}/") is not None,
             url=f"http://{HOST}:{NGINX_PORT}/",
             port=NGINX_PORT,
+        ),
+        Component(
+            name="haproxy",
+            argv=haproxy_command(),
+            marker="haproxy",
+            ready=haproxy_ready,
+            url=f"http://{HOST}:{HAPROXY_PORT}/ (backend {HAPROXY_BACKEND}, hosts :{VM_PORTS[0]}"
+            f"-:{VM_PORTS[-1]})",
+            port=HAPROXY_PORT,
         ),
         Component(
             name="prometheus",
@@ -261,6 +376,32 @@ def components() -> dict[str, Component]:
     return {c.name: c for c in listed}
 
 
+def worker_code() -> str:
+    """A fingerprint of the code a worker loads: every source file under WORKER_SOURCES."""
+    digest = hashlib.sha256()
+    for package in WORKER_SOURCES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+            with contextlib.suppress(OSError):  # a file removed while we look
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def start_worker(component: Component) -> None:
+    """Start the worker; a running one that loaded other code is stopped first."""
+    code = worker_code()
+    pid = running_pid(component.name, component.marker)
+    recorded = WORKER_CODE.read_text().strip() if WORKER_CODE.exists() else None
+    if pid is not None and recorded == code:
+        print(f"  {component.name:<11} already running (pid {pid}), on the current code")
+        return
+    if pid is not None:
+        print(f"  {component.name:<11} pid {pid} loaded older code: restarting it")
+        stop(component.name)
+    start(component)
+    WORKER_CODE.write_text(code + "\n")
+
+
 def up(names: list[str] | None = None) -> None:
     """Start the named components (all by default) in dependency order."""
     wanted = names or list(ORDER)
@@ -272,26 +413,96 @@ def up(names: list[str] | None = None) -> None:
         checked = subprocess.run(nginx_command("-t"), capture_output=True, text=True, check=False)
         if checked.returncode != 0:
             raise StackError(f"nginx -t rejected the demo config:\n{checked.stderr}")
+    if "haproxy" in wanted and running_pid("haproxy", "haproxy") is not None:
+        with contextlib.suppress(OSError):
+            if HAPROXY_MAIN.read_text() != haproxy_main_config():
+                print(f"  {'haproxy':<11} its config changed: restarting it")
+                stop("haproxy")
+    if "haproxy" in wanted and running_pid("haproxy", "haproxy") is None:
+        # Likewise: a fresh HAProxy starts all-stable from a backend file written here.
+        write_haproxy_config()
+        checked = subprocess.run(haproxy_command("-c"), capture_output=True, text=True, check=False)
+        if checked.returncode != 0:
+            raise StackError(f"haproxy -c rejected the demo config:\n{checked.stdout}")
     if "prometheus" in wanted:
         write_prometheus_config()
     for name in ORDER:
         if name in wanted:
-            start(table[name])
+            if name == "worker":
+                start_worker(table[name])
+            else:
+                start(table[name])
 
 
 def down() -> None:
-    """Stop every process with a PID file, the last started first."""
+    """Stop every process with a PID file, the last started first; then the VM hosts."""
     recorded = {p.stem for p in PIDS.glob("*.pid")} if PIDS.exists() else set()
     known = ["load", *reversed(ORDER)]
     for name in [*known, *sorted(recorded - set(known))]:
         stop(name)
+    for port in recorded_hosts():
+        stop_host(port)
 
 
-def status() -> int:
-    """Print each component's state; 0 when all run."""
+# -- the VM hosts, through the host agent (what the worker's command platform runs) --------
+
+
+def host_agent(verb: str, port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(BIN / "python"),
+        str(HOST_AGENT),
+        verb,
+        "--port",
+        str(port),
+        "--state-dir",
+        str(HOSTS_DIR),
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def deploy_host(port: int, version: str) -> None:
+    """Run ``version`` on a VM host (a no-op when it already does)."""
+    done = host_agent("deploy", port, "--version", version, "--service", SERVICE)
+    if done.returncode != 0:
+        raise StackError(f"host.py deploy {version} on :{port} failed:\n{done.stderr.strip()}")
+    print(f"  host {port:<6} {done.stdout.strip()}")
+
+
+def stop_host(port: int) -> None:
+    done = host_agent("stop", port)
+    if done.returncode != 0:
+        raise StackError(f"host.py stop on :{port} failed:\n{done.stderr.strip()}")
+    print(f"  host {port:<6} {done.stdout.strip()}")
+
+
+def host_version(port: int) -> str | None:
+    """What the host agent says runs on ``port`` (None: nothing healthy runs)."""
+    done = host_agent("current", port)
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def all_vm_servers() -> list[str]:
+    """The VM hosts as the router lists them, stable pool first."""
+    return [f"{HOST}:{port}" for port in VM_PORTS]
+
+
+def recorded_hosts() -> list[int]:
+    """Ports the host agent has a PID file for (whether or not it still runs)."""
+    if not HOSTS_DIR.exists():
+        return []
+    return sorted(int(p.stem) for p in HOSTS_DIR.glob("*.pid") if p.stem.isdigit())
+
+
+def status(names: list[str] | None = None) -> int:
+    """Print the state of the named components (all by default); 0 when they all run.
+    The VM hosts are listed with HAProxy, the scrape targets with Prometheus."""
+    wanted = names or list(ORDER)
     table = components()
     all_up = True
     for name in ORDER:
+        if name not in wanted:
+            continue
         component = table[name]
         pid = running_pid(name, component.marker)
         all_up &= pid is not None
@@ -301,8 +512,14 @@ def status() -> int:
             where = f"http://{HOST}:{SLOT_PORTS[name]}/ ({slot_version(pid)})"
         print(f"  {name:<11} {state:<22} {where}")
     load = running_pid("load", "load.py")
-    print(f"  {'load':<11} {f'running (pid {load})' if load else 'stopped'}")
-    if running_pid("prometheus", "prometheus"):
+    where = " ".join((cmdline(load) or "").split()[2:]) if load else ""
+    print(f"  {'load':<11} {f'running (pid {load})' if load else 'stopped':<22} {where}")
+    if "haproxy" in wanted:
+        for port in sorted({*VM_PORTS, *recorded_hosts()}):
+            version = host_version(port)
+            state = f"runs {version}" if version else "stopped"
+            print(f"  {f'host {port}':<11} {state:<22} http://{HOST}:{port}/")
+    if "prometheus" in wanted and running_pid("prometheus", "prometheus"):
         with contextlib.suppress(OSError, KeyError, AssertionError):
             for t in prometheus_targets():
                 labels = t["labels"]
