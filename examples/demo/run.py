@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import os
 import subprocess
@@ -62,6 +63,8 @@ BASELINE_VERSION = "v1"
 LOAD_RATE = 20.0
 LOAD_REPORT_S = 3.0  # rollouts take 5-30 s: report often enough to see them move
 PLATFORM_ACTIONS = ("deploy", "start", "stop", "restart", "current")
+WORKFLOW_ID = f"rollout-{stack.SERVICE}-demo"  # every demo spec: service checkout, env demo
+LEFTOVER_TIMEOUT_S = 30.0
 
 
 def absolute(path: str) -> str:
@@ -136,6 +139,42 @@ def set_error_rate(slot: str, rate: float) -> None:
     print(f"  {slot:<11} error rate set to {rate}")
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{stack.TEMPORAL_PORT}"}
+    command = [str(stack.BIN / "deployflow"), *args]
+    return subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def demo_rollout_running() -> bool:
+    described = stack.temporal("workflow", "describe", "--workflow-id", WORKFLOW_ID, "-o", "json")
+    if described.returncode != 0:  # never started
+        return False
+    info = json.loads(described.stdout)["workflowExecutionInfo"]
+    return bool(info["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING")
+
+
+def end_leftover_rollout() -> None:
+    """A rollout left running by an interrupted demo would make the next start exit 2:
+    abort it (it rolls back), or terminate it if it cannot act (e.g. its workflow task
+    keeps failing)."""
+    if not demo_rollout_running():
+        return
+    print(f"  {WORKFLOW_ID} is still running from an earlier demo: aborting it")
+    cli("rollout", "abort", stack.SERVICE, "--reason", "make demo starts afresh")
+    deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
+    while demo_rollout_running():
+        if time.monotonic() > deadline:
+            print(f"  {WORKFLOW_ID} did not finish in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it")
+            reason = "make demo: abort did not finish it"
+            stack.temporal(
+                "workflow", "terminate", "--workflow-id", WORKFLOW_ID, "--reason", reason
+            )
+            break
+        time.sleep(1.0)
+
+
 def rollout(spec: Path) -> tuple[int, float]:
     """``deployflow rollout start SPEC --wait``, its output shown as it comes; exit code
     and seconds taken."""
@@ -184,6 +223,7 @@ def canary_demo(args: argparse.Namespace, good: tuple[Path, str], bad: tuple[Pat
     (good_spec, good_version), (bad_spec, bad_version) = good, bad
     print("==> stack up")
     stack.up(stack.CANARY_PARTS)
+    end_leftover_rollout()
     # Load from an earlier demo would hit the stable slot while it restarts below.
     processes.stop("load")
     stack.set_slot("stable", stack.DEFAULT_VERSIONS["stable"])
@@ -290,6 +330,7 @@ def vm_demo(args: argparse.Namespace, good: tuple[Path, str], bad: tuple[Path, s
         check_vm_router(spec)
     print("==> stack up")
     stack.up(stack.VM_PARTS)
+    end_leftover_rollout()
     processes.stop("load")
     print()
     print(f"==> baseline: {BASELINE_VERSION} on the hosts")

@@ -241,6 +241,8 @@ def write_haproxy_config() -> None:
     from activities.routing.base import Weights
     from activities.routing.haproxy import render_backend
 
+    if len(str(HAPROXY_SOCKET).encode()) >= 108:  # sun_path, NUL included
+        raise StackError(f"{HAPROXY_SOCKET}: too long for a unix socket; move the repository")
     HAPROXY_PREFIX.mkdir(parents=True, exist_ok=True)
     HAPROXY_MAIN.write_text(haproxy_main_config())
     HAPROXY_BACKEND_FILE.write_text(
