@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.activities import GetWeightsInput, SetWeightInput
 from activities.routing.base import Weights
+from activities.routing.factory import RouterSpec
 from workflows.canary import CanaryRollout
 from workflows.rollout_models import RolloutStatus
 from workflows.spec import Rollout, parse_rollout
@@ -69,7 +70,7 @@ class Stubs:
     """What the stub activities saw, and what ``measure`` answers (by call number)."""
 
     canary_weights: list[int] = field(default_factory=list)
-    live: Weights = field(default_factory=lambda: Weights(stable=100, canary=0))
+    live: dict[str, Weights] = field(default_factory=dict)  # by router config path
     measure_keys: list[str] = field(default_factory=list)
     measure_values: Callable[[int], list[float]] = lambda n: [0.0]
     measurements: int = 0
@@ -78,12 +79,12 @@ class Stubs:
         @activity.defn(name="set_weight")
         async def set_weight(input: SetWeightInput) -> Weights:
             self.canary_weights.append(input.weights.canary)
-            self.live = input.weights
+            self.live[_path(input.router)] = input.weights
             return input.weights
 
         @activity.defn(name="get_weights")
         async def get_weights(input: GetWeightsInput) -> Weights:
-            return self.live
+            return self.live.get(_path(input.router), Weights(stable=100, canary=0))
 
         @activity.defn(name="measure")
         async def measure(input: MeasureInput) -> MeasureOutput:
@@ -92,6 +93,10 @@ class Stubs:
             return MeasureOutput(values=self.measure_values(self.measurements))
 
         return [set_weight, get_weights, measure]
+
+
+def _path(router: RouterSpec) -> str:
+    return router.nginx.config_path if router.nginx else "?"
 
 
 @asynccontextmanager

@@ -1,0 +1,378 @@
+"""PromotionPipeline: one version moves dev → staging → production through gates.
+
+For each stage, in order: wait for its deployment window (and out of freezes), for the
+version to have soaked upstream (``requiredSoakTime``), for enough named approvers; then
+run the stage's rollout as a child workflow (id ``rollout-SERVICE-ENV``, so a manual
+rollout of the same environment cannot run beside it); then verification. A stage that
+does not succeed stops the pipeline: the version never reaches the stages after it.
+
+A newer version submitted to the running pipeline (signal ``submit``, which the CLI sends
+with signal-with-start) either supersedes it — the current stage's rollout is cancelled,
+which rolls it back, and the pipeline continues as new with the newer version — or queues
+behind it, by the spec's ``policy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+    from workflows import search_attributes as sa
+    from workflows.analysis import AnalysisPhase, AnalysisRun
+    from workflows.analysis_runner import run_analysis
+    from workflows.durations import parse_duration
+    from workflows.pipeline_models import (
+        ApprovalInput,
+        ApprovalRecord,
+        PipelineOutcome,
+        PipelineRequest,
+        PipelineResult,
+        PipelineStatus,
+        StageStatus,
+        Submission,
+    )
+    from workflows.pipeline_spec import Approval, Stage, pipeline_problems
+    from workflows.registry import workflow_type
+    from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
+    from workflows.windows import next_opening
+
+
+class _Halt(Exception):
+    def __init__(self, outcome: PipelineOutcome, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+@workflow.defn(name="PromotionPipeline")
+class PromotionPipeline:
+    @workflow.init
+    def __init__(self, request: PipelineRequest) -> None:
+        spec = request.pipeline.spec
+        self._request = request
+        self._status = PipelineStatus(
+            name=request.pipeline.name,
+            service=spec.service,
+            version=request.version,
+            policy=spec.policy,
+            stages=[StageStatus(environment=s.environment) for s in spec.stages],
+            queued=list(request.queued),
+        )
+        self._open_gate: int | None = None
+        self._escalated = False
+        self._superseded_by: str | None = None
+
+    @workflow.run
+    async def run(self, request: PipelineRequest) -> PipelineResult:
+        problems = pipeline_problems(request.pipeline)
+        if problems:
+            raise ApplicationError(
+                "invalid pipeline:\n" + "\n".join(problems),
+                type=errors.INVALID_SPEC,
+                non_retryable=True,
+            )
+        workflow.upsert_search_attributes(
+            [
+                sa.DEPLOY_SERVICE.value_set(request.pipeline.spec.service),
+                sa.DEPLOY_STRATEGY.value_set("pipeline"),
+            ]
+        )
+        self._event("started", f"{request.version} through {self._stage_names()}")
+        stages = asyncio.create_task(self._run_stages())
+        superseded = asyncio.create_task(
+            workflow.wait_condition(lambda: self._superseded_by is not None)
+        )
+        await workflow.wait([stages, superseded], return_when=asyncio.FIRST_COMPLETED)
+        superseded.cancel()
+        if self._superseded_by is not None and not stages.done():
+            stages.cancel()
+            with contextlib.suppress(asyncio.CancelledError, _Halt):
+                await stages
+            self._finish(PipelineOutcome.SUPERSEDED, f"superseded by {self._superseded_by}")
+            self._continue_with(self._superseded_by, self._status.queued)
+        try:
+            stages.result()
+            result = self._finish(PipelineOutcome.SUCCEEDED, "every stage succeeded")
+        except _Halt as halt:
+            result = self._finish(halt.outcome, halt.reason)
+        if self._status.queued:
+            # Queued versions run next, oldest first, as a fresh run of this pipeline.
+            self._continue_with(self._status.queued[0], self._status.queued[1:])
+        return result
+
+    async def _run_stages(self) -> None:
+        for index, stage in enumerate(self._request.pipeline.spec.stages):
+            await self._window(index, stage)
+            await self._soak(index, stage)
+            if stage.approval is not None:
+                await self._approval(index, stage.approval)
+            await self._roll_out(index)
+            if stage.verification is not None:
+                await self._verify(index, stage)
+            self._stage(index, "succeeded", f"{self._status.version} is live")
+
+    async def _window(self, index: int, stage: Stage) -> None:
+        if stage.window is None:
+            return
+        allowed, freezes = stage.window.as_rules()
+        opening = next_opening(workflow.now(), allowed, freezes)
+        if opening is None:
+            self._fail(index, "failed", "its deployment window never opens")
+        assert opening is not None
+        if opening > workflow.now():
+            self._status.stages[index].waiting_until = opening
+            self._stage(
+                index, "waiting-window", f"outside its window until {opening:%Y-%m-%d %H:%M} UTC"
+            )
+            await workflow.sleep(opening - workflow.now())
+
+    async def _soak(self, index: int, stage: Stage) -> None:
+        if stage.required_soak_time is None or index == 0:
+            return
+        upstream = self._status.stages[index - 1]
+        assert upstream.live_since is not None  # the upstream stage succeeded to get here
+        ready = upstream.live_since + parse_duration(stage.required_soak_time)
+        if ready > workflow.now():
+            self._status.stages[index].waiting_until = ready
+            self._stage(
+                index,
+                "soaking",
+                f"soaking in {upstream.environment} for {stage.required_soak_time} "
+                f"(until {ready:%H:%M:%S} UTC)",
+            )
+            await workflow.sleep(ready - workflow.now())
+
+    async def _approval(self, index: int, approval: Approval) -> None:
+        status = self._status.stages[index]
+        status.approvers = list(approval.approvers)
+        self._open_gate, self._escalated = index, False
+        self._stage(index, "awaiting-approval", f"waiting for {self._needed(index)}")
+        try:
+            if approval.reminder_after and not await self._await_decision(
+                index, approval.reminder_after
+            ):
+                self._event(
+                    "reminder", f"{status.environment}: still waiting for {self._needed(index)}"
+                )
+            if approval.timeout and not await self._await_decision(
+                index, approval.timeout, elapsed=approval.reminder_after
+            ):
+                if not approval.escalate_to:
+                    self._fail(index, "failed", f"no approval within {approval.timeout}")
+                self._escalated = True
+                status.approvers = sorted({*approval.approvers, *approval.escalate_to})
+                to = ", ".join(approval.escalate_to)
+                self._event("escalated", f"{status.environment}: approval escalated to {to}")
+                if not await self._await_decision(index, approval.timeout):
+                    self._fail(
+                        index, "failed", f"no approval within {approval.timeout} after escalation"
+                    )
+            await workflow.wait_condition(lambda: self._decided(index))
+        finally:
+            self._open_gate = None
+        if any(a.decision == "rejected" for a in status.approvals):
+            rejected = next(a for a in status.approvals if a.decision == "rejected")
+            reason = f"rejected by {rejected.approver}" + (
+                f": {rejected.comment}" if rejected.comment else ""
+            )
+            self._stage(index, "rejected", reason)
+            raise _Halt(PipelineOutcome.REJECTED, f"{status.environment} {reason}")
+
+    async def _await_decision(self, index: int, duration: str, elapsed: str | None = None) -> bool:
+        """Wait up to ``duration`` (minus ``elapsed``) for the gate to be decided."""
+        left = parse_duration(duration) - (parse_duration(elapsed) if elapsed else timedelta(0))
+        try:
+            await workflow.wait_condition(
+                lambda: self._decided(index), timeout=max(left, timedelta(0))
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _roll_out(self, index: int) -> None:
+        rollout = self._request.pipeline.stage_rollout(index, self._status.version)
+        status = self._status.stages[index]
+        status.rollout_workflow_id = rollout.workflow_id
+        self._stage(index, "rolling-out", f"rolling out {self._status.version}")
+        try:
+            result: RolloutResult = await workflow.execute_child_workflow(
+                workflow_type(rollout),
+                rollout,
+                id=rollout.workflow_id,
+                result_type=RolloutResult,
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
+                static_summary=(
+                    f"{rollout.spec.strategy.name} {rollout.spec.service} {rollout.spec.version} "
+                    f"→ {rollout.spec.environment} (pipeline {self._status.name})"
+                ),
+            )
+        except asyncio.CancelledError:
+            self._stage(index, "cancelled", "the pipeline was superseded or cancelled")
+            raise
+        except Exception as exc:  # a child that failed or could not start
+            cause = getattr(exc, "cause", None)
+            message = getattr(cause, "message", None) or str(cause or exc)
+            self._fail(index, "failed", f"rollout did not finish: {message}")
+        status.outcome = result.outcome.value
+        if result.outcome is not RolloutPhase.PROMOTED:
+            self._fail(index, "failed", f"rollout {result.outcome.value}: {result.reason}")
+        status.live_since = workflow.now()
+
+    async def _verify(self, index: int, stage: Stage) -> None:
+        assert stage.verification is not None
+        rollout = self._request.pipeline.stage_rollout(index, self._status.version)
+        self._stage(index, "verifying", "running verification analysis")
+        run = AnalysisRun(
+            name=f"verify-{stage.environment}",
+            templates=[t.template_name for t in stage.verification.analysis.templates],
+            started_at=workflow.now(),
+        )
+        phase = await run_analysis(rollout, run, f"{workflow.info().workflow_id}/{run.name}")
+        if phase is not AnalysisPhase.SUCCESSFUL:
+            detail = next((m.message for m in run.metrics if m.message), "")
+            self._fail(index, "failed", f"verification {phase.value}: {detail}".rstrip(": "))
+
+    # -- approvals and submissions --------------------------------------------------
+
+    @workflow.update(name="approve", description="Approve the open gate: {approver, comment}.")
+    def approve(self, request: ApprovalInput) -> str:
+        return self._record(request, "approved")
+
+    @approve.validator
+    def _validate_approve(self, request: ApprovalInput) -> None:
+        self._check_approver(request)
+
+    @workflow.update(name="reject", description="Reject the open gate; the pipeline stops.")
+    def reject(self, request: ApprovalInput) -> str:
+        return self._record(request, "rejected")
+
+    @reject.validator
+    def _validate_reject(self, request: ApprovalInput) -> None:
+        self._check_approver(request)
+
+    @workflow.signal(name="approve", description="Signal form of the approve update.")
+    def approve_signal(self, request: ApprovalInput) -> None:
+        self._signal(request, "approved")
+
+    @workflow.signal(name="reject", description="Signal form of the reject update.")
+    def reject_signal(self, request: ApprovalInput) -> None:
+        self._signal(request, "rejected")
+
+    @workflow.signal(name="submit", description="A newer version: supersedes or queues.")
+    def submit(self, submission: Submission) -> None:
+        if submission.version == self._status.version or submission.version in self._status.queued:
+            return  # signal-with-start of the version already here: nothing new
+        if self._request.pipeline.spec.policy == "queue":
+            self._status.queued.append(submission.version)
+            self._event("queued", f"{submission.version} queued behind {self._status.version}")
+        elif self._superseded_by is None:
+            self._superseded_by = submission.version
+            self._event("superseded", f"{submission.version} supersedes {self._status.version}")
+
+    @workflow.query(name="status", description="Stages, gates, approvals, queue and timeline.")
+    def status(self) -> PipelineStatus:
+        return self._status
+
+    def _check_approver(self, request: ApprovalInput) -> None:
+        if self._open_gate is None:
+            raise ValueError("no approval gate is open")
+        status = self._status.stages[self._open_gate]
+        if request.stage not in (None, status.environment):
+            raise ValueError(f"the open gate is {status.environment}, not {request.stage}")
+        if request.approver not in status.approvers:
+            raise ValueError(
+                f"{request.approver} may not approve {status.environment} "
+                f"(approvers: {', '.join(status.approvers)})"
+            )
+        if any(a.approver == request.approver for a in status.approvals):
+            raise ValueError(f"{request.approver} already decided on {status.environment}")
+
+    def _record(self, request: ApprovalInput, decision: str) -> str:
+        assert self._open_gate is not None  # the validator checked
+        status = self._status.stages[self._open_gate]
+        status.approvals.append(
+            ApprovalRecord(
+                approver=request.approver,
+                decision=decision,
+                comment=request.comment,
+                at=workflow.now(),
+            )
+        )
+        note = f": {request.comment}" if request.comment else ""
+        self._event(decision, f"{status.environment} {decision} by {request.approver}{note}")
+        return f"{status.environment} {decision} by {request.approver}"
+
+    def _signal(self, request: ApprovalInput, decision: str) -> None:
+        try:
+            self._check_approver(request)
+        except ValueError as exc:
+            self._event("ignored", f"signal {decision[:-1]} ignored: {exc}")
+            return
+        self._record(request, decision)
+
+    # -- machinery ------------------------------------------------------------------
+
+    def _decided(self, index: int) -> bool:
+        approval = self._request.pipeline.spec.stages[index].approval
+        assert approval is not None
+        decisions = self._status.stages[index].approvals
+        approved = sum(a.decision == "approved" for a in decisions)
+        return approved >= approval.min_approvals or any(
+            a.decision == "rejected" for a in decisions
+        )
+
+    def _needed(self, index: int) -> str:
+        approval = self._request.pipeline.spec.stages[index].approval
+        assert approval is not None
+        approvers = self._status.stages[index].approvers
+        return f"{approval.min_approvals} approval(s) from {', '.join(approvers)}"
+
+    def _fail(self, index: int, state: str, reason: str) -> None:
+        environment = self._status.stages[index].environment
+        self._stage(index, state, reason)
+        raise _Halt(PipelineOutcome.FAILED, f"{environment}: {reason}")
+
+    def _stage(self, index: int, state: str, message: str) -> None:
+        status = self._status.stages[index]
+        status.state = state
+        if state in ("succeeded", "failed", "rejected", "cancelled"):
+            status.reason = message
+            status.waiting_until = None
+        self._event(state, f"{status.environment}: {message}")
+        self._status.message = f"{status.environment}: {message}"
+        workflow.set_current_details(
+            f"**{self._status.version}** — {status.environment}: {message}\n\n"
+            + " → ".join(f"{s.environment} ({s.state})" for s in self._status.stages)
+        )
+
+    def _event(self, kind: str, message: str) -> None:
+        events = self._status.events
+        events.append(Event(at=workflow.now(), kind=kind, message=message))
+        del events[:-TIMELINE_LIMIT]
+        workflow.logger.info("%s: %s", kind, message)
+
+    def _stage_names(self) -> str:
+        return " → ".join(s.environment for s in self._status.stages)
+
+    def _finish(self, outcome: PipelineOutcome, reason: str) -> PipelineResult:
+        self._status.outcome = outcome
+        self._status.message = reason
+        self._event("finished", f"{outcome.value}: {reason}")
+        return PipelineResult(
+            outcome=outcome,
+            reason=reason,
+            version=self._status.version,
+            stages=self._status.stages,
+            events=self._status.events,
+        )
+
+    def _continue_with(self, version: str, queued: list[str]) -> None:
+        workflow.continue_as_new(
+            PipelineRequest(pipeline=self._request.pipeline, version=version, queued=queued)
+        )
