@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import devserver, rollouts
+from starters import devserver, pipelines, rollouts
 from starters.errors import EXIT_INVALID, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
 from workers.config import TemporalConfig
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = subparsers.add_parser("worker", help="run a worker for all deployflow workflows")
     worker.set_defaults(func=worker_main.run, sync=True)
     rollouts.add_parsers(subparsers)
+    pipelines.add_parsers(subparsers)
     return parser
 
 
@@ -77,7 +78,10 @@ def dispatch(args: argparse.Namespace) -> int:
     config = TemporalConfig.from_env()
 
     async def run() -> int:
-        client = await config.connect()
+        identity_from = getattr(args, "identity_from", None)
+        client = await config.connect(
+            identity=getattr(args, identity_from, None) if identity_from else None
+        )
         result: int = await args.func(args, config, client)
         return result
 

@@ -35,8 +35,12 @@ class TemporalConfig:
         tail = f"/{run_id}" if run_id else ""
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}{tail}"
 
-    async def connect(self) -> Client:
-        """A client with the pydantic data converter every deployflow workflow expects."""
+    async def connect(self, identity: str | None = None) -> Client:
+        """A client with the pydantic data converter every deployflow workflow expects;
+        ``identity`` (e.g. an approver's name) is what history records as the caller."""
         return await Client.connect(
-            self.address, namespace=self.namespace, data_converter=pydantic_data_converter
+            self.address,
+            namespace=self.namespace,
+            data_converter=pydantic_data_converter,
+            identity=identity,
         )

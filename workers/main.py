@@ -29,11 +29,12 @@ from activities.routing.activities import (
     set_weight,
 )
 from workers.config import TemporalConfig
+from workflows.pipeline import PromotionPipeline
 from workflows.registry import BY_STRATEGY
 
 log = structlog.get_logger()
 
-WORKFLOWS: Sequence[type] = tuple(BY_STRATEGY.values())
+WORKFLOWS: Sequence[type] = (*BY_STRATEGY.values(), PromotionPipeline)
 ACTIVITIES: Sequence[Callable[..., Any]] = (
     set_weight,
     get_weights,
