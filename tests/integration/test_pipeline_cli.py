@@ -1,0 +1,93 @@
+"""The pipeline from the CLI: start with --wait, approve with --as, on the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from tests.workflows.harness import Stubs
+from tests.workflows.test_pipeline import stage
+from workflows.pipeline import PromotionPipeline
+from workflows.registry import BY_STRATEGY
+
+pytestmark = pytest.mark.integration
+
+
+async def cli(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "starters.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await cli(env, *args)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
+    temporal_env, tmp_path: Path
+):
+    address = temporal_env.client.service_client.config.target_host
+    client = await Client.connect(address, data_converter=pydantic_data_converter)
+    queue = f"it-{uuid.uuid4().hex[:8]}"
+    service = f"svc-{uuid.uuid4().hex[:6]}"
+    spec = {
+        "apiVersion": "deployflow/v1",
+        "kind": "Pipeline",
+        "metadata": {"name": service},
+        "spec": {
+            "service": service,
+            "stages": [
+                stage("dev"),
+                stage("staging", requiredSoakTime="1s"),
+                stage("production", approval={"approvers": ["alice"], "minApprovals": 1}),
+            ],
+        },
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "DEPLOYFLOW_TASK_QUEUE": queue}
+    stubs = Stubs()
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
+        activities=stubs.activities(),
+    ):
+        waiting = await cli(env, "pipeline", "start", str(path), "--version", "v7", "--wait")
+        async with asyncio.timeout(30):
+            while True:
+                code, out, _ = await run(env, "pipeline", "status", service, "--json")
+                if code == 0 and json.loads(out)["stages"][2]["state"] == "awaiting-approval":
+                    break
+                await asyncio.sleep(0.2)
+        code, _, err = await run(env, "pipeline", "approve", service, "--as", "mallory")
+        assert code == 2
+        assert "mallory may not approve production (approvers: alice)" in err
+        code, out, err = await run(
+            env, "pipeline", "approve", service, "--as", "alice", "--comment", "ship it"
+        )
+        assert code == 0, err
+        assert "production approved by alice" in out
+        out_b, err_b = await asyncio.wait_for(waiting.communicate(), timeout=60)
+    assert waiting.returncode == 0, err_b.decode()
+    assert f"pipeline-{service}: Succeeded v7" in out_b.decode()
+    assert stubs.canary_weights == [50, 100, 100] * 3
