@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -181,6 +182,20 @@ async def test_cli_wait_rolls_back_a_version_that_returns_5xx(stack: Stack, tmp_
     assert code == 1, err
     assert '"outcome":"RolledBack"' in out
     assert "analysis step-1 Failed" in out
+    env = stack.spec["spec"]["environment"]
+    async with asyncio.timeout(20):  # visibility catches up with the close shortly after
+        while True:
+            code, out, err = await deployflow(
+                stack, tmp_path, "history", "checkout", "--env", env, "--json"
+            )
+            assert code == 0, err
+            rows = json.loads(out)
+            if rows:
+                break
+            await asyncio.sleep(0.2)
+    assert rows[0]["version"] == "v2"
+    assert rows[0]["outcome"] == "RolledBack"
+    assert rows[0]["reason"].startswith("analysis step-1 Failed")
     for _ in range(50):
         if set(versions_served(stack.nginx_url, 10)) == {"v1"}:
             break
