@@ -28,13 +28,15 @@ from activities.routing.activities import (
     set_server_states,
     set_weight,
 )
+from activities.temporal.activities import WorkflowWatcher
 from workers.config import TemporalConfig
+from workflows.emergency import EmergencyRollback
 from workflows.pipeline import PromotionPipeline
 from workflows.registry import BY_STRATEGY
 
 log = structlog.get_logger()
 
-WORKFLOWS: Sequence[type] = (*BY_STRATEGY.values(), PromotionPipeline)
+WORKFLOWS: Sequence[type] = (*BY_STRATEGY.values(), PromotionPipeline, EmergencyRollback)
 ACTIVITIES: Sequence[Callable[..., Any]] = (
     set_weight,
     get_weights,
@@ -54,7 +56,7 @@ def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) 
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=list(ACTIVITIES),
+        activities=[*ACTIVITIES, WorkflowWatcher(client).await_closed],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         graceful_shutdown_timeout=timedelta(seconds=15),

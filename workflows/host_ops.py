@@ -23,7 +23,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.platforms.activities import CurrentVersionInput, PlatformActionInput
     from activities.platforms.base import Action, ActionResult
-    from activities.routing.activities import GetWeightsInput, SetServerStatesInput
+    from activities.routing.activities import (
+        GetWeightsInput,
+        SetServerStatesInput,
+        SetWeightInput,
+    )
     from activities.routing.base import ServerState, Weights
     from workflows.rollout_base import ROLLBACK_RETRY, SET_WEIGHT_RETRY, Stop
     from workflows.rollout_models import RolloutPhase
@@ -172,6 +176,18 @@ async def get_weights(rollout: Rollout) -> Weights:
         retry_policy=ROUTER_RETRY,
     )
     return weights
+
+
+async def set_weights(rollout: Rollout, weights: Weights, key: str) -> Weights:
+    """Set absolute weights (no side semantics): for flips outside a rollout."""
+    applied: Weights = await workflow.execute_activity(
+        "set_weight",
+        SetWeightInput(router=rollout.spec.router, weights=weights, key=key),
+        result_type=Weights,
+        start_to_close_timeout=timedelta(seconds=60),
+        retry_policy=ROLLBACK_RETRY,
+    )
+    return applied
 
 
 async def set_server_states(

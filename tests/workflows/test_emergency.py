@@ -1,0 +1,93 @@
+"""EmergencyRollback on the stub fleet: cancel what runs, go back to the known good version."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.routing.base import Weights
+from activities.temporal.activities import WorkflowWatcher
+from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
+from tests.workflows.harness import wait_for_status
+from workflows.emergency import EmergencyRollback
+from workflows.emergency_models import RollbackRequest, RollbackResult
+from workflows.registry import BY_STRATEGY, workflow_type
+from workflows.rollout_models import RolloutPhase
+from workflows.spec import Rollout
+
+
+@asynccontextmanager
+async def worker(env: WorkflowEnvironment, fleet: Fleet) -> AsyncIterator[str]:
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[EmergencyRollback, *BY_STRATEGY.values()],
+        activities=[*fleet.activities(), WorkflowWatcher(env.client).await_closed],
+    ):
+        yield task_queue
+
+
+def back_to(spec: Rollout, version: str) -> Rollout:
+    body: dict[str, Any] = spec.model_dump(by_alias=True)
+    body["spec"]["version"] = version
+    return Rollout.model_validate(body)
+
+
+async def roll_back(env: WorkflowEnvironment, tq: str, request: RollbackRequest) -> RollbackResult:
+    spec = request.rollout.spec
+    return await env.client.execute_workflow(
+        EmergencyRollback.run,
+        request,
+        id=f"rollback-{spec.service}-{spec.environment}-{uuid.uuid4().hex[:4]}",
+        task_queue=tq,
+    )
+
+
+async def test_a_promoted_bad_version_is_replaced_by_the_last_good_one(temporal_env):
+    fleet = Fleet(
+        weights=Weights(stable=0, canary=100),
+        versions={**dict.fromkeys(STABLE, "v1"), **dict.fromkeys(CANARY, "v2")},
+    )
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
+    async with worker(temporal_env, fleet) as tq:
+        result = await roll_back(temporal_env, tq, RollbackRequest(rollout=back_to(spec, "v1")))
+    assert result.reason == "v1 is live"
+    assert fleet.weights.stable == 100
+    assert fleet.actions("deploy") == [("deploy", h, "v1") for h in STABLE]
+
+
+async def test_a_running_canary_is_cancelled_and_its_rollback_is_enough(temporal_env):
+    fleet = Fleet()
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "30m"}}]}})
+    async with worker(temporal_env, fleet) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            canary = await temporal_env.client.start_workflow(
+                workflow_type(spec), spec, id=spec.workflow_id, task_queue=tq
+            )
+        await wait_for_status(canary, lambda s: s.phase is RolloutPhase.PAUSED)
+        request = RollbackRequest(
+            rollout=back_to(spec, "v1"), cancel_workflow_id=spec.workflow_id, reason="pager"
+        )
+        result = await roll_back(temporal_env, tq, request)
+        again = await roll_back(temporal_env, tq, request)
+    assert result.reason == "v1 is live: nothing more to do"
+    assert again.reason == "v1 is live: nothing more to do"
+    assert fleet.weights.stable == 100
+    assert fleet.actions("weights") == [("weights", 30), ("weights", 0)]
+    assert any("closed: canceled" in e.message for e in result.events), result.events
+
+
+async def test_without_a_platform_the_router_flips_to_the_idle_list(temporal_env):
+    fleet = Fleet(weights=Weights(stable=0, canary=100))
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}}, platform=None)
+    async with worker(temporal_env, fleet) as tq:
+        result = await roll_back(temporal_env, tq, RollbackRequest(rollout=back_to(spec, "v1")))
+    assert fleet.weights.stable == 100
+    assert fleet.actions("deploy") == []
+    assert result.version == "v1"

@@ -1,0 +1,152 @@
+"""EmergencyRollback: get a service in one environment back to a known good version, now.
+
+1. If a rollout of it is running, cancel it and wait until it has closed — a cancelled
+   rollout sends its traffic back to the version that was live before it.
+2. If the live version is still not the target (the bad version was already promoted, or
+   ``--to`` names another one), roll the target out as fast as safely possible, as a child
+   rollout with no analysis or pauses: blue-green onto the idle list for canary and
+   blue-green services, the spec's own batches for rolling, recreate for recreate. Without
+   a platform to deploy with, the router is flipped to the idle list, which still runs the
+   version that was live before the last promotion.
+
+Idempotent: with the target already live there is nothing to do, so running it twice is
+safe (the CLI also attaches to a rollback already in progress).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.temporal.activities import AwaitClosedInput
+    from workflows import host_ops
+    from workflows.emergency_models import RollbackRequest, RollbackResult
+    from workflows.registry import workflow_type
+    from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
+    from workflows.spec import Rollout, all_servers
+
+
+@workflow.defn(name="EmergencyRollback")
+class EmergencyRollback:
+    @workflow.init
+    def __init__(self, request: RollbackRequest) -> None:
+        self._events: list[Event] = []
+
+    @workflow.run
+    async def run(self, request: RollbackRequest) -> RollbackResult:
+        rollout = request.rollout
+        spec = rollout.spec
+        self._event(
+            "started",
+            f"{spec.service} in {spec.environment} back to {spec.version}: {request.reason}",
+        )
+        if request.cancel_workflow_id:
+            await self._cancel_running(request.cancel_workflow_id)
+        if spec.platform is None:
+            if request.cancel_workflow_id:
+                return self._result(request, "the cancelled rollout returned traffic to stable")
+            await self._flip(rollout)
+        elif await self._already_live(rollout):
+            return self._result(request, f"{spec.version} is live: nothing more to do")
+        else:
+            await self._roll_out(rollout)
+        return self._result(request, f"{spec.version} is live")
+
+    async def _cancel_running(self, workflow_id: str) -> None:
+        self._event("cancel", f"cancelling {workflow_id}; its own rollback returns traffic")
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).cancel()
+        except ApplicationError as exc:  # already closed, or never existed
+            self._event("cancel", f"{workflow_id} could not be cancelled: {exc.message}")
+        status = await workflow.execute_activity(
+            "await_closed",
+            AwaitClosedInput(workflow_id=workflow_id),
+            result_type=str,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=30),
+        )
+        self._event("cancel", f"{workflow_id} closed: {status.lower()}")
+
+    async def _already_live(self, rollout: Rollout) -> bool:
+        """With a platform: whether every live server already runs the target."""
+        if rollout.spec.platform is None:
+            return False
+        weights = await host_ops.get_weights(rollout)
+        router = rollout.spec.router.nginx or rollout.spec.router.haproxy
+        assert router is not None
+        live = [
+            *(router.stable if weights.stable else []),
+            *(router.canary if weights.canary else []),
+        ]
+        if rollout.spec.strategy.rolling or rollout.spec.strategy.recreate:
+            live = all_servers(rollout)
+        versions = await host_ops.previous_versions(rollout, live, self._key("current"))
+        return set(versions.values()) == {rollout.spec.version}
+
+    async def _flip(self, rollout: Rollout) -> None:
+        weights = await host_ops.get_weights(rollout)
+        target = weights.model_copy(update={"stable": weights.canary, "canary": weights.stable})
+        if weights.stable not in (0, 100):
+            target = target.model_copy(update={"stable": 100, "canary": 0})
+        applied = await host_ops.set_weights(rollout, target, self._key("flip"))
+        self._event("weights", f"stable {applied.stable} % / canary {applied.canary} % (flip)")
+
+    async def _roll_out(self, rollout: Rollout) -> None:
+        strategy = rollout.spec.strategy
+        if strategy.rolling is not None:
+            fast = {
+                "rolling": strategy.rolling.model_dump(
+                    by_alias=True, exclude={"pause_between_batches"}
+                )
+            }
+        elif strategy.recreate is not None:
+            fast = {"recreate": {}}
+        else:
+            delay = strategy.blue_green.scale_down_delay_seconds if strategy.blue_green else 30
+            fast = {"blueGreen": {"scaleDownDelaySeconds": delay}}
+        child = Rollout.model_validate(
+            {
+                **rollout.model_dump(by_alias=True),
+                "spec": {
+                    **rollout.spec.model_dump(by_alias=True, exclude={"strategy"}),
+                    "strategy": fast,
+                },
+            }
+        )
+        self._event("rollout", f"{child.spec.strategy.name} of {child.spec.version}")
+        result: RolloutResult = await workflow.execute_child_workflow(
+            workflow_type(child),
+            child,
+            id=child.workflow_id,
+            result_type=RolloutResult,
+            static_summary=f"emergency rollback to {child.spec.version}",
+        )
+        self._event("rollout", f"{result.outcome.value}: {result.reason}")
+        if result.outcome is not RolloutPhase.PROMOTED:
+            raise ApplicationError(
+                f"rolling back to {child.spec.version} failed: {result.reason}",
+                type="RollbackFailed",
+                non_retryable=True,
+            )
+
+    def _key(self, label: str) -> str:
+        return f"{workflow.info().workflow_id}/{label}"
+
+    def _event(self, kind: str, message: str) -> None:
+        self._events.append(Event(at=workflow.now(), kind=kind, message=message))
+        del self._events[:-TIMELINE_LIMIT]
+        workflow.set_current_details(message)
+        workflow.logger.info("%s: %s", kind, message)
+
+    def _result(self, request: RollbackRequest, reason: str) -> RollbackResult:
+        self._event("finished", reason)
+        return RollbackResult(
+            service=request.rollout.spec.service,
+            environment=request.rollout.spec.environment,
+            version=request.rollout.spec.version,
+            reason=reason,
+            events=self._events,
+        )
