@@ -29,6 +29,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from starters.progress import follow, print_events, print_status
@@ -143,12 +144,19 @@ async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
+    handle = client.get_workflow_handle(
+        await resolve(client, args.name, args.env, running_only=False), result_type=RolloutResult
+    )
     description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
-        current: RolloutStatus | RolloutResult = await handle.query(
-            "status", result_type=RolloutStatus
-        )
+        try:
+            current: RolloutStatus | RolloutResult = await handle.query(
+                "status", result_type=RolloutStatus
+            )
+        except RPCError as exc:
+            # E.g. no worker is running, or its workflow task is failing: say so, plainly.
+            print(f"{handle.id}: running, but its status cannot be read now: {exc.message}")
+            return EXIT_FAILED
     else:
         try:
             current = await handle.result()
@@ -252,22 +260,28 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     return EXIT_OK
 
 
-async def resolve(client: Client, name: str, env: str | None) -> str:
-    """The workflow id for ``NAME`` (a service, or a workflow id) and ``--env``."""
+async def resolve(client: Client, name: str, env: str | None, *, running_only: bool = True) -> str:
+    """The workflow id for ``NAME`` (a service, or a workflow id) and ``--env``: the one
+    running rollout of that service, or (``running_only=False``) its latest rollout."""
     if env is not None:
         return rollout_workflow_id(name, env)
     if name.startswith("rollout-"):
         return name
-    query = (
-        f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)}) "
-        f"AND ExecutionStatus = 'Running' AND DeployService = {json.dumps(name)}"
-    )
-    running = [wf.id async for wf in client.list_workflows(query, limit=10)]
+    types = ", ".join(repr(t) for t in WORKFLOW_TYPES)
+    query = f"WorkflowType IN ({types}) AND DeployService = {json.dumps(name)}"
+    running = [
+        wf.id
+        async for wf in client.list_workflows(f"{query} AND ExecutionStatus = 'Running'", limit=10)
+    ]
     if len(running) == 1:
         return running[0]
-    if not running:
-        raise UsageError(f"NAME {name}: no running rollout of that service; pass --env ENV")
-    raise UsageError(f"NAME {name}: rollouts running in several environments; pass --env ENV")
+    if len(running) > 1:
+        raise UsageError(f"NAME {name}: rollouts running in several environments; pass --env ENV")
+    if not running_only:
+        async for wf in client.list_workflows(query, limit=1):
+            return wf.id
+        raise UsageError(f"NAME {name}: no rollout of that service found")
+    raise UsageError(f"NAME {name}: no running rollout of that service")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -172,6 +172,12 @@ async def test_cli_wait_promotes_a_healthy_version(stack: Stack, tmp_path: Path)
         if set(versions_served(stack.nginx_url, 10)) == {"v2"}:
             break
     assert set(versions_served(stack.nginx_url)) == {"v2"}
+    code, out, err = await deployflow(
+        stack, tmp_path, "rollout", "status", "checkout", "--env", stack.spec["spec"]["environment"]
+    )
+    assert code == 0, err
+    assert "Promoted — all steps completed" in out
+    assert "weights   stable 0 % / canary 100 %" in out
 
 
 async def test_cli_wait_rolls_back_a_version_that_returns_5xx(stack: Stack, tmp_path: Path):
