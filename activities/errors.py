@@ -13,6 +13,11 @@
                                           process group was killed
     PlatformVerifyFailed   retryable      the command succeeded but ``current`` does not show
                                           the requested state
+    MigrationFailed        non-retryable  a database migration failed (schema error, a hook
+                                          exited non-zero); the message says which revision
+                                          the database was left at
+    DatabaseUnavailable    retryable      the database could not be reached or the connection
+                                          was lost (a transactional migration rolled back)
 
 Workflows catch ``ActivityError`` and look at ``cause.type`` to decide; nothing else
 parses error messages.
@@ -32,8 +37,12 @@ PLACEHOLDER_MISSING: Final = "PlaceholderMissing"
 PLATFORM_COMMAND_FAILED: Final = "PlatformCommandFailed"
 PLATFORM_COMMAND_TIMED_OUT: Final = "PlatformCommandTimedOut"
 PLATFORM_VERIFY_FAILED: Final = "PlatformVerifyFailed"
+MIGRATION_FAILED: Final = "MigrationFailed"
+DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
 
-NON_RETRYABLE: Final = frozenset({INVALID_SPEC, ROUTER_CONFIG_REJECTED, PLACEHOLDER_MISSING})
+NON_RETRYABLE: Final = frozenset(
+    {INVALID_SPEC, ROUTER_CONFIG_REJECTED, PLACEHOLDER_MISSING, MIGRATION_FAILED}
+)
 
 
 def failure(error_type: str, message: str) -> ApplicationError:

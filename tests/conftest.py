@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.haproxy",
     "tests.fixtures.prometheus",
     "tests.fixtures.fleet",
+    "tests.fixtures.postgres",
 ]
