@@ -63,10 +63,9 @@ def print_status(
         print(f"{workflow_id}: {current.phase.value} — {current.message}", file=out)
         print(f"  step      {step} (of {current.step_count})", file=out)
     print(f"  version   {current.version}", file=out)
-    print(
-        f"  weights   stable {current.weights.stable} % / canary {current.weights.canary} %",
-        file=out,
-    )
+    if current.weights is not None:
+        weights = current.weights
+        print(f"  weights   stable {weights.stable} % / canary {weights.canary} %", file=out)
     for pool in current.pools:
         version = f" ({pool.version})" if pool.version else ""
         print(

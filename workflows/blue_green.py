@@ -88,8 +88,8 @@ class BlueGreenRollout(HostSteps):
         await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
         self._step(1, "health checks and smoke tests on the preview pool")
         await self._check(preview)
-        self._step(2, "pre-promotion analysis")
         if strategy.pre_promotion_analysis is not None:
+            self._step(2, "pre-promotion analysis")
             await self._blocking_analysis("pre-promotion", strategy.pre_promotion_analysis)
             await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
         self._step(3, "promotion")
@@ -101,8 +101,8 @@ class BlueGreenRollout(HostSteps):
         self._step(4, f"switching all traffic to the {self._preview} pool")
         await self._switch_to(self._preview, "switch")
         self._switched = True
-        self._step(5, "post-promotion analysis")
         if strategy.post_promotion_analysis is not None:
+            self._step(5, "post-promotion analysis")
             await self._blocking_analysis("post-promotion", strategy.post_promotion_analysis)
 
     async def _undo(self, reason: str, scale_down_delay: int) -> None:

@@ -13,9 +13,12 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import Action
     from workflows import host_ops
-    from workflows.rollout_base import RolloutBase
+    from workflows.rollout_base import RolloutBase, Stop
     from workflows.rollout_models import RolloutPhase, RolloutResult
     from workflows.spec import Rollout, all_servers
+
+PARALLEL_RESTORE = "recreate-parallel-restore"
+"""Patch: restore every host at once, then health-check them."""
 
 STEPS = ("stop all hosts", "deploy", "start", "health checks")
 
@@ -66,20 +69,31 @@ class RecreateRollout(RolloutBase):
         )
 
     async def _restore(self, reason: str) -> None:
-        """The previous version back on every host that ran one."""
+        """The previous version back on every host that ran one, all at once (recreate has
+        no traffic step: every second here is downtime or errors)."""
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
-        rollout = self._rollout
-        for host, previous in self._previous.items():
-            key = self._key(f"restore/{host}")
-            if previous is None:
-                await host_ops.platform_action(rollout, "stop", host, key, rolling_back=True)
-                continue
-            await host_ops.platform_action(
-                rollout, "deploy", host, key, version=previous, rolling_back=True
-            )
-            if host_ops.supports(rollout, "start"):
-                await host_ops.platform_action(rollout, "start", host, key, rolling_back=True)
-            self._event("restore", f"{host} back on {previous}")
+        if not workflow.patched(PARALLEL_RESTORE):
+            for host, previous in self._previous.items():  # runs recorded before the patch
+                await self._restore_host(host, previous)
+            return
+        await asyncio.gather(*(self._restore_host(h, v) for h, v in self._previous.items()))
+        restored = [h for h, v in self._previous.items() if v is not None]
+        try:
+            await host_ops.require_healthy(self._rollout, restored, self._key("restore/health"))
+        except Stop as unhealthy:
+            self._event("restore", f"previous version back, but {unhealthy.reason}")
+
+    async def _restore_host(self, host: str, previous: str | None) -> None:
+        rollout, key = self._rollout, self._key(f"restore/{host}")
+        if previous is None:
+            await host_ops.platform_action(rollout, "stop", host, key, rolling_back=True)
+            return
+        await host_ops.platform_action(
+            rollout, "deploy", host, key, version=previous, rolling_back=True
+        )
+        if host_ops.supports(rollout, "start"):
+            await host_ops.platform_action(rollout, "start", host, key, rolling_back=True)
+        self._event("restore", f"{host} back on {previous}")
 
     def _step(self, index: int) -> None:
         self._status.current_step = index

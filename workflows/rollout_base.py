@@ -298,6 +298,7 @@ class RolloutBase:
                 raise stop
             return None
         except Stop as stop:
+            self._event("stopping", stop.reason)
             await self._cancel(task, *(get() for get in also_cancel))
             await undo(stop.reason)
             return self._finish(stop.phase, stop.reason)
@@ -410,9 +411,9 @@ class RolloutBase:
         step = self._status.current_step
         where = "" if step is None else f"step {step + 1}/{self._status.step_count}, "
         weights = self._status.weights
+        split = f"stable {weights.stable} % / canary {weights.canary} % " if weights else ""
         workflow.set_current_details(
-            f"**{phase.value}** — {message}\n\n{where}stable {weights.stable} % / "
-            f"canary {weights.canary} % ({self._rollout.spec.version})"
+            f"**{phase.value}** — {message}\n\n{where}{split}({self._rollout.spec.version})"
         )
 
     def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:

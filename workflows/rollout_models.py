@@ -72,7 +72,7 @@ class RolloutStatus(Model):
     current_step: int | None = None
     step_count: int = 0
     step: str | None = None
-    weights: Weights = Field(default_factory=lambda: Weights(stable=100, canary=0))
+    weights: Weights | None = None  # as last set or read; None until then
     paused_reason: str | None = None
     analysis_runs: list[AnalysisRun] = Field(default_factory=list)
     pools: list[PoolStatus] = Field(default_factory=list)
@@ -86,7 +86,7 @@ class RolloutResult(Model):
     service: str
     environment: str
     version: str
-    weights: Weights
+    weights: Weights | None
     analysis_runs: list[AnalysisRun]
     events: list[Event]
     pools: list[PoolStatus] = Field(default_factory=list)
