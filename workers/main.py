@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.health.activities import check_health, run_smoke_tests
 from activities.metrics.activities import measure
+from activities.migrations.activities import current_revision, migrate, resolve_target
 from activities.platforms.activities import current_version, platform_action
 from activities.routing.activities import (
     get_server_states,
@@ -47,6 +48,9 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     current_version,
     check_health,
     run_smoke_tests,
+    current_revision,
+    resolve_target,
+    migrate,
 )
 ACTIVITY_THREADS = 32
 

@@ -84,6 +84,7 @@ class BlueGreenRollout(HostSteps):
         preview = self._pools[self._preview]
         version = rollout.spec.version
 
+        await self._migrate_up()
         self._step(0, f"deploying {version} to {', '.join(preview)}")
         await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
         self._step(1, "health checks and smoke tests on the preview pool")
@@ -110,6 +111,7 @@ class BlueGreenRollout(HostSteps):
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
         if self._switched:
             await self._switch_to(self._active, "switch back", retry=True)
+        await self._migrate_down()
         await self._scale_down(self._preview, scale_down_delay, "preview")
 
     async def _switch_to(self, pool: str, label: str, *, retry: bool = False) -> None:

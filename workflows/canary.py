@@ -59,6 +59,7 @@ class CanaryRollout(HostSteps):
         return stopped or self._finish(RolloutPhase.PROMOTED, "all steps completed")
 
     async def _steps_then_promote(self) -> None:
+        await self._migrate_up()
         if self._reads_sides and self._rollout.spec.platform is not None:
             hosts = self._servers(self._new_side)
             await self._with_deadline("deploy", self._deploy(hosts, self._rollout.spec.version))
@@ -122,3 +123,4 @@ class CanaryRollout(HostSteps):
     async def _roll_back(self, reason: str) -> None:
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
         await self._set_weight(0, "rollback", retry=ROLLBACK_RETRY)
+        await self._migrate_down()

@@ -46,6 +46,7 @@ class RecreateRollout(RolloutBase):
         )
 
     async def _recreate(self, hosts: list[str]) -> None:
+        await self._migrate_up()
         await self._everywhere(0, "stop", hosts)
         await self._everywhere(1, "deploy", hosts, version=self._rollout.spec.version)
         await self._everywhere(2, "start", hosts)
@@ -75,6 +76,7 @@ class RecreateRollout(RolloutBase):
         if not workflow.patched(PARALLEL_RESTORE):
             for host, previous in self._previous.items():  # runs recorded before the patch
                 await self._restore_host(host, previous)
+            await self._migrate_down()
             return
         await asyncio.gather(*(self._restore_host(h, v) for h, v in self._previous.items()))
         restored = [h for h, v in self._previous.items() if v is not None]
@@ -82,6 +84,7 @@ class RecreateRollout(RolloutBase):
             await host_ops.require_healthy(self._rollout, restored, self._key("restore/health"))
         except Stop as unhealthy:
             self._event("restore", f"previous version back, but {unhealthy.reason}")
+        await self._migrate_down()
 
     async def _restore_host(self, host: str, previous: str | None) -> None:
         rollout, key = self._rollout, self._key(f"restore/{host}")

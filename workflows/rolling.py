@@ -61,6 +61,7 @@ class RollingRollout(RolloutBase):
             else None
         )
         last = len(self._status.batches) - 1
+        await self._migrate_up()
         for batch in self._status.batches:
             await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
             if self._stop is not None:
@@ -131,6 +132,7 @@ class RollingRollout(RolloutBase):
         for batch in self._status.batches:
             if batch.state != "pending":
                 batch.state = "rolledBack"
+        await self._migrate_down()
 
     async def _drain_wait(self, hosts: list[str]) -> None:
         """Let requests in flight on drained ``hosts`` finish before they are redeployed."""

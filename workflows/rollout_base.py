@@ -16,18 +16,20 @@ from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
+    from workflows import database
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
     from workflows.durations import format_duration
     from workflows.rollout_models import (
         TIMELINE_LIMIT,
+        DatabaseStatus,
         Event,
         OperatorInput,
         RolloutPhase,
@@ -130,6 +132,44 @@ class RolloutBase:
         finally:
             self._in_pause_step = False
         self._set_phase(RolloutPhase.PROGRESSING, "pause over")
+
+    async def _migrate_up(self) -> None:
+        """Record the database's revision, then upgrade it to the spec's target."""
+        migrations = self._rollout.spec.migrations
+        if migrations is None:
+            return
+        before = await database.revision(migrations, self._key("db/current"))
+        target = await database.revision(migrations, self._key("db/target"), target=True)
+        self._status.database = DatabaseStatus(before=before, target=target, now=before)
+        self._event("database", f"at {before or 'base'}; migrating to {target or 'base'}")
+        try:
+            result = await database.migrate(migrations, target, self._key("db/upgrade"))
+        except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
+            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
+            raise Stop(RolloutPhase.ROLLED_BACK, f"migration failed: {message}") from None
+        self._status.database.now = result.after
+        self._event("database", f"migrated {result.before or 'base'} → {result.after or 'base'}")
+
+    async def _migrate_down(self) -> None:
+        """Back to the recorded revision, by name; a failure is recorded, not raised
+        (traffic is already back on the old version, which the expanded schema serves)."""
+        migrations, status = self._rollout.spec.migrations, self._status.database
+        if migrations is None or status is None or status.now == status.before:
+            return
+        try:
+            result = await database.migrate(
+                migrations, status.before, self._key("db/downgrade"), down=True
+            )
+        except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
+            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
+            self._event("database", f"could not return to {status.before or 'base'}: {message}")
+            return
+        status.now = result.after
+        self._event("database", f"back at {result.after or 'base'}")
 
     async def _blocking_analysis(self, name: str, analysis: StepAnalysis) -> None:
         """Run an AnalysisRun to its end: Failed/Error stops; Inconclusive holds for a human;
@@ -431,6 +471,7 @@ class RolloutBase:
             events=s.events,
             pools=s.pools,
             batches=s.batches,
+            database=s.database,
         )
 
 

@@ -62,6 +62,14 @@ class BatchStatus(Model):
     state: str = "pending"  # pending | draining | deploying | checking | done | rolledBack
 
 
+class DatabaseStatus(Model):
+    """Where the rollout found the database, where it took it, and where it is now."""
+
+    before: str | None
+    target: str | None = None
+    now: str | None = None
+
+
 class RolloutStatus(Model):
     service: str
     environment: str
@@ -77,6 +85,7 @@ class RolloutStatus(Model):
     analysis_runs: list[AnalysisRun] = Field(default_factory=list)
     pools: list[PoolStatus] = Field(default_factory=list)
     batches: list[BatchStatus] = Field(default_factory=list)
+    database: DatabaseStatus | None = None
     events: list[Event] = Field(default_factory=list)
 
 
@@ -91,3 +100,4 @@ class RolloutResult(Model):
     events: list[Event]
     pools: list[PoolStatus] = Field(default_factory=list)
     batches: list[BatchStatus] = Field(default_factory=list)
+    database: DatabaseStatus | None = None

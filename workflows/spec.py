@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 
 from activities.health.spec import HealthCheck, SmokeTest
 from activities.metrics.activities import MetricProviderSpec
+from activities.migrations.activities import MigrationSpec
 from activities.model import Model, OneOf
 from activities.platforms.activities import PlatformSpec
 from activities.routing.factory import RouterSpec
@@ -199,6 +200,7 @@ class RolloutSpec(Model):
     platform: PlatformSpec | None = None
     health_check: HealthCheck | None = None
     smoke_tests: list[SmokeTest] = Field(default_factory=list)
+    migrations: MigrationSpec | None = None
     analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
 
