@@ -19,6 +19,7 @@ from activities.health.activities import (
 )
 from activities.health.smoke import SmokeResult
 from activities.metrics.activities import MeasureInput, MeasureOutput
+from activities.migrations.activities import MigrateInput, MigrationResult, RevisionInput
 from activities.platforms.activities import CurrentVersionInput, PlatformActionInput
 from activities.platforms.base import ActionResult
 from activities.routing.activities import GetWeightsInput, SetServerStatesInput, SetWeightInput
@@ -73,6 +74,8 @@ class Fleet:
     smoke_failures: set[str] = field(default_factory=set)
     measure_values: Callable[[int], list[float]] = lambda n: [0.0]
     measurements: int = 0
+    revision: str | None = "0001"
+    failing_revision: str | None = None
 
     def actions(self, *kinds: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] in kinds]
@@ -140,7 +143,31 @@ class Fleet:
             self.measurements += 1
             return MeasureOutput(values=self.measure_values(self.measurements))
 
+        @activity.defn(name="current_revision")
+        async def current_revision(input: RevisionInput) -> str | None:
+            return self.revision
+
+        @activity.defn(name="resolve_target")
+        async def resolve_target(input: RevisionInput) -> str | None:
+            return "0003"
+
+        @activity.defn(name="migrate")
+        async def migrate(input: MigrateInput) -> MigrationResult:
+            before = self.revision
+            if input.revision == self.failing_revision:
+                raise ApplicationError(
+                    f"0003 failed; the schema was left at {before}",
+                    type="MigrationFailed",
+                    non_retryable=True,
+                )
+            self.revision = input.revision
+            self.calls.append(("migrate", input.direction, input.revision))
+            return MigrationResult(before=before, after=input.revision, changed=True)
+
         return [
+            current_revision,
+            resolve_target,
+            migrate,
             set_weight,
             get_weights,
             set_server_states,

@@ -294,3 +294,38 @@ async def test_blue_green_without_a_stop_command_leaves_the_old_pool_running(tem
     assert result.outcome is RolloutPhase.PROMOTED
     assert fleet.actions("stop") == []
     assert any("no stop command" in e.message for e in result.events)
+
+
+# -- database migrations ----------------------------------------------------------------
+
+MIGRATIONS = {"alembic": {"config": "/srv/checkout/alembic.ini"}}
+
+
+async def test_migrations_run_before_anything_else_and_stay_on_success(temporal_env):
+    fleet = Fleet()
+    result = await run(temporal_env, fleet, fleet_rollout({"blueGreen": {}}, migrations=MIGRATIONS))
+    assert result.outcome is RolloutPhase.PROMOTED
+    assert fleet.calls[0] == ("migrate", "upgrade", "0003")
+    assert result.database is not None
+    assert (result.database.before, result.database.now) == ("0001", "0003")
+
+
+async def test_a_rollback_returns_the_database_to_the_recorded_revision_by_name(temporal_env):
+    fleet = Fleet(unhealthy={(CANARY[0], "v2")})
+    result = await run(temporal_env, fleet, fleet_rollout({"blueGreen": {}}, migrations=MIGRATIONS))
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    assert fleet.actions("migrate") == [
+        ("migrate", "upgrade", "0003"),
+        ("migrate", "downgrade", "0001"),
+    ]
+    assert fleet.revision == "0001"
+
+
+async def test_a_failing_migration_stops_before_any_host_is_touched(temporal_env):
+    fleet = Fleet(failing_revision="0003")
+    spec = fleet_rollout({"rolling": {"maxUnavailable": 1}}, migrations=MIGRATIONS)
+    result = await run(temporal_env, fleet, spec)
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    assert result.reason == "migration failed: 0003 failed; the schema was left at 0001"
+    assert fleet.actions("deploy", "state") == []
+    assert fleet.revision == "0001"
