@@ -33,12 +33,14 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     running = await _running(client, running_id)
     finished = await _promoted_versions(client, args.service, args.env)
     target = args.to or _last_good(finished, running)
+    revision = next((r for v, _, _, r in finished if v == target), None)
     spec = await _spec(client, running_id if running else None, finished)
     body = spec.model_dump(by_alias=True)
     body["spec"]["version"] = target
     request = RollbackRequest(
         rollout=Rollout.model_validate(body),
         cancel_workflow_id=running_id if running else None,
+        database_revision=revision,
         reason=args.reason or "emergency rollback",
         by=os.environ.get("DEPLOYFLOW_USER") or None,
     )
@@ -80,8 +82,12 @@ async def _running(client: Client, workflow_id: str) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
-async def _promoted_versions(client: Client, service: str, env: str) -> list[tuple[str, str, str]]:
-    """(version, workflow id, run id) of promoted rollouts, newest first."""
+Promoted = list[tuple[str, str, str, str | None]]
+"""(version, workflow id, run id, database revision) of promoted rollouts, newest first."""
+
+
+async def _promoted_versions(client: Client, service: str, env: str) -> Promoted:
+    """The service's promoted rollouts in ``env``, newest first."""
     query = (
         f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)}) "
         f"AND DeployService = {json.dumps(service)} AND DeployEnvironment = {json.dumps(env)} "
@@ -91,15 +97,16 @@ async def _promoted_versions(client: Client, service: str, env: str) -> list[tup
     async for wf in client.list_workflows(query, limit=20):
         handle = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=RolloutResult)
         result = await handle.result(follow_runs=False)
-        found.append((result.version, wf.id, wf.run_id))
+        revision = result.database.now if result.database else None
+        found.append((result.version, wf.id, wf.run_id, revision))
     return found
 
 
-def _last_good(promoted: list[tuple[str, str, str]], running: bool) -> str:
+def _last_good(promoted: Promoted, running: bool) -> str:
     """Live version under a running rollout; else the one promoted before the live one."""
     wanted = 0 if running else 1
     distinct: list[str] = []
-    for version, _, _ in promoted:
+    for version, *_ in promoted:
         if version not in distinct:
             distinct.append(version)
     if len(distinct) <= wanted:
@@ -107,9 +114,7 @@ def _last_good(promoted: list[tuple[str, str, str]], running: bool) -> str:
     return distinct[wanted]
 
 
-async def _spec(
-    client: Client, running_id: str | None, promoted: list[tuple[str, str, str]]
-) -> Rollout:
+async def _spec(client: Client, running_id: str | None, promoted: Promoted) -> Rollout:
     """The service's spec: the running rollout's input, else the latest promoted one's."""
     if running_id is not None:
         handle = client.get_workflow_handle(running_id)

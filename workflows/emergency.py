@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.temporal.activities import AwaitClosedInput
-    from workflows import host_ops
+    from workflows import database, host_ops
     from workflows.emergency_models import RollbackRequest, RollbackResult
     from workflows.registry import workflow_type
     from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
@@ -47,13 +47,29 @@ class EmergencyRollback:
             await self._cancel_running(request.cancel_workflow_id)
         if spec.platform is None:
             if request.cancel_workflow_id:
-                return self._result(request, "the cancelled rollout returned traffic to stable")
-            await self._flip(rollout)
+                reason = "the cancelled rollout returned traffic to stable"
+            else:
+                await self._flip(rollout)
+                reason = f"{spec.version} is live"
         elif await self._already_live(rollout):
-            return self._result(request, f"{spec.version} is live: nothing more to do")
+            reason = f"{spec.version} is live: nothing more to do"
         else:
             await self._roll_out(rollout)
-        return self._result(request, f"{spec.version} is live")
+            reason = f"{spec.version} is live"
+        await self._restore_database(rollout, request.database_revision)
+        return self._result(request, reason)
+
+    async def _restore_database(self, rollout: Rollout, recorded: str | None) -> None:
+        """After traffic is back, the database to the target's recorded revision, by name."""
+        migrations = rollout.spec.migrations
+        if migrations is None or recorded is None:
+            return
+        now = await database.revision(migrations, self._key("db/current"))
+        if now == recorded:
+            self._event("database", f"already at {recorded}")
+            return
+        result = await database.migrate(migrations, recorded, self._key("db/down"), down=True)
+        self._event("database", f"{result.before or 'base'} → {result.after or 'base'}")
 
     async def _cancel_running(self, workflow_id: str) -> None:
         self._event("cancel", f"cancelling {workflow_id}; its own rollback returns traffic")
@@ -111,7 +127,8 @@ class EmergencyRollback:
             {
                 **rollout.model_dump(by_alias=True),
                 "spec": {
-                    **rollout.spec.model_dump(by_alias=True, exclude={"strategy"}),
+                    # The child must not migrate up: this workflow restores the database.
+                    **rollout.spec.model_dump(by_alias=True, exclude={"strategy", "migrations"}),
                     "strategy": fast,
                 },
             }

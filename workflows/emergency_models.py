@@ -14,6 +14,8 @@ class RollbackRequest(Model):
 
     rollout: Rollout
     cancel_workflow_id: str | None = None
+    # The revision the target version ran with (from its rollout's result); None: leave it.
+    database_revision: str | None = None
     reason: str = Field(default="emergency rollback", max_length=1000)
     by: str | None = None
 

@@ -91,3 +91,22 @@ async def test_without_a_platform_the_router_flips_to_the_idle_list(temporal_env
     assert fleet.weights.stable == 100
     assert fleet.actions("deploy") == []
     assert result.version == "v1"
+
+
+async def test_the_database_returns_to_the_good_versions_revision_after_traffic(temporal_env):
+    fleet = Fleet(
+        weights=Weights(stable=0, canary=100),
+        versions={**dict.fromkeys(STABLE, "v1"), **dict.fromkeys(CANARY, "v2")},
+        revision="0003",
+    )
+    spec = fleet_rollout(
+        {"blueGreen": {}}, migrations={"alembic": {"config": "/srv/checkout/alembic.ini"}}
+    )
+    request = RollbackRequest(rollout=back_to(spec, "v1"), database_revision="0001")
+    async with worker(temporal_env, fleet) as tq:
+        result = await roll_back(temporal_env, tq, request)
+    kinds = [c[0] for c in fleet.calls]
+    assert fleet.revision == "0001"
+    assert kinds.index("weights") < kinds.index("migrate")  # traffic first, then the schema
+    assert fleet.actions("migrate") == [("migrate", "downgrade", "0001")]
+    assert any(e.message == "0003 → 0001" for e in result.events)
