@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
-from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from starters import spec_files
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.pipeline import PromotionPipeline
@@ -30,31 +30,19 @@ from workflows.pipeline_models import (
     Submission,
 )
 from workflows.pipeline_spec import Pipeline, load_pipeline
-from workflows.spec import SpecError
 
 
 def read_pipeline(path: str) -> Pipeline:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise UsageError(f"FILE {path}: {exc.strerror}") from None
-    return load_pipeline(text, source=path)
+    return spec_files.read(path, load_pipeline)
 
 
 def lint(args: argparse.Namespace) -> int:
-    try:
-        pipeline = read_pipeline(args.file)
-    except SpecError as exc:
-        if args.json:
-            print(json.dumps({"valid": False, "file": args.file, "problems": exc.problems}))
-            return EXIT_INVALID
-        raise
+    return spec_files.lint(args, load_pipeline, _summary)
+
+
+def _summary(pipeline: Pipeline) -> tuple[str, str]:
     stages = " → ".join(s.environment for s in pipeline.spec.stages)
-    if args.json:
-        print(json.dumps({"valid": True, "file": args.file, "workflowId": pipeline.workflow_id}))
-    else:
-        print(f"{args.file}: valid — pipeline {pipeline.name}: {stages}")
-    return EXIT_OK
+    return pipeline.workflow_id, f"pipeline {pipeline.name}: {stages}"
 
 
 def prepare_start(args: argparse.Namespace) -> None:

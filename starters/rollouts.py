@@ -12,7 +12,6 @@ import getpass
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from temporalio.client import (
@@ -31,23 +30,20 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from starters import spec_files
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
 from workflows.registry import WORKFLOW_TYPES, workflow_type
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
-from workflows.spec import Rollout, SpecError, load_rollout, rollout_workflow_id
+from workflows.spec import Rollout, load_rollout, rollout_workflow_id
 
 VERBS = ("promote", "pause", "resume", "abort")
 
 
 def read_spec(path: str) -> Rollout:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise UsageError(f"FILE {path}: {exc.strerror}") from None
-    return load_rollout(text, source=path)
+    return spec_files.read(path, load_rollout)
 
 
 def describe(rollout: Rollout) -> str:
@@ -61,18 +57,7 @@ def describe(rollout: Rollout) -> str:
 
 
 def lint(args: argparse.Namespace) -> int:
-    try:
-        rollout = read_spec(args.file)
-    except SpecError as exc:
-        if args.json:
-            print(json.dumps({"valid": False, "file": args.file, "problems": exc.problems}))
-            return EXIT_INVALID
-        raise
-    if args.json:
-        print(json.dumps({"valid": True, "file": args.file, "workflowId": rollout.workflow_id}))
-    else:
-        print(f"{args.file}: valid — {describe(rollout)}")
-    return EXIT_OK
+    return spec_files.lint(args, load_rollout, lambda r: (r.workflow_id, describe(r)))
 
 
 def prepare_start(args: argparse.Namespace) -> None:
