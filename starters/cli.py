@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import devserver, emergency, pipelines, rollouts
+from starters import devserver, emergency, history, pipelines, rollouts
 from starters.errors import EXIT_INVALID, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
 from workers.config import TemporalConfig
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollouts.add_parsers(subparsers)
     pipelines.add_parsers(subparsers)
     emergency.add_parser(subparsers)
+    history.add_parser(subparsers)
     return parser
 
 

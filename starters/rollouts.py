@@ -186,53 +186,6 @@ async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client
     return EXIT_OK
 
 
-async def history(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    """Finished rollouts of a service, newest first, from visibility and their results —
-    the record "last known good" is read from."""
-    query = (
-        f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)}) "
-        f"AND DeployService = {json.dumps(args.service)} AND ExecutionStatus != 'Running'"
-    )
-    if args.env:
-        query += f" AND DeployEnvironment = {json.dumps(args.env)}"
-    rows = []
-    async for wf in client.list_workflows(query, limit=args.limit):
-        row: dict[str, object] = {
-            "workflowId": wf.id,
-            "runId": wf.run_id,
-            "environment": wf.typed_search_attributes.get(sa.DEPLOY_ENVIRONMENT),
-            "strategy": wf.typed_search_attributes.get(sa.DEPLOY_STRATEGY),
-            "started": wf.start_time.isoformat(),
-            "duration": str(wf.close_time - wf.start_time).split(".")[0] if wf.close_time else None,
-        }
-        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=RolloutResult)
-        try:
-            result = await handle.result(follow_runs=False)
-        except WorkflowFailureError as exc:
-            row |= {"outcome": wf.status.name if wf.status else "Failed", "reason": str(exc.cause)}
-        else:
-            by = [e.message for e in result.events if e.kind in ("promote", "abort")]
-            row |= {
-                "version": result.version,
-                "outcome": result.outcome.value,
-                "reason": result.reason,
-                "operators": by,
-            }
-        rows.append(row)
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print(f"no finished rollouts of {args.service}" + (f" in {args.env}" if args.env else ""))
-    for row in rows:
-        print(
-            f"{row['started']:<33} {row.get('environment') or '-':<12} "
-            f"{row.get('version', '?'):<12} {row['outcome']:<11} {row['duration'] or '-':>8}  "
-            f"{row.get('reason', '')}"
-        )
-    return EXIT_OK
-
-
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     name = "promote_full" if args.verb == "promote" and args.full else args.verb
     handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
@@ -294,13 +247,6 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_rollouts)
-
-    p = subparsers.add_parser("history", help="finished rollouts of a service, newest first")
-    p.add_argument("service", metavar="SERVICE")
-    p.add_argument("--env", help="only this environment")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=history)
 
     for name, text in (
         ("promote", "finish the current pause and go on (--full: straight to 100 %)"),

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.temporal.activities import AwaitClosedInput
     from workflows import database, host_ops
+    from workflows import search_attributes as sa
     from workflows.emergency_models import RollbackRequest, RollbackResult
     from workflows.registry import workflow_type
     from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
@@ -39,6 +40,13 @@ class EmergencyRollback:
     async def run(self, request: RollbackRequest) -> RollbackResult:
         rollout = request.rollout
         spec = rollout.spec
+        workflow.upsert_search_attributes(
+            [
+                sa.DEPLOY_SERVICE.value_set(spec.service),
+                sa.DEPLOY_ENVIRONMENT.value_set(spec.environment),
+                sa.DEPLOY_STRATEGY.value_set("rollback"),
+            ]
+        )
         self._event(
             "started",
             f"{spec.service} in {spec.environment} back to {spec.version}: {request.reason}",

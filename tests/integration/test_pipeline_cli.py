@@ -91,3 +91,13 @@ async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
     assert waiting.returncode == 0, err_b.decode()
     assert f"pipeline-{service}: Succeeded v7" in out_b.decode()
     assert stubs.canary_weights == [50, 100, 100] * 3
+    async with asyncio.timeout(20):  # visibility catches up with the close shortly after
+        while True:
+            code, out, err = await run(env, "history", service, "--env", "production", "--json")
+            assert code == 0, err
+            if rows := json.loads(out):
+                break
+            await asyncio.sleep(0.2)
+    assert rows[0]["version"] == "v7"
+    assert rows[0]["outcome"] == "Promoted"
+    assert rows[0]["approvals"][0].startswith("approved by alice at ")
