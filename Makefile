@@ -14,7 +14,8 @@ STRATEGY ?= canary
 help:
 	@echo "make test                 lint, type-check and run the test suite (bootstraps first)"
 	@echo "make demo [STRATEGY=...]  local stack + a good and a bad rollout; STRATEGY is canary"
-	@echo "                          (default), blue-green, rolling or recreate"
+	@echo "                          (default), blue-green, rolling or recreate; or pipeline:"
+	@echo "                          staging -> approval -> production, then an emergency rollback"
 	@echo "make down                 stop the demo stack"
 	@echo "make lint | make fmt      ruff + mypy | apply ruff's formatting and fixes"
 

@@ -1,6 +1,6 @@
 """What `make demo` runs: bring the stack up, then one good and one bad rollout under load.
 
-    python examples/demo/run.py [--strategy canary|blue-green|rolling|recreate]
+    python examples/demo/run.py [--strategy canary|blue-green|rolling|recreate|pipeline]
 
 Canary (the default), on two service slots behind NGINX, judged by Prometheus:
 
@@ -23,32 +23,61 @@ platform) behind HAProxy on :18090:
 4. The bad rollout (``checkout-STRATEGY-bad.yaml``, v3, which the host agent runs as a bad
    build answering 500 on ``/``), straight after: expect exit 1, rolled back to v2.
 
+Pipeline (``examples/pipelines/checkout.yaml``): v2 is promoted staging → production, two
+environments of checkout on the same stack. Staging is the four VMs behind HAProxy
+(blue-green); production is the two NGINX slots (canary, judged by Prometheus), behind two
+gates: 5 s live in staging, then alice's approval.
+
+1. ``stack.py up`` (everything); v1 live in both (the VMs' blue pool, green stopped; the
+   stable slot, NGINX 100 % to it), v2 in the canary slot (the canary stage's version must
+   run on the list it will put it on); steady load through NGINX.
+2. ``deployflow pipeline start ... --version v2 --wait`` in the background; the demo polls
+   ``pipeline status --json`` (bounded) and shows the timeline until production awaits
+   approval, then ``pipeline approve checkout --as alice``; the background start must exit
+   0 (every stage succeeded).
+3. ``deployflow history checkout``, then an emergency ``deployflow rollback checkout --env
+   production --to v1`` (production's history has only v2 promoted, so no last known good
+   to default to), timed end to end and by what clients of NGINX got; production must
+   answer v1 again. Production has no platform, so the rollback flips NGINX back to the
+   stable slot, which still runs v1.
+
 After each rollout the load generator's lines from its run show what clients saw. The
 committed specs use repository-relative paths; the routers want absolute ones, so each spec
-is rendered with absolute paths (and the venv's python for the host agent) into
-``.state/demo/rollouts/`` and that copy is what ``deployflow rollout start`` gets. The stack
-stays up afterwards; ``make down`` stops it, hosts included.
+(each pipeline stage's rollout) is rendered with absolute paths (and the venv's python for
+the host agent) into ``.state/demo/rollouts/`` (``pipelines/``) and that copy is what
+``deployflow rollout start`` (``pipeline start``) gets. A workflow an interrupted demo left
+running is ended first. The stack stays up afterwards; ``make down`` stops it, hosts
+included.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import processes
 import stack
 import structlog
 import yaml
 from processes import HOST, LOGS, REPO, STATE, StackError
+
+from workflows.spec import SpecError, rollout_workflow_id
+
+if TYPE_CHECKING:
+    from workflows.spec import Rollout
 
 ROLLOUTS = REPO / "examples" / "rollouts"
 RENDERED = STATE / "rollouts"
@@ -63,7 +92,9 @@ BASELINE_VERSION = "v1"
 LOAD_RATE = 20.0
 LOAD_REPORT_S = 3.0  # rollouts take 5-30 s: report often enough to see them move
 PLATFORM_ACTIONS = ("deploy", "start", "stop", "restart", "current")
-WORKFLOW_ID = f"rollout-{stack.SERVICE}-demo"  # every demo spec: service checkout, env demo
+PIPELINES = REPO / "examples" / "pipelines"
+RENDERED_PIPELINES = STATE / "pipelines"
+PIPELINE_ID = f"pipeline-{stack.SERVICE}"
 LEFTOVER_TIMEOUT_S = 30.0
 
 
@@ -111,11 +142,8 @@ def render_command_platform(platform: dict[str, Any]) -> None:
     platform.setdefault("workdir", str(REPO))
 
 
-def render_spec(source: Path) -> tuple[Path, str]:
-    """Copy of ``source`` with absolute paths for its router and platform; returns it and
-    its version."""
-    document: dict[str, Any] = yaml.safe_load(source.read_text())
-    spec = document["spec"]
+def render_rollout_spec(spec: dict[str, Any]) -> None:
+    """Absolute paths for a rollout spec's router and platform (in place)."""
     router = spec["router"]
     if "nginx" in router:
         render_nginx(router["nginx"])
@@ -124,11 +152,30 @@ def render_spec(source: Path) -> tuple[Path, str]:
     command = (spec.get("platform") or {}).get("command")
     if command is not None:
         render_command_platform(command)
-    RENDERED.mkdir(parents=True, exist_ok=True)
-    target = RENDERED / source.name
+
+
+def write_rendered(source: Path, document: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / source.name
     header = f"# Rendered from {source.relative_to(REPO)} by examples/demo/run.py.\n"
     target.write_text(header + yaml.safe_dump(document, sort_keys=False))
-    return target, str(spec["version"])
+    return target
+
+
+def render_spec(source: Path) -> tuple[Path, str]:
+    """Copy of ``source`` with absolute paths for its router and platform; returns it and
+    its version."""
+    document: dict[str, Any] = yaml.safe_load(source.read_text())
+    render_rollout_spec(document["spec"])
+    return write_rendered(source, document, RENDERED), str(document["spec"]["version"])
+
+
+def render_pipeline(source: Path) -> Path:
+    """Copy of a ``kind: Pipeline`` file with every stage's rollout rendered."""
+    document: dict[str, Any] = yaml.safe_load(source.read_text())
+    for stage in document["spec"]["stages"]:
+        render_rollout_spec(stage["rollout"])
+    return write_rendered(source, document, RENDERED_PIPELINES)
 
 
 def set_error_rate(slot: str, rate: float) -> None:
@@ -139,59 +186,97 @@ def set_error_rate(slot: str, rate: float) -> None:
     print(f"  {slot:<11} error rate set to {rate}")
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{stack.TEMPORAL_PORT}"}
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{stack.TEMPORAL_PORT}"}
+
+
+def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     command = [str(stack.BIN / "deployflow"), *args]
     return subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+        command,
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
-def demo_rollout_running() -> bool:
-    described = stack.temporal("workflow", "describe", "--workflow-id", WORKFLOW_ID, "-o", "json")
+def workflow_running(workflow_id: str) -> bool:
+    described = stack.temporal("workflow", "describe", "--workflow-id", workflow_id, "-o", "json")
     if described.returncode != 0:  # never started
         return False
     info = json.loads(described.stdout)["workflowExecutionInfo"]
     return bool(info["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING")
 
 
-def end_leftover_rollout() -> None:
-    """A rollout left running by an interrupted demo would make the next start exit 2:
-    abort it (it rolls back), or terminate it if it cannot act (e.g. its workflow task
-    keeps failing)."""
-    if not demo_rollout_running():
-        return
-    print(f"  {WORKFLOW_ID} is still running from an earlier demo: aborting it")
-    cli("rollout", "abort", stack.SERVICE, "--reason", "make demo starts afresh")
-    deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-    while demo_rollout_running():
-        if time.monotonic() > deadline:
-            print(f"  {WORKFLOW_ID} did not finish in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it")
-            reason = "make demo: abort did not finish it"
-            stack.temporal(
-                "workflow", "terminate", "--workflow-id", WORKFLOW_ID, "--reason", reason
-            )
-            break
-        time.sleep(1.0)
+def abort_rollout(workflow_id: str) -> None:
+    cli("rollout", "abort", workflow_id, "--reason", "make demo starts afresh")
+
+
+def cancel_workflow(workflow_id: str) -> None:
+    stack.temporal("workflow", "cancel", "--workflow-id", workflow_id)
+
+
+# What an interrupted demo may leave running on the shared routers and hosts, and how to end
+# it, in this order: a pipeline first (cancelling it rolls back the stage it is in), then
+# rollouts of each demo environment (abort rolls back), then an emergency rollback (it is
+# left to finish). The pipeline's ids come from examples/pipelines/checkout.yaml.
+LEFTOVERS: tuple[tuple[str, Callable[[str], None] | None], ...] = (
+    (PIPELINE_ID, cancel_workflow),
+    *(
+        (rollout_workflow_id(stack.SERVICE, env), abort_rollout)
+        for env in ("demo", "staging", "production")
+    ),
+    (f"rollback-{stack.SERVICE}-production", None),
+)
+
+
+def end_leftovers() -> None:
+    """A workflow left running by an interrupted demo would make the next start exit 2 (or
+    move traffic under it): end it, or terminate it if it does not end (e.g. its workflow
+    task keeps failing)."""
+    for workflow_id, end in LEFTOVERS:
+        if not workflow_running(workflow_id):
+            continue
+        doing = "ending it" if end is not None else "waiting for it"
+        print(f"  {workflow_id} is still running from an earlier demo: {doing}")
+        if end is not None:
+            end(workflow_id)
+        deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
+        while workflow_running(workflow_id):
+            if time.monotonic() > deadline:
+                print(
+                    f"  {workflow_id} did not finish in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it"
+                )
+                reason = "make demo: it did not finish"
+                stack.temporal(
+                    "workflow", "terminate", "--workflow-id", workflow_id, "--reason", reason
+                )
+                break
+            time.sleep(1.0)
 
 
 def rollout(spec: Path) -> tuple[int, float]:
     """``deployflow rollout start SPEC --wait``, its output shown as it comes; exit code
     and seconds taken."""
     command = [str(stack.BIN / "deployflow"), "rollout", "start", str(spec), "--wait"]
-    print(f"$ deployflow rollout start {spec.relative_to(REPO)} --wait", flush=True)
-    env = {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{stack.TEMPORAL_PORT}"}
+    print(f"$ deployflow rollout start {spec.relative_to(REPO)} --wait")
     started = time.monotonic()
-    code = subprocess.run(command, cwd=REPO, env=env, check=False).returncode
+    code = subprocess.run(command, cwd=REPO, env=cli_env(), check=False).returncode
     return code, time.monotonic() - started
 
 
-def report(title: str, outcome: tuple[int, float], expected: int) -> bool:
+def report(
+    title: str, outcome: tuple[int, float], expected: int, succeeded: str = OUTCOMES[0]
+) -> bool:
+    """One line: exit code, what it means, seconds taken; True when it was ``expected``.
+    ``succeeded`` says what exit 0 means for this command."""
     code, seconds = outcome
     verdict = "as expected" if code == expected else f"UNEXPECTED, wanted exit {expected}"
-    print(
-        f"==> {title}: exit {code} ({OUTCOMES.get(code, 'failed')}) in {seconds:.0f}s — {verdict}"
-    )
+    meaning = succeeded if code == 0 else OUTCOMES.get(code, "failed")
+    print(f"==> {title}: exit {code} ({meaning}) in {seconds:.0f}s — {verdict}")
     return code == expected
 
 
@@ -223,7 +308,7 @@ def canary_demo(args: argparse.Namespace, good: tuple[Path, str], bad: tuple[Pat
     (good_spec, good_version), (bad_spec, bad_version) = good, bad
     print("==> stack up")
     stack.up(stack.CANARY_PARTS)
-    end_leftover_rollout()
+    end_leftovers()
     # Load from an earlier demo would hit the stable slot while it restarts below.
     processes.stop("load")
     stack.set_slot("stable", stack.DEFAULT_VERSIONS["stable"])
@@ -252,32 +337,37 @@ def canary_demo(args: argparse.Namespace, good: tuple[Path, str], bad: tuple[Pat
     return good_ok and bad_ok
 
 
-def check_vm_router(spec: Path) -> None:
-    """The spec's HAProxy servers must be the stack's hosts, in its order (one backend)."""
-    router = yaml.safe_load(spec.read_text())["spec"]["router"].get("haproxy") or {}
+def check_vm_router(source: str, router: dict[str, Any]) -> None:
+    """A spec's HAProxy servers must be the stack's hosts, in its order (one backend)."""
+    haproxy = router.get("haproxy") or {}
     wanted = {
         "stable": [f"{HOST}:{port}" for port in stack.VM_STABLE_PORTS],
         "canary": [f"{HOST}:{port}" for port in stack.VM_CANARY_PORTS],
         "backend": stack.HAPROXY_BACKEND,
     }
-    have = {key: router.get(key) for key in wanted}
+    have = {key: haproxy.get(key) for key in wanted}
     if have != wanted:
         raise StackError(
-            f"{spec.name}: router.haproxy {have} is not the demo's HAProxy backend {wanted} "
+            f"{source}: router.haproxy {have} is not the demo's HAProxy backend {wanted} "
             "(examples/demo/stack.py)"
         )
 
 
-def vm_baseline(strategy: str, spec: Path) -> None:
+def load_rollout_file(spec: Path) -> Rollout:
+    from workflows.spec import load_rollout
+
+    return load_rollout(spec.read_text(), str(spec))
+
+
+def vm_baseline(strategy: str, rollout: Rollout) -> None:
     """v1 where the strategy starts from, HAProxy in step, every server in rotation."""
     # Imported here, like stack.py does: the product's router, on the rendered spec.
     from activities.routing.base import ServerState, Weights
     from activities.routing.factory import router_for
-    from workflows.spec import load_rollout
 
     # The router logs every socket command; here only its warnings are of interest.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    router = router_for(load_rollout(spec.read_text(), str(spec)).spec.router)
+    router = router_for(rollout.spec.router)
     if strategy == "blue-green":
         for port in stack.VM_STABLE_PORTS:
             stack.deploy_host(port, BASELINE_VERSION)
@@ -327,14 +417,14 @@ STORIES = {
 def vm_demo(args: argparse.Namespace, good: tuple[Path, str], bad: tuple[Path, str]) -> bool:
     (good_spec, good_version), (bad_spec, bad_version) = good, bad
     for spec in (good_spec, bad_spec):
-        check_vm_router(spec)
+        check_vm_router(spec.name, yaml.safe_load(spec.read_text())["spec"]["router"])
     print("==> stack up")
     stack.up(stack.VM_PARTS)
-    end_leftover_rollout()
+    end_leftovers()
     processes.stop("load")
     print()
     print(f"==> baseline: {BASELINE_VERSION} on the hosts")
-    vm_baseline(args.strategy, good_spec)
+    vm_baseline(args.strategy, load_rollout_file(good_spec))
     processes.start(
         stack.load_component(
             args.load_seconds, LOAD_RATE, port=stack.HAPROXY_PORT, report_every=LOAD_REPORT_S
@@ -359,18 +449,339 @@ def vm_demo(args: argparse.Namespace, good: tuple[Path, str], bad: tuple[Path, s
     return all(results)
 
 
+# -- the promotion pipeline: staging (VMs, blue-green) → production (NGINX, canary) --------
+
+PIPELINE_SOURCE = PIPELINES / f"{stack.SERVICE}.yaml"
+PIPELINE_VERSION = "v2"
+APPROVER = "alice"
+GATE_TIMEOUT_S = 180.0  # staging's blue-green takes ~15 s, then the 5 s soak
+PIPELINE_TIMEOUT_S = 180.0  # after the approval: production's canary takes ~25 s
+ROLLBACK_TIMEOUT_S = 120.0
+SAMPLE_EVERY_S = 0.05
+
+
+def pipeline_ui_url() -> str:
+    return f"http://{HOST}:{stack.TEMPORAL_UI_PORT}/namespaces/default/workflows/{PIPELINE_ID}"
+
+
+def answers(url: str, count: int = 20) -> dict[str, int]:
+    """Which versions answer ``count`` requests to ``url`` (``error`` when none does)."""
+    seen: dict[str, int] = {}
+    for _ in range(count):
+        version = answering_version(url)
+        seen[version] = seen.get(version, 0) + 1
+    return dict(sorted(seen.items()))
+
+
+def describe(answered: dict[str, int]) -> str:
+    return " ".join(f"{version}={count}" for version, count in answered.items())
+
+
+def answering_version(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            body = response.read(200).decode(errors="replace")
+    except OSError:
+        return "error"
+    words = body.split()
+    return words[1] if len(words) >= 2 else "error"
+
+
+class Sampler:
+    """Asks ``url`` which version answers, every SAMPLE_EVERY_S, in a thread: when traffic
+    switched, as a client saw it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), answering_version(self.url)))
+            self._stop.wait(SAMPLE_EVERY_S)
+
+    def only_since(self, version: str) -> float | None:
+        """When every answer from then on was ``version`` (None: the last one was not)."""
+        since: float | None = None
+        for at, seen in self.samples:
+            if seen != version:
+                since = None
+            elif since is None:
+                since = at
+        return since
+
+
+def workflow_seconds(workflow_id: str) -> str:
+    """How long the latest run of ``workflow_id`` took, start to close, per Temporal."""
+    described = stack.temporal("workflow", "describe", "--workflow-id", workflow_id, "-o", "json")
+    if described.returncode != 0:
+        return "?"
+    info = json.loads(described.stdout)["workflowExecutionInfo"]
+    if not info.get("closeTime"):
+        return "still running"
+    took = datetime.fromisoformat(info["closeTime"]) - datetime.fromisoformat(info["startTime"])
+    return f"{took.total_seconds():.2f}s"
+
+
+class Timeline:
+    """The pipeline's timeline, each event printed once, seconds since the demo started it."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.since = datetime.now(UTC)
+        self.shown: set[tuple[str, str, str]] = set()
+
+    def ours(self, status: dict[str, Any]) -> bool:
+        """Whether ``status`` is of the run this demo started: until that run exists,
+        ``pipeline status`` answers for the previous one (closed runs answer queries)."""
+        events = status["events"]
+        return bool(events) and all(datetime.fromisoformat(e["at"]) >= self.since for e in events)
+
+    def show(self, status: dict[str, Any]) -> None:
+        for event in status["events"]:
+            key = (event["at"], event["kind"], event["message"])
+            if key not in self.shown:
+                self.shown.add(key)
+                elapsed = time.monotonic() - self.started
+                print(f"  [{elapsed:3.0f}s] {event['kind']:<17} {event['message']}")
+
+
+def pipeline_status(timeline: Timeline) -> dict[str, Any] | None:
+    """``deployflow pipeline status --json`` of the run ``timeline`` follows; None while
+    there is none (not started yet, or the worker has not run its first task)."""
+    done = cli("pipeline", "status", stack.SERVICE, "--json")
+    if done.returncode != 0:
+        return None
+    status: dict[str, Any] = json.loads(done.stdout)
+    return status if timeline.ours(status) else None
+
+
+def start_pipeline(spec: Path, version: str) -> subprocess.Popen[bytes]:
+    """``deployflow pipeline start SPEC --version V --wait`` in the background: its exit
+    code is the pipeline's outcome. Its progress (stderr: the submission, then the whole
+    timeline at the end) goes to a log; the demo shows the timeline as it grows instead."""
+    log = LOGS / "pipeline-start.log"
+    print(
+        f"$ deployflow pipeline start {spec.relative_to(REPO)} --version {version} --wait &"
+        f"   (stderr: {log.relative_to(REPO)})"
+    )
+    command = [
+        str(stack.BIN / "deployflow"),
+        *("pipeline", "start", str(spec), "--version", version, "--wait"),
+    ]
+    with log.open("wb") as stderr:
+        return subprocess.Popen(
+            command, cwd=REPO, env=cli_env(), stdin=subprocess.DEVNULL, stderr=stderr
+        )
+
+
+def await_gate(
+    environment: str, run: subprocess.Popen[bytes], timeline: Timeline
+) -> dict[str, Any] | None:
+    """Poll the pipeline's status (bounded) until ``environment`` awaits approval; None if
+    the pipeline ends first or the time runs out."""
+    deadline = time.monotonic() + GATE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = pipeline_status(timeline)
+        if status is not None:
+            timeline.show(status)
+            stage = next(s for s in status["stages"] if s["environment"] == environment)
+            if stage["state"] == "awaiting-approval":
+                return status
+            if status["outcome"] != "Running":
+                print(f"  the pipeline ended {status['outcome']}: {status['message']}")
+                return None
+        if run.poll() is not None:
+            print(f"  `pipeline start` exited {run.returncode} before {environment}'s gate")
+            return None
+        time.sleep(1.0)
+    print(f"  {environment} did not reach its approval gate within {GATE_TIMEOUT_S:.0f}s")
+    return None
+
+
+def await_pipeline(run: subprocess.Popen[bytes], timeline: Timeline) -> int | None:
+    """The background ``pipeline start --wait``'s exit code (None: not within the bound),
+    showing the timeline meanwhile."""
+    deadline = time.monotonic() + PIPELINE_TIMEOUT_S
+    while run.poll() is None and time.monotonic() < deadline:
+        status = pipeline_status(timeline)
+        if status is not None:
+            timeline.show(status)
+        time.sleep(1.0)
+    status = pipeline_status(timeline)  # a closed workflow still answers queries
+    if status is not None:
+        timeline.show(status)
+    if run.poll() is None:
+        print(f"  the pipeline did not finish within {PIPELINE_TIMEOUT_S:.0f}s of the approval")
+        return None
+    return run.returncode
+
+
+def show_cli(*args: str, timeout: float = 60.0) -> tuple[int, float]:
+    """Run ``deployflow ARGS`` and print what it printed; exit code and seconds taken."""
+    print("$ deployflow " + " ".join(f'"{a}"' if " " in a else a for a in args))
+    started = time.monotonic()
+    done = cli(*args, timeout=timeout)
+    seconds = time.monotonic() - started
+    for line in (done.stderr + done.stdout).splitlines():
+        print(f"  {line}")
+    return done.returncode, seconds
+
+
+def promote(
+    version: str, production: str, run: subprocess.Popen[bytes], timeline: Timeline
+) -> bool:
+    """Follow the pipeline to production's approval gate, approve as APPROVER, wait for
+    the outcome: True when it succeeded (exit 0)."""
+    if await_gate(production, run, timeline) is None:
+        return False
+    print(
+        f"==> {production} waits for {APPROVER}'s approval. From a shell:\n"
+        f"      deployflow pipeline approve {stack.SERVICE} --as {APPROVER}\n"
+        f"    or in the Temporal UI, {pipeline_ui_url()}: send the Update `approve`\n"
+        f'    with {{"approver": "{APPROVER}", "comment": "..."}}. The demo approves now:'
+    )
+    code, _ = show_cli("pipeline", "approve", stack.SERVICE, "--as", APPROVER, "--comment", "demo")
+    if code != 0:
+        return False
+    exit_code = await_pipeline(run, timeline)
+    if exit_code is None:
+        return False
+    seconds = time.monotonic() - timeline.started
+    return report(f"{version} pipeline", (exit_code, seconds), 0, succeeded="every stage succeeded")
+
+
+def last_known_good(environment: str) -> str | None:
+    """What ``deployflow rollback`` would default to with no rollout running: the version
+    promoted in ``environment`` before the live one, per ``deployflow history``."""
+    done = cli("history", stack.SERVICE, "--env", environment, "--json")
+    if done.returncode != 0:
+        return None
+    promoted: list[str] = []
+    for row in json.loads(done.stdout):
+        if row.get("outcome") == "Promoted" and row.get("version") not in promoted:
+            promoted.append(row["version"])
+    return promoted[1] if len(promoted) > 1 else None
+
+
+def emergency_rollback(environment: str, url: str, load: LoadLog) -> bool:
+    """``deployflow rollback`` of ``environment`` to BASELINE_VERSION, timed end to end and
+    as clients saw it; True when it exits 0 and ``url`` answers only that version."""
+    target = BASELINE_VERSION
+    default = last_known_good(environment)
+    print(
+        f"==> emergency rollback of {environment} to {target}; history's last known good: "
+        + (default or f"none (only one version was ever promoted in {environment})")
+        + f", so --to {target}"
+    )
+    load.mark()
+    with Sampler(url) as sampler:
+        time.sleep(1.0)  # what clients got before
+        began = time.monotonic()
+        outcome = show_cli(
+            *("rollback", stack.SERVICE, "--env", environment, "--to", target),
+            *("--reason", "make demo: emergency drill"),
+            timeout=ROLLBACK_TIMEOUT_S,
+        )
+        time.sleep(1.0)
+    ok = report(f"emergency rollback to {target}", outcome, 0, succeeded=f"{target} is live")
+    since = sampler.only_since(target)
+    print(
+        f"  end to end (CLI start to exit): {outcome[1]:.2f}s; the EmergencyRollback workflow: "
+        f"{workflow_seconds(f'rollback-{stack.SERVICE}-{environment}')}; clients got only "
+        + (f"{target} from {since - began:+.2f}s on" if since is not None else f"{target}: never")
+    )
+    load.show(settle_s=LOAD_REPORT_S)
+    served = answers(url)
+    print(f"  {url} now answers: {describe(served)}")
+    return ok and set(served) == {target}
+
+
+def pipeline_demo(args: argparse.Namespace) -> bool:
+    # Imported here, like vm_baseline's: the product's own reading of the rendered file.
+    from workflows.pipeline_spec import load_pipeline
+
+    spec = render_pipeline(PIPELINE_SOURCE)
+    pipeline = load_pipeline(spec.read_text(), str(spec))
+    staging, production = pipeline.spec.stages  # the file has exactly these two
+    check_vm_router(spec.name, staging.rollout["router"])
+    version, production_url = PIPELINE_VERSION, f"http://{HOST}:{stack.NGINX_PORT}/"
+
+    print("==> stack up")
+    stack.up(list(stack.ORDER))
+    end_leftovers()
+    processes.stop("load")
+    print()
+    print(
+        f"==> baseline: {BASELINE_VERSION} live in {staging.environment} and "
+        f"{production.environment}; {version} ready in production's idle (canary) slot"
+    )
+    vm_baseline("blue-green", pipeline.stage_rollout(0, BASELINE_VERSION))
+    stack.set_slot("stable", BASELINE_VERSION)
+    # The canary stage analyses the version it promotes, on the list the router has idle
+    # (canary, after the reset below): that slot must already run it, healthy.
+    stack.set_slot("canary", version)
+    set_error_rate("canary", 0.0)
+    stack.reset_routing()
+    processes.start(stack.load_component(args.load_seconds, LOAD_RATE, report_every=LOAD_REPORT_S))
+    show_hosts()
+    print()
+
+    load = LoadLog()
+    print(
+        f"==> pipeline: {version} → {staging.environment} (blue-green on the VMs), then "
+        f"{production.environment} (canary on NGINX, under load) once it has soaked "
+        f"{production.required_soak_time} in {staging.environment} and {APPROVER} approved"
+    )
+    load.mark()
+    timeline = Timeline()
+    run = start_pipeline(spec, version)
+    try:
+        promoted = promote(version, production.environment, run, timeline)
+    finally:
+        if run.poll() is None:  # our CLI process only: the pipeline itself goes on
+            run.terminate()
+            run.wait(timeout=10)
+    load.show(settle_s=LOAD_REPORT_S)
+    show_hosts()
+    print(f"  {production_url} answers: {describe(answers(production_url))}")
+    print()
+    if not promoted:
+        return False
+
+    show_cli("history", stack.SERVICE)
+    print()
+    rolled_back = emergency_rollback(production.environment, production_url, load)
+    print()
+    return rolled_back
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--strategy", default="canary")
     parser.add_argument("--load-seconds", type=int, default=900, help="bound on the load")
     args = parser.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # in order with the CLI's output under make
+        sys.stdout.reconfigure(line_buffering=True)
 
+    pipeline = args.strategy == "pipeline"
     good_source = ROLLOUTS / f"checkout-{args.strategy}.yaml"
     bad_source = ROLLOUTS / f"checkout-{args.strategy}-bad.yaml"
-    missing = [str(p.relative_to(REPO)) for p in (good_source, bad_source) if not p.exists()]
+    needed = [PIPELINE_SOURCE] if pipeline else [good_source, bad_source]
+    missing = [str(p.relative_to(REPO)) for p in needed if not p.exists()]
     if missing:
         have = sorted(p.stem.removeprefix("checkout-") for p in ROLLOUTS.glob("checkout-*.yaml"))
-        strategies = [s for s in have if not s.endswith("-bad")]
+        strategies = [s for s in have if not s.endswith("-bad")] + ["pipeline"]
         print(f"demo: no spec {', '.join(missing)}; strategies: {strategies}", file=sys.stderr)
         return 2
     if importlib.util.find_spec("starters.cli") is None:
@@ -379,20 +790,29 @@ def main(argv: list[str] | None = None) -> int:
 
     vm = args.strategy in VM_STRATEGIES
     try:
-        good, bad = render_spec(good_source), render_spec(bad_source)
-        ok = vm_demo(args, good, bad) if vm else canary_demo(args, good, bad)
-    except (StackError, OSError) as e:
+        if pipeline:
+            ok = pipeline_demo(args)
+        else:
+            good, bad = render_spec(good_source), render_spec(bad_source)
+            ok = vm_demo(args, good, bad) if vm else canary_demo(args, good, bad)
+    except (StackError, SpecError, OSError) as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
 
-    stack.status(stack.VM_PARTS if vm else stack.CANARY_PARTS)
-    service_port = stack.HAPROXY_PORT if vm else stack.NGINX_PORT
+    parts = list(stack.ORDER) if pipeline else stack.VM_PARTS if vm else stack.CANARY_PARTS
+    stack.status(parts)
+    services = {
+        "Service:": [stack.HAPROXY_PORT if vm else stack.NGINX_PORT],
+        "Staging:": [stack.HAPROXY_PORT],
+        "Production:": [stack.NGINX_PORT],
+    }
+    shown = ("Staging:", "Production:") if pipeline else ("Service:",)
     print(
         f"\nTemporal UI: http://{HOST}:{stack.TEMPORAL_UI_PORT}"
         f"  (filter: DeployService = '{stack.SERVICE}')"
         + ("" if vm else f"\nPrometheus:  http://{HOST}:{stack.PROMETHEUS_PORT}")
-        + f"\nService:     http://{HOST}:{service_port}/"
-        "\nThe stack stays up; `make down` stops it."
+        + "".join(f"\n{label:<12} http://{HOST}:{services[label][0]}/" for label in shown)
+        + "\nThe stack stays up; `make down` stops it."
     )
     return 0 if ok else 1
 

@@ -468,7 +468,8 @@ def deploy_host(port: int, version: str) -> None:
     done = host_agent("deploy", port, "--version", version, "--service", SERVICE)
     if done.returncode != 0:
         raise StackError(f"host.py deploy {version} on :{port} failed:\n{done.stderr.strip()}")
-    print(f"  host {port:<6} {done.stdout.strip()}")
+    for line in done.stdout.strip().splitlines():  # "stopped ...", then "started ..."
+        print(f"  host {port:<6} {line}")
 
 
 def stop_host(port: int) -> None:
