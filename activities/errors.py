@@ -18,6 +18,10 @@
                                           the database was left at
     DatabaseUnavailable    retryable      the database could not be reached or the connection
                                           was lost (a transactional migration rolled back)
+    RollbackImpossible     non-retryable  an emergency rollback's target runs on neither
+                                          router list and there is no platform to deploy it
+    RollbackFailed         non-retryable  the rollout an emergency rollback started to bring
+                                          the target back did not promote
 
 Workflows catch ``ActivityError`` and look at ``cause.type`` to decide; nothing else
 parses error messages.
@@ -39,9 +43,18 @@ PLATFORM_COMMAND_TIMED_OUT: Final = "PlatformCommandTimedOut"
 PLATFORM_VERIFY_FAILED: Final = "PlatformVerifyFailed"
 MIGRATION_FAILED: Final = "MigrationFailed"
 DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
+ROLLBACK_IMPOSSIBLE: Final = "RollbackImpossible"
+ROLLBACK_FAILED: Final = "RollbackFailed"
 
 NON_RETRYABLE: Final = frozenset(
-    {INVALID_SPEC, ROUTER_CONFIG_REJECTED, PLACEHOLDER_MISSING, MIGRATION_FAILED}
+    {
+        INVALID_SPEC,
+        ROUTER_CONFIG_REJECTED,
+        PLACEHOLDER_MISSING,
+        MIGRATION_FAILED,
+        ROLLBACK_IMPOSSIBLE,
+        ROLLBACK_FAILED,
+    }
 )
 
 

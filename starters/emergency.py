@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
@@ -28,24 +29,75 @@ from workflows.rollout_models import RolloutPhase, RolloutResult
 from workflows.spec import Rollout, rollout_workflow_id
 
 
+@dataclass(frozen=True)
+class Deployed:
+    """One finished run of the service in an environment, as history tells it."""
+
+    kind: str  # promoted | failed (a rollout that did not promote) | rollback
+    version: str | None
+    workflow_id: str
+    run_id: str
+    revision: str | None = None
+    flipped: bool = False
+
+
+def lists_after(timeline: list[Deployed]) -> tuple[str | None, str | None]:
+    """(live, idle): what the router's live and idle list run after ``timeline`` (oldest
+    first). A promotion puts its version on the idle list and makes it live; a rollout that
+    did not promote still left its version on the idle list; a rollback flip swaps them."""
+    live: str | None = None
+    idle: str | None = None
+    for run in timeline:
+        if run.kind == "promoted":
+            live, idle = run.version, live
+        elif run.kind == "failed":
+            idle = run.version
+        else:  # a rollback: after it, its target is what the live list serves
+            if run.flipped:
+                live, idle = idle, live
+            live = run.version or live
+    return live, idle
+
+
+def last_good(timeline: list[Deployed], running: bool) -> str | None:
+    """The version to go back to: what is live when a rollout is running (its cancel
+    restores it); else, newest first, the target of an earlier rollback (an operator
+    already called it good — so a second run finds it live and does nothing) or a promoted
+    version that is not the live one."""
+    live, _ = lists_after(timeline)
+    if running:
+        return live
+    for run in reversed(timeline):
+        if run.kind == "rollback" and run.version:
+            return run.version
+        if run.kind == "promoted" and run.version and run.version != live:
+            return run.version
+    return None
+
+
 async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     running_id = rollout_workflow_id(args.service, args.env)
     running = await _running(client, running_id)
-    finished = await _promoted_versions(client, args.service, args.env)
-    target = args.to or _last_good(finished, running)
-    revision = next((r for v, _, _, r in finished if v == target), None)
-    spec = await _spec(client, running_id if running else None, finished)
-    body = spec.model_dump(by_alias=True)
-    body["spec"]["version"] = target
+    timeline = await _timeline(client, args.service, args.env)
+    live, idle = lists_after(timeline)
+    target = args.to or last_good(timeline, running)
+    if target is None and not running:
+        raise UsageError("--to: history knows no other good version; name one with --to VERSION")
+    revision = next(
+        (r.revision for r in reversed(timeline) if r.version == target and r.revision), None
+    )
     request = RollbackRequest(
-        rollout=Rollout.model_validate(body),
+        rollout=await _spec(client, running_id if running else None, timeline),
+        target=target,
         cancel_workflow_id=running_id if running else None,
+        live=live,
+        idle=idle,
         database_revision=revision,
         reason=args.reason or "emergency rollback",
         by=os.environ.get("DEPLOYFLOW_USER") or None,
     )
     print(
-        f"rolling {args.service} in {args.env} back to {target}"
+        f"rolling {args.service} in {args.env} back to {target or 'what ran before'}"
         + (f" (cancelling {running_id})" if running else ""),
         file=sys.stderr,
     )
@@ -68,7 +120,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     if args.json:
         print(result.model_dump_json(by_alias=True))
     else:
-        print(f"{handle.id}: {result.version} — {result.reason}")
+        print(f"{handle.id}: {result.version or '-'} — {result.reason}")
     return EXIT_OK
 
 
@@ -82,46 +134,45 @@ async def _running(client: Client, workflow_id: str) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
-Promoted = list[tuple[str, str, str, str | None]]
-"""(version, workflow id, run id, database revision) of promoted rollouts, newest first."""
-
-
-async def _promoted_versions(client: Client, service: str, env: str) -> Promoted:
-    """The service's promoted rollouts in ``env``, newest first."""
+async def _timeline(client: Client, service: str, env: str) -> list[Deployed]:
+    """Finished rollouts and rollbacks of the service in ``env``, oldest first."""
+    types = ", ".join(repr(t) for t in (*WORKFLOW_TYPES, "EmergencyRollback"))
     query = (
-        f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)}) "
-        f"AND DeployService = {json.dumps(service)} AND DeployEnvironment = {json.dumps(env)} "
-        f"AND DeployPhase = '{RolloutPhase.PROMOTED.value}' AND ExecutionStatus = 'Completed'"
+        f"WorkflowType IN ({types}) AND DeployService = {json.dumps(service)} "
+        f"AND DeployEnvironment = {json.dumps(env)} AND ExecutionStatus != 'Running'"
     )
-    found = []
-    async for wf in client.list_workflows(query, limit=20):
-        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=RolloutResult)
-        result = await handle.result(follow_runs=False)
+    runs: list[Deployed] = []
+    async for wf in client.list_workflows(query, limit=50):
+        if wf.workflow_type == "EmergencyRollback":
+            handle = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=RollbackResult)
+            try:
+                done = await handle.result(follow_runs=False)
+            except WorkflowFailureError:
+                continue
+            runs.append(Deployed("rollback", done.version, wf.id, wf.run_id, flipped=done.flipped))
+            continue
+        rollout = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=RolloutResult)
+        try:
+            result = await rollout.result(follow_runs=False)
+        except WorkflowFailureError:  # cancelled or failed: its version may be on the idle list
+            runs.append(Deployed("failed", None, wf.id, wf.run_id))
+            continue
+        promoted = result.outcome is RolloutPhase.PROMOTED
         revision = result.database.now if result.database else None
-        found.append((result.version, wf.id, wf.run_id, revision))
-    return found
+        kind = "promoted" if promoted else "failed"
+        runs.append(Deployed(kind, result.version, wf.id, wf.run_id, revision))
+    return runs[::-1]
 
 
-def _last_good(promoted: Promoted, running: bool) -> str:
-    """Live version under a running rollout; else the one promoted before the live one."""
-    wanted = 0 if running else 1
-    distinct: list[str] = []
-    for version, *_ in promoted:
-        if version not in distinct:
-            distinct.append(version)
-    if len(distinct) <= wanted:
-        raise UsageError("--to: no known good version in history; name one with --to VERSION")
-    return distinct[wanted]
-
-
-async def _spec(client: Client, running_id: str | None, promoted: Promoted) -> Rollout:
-    """The service's spec: the running rollout's input, else the latest promoted one's."""
+async def _spec(client: Client, running_id: str | None, timeline: list[Deployed]) -> Rollout:
+    """The service's spec: the running rollout's input, else the newest rollout's."""
     if running_id is not None:
         handle = client.get_workflow_handle(running_id)
-    elif promoted:
-        handle = client.get_workflow_handle(promoted[0][1], run_id=promoted[0][2])
     else:
-        raise UsageError("SERVICE: no rollout of it in history to take its spec from")
+        newest = next((r for r in reversed(timeline) if r.kind != "rollback"), None)
+        if newest is None:
+            raise UsageError("SERVICE: no rollout of it in history to take its spec from")
+        handle = client.get_workflow_handle(newest.workflow_id, run_id=newest.run_id)
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             payloads = event.workflow_execution_started_event_attributes.input.payloads

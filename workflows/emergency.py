@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import errors
     from activities.temporal.activities import AwaitClosedInput
     from workflows import database, host_ops
     from workflows import search_attributes as sa
@@ -35,11 +36,11 @@ class EmergencyRollback:
     @workflow.init
     def __init__(self, request: RollbackRequest) -> None:
         self._events: list[Event] = []
+        self._flipped = False
 
     @workflow.run
     async def run(self, request: RollbackRequest) -> RollbackResult:
-        rollout = request.rollout
-        spec = rollout.spec
+        spec = request.rollout.spec
         workflow.upsert_search_attributes(
             [
                 sa.DEPLOY_SERVICE.value_set(spec.service),
@@ -49,23 +50,53 @@ class EmergencyRollback:
         )
         self._event(
             "started",
-            f"{spec.service} in {spec.environment} back to {spec.version}: {request.reason}",
+            f"{spec.service} in {spec.environment} back to {request.target or 'what ran before'}"
+            f": {request.reason}",
         )
         if request.cancel_workflow_id:
             await self._cancel_running(request.cancel_workflow_id)
+        if request.target is None:
+            return self._result(request, "the cancelled rollout returned traffic to stable")
+        body = request.rollout.model_dump(by_alias=True)
+        body["spec"]["version"] = request.target
+        rollout = Rollout.model_validate(body)
         if spec.platform is None:
-            if request.cancel_workflow_id:
-                reason = "the cancelled rollout returned traffic to stable"
-            else:
-                await self._flip(rollout)
-                reason = f"{spec.version} is live"
+            reason = await self._without_platform(request, bool(request.cancel_workflow_id))
         elif await self._already_live(rollout):
-            reason = f"{spec.version} is live: nothing more to do"
+            reason = f"{request.target} is live: nothing more to do"
         else:
             await self._roll_out(rollout)
-            reason = f"{spec.version} is live"
+            reason = f"{request.target} is live"
         await self._restore_database(rollout, request.database_revision)
         return self._result(request, reason)
+
+    async def _without_platform(self, request: RollbackRequest, cancelled: bool) -> str:
+        """Only a router flip is possible: do it when, and only when, the idle list runs the
+        target (so a second run, finding the target live, changes nothing). After a cancel,
+        the cancelled rollout already put back what was live; the idle list runs the
+        cancelled version, so there is nothing to flip to."""
+        if request.target == request.live:
+            return f"{request.target} is live: nothing more to do"
+        if cancelled and request.live is None:
+            return f"the cancelled rollout returned traffic to what ran before ({request.target})"
+        if cancelled:
+            raise ApplicationError(
+                f"the cancelled rollout restored {request.live}; without a platform "
+                f"deployflow cannot deploy {request.target}",
+                type=errors.ROLLBACK_IMPOSSIBLE,
+                non_retryable=True,
+            )
+        if request.target != request.idle:
+            raise ApplicationError(
+                f"{request.target} runs on neither list (live: {request.live or 'unknown'}, "
+                f"idle: {request.idle or 'unknown'}) and without a platform deployflow "
+                "cannot deploy it",
+                type=errors.ROLLBACK_IMPOSSIBLE,
+                non_retryable=True,
+            )
+        await self._flip(request.rollout)
+        self._flipped = True
+        return f"{request.target} is live (router flipped to the idle list)"
 
     async def _restore_database(self, rollout: Rollout, recorded: str | None) -> None:
         """After traffic is back, the database to the target's recorded revision, by name."""
@@ -96,8 +127,6 @@ class EmergencyRollback:
 
     async def _already_live(self, rollout: Rollout) -> bool:
         """With a platform: whether every live server already runs the target."""
-        if rollout.spec.platform is None:
-            return False
         weights = await host_ops.get_weights(rollout)
         router = rollout.spec.router.nginx or rollout.spec.router.haproxy
         assert router is not None
@@ -153,7 +182,7 @@ class EmergencyRollback:
         if result.outcome is not RolloutPhase.PROMOTED:
             raise ApplicationError(
                 f"rolling back to {child.spec.version} failed: {result.reason}",
-                type="RollbackFailed",
+                type=errors.ROLLBACK_FAILED,
                 non_retryable=True,
             )
 
@@ -171,7 +200,8 @@ class EmergencyRollback:
         return RollbackResult(
             service=request.rollout.spec.service,
             environment=request.rollout.spec.environment,
-            version=request.rollout.spec.version,
+            version=request.target,
             reason=reason,
             events=self._events,
+            flipped=self._flipped,
         )

@@ -10,10 +10,20 @@ from workflows.spec import Rollout
 
 
 class RollbackRequest(Model):
-    """``rollout`` is the service's spec with ``version`` set to the target version."""
+    """What to roll back and to what.
+
+    ``rollout`` is the service's spec as last rolled out. ``target`` is the version to go
+    back to (``None``: only cancel the running rollout, whose own rollback restores what ran
+    before it). Without a platform, deployflow cannot deploy: it can only flip the router
+    between its two lists, so it needs to know what they run — ``live`` and ``idle`` are the
+    versions history says the live and the idle list serve.
+    """
 
     rollout: Rollout
+    target: str | None = None
     cancel_workflow_id: str | None = None
+    live: str | None = None
+    idle: str | None = None
     # The revision the target version ran with (from its rollout's result); None: leave it.
     database_revision: str | None = None
     reason: str = Field(default="emergency rollback", max_length=1000)
@@ -23,6 +33,7 @@ class RollbackRequest(Model):
 class RollbackResult(Model):
     service: str
     environment: str
-    version: str
+    version: str | None
     reason: str
     events: list[Event]
+    flipped: bool = False  # the router was flipped between its lists (no platform)

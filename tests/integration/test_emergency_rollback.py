@@ -45,18 +45,6 @@ PROJECT = Path(__file__).resolve().parents[1] / "data" / "alembic"
 URL_ENV = "CHECKOUT_DATABASE_URL"  # the worker's variable; deliberately not DATABASE_URL
 SERVICE = "checkout"
 
-# Known product problems, kept visible: each test xfails on exactly its symptom, and passes
-# once it is fixed.
-# NO_SPEC (starters/emergency.py `_spec`): with no rollout running, the spec is taken only
-# from a *promoted* rollout; a service whose only rollout was cancelled has none, so running
-# `deployflow rollback` a second time exits 2, even with --to.
-NO_SPEC = "no rollout of it in history to take its spec from"
-# FLIP (workflows/emergency.py `run`/`_flip`, starters/emergency.py `_last_good`): with no
-# rollout running and no platform, EmergencyRollback swaps the router's lists without looking
-# at what is live (--to is not consulted), and the target defaults to the version promoted
-# *before* the latest one. After a cancelled canary the latest promotion is the good one, so
-# a second run "rolls back to v2" and sends all traffic to the bad canary list.
-
 
 @dataclass
 class Stack:
@@ -287,7 +275,7 @@ async def test_emergency_rollback_mid_soak_restores_nginx_and_the_database(
     assert code == 0, out + err
     rollout_id = rollout_workflow_id(SERVICE, stack.environment)
     result = json.loads(out)
-    assert result["reason"] == "the cancelled rollout returned traffic to stable"
+    assert result["reason"] == "the cancelled rollout returned traffic to what ran before (v1)"
     assert f"cancelling {rollout_id}" in err
     first = datetime.fromisoformat(result["events"][0]["at"])
     steps = ", ".join(
@@ -310,9 +298,8 @@ async def test_emergency_rollback_mid_soak_restores_nginx_and_the_database(
     assert set(await settled(stack.nginx_url)) == {"v1"}
     assert await asyncio.to_thread(stack.schema) == before
     assert await workflow_status(stack, rollout_id) == WorkflowExecutionStatus.CANCELED
-    if code == 2 and NO_SPEC in err:
-        pytest.xfail(f"product bug: the second run exits 2 ({NO_SPEC!r}); see NO_SPEC above")
     assert code == 0, out + err
+    assert "v1 is live: nothing more to do" in out
 
 
 async def test_a_second_rollback_after_promoted_history_keeps_the_good_version(
@@ -367,11 +354,8 @@ async def test_a_second_rollback_after_promoted_history_keeps_the_good_version(
 
     code, out, err = await rollback(stack, tmp_path, "--reason", "pager again")
     served = await settled(stack.nginx_url)
-    if code == 0 and "(flip)" in err and set(served) == {"v2"}:
-        pytest.xfail(
-            f"product bug: the second run flipped traffic to v2 ({served}); see FLIP above"
-        )
     assert code == 0, out + err
+    assert "nothing more to do" in out
     assert set(served) == {"v1"}, served
 
 

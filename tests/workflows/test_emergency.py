@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
+import pytest
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -18,7 +19,6 @@ from workflows.emergency import EmergencyRollback
 from workflows.emergency_models import RollbackRequest, RollbackResult
 from workflows.registry import BY_STRATEGY, workflow_type
 from workflows.rollout_models import RolloutPhase
-from workflows.spec import Rollout
 
 
 @asynccontextmanager
@@ -31,12 +31,6 @@ async def worker(env: WorkflowEnvironment, fleet: Fleet) -> AsyncIterator[str]:
         activities=[*fleet.activities(), WorkflowWatcher(env.client).await_closed],
     ):
         yield task_queue
-
-
-def back_to(spec: Rollout, version: str) -> Rollout:
-    body: dict[str, Any] = spec.model_dump(by_alias=True)
-    body["spec"]["version"] = version
-    return Rollout.model_validate(body)
 
 
 async def roll_back(env: WorkflowEnvironment, tq: str, request: RollbackRequest) -> RollbackResult:
@@ -56,7 +50,7 @@ async def test_a_promoted_bad_version_is_replaced_by_the_last_good_one(temporal_
     )
     spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
     async with worker(temporal_env, fleet) as tq:
-        result = await roll_back(temporal_env, tq, RollbackRequest(rollout=back_to(spec, "v1")))
+        result = await roll_back(temporal_env, tq, RollbackRequest(rollout=spec, target="v1"))
     assert result.reason == "v1 is live"
     assert fleet.weights.stable == 100
     assert fleet.actions("deploy") == [("deploy", h, "v1") for h in STABLE]
@@ -72,7 +66,7 @@ async def test_a_running_canary_is_cancelled_and_its_rollback_is_enough(temporal
             )
         await wait_for_status(canary, lambda s: s.phase is RolloutPhase.PAUSED)
         request = RollbackRequest(
-            rollout=back_to(spec, "v1"), cancel_workflow_id=spec.workflow_id, reason="pager"
+            rollout=spec, target="v1", cancel_workflow_id=spec.workflow_id, reason="pager"
         )
         result = await roll_back(temporal_env, tq, request)
         again = await roll_back(temporal_env, tq, request)
@@ -83,14 +77,32 @@ async def test_a_running_canary_is_cancelled_and_its_rollback_is_enough(temporal
     assert any("closed: canceled" in e.message for e in result.events), result.events
 
 
-async def test_without_a_platform_the_router_flips_to_the_idle_list(temporal_env):
+async def test_without_a_platform_the_router_flips_to_the_idle_list_once(temporal_env):
     fleet = Fleet(weights=Weights(stable=0, canary=100))
     spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}}, platform=None)
+    first = RollbackRequest(rollout=spec, target="v1", live="v2", idle="v1")
+    # What history tells the second run: the flip made v1 live and left v2 idle.
+    second = RollbackRequest(rollout=spec, target="v1", live="v1", idle="v2")
     async with worker(temporal_env, fleet) as tq:
-        result = await roll_back(temporal_env, tq, RollbackRequest(rollout=back_to(spec, "v1")))
+        result = await roll_back(temporal_env, tq, first)
+        again = await roll_back(temporal_env, tq, second)
     assert fleet.weights.stable == 100
     assert fleet.actions("deploy") == []
-    assert result.version == "v1"
+    assert result.flipped
+    assert not again.flipped
+    assert again.reason == "v1 is live: nothing more to do"
+    assert fleet.actions("weights") == [("weights", 0)]
+
+
+async def test_without_a_platform_a_version_on_neither_list_is_refused(temporal_env):
+    fleet = Fleet(weights=Weights(stable=0, canary=100))
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}}, platform=None)
+    request = RollbackRequest(rollout=spec, target="v0", live="v2", idle="v1")
+    async with worker(temporal_env, fleet) as tq:
+        with pytest.raises(WorkflowFailureError) as failed:
+            await roll_back(temporal_env, tq, request)
+    assert "v0 runs on neither list (live: v2, idle: v1)" in str(failed.value.cause)
+    assert fleet.calls == []
 
 
 async def test_the_database_returns_to_the_good_versions_revision_after_traffic(temporal_env):
@@ -102,7 +114,7 @@ async def test_the_database_returns_to_the_good_versions_revision_after_traffic(
     spec = fleet_rollout(
         {"blueGreen": {}}, migrations={"alembic": {"config": "/srv/checkout/alembic.ini"}}
     )
-    request = RollbackRequest(rollout=back_to(spec, "v1"), database_revision="0001")
+    request = RollbackRequest(rollout=spec, target="v1", database_revision="0001")
     async with worker(temporal_env, fleet) as tq:
         result = await roll_back(temporal_env, tq, request)
     kinds = [c[0] for c in fleet.calls]

@@ -1,0 +1,53 @@
+"""Reading the router's two lists and the last good version out of history."""
+
+from __future__ import annotations
+
+from starters.emergency import Deployed, last_good, lists_after
+
+
+def promoted(v: str) -> Deployed:
+    return Deployed("promoted", v, f"rollout-{v}", "r")
+
+
+def failed(v: str | None) -> Deployed:
+    return Deployed("failed", v, "rollout-x", "r")
+
+
+def rollback(v: str, flipped: bool) -> Deployed:
+    return Deployed("rollback", v, "rollback-x", "r", flipped=flipped)
+
+
+def test_promotions_alternate_the_lists():
+    assert lists_after([promoted("v1"), promoted("v2")]) == ("v2", "v1")
+
+
+def test_a_rollout_that_did_not_promote_leaves_its_version_on_the_idle_list():
+    assert lists_after([promoted("v1"), promoted("v2"), failed("v3")]) == ("v2", "v3")
+    assert lists_after([promoted("v1"), failed(None)]) == ("v1", None)
+
+
+def test_a_rollback_flip_swaps_them():
+    assert lists_after([promoted("v1"), promoted("v2"), rollback("v1", True)]) == ("v1", "v2")
+
+
+def test_after_a_rollback_its_target_is_live_even_without_a_flip():
+    assert lists_after([failed(None), rollback("v1", False)]) == ("v1", None)
+
+
+def test_last_good_is_the_version_before_the_live_one():
+    assert last_good([promoted("v1"), promoted("v2")], running=False) == "v1"
+
+
+def test_last_good_after_a_rollback_is_its_target_so_a_second_run_does_nothing():
+    timeline = [promoted("v1"), promoted("v2"), rollback("v1", True)]
+    live, _ = lists_after(timeline)
+    assert last_good(timeline, running=False) == live == "v1"
+
+
+def test_with_a_rollout_running_the_live_version_is_the_good_one():
+    assert last_good([promoted("v1"), promoted("v2")], running=True) == "v2"
+
+
+def test_nothing_known():
+    assert last_good([promoted("v1")], running=False) is None
+    assert last_good([], running=True) is None
