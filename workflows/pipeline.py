@@ -340,10 +340,11 @@ class PromotionPipeline:
 
     def _stage(self, index: int, state: str, message: str) -> None:
         status = self._status.stages[index]
+        if state not in ("waiting-window", "soaking"):
+            status.waiting_until = None
         status.state = state
         if state in ("succeeded", "failed", "rejected", "cancelled"):
             status.reason = message
-            status.waiting_until = None
         self._event(state, f"{status.environment}: {message}")
         self._status.message = f"{status.environment}: {message}"
         workflow.set_current_details(

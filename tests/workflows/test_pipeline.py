@@ -119,6 +119,7 @@ async def test_three_environments_with_soak_and_approval(temporal_env):
         status = await status_when(handle, at_gate("production"))
         assert [s.state for s in status.stages] == ["succeeded", "succeeded", "awaiting-approval"]
         assert status.stages[2].approvers == ["alice", "bob"]
+        assert status.stages[2].waiting_until is None  # the soak is over
         message = await approve(handle, "alice", comment="looks good")
         result: PipelineResult = await handle.result()
     assert message == "production approved by alice"
