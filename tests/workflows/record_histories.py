@@ -18,11 +18,16 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.routing.base import Weights
-from tests.workflows.fleet import CANARY, Fleet, fleet_rollout
+from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
+from tests.workflows.test_emergency import worker as emergency_worker
+from tests.workflows.test_pipeline import pipeline, pipeline_worker, stage
+from tests.workflows.test_pipeline import start as start_pipeline
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.canary import CanaryRollout
+from workflows.emergency import EmergencyRollback
+from workflows.emergency_models import RollbackRequest
 from workflows.rollout_models import OperatorInput
 from workflows.search_attributes import ALL
 
@@ -73,6 +78,7 @@ async def main() -> None:
             save("canary-promoted", history)
 
         await record_vm_strategies(env)
+        await record_pipeline_and_rollback(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -108,6 +114,29 @@ async def record_vm_strategies(env: WorkflowEnvironment) -> None:
             await handle.result()
             history = await handle.fetch_history()
             save(name, history)
+
+
+async def record_pipeline_and_rollback(env: WorkflowEnvironment) -> None:
+    """A two-stage pipeline with a soak, and an emergency rollback with a platform."""
+    p = pipeline(stage("staging"), stage("production", requiredSoakTime="1h"))
+    async with pipeline_worker(env, Stubs()) as tq:
+        handle = await start_pipeline(env, tq, p)
+        await handle.result()
+        save("pipeline-succeeded", await handle.fetch_history())
+    fleet = Fleet(
+        weights=Weights(stable=0, canary=100),
+        versions={**dict.fromkeys(STABLE, "v1"), **dict.fromkeys(CANARY, "v2")},
+    )
+    spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
+    async with emergency_worker(env, fleet) as tq:
+        handle = await env.client.start_workflow(
+            EmergencyRollback.run,
+            RollbackRequest(rollout=spec, target="v1"),
+            id=f"rollback-{spec.spec.environment}",
+            task_queue=tq,
+        )
+        await handle.result()
+        save("emergency-rollback", await handle.fetch_history())
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.emergency import EmergencyRollback
+from workflows.pipeline import PromotionPipeline
 from workflows.registry import BY_STRATEGY
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
@@ -19,7 +21,7 @@ def test_there_are_histories_to_replay():
         p.stem.rsplit("-", 1)[0].removesuffix("-rolled").removesuffix("-promoted")
         for p in HISTORIES
     }
-    assert {"canary", "blue-green", "rolling", "recreate"} <= kinds
+    assert {"canary", "blue-green", "rolling", "recreate", "pipeline", "emergency"} <= kinds
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,7 @@ def test_there_are_histories_to_replay():
 )
 async def test_history_replays(history: WorkflowHistory):
     replayer = Replayer(
-        workflows=list(BY_STRATEGY.values()), data_converter=pydantic_data_converter
+        workflows=[*BY_STRATEGY.values(), PromotionPipeline, EmergencyRollback],
+        data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)
