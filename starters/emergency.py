@@ -81,6 +81,14 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     timeline = await _timeline(client, args.service, args.env)
     live, idle = lists_after(timeline)
     target = args.to or last_good(timeline, running)
+    if idle is None and args.to and args.to != live and not running:
+        # History never saw what the idle list runs (e.g. it was there before the first
+        # rollout deployflow knows of): take the operator's word for it.
+        print(
+            f"history does not say what the idle list runs; assuming {args.to} (--to)",
+            file=sys.stderr,
+        )
+        idle = args.to
     if target is None and not running:
         raise UsageError("--to: history knows no other good version; name one with --to VERSION")
     revision = next(
