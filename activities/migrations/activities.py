@@ -28,7 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import MIGRATION_FAILED
-from activities.migrations.alembic import AlembicMigrationSpec, AlembicMigrator
+from activities.migrations.alembic_spec import AlembicMigrationSpec
 from activities.migrations.base import Migrator
 from activities.migrations.command import CommandMigrationSpec, CommandMigrator
 from activities.model import Model, OneOf
@@ -57,6 +57,10 @@ class MigrationSpec(OneOf):
 def migrator_for(spec: MigrationSpec) -> Migrator:
     """The migrator for ``spec``; adding a kind means a field above and a branch here."""
     if spec.alembic is not None:
+        # Imported here: alembic and SQLAlchemy cost ~1 s to import, and only the worker's
+        # activities need them (the CLI and workflows only read the spec).
+        from activities.migrations.alembic import AlembicMigrator
+
         return AlembicMigrator(spec.alembic)
     if spec.command is not None:
         return CommandMigrator(spec.command)

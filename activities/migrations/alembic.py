@@ -39,7 +39,6 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from pydantic import ConfigDict, field_validator
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -47,56 +46,11 @@ from sqlalchemy.pool import NullPool
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import DATABASE_UNAVAILABLE, INVALID_SPEC, MIGRATION_FAILED, failure
-from activities.migrations.url import ENV_NAME, database_url, display, redact
-from activities.model import Model
+from activities.migrations.alembic_spec import AlembicMigrationSpec, no_relative
+from activities.migrations.url import database_url, display, redact
 
 CONNECT_TIMEOUT_S: Final = 10  # libpq waits forever by default; Temporal owns retrying
-RELATIVE_CHARS: Final = frozenset("+-:")  # "-1", "head+2", "a:b": never in a revision id
 _ALEMBIC_LOCK = threading.RLock()
-
-
-def _no_relative(revision: str) -> str:
-    if RELATIVE_CHARS & set(revision):
-        raise ValueError("must name a revision (head, a revision id), not a step or range")
-    return revision
-
-
-class AlembicMigrationSpec(Model):
-    """An alembic project on the worker and the environment variable with its database URL."""
-
-    # Someone will paste the URL itself into urlEnv: errors must not echo the input.
-    model_config = ConfigDict(hide_input_in_errors=True)
-
-    config: str
-    target: str = "head"
-    url_env: str = "DATABASE_URL"
-    script_location: str | None = None
-
-    @field_validator("config")
-    @classmethod
-    def _absolute_config(cls, value: str) -> str:
-        if not os.path.isabs(value):
-            raise ValueError("must be an absolute path on the worker")
-        return value
-
-    @field_validator("target")
-    @classmethod
-    def _named_target(cls, value: str) -> str:
-        return _no_relative(value)
-
-    @field_validator("url_env")
-    @classmethod
-    def _env_name(cls, value: str) -> str:
-        if not ENV_NAME.fullmatch(value):
-            raise ValueError("must be the name of an environment variable, like DATABASE_URL")
-        return value
-
-    @field_validator("script_location")
-    @classmethod
-    def _script_location(cls, value: str | None) -> str | None:
-        if value is not None and not (os.path.isabs(value) or ":" in value):
-            raise ValueError("must be an absolute path or a package resource (pkg:dir)")
-        return value
 
 
 class AlembicMigrator:
@@ -123,7 +77,7 @@ class AlembicMigrator:
     def resolve(self, revision: str) -> str | None:
         """A full revision id for ``head``, ``branch@head`` or a unique prefix; None for base."""
         try:
-            _no_relative(revision)
+            no_relative(revision)
         except ValueError as e:
             raise failure(INVALID_SPEC, f"revision {revision!r}: {e}") from None
         with _ALEMBIC_LOCK, self._errors(f"resolve {revision!r}", invalid=True):
