@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.emergency import EmergencyRollback
@@ -122,7 +122,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     try:
         result: RollbackResult = await handle.result()
     except WorkflowFailureError as exc:
-        print(f"{handle.id}: failed — {getattr(exc.cause, 'message', exc.cause)}")
+        print(f"{handle.id}: failed — {cause_message(exc)}")
         return EXIT_FAILED
     print_events(result.events, out=sys.stderr)
     if args.json:

@@ -12,3 +12,9 @@ EXIT_UNREACHABLE: Final = 3
 
 class UsageError(Exception):
     """Invalid input: printed as one line, exit code 2."""
+
+
+def cause_message(exc: BaseException) -> str:
+    """The message of a Temporal failure's cause (an ApplicationError's text), else its str."""
+    cause = getattr(exc, "cause", None)
+    return str(getattr(cause, "message", None) or cause or exc)

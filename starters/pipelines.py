@@ -17,7 +17,7 @@ import sys
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.pipeline import PromotionPipeline
@@ -74,7 +74,7 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
     try:
         result: PipelineResult = await latest.result()
     except WorkflowFailureError as exc:
-        print(f"{handle.id}: failed — {getattr(exc.cause, 'message', exc.cause)}")
+        print(f"{handle.id}: failed — {cause_message(exc)}")
         return EXIT_FAILED
     print_events(result.events, out=sys.stderr)
     if args.json:
@@ -109,9 +109,7 @@ async def decide(args: argparse.Namespace, config: TemporalConfig, client: Clien
     try:
         message = await handle.execute_update(update, request)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(
-            f"{args.decision} rejected: {getattr(exc.cause, 'message', exc.cause)}"
-        ) from None
+        raise UsageError(f"{args.decision} rejected: {cause_message(exc)}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

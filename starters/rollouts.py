@@ -31,7 +31,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
@@ -113,8 +113,7 @@ async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool
     try:
         result: RolloutResult = await handle.result()
     except WorkflowFailureError as exc:
-        cause = exc.cause
-        message = getattr(cause, "message", None) or str(cause)
+        message = cause_message(exc)
         if json_output:
             print(json.dumps({"outcome": "Failed", "reason": message, "workflowId": handle.id}))
         else:
@@ -147,7 +146,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
             current = await handle.result()
         except WorkflowFailureError as exc:
             state = description.status.name.lower() if description.status else "closed"
-            print(f"{handle.id}: {state} — {getattr(exc.cause, 'message', exc.cause)}")
+            print(f"{handle.id}: {state} — {cause_message(exc)}")
             return EXIT_FAILED
     if args.json:
         print(current.model_dump_json(by_alias=True))
@@ -193,7 +192,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     try:
         message = await handle.execute_update(name, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{name} rejected: {getattr(exc.cause, 'message', exc.cause)}") from None
+        raise UsageError(f"{name} rejected: {cause_message(exc)}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 
