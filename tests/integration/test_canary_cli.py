@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.fixtures.cli import run_cli
 from workers.main import ACTIVITY_THREADS, build_worker
 
 pytestmark = pytest.mark.integration
@@ -135,18 +135,7 @@ async def deployflow(stack: Stack, tmp_path: Path, *args: str) -> tuple[int, str
     path = tmp_path / f"rollout-{uuid.uuid4().hex[:6]}.yaml"
     path.write_text(yaml.safe_dump(stack.spec))
     argv = [a.replace("{spec}", str(path)) for a in args]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "starters.cli",
-        *argv,
-        env=stack.env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(stack.env, *argv, timeout=120)
 
 
 def versions_served(url: str, requests: int = 30) -> Counter[str]:

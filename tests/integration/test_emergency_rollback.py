@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import threading
 import time
 import urllib.error
@@ -33,6 +32,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.migrations.activities import MigrateInput, MigrationSpec, migrate
 from activities.routing.base import Weights
+from tests.fixtures.cli import run_cli
 from tests.fixtures.postgres import PostgresServer
 from workers.main import ACTIVITY_THREADS, build_worker
 from workflows.registry import workflow_type
@@ -141,23 +141,7 @@ async def deployflow(stack: Stack, tmp_path: Path, *args: str) -> tuple[int, str
     path = tmp_path / f"rollout-{uuid.uuid4().hex[:6]}.yaml"
     path.write_text(yaml.safe_dump(stack.spec))
     argv = [a.replace("{spec}", str(path)) for a in args]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "starters.cli",
-        *argv,
-        env=stack.cli_env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(stack.cli_env, *argv)
 
 
 def versions_served(url: str, requests: int = 30) -> Counter[str]:

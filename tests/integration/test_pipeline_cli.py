@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,31 +14,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from tests.fixtures.cli import finish, run_cli, spawn
 from tests.workflows.harness import Stubs
 from tests.workflows.test_pipeline import stage
 from workflows.pipeline import PromotionPipeline
 from workflows.registry import BY_STRATEGY
 
 pytestmark = pytest.mark.integration
-
-
-async def cli(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "starters.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await cli(env, *args)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
@@ -72,28 +53,28 @@ async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
         workflows=[PromotionPipeline, *BY_STRATEGY.values()],
         activities=stubs.activities(),
     ):
-        waiting = await cli(env, "pipeline", "start", str(path), "--version", "v7", "--wait")
+        waiting = await spawn(env, "pipeline", "start", str(path), "--version", "v7", "--wait")
         async with asyncio.timeout(30):
             while True:
-                code, out, _ = await run(env, "pipeline", "status", service, "--json")
+                code, out, _ = await run_cli(env, "pipeline", "status", service, "--json")
                 if code == 0 and json.loads(out)["stages"][2]["state"] == "awaiting-approval":
                     break
                 await asyncio.sleep(0.2)
-        code, _, err = await run(env, "pipeline", "approve", service, "--as", "mallory")
+        code, _, err = await run_cli(env, "pipeline", "approve", service, "--as", "mallory")
         assert code == 2
         assert "mallory may not approve production (approvers: alice)" in err
-        code, out, err = await run(
+        code, out, err = await run_cli(
             env, "pipeline", "approve", service, "--as", "alice", "--comment", "ship it"
         )
         assert code == 0, err
         assert "production approved by alice" in out
-        out_b, err_b = await asyncio.wait_for(waiting.communicate(), timeout=60)
-    assert waiting.returncode == 0, err_b.decode()
-    assert f"pipeline-{service}: Succeeded v7" in out_b.decode()
+        code_b, out_b, err_b = await finish(waiting)
+    assert code_b == 0, err_b
+    assert f"pipeline-{service}: Succeeded v7" in out_b
     assert stubs.canary_weights == [50, 100, 100] * 3
     async with asyncio.timeout(20):  # visibility catches up with the close shortly after
         while True:
-            code, out, err = await run(env, "history", service, "--env", "production", "--json")
+            code, out, err = await run_cli(env, "history", service, "--env", "production", "--json")
             assert code == 0, err
             if rows := json.loads(out):
                 break
