@@ -22,6 +22,12 @@
                                           router list and there is no platform to deploy it
     RollbackFailed         non-retryable  the rollout an emergency rollback started to bring
                                           the target back did not promote
+    NotifierNotConfigured  non-retryable  a notifier's secret or endpoint is missing from the
+                                          worker's environment (the message names the env var)
+    NotifyRejected         non-retryable  PagerDuty or Slack refused the request itself (invalid
+                                          event, invalid_auth, channel_not_found, ...)
+    NotifyFailed           retryable      PagerDuty or Slack could not be reached or answered
+                                          429/5xx after the client's own short retries
 
 Workflows catch ``ActivityError`` and look at ``cause.type`` to decide; nothing else
 parses error messages.
@@ -45,6 +51,9 @@ MIGRATION_FAILED: Final = "MigrationFailed"
 DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
 ROLLBACK_IMPOSSIBLE: Final = "RollbackImpossible"
 ROLLBACK_FAILED: Final = "RollbackFailed"
+NOTIFIER_NOT_CONFIGURED: Final = "NotifierNotConfigured"
+NOTIFY_REJECTED: Final = "NotifyRejected"
+NOTIFY_FAILED: Final = "NotifyFailed"
 
 NON_RETRYABLE: Final = frozenset(
     {
@@ -54,6 +63,8 @@ NON_RETRYABLE: Final = frozenset(
         MIGRATION_FAILED,
         ROLLBACK_IMPOSSIBLE,
         ROLLBACK_FAILED,
+        NOTIFIER_NOT_CONFIGURED,
+        NOTIFY_REJECTED,
     }
 )
 
