@@ -23,14 +23,17 @@ bootstrap: system-packages $(VENV)/.installed
 
 # Checked on every run (cheap), so a removed package is noticed. The Debian packages start
 # their own services on install in some environments; nothing here uses them (the demo and
-# the tests run their own nginx/prometheus on other ports with their own configs), so a
-# temporary policy-rc.d (exit 101 = "do not start services") keeps them from starting.
+# the tests run their own nginx/prometheus/alertmanager on other ports with their own
+# configs), so a temporary policy-rc.d (exit 101 = "do not start services") keeps them from
+# starting.
 system-packages:
 	@missing=""; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ] || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || [ -x /usr/bin/prometheus-alertmanager ] \
+		|| missing="$$missing prometheus-alertmanager"; \
 	[ -x $(BIN)/python ] || $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
