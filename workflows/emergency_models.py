@@ -37,3 +37,14 @@ class RollbackResult(Model):
     reason: str
     events: list[Event]
     flipped: bool = False  # the router was flipped between its lists (no platform)
+
+
+class PlanRollbackInput(Model):
+    """What an incident's ``rollback`` step asks for: the worker looks the rest up in
+    history the way ``deployflow rollback`` does (``plan_rollback`` activity)."""
+
+    service: str
+    environment: str
+    to: str | None = None
+    reason: str = Field(default="incident rollback", max_length=1000)
+    by: str | None = None

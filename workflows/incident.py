@@ -1,0 +1,547 @@
+"""IncidentRunbook: one alert group, from the first page to the resolution.
+
+1. Run the runbook's steps in order: ``page`` the first escalation level, ``notify`` Slack
+   (the first post opens the incident's thread; everything after goes in it), ``query``
+   diagnostics, ``restart`` or ``rollback`` the service, ``wait``, and ``approve`` gates
+   before risky steps.
+2. Meanwhile escalate: a level not acknowledged within its ``ackTimeout`` has the next level
+   paged. ``acknowledge`` stops escalating; ``escalate`` pages the next level now.
+3. Resolve when the alert resolves (and stays resolved for ``resolveQuietPeriod``) or a
+   human resolves it: PagerDuty is resolved on every paged level with the same dedup key,
+   and the thread says so.
+
+Repeated notifications of the group arrive as ``alert_firing`` signals (signal-with-start
+from the intake), so they never open a second incident or page again. Every page, ack,
+escalation and remediation is an event in this workflow's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+    from activities.notify.models import Link
+    from activities.platforms.activities import PlatformSpec
+    from workflows import incident_effects as effects
+    from workflows import search_attributes as sa
+    from workflows.conditions import evaluate_condition
+    from workflows.durations import format_duration, parse_duration
+    from workflows.emergency_models import PlanRollbackInput, RollbackResult
+    from workflows.incident_models import (
+        AlertNotification,
+        ApproveInput,
+        IncidentInput,
+        IncidentPhase,
+        IncidentStatus,
+    )
+    from workflows.rollout_models import TIMELINE_LIMIT, Event, OperatorInput
+    from workflows.runbook_spec import (
+        ApproveStep,
+        EscalationLevel,
+        PageStep,
+        RunbookStep,
+        WaitStep,
+        render,
+        runbook_problems,
+    )
+
+PAGER_SEVERITIES = {"critical", "error", "warning", "info"}
+T = TypeVar("T")
+
+
+@workflow.defn(name="IncidentRunbook")
+class IncidentRunbook:
+    @workflow.init
+    def __init__(self, input: IncidentInput) -> None:
+        info = workflow.info()
+        spec = input.runbook.spec
+        labels = input.notification.labels
+        annotations = input.notification.common_annotations
+        self._input = input
+        self._values = {
+            **{f"labels.{k}": v for k, v in labels.items()},
+            "alertname": labels.get("alertname", "alert"),
+            "service": spec.service or labels.get("service", ""),
+            "environment": spec.environment or labels.get("environment", ""),
+            "severity": labels.get("severity", "critical"),
+            "summary": annotations.get("summary", ""),
+            "description": annotations.get("description", ""),
+            "incident": info.workflow_id,
+            "url": input.ui_url or "",
+        }
+        title = render("{{alertname}} on {{service}}", self._values).removesuffix(" on ")
+        self._status = IncidentStatus(
+            incident=info.workflow_id,
+            title=title,
+            runbook=input.runbook.name,
+            service=self._values["service"] or None,
+            environment=self._values["environment"] or None,
+            severity=self._values["severity"],
+            step_count=len(spec.steps),
+            dedup_key=f"deployflow/{info.workflow_id}/{info.first_execution_run_id[:8]}",
+            opened_at=workflow.now(),
+        )
+        self._human_resolve: OperatorInput | None = None
+        self._escalate_now = False
+        self._approval: ApproveInput | None = None
+        self._awaiting: ApproveStep | None = None
+        self._closing = False
+        self._escalation: asyncio.Task[None] | None = None
+
+    @workflow.run
+    async def run(self, input: IncidentInput) -> IncidentStatus:
+        self._begin()
+        steps = asyncio.create_task(self._run_steps())
+        resolved_by = await self._await_resolution()
+        self._closing = True
+        await steps  # waits and approvals end at once; a running remediation finishes
+        if self._escalation is not None:
+            await self._escalation
+        await self._close(resolved_by)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status
+
+    def _begin(self) -> None:
+        problems = runbook_problems(self._input.runbook)
+        if problems:
+            raise ApplicationError(
+                "invalid runbook:\n" + "\n".join(problems),
+                type=errors.INVALID_SPEC,
+                non_retryable=True,
+            )
+        attributes = [
+            sa.DEPLOY_STRATEGY.value_set("incident"),
+            sa.DEPLOY_PHASE.value_set(IncidentPhase.TRIGGERED.value),
+        ]
+        if self._status.service:
+            attributes.append(sa.DEPLOY_SERVICE.value_set(self._status.service))
+        if self._status.environment:
+            attributes.append(sa.DEPLOY_ENVIRONMENT.value_set(self._status.environment))
+        workflow.upsert_search_attributes(attributes)
+        source = self._input.notification.source
+        self._event("opened", f"{self._status.title} ({source}); runbook {self._status.runbook}")
+
+    # -- the runbook ------------------------------------------------------------------
+
+    async def _run_steps(self) -> None:
+        skip_next = False
+        for index, step in enumerate(self._input.runbook.spec.steps):
+            if self._closing:
+                self._event("steps", f"incident resolved: steps from {index + 1} not run")
+                return
+            self._status.step = index + 1
+            if skip_next:
+                skip_next = False
+                self._event("skipped", f"step {index + 1} ({step.kind}): not approved")
+                continue
+            self._waiting(f"step {index + 1}/{self._status.step_count}: {step.kind}")
+            skip_next = not await self._run_step(index, step)
+        self._waiting("the alert to resolve, or someone to resolve the incident")
+
+    async def _run_step(self, index: int, step: RunbookStep) -> bool:
+        """Run one step; False only from an ``approve`` that did not approve."""
+        key = f"{self._status.incident}/step-{index + 1}"
+        try:
+            if step.page is not None:
+                await self._page_step(step.page)
+            elif step.notify is not None:
+                channel = step.notify.channel
+                await self._notify(render(step.notify.text, self._values), channel)
+            elif step.query is not None:
+                values = await effects.measure(step.query.name, step.query.provider, key)
+                shown = ", ".join(f"{v:g}" for v in values)
+                await self._tell("query", f"{step.query.name}: {shown}")
+            elif step.restart is not None:
+                await self._restart(step.restart.servers, step.restart.platform, key)
+            elif step.rollback is not None:
+                await self._rollback(step.rollback.to, step.rollback.reason)
+            elif step.wait is not None:
+                await self._wait(step.wait, key)
+            elif step.approve is not None:
+                return await self._approve(step.approve)
+        except effects.EffectFailed as exc:
+            await self._tell("failed", f"step {index + 1} ({step.kind}) failed: {exc}")
+        return True
+
+    async def _page_step(self, step: PageStep) -> None:
+        if self._status.paged_levels:
+            self._event("page", "already paged")
+            return
+        levels = self._input.runbook.spec.escalation.levels
+        await self._page(levels[0], step)
+        if len(levels) > 1:
+            self._escalation = asyncio.create_task(self._escalate(levels, step))
+
+    async def _escalate(self, levels: list[EscalationLevel], step: PageStep) -> None:
+        """Page the next level whenever the current one is not acknowledged in time."""
+        for current, following in itertools.pairwise(levels):
+            assert current.ack_timeout is not None  # the spec requires it on all but the last
+            timeout = parse_duration(current.ack_timeout)
+            try:
+                await workflow.wait_condition(self._escalation_over, timeout=timeout)
+            except TimeoutError:
+                self._event("escalate", f"{current.name} did not acknowledge within {timeout}")
+            if self._status.acknowledged_at is not None or self._closing:
+                return
+            self._escalate_now = False
+            await self._page(following, step)
+
+    def _escalation_over(self) -> bool:
+        acked = self._status.acknowledged_at is not None
+        return acked or self._closing or self._escalate_now
+
+    async def _page(self, level: EscalationLevel, step: PageStep) -> None:
+        self._status.paged_levels.append(level.name)
+        self._status.level = level.name
+        severity = step.severity or self._values["severity"]
+        summary = render(step.summary or "{{alertname}} on {{service}}: {{summary}}", self._values)
+        links = []
+        if self._input.ui_url:
+            links.append(Link(href=self._input.ui_url, text="deployflow incident"))
+        generator = next(iter(self._input.notification.alerts), None)
+        if generator is not None and generator.generator_url:
+            links.append(Link(href=generator.generator_url, text="alert source"))
+        try:
+            await effects.page(
+                "trigger",
+                self._status.dedup_key,
+                level.routing_key_env,
+                summary=summary.strip(" :") or self._status.title,
+                severity=severity if severity in PAGER_SEVERITIES else "critical",
+                source=self._values["service"] or "deployflow",
+                details={
+                    "incident": self._status.incident,
+                    "runbook": self._status.runbook,
+                    "level": level.name,
+                    "labels": self._input.notification.labels,
+                    "annotations": self._input.notification.common_annotations,
+                },
+                links=links,
+            )
+        except effects.EffectFailed as exc:
+            await self._tell("page", f"paging {level.name} failed: {exc}")
+            return
+        await self._tell("page", f"paged {level.name}")
+        if self._status.acknowledged_at is not None:  # acknowledged while this page was sent
+            await self._pagers("acknowledge", [level])
+
+    async def _restart(self, servers: list[str], platform: PlatformSpec | None, key: str) -> None:
+        target = self._input.runbook.spec.target
+        chosen_platform = platform or (target.platform if target else None)
+        chosen = servers or (target.servers if target else [])
+        service = self._values["service"]
+        if not service or chosen_platform is None:
+            raise effects.EffectFailed("no service name or platform to restart with")
+        for server in chosen:
+            result = await effects.restart(chosen_platform, service, server, f"{key}/{server}")
+            self._status.restarts += 1
+            took = f"{result.duration_ms / 1000:.1f} s"
+            await self._tell("restart", f"restarted {service} on {server} ({took})")
+
+    async def _rollback(self, to: str | None, reason: str | None) -> None:
+        service, environment = self._values["service"], self._values["environment"]
+        if not service or not environment:
+            raise effects.EffectFailed("no service and environment to roll back")
+        await self._tell("rollback", f"rolling {service} in {environment} back")
+        outcome = await effects.rollback(
+            PlanRollbackInput(
+                service=service,
+                environment=environment,
+                to=to,
+                reason=reason or f"incident {self._status.incident}: {self._status.title}",
+                by=f"incident {self._status.incident}",
+            )
+        )
+        if isinstance(outcome, RollbackResult):
+            outcome = f"{outcome.version or 'previous version'}: {outcome.reason}"
+        await self._tell("rollback", f"rollback done — {outcome}")
+
+    async def _wait(self, step: WaitStep, key: str) -> None:
+        timeout = parse_duration(step.timeout) if step.timeout else None
+        if step.duration is not None:
+            duration = parse_duration(step.duration)
+            self._waiting(f"wait step: {format_duration(duration)}")
+            await self._until(lambda: self._closing, duration)
+        elif step.until is not None:
+            self._waiting("wait step: until the alert resolves")
+            if not await self._until(lambda: self._alert_resolved() or self._closing, timeout):
+                self._event("wait", f"alert still firing after {step.timeout}")
+        elif step.metric is not None:
+            await self._wait_metric(step, key, timeout)
+
+    async def _wait_metric(self, step: WaitStep, key: str, timeout: timedelta | None) -> None:
+        metric = step.metric
+        assert metric is not None
+        interval = parse_duration(metric.interval)
+        deadline = workflow.now() + timeout if timeout else None
+        self._waiting(f"wait step: until {metric.success_condition}")
+        attempt = 0
+        while not self._closing:
+            attempt += 1
+            try:
+                values = await effects.measure("wait", metric.provider, f"{key}/{attempt}")
+                if evaluate_condition(metric.success_condition, values):
+                    self._event("wait", f"{metric.success_condition} holds")
+                    return
+            except effects.EffectFailed as exc:
+                self._event("wait", f"measurement failed: {exc}")
+            left = (deadline - workflow.now()) if deadline else interval
+            if left <= timedelta(0):
+                self._event("wait", f"{metric.success_condition} still false after {step.timeout}")
+                return
+            await self._until(lambda: self._closing, min(interval, left))
+
+    async def _approve(self, step: ApproveStep) -> bool:
+        self._approval, self._awaiting = None, step
+        timeout = parse_duration(step.timeout) if step.timeout else None
+        await self._tell("approve", f"waiting for approval: {step.description}")
+        self._waiting(f"approval: {step.description} (update approve)")
+        await self._until(lambda: self._approval is not None or self._closing, timeout)
+        self._awaiting = None
+        decision = self._approval
+        if decision is None:
+            why = "the incident resolved" if self._closing else f"no decision in {step.timeout}"
+            self._event("approve", f"not approved: {why}")
+            return False
+        verdict = "approved" if decision.approved else "rejected"
+        await self._tell("approve", _by(verdict, decision.by, decision.reason))
+        return decision.approved
+
+    # -- resolution -------------------------------------------------------------------
+
+    async def _await_resolution(self) -> str:
+        """Who resolved: a human, or the alert (after the quiet period without re-firing)."""
+        spec = self._input.runbook.spec
+        quiet = parse_duration(spec.resolve_quiet_period) if spec.resolve_quiet_period else None
+        while True:
+            await workflow.wait_condition(
+                lambda: self._human_resolve is not None or self._alert_resolved()
+            )
+            if self._human_resolve is not None:
+                return self._human_resolve.by or "an operator"
+            if quiet is None:
+                return "alertmanager"
+            self._waiting(f"quiet period of {format_duration(quiet)} after the alert resolved")
+            fired = await self._until(
+                lambda: self._human_resolve is not None or not self._alert_resolved(), quiet
+            )
+            if not fired:
+                return "alertmanager"
+            if self._human_resolve is None:
+                self._event("alert", "fired again during the quiet period")
+
+    async def _close(self, resolved_by: str) -> None:
+        status = self._status
+        status.resolved_at = workflow.now()
+        status.resolved_by = resolved_by
+        status.time_to_resolve_seconds = (status.resolved_at - status.opened_at).total_seconds()
+        status.phase = IncidentPhase.RESOLVED
+        workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(status.phase.value)])
+        levels = [lv for lv in self._levels() if lv.name in status.paged_levels]
+        await self._pagers("resolve", levels)
+        took = format_duration(timedelta(seconds=round(status.time_to_resolve_seconds)))
+        await self._tell("resolved", f"resolved by {resolved_by} after {took}")
+        slack = self._input.runbook.spec.slack
+        if status.slack is not None and slack is not None:
+            try:
+                await effects.post(
+                    status.slack.channel,
+                    f":white_check_mark: RESOLVED — {status.title}",
+                    slack.token_env,
+                    update_ts=status.slack.ts,
+                )
+            except effects.EffectFailed as exc:
+                self._event("slack", f"could not mark the message resolved: {exc}")
+        workflow.set_current_details(f"**Resolved** by {resolved_by} after {took}")
+
+    def _alert_resolved(self) -> bool:
+        return self._status.alert_status == "resolved"
+
+    # -- signals, updates, query --------------------------------------------------------
+
+    @workflow.signal(name="alert_firing", description="Alertmanager: the group still fires.")
+    def alert_firing(self, notification: AlertNotification) -> None:
+        self._status.notifications += 1
+        if self._status.alert_status == "resolved":
+            self._event("alert", "firing again")
+        self._status.alert_status = "firing"
+
+    @workflow.signal(name="alert_resolved", description="Alertmanager: the group resolved.")
+    def alert_resolved(self, notification: AlertNotification) -> None:
+        self._status.notifications += 1
+        if self._status.alert_status != "resolved":
+            self._event("alert", "resolved in Alertmanager")
+        self._status.alert_status = "resolved"
+
+    @workflow.update(name="acknowledge", description="I am on it: stop escalating.")
+    async def acknowledge(self, request: OperatorInput) -> str:
+        status = self._status
+        status.acknowledged_at = workflow.now()
+        status.acknowledged_by = request.by or "an operator"
+        status.time_to_acknowledge_seconds = (
+            status.acknowledged_at - status.opened_at
+        ).total_seconds()
+        status.phase = IncidentPhase.ACKNOWLEDGED
+        workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(status.phase.value)])
+        paged = [lv for lv in self._levels() if lv.name in status.paged_levels]
+        await self._tell("acknowledge", _by("acknowledged", request.by, request.reason))
+        await self._pagers("acknowledge", paged)
+        return f"acknowledged; escalation stopped (paged: {', '.join(status.paged_levels)})"
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, request: OperatorInput) -> None:
+        self._require_open("acknowledge")
+        if self._status.acknowledged_at is not None:
+            raise ValueError(f"already acknowledged by {self._status.acknowledged_by}")
+
+    @workflow.update(name="resolve", description="Resolve the incident now (pages resolve too).")
+    def resolve(self, request: OperatorInput) -> str:
+        self._event("resolve", _by("resolve requested", request.by, request.reason))
+        self._human_resolve = request
+        return "resolving: pages resolved, thread updated"
+
+    @resolve.validator
+    def _validate_resolve(self, request: OperatorInput) -> None:
+        self._require_open("resolve")
+
+    @workflow.update(name="escalate", description="Page the next escalation level now.")
+    def escalate(self, request: OperatorInput) -> str:
+        self._event("escalate", _by("escalation requested", request.by, request.reason))
+        self._escalate_now = True
+        return "escalating to the next level"
+
+    @escalate.validator
+    def _validate_escalate(self, request: OperatorInput) -> None:
+        self._require_open("escalate")
+        if not self._status.paged_levels:
+            raise ValueError("nothing paged yet: the runbook has not reached its page step")
+        if self._status.acknowledged_at is not None:
+            raise ValueError(f"acknowledged by {self._status.acknowledged_by}: not escalating")
+        if self._escalate_now or len(self._status.paged_levels) >= len(self._levels()):
+            raise ValueError("no further escalation level")
+
+    @workflow.update(name="approve", description="Decide the pending approval step.")
+    def approve(self, request: ApproveInput) -> str:
+        self._approval = request
+        return "approved: the next step runs" if request.approved else "rejected: step skipped"
+
+    @approve.validator
+    def _validate_approve(self, request: ApproveInput) -> None:
+        self._require_open("approve")
+        if self._awaiting is None:
+            raise ValueError("nothing is waiting for approval")
+        allowed = self._awaiting.approvers
+        if allowed and request.by not in allowed:
+            raise ValueError(f"by: must be one of {', '.join(allowed)}")
+
+    @workflow.signal(name="acknowledge", description="Signal form of the acknowledge update.")
+    async def acknowledge_signal(self, request: OperatorInput) -> None:
+        if self._signal_ok("acknowledge", self._validate_acknowledge, request):
+            await IncidentRunbook.acknowledge(self, request)
+
+    @workflow.signal(name="resolve", description="Signal form of the resolve update.")
+    def resolve_signal(self, request: OperatorInput) -> None:
+        if self._signal_ok("resolve", self._validate_resolve, request):
+            IncidentRunbook.resolve(self, request)
+
+    @workflow.signal(name="escalate", description="Signal form of the escalate update.")
+    def escalate_signal(self, request: OperatorInput) -> None:
+        if self._signal_ok("escalate", self._validate_escalate, request):
+            IncidentRunbook.escalate(self, request)
+
+    @workflow.signal(name="approve", description="Signal form of the approve update.")
+    def approve_signal(self, request: ApproveInput) -> None:
+        if self._signal_ok("approve", self._validate_approve, request):
+            IncidentRunbook.approve(self, request)
+
+    @workflow.query(name="status", description="Phase, pages, timeline, time to ack/resolve.")
+    def status(self) -> IncidentStatus:
+        return self._status
+
+    # -- machinery --------------------------------------------------------------------
+
+    def _signal_ok(self, verb: str, validate: Callable[[T], None], request: T) -> bool:
+        """Signals cannot be rejected like updates: an invalid one is noted and ignored."""
+        try:
+            validate(request)
+        except ValueError as exc:
+            self._event("ignored", f"signal {verb} ignored: {exc}")
+            return False
+        return True
+
+    def _require_open(self, verb: str) -> None:
+        if self._closing or self._human_resolve is not None:
+            raise ValueError(f"cannot {verb}: the incident is resolving")
+
+    def _levels(self) -> list[EscalationLevel]:
+        return self._input.runbook.spec.escalation.levels
+
+    async def _pagers(self, action: str, levels: list[EscalationLevel]) -> None:
+        for level in levels:
+            try:
+                await effects.page(action, self._status.dedup_key, level.routing_key_env)
+            except effects.EffectFailed as exc:
+                self._event("page", f"{action} at {level.name} failed: {exc}")
+            else:
+                self._event("page", f"{action}d at {level.name}")
+
+    async def _notify(self, text: str, channel: str | None = None) -> None:
+        """Post ``text``: the first post opens the thread, later ones reply in it."""
+        slack = self._input.runbook.spec.slack
+        token_env = slack.token_env if slack else "SLACK_BOT_TOKEN"
+        root = self._status.slack
+        if root is None:
+            target = channel or (slack.channel if slack else None)
+            assert target is not None  # runbook_problems requires a channel
+            if self._input.ui_url:
+                text = f"{text}\n<{self._input.ui_url}|incident {self._status.incident}>"
+            self._status.slack = await effects.post(target, text, token_env)
+            self._event("slack", f"posted to {target}")
+            return
+        await effects.post(root.channel, text, token_env, thread_ts=root.ts)
+
+    async def _tell(self, kind: str, message: str) -> None:
+        """An event on the timeline, and a reply in the Slack thread once there is one."""
+        self._event(kind, message)
+        if self._status.slack is None:
+            return
+        try:
+            await self._notify(message)
+        except effects.EffectFailed as exc:
+            self._event("slack", f"thread reply failed: {exc}")
+
+    async def _until(self, done: Callable[[], bool], timeout: timedelta | None) -> bool:
+        """Wait for ``done()``; False when ``timeout`` passed first."""
+        try:
+            await workflow.wait_condition(done, timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _waiting(self, what: str) -> None:
+        self._status.waiting_for = what
+        phase = self._status.phase.value
+        workflow.set_current_details(
+            f"**{phase}** — {self._status.title}\n\nwaiting for {what}\n\n"
+            f"paged: {', '.join(self._status.paged_levels) or 'nobody yet'}"
+        )
+
+    def _event(self, kind: str, message: str) -> None:
+        timeline = self._status.timeline
+        timeline.append(Event(at=workflow.now(), kind=kind, message=message))
+        del timeline[:-TIMELINE_LIMIT]
+        workflow.logger.info("%s: %s", kind, message)
+
+
+def _by(what: str, by: str | None, reason: str | None) -> str:
+    who = f" by {by}" if by else ""
+    because = f": {reason}" if reason else ""
+    return f"{what}{who}{because}"

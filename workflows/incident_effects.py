@@ -1,0 +1,188 @@
+"""Workflow-side calls an incident makes to the outside world: pages, Slack posts,
+diagnostic queries, restarts and rollbacks. Each schedules one activity by name with the
+options that suit it; a failure comes back as a message for the timeline, never as an
+exception, because an incident must keep going when one remediation fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+    from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
+    from activities.notify.models import Link, PageInput, PageResult, SlackMessage, SlackPostInput
+    from activities.platforms.activities import PlatformActionInput, PlatformSpec
+    from activities.platforms.base import ActionResult
+    from activities.temporal.activities import AwaitClosedInput
+    from workflows.emergency_models import PlanRollbackInput, RollbackRequest, RollbackResult
+
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
+)
+# A page or a post keeps being retried for this long; the dedup key (PagerDuty) and the
+# heartbeated message ts (Slack) make every retry safe.
+NOTIFY_DEADLINE = timedelta(minutes=10)
+PLATFORM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
+)
+
+
+class EffectFailed(Exception):
+    """An effect did not happen; ``message`` says why, for the timeline."""
+
+
+def _message(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, ActivityError | ChildWorkflowError) else exc
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause)
+
+
+async def page(
+    action: str,
+    dedup_key: str,
+    routing_key_env: str,
+    *,
+    summary: str = "",
+    severity: str = "critical",
+    source: str = "deployflow",
+    details: Mapping[str, Any] | None = None,
+    links: list[Link] | None = None,
+) -> PageResult:
+    """One PagerDuty Events v2 event (trigger, acknowledge or resolve)."""
+    request = PageInput.model_validate(
+        {
+            "action": action,
+            "dedupKey": dedup_key,
+            "routingKeyEnv": routing_key_env,
+            "summary": summary,
+            "severity": severity,
+            "source": source,
+            "component": source,
+            "customDetails": dict(details or {}),
+            "links": links or [],
+        }
+    )
+    try:
+        result: PageResult = await workflow.execute_activity(
+            "page",
+            request,
+            result_type=PageResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=NOTIFY_DEADLINE,
+            retry_policy=NOTIFY_RETRY,
+        )
+    except ActivityError as exc:
+        raise EffectFailed(_message(exc)) from None
+    return result
+
+
+async def post(
+    channel: str,
+    text: str,
+    token_env: str,
+    *,
+    thread_ts: str | None = None,
+    update_ts: str | None = None,
+) -> SlackMessage:
+    """Post to Slack (in a thread when ``thread_ts``), or edit the message ``update_ts``."""
+    request = SlackPostInput(
+        channel=channel, text=text, thread_ts=thread_ts, update_ts=update_ts, token_env=token_env
+    )
+    try:
+        message: SlackMessage = await workflow.execute_activity(
+            "post_slack",
+            request,
+            result_type=SlackMessage,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=NOTIFY_DEADLINE,
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=NOTIFY_RETRY,
+        )
+    except ActivityError as exc:
+        raise EffectFailed(_message(exc)) from None
+    return message
+
+
+async def measure(name: str, provider: MetricProviderSpec, key: str) -> list[float]:
+    """The query's values (one per series); no data or a provider error raise."""
+    output: MeasureOutput = await workflow.execute_activity(
+        "measure",
+        MeasureInput(metric=name, provider=provider, key=key),
+        result_type=MeasureOutput,
+        start_to_close_timeout=timedelta(seconds=30),
+    )
+    if output.error is not None:
+        raise EffectFailed(output.error)
+    return output.values
+
+
+async def restart(platform: PlatformSpec, service: str, server: str, key: str) -> ActionResult:
+    try:
+        result: ActionResult = await workflow.execute_activity(
+            "platform_action",
+            PlatformActionInput(
+                platform=platform, action="restart", target=server, service=service, key=key
+            ),
+            result_type=ActionResult,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=PLATFORM_RETRY,
+        )
+    except ActivityError as exc:
+        raise EffectFailed(_message(exc)) from None
+    return result
+
+
+async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
+    """Emergency rollback of the service's current or last rollout, as a child workflow
+    (or, when one is already running, wait for it): its result, or what it ended as."""
+    try:
+        planned: RollbackRequest = await workflow.execute_activity(
+            "plan_rollback",
+            request,
+            result_type=RollbackRequest,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=PLATFORM_RETRY,
+        )
+    except ActivityError as exc:
+        raise EffectFailed(_message(exc)) from None
+    spec = planned.rollout.spec
+    child_id = f"rollback-{spec.service}-{spec.environment}"
+    try:
+        result: RollbackResult = await workflow.execute_child_workflow(
+            "EmergencyRollback",
+            planned,
+            id=child_id,
+            result_type=RollbackResult,
+            static_summary=f"incident rollback of {spec.service} to {planned.target}",
+        )
+    except ChildWorkflowError as exc:
+        raise EffectFailed(_message(exc)) from None
+    except WorkflowAlreadyStartedError:  # an operator's rollback is running: wait for it
+        status: str = await workflow.execute_activity(
+            "await_closed",
+            AwaitClosedInput(workflow_id=child_id),
+            result_type=str,
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(seconds=30),
+        )
+        return f"a rollback already running ({child_id}) closed: {status.lower()}"
+    return result
