@@ -95,6 +95,9 @@ class IncidentRunbook:
         self._awaiting: ApproveStep | None = None
         self._closing = False
         self._escalation: asyncio.Task[None] | None = None
+        # Levels whose trigger PagerDuty accepted: acknowledge/resolve go to these. A level
+        # acknowledged while its trigger is in flight is acknowledged right after it.
+        self._triggered: list[EscalationLevel] = []
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentStatus:
@@ -144,7 +147,8 @@ class IncidentRunbook:
                 continue
             self._waiting(f"step {index + 1}/{self._status.step_count}: {step.kind}")
             skip_next = not await self._run_step(index, step)
-        self._waiting("the alert to resolve, or someone to resolve the incident")
+        if not self._alert_resolved():  # else the quiet period is what it waits for
+            self._waiting("the alert to resolve, or someone to resolve the incident")
 
     async def _run_step(self, index: int, step: RunbookStep) -> bool:
         """Run one step; False only from an ``approve`` that did not approve."""
@@ -229,8 +233,12 @@ class IncidentRunbook:
         except effects.EffectFailed as exc:
             await self._tell("page", f"paging {level.name} failed: {exc}")
             return
+        # No await between these two lines: `acknowledge` snapshots `_triggered` when it
+        # sets acknowledged_at, so exactly one of them acknowledges this level.
+        acknowledged_meanwhile = self._status.acknowledged_at is not None
+        self._triggered.append(level)
         await self._tell("page", f"paged {level.name}")
-        if self._status.acknowledged_at is not None:  # acknowledged while this page was sent
+        if acknowledged_meanwhile:
             await self._pagers("acknowledge", [level])
 
     async def _restart(self, servers: list[str], platform: PlatformSpec | None, key: str) -> None:
@@ -345,8 +353,7 @@ class IncidentRunbook:
         status.time_to_resolve_seconds = (status.resolved_at - status.opened_at).total_seconds()
         status.phase = IncidentPhase.RESOLVED
         workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(status.phase.value)])
-        levels = [lv for lv in self._levels() if lv.name in status.paged_levels]
-        await self._pagers("resolve", levels)
+        await self._pagers("resolve", self._triggered)
         took = format_duration(timedelta(seconds=round(status.time_to_resolve_seconds)))
         await self._tell("resolved", f"resolved by {resolved_by} after {took}")
         slack = self._input.runbook.spec.slack
@@ -391,9 +398,9 @@ class IncidentRunbook:
         ).total_seconds()
         status.phase = IncidentPhase.ACKNOWLEDGED
         workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(status.phase.value)])
-        paged = [lv for lv in self._levels() if lv.name in status.paged_levels]
+        triggered = list(self._triggered)
         await self._tell("acknowledge", _by("acknowledged", request.by, request.reason))
-        await self._pagers("acknowledge", paged)
+        await self._pagers("acknowledge", triggered)
         return f"acknowledged; escalation stopped (paged: {', '.join(status.paged_levels)})"
 
     @acknowledge.validator

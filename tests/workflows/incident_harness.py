@@ -1,0 +1,154 @@
+"""Stub pager and Slack (registered by name, like the real activities), a runbook builder
+and helpers for IncidentRunbook tests. Hosts, health and rollouts come from the stub fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.notify.models import PageInput, PageResult, SlackMessage, SlackPostInput
+from activities.temporal.activities import WorkflowWatcher
+from tests.workflows.fleet import Fleet, fleet_rollout
+from workflows.emergency import EmergencyRollback
+from workflows.emergency_models import PlanRollbackInput, RollbackRequest
+from workflows.incident import IncidentRunbook
+from workflows.incident_models import (
+    FIRING_SIGNAL,
+    AlertNotification,
+    IncidentInput,
+    IncidentStatus,
+    incident_workflow_id,
+)
+from workflows.registry import BY_STRATEGY
+from workflows.runbook_spec import Runbook
+
+
+def runbook(steps: list[dict[str, Any]], **spec: Any) -> Runbook:
+    body: dict[str, Any] = {
+        "match": {"alertname": "CheckoutErrors"},
+        "slack": {"channel": "#incidents"},
+        "steps": steps,
+        **spec,
+    }
+    return Runbook.model_validate(
+        {
+            "apiVersion": "deployflow/v1",
+            "kind": "Runbook",
+            "metadata": {"name": "checkout-errors"},
+            "spec": body,
+        }
+    )
+
+
+def notification(status: str = "firing", group: str | None = None) -> AlertNotification:
+    return AlertNotification(
+        status=status,  # type: ignore[arg-type]
+        group_key=group or f'{{}}:{{alertname="CheckoutErrors", run="{uuid.uuid4().hex}"}}',
+        group_labels={"alertname": "CheckoutErrors"},
+        common_labels={
+            "alertname": "CheckoutErrors",
+            "service": "checkout",
+            "environment": "production",
+            "severity": "critical",
+        },
+        common_annotations={"summary": "5xx above 50 %"},
+    )
+
+
+@dataclass
+class Notifiers:
+    """What the stub PagerDuty and Slack saw, and the fleet behind the remediation steps."""
+
+    fleet: Fleet = field(default_factory=Fleet)
+    pages: list[PageInput] = field(default_factory=list)
+    posts: list[SlackPostInput] = field(default_factory=list)
+    rollback_plans: list[PlanRollbackInput] = field(default_factory=list)
+
+    def page_log(self) -> list[tuple[str, str]]:
+        return [(p.action, p.routing_key_env) for p in self.pages]
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="page")
+        async def page(input: PageInput) -> PageResult:
+            self.pages.append(input)
+            return PageResult(action=input.action, dedup_key=input.dedup_key, status="success")
+
+        @activity.defn(name="post_slack")
+        async def post_slack(input: SlackPostInput) -> SlackMessage:
+            self.posts.append(input)
+            ts = input.update_ts or f"1700000000.{len(self.posts):06d}"
+            return SlackMessage(channel="C0INCIDENT", ts=ts, thread_ts=input.thread_ts)
+
+        @activity.defn(name="plan_rollback")
+        async def plan_rollback(input: PlanRollbackInput) -> RollbackRequest:
+            self.rollback_plans.append(input)
+            spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
+            return RollbackRequest(rollout=spec, target="v1", reason=input.reason)
+
+        return [page, post_slack, plan_rollback]
+
+
+@asynccontextmanager
+async def incident_worker(env: WorkflowEnvironment, stubs: Notifiers) -> AsyncIterator[str]:
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[IncidentRunbook, EmergencyRollback, *BY_STRATEGY.values()],
+        activities=[
+            *stubs.fleet.activities(),
+            *stubs.activities(),
+            WorkflowWatcher(env.client).await_closed,
+        ],
+    ):
+        yield task_queue
+
+
+async def open_incident(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    book: Runbook,
+    alert: AlertNotification | None = None,
+) -> WorkflowHandle[Any, IncidentStatus]:
+    """Signal-with-start, as the intake does."""
+    alert = alert or notification()
+    return await env.client.start_workflow(
+        IncidentRunbook.run,
+        IncidentInput(runbook=book, notification=alert, ui_url="http://ui.test/incident"),
+        id=incident_workflow_id(alert.group_key, "CheckoutErrors"),
+        task_queue=task_queue,
+        start_signal=FIRING_SIGNAL,
+        start_signal_args=[alert],
+    )
+
+
+async def status_when(
+    handle: WorkflowHandle[Any, IncidentStatus],
+    predicate: Callable[[IncidentStatus], bool],
+    timeout: float = 15.0,
+) -> IncidentStatus:
+    """Poll the ``status`` query until ``predicate`` holds (bounded)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            status = await handle.query(IncidentRunbook.status)
+            if predicate(status):
+                return status
+            await asyncio.sleep(0.05)
+
+
+async def rejection(handle: WorkflowHandle[Any, IncidentStatus], update: Any, arg: Any) -> str:
+    """The validator's message when ``update`` is rejected (fails the test if accepted)."""
+    try:
+        await handle.execute_update(update, arg)
+    except WorkflowUpdateFailedError as exc:
+        return str(getattr(exc.cause, "message", exc.cause))
+    raise AssertionError(f"{update} was accepted")

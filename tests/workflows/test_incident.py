@@ -1,0 +1,207 @@
+"""IncidentRunbook with time skipping: escalation, acknowledgement, approval gates,
+resolution, and repeated notifications that must not page twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.workflows.incident_harness import (
+    Notifiers,
+    incident_worker,
+    notification,
+    open_incident,
+    rejection,
+    runbook,
+    status_when,
+)
+from workflows.incident import IncidentRunbook
+from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput, IncidentPhase
+from workflows.rollout_models import OperatorInput
+
+LEVELS = {
+    "levels": [
+        {"name": "primary", "routingKeyEnv": "PD_PRIMARY", "ackTimeout": "5m"},
+        {"name": "secondary", "routingKeyEnv": "PD_SECONDARY", "ackTimeout": "10m"},
+        {"name": "manager", "routingKeyEnv": "PD_MANAGER"},
+    ]
+}
+ALICE = OperatorInput(by="alice", reason="looking")
+
+
+async def test_unacknowledged_page_escalates_level_by_level_after_each_timeout(temporal_env):
+    stubs = Notifiers()
+    book = runbook([{"page": {}}], escalation=LEVELS)
+    async with incident_worker(temporal_env, stubs) as tq:
+        handle = await open_incident(temporal_env, tq, book)
+        status = await status_when(handle, lambda s: len(s.paged_levels) == 3)
+        await handle.execute_update(IncidentRunbook.resolve, ALICE)
+        result = await handle.result()
+    assert status.paged_levels == ["primary", "secondary", "manager"]
+    triggers = [e for e in result.timeline if e.kind == "page" and e.message.startswith("paged")]
+    assert triggers[1].at - triggers[0].at >= timedelta(minutes=5)
+    assert triggers[2].at - triggers[1].at >= timedelta(minutes=10)
+    assert {p.dedup_key for p in stubs.pages} == {result.dedup_key}
+    assert stubs.page_log() == [
+        ("trigger", "PD_PRIMARY"),
+        ("trigger", "PD_SECONDARY"),
+        ("trigger", "PD_MANAGER"),
+        ("resolve", "PD_PRIMARY"),
+        ("resolve", "PD_SECONDARY"),
+        ("resolve", "PD_MANAGER"),
+    ]
+    assert result.resolved_by == "alice"
+
+
+async def test_acknowledgement_stops_escalation(temporal_env):
+    stubs = Notifiers()
+    book = runbook([{"page": {}}], escalation=LEVELS)
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await open_incident(temporal_env, tq, book)
+        await status_when(handle, lambda s: s.paged_levels == ["primary"])
+        await handle.execute_update(IncidentRunbook.acknowledge, ALICE)
+        assert "already acknowledged by alice" in await rejection(
+            handle, IncidentRunbook.acknowledge, ALICE
+        )
+        assert "acknowledged by alice" in await rejection(
+            handle, IncidentRunbook.escalate, OperatorInput()
+        )
+        await temporal_env.fast_forward(handle, timedelta(minutes=30))
+        status = await handle.query(IncidentRunbook.status)
+        await handle.execute_update(IncidentRunbook.resolve, ALICE)
+        result = await handle.result()
+    assert status.paged_levels == ["primary"]
+    assert status.phase is IncidentPhase.ACKNOWLEDGED
+    assert status.time_to_acknowledge_seconds is not None
+    assert stubs.page_log() == [
+        ("trigger", "PD_PRIMARY"),
+        ("acknowledge", "PD_PRIMARY"),
+        ("resolve", "PD_PRIMARY"),
+    ]
+    assert result.time_to_resolve_seconds is not None
+    assert result.time_to_resolve_seconds >= status.time_to_acknowledge_seconds
+
+
+async def test_escalate_pages_the_next_level_at_once(temporal_env):
+    stubs = Notifiers()
+    book = runbook([{"page": {}}], escalation=LEVELS)
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await open_incident(temporal_env, tq, book)
+        await status_when(handle, lambda s: s.paged_levels == ["primary"])
+        await handle.execute_update(IncidentRunbook.escalate, OperatorInput(by="bob"))
+        status = await status_when(handle, lambda s: len(s.paged_levels) == 2)
+        await handle.execute_update(IncidentRunbook.resolve, ALICE)
+        await handle.result()
+    assert status.paged_levels == ["primary", "secondary"]
+
+
+async def test_approve_gate_blocks_the_rollback_until_approved(temporal_env):
+    stubs = Notifiers()
+    book = runbook(
+        [
+            {"notify": {"text": "{{alertname}}: {{summary}}"}},
+            {"approve": {"description": "roll checkout back?", "approvers": ["alice"]}},
+            {"rollback": {}},
+        ]
+    )
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await open_incident(temporal_env, tq, book)
+        waiting = await status_when(handle, lambda s: "approval" in (s.waiting_for or ""))
+        assert stubs.rollback_plans == []
+        assert "by: must be one of alice" in await rejection(
+            handle, IncidentRunbook.approve, ApproveInput(by="mallory")
+        )
+        await handle.execute_update(IncidentRunbook.approve, ApproveInput(by="alice"))
+        done = await status_when(
+            handle, lambda s: any(e.kind == "rollback" and "done" in e.message for e in s.timeline)
+        )
+        await handle.signal(RESOLVED_SIGNAL, notification("resolved"))
+        result = await handle.result()
+    assert waiting.step == 2
+    assert [p.service for p in stubs.rollback_plans] == ["checkout"]
+    assert stubs.fleet.actions("deploy") != [] or "live" in done.timeline[-1].message
+    assert result.resolved_by == "alertmanager"
+    thread = [p for p in stubs.posts if p.thread_ts]
+    assert any("approved by alice" in p.text for p in thread)
+    assert any("rollback done" in p.text for p in thread)
+
+
+async def test_rejected_approval_skips_the_gated_step_only(temporal_env):
+    stubs = Notifiers()
+    book = runbook(
+        [
+            {"approve": {}},
+            {"rollback": {}},
+            {"notify": {"text": "still here"}},
+        ]
+    )
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await open_incident(temporal_env, tq, book)
+        await status_when(handle, lambda s: "approval" in (s.waiting_for or ""))
+        await handle.execute_update(IncidentRunbook.approve, ApproveInput(approved=False, by="bob"))
+        await status_when(handle, lambda s: s.slack is not None)
+        await handle.execute_update(IncidentRunbook.resolve, OperatorInput(by="bob"))
+        result = await handle.result()
+    assert stubs.rollback_plans == []
+    assert any(e.kind == "skipped" for e in result.timeline)
+    assert stubs.posts[0].text.startswith("still here")
+
+
+async def test_repeated_notifications_reach_one_incident_and_page_once(temporal_env):
+    stubs = Notifiers()
+    book = runbook([{"page": {}}, {"notify": {"text": "{{alertname}}"}}])
+    alert = notification()
+    async with incident_worker(temporal_env, stubs) as tq:
+        handles = [await open_incident(temporal_env, tq, book, alert) for _ in range(3)]
+        assert len({(h.id, h.result_run_id) for h in handles}) == 1
+        await status_when(handles[0], lambda s: s.notifications == 3 and s.slack is not None)
+        await handles[0].signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
+        result = await handles[0].result()
+    assert [p.action for p in stubs.pages] == ["trigger", "resolve"]
+    assert len([p for p in stubs.posts if p.thread_ts is None and p.update_ts is None]) == 1
+    assert result.phase is IncidentPhase.RESOLVED
+
+
+async def test_alert_firing_again_in_the_quiet_period_keeps_the_incident_open(temporal_env):
+    stubs = Notifiers()
+    book = runbook([{"page": {}}], resolveQuietPeriod="5m")
+    alert = notification()
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await open_incident(temporal_env, tq, book, alert)
+        await status_when(handle, lambda s: s.paged_levels == ["on-call"])
+        with temporal_env.with_time_skipping_disabled():
+            await handle.signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
+            await status_when(handle, lambda s: "quiet period" in (s.waiting_for or ""))
+            await open_incident(temporal_env, tq, book, alert)  # fires again
+        await status_when(handle, lambda s: any(e.message == "firing again" for e in s.timeline))
+        await temporal_env.fast_forward(handle, timedelta(minutes=10))
+        still = await handle.query(IncidentRunbook.status)
+        await handle.signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
+        await temporal_env.fast_forward(handle, timedelta(minutes=6))
+        result = await handle.result()
+    assert still.phase is IncidentPhase.TRIGGERED
+    assert result.resolved_by == "alertmanager"
+    assert [p.action for p in stubs.pages] == ["trigger", "resolve"]
+
+
+async def test_restart_step_restarts_every_target_server(temporal_env):
+    stubs = Notifiers()
+    target = {
+        "platform": {"command": {"deploy": ["true"], "restart": ["restart", "{host}"]}},
+        "servers": ["10.0.0.1:80", "10.0.0.2:80"],
+    }
+    book = runbook([{"restart": {}}], service="checkout", target=target)
+    async with incident_worker(temporal_env, stubs) as tq:
+        handle = await open_incident(temporal_env, tq, book)
+        status = await status_when(handle, lambda s: s.restarts == 2)
+        await handle.execute_update(IncidentRunbook.resolve, ALICE)
+        await handle.result()
+    assert stubs.fleet.actions("restart") == [
+        ("restart", "10.0.0.1:80", None),
+        ("restart", "10.0.0.2:80", None),
+    ]
+    assert status.restarts == 2
