@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import devserver, emergency, history, pipelines, rollouts
+from starters import devserver, emergency, history, incidents, pipelines, rollouts
 from starters.errors import EXIT_INVALID, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
 from workers.config import TemporalConfig
@@ -26,7 +26,7 @@ from workflows.spec import SpecError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deployflow",
-        description="Durable progressive delivery on Temporal.",
+        description="Durable progressive delivery and incident response on Temporal.",
         epilog="Temporal: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default).",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipelines.add_parsers(subparsers)
     emergency.add_parser(subparsers)
     history.add_parser(subparsers)
+    incidents.add_parsers(subparsers)
     return parser
 
 

@@ -75,35 +75,58 @@ def last_good(timeline: list[Deployed], running: bool) -> str | None:
     return None
 
 
-async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    running_id = rollout_workflow_id(args.service, args.env)
+async def plan(
+    client: Client,
+    service: str,
+    env: str,
+    to: str | None = None,
+    reason: str | None = None,
+    by: str | None = None,
+) -> RollbackRequest:
+    """The EmergencyRollback request for ``service`` in ``env``, from history: what to go
+    back to, the spec, what the router lists run. ``UsageError`` when history knows no
+    good version and ``to`` names none."""
+    running_id = rollout_workflow_id(service, env)
     running = await _running(client, running_id)
-    timeline = await _timeline(client, args.service, args.env)
+    timeline = await _timeline(client, service, env)
     live, idle = lists_after(timeline)
-    target = args.to or last_good(timeline, running)
-    if idle is None and args.to and args.to != live and not running:
+    target = to or last_good(timeline, running)
+    if idle is None and to and to != live and not running:
         # History never saw what the idle list runs (e.g. it was there before the first
         # rollout deployflow knows of): take the operator's word for it.
         print(
-            f"history does not say what the idle list runs; assuming {args.to} (--to)",
+            f"history does not say what the idle list runs; assuming {to} (--to)",
             file=sys.stderr,
         )
-        idle = args.to
+        idle = to
     if target is None and not running:
         raise UsageError("--to: history knows no other good version; name one with --to VERSION")
     revision = next(
         (r.revision for r in reversed(timeline) if r.version == target and r.revision), None
     )
-    request = RollbackRequest(
+    return RollbackRequest(
         rollout=await _spec(client, running_id if running else None, timeline),
         target=target,
         cancel_workflow_id=running_id if running else None,
         live=live,
         idle=idle,
         database_revision=revision,
-        reason=args.reason or "emergency rollback",
-        by=os.environ.get("DEPLOYFLOW_USER") or None,
+        reason=reason or "emergency rollback",
+        by=by,
     )
+
+
+async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    request = await plan(
+        client,
+        args.service,
+        args.env,
+        args.to,
+        args.reason,
+        os.environ.get("DEPLOYFLOW_USER") or None,
+    )
+    target, running_id = request.target, request.cancel_workflow_id
+    running = running_id is not None
     print(
         f"rolling {args.service} in {args.env} back to {target or 'what ran before'}"
         + (f" (cancelling {running_id})" if running else ""),

@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 from activities.health.activities import check_health, run_smoke_tests
 from activities.metrics.activities import measure
 from activities.migrations.activities import current_revision, migrate, resolve_target
+from activities.notify.activities import page, post_slack
 from activities.platforms.activities import current_version, platform_action
 from activities.routing.activities import (
     get_server_states,
@@ -31,13 +32,20 @@ from activities.routing.activities import (
 )
 from activities.temporal.activities import WorkflowWatcher
 from workers.config import TemporalConfig
+from workers.remediation import Remediation
 from workflows.emergency import EmergencyRollback
+from workflows.incident import IncidentRunbook
 from workflows.pipeline import PromotionPipeline
 from workflows.registry import BY_STRATEGY
 
 log = structlog.get_logger()
 
-WORKFLOWS: Sequence[type] = (*BY_STRATEGY.values(), PromotionPipeline, EmergencyRollback)
+WORKFLOWS: Sequence[type] = (
+    *BY_STRATEGY.values(),
+    PromotionPipeline,
+    EmergencyRollback,
+    IncidentRunbook,
+)
 ACTIVITIES: Sequence[Callable[..., Any]] = (
     set_weight,
     get_weights,
@@ -51,16 +59,26 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     current_revision,
     resolve_target,
     migrate,
+    page,
+    post_slack,
 )
 ACTIVITY_THREADS = 32
 
 
-def build_worker(client: Client, task_queue: str, executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client, task_queue: str, executor: ThreadPoolExecutor, ui_url: str | None = None
+) -> Worker:
+    remediation = Remediation(client, task_queue, ui_url)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*ACTIVITIES, WorkflowWatcher(client).await_closed],
+        activities=[
+            *ACTIVITIES,
+            WorkflowWatcher(client).await_closed,
+            remediation.plan_rollback,
+            remediation.open_incident,
+        ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         graceful_shutdown_timeout=timedelta(seconds=15),
@@ -73,7 +91,7 @@ async def run_worker(config: TemporalConfig, stop: asyncio.Event) -> None:
     with ThreadPoolExecutor(
         max_workers=ACTIVITY_THREADS, thread_name_prefix="activity"
     ) as executor:
-        async with build_worker(client, config.task_queue, executor):
+        async with build_worker(client, config.task_queue, executor, config.ui_url):
             log.info(
                 "worker started",
                 address=config.address,

@@ -65,6 +65,13 @@ class IncidentInput(Model):
     ui_url: str | None = None
 
 
+class OpenIncidentInput(Model):
+    """What a monitor asks the ``open_incident`` activity for (the intake's path)."""
+
+    notification: AlertNotification
+    runbook: Runbook
+
+
 class IncidentPhase(StrEnum):
     TRIGGERED = "Triggered"
     ACKNOWLEDGED = "Acknowledged"

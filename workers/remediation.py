@@ -1,0 +1,57 @@
+"""Activities that act through Temporal itself on behalf of incidents and monitors.
+
+They hold the worker's client, so they live here rather than in ``activities/`` (which
+never imports workflow types): ``plan_rollback`` reads a service's history the way
+``deployflow rollback`` does, and ``open_incident`` delivers a notification the way the
+Alertmanager intake does (signal-with-start: an open incident is signalled, not reopened).
+"""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+from temporalio.client import Client
+
+from activities import errors
+from starters import emergency, intake
+from starters.errors import UsageError
+from workflows.emergency_models import PlanRollbackInput, RollbackRequest
+from workflows.incident_models import OpenIncidentInput
+
+log = structlog.get_logger()
+
+
+class Remediation:
+    """Registered as bound methods: ``plan_rollback`` and ``open_incident``."""
+
+    def __init__(self, client: Client, task_queue: str, ui_base: str | None) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        self._ui_base = ui_base
+
+    @activity.defn(name="plan_rollback")
+    async def plan_rollback(self, input: PlanRollbackInput) -> RollbackRequest:
+        """What an emergency rollback of the service needs, from its history."""
+        try:
+            request = await emergency.plan(
+                self._client, input.service, input.environment, input.to, input.reason, input.by
+            )
+        except UsageError as exc:
+            raise errors.failure(errors.ROLLBACK_IMPOSSIBLE, str(exc)) from None
+        log.info(
+            "plan_rollback",
+            service=input.service,
+            environment=input.environment,
+            target=request.target,
+            cancelling=request.cancel_workflow_id,
+        )
+        return request
+
+    @activity.defn(name="open_incident")
+    async def open_incident(self, input: OpenIncidentInput) -> str:
+        """Open (or signal the open) incident for the notification; its workflow id."""
+        delivery = await intake.deliver(
+            self._client, self._task_queue, input.notification, [input.runbook], self._ui_base
+        )
+        log.info("open_incident", workflow_id=delivery.workflow_id, action=delivery.action)
+        return delivery.workflow_id
