@@ -447,6 +447,8 @@ class SlackServer(LocalServer):
 
     def _channel_id(self, channel: str, create: bool) -> str | None:
         name = channel.removeprefix("#")
+        if not name:
+            return None
         if name in self._channels.values():
             return name
         if name not in self._channels and create:
@@ -474,7 +476,7 @@ class SlackServer(LocalServer):
         return Reply(200, {"ok": True, "channel": channel, "ts": ts, "message": _shown(message)})
 
     def _update(self, params: dict[str, Any]) -> Reply:
-        channel = self._channel_id(str(params.get("channel", "")), create=False)
+        channel = self._channel_id(str(params.get("channel", "")), not self.allow_listed)
         if not channel:
             return _slack_error("channel_not_found")
         message = self._find(channel, params.get("ts"))
