@@ -33,6 +33,7 @@ are removed on exit.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import shlex
@@ -152,13 +153,12 @@ class LocalServer:
     def requests(self) -> list[dict[str, Any]]:
         """Every API request so far, faulted ones included: ``path`` and answered ``status``."""
         with self._lock:
-            return json.loads(json.dumps(self._requests))  # type: ignore[no-any-return]
+            return copy.deepcopy(self._requests)
 
     def received(self) -> dict[str, Any]:
         """What ``GET /_received`` answers."""
         with self._lock:
-            document = {"requests": self._requests, **self.snapshot()}
-            return json.loads(json.dumps(document))  # type: ignore[no-any-return]
+            return copy.deepcopy({"requests": self._requests, **self.snapshot()})
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
         raise NotImplementedError
@@ -175,8 +175,11 @@ class LocalServer:
             return Reply(200, self.received())
         if method == "POST" and path == "/_faults":
             spec = _json_object(body) or {}
-            status, times = spec.get("status"), spec.get("times")
-            self.fail(status, times, int(spec.get("retry_after", 0)))
+            status, times, retry_after = (spec.get(k) for k in ("status", "times", "retry_after"))
+            if not all(v is None or type(v) is int for v in (status, times, retry_after)):
+                expected = '{"status": int|null, "times": int|null, "retry_after": int|null}'
+                return Reply(400, {"message": f"expected {expected}"})
+            self.fail(status, times, retry_after or 0)
             return Reply(200, {"status": status, "times": times})
         if method != "POST":
             return Reply(405, {"message": f"{method} not allowed"})
@@ -215,10 +218,8 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            parts = urlsplit(self.path)
-            if parts.query:
-                headers["x-query"] = parts.query
-            reply = server.dispatch(self.command, parts.path, headers, body)
+            path = urlsplit(self.path).path
+            reply = server.dispatch(self.command, path, headers, body)
             payload = json.dumps(reply.body).encode()
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -426,11 +427,10 @@ class SlackServer(LocalServer):
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
         method = path.removeprefix("/api/")
-        params = dict(parse_qsl(headers.get("x-query", "")))
         if "json" in headers.get("content-type", ""):
-            params.update(_json_object(body) or {})
+            params = _json_object(body) or {}
         else:
-            params.update(parse_qsl(body.decode()))
+            params = dict(parse_qsl(body.decode()))
         auth = headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not auth.removeprefix("Bearer ").strip():
             return _slack_error("not_authed")
@@ -443,7 +443,7 @@ class SlackServer(LocalServer):
             return self._post(params)
         if method == "chat.update":
             return self._update(params)
-        return Reply(404, {"ok": False, "error": "unknown_method"})
+        return _slack_error("unknown_method")
 
     def _channel_id(self, channel: str, create: bool) -> str | None:
         name = channel.removeprefix("#")
