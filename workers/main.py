@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.health.activities import check_health, run_smoke_tests
 from activities.metrics.activities import measure
+from activities.metrics.trend import memory_trend
 from activities.migrations.activities import current_revision, migrate, resolve_target
 from activities.notify.activities import page, post_slack
 from activities.platforms.activities import current_version, platform_action
@@ -34,7 +35,9 @@ from activities.temporal.activities import WorkflowWatcher
 from workers.config import TemporalConfig
 from workers.remediation import Remediation
 from workflows.emergency import EmergencyRollback
+from workflows.healer import SelfHealer
 from workflows.incident import IncidentRunbook
+from workflows.monitor import ServiceMonitorRun
 from workflows.pipeline import PromotionPipeline
 from workflows.registry import BY_STRATEGY
 
@@ -45,6 +48,8 @@ WORKFLOWS: Sequence[type] = (
     PromotionPipeline,
     EmergencyRollback,
     IncidentRunbook,
+    ServiceMonitorRun,
+    SelfHealer,
 )
 ACTIVITIES: Sequence[Callable[..., Any]] = (
     set_weight,
@@ -52,6 +57,7 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     set_server_states,
     get_server_states,
     measure,
+    memory_trend,
     platform_action,
     current_version,
     check_health,

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         SmokeReport,
         SmokeTestInput,
     )
+    from activities.health.spec import HealthCheck
     from activities.platforms.activities import CurrentVersionInput, PlatformActionInput
     from activities.platforms.base import Action, ActionResult
     from activities.routing.activities import (
@@ -120,6 +121,11 @@ async def check_health(rollout: Rollout, target: str, key: str) -> HealthReport 
     check = rollout.spec.health_check
     if check is None:
         return None
+    return await check_target(check, target, key)
+
+
+async def check_target(check: HealthCheck, target: str, key: str) -> HealthReport:
+    """``check``'s verdict on ``target``: probes until the thresholds decide."""
     rounds = check.failure_threshold + check.success_threshold
     budget = check.initial_delay_seconds + 10 * rounds * (
         check.period_seconds + check.timeout_seconds

@@ -1,0 +1,225 @@
+"""ServiceMonitor runs and the SelfHealer with time skipping: what a run finds, who it
+tells, and a restart budget that holds across runs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput, SeriesTrend
+from tests.workflows.fleet import STABLE, Fleet
+from workflows.healer import SelfHealer
+from workflows.incident_models import OpenIncidentInput
+from workflows.monitor import ServiceMonitorRun
+from workflows.monitor_models import (
+    REPORT_SIGNAL,
+    Finding,
+    HealerInput,
+    HealerStatus,
+    HealReport,
+    MonitorResult,
+    healer_workflow_id,
+)
+from workflows.monitor_spec import ServiceMonitor, parse_monitor
+
+PROM = {"prometheus": {"address": "http://127.0.0.1:9", "query": "up"}}
+RUNBOOK = {
+    "apiVersion": "deployflow/v1",
+    "kind": "Runbook",
+    "metadata": {"name": "checkout-unhealthy"},
+    "spec": {"steps": [{"page": {}}]},
+}
+
+
+def monitor(**spec: Any) -> ServiceMonitor:
+    body: dict[str, Any] = {
+        "service": "checkout",
+        "environment": f"test-{uuid.uuid4().hex[:8]}",
+        "schedule": {"offHours": {"every": "15m"}},
+        "servers": STABLE,
+        "healthCheck": {"http": {"path": "/healthz"}, "periodSeconds": 1},
+        "selfHealing": {
+            "platform": {"command": {"deploy": ["true"], "restart": ["restart", "{host}"]}},
+            "maxRestarts": 2,
+            "per": "1h",
+            "backoff": "1m",
+            "verifyAfter": "1s",
+        },
+        "incident": {"runbook": "checkout-unhealthy"},
+        **spec,
+    }
+    document = {
+        "apiVersion": "deployflow/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": "checkout"},
+        "spec": body,
+    }
+    return parse_monitor([document, RUNBOOK])
+
+
+class Pager:
+    """Stub ``open_incident`` and ``memory_trend``; the fleet does hosts and health."""
+
+    def __init__(self, fleet: Fleet, trend: Callable[[], list[SeriesTrend]] = list) -> None:
+        self.fleet = fleet
+        self.trend = trend
+        self.opened: list[OpenIncidentInput] = []
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="open_incident")
+        async def open_incident(input: OpenIncidentInput) -> str:
+            self.opened.append(input)
+            return "incident-serviceunhealthy-test"
+
+        @activity.defn(name="memory_trend")
+        async def memory_trend(input: MemoryTrendInput) -> MemoryTrendOutput:
+            return MemoryTrendOutput(series=self.trend())
+
+        return [*self.fleet.activities(), open_incident, memory_trend]
+
+    def firing(self) -> list[str]:
+        return [
+            o.notification.common_annotations["summary"]
+            for o in self.opened
+            if o.notification.status == "firing"
+        ]
+
+
+@asynccontextmanager
+async def worker(env: WorkflowEnvironment, pager: Pager) -> AsyncIterator[str]:
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[ServiceMonitorRun, SelfHealer],
+        activities=pager.activities(),
+    ):
+        yield task_queue
+
+
+def report(*servers: str) -> HealReport:
+    finding = Finding(kind="unresponsive", message="unhealthy", servers=list(servers))
+    return HealReport(
+        run_id=f"run-{uuid.uuid4().hex[:6]}", at=datetime.now(UTC), findings=[finding]
+    )
+
+
+async def start_healer(
+    env: WorkflowEnvironment, tq: str, m: ServiceMonitor
+) -> WorkflowHandle[Any, HealerStatus]:
+    return await env.client.start_workflow(
+        SelfHealer.run,
+        HealerInput(monitor=m, report=report(STABLE[0])),
+        id=healer_workflow_id(m.spec.service, m.spec.environment),
+        task_queue=tq,
+    )
+
+
+async def healer_when(handle, predicate, timeout: float = 15.0) -> HealerStatus:
+    async with asyncio.timeout(timeout):
+        while True:
+            status = await handle.query(SelfHealer.status)
+            if predicate(status):
+                return status
+            await asyncio.sleep(0.05)
+
+
+async def test_restart_budget_holds_across_reports_then_an_incident_opens(temporal_env):
+    fleet = Fleet()
+    pager = Pager(fleet)
+    m = monitor()
+    async with worker(temporal_env, pager) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await start_healer(temporal_env, tq, m)
+            await healer_when(handle, lambda s: len(s.restarts) == 1)
+            await handle.signal(REPORT_SIGNAL, report(STABLE[0]))
+            backoff = await healer_when(handle, lambda s: "backoff" in (s.waiting_for or ""))
+            assert fleet.actions("restart") == [("restart", STABLE[0], None)]
+        await temporal_env.fast_forward(handle, timedelta(seconds=61))
+        await healer_when(handle, lambda s: len(s.restarts) == 2)
+        with temporal_env.with_time_skipping_disabled():
+            await handle.signal(REPORT_SIGNAL, report(STABLE[0]))
+            await healer_when(handle, lambda s: s.incidents != [])
+        await temporal_env.fast_forward(handle, timedelta(hours=2))
+        result = await handle.result()
+    assert "backoff" in (backoff.waiting_for or "")
+    assert len(fleet.actions("restart")) == 2
+    first, second = result.restarts
+    assert second - first >= timedelta(minutes=1)
+    assert len(pager.firing()) == 1
+    assert "restart budget exhausted (2 in 1h)" in pager.firing()[0]
+
+
+async def test_a_restart_that_does_not_help_opens_an_incident(temporal_env):
+    fleet = Fleet(unhealthy={(STABLE[0], "v1")})
+    pager = Pager(fleet)
+    m = monitor()
+    async with worker(temporal_env, pager) as tq:
+        handle = await start_healer(temporal_env, tq, m)
+        result = await handle.result()
+    assert fleet.actions("restart") == [("restart", STABLE[0], None)]
+    assert len(result.restarts) == 1
+    assert "restart did not help" in pager.firing()[0]
+
+
+async def test_monitor_run_hands_unhealthy_servers_to_the_healer_and_slo_breaches_to_an_incident(
+    temporal_env,
+):
+    fleet = Fleet(unhealthy={(STABLE[1], "v1")}, measure_values=lambda n: [0.2])
+    pager = Pager(fleet)
+    slo = {"name": "error-rate", "provider": PROM, "successCondition": "result[0] < 0.01"}
+    m = monitor(slos=[slo])
+    async with worker(temporal_env, pager) as tq:
+        result: MonitorResult = await temporal_env.client.execute_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
+        )
+        healer = temporal_env.client.get_workflow_handle_for(
+            SelfHealer.run, healer_workflow_id(m.spec.service, m.spec.environment)
+        )
+        healed = await healer.result()
+    assert not result.healthy
+    assert [f.kind for f in result.findings] == ["unresponsive", "slo"]
+    assert result.findings[0].servers == [STABLE[1]]
+    assert result.actions[0].startswith("started healer-checkout-")
+    assert "error-rate = 0.2: not result[0] < 0.01" in pager.firing()[0]
+    assert fleet.actions("restart") == [("restart", STABLE[1], None)]
+    assert healed.reports == 1
+
+
+async def test_a_steady_memory_climb_is_a_leak_and_a_clean_run_resolves(temporal_env):
+    fleet = Fleet()
+    climbing = [
+        SeriesTrend(
+            labels={"instance": STABLE[0]},
+            points=30,
+            first=1e8,
+            last=3e8,
+            slope_per_second=2**20,  # 60 MiB/min
+            r2=0.99,
+        )
+    ]
+    leak = {"provider": PROM, "window": "10m", "minGrowthPerMinute": "10Mi"}
+    pager = Pager(fleet, trend=lambda: climbing)
+    m = monitor(memoryLeak=leak, selfHealing=None)
+    async with worker(temporal_env, pager) as tq:
+        leaking: MonitorResult = await temporal_env.client.execute_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
+        )
+        pager.trend = list
+        clean: MonitorResult = await temporal_env.client.execute_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
+        )
+    assert [f.kind for f in leaking.findings] == ["memory-leak"]
+    assert leaking.findings[0].servers == [STABLE[0]]
+    assert "+60.0 MiB/min" in leaking.findings[0].message
+    assert clean.healthy
+    assert [o.notification.status for o in pager.opened] == ["firing", "resolved"]

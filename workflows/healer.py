@@ -1,0 +1,147 @@
+"""SelfHealer: restarts one service that monitors found unresponsive or leaking, within a
+restart budget, and opens an incident when restarting is not allowed or did not help.
+
+One per service and environment (id ``healer-<service>-<env>``), started by the first
+monitor run that finds a problem and signalled (``report``) by the later ones. It keeps
+the restart times of the budget window (``maxRestarts`` per ``per``, each restart waiting
+``backoff`` * 2^(n-1) after the previous one) and ends once a whole window passes without
+a report — by then the budget is whole again, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import host_ops
+    from workflows import incident_effects as effects
+    from workflows.durations import format_duration, parse_duration
+    from workflows.incident_models import OpenIncidentInput
+    from workflows.monitor_models import (
+        HealerInput,
+        HealerStatus,
+        HealReport,
+        monitor_notification,
+    )
+    from workflows.monitor_spec import SelfHealing
+    from workflows.rollout_models import TIMELINE_LIMIT, Event
+
+
+@workflow.defn(name="SelfHealer")
+class SelfHealer:
+    @workflow.init
+    def __init__(self, input: HealerInput) -> None:
+        spec = input.monitor.spec
+        assert spec.self_healing is not None  # monitors start a healer only with selfHealing
+        self._monitor = input.monitor
+        self._policy: SelfHealing = spec.self_healing
+        self._pending: list[HealReport] = [input.report]
+        self._status = HealerStatus(
+            service=spec.service,
+            environment=spec.environment,
+            max_restarts=self._policy.max_restarts,
+        )
+
+    @workflow.run
+    async def run(self, input: HealerInput) -> HealerStatus:
+        window = parse_duration(self._policy.per)
+        while True:
+            self._waiting(f"a report (ends after {format_duration(window)} without one)")
+            try:
+                await workflow.wait_condition(lambda: bool(self._pending), timeout=window)
+            except TimeoutError:
+                break
+            report = self._pending[-1]  # the newest says most; older ones are superseded
+            self._pending.clear()
+            self._status.reports += 1
+            await self._heal(report)
+        self._event("done", f"no report for {format_duration(window)}: budget whole again")
+        return self._status
+
+    async def _heal(self, report: HealReport) -> None:
+        servers = sorted({s for f in report.findings for s in f.servers})
+        problem = "; ".join(f.message for f in report.findings)
+        self._event("report", f"{report.run_id}: {problem}")
+        window = parse_duration(self._policy.per)
+        now = workflow.now()
+        self._status.restarts = [t for t in self._status.restarts if now - t < window]
+        used = len(self._status.restarts)
+        if used >= self._policy.max_restarts:
+            reason = f"restart budget exhausted ({used} in {self._policy.per}): {problem}"
+            await self._incident(reason)
+            return
+        if self._status.restarts:
+            ready_at = self._status.restarts[-1] + self._policy.backoff_after(used)
+            if ready_at > now:
+                self._waiting(f"backoff until {ready_at:%H:%M:%S} before restart {used + 1}")
+                await workflow.sleep(ready_at - now)
+        await self._restart(servers, problem)
+
+    async def _restart(self, servers: list[str], problem: str) -> None:
+        spec = self._monitor.spec
+        key = f"{workflow.info().workflow_id}/restart-{self._status.reports}"
+        self._status.restarts.append(workflow.now())
+        for server in servers:
+            self._waiting(f"restarting {server}")
+            try:
+                await effects.restart(
+                    self._policy.platform, spec.service, server, f"{key}/{server}"
+                )
+            except effects.EffectFailed as exc:
+                await self._incident(f"restart of {server} failed: {exc}")
+                return
+            self._event("restart", f"restarted {server} ({problem})")
+        check = spec.health_check
+        if check is None:
+            return
+        verify = parse_duration(self._policy.verify_after)
+        self._waiting(f"{format_duration(verify)} before checking the restart helped")
+        await workflow.sleep(verify)
+        for server in servers:
+            report = await host_ops.check_target(check, server, f"{key}/verify/{server}")
+            if not report.healthy:
+                await self._incident(f"restart did not help: {server} {report.message}")
+                return
+        self._event("verified", f"healthy after restart: {', '.join(servers)}")
+
+    async def _incident(self, reason: str) -> None:
+        self._event("escalate", reason)
+        runbook = self._monitor.runbook
+        if runbook is None:
+            self._event("escalate", "no incident runbook configured: nobody to tell")
+            return
+        incident: str = await workflow.execute_activity(
+            "open_incident",
+            OpenIncidentInput(
+                notification=monitor_notification(self._monitor, "firing", reason),
+                runbook=runbook,
+            ),
+            result_type=str,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        if incident not in self._status.incidents:
+            self._status.incidents.append(incident)
+
+    @workflow.signal(name="report", description="A monitor run's findings to heal.")
+    def report(self, report: HealReport) -> None:
+        self._pending.append(report)
+
+    @workflow.query(name="status", description="Restarts in the budget window, incidents.")
+    def status(self) -> HealerStatus:
+        return self._status
+
+    def _waiting(self, what: str) -> None:
+        self._status.waiting_for = what
+        used = len(self._status.restarts)
+        workflow.set_current_details(
+            f"**{self._status.service}** in {self._status.environment}: waiting for {what}\n\n"
+            f"restarts in window: {used}/{self._policy.max_restarts}"
+        )
+
+    def _event(self, kind: str, message: str) -> None:
+        timeline = self._status.timeline
+        timeline.append(Event(at=workflow.now(), kind=kind, message=message))
+        del timeline[:-TIMELINE_LIMIT]
+        workflow.logger.info("%s: %s", kind, message)

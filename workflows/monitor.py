@@ -1,0 +1,176 @@
+"""ServiceMonitor: one scheduled check of a service (Temporal Schedules start it).
+
+1. Health-check every server, judge each SLO query, and fit a line through each server's
+   resident memory over the leak window.
+2. Unresponsive or leaking servers go to the service's SelfHealer (started as an abandoned
+   child, or signalled when it already runs), which restarts within a budget.
+3. SLO breaches — and, without self-healing, everything else — open an incident through
+   the same path Alertmanager alerts take; a clean run resolves the monitor's incident.
+
+A run is short and keeps no state: the restart budget lives in the SelfHealer, so it
+holds across runs and two runs never restart the same service at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.metrics.activities import MeasureInput, MeasureOutput
+    from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput
+    from workflows import host_ops
+    from workflows import search_attributes as sa
+    from workflows.conditions import evaluate_condition
+    from workflows.incident_models import OpenIncidentInput
+    from workflows.monitor_models import (
+        HEALER_WORKFLOW_TYPE,
+        REPORT_SIGNAL,
+        Finding,
+        HealerInput,
+        HealReport,
+        MonitorResult,
+        healer_workflow_id,
+        monitor_notification,
+    )
+    from workflows.monitor_spec import ServiceMonitor, Slo
+
+HEALABLE = ("unresponsive", "memory-leak")
+
+
+@workflow.defn(name="ServiceMonitor")
+class ServiceMonitorRun:
+    @workflow.run
+    async def run(self, monitor: ServiceMonitor) -> MonitorResult:
+        spec = monitor.spec
+        workflow.upsert_search_attributes(
+            [
+                sa.DEPLOY_SERVICE.value_set(spec.service),
+                sa.DEPLOY_ENVIRONMENT.value_set(spec.environment),
+                sa.DEPLOY_STRATEGY.value_set("monitor"),
+            ]
+        )
+        result = MonitorResult(service=spec.service, environment=spec.environment, healthy=True)
+        workflow.set_current_details(f"checking {spec.service} in {spec.environment}")
+        checks = [self._health(monitor), *(self._slo(s) for s in spec.slos), self._leak(monitor)]
+        for found in await asyncio.gather(*checks):
+            result.findings += found
+        result.healthy = not result.findings
+        heal = [f for f in result.findings if f.kind in HEALABLE]
+        escalate = [f for f in result.findings if f.kind not in HEALABLE]
+        if heal and spec.self_healing is not None:
+            result.actions.append(await self._report(monitor, heal))
+        else:
+            escalate += heal
+        if escalate:
+            summary = "; ".join(f.message for f in escalate)
+            result.actions.append(await self._incident(monitor, "firing", summary))
+        elif not result.findings:
+            result.actions.append(await self._incident(monitor, "resolved", "healthy again"))
+        state = "healthy" if result.healthy else "; ".join(f.message for f in result.findings)
+        workflow.set_current_details(f"{spec.service} in {spec.environment}: {state}")
+        return result
+
+    async def _health(self, monitor: ServiceMonitor) -> list[Finding]:
+        check = monitor.spec.health_check
+        if check is None:
+            return []
+        key = workflow.info().workflow_id
+        reports = await asyncio.gather(
+            *(host_ops.check_target(check, s, f"{key}/{s}") for s in monitor.spec.servers)
+        )
+        bad = [r for r in reports if not r.healthy]
+        if not bad:
+            return []
+        detail = ", ".join(f"{r.target} ({r.message})" for r in bad)
+        return [
+            Finding(
+                kind="unresponsive", message=f"unhealthy: {detail}", servers=[r.target for r in bad]
+            )
+        ]
+
+    async def _slo(self, slo: Slo) -> list[Finding]:
+        output: MeasureOutput = await workflow.execute_activity(
+            "measure",
+            MeasureInput(metric=slo.name, provider=slo.provider, key=workflow.info().workflow_id),
+            result_type=MeasureOutput,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        if output.error is not None:
+            return [Finding(kind="slo", message=f"{slo.name}: cannot be measured: {output.error}")]
+        shown = ", ".join(f"{v:g}" for v in output.values)
+        if slo.failure_condition and evaluate_condition(slo.failure_condition, output.values):
+            return [Finding(kind="slo", message=f"{slo.name} = {shown}: {slo.failure_condition}")]
+        if slo.success_condition and not evaluate_condition(slo.success_condition, output.values):
+            message = f"{slo.name} = {shown}: not {slo.success_condition}"
+            return [Finding(kind="slo", message=message)]
+        return []
+
+    async def _leak(self, monitor: ServiceMonitor) -> list[Finding]:
+        leak = monitor.spec.memory_leak
+        if leak is None:
+            return []
+        output: MemoryTrendOutput = await workflow.execute_activity(
+            "memory_trend",
+            MemoryTrendInput(
+                provider=leak.provider,
+                window_seconds=leak.window_seconds,
+                key=workflow.info().workflow_id,
+            ),
+            result_type=MemoryTrendOutput,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        if output.error is not None:
+            return [Finding(kind="slo", message=f"memory trend cannot be measured: {output.error}")]
+        leaking = [s for s in output.series if leak.is_leak(s)]
+        if not leaking:
+            return []
+        servers = monitor.spec.servers
+        named = [s.labels.get("instance") for s in leaking]
+        chosen = [s for s in servers if s in named] or list(servers)
+        rates = ", ".join(
+            f"{s.labels.get('instance', '?')} +{(s.slope_per_second or 0) * 60 / 2**20:.1f} MiB/min"
+            for s in leaking
+        )
+        return [Finding(kind="memory-leak", message=f"memory leak: {rates}", servers=chosen)]
+
+    async def _report(self, monitor: ServiceMonitor, findings: list[Finding]) -> str:
+        """Hand the findings to the service's SelfHealer, starting it if it is not running."""
+        spec = monitor.spec
+        healer = healer_workflow_id(spec.service, spec.environment)
+        info = workflow.info()
+        report = HealReport(run_id=info.workflow_id, at=workflow.now(), findings=findings)
+        for _ in range(2):  # the healer may finish between our start and our signal
+            try:
+                await workflow.start_child_workflow(
+                    HEALER_WORKFLOW_TYPE,
+                    HealerInput(monitor=monitor, report=report),
+                    id=healer,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    static_summary=f"self-healing {spec.service} in {spec.environment}",
+                )
+                return f"started {healer}"
+            except WorkflowAlreadyStartedError:
+                pass
+            try:
+                await workflow.get_external_workflow_handle(healer).signal(REPORT_SIGNAL, report)
+                return f"reported to {healer}"
+            except ApplicationError:
+                continue
+        return f"could not reach {healer}"
+
+    async def _incident(self, monitor: ServiceMonitor, status: str, summary: str) -> str:
+        runbook = monitor.runbook
+        if runbook is None:
+            return "no incident runbook configured"
+        notification = monitor_notification(monitor, status, summary)  # type: ignore[arg-type]
+        incident: str = await workflow.execute_activity(
+            "open_incident",
+            OpenIncidentInput(notification=notification, runbook=runbook),
+            result_type=str,
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        return f"{'opened or updated' if status == 'firing' else 'resolve sent to'} {incident}"
