@@ -7,11 +7,17 @@ import dataclasses
 import json
 import ssl
 import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
 
 from activities.errors import NOTIFY_FAILED, NOTIFY_REJECTED
 from activities.notify import Link, PageInput, SlackMessage, SlackPostInput
@@ -300,3 +306,46 @@ def test_the_servers_run_as_a_process_other_processes_can_use(notify_servers_pro
     assert notify_servers_process.stop() == 0
     assert not (notify_servers_process.state_dir / STATE_FILE).exists()
     assert not (notify_servers_process.state_dir / ENV_FILE).exists()
+
+
+@activity.defn(name="post_slack_then_lose_the_result")
+def post_slack_then_lose_the_result(input: SlackPostInput) -> SlackMessage:
+    """post_slack, whose first attempt fails after posting (as when the worker dies)."""
+    message = post_slack(input)
+    if activity.info().attempt == 1:
+        raise RuntimeError("worker lost after posting")
+    return message
+
+
+@workflow.defn(sandboxed=False)
+class PostToSlack:
+    @workflow.run
+    async def run(self, input: SlackPostInput) -> SlackMessage:
+        return await workflow.execute_activity(
+            post_slack_then_lose_the_result,
+            input,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=50)),
+        )
+
+
+async def test_temporal_retries_a_lost_post_as_an_edit(temporal_env, notify_env):
+    queue = f"notify-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        async with Worker(
+            temporal_env.client,
+            task_queue=queue,
+            workflows=[PostToSlack],
+            activities=[post_slack_then_lose_the_result],
+            activity_executor=executor,
+        ):
+            message = await temporal_env.client.execute_workflow(
+                PostToSlack.run, POST, id=queue, task_queue=queue
+            )
+
+    [posted] = notify_env.slack.messages()
+    assert message == SlackMessage(channel=posted["channel"], ts=posted["ts"])
+    assert [r["path"] for r in notify_env.slack.requests()] == [
+        "/api/chat.postMessage",
+        "/api/chat.update",
+    ]
