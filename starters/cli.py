@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import devserver, emergency, history, incidents, pipelines, rollouts
+from starters import devserver, emergency, history, incidents, monitors, pipelines, rollouts
 from starters.errors import EXIT_INVALID, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
 from workers.config import TemporalConfig
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     emergency.add_parser(subparsers)
     history.add_parser(subparsers)
     incidents.add_parsers(subparsers)
+    monitors.add_parsers(subparsers)
     return parser
 
 

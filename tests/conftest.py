@@ -3,6 +3,8 @@ pytest_plugins = [
     "tests.fixtures.nginx",
     "tests.fixtures.haproxy",
     "tests.fixtures.prometheus",
+    "tests.fixtures.alertmanager",
+    "tests.fixtures.notify",
     "tests.fixtures.fleet",
     "tests.fixtures.postgres",
 ]
