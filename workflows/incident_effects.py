@@ -111,7 +111,7 @@ async def post(
             "post_slack",
             request,
             result_type=SlackMessage,
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timedelta(seconds=60),
             schedule_to_close_timeout=NOTIFY_DEADLINE,
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=NOTIFY_RETRY,

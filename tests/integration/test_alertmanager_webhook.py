@@ -29,12 +29,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.fixtures.alertmanager import StartAlertmanager, alertmanager_server
+from tests.fixtures.alertmanager import StartAlertmanager
 from tests.fixtures.prometheus import DemoService, StartPrometheus, http, wait_until
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["alertmanager_server"]  # the fixture, until tests/conftest.py registers the plugin
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "alertmanager"
 TOKEN = "intake-test-token"

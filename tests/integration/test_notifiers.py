@@ -26,7 +26,6 @@ from activities.notify.local_servers import ENV_FILE, STATE_FILE, SlackServer
 
 pytestmark = pytest.mark.integration
 # Until tests/conftest.py lists it.
-pytest_plugins = ["tests.fixtures.notify"]
 
 KEY = "checkout/incident-42"
 TRIGGER = PageInput(

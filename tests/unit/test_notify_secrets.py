@@ -19,7 +19,6 @@ from activities.notify import PageInput, SlackPostInput
 from activities.notify.activities import page, post_slack
 
 # Until tests/conftest.py lists it; importing from it here would defeat assert rewriting.
-pytest_plugins = ["tests.fixtures.notify"]
 
 TRIGGER = PageInput(action="trigger", dedup_key="checkout/incident-1", summary="5xx > 1%")
 POST = SlackPostInput(channel="#incidents", text="checkout is paging")
