@@ -1,4 +1,4 @@
-"""Record the CanaryRollout histories that test_replay.py replays.
+"""Record the workflow histories that test_replay.py replays.
 
     .venv/bin/python -m tests.workflows.record_histories
 
@@ -20,7 +20,17 @@ from temporalio.testing import WorkflowEnvironment
 from activities.routing.base import Weights
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
+from tests.workflows.incident_harness import (
+    Notifiers,
+    incident_worker,
+    notification,
+    open_incident,
+    runbook,
+    status_when,
+)
 from tests.workflows.test_emergency import worker as emergency_worker
+from tests.workflows.test_monitor import PROM, Pager, monitor
+from tests.workflows.test_monitor import worker as monitor_worker
 from tests.workflows.test_pipeline import pipeline, pipeline_worker, stage
 from tests.workflows.test_pipeline import start as start_pipeline
 from tests.workflows.test_vm_strategies import fleet_worker
@@ -28,6 +38,10 @@ from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.canary import CanaryRollout
 from workflows.emergency import EmergencyRollback
 from workflows.emergency_models import RollbackRequest
+from workflows.incident import IncidentRunbook
+from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput
+from workflows.monitor import ServiceMonitorRun
+from workflows.monitor_models import healer_workflow_id
 from workflows.rollout_models import OperatorInput
 from workflows.search_attributes import ALL
 
@@ -79,6 +93,7 @@ async def main() -> None:
 
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
+        await record_incident_and_monitor(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -137,6 +152,52 @@ async def record_pipeline_and_rollback(env: WorkflowEnvironment) -> None:
         )
         await handle.result()
         save("emergency-rollback", await handle.fetch_history())
+
+
+async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:
+    """An incident that escalates, is approved into a rollback and resolves with its alert;
+    a monitor run that hands a server to the healer; the healer's restart."""
+    stubs = Notifiers()
+    book = runbook(
+        [
+            {"page": {}},
+            {"notify": {"text": "{{alertname}} on {{service}}"}},
+            {"query": {"name": "errors", "provider": PROM}},
+            {"approve": {"description": "roll back?"}},
+            {"rollback": {}},
+        ],
+        escalation={
+            "levels": [
+                {"name": "primary", "ackTimeout": "5m"},
+                {"name": "secondary", "routingKeyEnv": "PD_SECONDARY"},
+            ]
+        },
+    )
+    alert = notification()
+    async with incident_worker(env, stubs) as tq:
+        handle = await open_incident(env, tq, book, alert)
+        await status_when(handle, lambda s: s.paged_levels == ["primary", "secondary"])
+        await status_when(handle, lambda s: "approval" in (s.waiting_for or ""))
+        await handle.execute_update(IncidentRunbook.approve, ApproveInput(by="alice"))
+        await status_when(handle, lambda s: any("rollback done" in e.message for e in s.timeline))
+        await handle.signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
+        await handle.result()
+        save("incident-escalated-resolved", await handle.fetch_history())
+    fleet = Fleet(unhealthy={(STABLE[1], "v1")}, measure_values=lambda n: [0.2])
+    m = monitor(
+        slos=[{"name": "error-rate", "provider": PROM, "successCondition": "result[0] < 0.01"}]
+    )
+    async with monitor_worker(env, Pager(fleet)) as tq:
+        run = await env.client.start_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-run-{m.spec.environment}", task_queue=tq
+        )
+        await run.result()
+        save("monitor-run-unhealthy", await run.fetch_history())
+        healer = env.client.get_workflow_handle(
+            healer_workflow_id(m.spec.service, m.spec.environment)
+        )
+        await healer.result()
+        save("self-healer-restarted", await healer.fetch_history())
 
 
 if __name__ == "__main__":

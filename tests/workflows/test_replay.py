@@ -9,9 +9,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.emergency import EmergencyRollback
-from workflows.pipeline import PromotionPipeline
-from workflows.registry import BY_STRATEGY
+from workers.main import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
@@ -21,7 +19,8 @@ def test_there_are_histories_to_replay():
         p.stem.rsplit("-", 1)[0].removesuffix("-rolled").removesuffix("-promoted")
         for p in HISTORIES
     }
-    assert {"canary", "blue-green", "rolling", "recreate", "pipeline", "emergency"} <= kinds
+    expected = {"canary", "blue-green", "rolling", "recreate", "pipeline", "emergency"}
+    assert expected | {"incident-escalated", "monitor-run", "self-healer"} <= kinds
 
 
 @pytest.mark.parametrize(
@@ -31,7 +30,7 @@ def test_there_are_histories_to_replay():
 )
 async def test_history_replays(history: WorkflowHistory):
     replayer = Replayer(
-        workflows=[*BY_STRATEGY.values(), PromotionPipeline, EmergencyRollback],
+        workflows=list(WORKFLOWS),
         data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)
