@@ -15,7 +15,16 @@ from collections.abc import Sequence
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import devserver, emergency, history, incidents, monitors, pipelines, rollouts
+from starters import (
+    devserver,
+    emergency,
+    history,
+    incidents,
+    monitors,
+    pipelines,
+    rollouts,
+    serve,
+)
 from starters.errors import EXIT_INVALID, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
 from workers.config import TemporalConfig
@@ -39,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_parser(subparsers)
     incidents.add_parsers(subparsers)
     monitors.add_parsers(subparsers)
+    serve.add_parser(subparsers)
     return parser
 
 
