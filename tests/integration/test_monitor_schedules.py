@@ -27,7 +27,7 @@ from temporalio.client import Client, ScheduleOverlapPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from starters import cli, monitors
+from starters import monitors
 from starters.errors import UsageError
 from tests.fixtures.cli import run_cli
 from tests.unit.test_schedules import next_fires
@@ -285,17 +285,6 @@ async def test_an_unknown_monitor_is_a_usage_error(run: Run, verb: str):
         await run(verb, unique("nope"))
 
 
-def _cli_has_monitor() -> bool:
-    parser = cli.build_parser()
-    return any(
-        "monitor" in getattr(action, "choices", None) or {}
-        for action in parser._subparsers._group_actions
-    )
-
-
-@pytest.mark.skipif(
-    not _cli_has_monitor(), reason="starters/cli.py does not register `monitor` yet"
-)
 async def test_the_deployflow_cli_schedules_lists_and_deletes_a_monitor(
     client: Client, tmp_path: Path
 ):
