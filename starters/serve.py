@@ -1,0 +1,399 @@
+"""`deployflow serve`: receive Alertmanager webhooks and open incidents on Temporal.
+
+``POST /alerts/alertmanager`` takes a version-4 webhook body with ``Authorization: Bearer
+$DEPLOYFLOW_WEBHOOK_TOKEN`` and starts or signals the alert group's IncidentRunbook;
+``GET /healthz`` answers 200. A bad request is a 4xx and never reaches Temporal;
+Alertmanager does not retry a 4xx, so only "try again later" is a 5xx: 503 while Temporal
+is unreachable. SIGHUP reloads the runbooks (a broken file keeps the old ones);
+SIGINT/SIGTERM finish the requests in flight and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final, Protocol
+
+import structlog
+from aiohttp import web
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from starters import intake
+from starters.alertmanager import (
+    OversizedNotification,
+    PayloadError,
+    parse_payload,
+    to_notification,
+)
+from starters.errors import EXIT_OK, UsageError
+from workers.config import TemporalConfig
+from workers.logging_setup import configure_logging
+from workflows.incident_models import AlertNotification
+from workflows.runbook_spec import Runbook, load_runbooks
+from workflows.spec import SpecError
+
+TOKEN_ENV: Final = "DEPLOYFLOW_WEBHOOK_TOKEN"
+DEFAULT_LISTEN: Final = "127.0.0.1:9095"
+DEFAULT_MAX_BODY: Final = 1024 * 1024
+DELIVER_TIMEOUT: Final = 10.0
+ALERTMANAGER_PATH: Final = "/alerts/alertmanager"
+_TRANSIENT = (
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+)
+
+log = structlog.get_logger("deployflow.serve")
+DELIVERIES: Final = web.RequestKey("deliveries", list[intake.Delivery])
+
+Connect = Callable[[], Awaitable[Client]]
+
+
+class Deliver(Protocol):
+    """``intake.deliver``'s signature; tests pass a recording stand-in."""
+
+    def __call__(
+        self,
+        client: Client,
+        task_queue: str,
+        notification: AlertNotification,
+        runbooks: list[Runbook],
+        ui_base: str | None,
+    ) -> Awaitable[intake.Delivery]: ...
+
+
+class TemporalConnection:
+    """Connects on first use and keeps the client; a failed attempt is retried by the next
+    request, so the server can start (and answer 503) before Temporal is up."""
+
+    def __init__(self, config: TemporalConfig) -> None:
+        self.config = config
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                self._client = await self.config.connect()
+            return self._client
+
+
+class _Refusal(Exception):
+    """Answer ``status`` with ``{"error": message, "problems": [...]}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        problems: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems
+        self.headers = headers
+
+
+def build_app(
+    connect: Connect,
+    runbooks: list[Runbook],
+    token: str | None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    task_queue: str = TemporalConfig.task_queue,
+    ui_base: str | None = None,
+    deliver: Deliver = intake.deliver,
+    deliver_timeout: float = DELIVER_TIMEOUT,
+) -> web.Application:
+    """The intake as an aiohttp app. ``runbooks`` is read on every request, so replacing
+    its contents in place (``runbooks[:] = new``) reloads them; ``token=None`` disables
+    authentication."""
+    expected = token.encode() if token is not None else None
+
+    async def alertmanager(request: web.Request) -> web.Response:
+        _authorize(request, expected)
+        if request.content_type != "application/json":
+            raise _Refusal(
+                415, f"Content-Type must be application/json, not {request.content_type}"
+            )
+        body = await _read_body(request, max_body_bytes)
+        try:
+            notification = to_notification(parse_payload(body))
+        except PayloadError as exc:
+            raise _Refusal(400, "not an Alertmanager webhook (version 4)", exc.problems) from None
+        except OversizedNotification as exc:
+            raise _Refusal(413, str(exc)) from None
+        try:
+            async with asyncio.timeout(deliver_timeout):
+                client = await connect()
+                delivery = await deliver(client, task_queue, notification, list(runbooks), ui_base)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            raise _Refusal(503, f"Temporal is unreachable, retry later: {_describe(exc)}") from None
+        request[DELIVERIES] = [delivery]
+        return web.json_response({"incidents": [_incident(delivery)]})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "runbooks": len(runbooks)})
+
+    app = web.Application(middlewares=[_access_log], client_max_size=max_body_bytes)
+    app.router.add_post(ALERTMANAGER_PATH, alertmanager)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _authorize(request: web.Request, expected: bytes | None) -> None:
+    if expected is None:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise _Refusal(
+            401,
+            "a Bearer token is required",
+            headers={"WWW-Authenticate": 'Bearer realm="deployflow"'},
+        )
+    # surrogatepass: any header text encodes, and distinct texts stay distinct.
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), expected):
+        raise _Refusal(
+            401,
+            "the Bearer token is wrong",
+            headers={"WWW-Authenticate": 'Bearer realm="deployflow", error="invalid_token"'},
+        )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    too_large = _Refusal(413, f"the body is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, RPCError):
+        return exc.status in _TRANSIENT
+    # Client.connect raises RuntimeError("Failed client connect: ...").
+    return isinstance(exc, TimeoutError | ConnectionError) or (
+        isinstance(exc, RuntimeError) and "connect" in str(exc).lower()
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
+def _incident(delivery: intake.Delivery) -> dict[str, str]:
+    return {
+        "workflowId": delivery.workflow_id,
+        "action": delivery.action,
+        "reason": delivery.reason,
+    }
+
+
+@web.middleware
+async def _access_log(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """One log line per request (never its headers: they carry the token); refusals become
+    JSON answers, and an unexpected error a 500 that names no internals."""
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        response = await handler(request)
+    except _Refusal as refusal:
+        error = refusal.message
+        body: dict[str, object] = {"error": refusal.message}
+        if refusal.problems:
+            body["problems"] = refusal.problems
+        response = web.json_response(body, status=refusal.status, headers=refusal.headers)
+    except web.HTTPException as exc:
+        error = exc.reason
+        response = web.json_response({"error": exc.reason}, status=exc.status, headers=exc.headers)
+    except Exception:
+        log.exception("request failed", method=request.method, path=request.path)
+        error = "internal error"
+        response = web.json_response({"error": "internal error, see the server's log"}, status=500)
+    deliveries = request.get(DELIVERIES, [])
+    log.info(
+        "request",
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        remote=request.remote,
+        error=error,
+        incidents=[_incident(d) for d in deliveries] or None,
+    )
+    return response
+
+
+def load_runbook_path(path: Path) -> list[Runbook]:
+    """Runbooks from a YAML file, or from every ``*.yaml``/``*.yml`` in a directory (by
+    name, so the first match is predictable); names must be unique across files."""
+    files = (
+        sorted(p for p in path.glob("*") if p.suffix in (".yaml", ".yml"))
+        if path.is_dir()
+        else [path]
+    )
+    if not files:
+        raise SpecError(str(path), ["(top level): no *.yaml or *.yml file in this directory"])
+    runbooks: list[Runbook] = []
+    problems: list[str] = []
+    for file in files:
+        try:
+            text = file.read_text()
+        except OSError as exc:
+            raise UsageError(f"--runbooks: cannot read {file}: {exc.strerror}") from None
+        try:
+            runbooks += load_runbooks(text, str(file))
+        except SpecError as exc:
+            problems += [f"{file.name}: {p}" if path.is_dir() else p for p in exc.problems]
+    names = [r.name for r in runbooks]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"metadata.name: runbook {name!r} is defined in more than one file")
+    if problems:
+        raise SpecError(str(path), problems)
+    return runbooks
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9095`` for IPv6) into its parts."""
+    host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen: expected HOST:PORT (e.g. {DEFAULT_LISTEN}), got {text!r}")
+    return host, int(port)
+
+
+def webhook_token(insecure_no_auth: bool) -> str | None:
+    """The token from the environment; without one, starting needs ``--insecure-no-auth``."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    if insecure_no_auth:
+        return None
+    raise UsageError(
+        f"{TOKEN_ENV} is not set: set it to the token Alertmanager sends "
+        "(http_config.authorization.credentials), or pass --insecure-no-auth"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate everything, then listen until SIGINT/SIGTERM."""
+    path = Path(args.runbooks)
+    runbooks = load_runbook_path(path)
+    token = webhook_token(args.insecure_no_auth)
+    host, port = parse_listen(args.listen)
+    configure_logging(json=True)
+    config = TemporalConfig.from_env()
+    ui_base = (args.ui_url or config.ui_url).rstrip("/")
+    if token is None:
+        log.warning("authentication is off (--insecure-no-auth): anyone can open incidents")
+    app = build_app(
+        TemporalConnection(config),
+        runbooks,
+        token,
+        max_body_bytes=args.max_body_bytes,
+        task_queue=config.task_queue,
+        ui_base=ui_base,
+    )
+    asyncio.run(_serve(app, host, port, config, runbooks, path))
+    return EXIT_OK
+
+
+async def _serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    config: TemporalConfig,
+    runbooks: list[Runbook],
+    path: Path,
+) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DELIVER_TIMEOUT + 5)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UsageError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, runbooks, path)
+    log.info(
+        "serving",
+        url=f"http://{host}:{port}{ALERTMANAGER_PATH}",
+        runbooks=[r.name for r in runbooks],
+        temporal=config.address,
+        namespace=config.namespace,
+        task_queue=config.task_queue,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: finishing requests in flight")
+        await runner.cleanup()
+    log.info("stopped")
+
+
+def _reload(runbooks: list[Runbook], path: Path) -> None:
+    try:
+        runbooks[:] = load_runbook_path(path)
+    except (SpecError, UsageError) as exc:
+        log.error("runbooks not reloaded; keeping the previous ones", error=str(exc))
+        return
+    log.info("runbooks reloaded", runbooks=[r.name for r in runbooks])
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="receive Alertmanager webhooks and open incidents",
+        epilog=f"The webhook's Bearer token is read from {TOKEN_ENV}.",
+    )
+    p.add_argument(
+        "--runbooks",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="runbook YAML, or a directory of it",
+    )
+    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT")
+    p.add_argument(
+        "--ui-url",
+        metavar="URL",
+        help="Temporal UI for incident links (default: DEPLOYFLOW_UI_URL, else http://localhost:8233)",
+    )
+    p.add_argument("--max-body-bytes", type=_positive, default=DEFAULT_MAX_BODY, metavar="N")
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help=f"start without {TOKEN_ENV}: anyone who can reach the port can open incidents",
+    )
+    p.set_defaults(func=run, needs_client=False)
