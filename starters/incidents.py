@@ -15,9 +15,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
-from starters.rollouts import _who
+from starters.rollouts import _who, visibility_rows
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
 from workflows.incident_models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
 from workflows.rollout_models import OperatorInput
 
@@ -26,19 +25,7 @@ OPEN = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
 
 async def list_incidents(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     query = OPEN if not args.all else f"WorkflowType = '{WORKFLOW_TYPE}'"
-    rows = []
-    async for wf in client.list_workflows(query, limit=args.limit):
-        attrs = wf.typed_search_attributes
-        rows.append(
-            {
-                "workflowId": wf.id,
-                "service": attrs.get(sa.DEPLOY_SERVICE),
-                "environment": attrs.get(sa.DEPLOY_ENVIRONMENT),
-                "phase": attrs.get(sa.DEPLOY_PHASE),
-                "status": wf.status.name if wf.status else None,
-                "opened": wf.start_time.isoformat(),
-            }
-        )
+    rows = await visibility_rows(client, query, args.limit)
     if args.json:
         print(json.dumps(rows))
         return EXIT_OK
@@ -47,7 +34,7 @@ async def list_incidents(args: argparse.Namespace, config: TemporalConfig, clien
     for row in rows:
         print(
             f"{row['workflowId']:<48} {row['service'] or '-':<16} {row['phase'] or '-':<13} "
-            f"{str(row['opened'])[:19]}"
+            f"{row['started'][:19]}"
         )
     return EXIT_OK
 

@@ -159,19 +159,7 @@ async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client
     query = f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)})"
     if not args.all:
         query += " AND ExecutionStatus = 'Running'"
-    rows = []
-    async for wf in client.list_workflows(query, limit=args.limit):
-        attrs = wf.typed_search_attributes
-        rows.append(
-            {
-                "workflowId": wf.id,
-                "service": attrs.get(sa.DEPLOY_SERVICE),
-                "environment": attrs.get(sa.DEPLOY_ENVIRONMENT),
-                "phase": attrs.get(sa.DEPLOY_PHASE),
-                "status": wf.status.name if wf.status else None,
-                "started": wf.start_time.isoformat(),
-            }
-        )
+    rows = await visibility_rows(client, query, args.limit)
     if args.json:
         print(json.dumps(rows))
         return EXIT_OK
@@ -183,6 +171,24 @@ async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client
             f"{row['started']}"
         )
     return EXIT_OK
+
+
+async def visibility_rows(client: Client, query: str, limit: int) -> list[dict[str, Any]]:
+    """One row per workflow matching ``query``, from visibility and our search attributes."""
+    rows = []
+    async for wf in client.list_workflows(query, limit=limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            {
+                "workflowId": wf.id,
+                "service": attrs.get(sa.DEPLOY_SERVICE),
+                "environment": attrs.get(sa.DEPLOY_ENVIRONMENT),
+                "phase": attrs.get(sa.DEPLOY_PHASE),
+                "status": wf.status.name if wf.status else None,
+                "started": wf.start_time.isoformat(),
+            }
+        )
+    return rows
 
 
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import host_ops
+    from workflows import host_ops, timeline
     from workflows import incident_effects as effects
     from workflows.durations import format_duration, parse_duration
     from workflows.incident_models import OpenIncidentInput
@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         monitor_notification,
     )
     from workflows.monitor_spec import SelfHealing
-    from workflows.rollout_models import TIMELINE_LIMIT, Event
 
 
 @workflow.defn(name="SelfHealer")
@@ -141,7 +140,4 @@ class SelfHealer:
         )
 
     def _event(self, kind: str, message: str) -> None:
-        timeline = self._status.timeline
-        timeline.append(Event(at=workflow.now(), kind=kind, message=message))
-        del timeline[:-TIMELINE_LIMIT]
-        workflow.logger.info("%s: %s", kind, message)
+        timeline.record(self._status.timeline, kind, message)

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.activities import PlatformSpec
     from workflows import incident_effects as effects
     from workflows import search_attributes as sa
+    from workflows import timeline
     from workflows.conditions import evaluate_condition
     from workflows.durations import format_duration, parse_duration
     from workflows.emergency_models import PlanRollbackInput, RollbackResult
@@ -42,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         IncidentPhase,
         IncidentStatus,
     )
-    from workflows.rollout_models import TIMELINE_LIMIT, Event, OperatorInput
+    from workflows.rollout_models import OperatorInput
     from workflows.runbook_spec import (
         ApproveStep,
         EscalationLevel,
@@ -542,10 +543,7 @@ class IncidentRunbook:
         )
 
     def _event(self, kind: str, message: str) -> None:
-        timeline = self._status.timeline
-        timeline.append(Event(at=workflow.now(), kind=kind, message=message))
-        del timeline[:-TIMELINE_LIMIT]
-        workflow.logger.info("%s: %s", kind, message)
+        timeline.record(self._status.timeline, kind, message)
 
 
 def _by(what: str, by: str | None, reason: str | None) -> str:

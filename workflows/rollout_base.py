@@ -22,15 +22,13 @@ with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
-    from workflows import database
+    from workflows import database, timeline
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
     from workflows.durations import format_duration
     from workflows.rollout_models import (
-        TIMELINE_LIMIT,
         DatabaseStatus,
-        Event,
         OperatorInput,
         RolloutPhase,
         RolloutResult,
@@ -435,10 +433,7 @@ class RolloutBase:
         return f"{workflow.info().workflow_id}/{label}"
 
     def _event(self, kind: str, message: str) -> None:
-        events = self._status.events
-        events.append(Event(at=workflow.now(), kind=kind, message=message))
-        del events[:-TIMELINE_LIMIT]
-        workflow.logger.info("%s: %s", kind, message)
+        timeline.record(self._status.events, kind, message)
 
     def _set_phase(self, phase: RolloutPhase, message: str) -> None:
         if self._status.paused_reason is not None and not phase.finished:
