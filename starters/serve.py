@@ -305,15 +305,16 @@ def run(args: argparse.Namespace) -> int:
     ui_base = (args.ui_url or config.ui_url).rstrip("/")
     if token is None:
         log.warning("authentication is off (--insecure-no-auth): anyone can open incidents")
+    connection = TemporalConnection(config)
     app = build_app(
-        TemporalConnection(config),
+        connection,
         runbooks,
         token,
         max_body_bytes=args.max_body_bytes,
         task_queue=config.task_queue,
         ui_base=ui_base,
     )
-    asyncio.run(_serve(app, host, port, config, runbooks, path))
+    asyncio.run(_serve(app, host, port, connection, runbooks, path))
     return EXIT_OK
 
 
@@ -321,10 +322,11 @@ async def _serve(
     app: web.Application,
     host: str,
     port: int,
-    config: TemporalConfig,
+    connection: TemporalConnection,
     runbooks: list[Runbook],
     path: Path,
 ) -> None:
+    config = connection.config
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DELIVER_TIMEOUT + 5)
     await runner.setup()
     try:
@@ -345,12 +347,28 @@ async def _serve(
         namespace=config.namespace,
         task_queue=config.task_queue,
     )
+    warm_up = asyncio.create_task(_warm_up(connection))
     try:
         await stop.wait()
     finally:
         log.info("stopping: finishing requests in flight")
+        warm_up.cancel()
         await runner.cleanup()
     log.info("stopped")
+
+
+async def _warm_up(connection: TemporalConnection) -> None:
+    """Connect at start so a wrong address shows in the log before the first alert does."""
+    try:
+        await connection()
+    except Exception as exc:
+        log.warning(
+            "cannot connect to Temporal; answering 503 until it can",
+            temporal=connection.config.address,
+            error=_describe(exc),
+        )
+        return
+    log.info("connected to Temporal", temporal=connection.config.address)
 
 
 def _reload(runbooks: list[Runbook], path: Path) -> None:
