@@ -11,7 +11,8 @@ floats they are: the caller decides what they mean.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -72,39 +73,47 @@ class PrometheusProvider:
         in time, rejects the query (its error text is in the message), or returns a range
         vector.
         """
-        responses: list[requests.Response] = []
-        session = requests.Session()
-        session.hooks["response"].append(lambda r, *args, **kwargs: responses.append(r))
-        # One attempt only; read=False re-raises a read timeout as ReadTimeout, not a
-        # "max retries exceeded" ConnectionError.
-        no_retry = Retry(total=0, read=False)
-        try:
-            with PrometheusConnect(
-                url=self.address,
-                session=session,
-                retry=no_retry,
-                timeout=self.timeout,  # type: ignore[arg-type]  # annotated int; float works
-            ) as client:
-                result = client.custom_query(query)
-        except requests.JSONDecodeError as e:
-            raise MetricUnavailable(
-                f"prometheus at {self._shown} answered with a body that is not JSON: {e}"
-            ) from e
-        except requests.Timeout as e:
-            raise MetricUnavailable(
-                f"prometheus at {self._shown} did not answer within {self.timeout:g}s"
-            ) from e
-        except requests.RequestException as e:
-            raise MetricUnavailable(f"prometheus at {self._shown} unreachable: {e}") from e
-        except PrometheusApiClientException as e:
-            if not responses:
-                raise MetricUnavailable(f"prometheus at {self._shown}: {e}") from e
-            raise MetricUnavailable(_http_error(self._shown, responses[-1])) from e
-        except (ValueError, KeyError, TypeError) as e:
-            raise MetricUnavailable(
-                f"prometheus at {self._shown} answered with an unexpected body: {e}"
-            ) from e
+        result = call(self.address, self.timeout, lambda client: client.custom_query(query))
         return _values(result)
+
+
+T = TypeVar("T")
+
+
+def call(address: str, timeout: float, request: Callable[[PrometheusConnect], T]) -> T:
+    """``request(client)`` with one attempt bounded by ``timeout``; every failure becomes
+    ``MetricUnavailable`` saying why (Prometheus' own error text for a rejected query)."""
+    shown = _without_credentials(address)  # messages end up in history
+    responses: list[requests.Response] = []
+    session = requests.Session()
+    session.hooks["response"].append(lambda r, *args, **kwargs: responses.append(r))
+    # One attempt only; read=False re-raises a read timeout as ReadTimeout, not a
+    # "max retries exceeded" ConnectionError.
+    no_retry = Retry(total=0, read=False)
+    try:
+        with PrometheusConnect(
+            url=address,
+            session=session,
+            retry=no_retry,
+            timeout=timeout,  # type: ignore[arg-type]  # annotated int; float works
+        ) as client:
+            return request(client)
+    except requests.JSONDecodeError as e:
+        raise MetricUnavailable(
+            f"prometheus at {shown} answered with a body that is not JSON: {e}"
+        ) from e
+    except requests.Timeout as e:
+        raise MetricUnavailable(f"prometheus at {shown} did not answer within {timeout:g}s") from e
+    except requests.RequestException as e:
+        raise MetricUnavailable(f"prometheus at {shown} unreachable: {e}") from e
+    except PrometheusApiClientException as e:
+        if not responses:
+            raise MetricUnavailable(f"prometheus at {shown}: {e}") from e
+        raise MetricUnavailable(_http_error(shown, responses[-1])) from e
+    except (ValueError, KeyError, TypeError) as e:
+        raise MetricUnavailable(
+            f"prometheus at {shown} answered with an unexpected body: {e}"
+        ) from e
 
 
 def _without_credentials(address: str) -> str:

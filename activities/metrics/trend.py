@@ -17,22 +17,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
 import structlog
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
 from pydantic import Field, model_validator
 from temporalio import activity
-from urllib3.util.retry import Retry
 
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.base import MetricUnavailable
-from activities.metrics.prometheus import (
-    PrometheusProviderSpec,
-    _http_error,
-    _short,
-    _without_credentials,
-)
+from activities.metrics.prometheus import PrometheusProviderSpec, _short, call
 from activities.model import Model
 
 log = structlog.get_logger()
@@ -121,36 +112,12 @@ def query_range(
 ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
     """``(labels, [(t, value), …])`` per series of ``/api/v1/query_range``: one attempt,
     bounded by ``spec.timeout``; ``MetricUnavailable`` saying why there is nothing."""
-    shown = _without_credentials(spec.address)
-    responses: list[requests.Response] = []
-    session = requests.Session()
-    session.hooks["response"].append(lambda r, *args, **kwargs: responses.append(r))
-    try:
-        with PrometheusConnect(
-            url=spec.address,
-            session=session,
-            retry=Retry(total=0, read=False),  # see PrometheusProvider.query
-            timeout=spec.timeout,  # type: ignore[arg-type]  # annotated int; float works
-        ) as client:
-            result = client.custom_query_range(spec.query, start, end, f"{step_seconds:g}s")
-    except requests.JSONDecodeError as e:
-        raise MetricUnavailable(
-            f"prometheus at {shown} answered with a body that is not JSON: {e}"
-        ) from e
-    except requests.Timeout as e:
-        raise MetricUnavailable(
-            f"prometheus at {shown} did not answer within {spec.timeout:g}s"
-        ) from e
-    except requests.RequestException as e:
-        raise MetricUnavailable(f"prometheus at {shown} unreachable: {e}") from e
-    except PrometheusApiClientException as e:
-        if not responses:
-            raise MetricUnavailable(f"prometheus at {shown}: {e}") from e
-        raise MetricUnavailable(_http_error(shown, responses[-1])) from e
-    except (ValueError, KeyError, TypeError) as e:
-        raise MetricUnavailable(
-            f"prometheus at {shown} answered with an unexpected body: {e}"
-        ) from e
+    step = f"{step_seconds:g}s"
+    result = call(
+        spec.address,
+        spec.timeout,
+        lambda client: client.custom_query_range(spec.query, start, end, step),
+    )
     return _series(result)
 
 
