@@ -115,7 +115,7 @@ def build_app(
     """The intake as an aiohttp app. ``runbooks`` is read on every request, so replacing
     its contents in place (``runbooks[:] = new``) reloads them; ``token=None`` disables
     authentication."""
-    expected = token.encode() if token is not None else None
+    expected = token.encode("utf-8", "surrogatepass") if token is not None else None
 
     async def alertmanager(request: web.Request) -> web.Response:
         _authorize(request, expected)
