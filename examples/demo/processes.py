@@ -122,7 +122,7 @@ def start(component: Component) -> None:
     """Start ``component`` unless it already runs; wait (bounded) until it is ready."""
     pid = running_pid(component.name, component.marker)
     if pid is not None:
-        print(f"  {component.name:<11} already running (pid {pid})")
+        print(f"  {component.name:<12} already running (pid {pid})")
         return
     if component.port is not None and port_open(component.port):
         raise StackError(
@@ -151,12 +151,12 @@ def start(component: Component) -> None:
                 f"last lines of {LOGS / component.name}.log:\n{log_tail(component.name)}"
             )
         if component.ready():
-            print(f"  {component.name:<11} started (pid {process.pid})  {component.url}")
+            print(f"  {component.name:<12} started (pid {process.pid})  {component.url}")
             return
         time.sleep(0.2)
     message = f"{component.name} not ready after {component.ready_timeout_s:.0f}s"
     if not component.required:
-        print(f"  {component.name:<11} started (pid {process.pid}) but {message}: see its log")
+        print(f"  {component.name:<12} started (pid {process.pid}) but {message}: see its log")
         return
     stop(component.name)
     raise StackError(f"{message}; last lines of its log:\n{log_tail(component.name)}")
@@ -170,7 +170,7 @@ def stop(name: str) -> None:
     pid = running_pid(name)
     if pid is None:
         path.unlink(missing_ok=True)
-        print(f"  {name:<11} was not running")
+        print(f"  {name:<12} was not running")
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -184,4 +184,4 @@ def stop(name: str) -> None:
         while alive(pid) and time.monotonic() < kill_deadline:
             time.sleep(0.05)
     path.unlink(missing_ok=True)
-    print(f"  {name:<11} {how} (pid {pid})")
+    print(f"  {name:<12} {how} (pid {pid})")

@@ -1,10 +1,12 @@
 """The local demo stack: Temporal dev server, two demo service slots, NGINX, HAProxy,
-Prometheus, worker; and the "VMs" of the blue-green, rolling and recreate demos.
+Prometheus, worker; the incident parts (Alertmanager, local PagerDuty and Slack servers,
+``deployflow serve``); and the "VMs" of the blue-green, rolling and recreate demos.
 
     python examples/demo/stack.py up [NAME ...]     start what is not running (all by default)
     python examples/demo/stack.py down              stop everything this stack started
     python examples/demo/stack.py status            what runs, where
     python examples/demo/stack.py slot canary --version v3 [--error-rate 1.0]
+    python examples/demo/stack.py restart stable    the slot's process afresh, same version
     python examples/demo/stack.py reset             NGINX back to 100 % stable
 
 Every process runs in the background with its PID in ``.state/demo/pids/NAME.pid`` and its
@@ -18,9 +20,21 @@ belong to the local host agent (examples/demo/host.py, state in ``.state/demo/ho
 which the worker runs through the command platform; this stack never starts a process on
 them itself, and ``down`` stops them through the agent, by its recorded PIDs.
 
-``up`` restarts a running worker when the deployflow code changed since it started (a
-fingerprint of the packages' sources is kept in ``.state/demo/worker.code``): a worker only
-loads workflow and activity code when it starts.
+The incident demo adds: Prometheus's alert rule ``CheckoutHighErrorRate`` (the stable
+slot's 5xx ratio over 10 s above 0.5) sent to Alertmanager (:19093), whose webhook posts to
+``deployflow serve`` (:19095, runbooks ``examples/runbooks/checkout.yaml``) with a Bearer
+token the stack generates once (``.state/demo/webhook-token``); and the local PagerDuty
+(HTTPS :19443) and Slack (:19444) servers (``notify``), whose environment for the worker is
+in ``.state/demo/notify/notify.env`` while they run.
+
+``up`` restarts a running worker (and ``serve``) when what it loaded at start is out of
+date: the deployflow code (a fingerprint of the packages' sources), or its environment —
+a worker started before the notify servers has no way to page, so starting ``notify``
+and then ``worker`` restarts it with their environment. The fingerprints are kept in
+``.state/demo/NAME.code``. Likewise Prometheus and Alertmanager are restarted when their
+configuration or command line changed (it is written on every ``up``). The worker runs
+with the venv's ``bin`` first on ``PATH``, so ``python`` in a runbook's or monitor's
+command platform is the venv's.
 """
 
 from __future__ import annotations
@@ -30,6 +44,8 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -64,6 +80,10 @@ CANARY_PORT = 18002
 NGINX_PORT = 18080
 HAPROXY_PORT = 18090
 PROMETHEUS_PORT = 19090
+ALERTMANAGER_PORT = 19093
+SERVE_PORT = 19095
+PAGERDUTY_PORT = 19443
+SLACK_PORT = 19444
 # The VM strategies' hosts, one port each, split into the router's two lists (for blue-green
 # the two pools; rolling and recreate treat them as one fleet at 50/50). The specs in
 # examples/rollouts/ list exactly these, in this order.
@@ -86,17 +106,58 @@ HAPROXY_BACKEND = "checkout-vms"
 HAPROXY_BACKEND_FILE = HAPROXY_PREFIX / f"{HAPROXY_BACKEND}.cfg"
 HAPROXY_SOCKET = HAPROXY_PREFIX / "admin.sock"
 PROMETHEUS_DIR = STATE / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+PROMETHEUS_RULES = PROMETHEUS_DIR / "rules.yml"
+ALERTMANAGER_DIR = STATE / "alertmanager"
+ALERTMANAGER_CONFIG = ALERTMANAGER_DIR / "alertmanager.yml"
+NOTIFY_DIR = STATE / "notify"
+NOTIFY_ENV = NOTIFY_DIR / "notify.env"  # written by the notify servers once they listen
+NOTIFY_STATE = NOTIFY_DIR / "notify-servers.json"  # likewise, last: "ready"
+WEBHOOK_TOKEN_FILE = STATE / "webhook-token"
+RUNBOOKS = REPO / "examples" / "runbooks" / "checkout.yaml"
+NOTIFY_MARKER = "activities.notify.local_servers"
 HOSTS_DIR = STATE / "hosts"
 HOST_AGENT = REPO / "examples" / "demo" / "host.py"
-WORKER_CODE = STATE / "worker.code"
-# What the worker runs: a change to any of it means the running worker is out of date.
+# What the worker and serve run: a change to any of it means the running one is out of date.
 WORKER_SOURCES = ("workflows", "activities", "workers", "starters")
 BIN = Path(sys.executable).parent
 
-ORDER = ("temporal", "stable", "canary", "nginx", "haproxy", "prometheus", "worker")
+# The alert the incident demo is about: the stable slot's 5xx ratio over 10 s. The runbook
+# (examples/runbooks/checkout.yaml) queries the same ratio.
+ALERT_NAME = "CheckoutHighErrorRate"
+STABLE_SLOT = f'job="{SERVICE}", instance="{HOST}:{STABLE_PORT}"'
+ERROR_RATIO = (
+    f'sum(rate(http_requests_total{{{STABLE_SLOT}, code=~"5.."}}[10s]))'
+    f" / sum(rate(http_requests_total{{{STABLE_SLOT}}}[10s]))"
+)
+ALERT_GROUP_BY = ("alertname", "service")
+REPEAT_INTERVAL = "10s"
+
+ORDER = (
+    "temporal",
+    "stable",
+    "canary",
+    "nginx",
+    "haproxy",
+    "notify",
+    "worker",
+    "serve",
+    "alertmanager",
+    "prometheus",
+)
 # What each demo needs (`stack.py up` with no names starts everything).
 CANARY_PARTS = ["temporal", "stable", "canary", "nginx", "prometheus", "worker"]
 VM_PARTS = ["temporal", "haproxy", "worker"]
+PIPELINE_PARTS = ["temporal", "stable", "canary", "nginx", "haproxy", "prometheus", "worker"]
+INCIDENT_PARTS = [
+    "temporal",
+    "stable",
+    "notify",
+    "worker",
+    "serve",
+    "alertmanager",
+    "prometheus",
+]
 
 
 def http_json(url: str) -> object:
@@ -123,10 +184,28 @@ def prometheus_targets() -> list[dict[str, object]]:
 
 
 def prometheus_ready() -> bool:
+    """Ready, both slots listed and the running ones scraped, Alertmanager known (alerts
+    sent before Prometheus knows an Alertmanager are dropped)."""
     if http_status(f"http://{HOST}:{PROMETHEUS_PORT}/-/ready") != 200:
         return False
-    targets = prometheus_targets()
-    return len(targets) == len(SLOT_PORTS) and all(t["health"] == "up" for t in targets)
+    health = {}
+    for target in prometheus_targets():
+        labels = target["labels"]
+        assert isinstance(labels, dict)
+        health[labels["instance"]] = target["health"]
+    running = [
+        f"{HOST}:{port}"
+        for slot, port in SLOT_PORTS.items()
+        if running_pid(slot, f"--port {port}") is not None
+    ]
+    body = http_json(f"http://{HOST}:{PROMETHEUS_PORT}/api/v1/alertmanagers")
+    assert isinstance(body, dict)
+    alertmanagers = body["data"]["activeAlertmanagers"]
+    return (
+        len(health) == len(SLOT_PORTS)
+        and all(health.get(target) == "up" for target in running)
+        and len(alertmanagers) == 1
+    )
 
 
 def haproxy_ready() -> bool:
@@ -264,18 +343,145 @@ def haproxy_command(*args: str) -> list[str]:
     return [haproxy_binary(), "-W", "-f", str(HAPROXY_MAIN), "-f", str(HAPROXY_BACKEND_FILE), *args]
 
 
-def write_prometheus_config() -> None:
-    PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True)
+def prometheus_config() -> str:
     targets = ", ".join(f"'{HOST}:{port}'" for port in SLOT_PORTS.values())
-    (PROMETHEUS_DIR / "prometheus.yml").write_text(
-        f"""# Written by examples/demo/stack.py.
+    return f"""# Written by examples/demo/stack.py.
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 scrape_configs:
   - job_name: {SERVICE}
     static_configs:
       - targets: [{targets}]
+rule_files: [{PROMETHEUS_RULES.name}]
+alerting:
+  alertmanagers:
+    - api_version: v2
+      static_configs:
+        - targets: ['{HOST}:{ALERTMANAGER_PORT}']
 """
-    )
+
+
+def prometheus_rules() -> str:
+    """The incident demo's alert: the stable slot answers more than half with 5xx. No
+    traffic is 0/0 = NaN, which never fires."""
+    return f"""# Written by examples/demo/stack.py.
+groups:
+  - name: {SERVICE}
+    rules:
+      - alert: {ALERT_NAME}
+        expr: '{ERROR_RATIO} > 0.5'
+        for: 0s
+        labels:
+          severity: critical
+          service: {SERVICE}
+          environment: demo
+        annotations:
+          summary: >-
+            the stable slot {HOST}:{STABLE_PORT} answers
+            {{{{ $value | humanizePercentage }}}} of its requests with 5xx
+          runbook: examples/runbooks/checkout.yaml
+"""
+
+
+def write_prometheus_config() -> None:
+    PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True)
+    PROMETHEUS_CONFIG.write_text(prometheus_config())
+    PROMETHEUS_RULES.write_text(prometheus_rules())
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if Path(promtool).exists():
+        checked = subprocess.run(
+            [promtool, "check", "config", str(PROMETHEUS_CONFIG)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if checked.returncode != 0:
+            raise StackError(
+                f"promtool rejected the demo config:\n{checked.stdout}{checked.stderr}"
+            )
+
+
+def prometheus_argv() -> list[str]:
+    return [
+        shutil.which("prometheus") or "/usr/bin/prometheus",
+        f"--config.file={PROMETHEUS_CONFIG}",
+        f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}",
+        "--storage.tsdb.retention.time=1d",
+        f"--web.listen-address={HOST}:{PROMETHEUS_PORT}",
+        f"--web.external-url=http://{HOST}:{PROMETHEUS_PORT}",  # the alerts' generatorURL
+    ]
+
+
+def webhook_token() -> str:
+    """The Bearer token Alertmanager sends and serve expects: generated once, kept in
+    WEBHOOK_TOKEN_FILE (mode 600)."""
+    if not WEBHOOK_TOKEN_FILE.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        partial = WEBHOOK_TOKEN_FILE.with_suffix(".partial")
+        partial.touch(mode=0o600)
+        partial.write_text(secrets.token_urlsafe(32) + "\n")
+        partial.replace(WEBHOOK_TOKEN_FILE)
+    return WEBHOOK_TOKEN_FILE.read_text().strip()
+
+
+def alertmanager_config() -> str:
+    """One route to ``deployflow serve``: a new group is sent after 1 s, changes at the next
+    1 s tick, an unchanged firing group again every REPEAT_INTERVAL; resolutions too. The
+    token is read from its file, so it is not in this one."""
+    group_by = ", ".join(ALERT_GROUP_BY)
+    return f"""# Written by examples/demo/stack.py.
+route:
+  receiver: deployflow
+  group_by: [{group_by}]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: {REPEAT_INTERVAL}
+receivers:
+  - name: deployflow
+    webhook_configs:
+      - url: http://{HOST}:{SERVE_PORT}/alerts/alertmanager
+        send_resolved: true
+        max_alerts: 0
+        http_config:
+          authorization: {{type: Bearer, credentials_file: '{WEBHOOK_TOKEN_FILE}'}}
+"""
+
+
+def alertmanager_argv() -> list[str]:
+    return [
+        shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager",
+        f"--config.file={ALERTMANAGER_CONFIG}",
+        f"--storage.path={ALERTMANAGER_DIR / 'data'}",
+        f"--web.listen-address={HOST}:{ALERTMANAGER_PORT}",
+        f"--web.external-url=http://{HOST}:{ALERTMANAGER_PORT}",  # the webhook's externalURL
+        "--cluster.listen-address=",  # no gossip, no second port
+    ]
+
+
+def write_alertmanager_config() -> None:
+    ALERTMANAGER_DIR.mkdir(parents=True, exist_ok=True)
+    webhook_token()
+    ALERTMANAGER_CONFIG.write_text(alertmanager_config())
+
+
+def notify_env() -> dict[str, str]:
+    """The worker's environment for the local notify servers while they run (else none)."""
+    if running_pid("notify", NOTIFY_MARKER) is None:
+        return {}
+    try:
+        lines = NOTIFY_ENV.read_text().splitlines()
+    except OSError:
+        return {}
+    env = {}
+    for line in lines:
+        name, _, quoted = line.partition("=")
+        value = shlex.split(quoted)  # written with shlex.quote: one word
+        if name and len(value) == 1:
+            env[name] = value[0]
+    return env
+
+
+def notify_ready() -> bool:
+    return NOTIFY_STATE.exists() and port_open(SLACK_PORT)
 
 
 def nginx_binary() -> str:
@@ -351,57 +557,147 @@ def components() -> dict[str, Component]:
             port=HAPROXY_PORT,
         ),
         Component(
-            name="prometheus",
+            name="notify",
             argv=[
-                shutil.which("prometheus") or "/usr/bin/prometheus",
-                f"--config.file={PROMETHEUS_DIR / 'prometheus.yml'}",
-                f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}",
-                "--storage.tsdb.retention.time=1d",
-                f"--web.listen-address={HOST}:{PROMETHEUS_PORT}",
+                str(BIN / "python"),
+                "-m",
+                NOTIFY_MARKER,
+                f"--state-dir={NOTIFY_DIR}",
+                f"--pagerduty-port={PAGERDUTY_PORT}",
+                f"--slack-port={SLACK_PORT}",
             ],
-            marker="prometheus",
-            ready=prometheus_ready,
-            url=f"http://{HOST}:{PROMETHEUS_PORT}/",
-            port=PROMETHEUS_PORT,
+            marker=NOTIFY_MARKER,
+            ready=notify_ready,
+            url=f"PagerDuty https://{HOST}:{PAGERDUTY_PORT}/v2/enqueue, "
+            f"Slack http://{HOST}:{SLACK_PORT}/api/ (GET /_received on both)",
+            port=PAGERDUTY_PORT,
+        ),
+        worker_component(),
+        serve_component(),
+        Component(
+            name="alertmanager",
+            argv=alertmanager_argv(),
+            marker="alertmanager",
+            ready=lambda: http_status(f"http://{HOST}:{ALERTMANAGER_PORT}/-/ready") == 200,
+            url=f"http://{HOST}:{ALERTMANAGER_PORT}/ (webhook to serve, repeats every "
+            f"{REPEAT_INTERVAL})",
+            port=ALERTMANAGER_PORT,
         ),
         Component(
-            name="worker",
-            argv=[shutil.which("deployflow", path=str(BIN)) or "deployflow", "worker"],
-            marker="worker",
-            ready=worker_polling,
-            url=f"task queue {TASK_QUEUE}",
-            env={"TEMPORAL_ADDRESS": f"{HOST}:{TEMPORAL_PORT}"},
-            ready_timeout_s=20.0,
-            required=False,
+            name="prometheus",
+            argv=prometheus_argv(),
+            marker="prometheus",
+            ready=prometheus_ready,
+            url=f"http://{HOST}:{PROMETHEUS_PORT}/ (alert {ALERT_NAME})",
+            port=PROMETHEUS_PORT,
         ),
     ]
     return {c.name: c for c in listed}
 
 
-def worker_code() -> str:
-    """A fingerprint of the code a worker loads: every source file under WORKER_SOURCES."""
+def deployflow_binary() -> str:
+    return shutil.which("deployflow", path=str(BIN)) or "deployflow"
+
+
+def worker_component() -> Component:
+    """The worker, with the notify servers' environment when they run; ``python`` on its
+    PATH is the venv's (runbook and monitor commands run ``python examples/demo/...``)."""
+    return Component(
+        name="worker",
+        argv=[deployflow_binary(), "worker"],
+        marker="worker",
+        ready=worker_polling,
+        url=f"task queue {TASK_QUEUE}",
+        env={
+            "TEMPORAL_ADDRESS": f"{HOST}:{TEMPORAL_PORT}",
+            **notify_env(),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        },
+        ready_timeout_s=20.0,
+        required=False,
+    )
+
+
+def serve_component() -> Component:
+    """``deployflow serve``: Alertmanager's webhook into incident workflows."""
+    return Component(
+        name="serve",
+        argv=[
+            deployflow_binary(),
+            "serve",
+            "--runbooks",
+            str(RUNBOOKS.relative_to(REPO)),
+            "--listen",
+            f"{HOST}:{SERVE_PORT}",
+        ],
+        marker="serve",
+        ready=lambda: http_status(f"http://{HOST}:{SERVE_PORT}/healthz") == 200,
+        url=f"http://{HOST}:{SERVE_PORT}/alerts/alertmanager (runbooks "
+        f"{RUNBOOKS.relative_to(REPO)})",
+        port=SERVE_PORT,
+        env={
+            "TEMPORAL_ADDRESS": f"{HOST}:{TEMPORAL_PORT}",
+            "DEPLOYFLOW_WEBHOOK_TOKEN": webhook_token() if WEBHOOK_TOKEN_FILE.exists() else "",
+        },
+    )
+
+
+def worker_code(*extra: Path) -> str:
+    """A fingerprint of the code a worker loads: every source file under WORKER_SOURCES
+    (and the ``extra`` files it reads at start)."""
     digest = hashlib.sha256()
-    for package in WORKER_SOURCES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            digest.update(str(path.relative_to(REPO)).encode() + b"\0")
-            with contextlib.suppress(OSError):  # a file removed while we look
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    paths = [p for package in WORKER_SOURCES for p in sorted((REPO / package).rglob("*.py"))]
+    for path in [*paths, *extra]:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0")
+        with contextlib.suppress(OSError):  # a file removed while we look
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def start_worker(component: Component) -> None:
-    """Start the worker; a running one that loaded other code is stopped first."""
-    code = worker_code()
-    pid = running_pid(component.name, component.marker)
-    recorded = WORKER_CODE.read_text().strip() if WORKER_CODE.exists() else None
-    if pid is not None and recorded == code:
-        print(f"  {component.name:<11} already running (pid {pid}), on the current code")
+def env_fingerprint(env: dict[str, str]) -> str:
+    """What a process was given besides PATH (which differs between shells), hashed: the
+    notify variables carry a (local, fake) routing key and token."""
+    given = sorted((k, v) for k, v in env.items() if k != "PATH")
+    return hashlib.sha256(json.dumps(given).encode()).hexdigest()
+
+
+def start_current(component: Component, code: str) -> None:
+    """Start the worker or serve; a running one started with other code or another
+    environment is stopped first. Its fingerprints are kept in ``STATE/NAME.code``: the
+    code's on the first line, the environment's on the second."""
+    name = component.name
+    wanted = [code, env_fingerprint(component.env)]
+    record = STATE / f"{name}.code"
+    pid = running_pid(name, component.marker)
+    recorded = record.read_text().split() if record.exists() else []
+    if pid is not None and recorded == wanted:
+        print(f"  {name:<12} already running (pid {pid}), on the current code")
         return
     if pid is not None:
-        print(f"  {component.name:<11} pid {pid} loaded older code: restarting it")
-        stop(component.name)
+        if recorded[:1] != wanted[:1]:
+            why = "loaded older code"
+        elif name == "worker" and "PAGERDUTY_EVENTS_URL" in component.env:
+            why = "was started without the notify servers' environment"
+        else:
+            why = "was started with another environment"
+        print(f"  {name:<12} pid {pid} {why}: restarting it")
+        stop(name)
     start(component)
-    WORKER_CODE.write_text(code + "\n")
+    record.write_text("\n".join(wanted) + "\n")
+
+
+def restart_if_changed(component: Component, config: Path, text: str) -> None:
+    """Stop a running component whose config file or command line is not what this stack
+    writes now (Prometheus and Alertmanager read their config only at start)."""
+    pid = running_pid(component.name, component.marker)
+    if pid is None:
+        return
+    with contextlib.suppress(OSError):
+        same_argv = cmdline(pid) in (None, " ".join(component.argv) + " ")
+        if config.read_text() == text and same_argv:
+            return
+    print(f"  {component.name:<12} its config changed: restarting it")
+    stop(component.name)
 
 
 def up(names: list[str] | None = None) -> None:
@@ -418,7 +714,7 @@ def up(names: list[str] | None = None) -> None:
     if "haproxy" in wanted and running_pid("haproxy", "haproxy") is not None:
         with contextlib.suppress(OSError):
             if HAPROXY_MAIN.read_text() != haproxy_main_config():
-                print(f"  {'haproxy':<11} its config changed: restarting it")
+                print(f"  {'haproxy':<12} its config changed: restarting it")
                 stop("haproxy")
     if "haproxy" in wanted and running_pid("haproxy", "haproxy") is None:
         # Likewise: a fresh HAProxy starts all-stable from a backend file written here.
@@ -427,13 +723,30 @@ def up(names: list[str] | None = None) -> None:
         if checked.returncode != 0:
             raise StackError(f"haproxy -c rejected the demo config:\n{checked.stdout}")
     if "prometheus" in wanted:
+        restart_if_changed(table["prometheus"], PROMETHEUS_CONFIG, prometheus_config())
+        restart_if_changed(table["prometheus"], PROMETHEUS_RULES, prometheus_rules())
         write_prometheus_config()
+    if "alertmanager" in wanted:
+        restart_if_changed(table["alertmanager"], ALERTMANAGER_CONFIG, alertmanager_config())
+        write_alertmanager_config()
+    if "serve" in wanted or "alertmanager" in wanted:
+        webhook_token()
+    if "notify" in wanted and running_pid("notify", NOTIFY_MARKER) is None:
+        # Written by the servers once they listen; a killed one leaves them behind.
+        for stale in (NOTIFY_STATE, NOTIFY_ENV):
+            stale.unlink(missing_ok=True)
+        NOTIFY_DIR.mkdir(parents=True, exist_ok=True)
     for name in ORDER:
-        if name in wanted:
-            if name == "worker":
-                start_worker(table[name])
-            else:
-                start(table[name])
+        if name not in wanted:
+            continue
+        # Built now, not with the table: the worker's environment comes from the notify
+        # servers started just before it, serve's token from the file written above.
+        if name == "worker":
+            start_current(worker_component(), worker_code())
+        elif name == "serve":
+            start_current(serve_component(), worker_code(RUNBOOKS))
+        else:
+            start(table[name])
 
 
 def down() -> None:
@@ -469,14 +782,14 @@ def deploy_host(port: int, version: str) -> None:
     if done.returncode != 0:
         raise StackError(f"host.py deploy {version} on :{port} failed:\n{done.stderr.strip()}")
     for line in done.stdout.strip().splitlines():  # "stopped ...", then "started ..."
-        print(f"  host {port:<6} {line}")
+        print(f"  host {port:<7} {line}")
 
 
 def stop_host(port: int) -> None:
     done = host_agent("stop", port)
     if done.returncode != 0:
         raise StackError(f"host.py stop on :{port} failed:\n{done.stderr.strip()}")
-    print(f"  host {port:<6} {done.stdout.strip()}")
+    print(f"  host {port:<7} {done.stdout.strip()}")
 
 
 def host_version(port: int) -> str | None:
@@ -513,31 +826,55 @@ def status(names: list[str] | None = None) -> int:
         where = component.url
         if pid and name in SLOT_PORTS:
             where = f"http://{HOST}:{SLOT_PORTS[name]}/ ({slot_version(pid)})"
-        print(f"  {name:<11} {state:<22} {where}")
+        print(f"  {name:<12} {state:<22} {where}")
     load = running_pid("load", "load.py")
     where = " ".join((cmdline(load) or "").split()[2:]) if load else ""
-    print(f"  {'load':<11} {f'running (pid {load})' if load else 'stopped':<22} {where}")
+    print(f"  {'load':<12} {f'running (pid {load})' if load else 'stopped':<22} {where}")
     if "haproxy" in wanted:
         for port in sorted({*VM_PORTS, *recorded_hosts()}):
             version = host_version(port)
             state = f"runs {version}" if version else "stopped"
-            print(f"  {f'host {port}':<11} {state:<22} http://{HOST}:{port}/")
+            print(f"  {f'host {port}':<12} {state:<22} http://{HOST}:{port}/")
     if "prometheus" in wanted and running_pid("prometheus", "prometheus"):
         with contextlib.suppress(OSError, KeyError, AssertionError):
             for t in prometheus_targets():
                 labels = t["labels"]
                 assert isinstance(labels, dict)
-                print(f"  scrape      {labels['instance']:<22} {t['health']}")
+                print(f"  scrape       {labels['instance']:<22} {t['health']}")
     return 0 if all_up else 1
 
 
-def slot_version(pid: int) -> str:
-    """``version[, error-rate X]`` a running slot was started with, from its command line."""
+def slot_options(pid: int) -> tuple[str, float]:
+    """The version and error rate a running slot was started with, from its command line."""
     words = (cmdline(pid) or "").split()
     options = dict(zip(words, [*words[1:], ""], strict=True))
-    version = options.get("--version", "?")
-    rate = options.get("--error-rate", "0.0")
-    return version if float(rate or 0) == 0 else f"{version}, started with error-rate {rate}"
+    return options.get("--version", "?"), float(options.get("--error-rate") or 0)
+
+
+def slot_version(pid: int) -> str:
+    """``version[, error-rate X]`` a running slot was started with."""
+    version, rate = slot_options(pid)
+    return version if rate == 0 else f"{version}, started with error-rate {rate:g}"
+
+
+def slot_named(name: str) -> str:
+    """A slot by its name or port (``stable``, ``18001``); StackError for anything else."""
+    for slot, port in SLOT_PORTS.items():
+        if name in (slot, str(port)):
+            return slot
+    have = ", ".join(f"{slot} ({port})" for slot, port in SLOT_PORTS.items())
+    raise StackError(f"no service slot {name!r}; have {have}")
+
+
+def restart_slot(name: str) -> None:
+    """Stop a slot's process and start its version afresh: what it was started with, so
+    knobs turned at runtime (error rate, leak, hang) are back to that. A stopped slot is
+    started with its default version. What a runbook's ``restart`` runs for the demo."""
+    slot = slot_named(name)
+    pid = running_pid(slot, f"--port {SLOT_PORTS[slot]}")
+    version, rate = slot_options(pid) if pid is not None else (DEFAULT_VERSIONS[slot], 0.0)
+    stop(slot)
+    start(service_component(slot, version, rate))
 
 
 def set_slot(slot: str, version: str, error_rate: float = 0.0) -> None:
@@ -545,7 +882,7 @@ def set_slot(slot: str, version: str, error_rate: float = 0.0) -> None:
     component = service_component(slot, version, error_rate)
     pid = running_pid(slot, component.marker)
     if pid is not None and cmdline(pid) == " ".join(component.argv) + " ":
-        print(f"  {slot:<11} already runs {version} (pid {pid})")
+        print(f"  {slot:<12} already runs {version} (pid {pid})")
         return
     stop(slot)
     start(component)
@@ -564,7 +901,7 @@ def reset_routing() -> None:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while old_workers & children(master) and time.monotonic() < deadline:
             time.sleep(0.05)
-    print(f"  nginx       100 % to stable {HOST}:{STABLE_PORT}")
+    print(f"  nginx        100 % to stable {HOST}:{STABLE_PORT}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -578,6 +915,8 @@ def main(argv: list[str] | None = None) -> int:
     slot_parser.add_argument("slot", choices=sorted(SLOT_PORTS))
     slot_parser.add_argument("--version", required=True)
     slot_parser.add_argument("--error-rate", type=float, default=0.0)
+    restart_parser = verbs.add_parser("restart", help="restart a service slot, same version")
+    restart_parser.add_argument("slot", metavar="SLOT", help="stable, canary, or its port")
     verbs.add_parser("reset", help="NGINX back to 100 %% stable")
     load_parser = verbs.add_parser("load", help="start the load generator in the background")
     load_parser.add_argument("--seconds", type=int, default=600)
@@ -594,6 +933,8 @@ def main(argv: list[str] | None = None) -> int:
             return status()
         elif args.verb == "slot":
             set_slot(args.slot, args.version, args.error_rate)
+        elif args.verb == "restart":
+            restart_slot(args.slot)
         elif args.verb == "reset":
             reset_routing()
         elif args.verb == "load":
