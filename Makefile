@@ -8,6 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STRATEGY ?= canary
+SCENARIO ?=
 
 .PHONY: help bootstrap system-packages test lint fmt demo down
 
@@ -16,6 +17,8 @@ help:
 	@echo "make demo [STRATEGY=...]  local stack + a good and a bad rollout; STRATEGY is canary"
 	@echo "                          (default), blue-green, rolling or recreate; or pipeline:"
 	@echo "                          staging -> approval -> production, then an emergency rollback"
+	@echo "make demo SCENARIO=incident  an alert becomes a PagerDuty page, a Slack thread and a"
+	@echo "                          restart (Alertmanager -> deployflow serve -> incident runbook)"
 	@echo "make down                 stop the demo stack"
 	@echo "make lint | make fmt      ruff + mypy | apply ruff's formatting and fixes"
 
@@ -81,7 +84,7 @@ fmt: bootstrap
 	$(BIN)/ruff check --fix .
 
 demo: bootstrap
-	$(BIN)/python examples/demo/run.py --strategy $(STRATEGY)
+	$(BIN)/python examples/demo/run.py --strategy $(STRATEGY)$(if $(SCENARIO), --scenario $(SCENARIO))
 
 # By the PIDs the stack recorded in .state/demo/pids/ (and the host agent in
 # .state/demo/hosts/), never by process name.

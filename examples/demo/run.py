@@ -23,14 +23,18 @@ platform) behind HAProxy on :18090:
 4. The bad rollout (``checkout-STRATEGY-bad.yaml``, v3, which the host agent runs as a bad
    build answering 500 on ``/``), straight after: expect exit 1, rolled back to v2.
 
+Incident (``--scenario incident``; see examples/demo/incident.py): an alert on the stable
+slot becomes a PagerDuty page, a Slack thread and a restart by the runbook
+``examples/runbooks/checkout.yaml``, through Alertmanager and ``deployflow serve``.
+
 Pipeline (``examples/pipelines/checkout.yaml``): v2 is promoted staging → production, two
 environments of checkout on the same stack. Staging is the four VMs behind HAProxy
 (blue-green); production is the two NGINX slots (canary, judged by Prometheus), behind two
 gates: 5 s live in staging, then alice's approval.
 
-1. ``stack.py up`` (everything); v1 live in both (the VMs' blue pool, green stopped; the
-   stable slot, NGINX 100 % to it), v2 in the canary slot (the canary stage's version must
-   run on the list it will put it on); steady load through NGINX.
+1. ``stack.py up`` (all but the incident parts); v1 live in both (the VMs' blue pool, green
+   stopped; the stable slot, NGINX 100 % to it), v2 in the canary slot (the canary stage's
+   version must run on the list it will put it on); steady load through NGINX.
 2. ``deployflow pipeline start ... --version v2 --wait`` in the background; the demo polls
    ``pipeline status --json`` (bounded) and shows the timeline until production awaits
    approval, then ``pipeline approve checkout --as alice``; the background start must exit
@@ -68,6 +72,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import incident
 import processes
 import stack
 import structlog
@@ -183,7 +188,7 @@ def set_error_rate(slot: str, rate: float) -> None:
     request = urllib.request.Request(url, data=str(rate).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=2.0) as response:
         response.read()
-    print(f"  {slot:<11} error rate set to {rate}")
+    print(f"  {slot:<12} error rate set to {rate}")
 
 
 def cli_env() -> dict[str, str]:
@@ -718,7 +723,7 @@ def pipeline_demo(args: argparse.Namespace) -> bool:
     version, production_url = PIPELINE_VERSION, f"http://{HOST}:{stack.NGINX_PORT}/"
 
     print("==> stack up")
-    stack.up(list(stack.ORDER))
+    stack.up(stack.PIPELINE_PARTS)
     end_leftovers()
     processes.stop("load")
     print()
@@ -766,13 +771,35 @@ def pipeline_demo(args: argparse.Namespace) -> bool:
     return rolled_back
 
 
+SCENARIOS = ("incident",)
+
+
+def scenario(args: argparse.Namespace) -> int:
+    """A demo that is not a rollout (``--scenario``); its exit code."""
+    if importlib.util.find_spec("starters.cli") is None:
+        print("demo: the deployflow CLI (starters/cli.py) is not installed yet", file=sys.stderr)
+        return 1
+    try:
+        return incident.demo(args)
+    except (StackError, OSError) as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--strategy", default="canary")
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        help="instead of a rollout: incident (an alert → page, Slack thread, restart)",
+    )
     parser.add_argument("--load-seconds", type=int, default=900, help="bound on the load")
     args = parser.parse_args(argv)
     if isinstance(sys.stdout, io.TextIOWrapper):  # in order with the CLI's output under make
         sys.stdout.reconfigure(line_buffering=True)
+    if args.scenario is not None:
+        return scenario(args)
 
     pipeline = args.strategy == "pipeline"
     good_source = ROLLOUTS / f"checkout-{args.strategy}.yaml"
@@ -799,7 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {e}", file=sys.stderr)
         return 1
 
-    parts = list(stack.ORDER) if pipeline else stack.VM_PARTS if vm else stack.CANARY_PARTS
+    parts = stack.PIPELINE_PARTS if pipeline else stack.VM_PARTS if vm else stack.CANARY_PARTS
     stack.status(parts)
     services = {
         "Service:": [stack.HAPROXY_PORT if vm else stack.NGINX_PORT],
