@@ -483,9 +483,9 @@ def demo(args: argparse.Namespace) -> int:
     print(
         "\nIncident:     "
         + (incident.url if incident else "(none opened)")
-        + "\n              .venv/bin/deployflow incident status "
+        + f"\n              TEMPORAL_ADDRESS={HOST}:{stack.TEMPORAL_PORT} .venv/bin/deployflow "
+        + "incident status "
         + (incident.workflow_id if incident else stack.SERVICE)
-        + f"   (TEMPORAL_ADDRESS={HOST}:{stack.TEMPORAL_PORT})"
         + f"\nAlertmanager: {ALERTMANAGER}/#/alerts"
         + f"\nPrometheus:   http://{HOST}:{stack.PROMETHEUS_PORT}/alerts"
         + f"\nPagerDuty:    curl -s {tls} https://{HOST}:{stack.PAGERDUTY_PORT}/_received"
