@@ -67,6 +67,8 @@ class IncidentRunbook:
         labels = input.notification.labels
         annotations = input.notification.common_annotations
         self._input = input
+        # This run's page in the UI: later incidents of the same alert group reuse the id.
+        self._ui_url = f"{input.ui_url}/{info.run_id}" if input.ui_url else None
         self._values = {
             **{f"labels.{k}": v for k, v in labels.items()},
             "alertname": labels.get("alertname", "alert"),
@@ -76,7 +78,7 @@ class IncidentRunbook:
             "summary": annotations.get("summary", ""),
             "description": annotations.get("description", ""),
             "incident": info.workflow_id,
-            "url": input.ui_url or "",
+            "url": self._ui_url or "",
         }
         title = render("{{alertname}} on {{service}}", self._values).removesuffix(" on ")
         self._status = IncidentStatus(
@@ -164,6 +166,8 @@ class IncidentRunbook:
                 values = await effects.measure(step.query.name, step.query.provider, key)
                 shown = ", ".join(f"{v:g}" for v in values)
                 await self._tell("query", f"{step.query.name}: {shown}")
+            elif (step.restart or step.rollback) and self._remediation_moot():
+                await self._tell("skipped", f"step {index + 1} ({step.kind}): alert resolved")
             elif step.restart is not None:
                 await self._restart(step.restart.servers, step.restart.platform, key)
             elif step.rollback is not None:
@@ -209,8 +213,8 @@ class IncidentRunbook:
         severity = step.severity or self._values["severity"]
         summary = render(step.summary or "{{alertname}} on {{service}}: {{summary}}", self._values)
         links = []
-        if self._input.ui_url:
-            links.append(Link(href=self._input.ui_url, text="deployflow incident"))
+        if self._ui_url:
+            links.append(Link(href=self._ui_url, text="deployflow incident"))
         generator = next(iter(self._input.notification.alerts), None)
         if generator is not None and generator.generator_url:
             links.append(Link(href=generator.generator_url, text="alert source"))
@@ -370,6 +374,10 @@ class IncidentRunbook:
                 self._event("slack", f"could not mark the message resolved: {exc}")
         workflow.set_current_details(f"**Resolved** by {resolved_by} after {took}")
 
+    def _remediation_moot(self) -> bool:
+        """A restart or rollback is not run once the alert has resolved by itself."""
+        return self._alert_resolved() and workflow.patched("incident-skip-moot-remediation")
+
     def _alert_resolved(self) -> bool:
         return self._status.alert_status == "resolved"
 
@@ -509,8 +517,10 @@ class IncidentRunbook:
         if root is None:
             target = channel or (slack.channel if slack else None)
             assert target is not None  # runbook_problems requires a channel
-            if self._input.ui_url:
-                text = f"{text}\n<{self._input.ui_url}|incident {self._status.incident}>"
+            if self._status.paged_levels:
+                text = f"{text}\npaged: {', '.join(self._status.paged_levels)}"
+            if self._ui_url:
+                text = f"{text}\n<{self._ui_url}|incident {self._status.incident}>"
             self._status.slack = await effects.post(target, text, token_env)
             self._event("slack", f"posted to {target}")
             return

@@ -205,3 +205,29 @@ async def test_restart_step_restarts_every_target_server(temporal_env):
         ("restart", "10.0.0.2:80", None),
     ]
     assert status.restarts == 2
+
+
+async def test_a_restart_is_skipped_once_the_alert_has_resolved_by_itself(temporal_env):
+    stubs = Notifiers()
+    target = {
+        "platform": {"command": {"deploy": ["true"], "restart": ["restart", "{host}"]}},
+        "servers": ["10.0.0.1:80"],
+    }
+    book = runbook(
+        [{"wait": {"duration": "1m"}}, {"restart": {}}],
+        target=target,
+        resolveQuietPeriod="10m",
+    )
+    alert = notification()
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await open_incident(temporal_env, tq, book, alert)
+            await status_when(handle, lambda s: "wait step" in (s.waiting_for or ""))
+            await handle.signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
+        await temporal_env.fast_forward(handle, timedelta(minutes=2))
+        skipped = await status_when(handle, lambda s: any(e.kind == "skipped" for e in s.timeline))
+        await temporal_env.fast_forward(handle, timedelta(minutes=10))
+        result = await handle.result()
+    assert stubs.fleet.actions("restart") == []
+    assert "step 2 (restart): alert resolved" in skipped.timeline[-1].message
+    assert result.resolved_by == "alertmanager"
