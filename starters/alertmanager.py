@@ -132,7 +132,8 @@ def to_notification(payload: WebhookPayload) -> AlertNotification:
         if size <= budget:
             kept.append(alert)
             budget -= size
-    return notification.model_copy(update={"alerts": kept})
+    left_out = payload.truncated_alerts + len(payload.alerts) - len(kept)
+    return notification.model_copy(update={"alerts": kept, "alerts_left_out": left_out})
 
 
 def _alert(wire: WebhookAlert) -> Alert:

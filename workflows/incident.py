@@ -227,6 +227,7 @@ class IncidentRunbook(IncidentBase):
                     "runbook": self._status.runbook,
                     "level": level.name,
                     "labels": self._input.notification.labels,
+                    "alerts": self._alert_count(),
                     "annotations": self._input.notification.common_annotations,
                 },
                 links=links,

@@ -51,6 +51,11 @@ class IncidentBase:
         """A restart or rollback is not run once the alert has resolved by itself."""
         return self._alert_resolved() and workflow.patched("incident-skip-moot-remediation")
 
+    def _alert_count(self) -> int:
+        """Alerts in the group as of the first notification (shown, plus left out)."""
+        first = self._input.notification
+        return len(first.alerts) + first.alerts_left_out
+
     def _alert_resolved(self) -> bool:
         return self._status.alert_status == "resolved"
 
@@ -190,6 +195,8 @@ class IncidentBase:
         if root is None:
             target = channel or (slack.channel if slack else None)
             assert target is not None  # runbook_problems requires a channel
+            if self._alert_count() > 1:
+                text = f"{text}\n{self._alert_count()} alerts in this group"
             if self._status.paged_levels:
                 text = f"{text}\npaged: {', '.join(self._status.paged_levels)}"
             if self._ui_url:

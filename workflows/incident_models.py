@@ -47,6 +47,8 @@ class AlertNotification(Model):
     common_labels: dict[str, str] = Field(default_factory=dict)
     common_annotations: dict[str, str] = Field(default_factory=dict)
     alerts: list[Alert] = Field(default_factory=list, max_length=ALERT_LIMIT)
+    # Alerts of the group not in ``alerts``: truncated by Alertmanager or left out here.
+    alerts_left_out: int = Field(default=0, ge=0)
     external_url: str | None = None
     source: str = "alertmanager"  # or "monitor"
 

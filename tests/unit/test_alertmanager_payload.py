@@ -196,6 +196,17 @@ def test_firing_alerts_come_first_and_at_most_the_limit_is_kept():
 
     names = [a.labels["alertname"] for a in notification.alerts]
     assert names == [f"F{i}" for i in range(ALERT_LIMIT)]
+    assert notification.alerts_left_out == 10
+
+
+def test_alerts_alertmanager_truncated_are_counted_as_left_out():
+    body = sample("firing")
+    body["truncatedAlerts"] = 7
+
+    notification = to_notification(parse_payload(encode(body)))
+
+    assert len(notification.alerts) == len(body["alerts"])
+    assert notification.alerts_left_out == 7
 
 
 def test_alerts_are_kept_only_while_the_notification_fits_its_budget():
