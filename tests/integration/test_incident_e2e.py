@@ -11,7 +11,6 @@ notification resolves the page and the thread.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from starters.serve import build_app
 from tests.fixtures.alertmanager import StartAlertmanager
 from tests.fixtures.notify import NotifyEnv
-from tests.fixtures.parts import free_port
+from tests.fixtures.parts import eventually, free_port
 from tests.fixtures.prometheus import DemoService, StartPrometheus
 from tests.integration.test_alertmanager_webhook import RATIO, RULES, Load
 from workers.main import ACTIVITY_THREADS, build_worker
@@ -38,7 +37,6 @@ from workflows.runbook_spec import Runbook, load_runbooks
 pytestmark = pytest.mark.integration
 
 TOKEN = "e2e-webhook-token"
-DEADLINE_S = 60.0
 
 
 def runbook(prometheus: str) -> str:
@@ -84,20 +82,6 @@ async def serve(client: Client, queue: str, runbooks: list[Runbook]) -> AsyncIte
         await runner.cleanup()
 
 
-async def until(check: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {deadline_s:g}s")
-        await asyncio.sleep(0.1)
-
-
 async def incident(client: Client) -> WorkflowHandle[Any, IncidentStatus] | None:
     query = "WorkflowType = 'IncidentRunbook' AND DeployService = 'checkout'"
     ids = {wf.id async for wf in client.list_workflows(query)}
@@ -127,17 +111,19 @@ async def test_alert_pages_once_posts_a_thread_and_resolves_both(
         with Load(service.url, per_second=20, limit=20 * 120):
             async with worker(client, queue):
                 service.set_error_rate(1.0)
-                await until(lambda: am.alerts(), "the alert active in Alertmanager")
+                await eventually(lambda: am.alerts(), "the alert active in Alertmanager")
                 active = time.monotonic()
-                await until(lambda: pagerduty.events(), "the page")
+                await eventually(lambda: pagerduty.events(), "the page")
                 paged = time.monotonic()
-                handle = await until(lambda: incident(client), "the incident workflow")
-                await until(lambda: slack.messages(), "the Slack post")
+                handle = await eventually(lambda: incident(client), "the incident workflow")
+                await eventually(lambda: slack.messages(), "the Slack post")
             # A new worker takes over the open incident mid-way; repeats keep arriving.
             async with worker(client, queue):
-                await until(lambda: _notifications(handle, at_least=4), "repeated notifications")
+                await eventually(
+                    lambda: _notifications(handle, at_least=4), "repeated notifications"
+                )
                 service.set_error_rate(0.0)
-                result = await until(lambda: _resolved(handle), "the incident resolved")
+                result = await eventually(lambda: _resolved(handle), "the incident resolved")
     print(f"alert active in Alertmanager → page at PagerDuty: {paged - active:.2f} s")
     triggers = [e for e in pagerduty.events() if e["event_action"] == "trigger"]
     assert len(triggers) == 1, triggers

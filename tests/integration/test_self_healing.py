@@ -4,9 +4,7 @@ the restart budget is spent the next hang becomes a page at the local PagerDuty.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +20,13 @@ from starters.errors import EXIT_OK
 from tests.fixtures.cli import run_cli
 from tests.fixtures.fleet import DemoHosts
 from tests.fixtures.notify import NotifyEnv
+from tests.fixtures.parts import eventually
 from tests.fixtures.prometheus import http
 from workers.main import ACTIVITY_THREADS, build_worker
 from workflows.healer import SelfHealer
 from workflows.monitor_models import HealerStatus, healer_workflow_id
 
 pytestmark = pytest.mark.integration
-
-DEADLINE_S = 60.0
 
 
 def monitor_file(directory: Path, name: str, env: str, server: str, hosts: DemoHosts) -> Path:
@@ -73,19 +70,6 @@ def monitor_file(directory: Path, name: str, env: str, server: str, hosts: DemoH
     return path
 
 
-async def until(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {DEADLINE_S:g}s")
-        await asyncio.sleep(0.2)
-
-
 async def healer_status(handle: WorkflowHandle[Any, HealerStatus]) -> HealerStatus | None:
     try:
         return await handle.query(SelfHealer.status)
@@ -120,7 +104,7 @@ async def test_scheduled_monitor_restarts_a_hung_service_then_pages_when_the_bud
                 pid_before = (demo_hosts.state_dir / f"{server.rsplit(':', 1)[1]}.pid").read_text()
                 code, _, err = await run_cli(cli_env, "monitor", "trigger", name)
                 assert code == EXIT_OK, err
-                healed = await until(
+                healed = await eventually(
                     lambda: _with(healer, lambda s: any(e.kind == "verified" for e in s.timeline)),
                     "the restart verified",
                 )
@@ -130,8 +114,8 @@ async def test_scheduled_monitor_restarts_a_hung_service_then_pages_when_the_bud
                 hang(server, True)
                 code, _, err = await run_cli(cli_env, "monitor", "trigger", name)
                 assert code == EXIT_OK, err
-                await until(lambda: notify_env.pagerduty.events(), "the page")
-                exhausted = await until(
+                await eventually(lambda: notify_env.pagerduty.events(), "the page")
+                exhausted = await eventually(
                     lambda: _with(healer, lambda s: s.incidents != []), "the incident"
                 )
                 incidents = exhausted.incidents
