@@ -96,15 +96,33 @@ class IncidentRunbook(IncidentBase):
         self._awaiting: ApproveStep | None = None
         self._closing = False
         self._escalation: asyncio.Task[None] | None = None
+        self._steps: asyncio.Task[None] | None = None
         self._triggered: list[EscalationLevel] = []
+        self._run_notifications = 0
+        if input.carried is not None:  # continued as new: the state so far
+            self._status = input.carried.model_copy()
+            done = set(input.carried.triggered_levels)
+            self._triggered = [lv for lv in spec.escalation.levels if lv.name in done]
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentStatus:
-        self._begin()
-        steps = asyncio.create_task(self._run_steps())
+        if input.carried is None:
+            self._begin()
+            self._steps = asyncio.create_task(self._run_steps())
+        else:
+            self._waiting("the alert to resolve, or someone to resolve the incident")
         resolved_by = await self._await_resolution()
+        if resolved_by is None:
+            # A long incident (Alertmanager repeats every few seconds for days): a fresh
+            # history with the state so far; the workflow id and the dedup key stay.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            self._event(
+                "continued", f"continuing as new after {self._run_notifications} notifications"
+            )
+            workflow.continue_as_new(input.model_copy(update={"carried": self._status}))
         self._closing = True
-        await steps  # waits and approvals end at once; a running remediation finishes
+        if self._steps is not None:
+            await self._steps  # waits and approvals end at once; a running remediation finishes
         if self._escalation is not None:
             await self._escalation
         await self._close(resolved_by)
@@ -239,6 +257,7 @@ class IncidentRunbook(IncidentBase):
         # sets acknowledged_at, so exactly one of them acknowledges this level.
         acknowledged_meanwhile = self._status.acknowledged_at is not None
         self._triggered.append(level)
+        self._status.triggered_levels.append(level.name)
         await self._tell("page", f"paged {level.name}")
         if acknowledged_meanwhile:
             await self._pagers("acknowledge", [level])
@@ -327,16 +346,23 @@ class IncidentRunbook(IncidentBase):
 
     # -- resolution -------------------------------------------------------------------
 
-    async def _await_resolution(self) -> str:
-        """Who resolved: a human, or the alert (after the quiet period without re-firing)."""
+    async def _await_resolution(self) -> str | None:
+        """Who resolved: a human, or the alert (after the quiet period without re-firing);
+        None when the run should continue as new first."""
         spec = self._input.runbook.spec
         quiet = parse_duration(spec.resolve_quiet_period) if spec.resolve_quiet_period else None
         while True:
             await workflow.wait_condition(
-                lambda: self._human_resolve is not None or self._alert_resolved()
+                lambda: (
+                    self._human_resolve is not None
+                    or self._alert_resolved()
+                    or self._history_long()
+                )
             )
             if self._human_resolve is not None:
                 return self._human_resolve.by or "an operator"
+            if not self._alert_resolved():
+                return None
             if quiet is None:
                 return "alertmanager"
             self._waiting(f"quiet period of {format_duration(quiet)} after the alert resolved")
@@ -347,6 +373,15 @@ class IncidentRunbook(IncidentBase):
                 return "alertmanager"
             if self._human_resolve is None:
                 self._event("alert", "fired again during the quiet period")
+
+    def _history_long(self) -> bool:
+        """Time to continue as new: the steps and escalation are over (nothing in flight
+        to carry) and this run has taken many notifications, or the server suggests it."""
+        busy = [t for t in (self._steps, self._escalation) if t is not None and not t.done()]
+        if busy or self._awaiting is not None:
+            return False
+        many = self._run_notifications >= self._input.notifications_per_run
+        return many or workflow.info().is_continue_as_new_suggested()
 
     async def _close(self, resolved_by: str) -> None:
         status = self._status

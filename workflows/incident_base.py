@@ -46,6 +46,7 @@ class IncidentBase:
     # Levels whose trigger PagerDuty accepted: acknowledge/resolve go to these. A level
     # acknowledged while its trigger is in flight is acknowledged right after it.
     _triggered: list[EscalationLevel]
+    _run_notifications: int  # Alertmanager notifications this run (not since the start)
 
     def _remediation_moot(self) -> bool:
         """A restart or rollback is not run once the alert has resolved by itself."""
@@ -64,6 +65,7 @@ class IncidentBase:
     @workflow.signal(name="alert_firing", description="Alertmanager: the group still fires.")
     def alert_firing(self, notification: AlertNotification) -> None:
         self._status.notifications += 1
+        self._run_notifications += 1
         if self._status.alert_status == "resolved":
             self._event("alert", "firing again")
         self._status.alert_status = "firing"
@@ -71,6 +73,7 @@ class IncidentBase:
     @workflow.signal(name="alert_resolved", description="Alertmanager: the group resolved.")
     def alert_resolved(self, notification: AlertNotification) -> None:
         self._status.notifications += 1
+        self._run_notifications += 1
         if self._status.alert_status != "resolved":
             self._event("alert", "resolved in Alertmanager")
         self._status.alert_status = "resolved"

@@ -58,15 +58,6 @@ class AlertNotification(Model):
         return {**self.group_labels, **self.common_labels}
 
 
-class IncidentInput(Model):
-    """``ui_url`` links to this run in the Temporal UI (the intake knows the UI's address;
-    the workflow does not). Secrets are never here: the runbook names env variables."""
-
-    runbook: Runbook
-    notification: AlertNotification
-    ui_url: str | None = None
-
-
 class OpenIncidentInput(Model):
     """What a monitor asks the ``open_incident`` activity for (the intake's path)."""
 
@@ -105,6 +96,7 @@ class IncidentStatus(Model):
     waiting_for: str | None = None
     dedup_key: str
     paged_levels: list[str] = Field(default_factory=list)
+    triggered_levels: list[str] = Field(default_factory=list)  # PagerDuty accepted these
     level: str | None = None
     slack: SlackMessage | None = None
     restarts: int = 0
@@ -116,6 +108,19 @@ class IncidentStatus(Model):
     time_to_acknowledge_seconds: float | None = None
     time_to_resolve_seconds: float | None = None
     timeline: list[Event] = Field(default_factory=list)
+
+
+class IncidentInput(Model):
+    """``ui_url`` links to this run in the Temporal UI (the intake knows the UI's address;
+    the workflow does not). Secrets are never here: the runbook names env variables."""
+
+    runbook: Runbook
+    notification: AlertNotification
+    ui_url: str | None = None
+    # Set when a long incident continued as new: its state so far. Steps and escalation
+    # are over by then; the new run only waits for the resolution.
+    carried: IncidentStatus | None = None
+    notifications_per_run: int = Field(default=2000, ge=1)
 
 
 _SLUG = re.compile(r"[^a-z0-9]+")

@@ -82,8 +82,9 @@ async def serve(client: Client, queue: str, runbooks: list[Runbook]) -> AsyncIte
         await runner.cleanup()
 
 
-async def incident(client: Client) -> WorkflowHandle[Any, IncidentStatus] | None:
-    query = "WorkflowType = 'IncidentRunbook' AND DeployService = 'checkout'"
+async def incident(client: Client, queue: str) -> WorkflowHandle[Any, IncidentStatus] | None:
+    """The one incident on this test's task queue (None before it starts)."""
+    query = f"WorkflowType = 'IncidentRunbook' AND TaskQueue = '{queue}'"
     ids = {wf.id async for wf in client.list_workflows(query)}
     assert len(ids) <= 1, f"more than one incident: {ids}"
     return client.get_workflow_handle(ids.pop(), result_type=IncidentStatus) if ids else None
@@ -115,7 +116,7 @@ async def test_alert_pages_once_posts_a_thread_and_resolves_both(
                 active = time.monotonic()
                 await eventually(lambda: pagerduty.events(), "the page")
                 paged = time.monotonic()
-                handle = await eventually(lambda: incident(client), "the incident workflow")
+                handle = await eventually(lambda: incident(client, queue), "the incident workflow")
                 await eventually(lambda: slack.messages(), "the Slack post")
             # A new worker takes over the open incident mid-way; repeats keep arriving.
             async with worker(client, queue):

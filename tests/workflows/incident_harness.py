@@ -118,12 +118,19 @@ async def open_incident(
     task_queue: str,
     book: Runbook,
     alert: AlertNotification | None = None,
+    notifications_per_run: int = 2000,
 ) -> WorkflowHandle[Any, IncidentStatus]:
     """Signal-with-start, as the intake does."""
     alert = alert or notification()
+    incident = IncidentInput(
+        runbook=book,
+        notification=alert,
+        ui_url="http://ui.test/incident",
+        notifications_per_run=notifications_per_run,
+    )
     return await env.client.start_workflow(
         IncidentRunbook.run,
-        IncidentInput(runbook=book, notification=alert, ui_url="http://ui.test/incident"),
+        incident,
         id=incident_workflow_id(alert.group_key, "CheckoutErrors"),
         task_queue=task_queue,
         start_signal=FIRING_SIGNAL,

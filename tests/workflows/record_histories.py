@@ -183,6 +183,19 @@ async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:
         await handle.signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
         await handle.result()
         save("incident-escalated-resolved", await handle.fetch_history())
+    stubs = Notifiers()
+    alert = notification()
+    async with incident_worker(env, stubs) as tq:
+        first = await open_incident(env, tq, runbook([{"page": {}}]), alert, 2)
+        await status_when(first, lambda s: s.triggered_levels == ["on-call"])
+        await open_incident(env, tq, runbook([{"page": {}}]), alert, 2)
+        latest = env.client.get_workflow_handle(first.id)
+        await status_when(latest, lambda s: any(e.kind == "continued" for e in s.timeline))
+        await latest.signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
+        await latest.result()
+        first_run = env.client.get_workflow_handle(first.id, run_id=first.result_run_id)
+        save("incident-continued-as-new", await first_run.fetch_history())
+        save("incident-carried-resolved", await latest.fetch_history())
     fleet = Fleet(unhealthy={(STABLE[1], "v1")}, measure_values=lambda n: [0.2])
     m = monitor(
         slos=[{"name": "error-rate", "provider": PROM, "successCondition": "result[0] < 0.01"}]

@@ -231,3 +231,36 @@ async def test_a_restart_is_skipped_once_the_alert_has_resolved_by_itself(tempor
     assert stubs.fleet.actions("restart") == []
     assert "step 2 (restart): alert resolved" in skipped.timeline[-1].message
     assert result.resolved_by == "alertmanager"
+
+
+async def test_a_long_incident_continues_as_new_keeping_its_pages_and_thread(temporal_env):
+    stubs = Notifiers()
+    book = runbook([{"page": {}}, {"notify": {"text": "{{alertname}}"}}], escalation=LEVELS)
+    alert = notification()
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            first = await open_incident(temporal_env, tq, book, alert, notifications_per_run=3)
+            await status_when(first, lambda s: s.slack is not None and s.paged_levels)
+            await first.execute_update(IncidentRunbook.acknowledge, ALICE)
+            for _ in range(3):  # Alertmanager repeating itself
+                await open_incident(temporal_env, tq, book, alert, notifications_per_run=3)
+            latest = temporal_env.client.get_workflow_handle_for(IncidentRunbook.run, first.id)
+            carried = await status_when(
+                latest, lambda s: any(e.kind == "continued" for e in s.timeline)
+            )
+            await latest.signal(RESOLVED_SIGNAL, notification("resolved", alert.group_key))
+            result = await latest.result()
+    description = await latest.describe()
+    assert description.run_id != first.result_run_id
+    assert carried.acknowledged_by == "alice"
+    assert result.notifications == 5
+    assert result.dedup_key == carried.dedup_key
+    assert stubs.page_log() == [
+        ("trigger", "PD_PRIMARY"),
+        ("acknowledge", "PD_PRIMARY"),
+        ("resolve", "PD_PRIMARY"),
+    ]
+    root, *thread = stubs.posts
+    assert root.thread_ts is None
+    assert {p.thread_ts for p in thread if p.update_ts is None} == {"1700000000.000001"}
+    assert any("resolved by alertmanager" in p.text for p in thread)
