@@ -19,6 +19,8 @@ help:
 	@echo "                          staging -> approval -> production, then an emergency rollback"
 	@echo "make demo SCENARIO=incident  an alert becomes a PagerDuty page, a Slack thread and a"
 	@echo "                          restart (Alertmanager -> deployflow serve -> incident runbook)"
+	@echo "make demo SCENARIO=self-healing  a scheduled monitor finds the service hung, then"
+	@echo "                          leaking: restarts within a budget, then a page once it is spent"
 	@echo "make down                 stop the demo stack"
 	@echo "make lint | make fmt      ruff + mypy | apply ruff's formatting and fixes"
 

@@ -27,6 +27,10 @@ Incident (``--scenario incident``; see examples/demo/incident.py): an alert on t
 slot becomes a PagerDuty page, a Slack thread and a restart by the runbook
 ``examples/runbooks/checkout.yaml``, through Alertmanager and ``deployflow serve``.
 
+Self-healing (``--scenario self-healing``; see examples/demo/healing.py): the scheduled
+monitor ``examples/monitors/checkout.yaml`` finds the stable slot hung, then leaking; its
+SelfHealer restarts it within a restart budget, and once the budget is spent pages instead.
+
 Pipeline (``examples/pipelines/checkout.yaml``): v2 is promoted staging → production, two
 environments of checkout on the same stack. Staging is the four VMs behind HAProxy
 (blue-green); production is the two NGINX slots (canary, judged by Prometheus), behind two
@@ -72,6 +76,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import healing
 import incident
 import processes
 import stack
@@ -771,7 +776,7 @@ def pipeline_demo(args: argparse.Namespace) -> bool:
     return rolled_back
 
 
-SCENARIOS = ("incident",)
+SCENARIOS = ("incident", "self-healing")
 
 
 def scenario(args: argparse.Namespace) -> int:
@@ -780,7 +785,7 @@ def scenario(args: argparse.Namespace) -> int:
         print("demo: the deployflow CLI (starters/cli.py) is not installed yet", file=sys.stderr)
         return 1
     try:
-        return incident.demo(args)
+        return healing.demo(args) if args.scenario == "self-healing" else incident.demo(args)
     except (StackError, OSError) as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
@@ -792,7 +797,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         choices=SCENARIOS,
-        help="instead of a rollout: incident (an alert → page, Slack thread, restart)",
+        help="instead of a rollout: incident (an alert → page, Slack thread, restart) or "
+        "self-healing (a scheduled monitor restarts a hung or leaking slot, then pages)",
     )
     parser.add_argument("--load-seconds", type=int, default=900, help="bound on the load")
     args = parser.parse_args(argv)
