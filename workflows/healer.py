@@ -36,16 +36,19 @@ class SelfHealer:
         assert spec.self_healing is not None  # monitors start a healer only with selfHealing
         self._monitor = input.monitor
         self._policy: SelfHealing = spec.self_healing
-        self._pending: list[HealReport] = [input.report]
+        self._pending: list[HealReport] = [input.report] if input.report else []
         self._status = HealerStatus(
             service=spec.service,
             environment=spec.environment,
             max_restarts=self._policy.max_restarts,
         )
+        if input.carried is not None:  # continued as new
+            self._status = input.carried.model_copy()
 
     @workflow.run
     async def run(self, input: HealerInput) -> HealerStatus:
         window = parse_duration(self._policy.per)
+        handled = 0
         while True:
             self._waiting(f"a report (ends after {format_duration(window)} without one)")
             try:
@@ -55,7 +58,14 @@ class SelfHealer:
             report = self._pending[-1]  # the newest says most; older ones are superseded
             self._pending.clear()
             self._status.reports += 1
+            handled += 1
             await self._heal(report)
+            if handled >= input.reports_per_run or workflow.info().is_continue_as_new_suggested():
+                # A service unhealthy for weeks: a fresh history, the budget window kept.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                pending = self._pending[-1] if self._pending else None
+                carry = {"carried": self._status, "report": pending}
+                workflow.continue_as_new(input.model_copy(update=carry))
         self._event("done", f"no report for {format_duration(window)}: budget whole again")
         return self._status
 

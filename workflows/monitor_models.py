@@ -34,11 +34,6 @@ class HealReport(Model):
     findings: list[Finding]
 
 
-class HealerInput(Model):
-    monitor: ServiceMonitor
-    report: HealReport
-
-
 class MonitorResult(Model):
     service: str
     environment: str
@@ -58,6 +53,16 @@ class HealerStatus(Model):
     incidents: list[str] = Field(default_factory=list)
     waiting_for: str | None = None
     timeline: list[Event] = Field(default_factory=list)
+
+
+class HealerInput(Model):
+    """``report`` is the report to handle first (``None`` after continuing as new with
+    nothing pending); ``carried`` is the healer's state when it continued as new."""
+
+    monitor: ServiceMonitor
+    report: HealReport | None
+    carried: HealerStatus | None = None
+    reports_per_run: int = Field(default=500, ge=1)
 
 
 def monitor_group_key(monitor: ServiceMonitor) -> str:

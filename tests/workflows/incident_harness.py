@@ -12,6 +12,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -146,7 +147,11 @@ async def status_when(
     """Poll the ``status`` query until ``predicate`` holds (bounded)."""
     async with asyncio.timeout(timeout):
         while True:
-            status = await handle.query(IncidentRunbook.status)
+            try:
+                status = await handle.query(IncidentRunbook.status)
+            except RPCError:  # a run just continued as new: no workflow task yet
+                await asyncio.sleep(0.05)
+                continue
             if predicate(status):
                 return status
             await asyncio.sleep(0.05)

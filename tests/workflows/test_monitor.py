@@ -12,6 +12,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -114,32 +115,38 @@ def report(*servers: str) -> HealReport:
 
 
 async def start_healer(
-    env: WorkflowEnvironment, tq: str, m: ServiceMonitor
+    env: WorkflowEnvironment, tq: str, m: ServiceMonitor, reports_per_run: int = 500
 ) -> WorkflowHandle[Any, HealerStatus]:
     return await env.client.start_workflow(
         SelfHealer.run,
-        HealerInput(monitor=m, report=report(STABLE[0])),
+        HealerInput(monitor=m, report=report(STABLE[0]), reports_per_run=reports_per_run),
         id=healer_workflow_id(m.spec.service, m.spec.environment),
         task_queue=tq,
     )
 
 
 async def healer_when(handle, predicate, timeout: float = 15.0) -> HealerStatus:
+    """Poll the healer's ``status`` (its newest run) until ``predicate`` holds."""
     async with asyncio.timeout(timeout):
         while True:
-            status = await handle.query(SelfHealer.status)
-            if predicate(status):
+            try:
+                status = await handle.query(SelfHealer.status)
+            except RPCError:  # a run just continued as new: no workflow task yet
+                status = None
+            if status is not None and predicate(status):
                 return status
             await asyncio.sleep(0.05)
 
 
 async def test_restart_budget_holds_across_reports_then_an_incident_opens(temporal_env):
+    """One report per run: the budget also holds across continue-as-new."""
     fleet = Fleet()
     pager = Pager(fleet)
     m = monitor()
     async with worker(temporal_env, pager) as tq:
         with temporal_env.with_time_skipping_disabled():
-            handle = await start_healer(temporal_env, tq, m)
+            first = await start_healer(temporal_env, tq, m, reports_per_run=1)
+            handle = temporal_env.client.get_workflow_handle_for(SelfHealer.run, first.id)
             await healer_when(handle, lambda s: len(s.restarts) == 1)
             await handle.signal(REPORT_SIGNAL, report(STABLE[0]))
             backoff = await healer_when(handle, lambda s: "backoff" in (s.waiting_for or ""))
@@ -152,6 +159,7 @@ async def test_restart_budget_holds_across_reports_then_an_incident_opens(tempor
         await temporal_env.fast_forward(handle, timedelta(hours=2))
         result = await handle.result()
     assert "backoff" in (backoff.waiting_for or "")
+    assert (await handle.describe()).run_id != first.result_run_id
     assert len(fleet.actions("restart")) == 2
     first, second = result.restarts
     assert second - first >= timedelta(minutes=1)
