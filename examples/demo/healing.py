@@ -289,6 +289,7 @@ class Scene:
     triggered: float = 0.0  # time.time()
     events: dict[str, float] = field(default_factory=dict)  # healer event kind → seconds
     run: ScheduleActionExecutionStartWorkflow | None = None  # the monitor run it triggered
+    waited: list[str] = field(default_factory=list)  # what the healer waited for, in order
     ok: bool = False
 
     def line(self, at: float, source: str, text: str) -> None:
@@ -350,6 +351,7 @@ def follow_healer(
                 scene.offset(e.at) >= -1.0 for e in status.timeline
             ):
                 waiting = status.waiting_for
+                scene.waited.append(waiting or "")
                 scene.line(time.time(), "healer", f"waiting for {waiting}")
             if any(kind in scene.events for kind in until):
                 return status
@@ -505,14 +507,14 @@ def scene_leak(
         found, f"scene 2: the monitor run found the leak: {slope:.1f} MiB/min, R² {r2:.3f}"
     )
     restarted, verified = scene.events.get("restart"), scene.events.get("verified")
+    policy = monitor.spec.self_healing
+    assert policy is not None
+    backoff = next((w for w in scene.waited if w.startswith("backoff")), None)
+    waited = f"having waited for {backoff}" if backoff else f"its {policy.backoff} backoff over"
     checks.check(
         restarted is not None and before != after,
         f"scene 2: restarted (pid {before} → {after}) "
-        + (
-            f"{restarted:.1f}s after the trigger, after the backoff"
-            if restarted is not None
-            else "— not seen"
-        ),
+        + (f"{restarted:.1f}s after the trigger, {waited}" if restarted is not None else "—"),
     )
     checks.check(
         verified is not None,
