@@ -25,7 +25,7 @@ from starters import (
     rollouts,
     serve,
 )
-from starters.errors import EXIT_INVALID, EXIT_UNREACHABLE, UsageError
+from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
 from workers.config import TemporalConfig
 from workers.logging_setup import configure_logging
@@ -62,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"deployflow: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:
+        # Whoever read stdout went away (`| head`): nothing wrong with Temporal.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (RPCError, ConnectionError, RuntimeError) as exc:
         if isinstance(exc, RPCError) and exc.status not in _UNREACHABLE:
             raise

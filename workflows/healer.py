@@ -73,6 +73,11 @@ class SelfHealer:
         servers = sorted({s for f in report.findings for s in f.servers})
         problem = "; ".join(f.message for f in report.findings)
         self._event("report", f"{report.run_id}: {problem}")
+        restarts = self._status.restarts
+        if restarts and report.at < restarts[-1] and workflow.patched("healer-drop-stale"):
+            # Its checks ran before the last restart: they say nothing about the service now.
+            self._event("stale", f"{report.run_id} checked before the last restart: ignored")
+            return
         window = parse_duration(self._policy.per)
         now = workflow.now()
         self._status.restarts = [t for t in self._status.restarts if now - t < window]
@@ -116,10 +121,9 @@ class SelfHealer:
         self._event("verified", f"healthy after restart: {', '.join(servers)}")
 
     async def _incident(self, reason: str) -> None:
-        self._event("escalate", reason)
         runbook = self._monitor.runbook
         if runbook is None:
-            self._event("escalate", "no incident runbook configured: nobody to tell")
+            self._event("escalate", f"{reason}; no incident runbook configured: nobody to tell")
             return
         incident: str = await workflow.execute_activity(
             "open_incident",
@@ -132,6 +136,7 @@ class SelfHealer:
         )
         if incident not in self._status.incidents:
             self._status.incidents.append(incident)
+        self._event("escalate", f"{reason} → {incident}")
 
     @workflow.signal(name="report", description="A monitor run's findings to heal.")
     def report(self, report: HealReport) -> None:

@@ -58,9 +58,12 @@ class ServiceMonitorRun:
         checks = [self._health(monitor), *(self._slo(s) for s in spec.slos), self._leak(monitor)]
         for found in await asyncio.gather(*checks):
             result.findings += found
-        result.healthy = not result.findings
-        heal = [f for f in result.findings if f.kind in HEALABLE]
-        escalate = [f for f in result.findings if f.kind not in HEALABLE]
+        # A query that cannot be judged (no traffic: 0/0, Prometheus down) is noted, like an
+        # Argo Error measurement: it neither pages nor counts as healthy again.
+        judged = [f for f in result.findings if f.kind != "inconclusive"]
+        result.healthy = not judged
+        heal = [f for f in judged if f.kind in HEALABLE]
+        escalate = [f for f in judged if f.kind not in HEALABLE]
         if heal and spec.self_healing is not None:
             result.actions.append(await self._report(monitor, heal))
         else:
@@ -100,7 +103,8 @@ class ServiceMonitorRun:
             start_to_close_timeout=timedelta(seconds=60),
         )
         if output.error is not None:
-            return [Finding(kind="slo", message=f"{slo.name}: cannot be measured: {output.error}")]
+            message = f"{slo.name}: cannot be measured: {output.error}"
+            return [Finding(kind="inconclusive", message=message)]
         shown = ", ".join(f"{v:g}" for v in output.values)
         if slo.failure_condition and evaluate_condition(slo.failure_condition, output.values):
             return [Finding(kind="slo", message=f"{slo.name} = {shown}: {slo.failure_condition}")]
@@ -124,7 +128,8 @@ class ServiceMonitorRun:
             start_to_close_timeout=timedelta(seconds=60),
         )
         if output.error is not None:
-            return [Finding(kind="slo", message=f"memory trend cannot be measured: {output.error}")]
+            message = f"memory trend cannot be measured: {output.error}"
+            return [Finding(kind="inconclusive", message=message)]
         leaking = [s for s in output.series if leak.is_leak(s)]
         if not leaking:
             return []
@@ -132,7 +137,8 @@ class ServiceMonitorRun:
         named = [s.labels.get("instance") for s in leaking]
         chosen = [s for s in servers if s in named] or list(servers)
         rates = ", ".join(
-            f"{s.labels.get('instance', '?')} +{(s.slope_per_second or 0) * 60 / 2**20:.1f} MiB/min"
+            f"{s.labels.get('instance', '?')} +{(s.slope_per_second or 0) * 60 / 2**20:.1f} "
+            f"MiB/min (R² {s.r2 or 0:.2f}, {s.points} points over {leak.window})"
             for s in leaking
         )
         return [Finding(kind="memory-leak", message=f"memory leak: {rates}", servers=chosen)]
@@ -142,7 +148,8 @@ class ServiceMonitorRun:
         spec = monitor.spec
         healer = healer_workflow_id(spec.service, spec.environment)
         info = workflow.info()
-        report = HealReport(run_id=info.workflow_id, at=workflow.now(), findings=findings)
+        # ``at`` is when this run started checking: a restart after that makes it stale.
+        report = HealReport(run_id=info.workflow_id, at=info.start_time, findings=findings)
         for _ in range(2):  # the healer may finish between our start and our signal
             try:
                 await workflow.start_child_workflow(

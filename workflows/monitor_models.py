@@ -21,7 +21,7 @@ Problem = Literal["unresponsive", "memory-leak"]
 class Finding(Model):
     """One thing a monitor run found wrong."""
 
-    kind: Literal["unresponsive", "memory-leak", "slo"]
+    kind: Literal["unresponsive", "memory-leak", "slo", "inconclusive"]
     message: str
     servers: list[str] = Field(default_factory=list)
 

@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput, SeriesTrend
 from tests.workflows.fleet import STABLE, Fleet
 from workflows.healer import SelfHealer
@@ -70,9 +71,15 @@ def monitor(**spec: Any) -> ServiceMonitor:
 class Pager:
     """Stub ``open_incident`` and ``memory_trend``; the fleet does hosts and health."""
 
-    def __init__(self, fleet: Fleet, trend: Callable[[], list[SeriesTrend]] = list) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        trend: Callable[[], list[SeriesTrend]] = list,
+        measure_error: str | None = None,
+    ) -> None:
         self.fleet = fleet
         self.trend = trend
+        self.measure_error = measure_error
         self.opened: list[OpenIncidentInput] = []
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -85,7 +92,17 @@ class Pager:
         async def memory_trend(input: MemoryTrendInput) -> MemoryTrendOutput:
             return MemoryTrendOutput(series=self.trend())
 
-        return [*self.fleet.activities(), open_incident, memory_trend]
+        @activity.defn(name="measure")
+        async def measure_error(input: MeasureInput) -> MeasureOutput:
+            return MeasureOutput(values=[], error=self.measure_error)
+
+        fleet = self.fleet.activities()
+        if self.measure_error is not None:  # the fleet's measure answers with numbers
+            fleet = [
+                a for a in fleet if activity._Definition.must_from_callable(a).name != "measure"
+            ]
+            fleet.append(measure_error)
+        return [*fleet, open_incident, memory_trend]
 
     def firing(self) -> list[str]:
         return [
@@ -107,10 +124,11 @@ async def worker(env: WorkflowEnvironment, pager: Pager) -> AsyncIterator[str]:
         yield task_queue
 
 
-def report(*servers: str) -> HealReport:
+def report(*servers: str, at: datetime | None = None) -> HealReport:
+    """A monitor run's report; ``at`` is when its checks started (default: now)."""
     finding = Finding(kind="unresponsive", message="unhealthy", servers=list(servers))
     return HealReport(
-        run_id=f"run-{uuid.uuid4().hex[:6]}", at=datetime.now(UTC), findings=[finding]
+        run_id=f"run-{uuid.uuid4().hex[:6]}", at=at or datetime.now(UTC), findings=[finding]
     )
 
 
@@ -147,14 +165,16 @@ async def test_restart_budget_holds_across_reports_then_an_incident_opens(tempor
         with temporal_env.with_time_skipping_disabled():
             first = await start_healer(temporal_env, tq, m, reports_per_run=1)
             handle = temporal_env.client.get_workflow_handle_for(SelfHealer.run, first.id)
-            await healer_when(handle, lambda s: len(s.restarts) == 1)
-            await handle.signal(REPORT_SIGNAL, report(STABLE[0]))
+            once = await healer_when(handle, lambda s: len(s.restarts) == 1)
+            after = once.restarts[-1] + timedelta(seconds=1)
+            await handle.signal(REPORT_SIGNAL, report(STABLE[0], at=after))
             backoff = await healer_when(handle, lambda s: "backoff" in (s.waiting_for or ""))
             assert fleet.actions("restart") == [("restart", STABLE[0], None)]
         await temporal_env.fast_forward(handle, timedelta(seconds=61))
-        await healer_when(handle, lambda s: len(s.restarts) == 2)
+        twice = await healer_when(handle, lambda s: len(s.restarts) == 2)
         with temporal_env.with_time_skipping_disabled():
-            await handle.signal(REPORT_SIGNAL, report(STABLE[0]))
+            after = twice.restarts[-1] + timedelta(seconds=1)
+            await handle.signal(REPORT_SIGNAL, report(STABLE[0], at=after))
             await healer_when(handle, lambda s: s.incidents != [])
         await temporal_env.fast_forward(handle, timedelta(hours=2))
         result = await handle.result()
@@ -165,6 +185,42 @@ async def test_restart_budget_holds_across_reports_then_an_incident_opens(tempor
     assert second - first >= timedelta(minutes=1)
     assert len(pager.firing()) == 1
     assert "restart budget exhausted (2 in 1h)" in pager.firing()[0]
+
+
+async def test_a_report_from_checks_before_the_last_restart_is_ignored(temporal_env):
+    fleet = Fleet()
+    pager = Pager(fleet)
+    m = monitor()
+    async with worker(temporal_env, pager) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await start_healer(temporal_env, tq, m)
+            once = await healer_when(
+                handle, lambda s: any(e.kind == "verified" for e in s.timeline)
+            )
+            before = once.restarts[-1] - timedelta(seconds=5)
+            await handle.signal(REPORT_SIGNAL, report(STABLE[0], at=before))
+            stale = await healer_when(handle, lambda s: any(e.kind == "stale" for e in s.timeline))
+        await temporal_env.fast_forward(handle, timedelta(hours=2))
+        result = await handle.result()
+    assert "checked before the last restart: ignored" in stale.timeline[-1].message
+    assert len(fleet.actions("restart")) == 1
+    assert len(result.restarts) == 1
+    assert pager.opened == []
+
+
+async def test_slos_that_cannot_be_measured_neither_page_nor_resolve(temporal_env):
+    fleet = Fleet()
+    pager = Pager(fleet, measure_error="query returned NaN")
+    slo = {"name": "error-rate", "provider": PROM, "successCondition": "result[0] < 0.01"}
+    m = monitor(slos=[slo])
+    async with worker(temporal_env, pager) as tq:
+        result: MonitorResult = await temporal_env.client.execute_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
+        )
+    assert result.healthy
+    assert [f.kind for f in result.findings] == ["inconclusive"]
+    assert "error-rate: cannot be measured: query returned NaN" in result.findings[0].message
+    assert pager.opened == []
 
 
 async def test_a_restart_that_does_not_help_opens_an_incident(temporal_env):
