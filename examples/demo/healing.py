@@ -691,7 +691,7 @@ def demo(args: argparse.Namespace) -> int:
         f"--name status {address}"
         f"\nMonitor:   {TEMPORAL_UI}/workflows?query=WorkflowType%3D%22ServiceMonitor%22"
         f"\nLoad:      {LOAD_RATE:g} req/s to the stable slot, for {seconds}s from its start (runs "
-        "judge the SLOs by it: with no traffic their queries return NaN, which escalates)"
+        "judge the SLOs by it: with no traffic their queries return NaN, an inconclusive run)"
         f"\nPagerDuty: curl -s --cacert {stack.NOTIFY_DIR.relative_to(REPO)}/"
         f"notify-local-cert.pem https://{HOST}:{stack.PAGERDUTY_PORT}/_received"
         "\nAgain: make demo SCENARIO=self-healing. The stack stays up; `make down` stops it."
