@@ -159,14 +159,18 @@ def versions_served(url: str, requests: int = 30) -> Counter[str]:
     return seen
 
 
-async def eventually_served(url: str, wanted: set[str], deadline: float = 5.0) -> Counter[str]:
-    """Poll until a sample is exactly ``wanted`` (NGINX swaps workers ~0.1 s after a
-    reload), then return a larger sample; off the event loop, which runs the worker."""
-    for _ in range(int(deadline / 0.05)):
-        if set(await asyncio.to_thread(versions_served, url, 10)) == wanted:
+async def eventually_served(url: str, wanted: set[str], deadline: float = 10.0) -> Counter[str]:
+    """Poll until a 40-request sample is exactly ``wanted`` and return it (after a reload,
+    NGINX's old workers can take new connections for a moment, longer on a loaded
+    machine); the last sample when the deadline passes. Off the event loop, which runs
+    the worker."""
+    sample: Counter[str] = Counter()
+    for _ in range(int(deadline / 0.1)):
+        sample = await asyncio.to_thread(versions_served, url, 40)
+        if set(sample) == wanted:
             break
-        await asyncio.sleep(0.05)
-    return await asyncio.to_thread(versions_served, url, 40)
+        await asyncio.sleep(0.1)
+    return sample
 
 
 async def settled(url: str, grace: float = 1.0) -> Counter[str]:
