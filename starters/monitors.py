@@ -2,8 +2,10 @@
 
 `schedule FILE` creates the monitor's schedule or, when it exists, replaces its spec and
 action (keeping whether it is paused: re-applying a file must not undo an operator's
-pause). `list`, `pause`, `unpause`, `trigger` and `delete` take NAME, the monitor's
-metadata name or its schedule id (``monitor-NAME``). `lint` needs no Temporal.
+pause). `list`, `status`, `pause`, `unpause`, `trigger` and `delete` take NAME, the
+monitor's metadata name or its schedule id (``monitor-NAME``). `status` also shows the
+last run's findings and the service's SelfHealer (restart budget, incidents). `lint` needs
+no Temporal.
 """
 
 from __future__ import annotations
@@ -23,14 +25,18 @@ from temporalio.client import (
     ScheduleHandle,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters import spec_files
 from starters.errors import EXIT_INVALID, EXIT_OK, UsageError
 from workers.config import TemporalConfig
+from workflows.monitor_models import HealerStatus, MonitorResult, healer_workflow_id
 from workflows.monitor_spec import ServiceMonitor, describe, load_monitor, monitor_schedule_id
 from workflows.schedules import schedule_for
+from workflows.search_attributes import DEPLOY_ENVIRONMENT, DEPLOY_SERVICE
 from workflows.spec import SpecError
 
 PREFIX = monitor_schedule_id("")
@@ -141,6 +147,80 @@ async def list_monitors(args: argparse.Namespace, config: TemporalConfig, client
     return EXIT_OK
 
 
+async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    """The schedule, its last run's findings, and the service's SelfHealer."""
+    handle, description = await find(client, args.name)
+    info = description.info
+    action = description.schedule.action
+    attributes = getattr(action, "typed_search_attributes", None)
+    service = attributes.get(DEPLOY_SERVICE) if attributes else None
+    environment = attributes.get(DEPLOY_ENVIRONMENT) if attributes else None
+    last = info.recent_actions[-1] if info.recent_actions else None
+    report: dict[str, Any] = {
+        "scheduleId": handle.id,
+        "paused": description.schedule.state.paused,
+        "nextRun": _iso(info.next_action_times[0] if info.next_action_times else None),
+        "lastRun": _iso(last.scheduled_at if last else None),
+        "lastResult": await _last_result(client, last.action) if last else None,
+        "healer": None,
+    }
+    if service and environment:
+        healer = client.get_workflow_handle(healer_workflow_id(service, environment))
+        try:
+            current = await healer.query("status", result_type=HealerStatus)
+            running = (await healer.describe()).status == WorkflowExecutionStatus.RUNNING
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+        else:
+            report["healer"] = {"running": running, **current.model_dump(mode="json")}
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    state = "paused" if report["paused"] else "active"
+    print(f"{handle.id}: {state}; next run {_short(report['nextRun'])} UTC")
+    print(f"  ui       {_url(config, handle.id)}")
+    result = report["lastResult"]
+    if result is None:
+        print(f"  last run {_short(report['lastRun'])}: no result yet")
+    else:
+        verdict = "healthy" if result["healthy"] else "unhealthy"
+        print(f"  last run {_short(report['lastRun'])}: {verdict}")
+        for finding in result["findings"]:
+            print(f"    {finding['kind']:<13} {finding['message']}")
+        for action_taken in result["actions"]:
+            print(f"    → {action_taken}")
+    healer_status = report["healer"]
+    if healer_status is None:
+        print("  healer   none (no restart in the last budget window)")
+    else:
+        used = len(healer_status["restarts"])
+        alive = "running" if healer_status["running"] else "finished"
+        print(
+            f"  healer   {alive}: {used}/{healer_status['maxRestarts']} restarts in the window; "
+            f"incidents: {', '.join(healer_status['incidents']) or 'none'}"
+        )
+        if healer_status["waitingFor"] and healer_status["running"]:
+            print(f"           waiting for {healer_status['waitingFor']}")
+    return EXIT_OK
+
+
+async def _last_result(client: Client, action: Any) -> dict[str, Any] | None:
+    """The MonitorResult of the run a schedule started, as JSON (None while it runs)."""
+    if not isinstance(action, ScheduleActionExecutionStartWorkflow):
+        return None
+    handle = client.get_workflow_handle(
+        action.workflow_id, run_id=action.first_execution_run_id, result_type=MonitorResult
+    )
+    try:
+        if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+            return None
+        result: MonitorResult = await handle.result()
+    except (RPCError, WorkflowFailureError):
+        return None
+    return result.model_dump(mode="json", by_alias=True)
+
+
 async def pause(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     handle, _ = await find(client, args.name)
     await handle.pause(note=args.note or f"paused by {_who()} with deployflow")
@@ -242,6 +322,11 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p = cmds.add_parser("list", help="monitors: paused or not, next run, last result")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_monitors)
+
+    p = cmds.add_parser("status", help="last run's findings; the self-healer's restart budget")
+    p.add_argument("name", metavar="NAME", help="metadata name or schedule id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=status)
 
     for verb, func, text in (
         ("pause", pause, "stop scheduling runs (a run going on finishes)"),

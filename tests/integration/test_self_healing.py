@@ -4,6 +4,7 @@ the restart budget is spent the next hang becomes a page at the local PagerDuty.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -119,12 +120,20 @@ async def test_scheduled_monitor_restarts_a_hung_service_then_pages_when_the_bud
                     lambda: _with(healer, lambda s: s.incidents != []), "the incident"
                 )
                 incidents = exhausted.incidents
+                code, out, err = await run_cli(cli_env, "monitor", "status", name, "--json")
+                assert code == EXIT_OK, err
+                shown = json.loads(out)
+                code, text, err = await run_cli(cli_env, "monitor", "status", name)
+                assert code == EXIT_OK, err
             finally:
                 hang(server, False)
                 await run_cli(cli_env, "monitor", "delete", name)
                 await healer.terminate("test over")
                 for incident in incidents:
                     await client.get_workflow_handle(incident).terminate("test over")
+    assert shown["healer"]["incidents"] == incidents
+    assert len(shown["healer"]["restarts"]) == 1
+    assert "healer   running: 1/1 restarts in the window" in text
     assert pid_before != pid_after
     assert len(healed.restarts) == 1
     assert [
