@@ -53,7 +53,7 @@ import incident
 import processes
 import stack
 import yaml
-from incident import Checks, Notify, cli
+from incident import Checks, Notify
 from processes import HOST, REPO, STATE, StackError
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
@@ -226,7 +226,7 @@ def show_cli(*args: str, timeout: float = 60.0) -> bool:
     """Run ``deployflow ARGS``, print the command and its output; True on exit 0."""
     shown = [str(Path(a).relative_to(REPO)) if a.startswith(str(REPO)) else a for a in args]
     print(f"  $ deployflow {shlex.join(shown)}")
-    done = cli(*args, timeout=timeout)
+    done = stack.cli(*args, timeout=timeout)
     for line in (done.stdout + done.stderr).strip().splitlines():
         print(f"    {line}")
     if done.returncode != 0:
@@ -390,9 +390,9 @@ def end_leftovers(temporal: Temporal, healer_id: str) -> None:
     for row in incident.open_incidents():
         workflow_id = row["workflowId"]
         print(f"  {workflow_id} is still open from an earlier run: resolving it")
-        cli("incident", "resolve", workflow_id, "--reason", "make demo starts afresh")
+        stack.cli("incident", "resolve", workflow_id, "--reason", "make demo starts afresh")
         deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while incident.workflow_running(workflow_id):
+        while stack.workflow_running(workflow_id):
             if time.monotonic() > deadline:
                 print(f"  {workflow_id} did not close in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it")
                 stack.temporal(
@@ -537,7 +537,7 @@ def wait_for_page(notify: Notify, dedup_key: str) -> dict[str, Any] | None:
 
 
 def incident_status(workflow_id: str) -> dict[str, Any]:
-    done = cli("incident", "status", workflow_id, "--json")
+    done = stack.cli("incident", "status", workflow_id, "--json")
     if done.returncode != 0:
         return {}
     status: dict[str, Any] = json.loads(done.stdout)
@@ -602,14 +602,14 @@ def scene_budget(
     if opened is not None:
         show_cli("incident", "resolve", opened, "--reason", "make demo: the slot is unhung now")
         deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while incident.workflow_running(opened) and time.monotonic() < deadline:
+        while stack.workflow_running(opened) and time.monotonic() < deadline:
             time.sleep(POLL_S)
         states = [
             i["state"]
             for i in notify.pagerduty()["incidents"]
             if page is not None and i["dedup_key"] == page["dedup_key"]
         ]
-        resolved = not incident.workflow_running(opened) and states == ["resolved"]
+        resolved = not stack.workflow_running(opened) and states == ["resolved"]
         checks.check(
             resolved,
             f"scene 3: incident resolved; at PagerDuty: {', '.join(states) or 'none'}",

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import ssl
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -60,22 +58,6 @@ class Line:
     at: float  # time.time()
     source: str
     text: str
-
-
-def cli_env() -> dict[str, str]:
-    return {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{stack.TEMPORAL_PORT}"}
-
-
-def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(stack.BIN / "deployflow"), *args],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def set_error_rate(rate: float) -> None:
@@ -237,7 +219,7 @@ class Incident:
         """Query its status; new timeline events (and repeated notifications) as lines;
         None when the query failed."""
         asked = time.time()
-        done = cli("incident", "status", self.workflow_id, "--json")
+        done = stack.cli("incident", "status", self.workflow_id, "--json")
         if done.returncode != 0:
             return None
         self.status = json.loads(done.stdout)
@@ -263,19 +245,11 @@ class Incident:
 
 def open_incidents() -> list[dict[str, Any]]:
     """Open IncidentRunbook workflows of the demo service (``deployflow incident list``)."""
-    done = cli("incident", "list", "--json")
+    done = stack.cli("incident", "list", "--json")
     if done.returncode != 0:
         raise StackError(f"deployflow incident list failed:\n{done.stderr.strip()}")
     rows: list[dict[str, Any]] = json.loads(done.stdout)
     return [r for r in rows if r["service"] == stack.SERVICE]
-
-
-def workflow_running(workflow_id: str) -> bool:
-    described = stack.temporal("workflow", "describe", "--workflow-id", workflow_id, "-o", "json")
-    if described.returncode != 0:
-        return False
-    info = json.loads(described.stdout)["workflowExecutionInfo"]
-    return bool(info["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING")
 
 
 def end_leftovers() -> None:
@@ -293,9 +267,9 @@ def end_leftovers() -> None:
     for row in open_incidents():
         workflow_id = row["workflowId"]
         print(f"  {workflow_id} is still open from an earlier run: resolving it")
-        cli("incident", "resolve", workflow_id, "--reason", "make demo starts afresh")
+        stack.cli("incident", "resolve", workflow_id, "--reason", "make demo starts afresh")
         deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while workflow_running(workflow_id):
+        while stack.workflow_running(workflow_id):
             if time.monotonic() > deadline:
                 print(f"  {workflow_id} did not close in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it")
                 reason = "make demo: it did not close"
@@ -353,7 +327,7 @@ def follow(observer: Observer, injected_wall: float) -> Incident | None:
                 continue
             printer.add(lines)
             printer.flush(until=asked)
-            if incident.status["phase"] == "Resolved" and not workflow_running(
+            if incident.status["phase"] == "Resolved" and not stack.workflow_running(
                 incident.workflow_id
             ):
                 printer.add(incident.refresh() or [])  # the events of its last moments

@@ -65,7 +65,6 @@ import importlib.util
 import io
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -196,33 +195,8 @@ def set_error_rate(slot: str, rate: float) -> None:
     print(f"  {slot:<12} error rate set to {rate}")
 
 
-def cli_env() -> dict[str, str]:
-    return {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{stack.TEMPORAL_PORT}"}
-
-
-def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    command = [str(stack.BIN / "deployflow"), *args]
-    return subprocess.run(
-        command,
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def workflow_running(workflow_id: str) -> bool:
-    described = stack.temporal("workflow", "describe", "--workflow-id", workflow_id, "-o", "json")
-    if described.returncode != 0:  # never started
-        return False
-    info = json.loads(described.stdout)["workflowExecutionInfo"]
-    return bool(info["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING")
-
-
 def abort_rollout(workflow_id: str) -> None:
-    cli("rollout", "abort", workflow_id, "--reason", "make demo starts afresh")
+    stack.cli("rollout", "abort", workflow_id, "--reason", "make demo starts afresh")
 
 
 def cancel_workflow(workflow_id: str) -> None:
@@ -248,14 +222,14 @@ def end_leftovers() -> None:
     move traffic under it): end it, or terminate it if it does not end (e.g. its workflow
     task keeps failing)."""
     for workflow_id, end in LEFTOVERS:
-        if not workflow_running(workflow_id):
+        if not stack.workflow_running(workflow_id):
             continue
         doing = "ending it" if end is not None else "waiting for it"
         print(f"  {workflow_id} is still running from an earlier demo: {doing}")
         if end is not None:
             end(workflow_id)
         deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while workflow_running(workflow_id):
+        while stack.workflow_running(workflow_id):
             if time.monotonic() > deadline:
                 print(
                     f"  {workflow_id} did not finish in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it"
@@ -274,7 +248,7 @@ def rollout(spec: Path) -> tuple[int, float]:
     command = [str(stack.BIN / "deployflow"), "rollout", "start", str(spec), "--wait"]
     print(f"$ deployflow rollout start {spec.relative_to(REPO)} --wait")
     started = time.monotonic()
-    code = subprocess.run(command, cwd=REPO, env=cli_env(), check=False).returncode
+    code = subprocess.run(command, cwd=REPO, env=stack.cli_env(), check=False).returncode
     return code, time.monotonic() - started
 
 
@@ -569,7 +543,7 @@ class Timeline:
 def pipeline_status(timeline: Timeline) -> dict[str, Any] | None:
     """``deployflow pipeline status --json`` of the run ``timeline`` follows; None while
     there is none (not started yet, or the worker has not run its first task)."""
-    done = cli("pipeline", "status", stack.SERVICE, "--json")
+    done = stack.cli("pipeline", "status", stack.SERVICE, "--json")
     if done.returncode != 0:
         return None
     status: dict[str, Any] = json.loads(done.stdout)
@@ -591,7 +565,7 @@ def start_pipeline(spec: Path, version: str) -> subprocess.Popen[bytes]:
     ]
     with log.open("wb") as stderr:
         return subprocess.Popen(
-            command, cwd=REPO, env=cli_env(), stdin=subprocess.DEVNULL, stderr=stderr
+            command, cwd=REPO, env=stack.cli_env(), stdin=subprocess.DEVNULL, stderr=stderr
         )
 
 
@@ -641,7 +615,7 @@ def show_cli(*args: str, timeout: float = 60.0) -> tuple[int, float]:
     """Run ``deployflow ARGS`` and print what it printed; exit code and seconds taken."""
     print("$ deployflow " + " ".join(f'"{a}"' if " " in a else a for a in args))
     started = time.monotonic()
-    done = cli(*args, timeout=timeout)
+    done = stack.cli(*args, timeout=timeout)
     seconds = time.monotonic() - started
     for line in (done.stderr + done.stdout).splitlines():
         print(f"  {line}")
@@ -674,7 +648,7 @@ def promote(
 def last_known_good(environment: str) -> str | None:
     """What ``deployflow rollback`` would default to with no rollout running: the version
     promoted in ``environment`` before the live one, per ``deployflow history``."""
-    done = cli("history", stack.SERVICE, "--env", environment, "--json")
+    done = stack.cli("history", stack.SERVICE, "--env", environment, "--json")
     if done.returncode != 0:
         return None
     promoted: list[str] = []

@@ -171,6 +171,33 @@ def temporal(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
 
 
+def cli_env() -> dict[str, str]:
+    """The environment for ``deployflow`` commands against this stack."""
+    return {**os.environ, "TEMPORAL_ADDRESS": f"{HOST}:{TEMPORAL_PORT}"}
+
+
+def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``deployflow ARGS`` against this stack (bounded, output captured)."""
+    return subprocess.run(
+        [str(BIN / "deployflow"), *args],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def workflow_running(workflow_id: str) -> bool:
+    """Whether the workflow exists and is running (the temporal CLI's describe)."""
+    described = temporal("workflow", "describe", "--workflow-id", workflow_id, "-o", "json")
+    if described.returncode != 0:  # never started
+        return False
+    info = json.loads(described.stdout)["workflowExecutionInfo"]
+    return bool(info["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING")
+
+
 def temporal_ready() -> bool:
     listed = temporal("operator", "search-attribute", "list")
     return listed.returncode == 0 and "DeployPhase" in listed.stdout
