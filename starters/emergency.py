@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from temporalio.api.enums.v1 import EventType
@@ -82,6 +83,7 @@ async def plan(
     to: str | None = None,
     reason: str | None = None,
     by: str | None = None,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> RollbackRequest:
     """The EmergencyRollback request for ``service`` in ``env``, from history: what to go
     back to, the spec, what the router lists run. ``UsageError`` when history knows no
@@ -94,10 +96,7 @@ async def plan(
     if idle is None and to and to != live and not running:
         # History never saw what the idle list runs (e.g. it was there before the first
         # rollout deployflow knows of): take the operator's word for it.
-        print(
-            f"history does not say what the idle list runs; assuming {to} (--to)",
-            file=sys.stderr,
-        )
+        warn(f"history does not say what the idle list runs; assuming {to} (--to)")
         idle = to
     if target is None and not running:
         raise UsageError("--to: history knows no other good version; name one with --to VERSION")
@@ -124,6 +123,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
         args.to,
         args.reason,
         os.environ.get("DEPLOYFLOW_USER") or None,
+        warn=lambda message: print(message, file=sys.stderr),
     )
     target, running_id = request.target, request.cancel_workflow_id
     running = running_id is not None

@@ -36,7 +36,8 @@ class SelfHealer:
         assert spec.self_healing is not None  # monitors start a healer only with selfHealing
         self._monitor = input.monitor
         self._policy: SelfHealing = spec.self_healing
-        self._pending: list[HealReport] = [input.report] if input.report else []
+        # Only the newest report matters: an older one is superseded by it.
+        self._pending: HealReport | None = input.report
         self._status = HealerStatus(
             service=spec.service,
             environment=spec.environment,
@@ -52,19 +53,18 @@ class SelfHealer:
         while True:
             self._waiting(f"a report (ends after {format_duration(window)} without one)")
             try:
-                await workflow.wait_condition(lambda: bool(self._pending), timeout=window)
+                await workflow.wait_condition(lambda: self._pending is not None, timeout=window)
             except TimeoutError:
                 break
-            report = self._pending[-1]  # the newest says most; older ones are superseded
-            self._pending.clear()
+            report, self._pending = self._pending, None
+            assert report is not None  # the condition above
             self._status.reports += 1
             handled += 1
             await self._heal(report)
             if handled >= input.reports_per_run or workflow.info().is_continue_as_new_suggested():
                 # A service unhealthy for weeks: a fresh history, the budget window kept.
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                pending = self._pending[-1] if self._pending else None
-                carry = {"carried": self._status, "report": pending}
+                carry = {"carried": self._status, "report": self._pending}
                 workflow.continue_as_new(input.model_copy(update=carry))
         self._event("done", f"no report for {format_duration(window)}: budget whole again")
         return self._status
@@ -140,7 +140,7 @@ class SelfHealer:
 
     @workflow.signal(name="report", description="A monitor run's findings to heal.")
     def report(self, report: HealReport) -> None:
-        self._pending.append(report)
+        self._pending = report
 
     @workflow.query(name="status", description="Restarts in the budget window, incidents.")
     def status(self) -> HealerStatus:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -27,6 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import ActionResult
     from activities.temporal.activities import AwaitClosedInput
     from workflows.emergency_models import PlanRollbackInput, RollbackRequest, RollbackResult
+    from workflows.host_ops import PLATFORM_RETRY
+
+T = TypeVar("T")
 
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -36,16 +39,19 @@ NOTIFY_RETRY = RetryPolicy(
 # A page or a post keeps being retried for this long; the dedup key (PagerDuty) and the
 # heartbeated message ts (Slack) make every retry safe.
 NOTIFY_DEADLINE = timedelta(minutes=10)
-PLATFORM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
 
 
 class EffectFailed(Exception):
     """An effect did not happen; ``message`` says why, for the timeline."""
+
+
+async def _effect(name: str, arg: Any, result_type: type[T], **options: Any) -> T:
+    """Run activity ``name``; its failure becomes ``EffectFailed`` with the cause's message."""
+    try:
+        result: T = await workflow.execute_activity(name, arg, result_type=result_type, **options)
+    except ActivityError as exc:
+        raise EffectFailed(_message(exc)) from None
+    return result
 
 
 def _message(exc: BaseException) -> str:
@@ -80,18 +86,14 @@ async def page(
             "links": links or [],
         }
     )
-    try:
-        result: PageResult = await workflow.execute_activity(
-            "page",
-            request,
-            result_type=PageResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=NOTIFY_DEADLINE,
-            retry_policy=NOTIFY_RETRY,
-        )
-    except ActivityError as exc:
-        raise EffectFailed(_message(exc)) from None
-    return result
+    return await _effect(
+        "page",
+        request,
+        PageResult,
+        start_to_close_timeout=timedelta(seconds=30),
+        schedule_to_close_timeout=NOTIFY_DEADLINE,
+        retry_policy=NOTIFY_RETRY,
+    )
 
 
 async def post(
@@ -106,19 +108,15 @@ async def post(
     request = SlackPostInput(
         channel=channel, text=text, thread_ts=thread_ts, update_ts=update_ts, token_env=token_env
     )
-    try:
-        message: SlackMessage = await workflow.execute_activity(
-            "post_slack",
-            request,
-            result_type=SlackMessage,
-            start_to_close_timeout=timedelta(seconds=60),
-            schedule_to_close_timeout=NOTIFY_DEADLINE,
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=NOTIFY_RETRY,
-        )
-    except ActivityError as exc:
-        raise EffectFailed(_message(exc)) from None
-    return message
+    return await _effect(
+        "post_slack",
+        request,
+        SlackMessage,
+        start_to_close_timeout=timedelta(seconds=60),
+        schedule_to_close_timeout=NOTIFY_DEADLINE,
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=NOTIFY_RETRY,
+    )
 
 
 async def measure(name: str, provider: MetricProviderSpec, key: str) -> list[float]:
@@ -135,35 +133,28 @@ async def measure(name: str, provider: MetricProviderSpec, key: str) -> list[flo
 
 
 async def restart(platform: PlatformSpec, service: str, server: str, key: str) -> ActionResult:
-    try:
-        result: ActionResult = await workflow.execute_activity(
-            "platform_action",
-            PlatformActionInput(
-                platform=platform, action="restart", target=server, service=service, key=key
-            ),
-            result_type=ActionResult,
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=PLATFORM_RETRY,
-        )
-    except ActivityError as exc:
-        raise EffectFailed(_message(exc)) from None
-    return result
+    return await _effect(
+        "platform_action",
+        PlatformActionInput(
+            platform=platform, action="restart", target=server, service=service, key=key
+        ),
+        ActionResult,
+        start_to_close_timeout=timedelta(minutes=10),
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=PLATFORM_RETRY,
+    )
 
 
 async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
     """Emergency rollback of the service's current or last rollout, as a child workflow
     (or, when one is already running, wait for it): its result, or what it ended as."""
-    try:
-        planned: RollbackRequest = await workflow.execute_activity(
-            "plan_rollback",
-            request,
-            result_type=RollbackRequest,
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=PLATFORM_RETRY,
-        )
-    except ActivityError as exc:
-        raise EffectFailed(_message(exc)) from None
+    planned = await _effect(
+        "plan_rollback",
+        request,
+        RollbackRequest,
+        start_to_close_timeout=timedelta(minutes=2),
+        retry_policy=PLATFORM_RETRY,
+    )
     spec = planned.rollout.spec
     child_id = f"rollback-{spec.service}-{spec.environment}"
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -169,11 +170,13 @@ class ServiceMonitorRun:
                 continue
         return f"could not reach {healer}"
 
-    async def _incident(self, monitor: ServiceMonitor, status: str, summary: str) -> str:
+    async def _incident(
+        self, monitor: ServiceMonitor, status: Literal["firing", "resolved"], summary: str
+    ) -> str:
         runbook = monitor.runbook
         if runbook is None:
             return "no incident runbook configured"
-        notification = monitor_notification(monitor, status, summary)  # type: ignore[arg-type]
+        notification = monitor_notification(monitor, status, summary)
         incident: str = await workflow.execute_activity(
             "open_incident",
             OpenIncidentInput(notification=notification, runbook=runbook),

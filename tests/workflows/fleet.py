@@ -73,6 +73,7 @@ class Fleet:
     unhealthy: set[tuple[str, str | None]] = field(default_factory=set)
     smoke_failures: set[str] = field(default_factory=set)
     measure_values: Callable[[int], list[float]] = lambda n: [0.0]
+    measure_error: str | None = None  # set: every measurement is an Error (no data, NaN)
     measurements: int = 0
     revision: str | None = "0001"
     failing_revision: str | None = None
@@ -141,6 +142,8 @@ class Fleet:
         @activity.defn(name="measure")
         async def measure(input: MeasureInput) -> MeasureOutput:
             self.measurements += 1
+            if self.measure_error is not None:
+                return MeasureOutput(values=[], error=self.measure_error)
             return MeasureOutput(values=self.measure_values(self.measurements))
 
         @activity.defn(name="current_revision")

@@ -16,7 +16,6 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput, SeriesTrend
 from tests.workflows.fleet import STABLE, Fleet
 from workflows.healer import SelfHealer
@@ -75,11 +74,9 @@ class Pager:
         self,
         fleet: Fleet,
         trend: Callable[[], list[SeriesTrend]] = list,
-        measure_error: str | None = None,
     ) -> None:
         self.fleet = fleet
         self.trend = trend
-        self.measure_error = measure_error
         self.opened: list[OpenIncidentInput] = []
 
     def activities(self) -> list[Callable[..., Any]]:
@@ -92,17 +89,7 @@ class Pager:
         async def memory_trend(input: MemoryTrendInput) -> MemoryTrendOutput:
             return MemoryTrendOutput(series=self.trend())
 
-        @activity.defn(name="measure")
-        async def measure_error(input: MeasureInput) -> MeasureOutput:
-            return MeasureOutput(values=[], error=self.measure_error)
-
-        fleet = self.fleet.activities()
-        if self.measure_error is not None:  # the fleet's measure answers with numbers
-            fleet = [
-                a for a in fleet if activity._Definition.must_from_callable(a).name != "measure"
-            ]
-            fleet.append(measure_error)
-        return [*fleet, open_incident, memory_trend]
+        return [*self.fleet.activities(), open_incident, memory_trend]
 
     def firing(self) -> list[str]:
         return [
@@ -209,8 +196,8 @@ async def test_a_report_from_checks_before_the_last_restart_is_ignored(temporal_
 
 
 async def test_slos_that_cannot_be_measured_neither_page_nor_resolve(temporal_env):
-    fleet = Fleet()
-    pager = Pager(fleet, measure_error="query returned NaN")
+    fleet = Fleet(measure_error="query returned NaN")
+    pager = Pager(fleet)
     slo = {"name": "error-rate", "provider": PROM, "successCondition": "result[0] < 0.01"}
     m = monitor(slos=[slo])
     async with worker(temporal_env, pager) as tq:
