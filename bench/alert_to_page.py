@@ -19,13 +19,16 @@ first for an incident's dedup key, or a second PagerDuty incident for one round.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from common import REPO, machine, run_stamp, summary
 
@@ -36,6 +39,7 @@ import stack
 
 ROUND_TIMEOUT_S = 120.0
 POLL_S = 0.05
+T = TypeVar("T")
 
 
 def triggers(notify: incident.Notify) -> list[dict[str, object]]:
@@ -43,10 +47,11 @@ def triggers(notify: incident.Notify) -> list[dict[str, object]]:
     return [e for e in events if e.get("event_action") == "trigger"]
 
 
-def wait_for(check: object, what: str, timeout: float = ROUND_TIMEOUT_S) -> object:
+def wait_for(check: Callable[[], T], what: str, timeout: float = ROUND_TIMEOUT_S) -> T:
+    """Poll ``check`` until it returns something truthy; that value (exit on timeout)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()  # type: ignore[operator]
+        value = check()
         if value:
             return value
         if time.monotonic() > deadline:
@@ -74,7 +79,7 @@ def one_round(notify: incident.Notify, kill: bool) -> tuple[float, int, int]:
     incident.end_leftovers()
     before = {str(e["dedup_key"]) for e in triggers(notify)}
     incidents_before = len(notify.pagerduty()["incidents"])
-    with processes_load():
+    with stable_load():
         incident.set_error_rate(1.0)
         wait_for(incident.firing_alerts, "the alert in Alertmanager")
         active = time.monotonic()
@@ -85,7 +90,7 @@ def one_round(notify: incident.Notify, kill: bool) -> tuple[float, int, int]:
             "the page",
         )
         paged = time.monotonic()
-        key = str(new[0]["dedup_key"])  # type: ignore[index]
+        key = str(new[0]["dedup_key"])
         # Let Alertmanager repeat the notification (every 10 s in the demo stack) twice.
         time.sleep(21.0)
         incident.set_error_rate(0.0)
@@ -102,28 +107,28 @@ def one_round(notify: incident.Notify, kill: bool) -> tuple[float, int, int]:
     return paged - active, count, incidents
 
 
-class processes_load:
+@contextlib.contextmanager
+def stable_load() -> Iterator[None]:
     """Light bounded load on the stable slot so the error ratio exists."""
-
-    def __enter__(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "examples" / "demo" / "load.py"),
-                "--url",
-                f"http://127.0.0.1:{stack.STABLE_PORT}/",
-                "--rate",
-                "10",
-                "--seconds",
-                "240",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=10)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "examples" / "demo" / "load.py"),
+            "--url",
+            f"http://127.0.0.1:{stack.STABLE_PORT}/",
+            "--rate",
+            "10",
+            "--seconds",
+            "240",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
 
 
 def main() -> int:

