@@ -23,7 +23,7 @@ from starters import (
     monitors,
     pipelines,
     rollouts,
-    serve,
+    serve_command,
 )
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_parser(subparsers)
     incidents.add_parsers(subparsers)
     monitors.add_parsers(subparsers)
-    serve.add_parser(subparsers)
+    serve_command.add_parser(subparsers)
     return parser
 
 

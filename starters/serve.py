@@ -33,15 +33,13 @@ from starters.alertmanager import (
     to_notification,
 )
 from starters.errors import EXIT_OK, UsageError
+from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV, add_parser
 from workers.config import TemporalConfig
 from workers.logging_setup import configure_logging
 from workflows.incident_models import AlertNotification
 from workflows.runbook_spec import Runbook, load_runbooks
 from workflows.spec import SpecError
 
-TOKEN_ENV: Final = "DEPLOYFLOW_WEBHOOK_TOKEN"
-DEFAULT_LISTEN: Final = "127.0.0.1:9095"
-DEFAULT_MAX_BODY: Final = 1024 * 1024
 DELIVER_TIMEOUT: Final = 10.0
 ALERTMANAGER_PATH: Final = "/alerts/alertmanager"
 _TRANSIENT = (
@@ -380,38 +378,4 @@ def _reload(runbooks: list[Runbook], path: Path) -> None:
     log.info("runbooks reloaded", runbooks=[r.name for r in runbooks])
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "serve",
-        help="receive Alertmanager webhooks and open incidents",
-        epilog=f"The webhook's Bearer token is read from {TOKEN_ENV}.",
-    )
-    p.add_argument(
-        "--runbooks",
-        required=True,
-        metavar="FILE_OR_DIR",
-        help="runbook YAML, or a directory of it",
-    )
-    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT")
-    p.add_argument(
-        "--ui-url",
-        metavar="URL",
-        help="Temporal UI for incident links (default: DEPLOYFLOW_UI_URL, else http://localhost:8233)",
-    )
-    p.add_argument("--max-body-bytes", type=_positive, default=DEFAULT_MAX_BODY, metavar="N")
-    p.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        help=f"start without {TOKEN_ENV}: anyone who can reach the port can open incidents",
-    )
-    p.set_defaults(func=run, needs_client=False)
+__all__ = ["add_parser", "build_app", "run"]
