@@ -69,6 +69,11 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     post_slack,
 )
 ACTIVITY_THREADS = 32
+STICKY_SCHEDULE_TO_START = timedelta(seconds=2)
+"""How long a run's next workflow task waits on this worker's sticky queue before any worker
+may take it from the normal queue (the SDK's default is 10 s). A SIGKILLed worker never
+releases its sticky queue, so this is what a crash costs every run it had cached; the price
+is a full-history replay on another worker when this one is merely slow for 2 s."""
 
 
 def build_worker(
@@ -87,6 +92,7 @@ def build_worker(
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
         graceful_shutdown_timeout=timedelta(seconds=15),
     )
 

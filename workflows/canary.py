@@ -17,8 +17,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
+    from workflows.failures import FATAL, root_cause
     from workflows.host_steps import HostSteps
-    from workflows.rollout_base import ROLLBACK_RETRY, Stop
+    from workflows.rollout_base import ROLLBACK_ALWAYS, ROLLBACK_RETRY, Stop
     from workflows.rollout_models import RolloutPhase, RolloutResult
     from workflows.spec import CanaryStep, Rollout
 
@@ -116,6 +117,16 @@ class CanaryRollout(HostSteps):
                 run.message = "stopped when the rollout finished"
                 run.finished_at = workflow.now()
             raise
+        except Exception as exc:
+            # Nobody awaits this task until the end: an error here must stop the rollout.
+            if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
+                raise
+            run.phase, run.message = AnalysisPhase.ERROR, root_cause(exc)
+            run.finished_at = workflow.now()
+            self._request_stop(
+                Stop(RolloutPhase.ROLLED_BACK, f"analysis background failed: {run.message}")
+            )
+            return
         stop = self._analysis_finished(run)
         if stop is not None:
             self._request_stop(stop)

@@ -30,17 +30,26 @@ with workflow.unsafe.imports_passed_through():
         SetWeightInput,
     )
     from activities.routing.base import ServerState, Weights
-    from workflows.rollout_base import ROLLBACK_RETRY, SET_WEIGHT_RETRY, Stop
+    from workflows.rollout_base import (
+        ROLLBACK_RETRY,
+        ROUTER_HEARTBEAT,
+        ROUTER_START_TO_CLOSE,
+        SET_WEIGHT_RETRY,
+        Stop,
+    )
     from workflows.rollout_models import RolloutPhase
     from workflows.spec import Rollout
 
 PLATFORM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
+    initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=3,
     non_retryable_error_types=sorted(errors.NON_RETRYABLE),
 )
 ROUTER_RETRY = SET_WEIGHT_RETRY
+PLATFORM_HEARTBEAT = timedelta(seconds=4)
+"""Platform actions heartbeat every second with their latest output line (the SDK sends one
+per 3.2 s at this timeout): a worker killed mid-deploy is noticed within a few seconds."""
 
 
 def supports(rollout: Rollout, action: Action) -> bool:
@@ -80,8 +89,9 @@ async def platform_action(
             ),
             result_type=ActionResult,
             start_to_close_timeout=timedelta(seconds=timeout + 30),
-            heartbeat_timeout=timedelta(seconds=30),
+            heartbeat_timeout=PLATFORM_HEARTBEAT,
             retry_policy=ROLLBACK_RETRY if rolling_back else PLATFORM_RETRY,
+            summary=f"{action} {version or ''} on {target}".replace("  ", " "),
         )
     except ActivityError as exc:
         if is_cancelled_exception(exc) or rolling_back:
@@ -105,7 +115,9 @@ async def current_version(rollout: Rollout, target: str, key: str) -> str | None
         ),
         result_type=str | None,  # type: ignore[arg-type]
         start_to_close_timeout=timedelta(seconds=60),
+        heartbeat_timeout=PLATFORM_HEARTBEAT,
         retry_policy=PLATFORM_RETRY,
+        summary=f"read the version on {target}",
     )
     return version
 
@@ -135,8 +147,10 @@ async def check_target(check: HealthCheck, target: str, key: str) -> HealthRepor
         CheckHealthInput(check=check, target=target, key=key),
         result_type=HealthReport,
         start_to_close_timeout=timedelta(seconds=budget + 60),
-        heartbeat_timeout=timedelta(seconds=check.period_seconds + check.timeout_seconds + 30),
+        # It heartbeats after every probe and every second between them (activities/health).
+        heartbeat_timeout=timedelta(seconds=3 * check.timeout_seconds + 2),
         retry_policy=RetryPolicy(maximum_attempts=2),
+        summary=f"health-check {target}",
     )
     return report
 
@@ -165,7 +179,11 @@ async def require_smoke_tests(rollout: Rollout, targets: Iterable[str], key: str
             SmokeTestInput(tests=tests, base_url=f"http://{target}", key=f"{key}/{target}"),
             result_type=SmokeReport,
             start_to_close_timeout=timedelta(seconds=budget),
+            # It heartbeats after every test; one test's HTTP call gives connect and read
+            # the test's full timeout each.
+            heartbeat_timeout=timedelta(seconds=2 * max(t.timeout_seconds for t in tests) + 3),
             retry_policy=RetryPolicy(maximum_attempts=2),
+            summary=f"smoke-test {target}",
         )
         if not report.passed:
             failed = "; ".join(r.message for r in report.results if not r.passed)
@@ -178,8 +196,10 @@ async def get_weights(rollout: Rollout) -> Weights:
         "get_weights",
         GetWeightsInput(router=rollout.spec.router),
         result_type=Weights,
-        start_to_close_timeout=timedelta(seconds=30),
+        start_to_close_timeout=ROUTER_START_TO_CLOSE,
+        heartbeat_timeout=ROUTER_HEARTBEAT,
         retry_policy=ROUTER_RETRY,
+        summary="read the traffic split",
     )
     return weights
 
@@ -190,8 +210,10 @@ async def set_weights(rollout: Rollout, weights: Weights, key: str) -> Weights:
         "set_weight",
         SetWeightInput(router=rollout.spec.router, weights=weights, key=key),
         result_type=Weights,
-        start_to_close_timeout=timedelta(seconds=60),
+        start_to_close_timeout=ROUTER_START_TO_CLOSE,
+        heartbeat_timeout=ROUTER_HEARTBEAT,
         retry_policy=ROLLBACK_RETRY,
+        summary=f"set weights stable {weights.stable} % / canary {weights.canary} %",
     )
     return applied
 
@@ -203,7 +225,9 @@ async def set_server_states(
         "set_server_states",
         SetServerStatesInput(router=rollout.spec.router, states=states, key=key),
         result_type=dict[str, ServerState],
-        start_to_close_timeout=timedelta(seconds=60),
+        start_to_close_timeout=ROUTER_START_TO_CLOSE,
+        heartbeat_timeout=ROUTER_HEARTBEAT,
         retry_policy=ROLLBACK_RETRY if rolling_back else ROUTER_RETRY,
+        summary=" ".join(f"{state} {server}" for server, state in states.items()),
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )

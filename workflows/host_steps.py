@@ -10,14 +10,16 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import host_ops
-    from workflows.rollout_base import RolloutBase, Side
+    from workflows.rollout_base import RolloutBase, Side, Stop
 
 
 class HostSteps(RolloutBase):
     async def _read_sides(self) -> str | None:
         """Read the router: the side at 0 % gets the new version (``_new_side``). Returns why
         not, when traffic is split (another rollout is half-way)."""
-        weights = await host_ops.get_weights(self._rollout)
+        weights = await self._before_changes("read the router", host_ops.get_weights(self._rollout))
+        if isinstance(weights, Stop):
+            return weights.reason
         if weights.stable not in (0, 100):
             return (
                 f"traffic is split {weights.stable}/{weights.canary}: finish or abort the "

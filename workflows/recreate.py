@@ -34,7 +34,13 @@ class RecreateRollout(RolloutBase):
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = all_servers(rollout)
-        self._previous = await host_ops.previous_versions(rollout, hosts, self._key("current"))
+        previous = await self._before_changes(
+            "read what the hosts run",
+            host_ops.previous_versions(rollout, hosts, self._key("current")),
+        )
+        if isinstance(previous, Stop):
+            return self._finish(previous.phase, previous.reason)
+        self._previous = previous
         self._event(
             "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
         )

@@ -43,7 +43,13 @@ class RollingRollout(RolloutBase):
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = all_servers(rollout)
-        self._previous = await host_ops.previous_versions(rollout, hosts, self._key("current"))
+        previous = await self._before_changes(
+            "read what the hosts run",
+            host_ops.previous_versions(rollout, hosts, self._key("current")),
+        )
+        if isinstance(previous, Stop):
+            return self._finish(previous.phase, previous.reason)
+        self._previous = previous
         self._event(
             "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
         )
@@ -78,8 +84,10 @@ class RollingRollout(RolloutBase):
         self._touched.extend(batch.hosts)
         label = f"batch-{batch.index}"
         self._batch_state(batch, "draining", f"draining {', '.join(batch.hosts)}")
-        await host_ops.set_server_states(
-            rollout, dict.fromkeys(batch.hosts, ServerState.DRAIN), self._key(f"{label}/drain")
+        await self._uncancellable(
+            host_ops.set_server_states(
+                rollout, dict.fromkeys(batch.hosts, ServerState.DRAIN), self._key(f"{label}/drain")
+            )
         )
         await self._drain_wait(batch.hosts)
         self._batch_state(batch, "deploying", f"deploying {version}")
@@ -96,8 +104,10 @@ class RollingRollout(RolloutBase):
             rollout, batch.hosts, self._key(f"{label}/health")
         ):
             self._event("health", line)
-        await host_ops.set_server_states(
-            rollout, dict.fromkeys(batch.hosts, ServerState.READY), self._key(f"{label}/ready")
+        await self._uncancellable(
+            host_ops.set_server_states(
+                rollout, dict.fromkeys(batch.hosts, ServerState.READY), self._key(f"{label}/ready")
+            )
         )
         self._batch_state(batch, "done", f"{', '.join(batch.hosts)} serve {version}")
 

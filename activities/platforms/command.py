@@ -121,7 +121,7 @@ class CommandPlatformSpec(Model):
 class CommandPlatform:
     """Platform over the commands of a :class:`CommandPlatformSpec` for one service.
 
-    ``progress`` receives the latest output line every couple of seconds while a command
+    ``progress`` receives the latest output line every second while a command
     runs, so the activity can heartbeat."""
 
     def __init__(
