@@ -30,15 +30,10 @@ with workflow.unsafe.imports_passed_through():
         SetWeightInput,
     )
     from activities.routing.base import ServerState, Weights
-    from workflows.rollout_base import (
-        ROLLBACK_RETRY,
-        ROUTER_HEARTBEAT,
-        ROUTER_START_TO_CLOSE,
-        SET_WEIGHT_RETRY,
-        Stop,
-    )
+    from workflows.rollout_base import ROLLBACK_RETRY, SET_WEIGHT_RETRY, Stop
     from workflows.rollout_models import RolloutPhase
     from workflows.spec import Rollout
+    from workflows.timeouts import PLATFORM_HEARTBEAT, ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
 
 PLATFORM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -47,9 +42,6 @@ PLATFORM_RETRY = RetryPolicy(
     non_retryable_error_types=sorted(errors.NON_RETRYABLE),
 )
 ROUTER_RETRY = SET_WEIGHT_RETRY
-PLATFORM_HEARTBEAT = timedelta(seconds=4)
-"""Platform actions heartbeat every second with their latest output line (the SDK sends one
-per 3.2 s at this timeout): a worker killed mid-deploy is noticed within a few seconds."""
 
 
 def supports(rollout: Rollout, action: Action) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
@@ -35,17 +35,13 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
     )
     from workflows.spec import Rollout, StepAnalysis, rollout_problems
+    from workflows.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
 
 ROLLBACK_ALWAYS = "rollback-always"
 """Patch: any exception in a rollout's steps rolls back first (not only a ``Stop``); an error
 from a step being cancelled is recorded instead of failing the run; a rollback that fails is
 retried, with the run left open and saying so, until it finishes."""
 
-ROUTER_START_TO_CLOSE = timedelta(seconds=75)
-"""Above a router's own worst case: its test and reload commands time out at 30 s each."""
-ROUTER_HEARTBEAT = timedelta(seconds=3)
-"""Router activities heartbeat every second while they work (``activities.heartbeat``): a
-worker killed mid-shift is noticed after this, and the shift is retried elsewhere."""
 ROLLBACK_RETRY_DELAYS = (5, 15, 30, 60, 120, 300)
 """Seconds between attempts of a rollback that failed (then every 300 s until it works)."""
 
@@ -105,6 +101,7 @@ class RolloutBase:
         self._full = False
         self._in_pause_step = False
         self._pause_step_message = ""
+        self._pause_until: datetime | None = None
         # The router list the new version runs on: "canary", or "stable" once roles flipped.
         self._new_side: Side = "canary"
 
@@ -141,18 +138,30 @@ class RolloutBase:
                 raise
             return Stop(RolloutPhase.ABORTED, f"could not {what}: {root_cause(exc)}")
 
+    def _history_full(self) -> bool:
+        """Whether this run should continue as new while it waits (canary overrides)."""
+        return False
+
+    async def _continue_as_new(self, in_pause: bool) -> None:
+        """Hand the rollout to a fresh run (canary overrides; only called when
+        ``_history_full``)."""
+        raise NotImplementedError
+
     async def _pause_step(self, timeout: timedelta | None) -> None:
         self._skip_pause = False
         self._in_pause_step = True
         until = "until promoted" if timeout is None else f"for {timeout} or until promoted"
         self._set_phase(RolloutPhase.PAUSED, f"pause step: waiting {until}")
         self._pause_step_message = self._status.message
+        self._pause_until = None if timeout is None else workflow.now() + timeout
         try:
             await workflow.wait_condition(
-                lambda: self._skip_pause or self._full,
+                lambda: self._skip_pause or self._full or self._history_full(),
                 timeout=timeout,
                 timeout_summary=None if timeout is None else f"soak {format_duration(timeout)}",
             )
+            if not (self._skip_pause or self._full):
+                await self._continue_as_new(in_pause=True)
         except TimeoutError:
             assert timeout is not None  # only a timed pause can time out
             self._event("pause", f"pause of {format_duration(timeout)} elapsed")

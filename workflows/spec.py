@@ -210,6 +210,8 @@ class Rollout(Model):
     kind: Literal["Rollout"]
     metadata: Metadata
     spec: RolloutSpec
+    carried: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Set only by a canary that continues as new (its ``CanaryCarry``); never in a file."""
 
     @property
     def workflow_id(self) -> str:
@@ -351,6 +353,8 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
         problems.append(f"(top level): expected exactly one kind: Rollout, found {len(rollouts)}")
         raise SpecError(source, problems)
     body = dict(rollouts[0])
+    if "carried" in body:
+        problems.append("carried: written by a canary that continues as new, not part of a spec")
     if templates:
         spec = dict(body.get("spec") or {})
         merged = list(spec.get("analysisTemplates") or [])

@@ -77,6 +77,8 @@ class Fleet:
     measurements: int = 0
     revision: str | None = "0001"
     failing_revision: str | None = None
+    # set_server_states fails (the HAProxy socket is gone) for keys containing one of these.
+    router_failures: set[str] = field(default_factory=set)
 
     def actions(self, *kinds: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] in kinds]
@@ -94,6 +96,12 @@ class Fleet:
 
         @activity.defn(name="set_server_states")
         async def set_server_states(input: SetServerStatesInput) -> dict[str, ServerState]:
+            if any(part in input.key for part in self.router_failures):
+                raise ApplicationError(
+                    "haproxy runtime API: cannot connect to /run/haproxy/admin.sock",
+                    type="RouterCommandFailed",
+                    non_retryable=True,  # as after the retry policy's last attempt
+                )
             self.states.update(input.states)
             for host, state in input.states.items():
                 self.calls.append(("state", host, state.value))

@@ -29,6 +29,10 @@ from tests.workflows.incident_harness import (
     status_when,
 )
 from tests.workflows.test_emergency import worker as emergency_worker
+from tests.workflows.test_interleavings import (
+    abort_before_the_next_shift_starts,
+    rollback_failing_three_times,
+)
 from tests.workflows.test_monitor import PROM, Pager, monitor
 from tests.workflows.test_monitor import worker as monitor_worker
 from tests.workflows.test_pipeline import pipeline, pipeline_worker, stage
@@ -91,6 +95,7 @@ async def main() -> None:
             history = await handle.fetch_history()
             save("canary-promoted", history)
 
+        await record_safety(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
@@ -102,6 +107,21 @@ async def main() -> None:
             await handle.result()
             history = await handle.fetch_history()
             save("canary-rolled-back", history)
+
+
+async def record_safety(env: WorkflowEnvironment) -> None:
+    """Issue 9's rollback-always patch: an abort cancelling a shift before it started, a
+    rollback retried until the router takes it, a rolling update whose router failed."""
+    handle = await abort_before_the_next_shift_starts(env, Stubs())
+    save("canary-aborted-before-shift-started", await handle.fetch_history())
+    handle, _, _ = await rollback_failing_three_times(env)
+    save("canary-rollback-retried", await handle.fetch_history())
+    fleet = Fleet(router_failures={"batch-1/drain"})
+    spec = fleet_rollout({"rolling": {"maxUnavailable": 1, "maxSurge": 0, "drainSeconds": 0}})
+    async with fleet_worker(env, fleet) as tq:
+        handle = await start_vm(env, tq, spec)
+        await handle.result()
+        save("rolling-router-failed-rolled-back", await handle.fetch_history())
 
 
 async def record_vm_strategies(env: WorkflowEnvironment) -> None:

@@ -207,6 +207,21 @@ async def test_rolling_unhealthy_batch_rolls_back_every_touched_host(temporal_en
     assert set(fleet.versions.values()) == {"v1"}
 
 
+async def test_rolling_router_failure_mid_rollout_restores_the_hosts_already_updated(
+    temporal_env,
+):
+    fleet = Fleet(router_failures={"batch-1/drain"})
+    spec = fleet_rollout({"rolling": {"maxUnavailable": 1, "maxSurge": 0, "drainSeconds": 0}})
+    result = await run(temporal_env, fleet, spec)
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    assert "admin.sock (RouterCommandFailed)" in result.reason
+    # Batch 1 was touched (its drain failed): it is restored too, newest first.
+    restores = [c[1] for c in fleet.actions("deploy") if c[2] == "v1"]
+    assert restores == [STABLE[1], STABLE[0]]
+    assert set(fleet.versions.values()) == {"v1"}
+    assert {fleet.states[h].value for h in STABLE} == {"ready"}
+
+
 # -- recreate -----------------------------------------------------------------------
 
 
