@@ -37,6 +37,7 @@ from workflows.spec import (
     Rollout,
     SpecError,
     StepAnalysis,
+    Version,
     parse_rollout,
     validation_problems,
     yaml_documents,
@@ -135,7 +136,7 @@ class Stage(Model):
 
 class PipelineSpec(Model):
     service: Name
-    version: str | None = None
+    version: Version | None = None
     policy: Literal["supersede", "queue"] = "supersede"
     stages: list[Stage] = Field(min_length=1)
 

@@ -58,6 +58,7 @@ def _check_condition(value: str) -> str:
 Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_check_duration)]
 Condition = Annotated[str, AfterValidator(_check_condition)]
 Name = Annotated[str, Field(pattern=_NAME, max_length=63)]
+Version = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")]
 
 
 class Metadata(Model):
@@ -199,7 +200,7 @@ class AnalysisTemplate(Model):
 class RolloutSpec(Model):
     service: Name
     environment: Name
-    version: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")]
+    version: Version
     router: RouterSpec
     strategy: Strategy
     platform: PlatformSpec | None = None
