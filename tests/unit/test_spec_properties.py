@@ -281,10 +281,10 @@ def assert_loads_or_names_a_field(load: Callable[[Any, str], object], spec: Any)
         return
     # What loads must reach the worker intact: the CLI hands it to Temporal as JSON, where
     # an infinite float would become null.
-    for spec in loaded if isinstance(loaded, list) else [loaded]:
-        assert isinstance(spec, BaseModel)
-        payloads = CONVERTER.to_payloads([spec])
-        assert CONVERTER.from_payloads(payloads, [type(spec)]) == [spec]
+    for model in loaded if isinstance(loaded, list) else [loaded]:
+        assert isinstance(model, BaseModel)
+        payloads = CONVERTER.to_payloads([model])
+        assert CONVERTER.from_payloads(payloads, [type(model)]) == [model]
 
 
 # About 200 examples per test keep the whole module near 20 s on a shared 2-core machine.
