@@ -25,7 +25,7 @@ from aiohttp import web
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import intake
+from starters import intake, spec_files
 from starters.alertmanager import (
     OversizedNotification,
     PayloadError,
@@ -254,10 +254,7 @@ def load_runbook_path(path: Path) -> list[Runbook]:
     runbooks: list[Runbook] = []
     problems: list[str] = []
     for file in files:
-        try:
-            text = file.read_text()
-        except OSError as exc:
-            raise UsageError(f"--runbooks: cannot read {file}: {exc.strerror}") from None
+        text = spec_files.read_text(file, f"--runbooks: cannot read {file}")
         try:
             runbooks += load_runbooks(text, str(file))
         except SpecError as exc:
