@@ -25,8 +25,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import host_ops
+    from workflows.failures import FATAL, root_cause
     from workflows.host_steps import HostSteps
-    from workflows.rollout_base import ROLLBACK_RETRY, Side
+    from workflows.rollout_base import ROLLBACK_ALWAYS, ROLLBACK_RETRY, Side
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
 
@@ -74,7 +75,14 @@ class BlueGreenRollout(HostSteps):
         # Promoted from here on: verbs are refused while the old pool winds down.
         if workflow.patched(PROMOTED_BEFORE_SCALE_DOWN):
             self._set_phase(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
-        await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
+        try:
+            await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
+        except Exception as exc:
+            # Traffic is all on the new pool: a pool that would not stop is worth saying,
+            # not a reason to fail a promoted rollout.
+            if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
+                raise
+            self._event("scale-down", f"the old active pool did not stop: {root_cause(exc)}")
         return self._finish(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
 
     async def _promote(self) -> None:
