@@ -117,7 +117,7 @@ def _nginx_directives(text: str) -> list[_Directive]:
             pending.append(token)
         elif token == "}":
             if pending:
-                raise ForeignConfig(f"line {line}: {' '.join(pending)!r} lacks its ';'")
+                raise ForeignConfig(f"line {pending_line}: {' '.join(pending)!r} lacks its ';'")
             if len(stack) == 1:
                 raise ForeignConfig(f"line {line}: '}}' closes no block")
             stack.pop()
@@ -282,7 +282,7 @@ def address_key(address: str, default_port: int | None = None) -> tuple[str, int
     address = address.removeprefix("ipv4@").removeprefix("ipv6@")
     bracketed = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?", address)
     if bracketed:
-        host, port = bracketed[1], bracketed[2]
+        host, port = bracketed[1], bracketed[2] or ""
     elif address.count(":") > 1:  # HAProxy's bare IPv6: the last colon starts the port
         host, _, port = address.rpartition(":")
     else:
