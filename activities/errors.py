@@ -95,21 +95,25 @@ def failure(error_type: str, message: str) -> ApplicationError:
 class RootCause:
     """What a failure chain comes down to.
 
-    ``message`` and ``type`` are those of the first error in the chain that is not a
-    wrapper (an ``ApplicationError``'s own text and type, a timeout, a cancellation);
+    ``message``, ``type`` and ``error`` are those of the first error in the chain that is
+    not a wrapper (an ``ApplicationError``'s own text and type, a timeout, a cancellation);
     ``where`` names the wrappers on the way there (``activity set_weight``); ``chain``
     describes every link, outermost first, for ``--json``.
     """
 
     message: str
     type: str | None
+    error: str  # the root's class: ApplicationError, CancelledError, TimeoutError, ...
     where: str
     chain: tuple[dict[str, str | bool | None], ...]
 
     def __str__(self) -> str:
-        where = f"{self.where}: " if self.where else ""
-        kind = f" ({self.type})" if self.type else ""
-        return f"{where}{self.message}{kind}"
+        return f"{self.message} ({self.type})" if self.type else self.message
+
+    @property
+    def located(self) -> str:
+        """Where, then what: ``activity set_weight: <message> (<type>)``."""
+        return f"{self.where}: {self}" if self.where else str(self)
 
 
 _WRAPPERS = (ActivityError, ChildWorkflowError, NexusOperationError)
@@ -129,6 +133,7 @@ def root_cause(exc: BaseException) -> RootCause:
     return RootCause(
         message=_message(root),
         type=_type(root),
+        error=type(root).__name__,
         where=" → ".join(_where(e) for e in links[: links.index(root)] if isinstance(e, _WRAPPERS)),
         chain=tuple(_describe(e) for e in links),
     )
