@@ -130,13 +130,14 @@ def check_adoptable(
             problems.append(f"canary server {server.address} takes traffic in the file")
     missing = [a for a in stable if address_key(a) not in seen]
     if missing:
-        problems.append(f"stable {'server' if len(missing) == 1 else 'servers'} {missing} missing")
+        servers = "server" if len(missing) == 1 else "servers"
+        problems.append(f"it lacks the stable {servers} {', '.join(missing)}")
     if problems:
         live = [s.address for s in block.servers if s.serves]
         raise ForeignConfig(
             f"{block.kind} {block.name} lists {_servers(block)}; the spec expects the "
-            f"stable list {stable} taking traffic and the canary list {canary} absent, "
-            f"{'down' if kind == 'nginx' else 'disabled or at weight 0'}: "
+            f"stable list {stable} taking traffic and the canary list {canary} "
+            f"{'absent or down' if kind == 'nginx' else 'absent, disabled or at weight 0'}: "
             + "; ".join(problems)
             + _swapped_hint(live, stable, canary)
             + ". Make the spec's stable list the servers that take traffic now (or edit "

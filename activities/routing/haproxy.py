@@ -335,6 +335,9 @@ class HAProxyRouter:
         with lock_for(self.path):
             previous = read_file(self.path)
             current = self._recorded(previous)
+            if current.adoption is not None and weights == current.weights:
+                log.info("haproxy_weights_unchanged", backend=spec.backend, hand_written=True)
+                return  # the hand-written backend already is stable 100 %
             content = self._render(weights, current.states)
             with (
                 keeping_original(self.path, previous, current.adoption),

@@ -144,11 +144,14 @@ class NginxRouter:
         self.path = Path(spec.config_path)
 
     def set_weights(self, weights: Weights) -> None:
-        """Apply ``weights``, keeping server states; no-op if the file already says this."""
+        """Apply ``weights``, keeping server states; no-op if the file already says this
+        (a hand-written one says stable 100 %)."""
         with lock_for(self.path):
             previous = read_file(self.path)
             current = self._recorded(previous)
-            changed = self._apply(previous, self._render(weights, current.states), current)
+            as_written = current.adoption is not None and weights == current.weights
+            content = self._render(weights, current.states)
+            changed = not as_written and self._apply(previous, content, current)
         log.info(
             "nginx_weights_set" if changed else "nginx_weights_unchanged",
             path=str(self.path),
