@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import ROUTER_CONFIG_FOREIGN
-from activities.routing.adoption import STABLE_ONLY, backup_path, check_adoptable, recorded
+from activities.routing.adoption import (
+    STABLE_ONLY,
+    Recorded,
+    backup_path,
+    check_adoptable,
+    recorded,
+)
 from activities.routing.base import ServerState, Weights
 from activities.routing.handwritten import (
     ForeignConfig,
@@ -39,6 +45,8 @@ upstream checkout {
     server 10.0.0.9:8080 backup;
 }
 """
+
+LOSSY = NGINX_FILE.replace("    server 10.0.0.9:8080 backup;\n", "")  # adoptable, with losses
 
 HAPROXY_FILE = """\
 # checkout backend, loaded with -f
@@ -183,9 +191,7 @@ def test_addresses_compare_however_they_are_spelled(
 
 
 def test_a_file_serving_exactly_the_stable_list_is_adopted_with_its_losses_named():
-    block = parse_nginx_upstream(
-        NGINX_FILE.replace("    server 10.0.0.9:8080 backup;\n", ""), "checkout"
-    )
+    block = parse_nginx_upstream(LOSSY, "checkout")
 
     adoption = check_adoptable(block, STABLE, CANARY, "nginx")
 
@@ -290,15 +296,13 @@ def test_recorded_reads_deployflow_s_own_file_and_a_missing_one_as_before():
 
 
 def test_recorded_refuses_a_lossy_takeover_unless_an_operator_accepts_it():
-    with pytest.raises(ApplicationError) as refused:
-        recorded(
-            "nginx",
-            PATH,
-            NGINX_FILE.replace("    server 10.0.0.9:8080 backup;\n", ""),
-            "checkout",
-            STABLE,
-            CANARY,
+    def read(accept_losses: bool) -> Recorded:
+        return recorded(
+            "nginx", PATH, LOSSY, "checkout", STABLE, CANARY, accept_losses=accept_losses
         )
+
+    with pytest.raises(ApplicationError) as refused:
+        read(accept_losses=False)
 
     assert refused.value.type == ROUTER_CONFIG_FOREIGN
     assert refused.value.non_retryable
@@ -311,15 +315,7 @@ def test_recorded_refuses_a_lossy_takeover_unless_an_operator_accepts_it():
         in refused.value.message
     )
     assert str(backup_path(PATH)) == "/etc/nginx/conf.d/.checkout-upstream.conf.pre-deployflow"
-    accepted = recorded(
-        "nginx",
-        PATH,
-        NGINX_FILE.replace("    server 10.0.0.9:8080 backup;\n", ""),
-        "checkout",
-        STABLE,
-        CANARY,
-        accept_losses=True,
-    )
+    accepted = read(accept_losses=True)
     assert accepted.weights == STABLE_ONLY
     assert accepted.adoption is not None
 
