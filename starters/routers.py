@@ -45,18 +45,20 @@ def run(args: argparse.Namespace) -> int:
     assert spec is not None  # RouterSpec is a one-of
     path = Path(spec.config_path)
     content = _read(path)
-    owned = content is not None and parse_weights_line(content) is not None
+    weights = parse_weights_line(content) if content is not None else None
     report: dict[str, Any] = {
         "file": str(path),
         "router": router.kind,
-        "found": "missing" if content is None else "deployflow" if owned else "hand-written",
+        "found": "missing"
+        if content is None
+        else "hand-written"
+        if weights is None
+        else "deployflow",
         "applied": False,
     }
-    if owned:
-        current = _recorded(spec, path, content)
-        weights = current.weights
-        return _done(args, report, f"already deployflow's (stable {weights.stable} % / "
-                     f"canary {weights.canary} %): nothing to do")  # fmt: skip
+    if weights is not None:
+        split = f"stable {weights.stable} % / canary {weights.canary} %"
+        return _done(args, report, f"already deployflow's ({split}): nothing to do")
     if args.action == "adopt" and content is None:
         raise UsageError(
             f"{path} does not exist: nothing to adopt; `deployflow router init {args.file}` "
@@ -80,13 +82,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             HAProxyRouter(spec).adopt()
     except ApplicationError as failed:
-        report["error"], report["errorType"] = failed.message, failed.type
-        if not args.json:
-            print(
-                f"deployflow: {path} not changed: {failed.message} ({failed.type})", file=sys.stderr
-            )
-        else:
+        unchanged = _read(path) == content
+        report |= {"error": failed.message, "errorType": failed.type, "unchanged": unchanged}
+        if args.json:
             print(json.dumps(report))
+        else:
+            state = "left as it was" if unchanged else "written, but"
+            print(f"deployflow: {path} {state}: {failed.message} ({failed.type})", file=sys.stderr)
         return _APPLY_EXIT.get(failed.type or "", EXIT_INVALID)
     report["applied"] = True
     return _done(args, report, _applied(spec, report))

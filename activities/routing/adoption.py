@@ -114,8 +114,8 @@ def check_adoptable(
     problems = []
     for server in block.servers:
         key = address_key(server.address, default_port)
-        side = spec_side.get(key) if key is not None else None
-        if key in seen and key is not None:
+        side = spec_side.get(key)
+        if key is not None and key in seen:
             problems.append(f"{server.address} is listed twice (also as {seen[key]})")
         seen[key] = server.address
         if key is None:

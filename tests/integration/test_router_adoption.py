@@ -181,7 +181,7 @@ async def test_router_adopt_leaves_the_original_untouched_when_the_test_command_
     code, out, err = await deployflow("router", "adopt", str(path), "--apply")
 
     assert code == 1, (out, err)
-    assert f"{nginx_by_hand.config_path} not changed: nginx: [emerg] unknown directive" in err
+    assert f"{nginx_by_hand.config_path} left as it was: nginx: [emerg] unknown directive" in err
     assert "(RouterConfigRejected)" in err
     assert snapshot(nginx_by_hand.config_path)[0] == before[0]
     assert not backup_path(nginx_by_hand.config_path).exists()
