@@ -23,6 +23,7 @@ from starters import (
     monitors,
     pipelines,
     rollouts,
+    routers,
     serve_command,
 )
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_parser(subparsers)
     incidents.add_parsers(subparsers)
     monitors.add_parsers(subparsers)
+    routers.add_parsers(subparsers)
     serve_command.add_parser(subparsers)
     return parser
 

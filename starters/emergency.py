@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from starters.errors import EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.emergency import EmergencyRollback
@@ -145,8 +145,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     try:
         result: RollbackResult = await handle.result()
     except WorkflowFailureError as exc:
-        print(f"{handle.id}: failed — {cause_message(exc)}")
-        return EXIT_FAILED
+        return print_failed(handle.id, exc, json_output=args.json)
     print_events(result.events, out=sys.stderr)
     if args.json:
         print(result.model_dump_json(by_alias=True))

@@ -16,8 +16,9 @@ import sys
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
+from activities.errors import root_cause
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.pipeline import PromotionPipeline
@@ -74,8 +75,7 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
     try:
         result: PipelineResult = await latest.result()
     except WorkflowFailureError as exc:
-        print(f"{handle.id}: failed — {cause_message(exc)}")
-        return EXIT_FAILED
+        return print_failed(handle.id, exc, json_output=args.json)
     print_events(result.events, out=sys.stderr)
     if args.json:
         print(result.model_dump_json(by_alias=True))
@@ -109,7 +109,7 @@ async def decide(args: argparse.Namespace, config: TemporalConfig, client: Clien
     try:
         message = await handle.execute_update(update, request)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.decision} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{args.decision} rejected: {root_cause(exc).message}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

@@ -30,8 +30,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from activities.errors import root_cause
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
@@ -113,12 +114,7 @@ async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool
     try:
         result: RolloutResult = await handle.result()
     except WorkflowFailureError as exc:
-        message = cause_message(exc)
-        if json_output:
-            print(json.dumps({"outcome": "Failed", "reason": message, "workflowId": handle.id}))
-        else:
-            print(f"{handle.id}: failed — {message}")
-        return EXIT_FAILED
+        return print_failed(handle.id, exc, json_output=json_output)
     print_events(result.events[printed:], out=sys.stderr)
     if json_output:
         print(result.model_dump_json(by_alias=True))
@@ -145,9 +141,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
         try:
             current = await handle.result()
         except WorkflowFailureError as exc:
-            state = description.status.name.lower() if description.status else "closed"
-            print(f"{handle.id}: {state} — {cause_message(exc)}")
-            return EXIT_FAILED
+            return print_failed(handle.id, exc, json_output=args.json)
     if args.json:
         print(current.model_dump_json(by_alias=True))
     else:
@@ -198,7 +192,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     try:
         message = await handle.execute_update(name, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{name} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{name} rejected: {root_cause(exc).message}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

@@ -13,9 +13,10 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from activities.errors import root_cause
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
     from workflows.failures import FATAL, root_cause
@@ -191,9 +192,9 @@ class CanaryRollout(HostSteps):
             except ActivityError as exc:
                 if is_cancelled_exception(exc):
                     raise
-                cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else exc
                 raise Stop(
-                    RolloutPhase.ROLLED_BACK, f"step {index} ({step.describe()}) failed: {cause}"
+                    RolloutPhase.ROLLED_BACK,
+                    f"step {index} ({step.describe()}) failed: {root_cause(exc)}",
                 ) from None
 
     async def _run_step(self, index: int, step: CanaryStep) -> None:

@@ -11,10 +11,11 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.errors import root_cause
     from activities.health.activities import (
         CheckHealthInput,
         HealthReport,
@@ -48,11 +49,6 @@ def supports(rollout: Rollout, action: Action) -> bool:
     """Whether the spec's platform has a command for ``action`` (deploy always does)."""
     command = rollout.spec.platform.command if rollout.spec.platform else None
     return command is not None and bool(getattr(command, action))
-
-
-def failure_message(exc: ActivityError) -> str:
-    cause = exc.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
 
 
 async def platform_action(
@@ -90,9 +86,7 @@ async def platform_action(
             raise
         raise Stop(
             RolloutPhase.ROLLED_BACK,
-            f"{action} {version or ''} on {target} failed: {failure_message(exc)}".replace(
-                "  ", " "
-            ),
+            f"{action} {version or ''} on {target} failed: {root_cause(exc)}".replace("  ", " "),
         ) from None
     return result
 

@@ -14,13 +14,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
-    ApplicationError,
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
 )
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.errors import root_cause
     from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
     from activities.notify.models import Link, PageInput, PageResult, SlackMessage, SlackPostInput
     from activities.platforms.activities import PlatformActionInput, PlatformSpec
@@ -50,15 +50,8 @@ async def _effect(name: str, arg: Any, result_type: type[T], **options: Any) -> 
     try:
         result: T = await workflow.execute_activity(name, arg, result_type=result_type, **options)
     except ActivityError as exc:
-        raise EffectFailed(_message(exc)) from None
+        raise EffectFailed(str(root_cause(exc))) from None
     return result
-
-
-def _message(exc: BaseException) -> str:
-    cause = exc.cause if isinstance(exc, ActivityError | ChildWorkflowError) else exc
-    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
-        cause = cause.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause)
 
 
 async def page(
@@ -166,7 +159,7 @@ async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
             static_summary=f"incident rollback of {spec.service} to {planned.target}",
         )
     except ChildWorkflowError as exc:
-        raise EffectFailed(_message(exc)) from None
+        raise EffectFailed(str(root_cause(exc))) from None
     except WorkflowAlreadyStartedError:  # an operator's rollback is running: wait for it
         status: str = await workflow.execute_activity(
             "await_closed",

@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.errors import root_cause
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
@@ -216,9 +217,7 @@ class PromotionPipeline:
             self._stage(index, "cancelled", "the pipeline was superseded or cancelled")
             raise
         except Exception as exc:  # a child that failed or could not start
-            cause = getattr(exc, "cause", None)
-            message = getattr(cause, "message", None) or str(cause or exc)
-            self._fail(index, "failed", f"rollout did not finish: {message}")
+            self._fail(index, "failed", f"rollout did not finish: {root_cause(exc)}")
         status.outcome = result.outcome.value
         if result.outcome is not RolloutPhase.PROMOTED:
             self._fail(index, "failed", f"rollout {result.outcome.value}: {result.reason}")

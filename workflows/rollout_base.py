@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.errors import root_cause
     from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
     from workflows import database, timeline
@@ -185,8 +186,7 @@ class RolloutBase:
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
-            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
-            raise Stop(RolloutPhase.ROLLED_BACK, f"migration failed: {message}") from None
+            raise Stop(RolloutPhase.ROLLED_BACK, f"migration failed: {root_cause(exc)}") from None
         self._status.database.now = result.after
         self._event("database", f"migrated {result.before or 'base'} → {result.after or 'base'}")
 
@@ -203,8 +203,8 @@ class RolloutBase:
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
-            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
-            self._event("database", f"could not return to {status.before or 'base'}: {message}")
+            failed = root_cause(exc)
+            self._event("database", f"could not return to {status.before or 'base'}: {failed}")
             return
         status.now = result.after
         self._event("database", f"back at {result.after or 'base'}")

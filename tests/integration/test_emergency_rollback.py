@@ -16,25 +16,21 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities.migrations.activities import MigrateInput, MigrationSpec, migrate
 from activities.routing.base import Weights
 from tests.fixtures.cli import run_cli
 from tests.fixtures.postgres import PostgresServer
-from workers.main import ACTIVITY_THREADS, build_worker
 from workflows.registry import workflow_type
 from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
 from workflows.spec import Rollout, rollout_workflow_id
@@ -91,17 +87,10 @@ def database(
     return postgres_database.rsplit("/", 1)[1]
 
 
-@pytest_asyncio.fixture
-async def worker_queue(
-    temporal_env: WorkflowEnvironment, database: str
-) -> AsyncIterator[tuple[str, str]]:
-    """A real worker on its own task queue, started after the URL is in the environment."""
-    address = temporal_env.client.service_client.config.target_host
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
-    queue = f"it-{uuid.uuid4().hex[:8]}"
-    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        async with build_worker(client, queue, executor):
-            yield address, queue
+@pytest.fixture
+def worker_queue(database: str, worker_queue: tuple[str, str]) -> tuple[str, str]:
+    """The shared real worker, started after the URL is in the environment."""
+    return worker_queue
 
 
 @pytest.fixture

@@ -193,17 +193,6 @@ def test_never_written_file_reads_as_all_stable(tmp_path: Path):
     assert NginxRouter(fake_spec(tmp_path)).get_weights() == Weights(stable=100, canary=0)
 
 
-def test_file_not_written_by_deployflow_is_an_invalid_spec(tmp_path: Path):
-    spec = fake_spec(tmp_path)
-    Path(spec.config_path).write_text("upstream app { server 127.0.0.1:8001; }\n")
-
-    with pytest.raises(ApplicationError) as raised:
-        NginxRouter(spec).get_weights()
-
-    assert raised.value.type == INVALID_SPEC
-    assert raised.value.non_retryable
-
-
 def set_states(server: NginxServer, router: NginxRouter, states: dict[str, ServerState]) -> None:
     """Set server states and wait until the reload serves every new request."""
     before = server.workers()

@@ -352,6 +352,8 @@ async def test_a_failing_migration_stops_before_any_host_is_touched(temporal_env
     spec = fleet_rollout({"rolling": {"maxUnavailable": 1}}, migrations=MIGRATIONS)
     result = await run(temporal_env, fleet, spec)
     assert result.outcome is RolloutPhase.ROLLED_BACK
-    assert result.reason == "migration failed: 0003 failed; the schema was left at 0001"
+    assert result.reason == (
+        "migration failed: 0003 failed; the schema was left at 0001 (MigrationFailed)"
+    )
     assert fleet.actions("deploy", "state") == []
     assert fleet.revision == "0001"
