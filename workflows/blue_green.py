@@ -24,8 +24,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.errors import root_cause
     from workflows import host_ops
-    from workflows.failures import FATAL, root_cause
+    from workflows.failures import FATAL
     from workflows.host_steps import HostSteps
     from workflows.rollout_base import ROLLBACK_ALWAYS, ROLLBACK_RETRY, Side
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult

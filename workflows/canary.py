@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
-    from workflows.failures import FATAL, root_cause
+    from workflows.failures import FATAL
     from workflows.host_steps import HostSteps
     from workflows.rollout_base import ROLLBACK_ALWAYS, ROLLBACK_RETRY, Stop
     from workflows.rollout_models import CanaryCarry, RolloutPhase, RolloutResult
@@ -219,7 +219,7 @@ class CanaryRollout(HostSteps):
             # Nobody awaits this task until the end: an error here must stop the rollout.
             if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
                 raise
-            run.phase, run.message = AnalysisPhase.ERROR, root_cause(exc)
+            run.phase, run.message = AnalysisPhase.ERROR, str(root_cause(exc))
             run.finished_at = workflow.now()
             self._request_stop(
                 Stop(RolloutPhase.ROLLED_BACK, f"analysis background failed: {run.message}")

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
     from workflows.durations import format_duration
-    from workflows.failures import FATAL, root_cause
+    from workflows.failures import FATAL
     from workflows.rollout_models import (
         DatabaseStatus,
         OperatorInput,

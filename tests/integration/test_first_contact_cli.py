@@ -181,7 +181,7 @@ async def test_a_pipeline_stage_on_a_mismatching_upstream_prints_the_root_cause(
 
     code, out, err = await vm.cli("pipeline", "start", pipeline, "--version", "v2", "--wait")
     assert code == 1, (out, err)
-    assert "staging: rollout did not finish:" in out
+    assert "staging: rollout Aborted: could not read the router: upstream file" in out
     assert f"upstream file {vm.nginx.config_path} was not written by deployflow" in out
     assert out.rstrip().endswith(FOREIGN)
     code, out, err = await vm.cli(

@@ -330,7 +330,7 @@ async def test_a_bug_in_a_step_rolls_back_instead_of_leaving_traffic_split(tempo
         # Before the fix the workflow task failed and was retried forever.
         result: RolloutResult = await asyncio.wait_for(handle.result(), 30)
     assert result.outcome is RolloutPhase.ROLLED_BACK
-    assert result.reason == "failed: KeyError: 'steps[2]'"
+    assert result.reason == "failed: 'steps[2]' (KeyError)"
     assert stubs.canary_weights == [20, 0]
     await assert_replays(handle, CanaryUnderTest)
 
