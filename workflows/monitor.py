@@ -18,14 +18,19 @@ from datetime import timedelta
 from typing import Literal
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput
     from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput
-    from workflows import host_ops
+    from workflows import host_ops, retry
     from workflows import search_attributes as sa
-    from workflows.conditions import evaluate_condition
+    from workflows.conditions import ConditionError, evaluate_condition
     from workflows.incident_models import OpenIncidentInput
     from workflows.monitor_models import (
         HEALER_WORKFLOW_TYPE,
@@ -40,6 +45,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.monitor_spec import ServiceMonitor, Slo
 
 HEALABLE = ("unresponsive", "memory-leak")
+# A check that cannot be judged — a condition that cannot be evaluated on the values, a
+# measurement activity that failed — is an inconclusive finding, not a failed workflow task
+# retried for ever (a stuck run blocks its schedule).
+JUDGE_WHAT_IT_CAN = "monitor-inconclusive-on-errors"
 
 
 @workflow.defn(name="ServiceMonitor")
@@ -97,37 +106,52 @@ class ServiceMonitorRun:
         ]
 
     async def _slo(self, slo: Slo) -> list[Finding]:
-        output: MeasureOutput = await workflow.execute_activity(
-            "measure",
-            MeasureInput(metric=slo.name, provider=slo.provider, key=workflow.info().workflow_id),
-            result_type=MeasureOutput,
-            start_to_close_timeout=timedelta(seconds=60),
-        )
+        try:
+            output: MeasureOutput = await workflow.execute_activity(
+                "measure",
+                MeasureInput(
+                    metric=slo.name, provider=slo.provider, key=workflow.info().workflow_id
+                ),
+                result_type=MeasureOutput,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=retry.MEASURE,
+                summary=f"measure {slo.name}",
+            )
+        except ActivityError as exc:
+            if is_cancelled_exception(exc) or not workflow.patched(JUDGE_WHAT_IT_CAN):
+                raise
+            output = MeasureOutput(values=[], error=f"activity failed: {exc.cause or exc}")
         if output.error is not None:
             message = f"{slo.name}: cannot be measured: {output.error}"
             return [Finding(kind="inconclusive", message=message)]
-        shown = ", ".join(f"{v:g}" for v in output.values)
-        if slo.failure_condition and evaluate_condition(slo.failure_condition, output.values):
-            return [Finding(kind="slo", message=f"{slo.name} = {shown}: {slo.failure_condition}")]
-        if slo.success_condition and not evaluate_condition(slo.success_condition, output.values):
-            message = f"{slo.name} = {shown}: not {slo.success_condition}"
-            return [Finding(kind="slo", message=message)]
-        return []
+        try:
+            return judge_slo(slo, output.values)
+        except ConditionError as exc:
+            if not workflow.patched(JUDGE_WHAT_IT_CAN):
+                raise
+            return [Finding(kind="inconclusive", message=f"{slo.name}: cannot be judged: {exc}")]
 
     async def _leak(self, monitor: ServiceMonitor) -> list[Finding]:
         leak = monitor.spec.memory_leak
         if leak is None:
             return []
-        output: MemoryTrendOutput = await workflow.execute_activity(
-            "memory_trend",
-            MemoryTrendInput(
-                provider=leak.provider,
-                window_seconds=leak.window_seconds,
-                key=workflow.info().workflow_id,
-            ),
-            result_type=MemoryTrendOutput,
-            start_to_close_timeout=timedelta(seconds=60),
-        )
+        try:
+            output: MemoryTrendOutput = await workflow.execute_activity(
+                "memory_trend",
+                MemoryTrendInput(
+                    provider=leak.provider,
+                    window_seconds=leak.window_seconds,
+                    key=workflow.info().workflow_id,
+                ),
+                result_type=MemoryTrendOutput,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=retry.MEASURE,
+                summary=f"memory trend over {leak.window}",
+            )
+        except ActivityError as exc:
+            if is_cancelled_exception(exc) or not workflow.patched(JUDGE_WHAT_IT_CAN):
+                raise
+            output = MemoryTrendOutput(series=[], error=f"activity failed: {exc.cause or exc}")
         if output.error is not None:
             message = f"memory trend cannot be measured: {output.error}"
             return [Finding(kind="inconclusive", message=message)]
@@ -182,5 +206,18 @@ class ServiceMonitorRun:
             OpenIncidentInput(notification=notification, runbook=runbook),
             result_type=str,
             start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=retry.INTAKE,
+            summary="open or update the incident" if status == "firing" else "resolve the incident",
         )
         return f"{'opened or updated' if status == 'firing' else 'resolve sent to'} {incident}"
+
+
+def judge_slo(slo: Slo, values: list[float]) -> list[Finding]:
+    """An ``slo`` finding when the values breach the SLO; ``ConditionError`` when its
+    condition cannot be evaluated on them."""
+    shown = ", ".join(f"{v:g}" for v in values)
+    if slo.failure_condition and evaluate_condition(slo.failure_condition, values):
+        return [Finding(kind="slo", message=f"{slo.name} = {shown}: {slo.failure_condition}")]
+    if slo.success_condition and not evaluate_condition(slo.success_condition, values):
+        return [Finding(kind="slo", message=f"{slo.name} = {shown}: not {slo.success_condition}")]
+    return []
