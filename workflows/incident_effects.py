@@ -25,7 +25,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import ActionResult
     from activities.temporal.activities import AwaitClosedInput
     from workflows import retry
-    from workflows.emergency_models import PlanRollbackInput, RollbackRequest, RollbackResult
+    from workflows.emergency_models import (
+        PlanRollbackInput,
+        RollbackRequest,
+        RollbackResult,
+        rollback_workflow_id,
+    )
     from workflows.host_ops import PLATFORM_RETRY
 
 T = TypeVar("T")
@@ -172,7 +177,7 @@ async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
         summary=f"plan the rollback of {request.service} in {request.environment}",
     )
     spec = planned.rollout.spec
-    child_id = f"rollback-{spec.service}-{spec.environment}"
+    child_id = rollback_workflow_id(spec.service, spec.environment)
     try:
         result: RollbackResult = await workflow.execute_child_workflow(
             "EmergencyRollback",
