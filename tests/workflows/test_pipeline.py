@@ -392,6 +392,8 @@ async def test_a_submit_in_the_same_activation_as_the_last_stage_ending_runs_nex
     stubs = Stubs()
     if ending == "rollout ended":
         last = stage("production", steps=[{"setWeight": 50}, {"pause": {}}])
+    elif ending == "rejected":
+        last = stage("production", approval={"approvers": ["alice"]})
     else:
         last = stage("production", approval={"approvers": ["alice"], "timeout": "1h"})
     p = pipeline(stage("staging"), last, policy="supersede")
