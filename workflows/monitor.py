@@ -14,8 +14,9 @@ holds across runs and two runs never restart the same service at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import (
@@ -28,6 +29,7 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput
     from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput
+    from activities.model import Model
     from workflows import host_ops, retry
     from workflows import search_attributes as sa
     from workflows.conditions import ConditionError, evaluate_condition
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.monitor_spec import ServiceMonitor, Slo
 
 HEALABLE = ("unresponsive", "memory-leak")
+T = TypeVar("T")
 # A check that cannot be judged — a condition that cannot be evaluated on the values, a
 # measurement activity that failed — is an inconclusive finding, not a failed workflow task
 # retried for ever (a stuck run blocks its schedule).
@@ -106,21 +109,11 @@ class ServiceMonitorRun:
         ]
 
     async def _slo(self, slo: Slo) -> list[Finding]:
-        try:
-            output: MeasureOutput = await workflow.execute_activity(
-                "measure",
-                MeasureInput(
-                    metric=slo.name, provider=slo.provider, key=workflow.info().workflow_id
-                ),
-                result_type=MeasureOutput,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=retry.MEASURE,
-                summary=f"measure {slo.name}",
-            )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc) or not workflow.patched(JUDGE_WHAT_IT_CAN):
-                raise
-            output = MeasureOutput(values=[], error=f"activity failed: {exc.cause or exc}")
+        request = MeasureInput(metric=slo.name, provider=slo.provider, key=_key())
+        summary = f"measure {slo.name}"
+        output = await _check(
+            "measure", request, summary, MeasureOutput, lambda e: MeasureOutput(values=[], error=e)
+        )
         if output.error is not None:
             message = f"{slo.name}: cannot be measured: {output.error}"
             return [Finding(kind="inconclusive", message=message)]
@@ -135,23 +128,17 @@ class ServiceMonitorRun:
         leak = monitor.spec.memory_leak
         if leak is None:
             return []
-        try:
-            output: MemoryTrendOutput = await workflow.execute_activity(
-                "memory_trend",
-                MemoryTrendInput(
-                    provider=leak.provider,
-                    window_seconds=leak.window_seconds,
-                    key=workflow.info().workflow_id,
-                ),
-                result_type=MemoryTrendOutput,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=retry.MEASURE,
-                summary=f"memory trend over {leak.window}",
-            )
-        except ActivityError as exc:
-            if is_cancelled_exception(exc) or not workflow.patched(JUDGE_WHAT_IT_CAN):
-                raise
-            output = MemoryTrendOutput(series=[], error=f"activity failed: {exc.cause or exc}")
+        request = MemoryTrendInput(
+            provider=leak.provider, window_seconds=leak.window_seconds, key=_key()
+        )
+        summary = f"memory trend over {leak.window}"
+        output = await _check(
+            "memory_trend",
+            request,
+            summary,
+            MemoryTrendOutput,
+            lambda e: MemoryTrendOutput(error=e),
+        )
         if output.error is not None:
             message = f"memory trend cannot be measured: {output.error}"
             return [Finding(kind="inconclusive", message=message)]
@@ -221,3 +208,28 @@ def judge_slo(slo: Slo, values: list[float]) -> list[Finding]:
     if slo.success_condition and not evaluate_condition(slo.success_condition, values):
         return [Finding(kind="slo", message=f"{slo.name} = {shown}: not {slo.success_condition}")]
     return []
+
+
+async def _check(
+    name: str, request: Model, summary: str, result_type: type[T], failed: Callable[[str], T]
+) -> T:
+    """Run measurement activity ``name``; a failure that outlived ``retry.MEASURE`` comes
+    back as ``failed(message)`` (an inconclusive finding), never as a failed run."""
+    try:
+        output: T = await workflow.execute_activity(
+            name,
+            request,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=retry.MEASURE,
+            summary=summary,
+        )
+    except ActivityError as exc:
+        if is_cancelled_exception(exc) or not workflow.patched(JUDGE_WHAT_IT_CAN):
+            raise
+        return failed(f"activity failed: {exc.cause or exc}")
+    return output
+
+
+def _key() -> str:
+    return workflow.info().workflow_id

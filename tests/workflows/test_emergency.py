@@ -143,6 +143,15 @@ class Racer:
         self.task_queue = ""
         self.started: list[str] = []  # run ids
 
+    async def start_running(self, running: Rollout, task_queue: str) -> None:
+        """Start the rollout the rollback will cancel (on ``task_queue``, where the
+        newcomers start too) and wait for its pause."""
+        self.task_queue = task_queue
+        canary = await self.env.client.start_workflow(
+            workflow_type(running), running, id=running.workflow_id, task_queue=task_queue
+        )
+        await wait_for_status(canary, lambda s: s.phase is RolloutPhase.PAUSED)
+
     @activity.defn(name="await_closed")
     async def await_closed(self, input: AwaitClosedInput) -> str:
         status = await WorkflowWatcher(self.env.client).await_closed(input)
@@ -189,11 +198,7 @@ async def test_a_rollout_started_while_rolling_back_is_cancelled_and_the_rollbac
 ):
     fleet, request, racer, running = race_setup(temporal_env, times=1)
     async with worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
-        racer.task_queue = tq
-        canary = await temporal_env.client.start_workflow(
-            workflow_type(running), running, id=running.workflow_id, task_queue=tq
-        )
-        await wait_for_status(canary, lambda s: s.phase is RolloutPhase.PAUSED)
+        await racer.start_running(running, tq)
         result = await roll_back(temporal_env, tq, request)
         [newcomer_run] = racer.started
         newcomer = temporal_env.client.get_workflow_handle(running.workflow_id, run_id=newcomer_run)
@@ -210,11 +215,7 @@ async def test_a_rollout_started_while_rolling_back_is_cancelled_and_the_rollbac
 async def test_a_rollback_that_keeps_losing_the_race_stops_and_says_so(temporal_env):
     fleet, request, racer, running = race_setup(temporal_env, times=10)
     async with worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
-        racer.task_queue = tq
-        canary = await temporal_env.client.start_workflow(
-            workflow_type(running), running, id=running.workflow_id, task_queue=tq
-        )
-        await wait_for_status(canary, lambda s: s.phase is RolloutPhase.PAUSED)
+        await racer.start_running(running, tq)
         with pytest.raises(WorkflowFailureError) as failed:
             await roll_back(temporal_env, tq, request)
         newest = temporal_env.client.get_workflow_handle(running.workflow_id)

@@ -17,6 +17,7 @@ from tests.workflows.incident_harness import (
 from workflows.incident import IncidentRunbook
 from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput, IncidentPhase
 from workflows.rollout_models import OperatorInput
+from workflows.runbook_spec import Runbook
 
 LEVELS = {
     "levels": [
@@ -269,6 +270,17 @@ async def test_a_long_incident_continues_as_new_keeping_its_pages_and_thread(tem
 PROM = {"prometheus": {"address": "http://127.0.0.1:9", "query": "up"}}
 
 
+async def failed_steps(temporal_env, stubs: Notifiers, book: Runbook) -> list[str]:
+    """Run ``book`` until its first Slack post (its last step), resolve it; the messages
+    of its failed steps."""
+    async with incident_worker(temporal_env, stubs) as tq:
+        handle = await open_incident(temporal_env, tq, book)
+        status = await status_when(handle, lambda s: len(stubs.posts) == 1)
+        await handle.execute_update(IncidentRunbook.resolve, ALICE)
+        await handle.result()
+    return [e.message for e in status.timeline if e.kind == "failed"]
+
+
 async def test_a_wait_condition_that_cannot_be_evaluated_fails_its_step_and_the_runbook_goes_on(
     temporal_env,
 ):
@@ -276,12 +288,7 @@ async def test_a_wait_condition_that_cannot_be_evaluated_fails_its_step_and_the_
     stubs.fleet.measure_values = lambda n: [0.2, 0.3]  # two series; the condition wants one
     wait = {"metric": {"provider": PROM, "successCondition": "result < 0.01"}, "timeout": "1h"}
     book = runbook([{"wait": wait}, {"notify": {"text": "after the wait"}}])
-    async with incident_worker(temporal_env, stubs) as tq:
-        handle = await open_incident(temporal_env, tq, book)
-        status = await status_when(handle, lambda s: len(stubs.posts) == 1)
-        await handle.execute_update(IncidentRunbook.resolve, ALICE)
-        await handle.result()
-    failed = [e.message for e in status.timeline if e.kind == "failed"]
+    failed = await failed_steps(temporal_env, stubs, book)
     assert len(failed) == 1
     assert failed[0].startswith(
         "step 1 (wait) failed: 'result < 0.01' cannot be evaluated on [0.2, 0.3]: No such overload"
@@ -299,11 +306,6 @@ async def test_a_query_whose_activity_keeps_failing_fails_its_step_after_two_tri
     book = runbook(
         [{"query": {"name": "error-rate", "provider": PROM}}, {"notify": {"text": "on"}}]
     )
-    async with incident_worker(temporal_env, stubs) as tq:
-        handle = await open_incident(temporal_env, tq, book)
-        status = await status_when(handle, lambda s: len(stubs.posts) == 1)
-        await handle.execute_update(IncidentRunbook.resolve, ALICE)
-        await handle.result()
-    failed = [e.message for e in status.timeline if e.kind == "failed"]
+    failed = await failed_steps(temporal_env, stubs, book)
     assert failed == ["step 1 (query) failed: provider client bug"]
     assert stubs.fleet.measurements == 2  # retry.MEASURE
