@@ -26,6 +26,8 @@
                                           router list and there is no platform to deploy it
     RollbackFailed         non-retryable  the rollout an emergency rollback started to bring
                                           the target back did not promote
+    RollbackConflict       non-retryable  rollouts of the service kept starting while an
+                                          emergency rollback tried to take their workflow id
     NotifierNotConfigured  non-retryable  a notifier's secret or endpoint is missing from the
                                           worker's environment (the message names the env var)
     NotifyRejected         non-retryable  PagerDuty or Slack refused the request itself (invalid
@@ -67,6 +69,7 @@ MIGRATION_FAILED: Final = "MigrationFailed"
 DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
 ROLLBACK_IMPOSSIBLE: Final = "RollbackImpossible"
 ROLLBACK_FAILED: Final = "RollbackFailed"
+ROLLBACK_CONFLICT: Final = "RollbackConflict"
 NOTIFIER_NOT_CONFIGURED: Final = "NotifierNotConfigured"
 NOTIFY_REJECTED: Final = "NotifyRejected"
 NOTIFY_FAILED: Final = "NotifyFailed"
@@ -80,6 +83,7 @@ NON_RETRYABLE: Final = frozenset(
         MIGRATION_FAILED,
         ROLLBACK_IMPOSSIBLE,
         ROLLBACK_FAILED,
+        ROLLBACK_CONFLICT,
         NOTIFIER_NOT_CONFIGURED,
         NOTIFY_REJECTED,
     }

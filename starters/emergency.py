@@ -24,7 +24,7 @@ from starters.errors import EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest, RollbackResult
+from workflows.emergency_models import RollbackRequest, RollbackResult, rollback_workflow_id
 from workflows.registry import WORKFLOW_TYPES
 from workflows.rollout_models import RolloutPhase, RolloutResult
 from workflows.spec import Rollout, rollout_workflow_id
@@ -135,7 +135,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     handle = await client.start_workflow(
         EmergencyRollback.run,
         request,
-        id=f"rollback-{args.service}-{args.env}",
+        id=rollback_workflow_id(args.service, args.env),
         task_queue=config.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -28,7 +28,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
 from starters import spec_files
@@ -36,6 +36,7 @@ from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
+from workflows.emergency_models import rollback_workflow_id
 from workflows.registry import WORKFLOW_TYPES, workflow_type
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
 from workflows.spec import Rollout, load_rollout, rollout_workflow_id
@@ -69,6 +70,7 @@ def prepare_start(args: argparse.Namespace) -> None:
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     rollout: Rollout = args.rollout
     spec = rollout.spec
+    await _refuse_beside_a_rollback(client, rollout)
     try:
         handle = await client.start_workflow(
             workflow_type(rollout),
@@ -92,6 +94,7 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
             static_details=f"{describe(rollout)}\n\nstarted by {_who()} from {args.file}",
         )
     except WorkflowAlreadyStartedError:
+        await _refuse_beside_a_rollback(client, rollout)  # it may hold the id: say so
         raise UsageError(
             f"a rollout of {spec.service} in {spec.environment} is already running "
             f"(workflow {rollout.workflow_id}); wait for it, or abort it with "
@@ -106,6 +109,25 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
     if not args.wait:
         return EXIT_OK
     return await wait_for_result(handle, json_output=args.json)
+
+
+async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
+    """An emergency rollback of the service in this environment goes first (it cancels a
+    rollout that starts meanwhile): refuse to start one beside it."""
+    spec = rollout.spec
+    rollback_id = rollback_workflow_id(spec.service, spec.environment)
+    try:
+        description = await client.get_workflow_handle(rollback_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return
+        raise
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        raise UsageError(
+            f"an emergency rollback of {spec.service} in {spec.environment} is running "
+            f"(workflow {rollback_id}) and would cancel this rollout; start it once the "
+            "rollback has finished"
+        )
 
 
 async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool) -> int:

@@ -11,11 +11,11 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
+    from workflows import retry
     from workflows.analysis import (
         AnalysisPhase,
         AnalysisRun,
@@ -28,10 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.durations import parse_duration
     from workflows.spec import Metric, Rollout, render_placeholders
     from workflows.timeouts import ROUTER_HEARTBEAT
-
-# The measure activity reports provider failures as Error measurements itself; a retry
-# here only covers a worker dying mid-measurement.
-MEASURE_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=200))
 
 
 async def run_analysis(rollout: Rollout, run: AnalysisRun, key: str) -> AnalysisPhase:
@@ -117,7 +113,7 @@ async def _measure(
             start_to_close_timeout=timeout,
             # measure heartbeats while its query runs: a killed worker costs seconds.
             heartbeat_timeout=ROUTER_HEARTBEAT,
-            retry_policy=MEASURE_RETRY,
+            retry_policy=retry.MEASURE,
             summary=f"measure {request.metric} #{request.key.rsplit('/', 1)[-1]}",
         )
     except ActivityError as exc:

@@ -17,11 +17,12 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
+    from workflows import retry
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
     from workflows.failures import FATAL
     from workflows.host_steps import HostSteps
-    from workflows.rollout_base import ROLLBACK_ALWAYS, ROLLBACK_RETRY, Stop
+    from workflows.rollout_base import ROLLBACK_ALWAYS, Stop
     from workflows.rollout_models import CanaryCarry, RolloutPhase, RolloutResult
     from workflows.spec import CanaryStep, Rollout
 
@@ -231,5 +232,5 @@ class CanaryRollout(HostSteps):
 
     async def _roll_back(self, reason: str) -> None:
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
-        await self._set_weight(0, "rollback", retry=ROLLBACK_RETRY)
+        await self._set_weight(0, "rollback", retry=retry.ROLLBACK)
         await self._migrate_down()

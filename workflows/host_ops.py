@@ -10,11 +10,9 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
     from activities.errors import root_cause
     from activities.health.activities import (
         CheckHealthInput,
@@ -31,18 +29,11 @@ with workflow.unsafe.imports_passed_through():
         SetWeightInput,
     )
     from activities.routing.base import ServerState, Weights
-    from workflows.rollout_base import ROLLBACK_RETRY, SET_WEIGHT_RETRY, Stop
+    from workflows import retry
+    from workflows.rollout_base import Stop
     from workflows.rollout_models import RolloutPhase
     from workflows.spec import Rollout
     from workflows.timeouts import PLATFORM_HEARTBEAT, ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
-
-PLATFORM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
-ROUTER_RETRY = SET_WEIGHT_RETRY
 
 
 def supports(rollout: Rollout, action: Action) -> bool:
@@ -78,7 +69,7 @@ async def platform_action(
             result_type=ActionResult,
             start_to_close_timeout=timedelta(seconds=timeout + 30),
             heartbeat_timeout=PLATFORM_HEARTBEAT,
-            retry_policy=ROLLBACK_RETRY if rolling_back else PLATFORM_RETRY,
+            retry_policy=retry.ROLLBACK if rolling_back else retry.PLATFORM,
             summary=f"{action} {version or ''} on {target}".replace("  ", " "),
         )
     except ActivityError as exc:
@@ -102,7 +93,7 @@ async def current_version(rollout: Rollout, target: str, key: str) -> str | None
         result_type=str | None,  # type: ignore[arg-type]
         start_to_close_timeout=timedelta(seconds=60),
         heartbeat_timeout=PLATFORM_HEARTBEAT,
-        retry_policy=PLATFORM_RETRY,
+        retry_policy=retry.PLATFORM,
         summary=f"read the version on {target}",
     )
     return version
@@ -135,7 +126,7 @@ async def check_target(check: HealthCheck, target: str, key: str) -> HealthRepor
         start_to_close_timeout=timedelta(seconds=budget + 60),
         # It heartbeats after every probe and every second between them (activities/health).
         heartbeat_timeout=timedelta(seconds=3 * check.timeout_seconds + 2),
-        retry_policy=RetryPolicy(maximum_attempts=2),
+        retry_policy=retry.CHECK,
         summary=f"health-check {target}",
     )
     return report
@@ -168,7 +159,7 @@ async def require_smoke_tests(rollout: Rollout, targets: Iterable[str], key: str
             # It heartbeats after every test; one test's HTTP call gives connect and read
             # the test's full timeout each.
             heartbeat_timeout=timedelta(seconds=2 * max(t.timeout_seconds for t in tests) + 3),
-            retry_policy=RetryPolicy(maximum_attempts=2),
+            retry_policy=retry.CHECK,
             summary=f"smoke-test {target}",
         )
         if not report.passed:
@@ -184,7 +175,7 @@ async def get_weights(rollout: Rollout) -> Weights:
         result_type=Weights,
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
-        retry_policy=ROUTER_RETRY,
+        retry_policy=retry.ROUTER,
         summary="read the traffic split",
     )
     return weights
@@ -198,7 +189,7 @@ async def set_weights(rollout: Rollout, weights: Weights, key: str) -> Weights:
         result_type=Weights,
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
-        retry_policy=ROLLBACK_RETRY,
+        retry_policy=retry.ROLLBACK,
         summary=f"set weights stable {weights.stable} % / canary {weights.canary} %",
     )
     return applied
@@ -213,7 +204,7 @@ async def set_server_states(
         result_type=dict[str, ServerState],
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
-        retry_policy=ROLLBACK_RETRY if rolling_back else ROUTER_RETRY,
+        retry_policy=retry.ROLLBACK if rolling_back else retry.ROUTER,
         summary=" ".join(f"{state} {server}" for server, state in states.items()),
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )

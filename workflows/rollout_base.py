@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
     from workflows import database, timeline
+    from workflows import retry as retry_policies
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
@@ -49,19 +50,6 @@ ROLLBACK_RETRY_DELAYS = (5, 15, 30, 60, 120, 300)
 T = TypeVar("T")
 Side = Literal["stable", "canary"]
 """A router server list; which one is "new" flips from rollout to rollout."""
-
-SET_WEIGHT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
-# Rolling back must not give up on a transient router failure: keep trying.
-ROLLBACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
 
 
 class Stop(Exception):
@@ -505,7 +493,7 @@ class RolloutBase:
                     self._event("stopping", f"while stopping: {root_cause(exc)}")
 
     async def _set_weight(
-        self, share: int, label: str, retry: RetryPolicy = SET_WEIGHT_RETRY
+        self, share: int, label: str, retry: RetryPolicy = retry_policies.ROUTER
     ) -> None:
         """Give the new version's side (``_new_side``) ``share`` % of traffic."""
         wanted = (
