@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.routing.activities import GetWeightsInput, SetWeightInput
 from activities.routing.base import Weights
+from workers.config import TemporalConfig
 from workflows.search_attributes import ALL
 from workflows.spec import Rollout, parse_rollout
 
@@ -80,7 +81,7 @@ async def connect_or_start(address: str | None) -> tuple[Client, WorkflowEnviron
     for the caller to shut down)."""
     if address:
         print(f"server: {address} (already running)")
-        return await Client.connect(address, data_converter=pydantic_data_converter), None
+        return await TemporalConfig(address=address).connect(), None
     print("server: a fresh local dev server (in-memory) ...", flush=True)
     env = await start_dev_server()
     return env.client, env

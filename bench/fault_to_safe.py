@@ -62,9 +62,9 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from workers.config import TemporalConfig
 from workflows import search_attributes as sa
 from workflows.analysis import AnalysisPhase
 from workflows.canary import CanaryRollout
@@ -564,9 +564,7 @@ async def main_async(args: argparse.Namespace) -> int:
         flush=True,
     )
     original = slot_version(SLOT)
-    client = await Client.connect(
-        f"{HOST}:{stack.TEMPORAL_PORT}", data_converter=pydantic_data_converter
-    )
+    client = await TemporalConfig(address=f"{HOST}:{stack.TEMPORAL_PORT}").connect()
     stamp = run_stamp()
     rounds: list[Round] = []
     log: str | None = None

@@ -104,19 +104,14 @@ async def run_worker(config: TemporalConfig, stop: asyncio.Event) -> None:
         max_workers=ACTIVITY_THREADS, thread_name_prefix="activity"
     ) as executor:
         async with build_worker(client, config.task_queue, executor, config.ui_url):
-            log.info(
-                "worker started",
-                address=config.address,
-                namespace=config.namespace,
-                task_queue=config.task_queue,
-            )
+            log.info("worker started", **config.describe())
             await stop.wait()
             log.info("worker stopping", reason="signal")
     log.info("worker stopped")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TemporalConfig.from_env()
+    config = TemporalConfig.from_env(args.profile)
 
     async def main() -> None:
         stop = asyncio.Event()
