@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters import (
+    codec_server_command,
     devserver,
     emergency,
     history,
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitors.add_parsers(subparsers)
     routers.add_parsers(subparsers)
     serve_command.add_parser(subparsers)
+    codec_server_command.add_parser(subparsers)
     return parser
 
 

@@ -321,18 +321,9 @@ async def _serve(
     path: Path,
 ) -> None:
     config = connection.config
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DELIVER_TIMEOUT + 5)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise UsageError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, runbooks, path)
+    runner = await start_site(app, host, port, shutdown_timeout=DELIVER_TIMEOUT + 5)
+    stop = stop_on_signals()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, runbooks, path)
     log.info(
         "serving",
         url=f"http://{host}:{port}{ALERTMANAGER_PATH}",
@@ -351,6 +342,29 @@ async def _serve(
         warm_up.cancel()
         await runner.cleanup()
     log.info("stopped")
+
+
+async def start_site(
+    app: web.Application, host: str, port: int, shutdown_timeout: float = 60.0
+) -> web.AppRunner:
+    """``app`` listening on ``host:port``; a port that cannot be bound is a ``UsageError``."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UsageError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
+    return runner
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def _warm_up(connection: TemporalConnection) -> None:
