@@ -55,17 +55,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import REPO, canary_rollout, exit_now, machine, run_stamp
+from common import REPO, canary_rollout, exit_now, machine, run_stamp, search_attributes
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
 from workflows.analysis import AnalysisPhase
 from workflows.canary import CanaryRollout
 from workflows.durations import parse_duration
@@ -419,7 +414,6 @@ async def one_round(
         analysis={"templates": [{"templateName": "fault"}], "startingStep": 0},
         templates=[template],
     )
-    spec = rollout.spec
     measured = Round(number, version, rollout.workflow_id)
     with Prober(args.probe_slow, args.probe_interval) as prober:
         began = time.monotonic()
@@ -429,14 +423,7 @@ async def one_round(
             id=rollout.workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.DEPLOY_SERVICE, spec.service),
-                    SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
-                    SearchAttributePair(sa.DEPLOY_STRATEGY, "canary"),
-                    SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
-                ]
-            ),
+            search_attributes=search_attributes(rollout),
             static_summary=f"bench/fault_to_safe.py round {number}",
         )
         result_task = asyncio.create_task(handle.result())
