@@ -220,14 +220,15 @@ async def main_async(args: argparse.Namespace) -> int:
         server.process.stop()
     summary = figures(results, lanes, restarts, todo, time.time() - began)
     ok = bool(results) and len(results) == len(todo) and all(r.correct for r in results)
+    document = json.dumps(summary | {"rollouts": [asdict(r) for r in results]}, default=str)
     if args.json:
-        summary["rollouts"] = [asdict(r) for r in results]
-        print(json.dumps(summary, indent=2, default=str))
+        print(document)
     else:
         print_report(summary, results)
     keep = args.keep_logs or not ok
     if keep:
-        print(f"logs and the histories of wrong rollouts: {workdir}", file=sys.stderr)
+        (workdir / "report.json").write_text(document)
+        print(f"logs, histories and report.json: {workdir}", file=sys.stderr)
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1
