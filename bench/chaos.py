@@ -66,6 +66,7 @@ FAULTS = (
 # Workflow tasks a clean rollout of each strategy completes at least: the random kill and
 # abort moments are drawn below it, so they fall inside the run.
 TASKS = {"canary": 14, "blueGreen": 10, "rolling": 12, "recreate": 5}
+EARLY = 5  # workflow tasks every run reaches, even one that rolls back at its first check
 PAUSES = {"canary": 3, "blueGreen": 1, "rolling": 2}  # pause timers to abort at
 MIX = {"abort": 0.25, "abort-at-timer": 0.17, "bad": 0.18}  # the rest: promote
 
@@ -84,8 +85,12 @@ def plans(count: int, lanes: list[str], seed: int) -> tuple[list[Plan], list[Pla
     for number, (lane, scenario) in enumerate([*zip_fit(order, pool), *faults], start=1):
         strategy = STRATEGY[lane]
         tasks = TASKS[strategy]
+        # The first kill within the part of the run this scenario surely reaches; the
+        # second (after the first was recovered from) soon after; an abort after the first.
+        reach = tasks if scenario == "promote" else EARLY if scenario != "abort" else tasks // 2
+        first = rng.randint(1, min(reach, tasks))
         kills = tuple(
-            (rng.randint(1, tasks // (3 if second else 1)), round(rng.uniform(0, 0.6), 2))
+            (rng.randint(1, tasks // 3) if second else first, round(rng.uniform(0, 0.6), 2))
             for second in range(rng.choice((1, 2)) - (scenario == "abort-at-timer"))
         )
         made.append(
@@ -94,7 +99,7 @@ def plans(count: int, lanes: list[str], seed: int) -> tuple[list[Plan], list[Pla
                 lane=lane,
                 scenario=scenario,
                 kills=kills,
-                abort_at=(rng.randint(2, tasks), round(rng.uniform(0, 0.6), 2)),
+                abort_at=(rng.randint(first, tasks), round(rng.uniform(0, 0.6), 2)),
                 timer=rng.randrange(PAUSES.get(strategy, 1)),
                 inject_s=round(rng.uniform(0, 0.5), 2),
                 post=rng.random() < 0.5,

@@ -131,6 +131,23 @@ def completed(events: list[HistoryEvent], name: str) -> list[tuple[HistoryEvent,
     return pairs
 
 
+ROUTER_CHANGES = ("set_weight", "set_server_states")
+
+
+def router_calls_after(events: list[HistoryEvent], after: float) -> bool:
+    """A router change was scheduled after ``after``."""
+    return any(at(e) > after for name in ROUTER_CHANGES for e in scheduled(events, name))
+
+
+def router_failures(events: list[HistoryEvent]) -> int:
+    """Router changes that failed for good (a non-retryable error, or out of attempts)."""
+    ids = {e.event_id for name in ROUTER_CHANGES for e in scheduled(events, name)}
+    return sum(
+        e.activity_task_failed_event_attributes.scheduled_event_id in ids
+        for e in of_type(events, E.EVENT_TYPE_ACTIVITY_TASK_FAILED)
+    )
+
+
 def share(weights: Weights, new_side: str) -> int:
     return weights.canary if new_side == "canary" else weights.stable
 
@@ -262,6 +279,13 @@ def pause_timers(events: list[HistoryEvent], seconds: float) -> list[HistoryEven
 
 
 # -- checks on samples -----------------------------------------------------------------
+
+
+def steady(values: list[int]) -> list[int]:
+    """Samples seen at least twice in a row (and the last): drops what a sampler catches
+    mid-change, e.g. NGINX's file between the router's write and its restore after a
+    rejected ``nginx -t``, or HAProxy between two servers' ``set weight``."""
+    return [v for i, v in enumerate(values) if i + 1 == len(values) or values[i + 1] == v]
 
 
 def shape_problem(values: list[int], outcome: str, full: int, *, strict: bool) -> str | None:

@@ -31,10 +31,13 @@ from chaos_history import (
     outcome,
     pause_timers,
     progress_by,
+    router_calls_after,
+    router_failures,
     scheduled,
     shape_problem,
     share,
     shares_applied,
+    steady,
     with_timer,
     workflow_tasks,
 )
@@ -212,6 +215,7 @@ class Chaos:
         self.ctx, self.lane, self.plan, self.handle = ctx, lane, plan, handle
         self.history, self.result, self.new_side = history, result, new_side
         self.replacements: list[asyncio.Task[None]] = []
+        self.killed = asyncio.Event()  # the first kill has happened
 
     def actions(self) -> list[Coroutine[Any, Any, None]]:
         scenario, lane = self.plan.scenario, self.lane
@@ -225,7 +229,7 @@ class Chaos:
         elif scenario == "nginx-test-fails" and isinstance(lane.router, NginxLane):
             router = lane.router
             acts.append(self.router_fault("nginx -t fails", router.break_config,
-                                          router.repair_config, 6.0))  # fmt: skip
+                                          router.repair_config, 4.0))  # fmt: skip
         elif scenario.startswith("socket-gone") and isinstance(lane.router, HAProxyLane):
             haproxy = lane.router
             acts.append(self.router_fault("HAProxy socket gone", haproxy.socket_gone,
@@ -250,6 +254,7 @@ class Chaos:
                 kill.at = time.time()
                 await self.lane.worker.kill()
                 dead.set()
+                self.killed.set()
                 kill.pid, kill.polling = await self.lane.worker.start()
 
         task = asyncio.create_task(cycle())
@@ -293,8 +298,11 @@ class Chaos:
                 await asyncio.sleep(0.5)
 
     async def abort_later(self) -> None:
+        """``abort`` part-way: after the planned workflow task, never before the first kill
+        (so an early abort does not end the run before it was hurt)."""
         tasks, delay = self.plan.abort_at
         if await self.wait(more_tasks(tasks)):
+            await self.killed.wait()
             await asyncio.sleep(delay)
             if not self.history.closed.is_set():
                 await self.send_abort()
@@ -363,15 +371,18 @@ class Chaos:
         if not await self.wait(trigger):
             return
         await asyncio.to_thread(apply)
-        self.result.faults.append(f"{what} for {seconds:g}s from {self.since()}")
+        began, since = time.time(), self.since()
         aborting = None
         try:
             if self.plan.scenario in ABORTS:
                 await asyncio.sleep(0.3)
                 aborting = asyncio.create_task(self.send_abort())
+            # Held until the rollout has asked the router for a change, and then a while.
+            await self.wait(lambda ev: router_calls_after(ev, began))
             await asyncio.sleep(seconds)
         finally:
             await asyncio.to_thread(undo)
+            self.result.faults.append(f"{what} from {since} for {time.time() - began:.1f}s")
             if aborting is not None:
                 await aborting
 
@@ -437,6 +448,9 @@ def judge(
     expected = EXPECTED[plan.scenario]
     if plan.scenario in ABORTS and not result.aborted:
         expected = "Promoted"  # the abort came too late: a healthy version is promoted
+    if plan.scenario == "nginx-test-fails" and not router_failures(events):
+        expected = "Promoted"  # no router change ran while the config was broken
+        result.faults.append("(no router change failed: the fault missed)")
     if result.outcome not in FINAL and result.outcome != "Stuck":
         problems.append(("failed", f"ended {result.outcome}: {result.reason}"))
     elif result.outcome in FINAL and result.outcome != expected:
@@ -447,7 +461,7 @@ def judge(
     columns = len(samples[0][1]) if samples else 0
     full = 100 if lane.shifts_traffic else 1
     for column in range(columns):
-        values = [v for _, s in samples if (v := s[column]) is not None]
+        values = steady([v for _, s in samples if (v := s[column]) is not None])
         wrong = shape_problem(values, result.outcome, full, strict=not lane.shifts_traffic)
         if wrong is not None:
             where = "router" if lane.shifts_traffic else f"host :{lane.all_ports()[column]}"
