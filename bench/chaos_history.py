@@ -176,7 +176,7 @@ def outcome(events: list[HistoryEvent]) -> tuple[str, str]:
         while failure.HasField("cause"):
             failure = failure.cause
             chain.append(failure.message or failure.WhichOneof("failure_info") or "")
-        return "Failed", " ← ".join(m for m in chain if m)
+        return "Failed", " ← ".join(m.strip().replace("\n", " / ") for m in chain if m)
     if last.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
         return "Terminated", last.workflow_execution_terminated_event_attributes.reason
     return CLOSED[last.event_type], ""
