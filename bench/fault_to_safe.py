@@ -353,7 +353,7 @@ async def wait_ready(
         if status.phase.finished or status.phase is RolloutPhase.ROLLING_BACK:
             raise RoundFailed(f"rollout ended before the fault: {status.message}")
         ok = background_ok(status)
-        if status.weights.canary == 50 and ok >= min_ok:
+        if status.weights is not None and status.weights.canary == 50 and ok >= min_ok:
             return ok
         await asyncio.sleep(0.2)
     seen = "no status" if status is None else f"{status.phase.value}: {status.message}"
