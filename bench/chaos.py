@@ -4,7 +4,7 @@ DESIGN §6 target: "worker SIGKILLed at random points of ≥ 50 rollouts (all st
 aborts included): every one ends Promoted/RolledBack/Aborted with the router matching,
 0 split end states; progress again ≤ 3 s (p95) after a replacement worker polls."
 
-Everything is real and local (bench/chaos_parts.py): a Temporal dev server on a SQLite file,
+Everything is real and local (chaos_parts.py, chaos_traffic.py): a Temporal dev server on a SQLite file,
 and five lanes, each a strategy on its own load balancer with its own ``deployflow worker``
 and hosts run by the host agent (examples/demo/host.py) through the command platform:
 
@@ -45,10 +45,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from chaos_judge import Plan, Result
 from chaos_lanes import LANES, STRATEGY, Lane, build, host_count
-from chaos_parts import DevServer, Hosts, Load, PartError, Prometheus, free_port
+from chaos_parts import DevServer, PartError, Prometheus, free_port
 from chaos_report import figures, print_report, print_result
-from chaos_rollout import Context, Plan, Result, run
+from chaos_rollout import Context, run
+from chaos_traffic import Hosts, Load
 from common import exit_now, machine, run_stamp
 
 from workers.logging_setup import configure_logging

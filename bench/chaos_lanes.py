@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from chaos_history import share
-from chaos_parts import HAProxyLane, Hosts, NginxLane, Router, Worker
+from chaos_parts import Worker
+from chaos_traffic import HAProxyLane, Hosts, NginxLane, Router
 
 from activities.routing.base import ServerState, Weights
 from workflows.spec import Rollout, parse_rollout

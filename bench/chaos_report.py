@@ -7,8 +7,8 @@ import sys
 from collections import Counter
 from typing import Any
 
+from chaos_judge import Plan, Result
 from chaos_lanes import Lane
-from chaos_rollout import Plan, Result
 from common import percentile
 
 TARGET_P95_S = 3.0
