@@ -4,9 +4,10 @@ DESIGN §6 target: "worker SIGKILLed at random points of ≥ 50 rollouts (all st
 aborts included): every one ends Promoted/RolledBack/Aborted with the router matching,
 0 split end states; progress again ≤ 3 s (p95) after a replacement worker polls."
 
-Everything is real and local (chaos_parts.py, chaos_traffic.py): a Temporal dev server on a SQLite file,
-and five lanes, each a strategy on its own load balancer with its own ``deployflow worker``
-and hosts run by the host agent (examples/demo/host.py) through the command platform:
+Everything is real and local (chaos_parts.py, chaos_traffic.py): a Temporal dev server on
+a SQLite file, and five lanes, each a strategy on its own load balancer with its own
+``deployflow worker`` and hosts run by the host agent (examples/demo/host.py) through the
+command platform:
 
     canary-nginx    canary on NGINX          canary-haproxy  canary on HAProxy
     blue-green      blue-green on HAProxy    rolling         rolling on NGINX (3 hosts)

@@ -46,6 +46,8 @@ def at(event: HistoryEvent) -> float:
 
 
 def decode(payloads: Payloads, kind: type[T]) -> T:
+    """A payload as the pydantic converter reads it (the bench's workers run without a
+    payload codec: chaos_parts.Worker)."""
     value: T = pydantic_data_converter.payload_converter.from_payloads(payloads.payloads, [kind])[0]
     return value
 

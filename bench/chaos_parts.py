@@ -19,10 +19,10 @@ from typing import Any
 from common import REPO
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from starters.devserver import build_command, find_temporal_binary
+from workers.config import TemporalConfig
 from workflows import search_attributes as sa
 
 sys.path.insert(0, str(REPO / "examples" / "demo"))
@@ -121,7 +121,7 @@ class DevServer:
 
     async def ready(self) -> bool:
         try:
-            client = await Client.connect(self.address)
+            client = await TemporalConfig(address=self.address).connect()
             listed = await client.operator_service.list_search_attributes(
                 ListSearchAttributesRequest(namespace="default")
             )
@@ -144,9 +144,8 @@ class DevServer:
         """The bench's client; the SDK's retry warnings while the server restarts (which
         the bench causes) stay out of the report."""
         quiet = TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter("ERROR", "ERROR")))
-        return await Client.connect(
-            self.address, data_converter=pydantic_data_converter, runtime=Runtime(telemetry=quiet)
-        )
+        options = {"runtime": Runtime(telemetry=quiet)}
+        return await TemporalConfig(address=self.address, connect_options=options).connect()
 
 
 PROMETHEUS_YML = """\
@@ -191,8 +190,16 @@ class Worker:
     code's). Ready = the moment its ``worker started`` line arrives."""
 
     def __init__(self, address: str, task_queue: str, log: Path) -> None:
-        self.env = {
+        # This shell's Temporal profile, TLS, API key or payload codec are not the bench's
+        # dev server's: only what is set here (and no profile file) reaches the worker.
+        inherited = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("TEMPORAL_", "DEPLOYFLOW_"))
+        }
+        self.env = inherited | {
             "TEMPORAL_ADDRESS": address,
+            "TEMPORAL_CONFIG_FILE": str(log.parent / "no-temporal-profile.toml"),
             "DEPLOYFLOW_TASK_QUEUE": task_queue,
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
@@ -211,7 +218,7 @@ class Worker:
         """Start one; the future is the moment (``time.time()``) its ready line arrived."""
         self.process = await asyncio.create_subprocess_exec(
             str(BIN / "deployflow"), "worker",
-            cwd=REPO, env={**os.environ, **self.env}, stdin=subprocess.DEVNULL,
+            cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
