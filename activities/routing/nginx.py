@@ -1,9 +1,11 @@
 """NGINX router: owns one file holding one ``upstream`` block, shifts traffic by weights.
 
 A change is rendered, written atomically, checked with ``nginx -t`` and only then applied
-with ``nginx -s reload``. A rejected config or a failed reload puts the previous file back,
-so the file always matches what nginx was last told to run and a retry re-applies the
-change instead of finding "identical content" and skipping the reload.
+with ``nginx -s reload``. A rejected config or a failed reload puts the previous file back.
+A worker killed between the write and the reload leaves a file nginx never loaded, so the
+file alone cannot say what runs: after each successful reload the content's digest is
+written to ``.NAME.applied`` beside it, and a retry that finds the wanted content but not
+its digest there tests and reloads again instead of skipping.
 
 Weights are per side: every server of a side gets that side's percentage as its NGINX
 ``weight``. With equal server counts on both sides that is exactly the requested split;
@@ -19,6 +21,7 @@ ones send nothing to the server.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -206,12 +209,14 @@ class NginxRouter:
         return render_upstream(spec.upstream, spec.stable, spec.canary, weights, states)
 
     def _apply(self, previous: str | None, content: str, current: Recorded) -> bool:
-        """Write, test and reload ``content``; False if the file already holds it.
+        """Write, test and reload ``content``; False if nginx already runs it.
 
         The caller holds the path lock. A rejected test or failed reload restores
         ``previous`` and re-raises. Taking a hand-written file over keeps its original.
         """
-        if previous == content:
+        applied = self.path.with_name(f".{self.path.name}.applied")
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        if previous == content and read_file(applied) == digest:
             return False
         with keeping_original(self.path, previous, current.adoption):
             write_atomically(self.path, content)
@@ -219,8 +224,10 @@ class NginxRouter:
                 run_command("nginx", "test", self.spec.test_command, ROUTER_CONFIG_REJECTED)
                 run_command("nginx", "reload", self.spec.reload_command, ROUTER_COMMAND_FAILED)
             except BaseException:
-                self._restore(previous)
+                if previous != content:
+                    self._restore(previous)
                 raise
+        write_atomically(applied, digest)
         return True
 
     def _restore(self, previous: str | None) -> None:
