@@ -50,6 +50,7 @@ from temporalio.service import RPCError
 from activities.routing.base import Weights
 from workflows.registry import workflow_type
 from workflows.rollout_models import OperatorInput
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 KILL_BEFORE_FIRE_S = 0.25  # abort-at-timer: the worker dies just before the pause ends ...
 ABORT_AFTER_FIRE_S = 0.05  # ... and the abort arrives just after: one activation for both
@@ -78,6 +79,7 @@ async def start(
                 rollout,
                 id=rollout.workflow_id,
                 task_queue=task_queue,
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=search_attributes(rollout),
                 static_summary=summary,

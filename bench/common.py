@@ -13,7 +13,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -57,7 +57,7 @@ async def stub_get_weights(input: GetWeightsInput) -> Weights:
     return Weights(stable=100, canary=0)
 
 
-STUB_ROUTER = [stub_set_weight, stub_get_weights]
+STUB_ROUTER: list[Callable[..., Any]] = [stub_set_weight, stub_get_weights]
 """The router activities a bench worker registers instead of the real ones."""
 
 

@@ -65,6 +65,7 @@ from workflows.analysis import AnalysisPhase
 from workflows.canary import CanaryRollout
 from workflows.durations import parse_duration
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 # examples/demo is not a package: its modules import each other by bare name.
 sys.path.insert(0, str(REPO / "examples" / "demo"))
@@ -422,6 +423,7 @@ async def one_round(
             rollout,
             id=rollout.workflow_id,
             task_queue=task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=search_attributes(rollout),
             static_summary=f"bench/fault_to_safe.py round {number}",

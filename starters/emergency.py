@@ -28,6 +28,7 @@ from workflows.emergency_models import RollbackRequest, RollbackResult, rollback
 from workflows.registry import WORKFLOW_TYPES
 from workflows.rollout_models import RolloutPhase, RolloutResult
 from workflows.spec import Rollout, rollout_workflow_id
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
         request,
         id=rollback_workflow_id(args.service, args.env),
         task_queue=config.task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         static_summary=f"emergency rollback of {args.service} in {args.env} to {target}",

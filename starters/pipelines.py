@@ -38,6 +38,7 @@ from workflows.pipeline_models import (
     Submission,
 )
 from workflows.pipeline_spec import Pipeline, load_pipeline
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 
 def read_pipeline(path: str) -> Pipeline:
@@ -68,6 +69,7 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
         PipelineRequest(pipeline=pipeline, version=args.version),
         id=pipeline.workflow_id,
         task_queue=config.task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"pipeline {pipeline.name}",
     )

@@ -36,9 +36,10 @@ CONTINUES_AS_NEW = "canary-continues-as-new"
 
 @workflow.defn(name="CanaryRollout")
 class CanaryRollout(HostSteps):
-    HISTORY_EVENTS_PER_RUN = 10_000
+    HISTORY_EVENTS_PER_RUN = 2_000
     """Continue as new past this many events (or when the server suggests it) while waiting:
-    far below the server's 51,200-event limit, and a replay of it takes well under a second."""
+    far below the server's 51,200-event limit, and a cold worker replays it in about 1 s
+    (``bench/replay_cost.py``), well inside ``WORKFLOW_TASK_TIMEOUT``."""
 
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:

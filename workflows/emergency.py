@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.registry import workflow_type
     from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
     from workflows.spec import Rollout, all_servers
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 # A rollout of the service (a person, a pipeline) may start between the cancelled one
 # closing and this rollback's child taking the id ``rollout-SERVICE-ENV``. The emergency
@@ -205,6 +206,7 @@ class EmergencyRollback:
                     workflow_type(child),
                     child,
                     id=child.workflow_id,
+                    task_timeout=WORKFLOW_TASK_TIMEOUT,
                     result_type=RolloutResult,
                     static_summary=f"emergency rollback to {child.spec.version}",
                 )

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RollbackResult,
         rollback_workflow_id,
     )
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 T = TypeVar("T")
 
@@ -176,6 +177,7 @@ async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
             planned,
             id=child_id,
             result_type=RollbackResult,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             static_summary=f"incident rollback of {spec.service} to {planned.target}",
         )
     except ChildWorkflowError as exc:

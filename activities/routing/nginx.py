@@ -4,8 +4,9 @@ A change is rendered, written atomically, checked with ``nginx -t`` and only the
 with ``nginx -s reload``. A rejected config or a failed reload puts the previous file back.
 A worker killed between the write and the reload leaves a file nginx never loaded, so the
 file alone cannot say what runs: after each successful reload the content's digest is
-written to ``.NAME.applied`` beside it, and a retry that finds the wanted content but not
-its digest there tests and reloads again instead of skipping.
+written to ``.NAME.applied`` beside it, and a retry that finds the wanted content but
+another digest there tests and reloads again instead of skipping. (With no digest file yet,
+the file is trusted, as before digests existed.)
 
 Weights are per side: every server of a side gets that side's percentage as its NGINX
 ``weight``. With equal server counts on both sides that is exactly the requested split;
@@ -216,7 +217,9 @@ class NginxRouter:
         """
         applied = self.path.with_name(f".{self.path.name}.applied")
         digest = hashlib.sha256(content.encode()).hexdigest()
-        if previous == content and read_file(applied) == digest:
+        last = read_file(applied)
+        # No digest yet: the file predates the digests (or was written by hand), trust it.
+        if previous == content and last in (digest, None):
             return False
         with keeping_original(self.path, previous, current.adoption):
             write_atomically(self.path, content)

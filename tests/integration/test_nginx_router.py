@@ -166,6 +166,8 @@ def test_a_file_written_but_never_reloaded_is_reloaded_by_the_retry(
     """A worker SIGKILLed between writing the upstream file and ``nginx -s reload``: the
     file holds the wanted split, nginx runs the old one. The retry must reload."""
     shift(nginx, router, Weights(stable=100, canary=0))
+    shift(nginx, router, Weights(stable=90, canary=10))
+    shift(nginx, router, Weights(stable=100, canary=0))
     stable_only = nginx.config_path.read_text()
     spec = router.spec
     wanted = render_upstream(spec.upstream, spec.stable, spec.canary, Weights(stable=0, canary=100))
