@@ -20,8 +20,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.errors import root_cause
-    from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
+    from activities.routing.models import SetWeightInput
     from workflows import database, timeline
     from workflows import retry as retry_policies
     from workflows import search_attributes as sa

@@ -18,10 +18,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 
 from activities.health.spec import HealthCheck, SmokeTest
 from activities.metrics.activities import MetricProviderSpec
-from activities.migrations.activities import MigrationSpec
+from activities.migrations.spec import MigrationSpec
 from activities.model import Model, OneOf
-from activities.platforms.activities import PlatformSpec
-from activities.routing.factory import RouterSpec
+from activities.platforms.spec import PlatformSpec
+from activities.routing.spec import RouterSpec
 from workflows.conditions import ConditionError, compile_condition
 from workflows.durations import check_seconds, parse_duration
 from workflows.rolling_plan import batch_size, parse_int_or_percent
