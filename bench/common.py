@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -76,6 +76,7 @@ async def start_dev_server() -> WorkflowEnvironment:
         search_attributes=list(ALL),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        dev_server_startup_timeout=timedelta(seconds=60),  # the default 5 s is short under load
     )
 
 

@@ -28,7 +28,10 @@ def configure_logging(*, json: bool, level: int = logging.INFO) -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Not cached: a cached module-level logger keeps this configuration for good, so
+        # structlog.testing.capture_logs (and any later configure) could not see it. Our log
+        # volume makes the per-call lookup negligible.
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
