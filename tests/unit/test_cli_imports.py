@@ -1,0 +1,156 @@
+"""The CLI starts fast because it imports little (DESIGN §6: ≤ 0.3 s for commands that only
+talk to Temporal, measured by bench/cli_latency.py). These pin what is imported when: the
+parser imports nothing heavy, a command that only talks to Temporal imports the SDK's
+client and no spec, model or workflow module, and every command still finds its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import tests.workflows.test_pipeline
+from starters.cli import build_parser
+from starters.commands import Handler
+from tests.fixtures.cli import AUDIT, REPO
+from workflows import names
+
+
+def audited(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``AUDIT`` + ``code`` in a fresh interpreter from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-c", AUDIT + textwrap.dedent(code)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """``{"rollout status": parser, ...}`` for every (nested) subcommand of ``parser``."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = sub
+                found |= {f"{name} {k}": v for k, v in subcommands(sub).items()}
+    return found
+
+
+def leaves() -> dict[str, argparse.Namespace]:
+    """The defaults (``func``, ``plain_payloads`` …) of every runnable subcommand."""
+    return {
+        name: argparse.Namespace(**sub._defaults)
+        for name, sub in subcommands(build_parser()).items()
+        if "func" in sub._defaults
+    }
+
+
+def test_importing_the_cli_imports_neither_temporalio_nor_any_spec_or_workflow_code():
+    done = audited(
+        """
+        import starters.cli
+        temporal = sorted(m for m in sys.modules if m.partition(".")[0] == "temporalio")
+        print(heavy_imports() + temporal)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_help_lists_every_command_and_every_subcommand_help_renders():
+    parser = build_parser()
+    top = parser.format_help()
+    for name in ("dev-server", "worker", "rollout", "pipeline", "rollback", "history"):
+        assert f"    {name}" in top
+    for name in ("incident", "monitor", "serve"):
+        assert f"    {name}" in top
+    every = subcommands(parser)
+    for name, sub in every.items():
+        assert sub.format_help().startswith(f"usage: deployflow {name}")
+    assert {"rollout status", "rollout promote", "pipeline approve", "incident ack"} <= set(every)
+
+
+def test_help_runs_as_a_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "starters.cli", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rollout   start, watch and steer rollouts" in done.stdout
+
+
+def test_every_command_names_a_handler_that_exists():
+    for name, defaults in leaves().items():
+        for handler in (defaults.func, getattr(defaults, "prepare", None)):
+            if isinstance(handler, Handler):
+                assert callable(handler.resolve()), f"{name}: {handler.target}"
+
+
+def test_commands_that_only_talk_to_temporal_import_no_spec_model_or_workflow_module():
+    light = sorted(
+        {
+            d.func.target.partition(":")[0]
+            for d in leaves().values()
+            if getattr(d, "plain_payloads", False)
+        }
+    )
+    assert "starters.rollouts" in light
+    assert "starters.incidents" in light
+    done = audited(
+        f"""
+        import importlib
+        for module in {light!r}:
+            importlib.import_module(module)
+        print(heavy_imports())
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("argv", [["rollout", "list"], ["incident", "status", "x"]])
+def test_a_light_command_all_the_way_to_connecting_imports_nothing_heavy(argv):
+    env = {**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    done = audited(
+        f"""
+        import os
+        from starters.cli import main
+        code = main({argv!r})
+        print(code, heavy_imports(), flush=True)
+        os._exit(0)  # the SDK's threads can abort finalisation (see starters.cli.entry)
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3 []"  # exit 3: unreachable, as the address says
+    assert "Temporal is unreachable at 127.0.0.1:1" in done.stderr
+
+
+def test_the_plain_names_are_the_ones_the_workflows_register():
+    from workflows.emergency import EmergencyRollback
+    from workflows.incident_models import WORKFLOW_TYPE
+    from workflows.monitor_models import healer_workflow_id
+    from workflows.monitor_spec import monitor_schedule_id
+    from workflows.registry import WORKFLOW_TYPES
+    from workflows.spec import rollout_workflow_id
+
+    pipeline = tests.workflows.test_pipeline.pipeline(tests.workflows.test_pipeline.stage("dev"))
+
+    assert names.ROLLOUT_WORKFLOW_TYPES == WORKFLOW_TYPES
+    assert names.INCIDENT_WORKFLOW_TYPE == WORKFLOW_TYPE
+    assert EmergencyRollback.__name__ == names.EMERGENCY_ROLLBACK_WORKFLOW_TYPE
+    assert names.rollout_workflow_id("a", "b") == rollout_workflow_id("a", "b")
+    assert names.healer_workflow_id("a", "b") == healer_workflow_id("a", "b")
+    assert names.monitor_schedule_id("a") == monitor_schedule_id("a")
+    assert names.pipeline_workflow_id(pipeline.name) == pipeline.workflow_id
