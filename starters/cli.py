@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_history(subparsers)
     commands.add_incident(subparsers)
     commands.add_monitor(subparsers)
+    commands.add_ui_views(subparsers)
     serve_command.add_parser(subparsers)
     return parser
 

@@ -1,4 +1,4 @@
-"""The arguments of `deployflow rollout|pipeline|rollback|history|incident|monitor`.
+"""The arguments of `deployflow rollout|pipeline|rollback|history|incident|monitor|ui-views`.
 
 Every CLI call builds the whole parser, so this module imports nothing but argparse: each
 command names its function as ``module:function`` (a ``Handler``), imported only when that
@@ -218,3 +218,11 @@ def add_monitor(subparsers: Subparsers) -> None:
         if verb in ("pause", "unpause"):
             p.add_argument("--note", help="why (shown on the schedule)")
         p.set_defaults(func=Handler(f"starters.monitors:{verb}"), plain_payloads=True)
+
+
+def add_ui_views(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("ui-views", help="Temporal UI views that tell rollout outcomes apart")
+    p.add_argument("--service", help="only this service")
+    p.add_argument("--env", help="only this environment")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=Handler("starters.ui_views:ui_views"), needs_client=False)

@@ -85,6 +85,14 @@ async def test_status_list_verbs_and_history_of_a_rollout_import_nothing_heavy(t
         [row] = [r for r in json.loads(out) if r["workflowId"] == handle.id]
         assert (row["phase"], row["status"]) == ("Aborted", "COMPLETED")
         description = await handle.describe()
-        assert description.status == WorkflowExecutionStatus.COMPLETED
+        assert description.status == WorkflowExecutionStatus.COMPLETED  # the UI: "Completed"
         out, _ = await cli("incident", "list")
         assert out
+
+        out, _ = await cli("ui-views", "--service", service, "--json")
+        found = {
+            view["name"]: [wf.id async for wf in client.list_workflows(view["query"])]
+            for view in json.loads(out)["views"]
+        }
+        assert found.pop(f"Rollouts: aborted ({service})") == [handle.id]
+        assert set(map(len, found.values())) == {0}  # each query valid, none matches
