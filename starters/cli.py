@@ -96,9 +96,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if not getattr(args, "needs_client", True):
         code: int = args.func(args)
         return code
-    root = logging.getLogger()
-    root.addHandler(_ConsoleLoggingOnFirstRecord())
-    root.setLevel(logging.INFO)  # what configure_logging sets
+    log_to_console_on_first_record()
     prepare = getattr(args, "prepare", None)
     if prepare is not None:
         prepare(args)
@@ -115,6 +113,13 @@ def dispatch(args: argparse.Namespace) -> int:
         return result
 
     return asyncio.run(run())
+
+
+def log_to_console_on_first_record() -> None:
+    """Console logging (structlog) for a command, set up only once something logs."""
+    root = logging.getLogger()
+    root.addHandler(_ConsoleLoggingOnFirstRecord())
+    root.setLevel(logging.INFO)  # what configure_logging sets
 
 
 class _ConsoleLoggingOnFirstRecord(logging.Handler):

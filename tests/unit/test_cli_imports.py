@@ -154,3 +154,26 @@ def test_the_plain_names_are_the_ones_the_workflows_register():
     assert names.healer_workflow_id("a", "b") == healer_workflow_id("a", "b")
     assert names.monitor_schedule_id("a") == monitor_schedule_id("a")
     assert names.pipeline_workflow_id(pipeline.name) == pipeline.workflow_id
+
+
+def test_console_logging_is_set_up_by_the_first_record_and_renders_it_once():
+    done = audited(
+        """
+        import logging
+        from starters.cli import log_to_console_on_first_record
+        log_to_console_on_first_record()
+        logging.getLogger("temporalio.client").debug("below INFO: dropped, sets nothing up")
+        before = "structlog" in sys.modules
+        logging.getLogger("temporalio.client").warning("retrying %s", "poll")
+        logging.getLogger("deployflow").info("second")
+        print(before, "structlog" in sys.modules)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False True"
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2
+    assert "warning" in lines[0]
+    assert "retrying poll" in lines[0]
+    assert "[temporalio.client]" in lines[0]
+    assert "second" in lines[1]
