@@ -169,4 +169,4 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=["debug", "info", "warn", "error", "never"],
         help="server log level (default %(default)s)",
     )
-    parser.set_defaults(func=handle)
+    parser.set_defaults(func=handle, needs_client=False)

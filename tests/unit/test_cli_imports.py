@@ -7,6 +7,7 @@ client and no spec, model or workflow module, and every command still finds its 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -90,11 +91,16 @@ def test_help_runs_as_a_command():
     assert "rollout   start, watch and steer rollouts" in done.stdout
 
 
-def test_every_command_names_a_handler_that_exists():
+def test_every_command_names_a_handler_that_exists_and_takes_what_dispatch_passes():
     for name, defaults in leaves().items():
-        for handler in (defaults.func, getattr(defaults, "prepare", None)):
-            if isinstance(handler, Handler):
-                assert callable(handler.resolve()), f"{name}: {handler.target}"
+        func = defaults.func.resolve() if isinstance(defaults.func, Handler) else defaults.func
+        # dispatch passes (args) without Temporal, else (args, config, client).
+        arity = 1 if getattr(defaults, "needs_client", True) is False else 3
+        assert len(inspect.signature(func).parameters) == arity, name
+        assert inspect.iscoroutinefunction(func) is (arity == 3), name
+        prepare = getattr(defaults, "prepare", None)
+        if prepare is not None:
+            assert len(inspect.signature(prepare.resolve()).parameters) == 1, name
 
 
 def test_commands_that_only_talk_to_temporal_import_no_spec_model_or_workflow_module():
