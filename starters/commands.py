@@ -5,6 +5,10 @@ command names its function as ``module:function`` (a ``Handler``), imported only
 command runs. A command that reads a spec imports the spec vocabulary; one that only talks
 to Temporal imports the SDK's client and no more.
 
+A group of subcommands (``rollout``, ``pipeline``, ``incident``, ``monitor``) is only built in
+full (``full=True``) when it is the command being run or the parser is wanted whole:
+otherwise the top-level parser needs only its name and help (building them all is ~5 ms).
+
 Defaults the dispatcher reads (``starters/cli.py``): ``needs_client=False`` (runs without
 Temporal), ``prepare`` (validates input before connecting), ``plain_payloads=True``
 (payloads are read and sent as plain JSON: no pydantic, no model modules) and
@@ -16,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,11 +39,13 @@ INCIDENT_VERBS = (
 )
 
 
-@dataclass(frozen=True)
 class Handler:
     """A command's function as ``module:function``, imported when the command runs."""
 
-    target: str
+    __slots__ = ("target",)
+
+    def __init__(self, target: str) -> None:
+        self.target = target
 
     def resolve(self) -> Callable[..., Any]:
         module, _, name = self.target.partition(":")
@@ -59,8 +64,10 @@ def _add_lint(cmds: Subparsers, text: str, module: str) -> None:
     p.set_defaults(func=Handler(f"{module}:lint"), needs_client=False)
 
 
-def add_rollout(subparsers: Subparsers) -> None:
+def add_rollout(subparsers: Subparsers, *, full: bool = True) -> None:
     rollout = subparsers.add_parser("rollout", help="start, watch and steer rollouts")
+    if not full:
+        return
     cmds = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
 
     _add_lint(cmds, "validate a spec without starting anything", "starters.rollout_start")
@@ -100,8 +107,10 @@ def _rollout_name(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", help="environment (needed when several are running)")
 
 
-def add_pipeline(subparsers: Subparsers) -> None:
+def add_pipeline(subparsers: Subparsers, *, full: bool = True) -> None:
     pipeline = subparsers.add_parser("pipeline", help="promote a version across environments")
+    if not full:
+        return
     cmds = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")
 
     _add_lint(cmds, "validate a pipeline spec", "starters.pipeline_start")
@@ -157,8 +166,10 @@ def add_history(subparsers: Subparsers) -> None:
     p.set_defaults(func=Handler("starters.history:history"), plain_payloads=True)
 
 
-def add_incident(subparsers: Subparsers) -> None:
+def add_incident(subparsers: Subparsers, *, full: bool = True) -> None:
     incident = subparsers.add_parser("incident", help="see and steer incident runbooks")
+    if not full:
+        return
     cmds = incident.add_subparsers(dest="incident_command", required=True, metavar="COMMAND")
 
     p = cmds.add_parser("list", help="open incidents (--all: resolved ones too)")
@@ -182,8 +193,10 @@ def add_incident(subparsers: Subparsers) -> None:
         p.set_defaults(func=Handler("starters.incidents:verb"), verb=name, plain_payloads=True)
 
 
-def add_monitor(subparsers: Subparsers) -> None:
+def add_monitor(subparsers: Subparsers, *, full: bool = True) -> None:
     monitor = subparsers.add_parser("monitor", help="scheduled health, SLO and memory monitors")
+    if not full:
+        return
     cmds = monitor.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
 
     _add_lint(

@@ -79,6 +79,21 @@ def test_help_lists_every_command_and_every_subcommand_help_renders():
     assert {"rollout status", "rollout promote", "pipeline approve", "incident ack"} <= set(every)
 
 
+def test_the_parser_for_one_command_builds_that_command_as_the_whole_parser_does():
+    whole = build_parser()
+    assert build_parser(only="").format_help() == whole.format_help()
+    every = subcommands(whole)
+    for group in ("rollout", "pipeline", "incident", "monitor"):
+        partial = subcommands(build_parser(only=group))
+        mine = {name: sub for name, sub in partial.items() if name.startswith(f"{group} ")}
+        assert set(mine) == {name for name in every if name.startswith(f"{group} ")}
+        for name, sub in mine.items():
+            assert sub.format_help() == every[name].format_help()
+            assert sub._defaults.keys() == every[name]._defaults.keys()
+        others = {name for name in partial if " " in name} - set(mine)
+        assert others == set(), group  # the other groups were left empty
+
+
 def test_help_runs_as_a_command():
     done = subprocess.run(
         [sys.executable, "-m", "starters.cli", "--help"],
