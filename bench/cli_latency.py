@@ -93,7 +93,7 @@ def commands(service: str, env_name: str, pipeline: str, baseline: Path | None) 
         Command("python -c pass (reference)", [*python, "pass"], only_temporal=False),
         Command(
             "import temporalio.client (reference)",
-            [*python, "import temporalio.client"],
+            [*python, "import os, temporalio.client; os._exit(0)"],  # exits as the CLI does
             only_temporal=False,
         ),
         Command(
