@@ -7,10 +7,17 @@ names users wrote) and reject unknown fields so a typo is an error, not a silent
 
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import Annotated, ClassVar, Final, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+# The longest wait or timeout a spec may ask for: a year. Anything longer is a mistake, and
+# far longer values (1e20 s) overflow Python's timedelta and Temporal's durations.
+MAX_SECONDS: Final = 365 * 24 * 3600
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+WholeSeconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
 
 
 class Model(BaseModel):

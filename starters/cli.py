@@ -18,9 +18,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from starters import commands, devserver, serve_command
+from starters import codec_server_command, commands, devserver, serve_command
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
-from workers.config import TemporalConfig
+from workers.codec_keys import CodecKeyError
+from workers.config import TemporalConfig, TemporalConfigError, TemporalConnectError
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -33,7 +34,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deployflow",
         description="Durable progressive delivery and incident response on Temporal.",
-        epilog="Temporal: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default).",
+        epilog="Temporal: as the temporal CLI reads it (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, "
+        "TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE); "
+        "default localhost:7233, namespace default.",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="the Temporal client profile to use (default: TEMPORAL_PROFILE, else 'default')",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     devserver.add_parser(subparsers)
@@ -45,19 +53,41 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands.add_history(subparsers)
     commands.add_incident(subparsers, full=full("incident"))
     commands.add_monitor(subparsers, full=full("monitor"))
+    commands.add_router(subparsers, full=full("router"))
     commands.add_ui_views(subparsers)
     serve_command.add_parser(subparsers)
+    codec_server_command.add_parser(subparsers)
     return parser
 
 
+def parse_args(words: Sequence[str]) -> argparse.Namespace:
+    """``words`` (the command line after ``deployflow``) parsed by a parser that builds the
+    subcommands of the command being run only."""
+    return build_parser(only=_command(words)).parse_args(words)
+
+
+def _command(words: Sequence[str]) -> str:
+    """The command ``words`` run: the first word that is not a top-level option (``-h``,
+    ``--profile NAME``); "" if none."""
+    rest = iter(words)
+    for word in rest:
+        if word == "--profile":
+            next(rest, None)
+        elif not word.startswith("-"):
+            return word
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(only=words[0] if words else "").parse_args(words)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return dispatch(args)
-    except UsageError as exc:
+    except (UsageError, TemporalConfigError, CodecKeyError) as exc:
         print(f"deployflow: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except TemporalConnectError as exc:
+        print(f"deployflow: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except BrokenPipeError:
         # Whoever read stdout went away (`| head`): nothing wrong with Temporal.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -65,13 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        code = _expected_failure(exc)
+        code = _expected_failure(exc, args.profile)
         if code is None:
             raise
         return code
 
 
-def _expected_failure(exc: Exception) -> int | None:
+def _expected_failure(exc: Exception, profile: str | None) -> int | None:
     """Print ``exc`` and give its exit code if Temporal is unreachable or a spec is
     invalid; ``None`` for anything else (a bug: its traceback is wanted)."""
     # Imported here, not at start-up: only a command that called Temporal can raise an
@@ -85,7 +115,7 @@ def _expected_failure(exc: Exception) -> int | None:
             isinstance(exc, RuntimeError) and "connect" in str(exc).lower()
         )
     if unreachable:
-        address = TemporalConfig.from_env().address
+        address = TemporalConfig.from_env(profile).address
         print(f"deployflow: Temporal is unreachable at {address}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     from workflows.spec import SpecError
@@ -110,7 +140,7 @@ def dispatch(args: argparse.Namespace) -> int:
     prepare = getattr(args, "prepare", None)
     if prepare is not None:
         prepare(args)
-    config = TemporalConfig.from_env()
+    config = TemporalConfig.from_env(args.profile)
     import asyncio  # here: `--help` and the commands without Temporal do not need it (~20 ms)
 
     async def run() -> int:

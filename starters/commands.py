@@ -1,13 +1,13 @@
-"""The arguments of `deployflow rollout|pipeline|rollback|history|incident|monitor|ui-views`.
+"""The arguments of `deployflow rollout|pipeline|rollback|history|incident|monitor|router|ui-views`.
 
 Every CLI call builds the whole parser, so this module imports nothing but argparse: each
 command names its function as ``module:function`` (a ``Handler``), imported only when that
 command runs. A command that reads a spec imports the spec vocabulary; one that only talks
 to Temporal imports the SDK's client and no more.
 
-A group of subcommands (``rollout``, ``pipeline``, ``incident``, ``monitor``) is only built in
-full (``full=True``) when it is the command being run or the parser is wanted whole:
-otherwise the top-level parser needs only its name and help (building them all is ~5 ms).
+A group of subcommands (``rollout``, ``pipeline``, ``incident``, ``monitor``, ``router``)
+is built in full (``full=True``) when it is the command being run or the parser is wanted
+whole: otherwise the top-level parser needs only its name and help (all of them: ~5 ms).
 
 Defaults the dispatcher reads (``starters/cli.py``): ``needs_client=False`` (runs without
 Temporal), ``prepare`` (validates input before connecting), ``plain_payloads=True``
@@ -231,6 +231,22 @@ def add_monitor(subparsers: Subparsers, *, full: bool = True) -> None:
         if verb in ("pause", "unpause"):
             p.add_argument("--note", help="why (shown on the schedule)")
         p.set_defaults(func=Handler(f"starters.monitors:{verb}"), plain_payloads=True)
+
+
+def add_router(subparsers: Subparsers, *, full: bool = True) -> None:
+    router = subparsers.add_parser("router", help="take over or write a VM router's file")
+    if not full:
+        return
+    cmds = router.add_subparsers(dest="router_command", required=True, metavar="COMMAND")
+    for action, text in (
+        ("adopt", "take over a hand-written NGINX upstream / HAProxy backend file"),
+        ("init", "write a fresh router file at stable 100 %% where there is none"),
+    ):
+        p = cmds.add_parser(action, help=text)
+        p.add_argument("file", metavar="FILE", help="the rollout spec naming the router")
+        p.add_argument("--apply", action="store_true", help="write it (default: only show)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=Handler("starters.routers:run"), action=action, needs_client=False)
 
 
 def add_ui_views(subparsers: Subparsers) -> None:

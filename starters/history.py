@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 
+from activities.errors import root_cause
 from starters.errors import EXIT_OK
 from starters.plain_json import moment
 from workers.config import TemporalConfig
@@ -61,7 +62,7 @@ async def _row(client: Client, wf: WorkflowExecution) -> dict[str, Any]:
         result: dict[str, Any] = await handle.result(follow_runs=False)
     except WorkflowFailureError as exc:
         status = wf.status.name if wf.status else "FAILED"
-        return row | {"outcome": status.capitalize(), "reason": str(exc.cause)}
+        return row | {"outcome": status.capitalize(), "reason": root_cause(exc).located}
     if wf.workflow_type == EMERGENCY_ROLLBACK_WORKFLOW_TYPE:  # a RollbackResult
         return row | {
             "version": result["version"],

@@ -16,7 +16,8 @@ from typing import Any
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from activities.errors import root_cause
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
 from starters.plain_json import dumps, moment
 from starters.rollouts import _who, visibility_rows
 from workers.config import TemporalConfig
@@ -47,7 +48,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
     try:
         current: dict[str, Any] = await handle.query("status")  # an IncidentStatus
     except (RPCError, WorkflowFailureError) as exc:
-        print(f"{incident}: its status cannot be read now: {cause_message(exc)}")
+        print(f"{incident}: its status cannot be read now: {root_cause(exc).message}")
         return EXIT_FAILED
     if args.json:
         print(dumps(current))
@@ -82,7 +83,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     try:
         message = await handle.execute_update(args.verb, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.verb} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{args.verb} rejected: {root_cause(exc).message}") from None
     print(f"{incident}: {message}")
     return EXIT_OK
 

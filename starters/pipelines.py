@@ -15,7 +15,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from starters.errors import EXIT_OK, UsageError, cause_message
+from activities.errors import root_cause
+from starters.errors import EXIT_OK, UsageError
 from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
 from workflows.names import pipeline_workflow_id
@@ -47,7 +48,7 @@ async def decide(args: argparse.Namespace, config: TemporalConfig, client: Clien
     try:
         message = await handle.execute_update(args.decision, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.decision} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{args.decision} rejected: {root_cause(exc).message}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

@@ -23,7 +23,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from activities.errors import root_cause
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
@@ -47,9 +48,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
         try:
             current = await handle.result()  # a RolloutResult
         except WorkflowFailureError as exc:
-            state = description.status.name.lower() if description.status else "closed"
-            print(f"{handle.id}: {state} — {cause_message(exc)}")
-            return EXIT_FAILED
+            return print_failed(handle.id, exc, json_output=args.json)
     if args.json:
         print(dumps(current))
     else:
@@ -138,7 +137,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     try:
         message = await handle.execute_update(name, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{name} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{name} rejected: {root_cause(exc).message}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

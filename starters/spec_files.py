@@ -16,11 +16,17 @@ T = TypeVar("T")
 
 def read(path: str, load: Callable[[str, str], T]) -> T:
     """``load(text, source)`` of the file at ``path``; an unreadable file is a UsageError."""
+    return load(read_text(Path(path), f"FILE {path}"), path)
+
+
+def read_text(path: Path, label: str) -> str:
+    """The UTF-8 text of ``path``; ``UsageError`` (``label: why``) if it cannot be read."""
     try:
-        text = Path(path).read_text()
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"FILE {path}: {exc.strerror}") from None
-    return load(text, path)
+        raise UsageError(f"{label}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{label}: not UTF-8 text (byte {exc.start})") from None
 
 
 def lint(

@@ -11,11 +11,11 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
+    from workflows import retry
     from workflows.analysis import (
         AnalysisPhase,
         AnalysisRun,
@@ -27,16 +27,17 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.durations import parse_duration
     from workflows.spec import Metric, Rollout, render_placeholders
-
-# The measure activity reports provider failures as Error measurements itself; a retry
-# here only covers a worker dying mid-measurement.
-MEASURE_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=200))
+    from workflows.timeouts import ROUTER_HEARTBEAT
 
 
 async def run_analysis(rollout: Rollout, run: AnalysisRun, key: str) -> AnalysisPhase:
-    """Measure every metric of ``run``'s templates until the run is decided; its phase."""
+    """Measure every metric of ``run``'s templates until the run is decided; its phase.
+
+    A run that already has results (carried into a continued-as-new canary) goes on from
+    its counts."""
     metrics = [m for name in run.templates for m in rollout.template(name).metrics]
-    run.metrics = [MetricResult(name=m.name) for m in metrics]
+    if len(run.metrics) != len(metrics):
+        run.metrics = [MetricResult(name=m.name) for m in metrics]
     run.phase = AnalysisPhase.RUNNING
     tasks = [
         asyncio.create_task(_measure_until_done(rollout, run, i, m, f"{key}/{m.name}"))
@@ -52,20 +53,30 @@ async def run_analysis(rollout: Rollout, run: AnalysisRun, key: str) -> Analysis
     finally:
         for task in tasks:
             task.cancel()
+            # A measurement cancelled in flight ends in ActivityError(cancelled): it is
+            # expected, and no one awaits it (no "exception was never retrieved" noise).
+            task.add_done_callback(_retrieve)
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]  # a bug, not a measurement
     return run.phase
 
 
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 async def _measure_until_done(
     rollout: Rollout, run: AnalysisRun, index: int, metric: Metric, key: str
 ) -> None:
-    if metric.initial_delay:
-        await workflow.sleep(parse_duration(metric.initial_delay))
+    number = run.metrics[index].count
+    if metric.initial_delay and number == 0:
+        await workflow.sleep(
+            parse_duration(metric.initial_delay), summary=f"{metric.name}: initial delay"
+        )
     provider = _rendered(metric.provider, rollout)
     timeout = timedelta(seconds=(provider.prometheus.timeout if provider.prometheus else 10) + 5)
-    number = 0
     while True:
         number += 1
         started = workflow.now()
@@ -86,7 +97,9 @@ async def _measure_until_done(
         if run.metrics[index].phase.completed:
             run.message = run.metrics[index].message or run.message
             return
-        await workflow.sleep(parse_duration(metric.interval or "0s"))
+        await workflow.sleep(
+            parse_duration(metric.interval or "0s"), summary=f"{metric.name}: next measurement"
+        )
 
 
 async def _measure(
@@ -98,7 +111,10 @@ async def _measure(
             request,
             result_type=MeasureOutput,
             start_to_close_timeout=timeout,
-            retry_policy=MEASURE_RETRY,
+            # measure heartbeats while its query runs: a killed worker costs seconds.
+            heartbeat_timeout=ROUTER_HEARTBEAT,
+            retry_policy=retry.MEASURE,
+            summary=f"measure {request.metric} #{request.key.rsplit('/', 1)[-1]}",
         )
     except ActivityError as exc:
         if is_cancelled_exception(exc):

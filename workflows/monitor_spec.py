@@ -48,7 +48,6 @@ import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
 from activities.health.spec import HealthCheck
@@ -60,8 +59,16 @@ from activities.platforms.base import Target
 from workflows.durations import parse_duration
 from workflows.pipeline_spec import Clock
 from workflows.runbook_spec import Runbook, parse_runbooks
-from workflows.spec import Condition, Duration, Metadata, Name, SpecError, validation_problems
-from workflows.windows import parse_clock
+from workflows.spec import (
+    Condition,
+    Duration,
+    Metadata,
+    Name,
+    SpecError,
+    validation_problems,
+    yaml_documents,
+)
+from workflows.windows import check_time_zone, parse_clock
 
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAYS: list[Day] = ["Mon", "Tue", "Wed", "Thu", "Fri"]
@@ -101,19 +108,6 @@ def _check_cadence(value: str) -> str:
     return value
 
 
-def _check_zone(zone: str) -> str:
-    # Imported here, as in pipeline_spec: the model is also validated in workflow code.
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {zone!r} (use an IANA name like Europe/Berlin)"
-        ) from None
-    return zone
-
-
 def _check_server(address: str) -> str:
     Target.parse(address)
     return address
@@ -130,9 +124,9 @@ def _bytes(value: Any) -> Any:
 
 
 Cadence = Annotated[Duration, AfterValidator(_check_cadence)]
-TimeZone = Annotated[str, AfterValidator(_check_zone)]
+TimeZone = Annotated[str, AfterValidator(check_time_zone)]
 Server = Annotated[str, AfterValidator(_check_server)]
-Bytes = Annotated[float, BeforeValidator(_bytes), Field(gt=0)]
+Bytes = Annotated[float, BeforeValidator(_bytes), Field(gt=0, allow_inf_nan=False)]
 
 
 def minute_of_day(clock: str) -> int:
@@ -373,7 +367,8 @@ def parse_monitor(documents: list[Any], source: str = "<monitor>") -> ServiceMon
             runbooks = parse_runbooks(only_runbooks, source)
         except SpecError as exc:
             problems += exc.problems
-    incident = (monitors[0].get("spec") or {}).get("incident")
+    spec = monitors[0].get("spec")
+    incident = spec.get("incident") if isinstance(spec, dict) else None
     if isinstance(incident, dict) and "definition" in incident:
         problems.append(
             "spec.incident.definition: set from the Runbook named by spec.incident.runbook; "
@@ -415,8 +410,4 @@ def _resolve_runbook(
 
 def load_monitor(text: str, source: str = "<monitor>") -> ServiceMonitor:
     """Parse and validate a monitor file's text (YAML, several documents)."""
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise SpecError(source, [f"(yaml): {exc}"]) from None
-    return parse_monitor(documents, source)
+    return parse_monitor(yaml_documents(text, source), source)

@@ -17,8 +17,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.routing.base import ServerState
     from workflows import host_ops
     from workflows.durations import parse_duration
+    from workflows.host_steps import HostSteps
     from workflows.rolling_plan import plan_batches
-    from workflows.rollout_base import RolloutBase, Stop
+    from workflows.rollout_base import Stop
     from workflows.rollout_models import BatchStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout, all_servers
 
@@ -28,7 +29,7 @@ DRAIN_WAIT = "rolling-drain-wait"
 
 
 @workflow.defn(name="RollingRollout")
-class RollingRollout(RolloutBase):
+class RollingRollout(HostSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         strategy = rollout.spec.strategy.rolling
@@ -36,17 +37,15 @@ class RollingRollout(RolloutBase):
         batches = plan_batches(all_servers(rollout), strategy.max_unavailable, strategy.max_surge)
         self._init_state(rollout, "rolling", len(batches))
         self._status.batches = [BatchStatus(index=i, hosts=b) for i, b in enumerate(batches)]
-        self._previous: dict[str, str | None] = {}
         self._touched: list[str] = []
 
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = all_servers(rollout)
-        self._previous = await host_ops.previous_versions(rollout, hosts, self._key("current"))
-        self._event(
-            "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
-        )
+        refused = await self._read_previous_versions(hosts)
+        if refused is not None:
+            return self._finish(refused.phase, refused.reason)
         stopped = await self._guarded(self._update_batches(), self._restore)
         return stopped or self._finish(
             RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {rollout.spec.version}"
@@ -78,8 +77,10 @@ class RollingRollout(RolloutBase):
         self._touched.extend(batch.hosts)
         label = f"batch-{batch.index}"
         self._batch_state(batch, "draining", f"draining {', '.join(batch.hosts)}")
-        await host_ops.set_server_states(
-            rollout, dict.fromkeys(batch.hosts, ServerState.DRAIN), self._key(f"{label}/drain")
+        await self._uncancellable(
+            host_ops.set_server_states(
+                rollout, dict.fromkeys(batch.hosts, ServerState.DRAIN), self._key(f"{label}/drain")
+            )
         )
         await self._drain_wait(batch.hosts)
         self._batch_state(batch, "deploying", f"deploying {version}")
@@ -96,8 +97,10 @@ class RollingRollout(RolloutBase):
             rollout, batch.hosts, self._key(f"{label}/health")
         ):
             self._event("health", line)
-        await host_ops.set_server_states(
-            rollout, dict.fromkeys(batch.hosts, ServerState.READY), self._key(f"{label}/ready")
+        await self._uncancellable(
+            host_ops.set_server_states(
+                rollout, dict.fromkeys(batch.hosts, ServerState.READY), self._key(f"{label}/ready")
+            )
         )
         self._batch_state(batch, "done", f"{', '.join(batch.hosts)} serve {version}")
 

@@ -9,9 +9,8 @@ signal is noted in the timeline and ignored).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
@@ -20,13 +19,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.errors import root_cause
     from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
     from workflows import database, timeline
+    from workflows import retry as retry_policies
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
     from workflows.durations import format_duration
+    from workflows.failures import FATAL
     from workflows.rollout_models import (
         DatabaseStatus,
         OperatorInput,
@@ -35,23 +37,19 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
     )
     from workflows.spec import Rollout, StepAnalysis, rollout_problems
+    from workflows.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
+
+ROLLBACK_ALWAYS = "rollback-always"
+"""Patch: any exception in a rollout's steps rolls back first (not only a ``Stop``); an error
+from a step being cancelled is recorded instead of failing the run; a rollback that fails is
+retried, with the run left open and saying so, until it finishes."""
+
+ROLLBACK_RETRY_DELAYS = (5, 15, 30, 60, 120, 300)
+"""Seconds between attempts of a rollback that failed (then every 300 s until it works)."""
 
 T = TypeVar("T")
 Side = Literal["stable", "canary"]
 """A router server list; which one is "new" flips from rollout to rollout."""
-
-SET_WEIGHT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
-# Rolling back must not give up on a transient router failure: keep trying.
-ROLLBACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
 
 
 class Stop(Exception):
@@ -86,10 +84,13 @@ class RolloutBase:
             step_count=step_count,
         )
         self._stop: Stop | None = None
+        # True while the steps are being cancelled (before the undo starts): see _uncancellable.
+        self._cancelling_steps = False
         self._skip_pause = False
         self._full = False
         self._in_pause_step = False
         self._pause_step_message = ""
+        self._pause_until: datetime | None = None
         # The router list the new version runs on: "canary", or "stable" once roles flipped.
         self._new_side: Side = "canary"
 
@@ -116,14 +117,40 @@ class RolloutBase:
         )
         self._set_phase(RolloutPhase.PROGRESSING, "starting")
 
+    async def _before_changes(self, what: str, read: Coroutine[Any, Any, T]) -> T | Stop:
+        """A read that comes before any change (the router's split, the hosts' versions):
+        if it fails there is nothing to undo, so the run ends Aborted saying why."""
+        try:
+            return await read
+        except Exception as exc:
+            if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
+                raise
+            return Stop(RolloutPhase.ABORTED, f"could not {what}: {root_cause(exc)}")
+
+    def _history_full(self) -> bool:
+        """Whether this run should continue as new while it waits (canary overrides)."""
+        return False
+
+    async def _continue_as_new(self, in_pause: bool) -> None:
+        """Hand the rollout to a fresh run (canary overrides; only called when
+        ``_history_full``)."""
+        raise NotImplementedError
+
     async def _pause_step(self, timeout: timedelta | None) -> None:
         self._skip_pause = False
         self._in_pause_step = True
         until = "until promoted" if timeout is None else f"for {timeout} or until promoted"
         self._set_phase(RolloutPhase.PAUSED, f"pause step: waiting {until}")
         self._pause_step_message = self._status.message
+        self._pause_until = None if timeout is None else workflow.now() + timeout
         try:
-            await workflow.wait_condition(lambda: self._skip_pause or self._full, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: self._skip_pause or self._full or self._history_full(),
+                timeout=timeout,
+                timeout_summary=None if timeout is None else f"soak {format_duration(timeout)}",
+            )
+            if not (self._skip_pause or self._full):
+                await self._continue_as_new(in_pause=True)
         except TimeoutError:
             assert timeout is not None  # only a timed pause can time out
             self._event("pause", f"pause of {format_duration(timeout)} elapsed")
@@ -141,12 +168,13 @@ class RolloutBase:
         self._status.database = DatabaseStatus(before=before, target=target, now=before)
         self._event("database", f"at {before or 'base'}; migrating to {target or 'base'}")
         try:
-            result = await database.migrate(migrations, target, self._key("db/upgrade"))
+            result = await self._uncancellable(
+                database.migrate(migrations, target, self._key("db/upgrade"))
+            )
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
-            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
-            raise Stop(RolloutPhase.ROLLED_BACK, f"migration failed: {message}") from None
+            raise Stop(RolloutPhase.ROLLED_BACK, f"migration failed: {root_cause(exc)}") from None
         self._status.database.now = result.after
         self._event("database", f"migrated {result.before or 'base'} → {result.after or 'base'}")
 
@@ -163,8 +191,8 @@ class RolloutBase:
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
-            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
-            self._event("database", f"could not return to {status.before or 'base'}: {message}")
+            failed = root_cause(exc)
+            self._event("database", f"could not return to {status.before or 'base'}: {failed}")
             return
         status.now = result.after
         self._event("database", f"back at {result.after or 'base'}")
@@ -326,9 +354,10 @@ class RolloutBase:
         undo: Callable[[str], Coroutine[Any, Any, None]],
         *also_cancel: Callable[[], asyncio.Task[Any] | None],
     ) -> RolloutResult | None:
-        """Run ``work`` until it finishes (None) or a stop is requested; on a stop or on
-        cancellation, cancel it (and ``also_cancel``), ``undo`` and finish with the stop's
-        phase. Cancellation is re-raised after the undo so the run ends Cancelled."""
+        """Run ``work`` until it finishes (None) or a stop is requested; on a stop, on an
+        unexpected error or on cancellation, cancel it (and ``also_cancel``), ``undo`` and
+        finish with the stop's phase. Cancellation is re-raised after the undo so the run
+        ends Cancelled; nothing ends the run before ``undo`` has finished."""
         task = asyncio.create_task(work)
         try:
             stop = await self._until_stopped(task)
@@ -336,15 +365,73 @@ class RolloutBase:
                 raise stop
             return None
         except Stop as stop:
-            self._event("stopping", stop.reason)
-            await self._cancel(task, *(get() for get in also_cancel))
-            await undo(stop.reason)
-            return self._finish(stop.phase, stop.reason)
+            return await self._stop_and_undo(stop, undo, task, also_cancel)
         except asyncio.CancelledError:
-            await self._cancel(task, *(get() for get in also_cancel))
-            await undo("the workflow was cancelled")
+            await self._cancel_steps(task, also_cancel)
+            await self._undo_until_done(undo, "the workflow was cancelled")
             self._finish(RolloutPhase.ROLLED_BACK, "the workflow was cancelled")
             raise
+        except Exception as exc:
+            if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
+                raise
+            unexpected = Stop(RolloutPhase.ROLLED_BACK, f"failed: {root_cause(exc)}")
+            return await self._stop_and_undo(unexpected, undo, task, also_cancel)
+
+    async def _stop_and_undo(
+        self,
+        stop: Stop,
+        undo: Callable[[str], Coroutine[Any, Any, None]],
+        task: asyncio.Task[None],
+        also_cancel: tuple[Callable[[], asyncio.Task[Any] | None], ...],
+    ) -> RolloutResult:
+        self._event("stopping", stop.reason)
+        await self._cancel_steps(task, also_cancel)
+        await self._undo_until_done(undo, stop.reason)
+        return self._finish(stop.phase, stop.reason)
+
+    async def _cancel_steps(
+        self,
+        task: asyncio.Task[None],
+        also_cancel: tuple[Callable[[], asyncio.Task[Any] | None], ...],
+    ) -> None:
+        self._cancelling_steps = True
+        try:
+            await self._cancel(task, *(get() for get in also_cancel))
+        finally:
+            self._cancelling_steps = False
+
+    async def _uncancellable(self, activity: Coroutine[Any, Any, T]) -> T:
+        """Await an activity that finishes even when cancelled (WAIT_CANCELLATION_COMPLETED:
+        a weight change in flight completes before the rollback's). If it completed while the
+        steps were being cancelled, its result swallowed the cancellation: raise it again, so
+        no further step (a next weight, a next batch) starts after an abort."""
+        result = await activity
+        if self._cancelling_steps and workflow.patched(ROLLBACK_ALWAYS):
+            raise asyncio.CancelledError
+        return result
+
+    async def _undo_until_done(
+        self, undo: Callable[[str], Coroutine[Any, Any, None]], reason: str
+    ) -> None:
+        """Run the rollback path to its end: a failed attempt is shown in current details
+        and retried after a growing delay, for as long as it takes (never "Failed" with
+        traffic split)."""
+        attempt = 0
+        while True:
+            try:
+                await undo(reason)
+                return
+            except Exception as exc:
+                if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
+                    raise
+                delay = ROLLBACK_RETRY_DELAYS[min(attempt, len(ROLLBACK_RETRY_DELAYS) - 1)]
+                attempt += 1
+                message = (
+                    f"rollback attempt {attempt} failed: {root_cause(exc)}; retrying in {delay}s"
+                )
+                self._event("rollback", message)
+                self._set_phase(RolloutPhase.ROLLING_BACK, message)
+                await workflow.sleep(delay, summary=f"retry rollback ({attempt} failed)")
 
     async def _until_stopped(self, steps: asyncio.Task[None]) -> Stop | None:
         """Wait for the steps to finish, or for a stop request, whichever comes first."""
@@ -385,18 +472,28 @@ class RolloutBase:
             ) from None
         task.result()
 
-    @staticmethod
-    async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
-        """Cancel tasks and wait for them (an in-flight weight change finishes first)."""
+    async def _cancel(self, *tasks: asyncio.Task[Any] | None) -> None:
+        """Cancel tasks and wait for them (an in-flight weight change finishes first).
+
+        A task may end with an error instead: an activity cancelled before it started
+        raises ``ActivityError`` (cancelled), or one failed just as it was cancelled. The
+        caller is stopping anyway, so the error is recorded, never raised over the undo."""
         for task in tasks:
             if task is None or task.done():
                 continue
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Stop):
+            try:
                 await task
+            except (asyncio.CancelledError, Stop):
+                pass
+            except Exception as exc:
+                if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
+                    raise
+                if not is_cancelled_exception(exc):
+                    self._event("stopping", f"while stopping: {root_cause(exc)}")
 
     async def _set_weight(
-        self, share: int, label: str, retry: RetryPolicy = SET_WEIGHT_RETRY
+        self, share: int, label: str, retry: RetryPolicy = retry_policies.ROUTER
     ) -> None:
         """Give the new version's side (``_new_side``) ``share`` % of traffic."""
         wanted = (
@@ -404,18 +501,22 @@ class RolloutBase:
             if self._new_side == "canary"
             else Weights(stable=share, canary=100 - share)
         )
-        weights = await workflow.execute_activity(
-            "set_weight",
-            SetWeightInput(
-                router=self._rollout.spec.router,
-                weights=wanted,
-                key=self._key(label),
-            ),
-            result_type=Weights,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=retry,
-            # A weight change in flight always finishes before the next one starts.
-            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        weights = await self._uncancellable(
+            workflow.execute_activity(
+                "set_weight",
+                SetWeightInput(
+                    router=self._rollout.spec.router,
+                    weights=wanted,
+                    key=self._key(label),
+                ),
+                result_type=Weights,
+                start_to_close_timeout=ROUTER_START_TO_CLOSE,
+                heartbeat_timeout=ROUTER_HEARTBEAT,
+                retry_policy=retry,
+                summary=f"set weights {wanted.stable}/{wanted.canary} % stable/canary ({label})",
+                # A weight change in flight always finishes before the next one starts.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
         )
         self._status.weights = weights
         self._event("weights", f"stable {weights.stable} % / canary {weights.canary} % ({label})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -101,3 +102,16 @@ class RolloutResult(Model):
     pools: list[PoolStatus] = Field(default_factory=list)
     batches: list[BatchStatus] = Field(default_factory=list)
     database: DatabaseStatus | None = None
+
+
+class CanaryCarry(Model):
+    """What a long canary takes into its next run when it continues as new (a soak with
+    background analysis grows history ~10 events per measurement, so a long one would
+    otherwise reach the server's limits). Set by the workflow, never by a user."""
+
+    status: RolloutStatus
+    step: int  # the step to resume
+    in_pause: bool = False  # inside that step's pause (else: held before the step)
+    pause_until: datetime | None = None  # when that timed pause ends
+    new_side: Literal["stable", "canary"] = "canary"
+    runs: int = 1  # runs before the next one

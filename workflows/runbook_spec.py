@@ -32,14 +32,21 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from activities.metrics.activities import MetricProviderSpec
 from activities.model import Model, OneOf
 from activities.notify.models import Severity
 from activities.platforms.activities import PlatformSpec
-from workflows.spec import Condition, Duration, Metadata, Name, SpecError, validation_problems
+from workflows.spec import (
+    Condition,
+    Duration,
+    Metadata,
+    Name,
+    SpecError,
+    validation_problems,
+    yaml_documents,
+)
 
 ENV_NAME = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=128)]
 TEMPLATE_FIELDS = (
@@ -258,11 +265,7 @@ def parse_runbooks(documents: list[Any], source: str = "<runbooks>") -> list[Run
 
 
 def load_runbooks(text: str, source: str = "<runbooks>") -> list[Runbook]:
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise SpecError(source, [f"(yaml): {exc}"]) from None
-    return parse_runbooks(documents, source)
+    return parse_runbooks(yaml_documents(text, source), source)
 
 
 def choose(runbooks: list[Runbook], labels: Mapping[str, str]) -> Runbook | None:

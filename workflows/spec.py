@@ -8,6 +8,7 @@ messages each start with the path of the offending field.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
@@ -22,17 +23,21 @@ from activities.model import Model, OneOf
 from activities.platforms.activities import PlatformSpec
 from activities.routing.factory import RouterSpec
 from workflows.conditions import ConditionError, compile_condition
-from workflows.durations import parse_duration
+from workflows.durations import check_seconds, parse_duration
 from workflows.rolling_plan import batch_size, parse_int_or_percent
 
 PLACEHOLDERS = ("service", "environment", "version")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# pydantic's names for the validator a problem came from (``function-after[...]``).
+_VALIDATOR_TAG = re.compile(r"function-")
 
 
 def _duration_text(value: Any) -> Any:
     """Accept a number of seconds as well as ``30s``; keep the text the user wrote."""
     if isinstance(value, int | float) and not isinstance(value, bool):
+        check_seconds(value)
         return f"{value}s"
     return value
 
@@ -53,6 +58,7 @@ def _check_condition(value: str) -> str:
 Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_check_duration)]
 Condition = Annotated[str, AfterValidator(_check_condition)]
 Name = Annotated[str, Field(pattern=_NAME, max_length=63)]
+Version = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")]
 
 
 class Metadata(Model):
@@ -194,7 +200,7 @@ class AnalysisTemplate(Model):
 class RolloutSpec(Model):
     service: Name
     environment: Name
-    version: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")]
+    version: Version
     router: RouterSpec
     strategy: Strategy
     platform: PlatformSpec | None = None
@@ -210,6 +216,8 @@ class Rollout(Model):
     kind: Literal["Rollout"]
     metadata: Metadata
     spec: RolloutSpec
+    carried: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Set only by a canary that continues as new (its ``CanaryCarry``); never in a file."""
 
     @property
     def workflow_id(self) -> str:
@@ -321,15 +329,25 @@ def rollout_problems(rollout: Rollout) -> list[str]:
 
 
 def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:
-    """``path: message`` lines from a pydantic error, paths in the spec's own spelling."""
+    """``path: message`` lines from a pydantic error, paths in the spec's own spelling.
+
+    A key that is not a plain name is quoted (``metadata.labels["app.kubernetes.io/name"]``),
+    so a path reads unambiguously whatever keys a file holds.
+    """
     problems = []
     for item in error.errors():
         path = prefix
         for part in item["loc"]:
             if isinstance(part, int):
                 path += f"[{part}]"
-            elif not str(part).startswith("function-"):
-                path += f".{part}" if path else str(part)
+            elif part == "[key]":
+                path += " (key)"
+            elif _VALIDATOR_TAG.match(part):
+                continue
+            elif _PLAIN_KEY.fullmatch(part):
+                path += f".{part}" if path else part
+            else:
+                path += f"[{json.dumps(part, ensure_ascii=False)}]"
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{path or '(top level)'}: {message}")
     return problems
@@ -337,29 +355,35 @@ def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:
 
 def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
     """Validate already-parsed YAML/JSON documents into a ``Rollout``."""
-    rollouts = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Rollout"]
-    templates = [
-        d for d in documents if isinstance(d, dict) and d.get("kind") == "AnalysisTemplate"
-    ]
-    other = [d for d in documents if d not in rollouts and d not in templates and d is not None]
-    problems = [
-        f"document {documents.index(d) + 1}: kind must be Rollout or AnalysisTemplate, "
-        f"got {d.get('kind') if isinstance(d, dict) else type(d).__name__!r}"
-        for d in other
-    ]
+    problems: list[str] = []
+    rollouts: list[dict[str, Any]] = []
+    templates: list[dict[str, Any]] = []
+    for number, document in enumerate(documents, start=1):
+        kind = document.get("kind") if isinstance(document, dict) else None
+        if kind == "Rollout":
+            rollouts.append(document)
+        elif kind == "AnalysisTemplate":
+            shape = _template_shape_problems(number, document)
+            problems += shape
+            if not shape:
+                metadata, template = document.get("metadata") or {}, document.get("spec") or {}
+                templates.append({"name": metadata.get("name"), **template})
+        elif document is not None:
+            got = kind if isinstance(document, dict) else type(document).__name__
+            problems.append(
+                f"document {number}: kind must be Rollout or AnalysisTemplate, got {got!r}"
+            )
     if len(rollouts) != 1:
         problems.append(f"(top level): expected exactly one kind: Rollout, found {len(rollouts)}")
         raise SpecError(source, problems)
     body = dict(rollouts[0])
-    if templates:
-        spec = dict(body.get("spec") or {})
-        merged = list(spec.get("analysisTemplates") or [])
-        for doc in templates:
-            merged.append(
-                {"name": (doc.get("metadata") or {}).get("name"), **(doc.get("spec") or {})}
-            )
-        spec["analysisTemplates"] = merged
-        body["spec"] = spec
+    if "carried" in body:
+        problems.append("carried: written by a canary that continues as new, not part of a spec")
+    spec = body.get("spec")
+    if templates and isinstance(spec, dict):
+        inline = spec.get("analysisTemplates") or []
+        if isinstance(inline, list):
+            body["spec"] = {**spec, "analysisTemplates": [*inline, *templates]}
     try:
         rollout = Rollout.model_validate(body)
     except ValidationError as exc:
@@ -370,10 +394,30 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
     return rollout
 
 
-def load_rollout(text: str, source: str = "<spec>") -> Rollout:
-    """Parse and validate a spec file's text (YAML, possibly several documents)."""
+def _template_shape_problems(number: int, document: dict[str, Any]) -> list[str]:
+    """A ``kind: AnalysisTemplate`` document's metadata and spec must be mappings."""
+    return [
+        f"document {number}: {field}: must be a mapping (key: value), "
+        f"got {type(document[field]).__name__}"
+        for field in ("metadata", "spec")
+        if document.get(field) is not None and not isinstance(document[field], dict)
+    ]
+
+
+def yaml_documents(text: str, source: str) -> list[Any]:
+    """The YAML documents in a spec file's text; ``SpecError`` ``(yaml): ...`` if unreadable."""
     try:
-        documents = list(yaml.safe_load_all(text))
+        return list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         raise SpecError(source, [f"(yaml): {exc}"]) from None
-    return parse_rollout(documents, source)
+    except RecursionError:
+        raise SpecError(source, ["(yaml): nested too deeply"]) from None
+    except (ValueError, AttributeError) as exc:
+        # PyYAML's constructors leak these for values they cannot build: a 2026-13-01
+        # date, `!!int x`, an int of over 4,300 digits, `!!timestamp x`.
+        raise SpecError(source, [f"(yaml): a value cannot be read: {exc}"]) from None
+
+
+def load_rollout(text: str, source: str = "<spec>") -> Rollout:
+    """Parse and validate a spec file's text (YAML, possibly several documents)."""
+    return parse_rollout(yaml_documents(text, source), source)

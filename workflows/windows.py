@@ -7,11 +7,31 @@ absolute intervals during which nothing starts. ``next_opening`` answers "may I 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _HORIZON = timedelta(days=366)
+# IANA names: America/Argentina/Buenos_Aires, Etc/GMT+5, UTC. The longest is 32 characters.
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]{1,32}(?:/[A-Za-z0-9_+-]{1,32}){0,2}")
+
+
+def check_time_zone(zone: str) -> str:
+    """``zone`` if it names an IANA time zone (``Europe/Berlin``), else ``ValueError``.
+
+    The name is checked before ``ZoneInfo`` sees it: ZoneInfo opens the file of that name,
+    so a 5,000-character name is an ``OSError``, ``Europe`` a directory, ``zone.tab`` no zone.
+    """
+    shown = repr(zone) if len(zone) <= 64 else f"{zone[:20]!r}… ({len(zone)} characters)"
+    message = f"unknown time zone {shown} (use an IANA name like Europe/Berlin)"
+    if not _ZONE_NAME.fullmatch(zone):
+        raise ValueError(message)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(message) from None
+    return zone
 
 
 def parse_clock(text: str) -> time:

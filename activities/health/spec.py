@@ -22,12 +22,14 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from activities.model import Model
+from activities.model import Model, PositiveSeconds, Seconds
 
 EXEC_PLACEHOLDERS = ("host", "port")
 
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
+# Outcomes in a row that decide; the probing budget is a multiple of their sum.
+Threshold = Annotated[int, Field(ge=1, le=100)]
 
 
 def _absolute_path(value: str) -> str:
@@ -110,11 +112,11 @@ class HealthCheck(Model):
     tcp: TcpCheck | None = None
     exec: ExecCheck | None = None
     grpc: GrpcCheck | None = None
-    initial_delay_seconds: float = Field(default=0, ge=0)
-    period_seconds: float = Field(default=10, gt=0)
-    timeout_seconds: float = Field(default=1, gt=0)
-    failure_threshold: int = Field(default=3, ge=1)
-    success_threshold: int = Field(default=1, ge=1)
+    initial_delay_seconds: Seconds = 0
+    period_seconds: PositiveSeconds = 10
+    timeout_seconds: PositiveSeconds = 1
+    failure_threshold: Threshold = 3
+    success_threshold: Threshold = 1
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> HealthCheck:
@@ -147,7 +149,7 @@ class SmokeTest(Model):
     expected_status: HttpStatus = 200
     body_contains: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_seconds: float = Field(default=5, gt=0)
+    timeout_seconds: PositiveSeconds = 5
 
     _path = field_validator("path")(_absolute_path)
 

@@ -17,6 +17,7 @@ from typing import ClassVar
 import structlog
 from temporalio import activity
 
+from activities.heartbeat import keep_alive
 from activities.metrics.base import MetricsProvider, MetricUnavailable
 from activities.metrics.prometheus import PrometheusProvider, PrometheusProviderSpec
 from activities.model import Model, OneOf
@@ -82,7 +83,8 @@ def measure(input: MeasureInput) -> MeasureOutput:
     # Never the provider spec itself: an address may one day carry credentials.
     fields = {"key": input.key, "metric": input.metric, "provider": input.provider.kind}
     try:
-        values = provider.query(query)
+        with keep_alive():
+            values = provider.query(query)
     except MetricUnavailable as e:
         error: str | None = str(e)
         values = []

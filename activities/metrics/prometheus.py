@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from urllib3.util.retry import Retry
 
 from activities.metrics.base import MetricUnavailable
-from activities.model import Model
+from activities.model import Model, PositiveSeconds
 
 
 class PrometheusProviderSpec(Model):
@@ -30,7 +30,7 @@ class PrometheusProviderSpec(Model):
 
     address: str
     query: str
-    timeout: float = Field(default=10.0, gt=0, description="seconds per query attempt")
+    timeout: PositiveSeconds = Field(default=10.0, description="seconds per query attempt")
 
     @field_validator("address")
     @classmethod

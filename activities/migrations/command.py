@@ -36,7 +36,7 @@ from activities.errors import (
     NON_RETRYABLE,
     failure,
 )
-from activities.model import Model
+from activities.model import Model, PositiveSeconds
 from activities.platforms.command import render
 from activities.platforms.process import CommandRun, run_command
 
@@ -81,7 +81,7 @@ class CommandMigrationSpec(Model):
     downgrade: RevisionArgv
     current: PlainArgv
     target: str = Field(min_length=1)
-    timeout_seconds: float = Field(default=600.0, gt=0)
+    timeout_seconds: PositiveSeconds = 600.0
     workdir: str | None = None
 
     @field_validator("target")

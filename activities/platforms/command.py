@@ -42,7 +42,7 @@ from activities.errors import (
     PLATFORM_VERIFY_FAILED,
     failure,
 )
-from activities.model import Model
+from activities.model import Model, PositiveSeconds
 from activities.platforms.base import Action, ActionResult, Target
 from activities.platforms.process import CommandRun, run_command
 
@@ -113,7 +113,7 @@ class CommandPlatformSpec(Model):
     stop: Argv | None = None
     restart: Argv | None = None
     current: Argv | None = None
-    timeout_seconds: float = Field(default=300.0, gt=0)
+    timeout_seconds: PositiveSeconds = 300.0
     env: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = None
 
@@ -121,7 +121,7 @@ class CommandPlatformSpec(Model):
 class CommandPlatform:
     """Platform over the commands of a :class:`CommandPlatformSpec` for one service.
 
-    ``progress`` receives the latest output line every couple of seconds while a command
+    ``progress`` receives the latest output line every second while a command
     runs, so the activity can heartbeat."""
 
     def __init__(

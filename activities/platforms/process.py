@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import IO, Final
 
 OUTPUT_LINES: Final = 20
-PROGRESS_INTERVAL_S = 2.0
+PROGRESS_INTERVAL_S = 1.0
 KILL_GRACE_S = 2.0
 
 
@@ -41,7 +41,7 @@ def run_command(
     cwd: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CommandRun:
-    """Run ``argv`` in a new process group, calling ``progress`` every couple of seconds with
+    """Run ``argv`` in a new process group, calling ``progress`` every second with
     the latest output line. Past ``timeout_s``, or on any exception (an activity cancel
     raised into this thread), the whole group is killed."""
     started = time.monotonic()

@@ -1,5 +1,8 @@
 """Temporal activities that move traffic. Sync ``def``: the worker runs them on a thread pool.
 
+Each heartbeats while it works (``keep_alive``), so workflows give them a heartbeat timeout
+of a few seconds: a worker killed mid-shift costs seconds, not the start-to-close timeout.
+
 All are declarative (``set canary to 25``, ``drain 10.0.0.3:80``), so a retry after a crash
 re-applies the same state; the router skips the reload when it already holds it.
 """
@@ -11,6 +14,7 @@ import time
 import structlog
 from temporalio import activity
 
+from activities.heartbeat import keep_alive
 from activities.model import Model
 from activities.routing.base import ServerState, Weights
 from activities.routing.factory import RouterSpec, router_for
@@ -51,8 +55,9 @@ def set_weight(input: SetWeightInput) -> Weights:
     """Set the traffic split and return what the router reads back afterwards."""
     started = time.monotonic()
     router = router_for(input.router)
-    router.set_weights(input.weights)
-    applied = router.get_weights()
+    with keep_alive():
+        router.set_weights(input.weights)
+        applied = router.get_weights()
     # Only the key, the router kind and weights: router specs may one day carry credentials.
     log.info(
         "set_weight",
@@ -70,7 +75,8 @@ def set_weight(input: SetWeightInput) -> Weights:
 def get_weights(input: GetWeightsInput) -> Weights:
     """The traffic split the router currently holds."""
     started = time.monotonic()
-    weights = router_for(input.router).get_weights()
+    with keep_alive():
+        weights = router_for(input.router).get_weights()
     log.info(
         "get_weights",
         router=input.router.kind,
@@ -86,8 +92,9 @@ def set_server_states(input: SetServerStatesInput) -> dict[str, ServerState]:
     """Drain, take out or bring back servers; returns every server's state read back."""
     started = time.monotonic()
     router = router_for(input.router)
-    router.set_server_states(input.states)
-    applied = router.get_server_states()
+    with keep_alive():
+        router.set_server_states(input.states)
+        applied = router.get_server_states()
     log.info(
         "set_server_states",
         key=input.key,
@@ -103,7 +110,8 @@ def set_server_states(input: SetServerStatesInput) -> dict[str, ServerState]:
 def get_server_states(input: GetServerStatesInput) -> dict[str, ServerState]:
     """Every server's state (``ready``, ``drain``, ``maint``) by address."""
     started = time.monotonic()
-    states = router_for(input.router).get_server_states()
+    with keep_alive():
+        states = router_for(input.router).get_server_states()
     log.info(
         "get_server_states",
         router=input.router.kind,

@@ -64,6 +64,9 @@ async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
         assert code == 0, err
         assert out.startswith(f"pipeline-{service}: Running v7 — ")
         assert "  production     awaiting-approval\n" in out
+        code, _, err = await run_cli(env, "pipeline", "start", str(path), "--version", "v7")
+        assert code == 0, err
+        assert f"pipeline-{service}: v7 runs in this pipeline" in err
         code, _, err = await run_cli(env, "pipeline", "approve", service, "--as", "mallory")
         assert code == 2
         assert "mallory may not approve production (approvers: alice)" in err

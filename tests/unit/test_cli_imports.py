@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import textwrap
 import pytest
 
 import tests.workflows.test_pipeline
-from starters.cli import build_parser
+from starters.cli import build_parser, parse_args
 from starters.commands import Handler
 from tests.fixtures.cli import AUDIT, REPO
 from workflows import names
@@ -69,10 +70,21 @@ def test_importing_the_cli_imports_neither_temporalio_nor_any_spec_or_workflow_c
 def test_help_lists_every_command_and_every_subcommand_help_renders():
     parser = build_parser()
     top = parser.format_help()
-    for name in ("dev-server", "worker", "rollout", "pipeline", "rollback", "history"):
-        assert f"    {name}" in top
-    for name in ("incident", "monitor", "serve"):
-        assert f"    {name}" in top
+    listed = re.findall(r"^    (\S+) ", top, flags=re.MULTILINE)
+    assert listed == [
+        "dev-server",
+        "worker",
+        "rollout",
+        "pipeline",
+        "rollback",
+        "history",
+        "incident",
+        "monitor",
+        "router",
+        "ui-views",
+        "serve",
+        "codec-server",
+    ]
     every = subcommands(parser)
     for name, sub in every.items():
         assert sub.format_help().startswith(f"usage: deployflow {name}")
@@ -83,7 +95,7 @@ def test_the_parser_for_one_command_builds_that_command_as_the_whole_parser_does
     whole = build_parser()
     assert build_parser(only="").format_help() == whole.format_help()
     every = subcommands(whole)
-    for group in ("rollout", "pipeline", "incident", "monitor"):
+    for group in ("rollout", "pipeline", "incident", "monitor", "router"):
         partial = subcommands(build_parser(only=group))
         mine = {name: sub for name, sub in partial.items() if name.startswith(f"{group} ")}
         assert set(mine) == {name for name in every if name.startswith(f"{group} ")}
@@ -92,6 +104,20 @@ def test_the_parser_for_one_command_builds_that_command_as_the_whole_parser_does
             assert sub._defaults.keys() == every[name]._defaults.keys()
         others = {name for name in partial if " " in name} - set(mine)
         assert others == set(), group  # the other groups were left empty
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["rollout", "status", "checkout"],
+        ["--profile", "staging", "rollout", "status", "checkout"],
+        ["--profile=staging", "rollout", "status", "checkout"],
+    ],
+)
+def test_the_command_is_found_after_the_top_level_options(words):
+    args = parse_args(words)
+    assert (args.command, args.rollout_command, args.name) == ("rollout", "status", "checkout")
+    assert args.profile == (None if words[0] == "rollout" else "staging")
 
 
 def test_help_runs_as_a_command():
@@ -103,7 +129,7 @@ def test_help_runs_as_a_command():
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert "rollout   start, watch and steer rollouts" in done.stdout
+    assert re.search(r"\n    rollout +start, watch and steer rollouts\n", done.stdout)
 
 
 def test_every_command_names_a_handler_that_exists_and_takes_what_dispatch_passes():

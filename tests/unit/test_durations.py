@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from workflows.durations import format_duration, parse_duration
+from workflows.durations import MAX_DURATION, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,28 @@ def test_rejects_everything_else_with_the_accepted_forms(text):
 @pytest.mark.parametrize("text", ["30s", "5m", "1h30m", "250ms", "2h", "1m1s"])
 def test_format_round_trips(text):
     assert format_duration(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize("value", ["365d", "8760h", 365 * 86400])
+def test_a_year_is_the_longest_duration(value):
+    assert parse_duration(value) == MAX_DURATION == timedelta(days=365)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("366d", "at most a year (365d), got 366d"),
+        ("99999999999999999999s", "at most a year (365d), got 99999999999999999999s"),
+        pytest.param(10**5000, "at most a year (365d), got a number that large", id="huge"),
+        pytest.param(-(10**5000), "must not be negative, got a number that large", id="-huge"),
+        pytest.param("9" * 5000 + "s", "got 5001 characters", id="long"),
+        (float("inf"), "got inf"),
+        (float("nan"), "got nan"),
+        ("1e308s", "got '1e308s'"),
+        ("²", "got '²'"),
+    ],
+)
+def test_absurd_durations_are_refused_without_overflowing(value, message):
+    with pytest.raises(ValueError, match="duration") as caught:
+        parse_duration(value)
+    assert str(caught.value).endswith(message)

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from workflows.windows import in_allowed, next_opening, parse_clock
+from workflows.windows import check_time_zone, in_allowed, next_opening, parse_clock
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
 BUSINESS = (WEEKDAYS, time(9), time(17), "UTC")
@@ -57,3 +57,29 @@ def test_parse_clock(text, expected):
 def test_parse_clock_rejects(text):
     with pytest.raises(ValueError, match="HH:MM"):
         parse_clock(text)
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"]
+)
+def test_iana_time_zones_are_accepted(zone):
+    assert check_time_zone(zone) == zone
+
+
+@pytest.mark.parametrize(
+    ("zone", "shown"),
+    [
+        ("E" * 5000, "'EEEEEEEEEEEEEEEEEEEE'… (5000 characters)"),  # OSError: name too long
+        ("Europe", "'Europe'"),  # a directory of zones
+        ("zone.tab", "'zone.tab'"),  # a file, but no zone
+        ("../../etc/passwd", "'../../etc/passwd'"),
+        ("/etc/localtime", "'/etc/localtime'"),
+        ("UTC\x00", "'UTC\\x00'"),
+        ("Mars/Olympus", "'Mars/Olympus'"),
+        ("", "''"),
+    ],
+)
+def test_anything_else_is_an_unknown_time_zone(zone, shown):
+    with pytest.raises(ValueError, match="unknown time zone") as caught:
+        check_time_zone(zone)
+    assert str(caught.value) == f"unknown time zone {shown} (use an IANA name like Europe/Berlin)"

@@ -11,6 +11,8 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -74,10 +76,25 @@ class Stubs:
     measure_keys: list[str] = field(default_factory=list)
     measure_values: Callable[[int], list[float]] = lambda n: [0.0]
     measurements: int = 0
+    # Fault injection: set_weight raises this (non-retryable) while ``fail_weights`` says so.
+    fail_weights: Callable[[SetWeightInput], bool] = lambda input: False
+    # A set_weight whose key ends with ``hold_key`` waits for ``release`` (``held`` is set).
+    hold_key: str | None = None
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="set_weight")
         async def set_weight(input: SetWeightInput) -> Weights:
+            if self.fail_weights(input):
+                raise ApplicationError(
+                    "nginx: [emerg] unexpected end of file",
+                    type="RouterConfigRejected",
+                    non_retryable=True,
+                )
+            if self.hold_key is not None and input.key.endswith(self.hold_key):
+                self.held.set()
+                await self.release.wait()
             self.canary_weights.append(input.weights.canary)
             self.live[_path(input.router)] = input.weights
             return input.weights
@@ -124,7 +141,13 @@ async def wait_for_status(
     """Poll the ``status`` query until ``predicate`` holds (bounded)."""
     async with asyncio.timeout(timeout):
         while True:
-            status = await handle.query(CanaryRollout.status)
-            if predicate(status):
-                return status
+            try:
+                status = await handle.query(CanaryRollout.status)
+            except RPCError as exc:
+                # A run that just continued as new answers once its first task has run.
+                if "not scheduled yet" not in exc.message:
+                    raise
+            else:
+                if predicate(status):
+                    return status
             await asyncio.sleep(0.05)

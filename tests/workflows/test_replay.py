@@ -8,6 +8,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
 
 from workers.main import WORKFLOWS
 
@@ -34,3 +35,21 @@ async def test_history_replays(history: WorkflowHistory):
         data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=NondeterminismError,
+    reason=(
+        "temporalio 1.35 replays this history with the abort update before the timer it came "
+        "with, while the live worker (a cold start) ran the timer first: NDE at event 41 even "
+        "on the code that recorded it (sdk-python#1591). Strict: when the SDK fixes it, this "
+        "XPASSes and the history moves to tests/histories/."
+    ),
+)
+async def test_the_abort_after_a_worker_crash_history_replays():
+    """The repro of issue 9: a timer fired, the worker died holding the task, the next worker
+    got the timer and an abort in one activation, and the run failed with traffic split."""
+    path = HISTORIES[0].parent / "sdk-nondeterminism" / "canary-abort-after-crash-failed.json"
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
