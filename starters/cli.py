@@ -12,11 +12,12 @@ module when it runs (``starters/commands.py``). ``tests/unit/test_cli_imports.py
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from starters import codec_server_command, commands, devserver, serve_command
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
@@ -136,7 +137,6 @@ def dispatch(args: argparse.Namespace) -> int:
         gc.enable()  # start-up is over (see entry)
         code: int = func(args)
         return code
-    log_to_console_on_first_record()
     prepare = getattr(args, "prepare", None)
     if prepare is not None:
         prepare(args)
@@ -153,14 +153,24 @@ def dispatch(args: argparse.Namespace) -> int:
         result: int = await func(args, config, client)
         return result
 
-    return asyncio.run(run())
+    with console_logging_on_first_record():
+        return asyncio.run(run())
 
 
-def log_to_console_on_first_record() -> None:
-    """Console logging (structlog) for a command, set up only once something logs."""
+@contextlib.contextmanager
+def console_logging_on_first_record() -> Iterator[None]:
+    """Console logging (structlog) while a command runs, set up only once something logs;
+    nothing is left behind if nothing did (``main`` also runs in-process, in tests)."""
     root = logging.getLogger()
-    root.addHandler(_ConsoleLoggingOnFirstRecord())
+    handler, level = _ConsoleLoggingOnFirstRecord(), root.level
+    root.addHandler(handler)
     root.setLevel(logging.INFO)  # what configure_logging sets
+    try:
+        yield
+    finally:
+        if handler in root.handlers:
+            root.removeHandler(handler)
+            root.setLevel(level)
 
 
 class _ConsoleLoggingOnFirstRecord(logging.Handler):

@@ -207,17 +207,21 @@ def test_console_logging_is_set_up_by_the_first_record_and_renders_it_once():
     done = audited(
         """
         import logging
-        from starters.cli import log_to_console_on_first_record
-        log_to_console_on_first_record()
-        logging.getLogger("temporalio.client").debug("below INFO: dropped, sets nothing up")
-        before = "structlog" in sys.modules
-        logging.getLogger("temporalio.client").warning("retrying %s", "poll")
-        logging.getLogger("deployflow").info("second")
-        print(before, "structlog" in sys.modules)
+        from starters.cli import console_logging_on_first_record
+        root = logging.getLogger()
+        with console_logging_on_first_record():
+            pass
+        left = (list(root.handlers), root.level)  # nothing logged: nothing left behind
+        with console_logging_on_first_record():
+            logging.getLogger("temporalio.client").debug("below INFO: dropped, sets nothing up")
+            before = "structlog" in sys.modules
+            logging.getLogger("temporalio.client").warning("retrying %s", "poll")
+            logging.getLogger("deployflow").info("second")
+        print(left == ([], logging.WARNING), before, "structlog" in sys.modules)
         """
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False True"
+    assert done.stdout.strip() == "True False True"
     lines = done.stderr.splitlines()
     assert len(lines) == 2
     assert "warning" in lines[0]
