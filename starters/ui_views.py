@@ -53,7 +53,7 @@ def view_url(config: TemporalConfig, name: str, query: str) -> str:
 
 
 def ui_views(args: argparse.Namespace) -> int:
-    config = TemporalConfig.from_env()
+    config = TemporalConfig.from_env(args.profile)
     found = views(args.service, args.env)
     if args.json:
         rows = [{"name": n, "query": q, "url": view_url(config, n, q)} for n, q in found]
