@@ -25,7 +25,8 @@ activity's heartbeat timeout, so any timeout of 2 s or more is kept alive."""
 @contextmanager
 def keep_alive(*details: Any, interval: float = INTERVAL_S) -> Iterator[None]:
     """Heartbeat (with ``details``, shown in the UI) every ``interval`` seconds until the
-    block ends; a no-op outside activities."""
+    block ends; a no-op outside activities. The block keeps running in the activity's
+    thread, where Temporal raises a cancel."""
     if not activity.in_activity():
         yield
         return

@@ -21,9 +21,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from activities.platforms.activities import PlatformActionInput
-from activities.routing.activities import SetWeightInput
+from activities.platforms.models import PlatformActionInput
 from activities.routing.base import Weights
+from activities.routing.models import SetWeightInput
 from workflows.rollout_models import RolloutResult
 
 T = TypeVar("T")

@@ -20,13 +20,10 @@ from common import REPO
 from processes import HOST, port_open  # on sys.path since chaos_parts
 
 from activities.routing.base import ServerState, Weights
-from activities.routing.haproxy import (
-    CONFIG_PLACEHOLDER,
-    HAProxyRouter,
-    HAProxyRouterSpec,
-    render_backend,
-)
-from activities.routing.nginx import NginxRouter, NginxRouterSpec, render_upstream
+from activities.routing.haproxy.plan import render_backend
+from activities.routing.haproxy.router import HAProxyRouter
+from activities.routing.nginx import NginxRouter, render_upstream
+from activities.routing.spec import CONFIG_PLACEHOLDER, HAProxyRouterSpec, NginxRouterSpec
 
 HOST_AGENT = REPO / "examples" / "demo" / "host.py"
 

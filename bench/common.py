@@ -24,8 +24,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.routing.activities import GetWeightsInput, SetWeightInput
 from activities.routing.base import Weights
+from activities.routing.models import GetWeightsInput, SetWeightInput
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
 from workflows.rollout_models import RolloutPhase

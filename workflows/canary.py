@@ -73,7 +73,7 @@ class CanaryRollout(HostSteps):
             refused = await self._read_sides()
             if refused is not None:
                 return self._finish(RolloutPhase.ABORTED, refused)
-            hosts = ", ".join(self._servers(self._new_side))
+            hosts = ", ".join(self._targets(self._new_side))
             self._event(
                 "sides", f"{self._rollout.spec.version} goes to the {self._new_side} list ({hosts})"
             )
@@ -85,7 +85,7 @@ class CanaryRollout(HostSteps):
     async def _steps_then_promote(self) -> None:
         await self._migrate_up()
         if self._reads_sides and self._rollout.spec.platform is not None:
-            hosts = self._servers(self._new_side)
+            hosts = self._targets(self._new_side)
             await self._with_deadline("deploy", self._deploy(hosts, self._rollout.spec.version))
             await self._check(hosts)
         await self._run_steps()

@@ -21,14 +21,10 @@ with workflow.unsafe.imports_passed_through():
         SmokeTestInput,
     )
     from activities.health.spec import HealthCheck
-    from activities.platforms.activities import CurrentVersionInput, PlatformActionInput
     from activities.platforms.base import Action, ActionResult
-    from activities.routing.activities import (
-        GetWeightsInput,
-        SetServerStatesInput,
-        SetWeightInput,
-    )
+    from activities.platforms.models import CurrentVersionInput, PlatformActionInput
     from activities.routing.base import ServerState, Weights
+    from activities.routing.models import GetWeightsInput, SetServerStatesInput, SetWeightInput
     from workflows import retry
     from workflows.rollout_base import Stop
     from workflows.rollout_models import RolloutPhase

@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
     from activities.notify.models import Link, PageInput, PageResult, SlackMessage, SlackPostInput
-    from activities.platforms.activities import PlatformActionInput, PlatformSpec
     from activities.platforms.base import ActionResult
+    from activities.platforms.models import PlatformActionInput
+    from activities.platforms.spec import PlatformSpec
     from activities.temporal.activities import AwaitClosedInput
     from workflows import retry
     from workflows.emergency_models import (

@@ -13,8 +13,10 @@ from datetime import timedelta
 
 ROUTER_START_TO_CLOSE = timedelta(seconds=75)
 """Above a router's own worst case: its test and reload commands time out at 30 s each."""
-ROUTER_HEARTBEAT = timedelta(seconds=3)
-"""Router and measure activities heartbeat every second; the SDK sends one per 2.4 s."""
+ROUTER_HEARTBEAT = timedelta(seconds=2)
+"""Router and measure activities heartbeat every second; the SDK sends one per 1.6 s. They
+take milliseconds, so only a dead worker (or a router command hanging for seconds, which
+the heartbeats cover) comes near it."""
 PLATFORM_HEARTBEAT = timedelta(seconds=3)
 """Platform actions heartbeat every second with their latest output line (the SDK sends one
 per 2.4 s at this timeout): a worker killed mid-deploy is noticed within a few seconds."""

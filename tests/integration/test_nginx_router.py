@@ -11,22 +11,23 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.clients import Clients
 from activities.errors import INVALID_SPEC, ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
-from activities.routing.activities import (
+from activities.routing.activities import RouterActivities
+from activities.routing.base import ServerState, Weights
+from activities.routing.models import (
     GetServerStatesInput,
     GetWeightsInput,
     SetServerStatesInput,
     SetWeightInput,
-    get_server_states,
-    get_weights,
-    set_server_states,
-    set_weight,
 )
-from activities.routing.base import ServerState, Weights
-from activities.routing.nginx import NginxRouter, NginxRouterSpec, render_upstream
+from activities.routing.nginx import NginxRouter, render_upstream
+from activities.routing.spec import NginxRouterSpec
 from tests.fixtures.nginx import NginxServer
 
 pytestmark = pytest.mark.integration
+
+ROUTING = RouterActivities(Clients())
 
 
 DRAIN, MAINT, READY = ServerState.DRAIN, ServerState.MAINT, ServerState.READY
@@ -201,11 +202,14 @@ def test_activities_set_and_read_back_through_the_real_nginx(
     env = ActivityEnvironment()
     before = nginx.workers()
 
-    applied = env.run(set_weight, set_input)
+    applied = env.run(ROUTING.set_weight, set_input)
     nginx.wait_workers_replaced(before)
 
     assert applied == Weights(stable=75, canary=25)
-    assert env.run(get_weights, GetWeightsInput.model_validate({"router": router_json})) == applied
+    assert (
+        env.run(ROUTING.get_weights, GetWeightsInput.model_validate({"router": router_json}))
+        == applied
+    )
     assert set(answers(nginx, 40)) == {"stable", "canary"}
 
 
@@ -292,7 +296,7 @@ def test_server_state_activities_through_the_real_nginx(
     env = ActivityEnvironment()
     before = nginx.workers()
     env.run(
-        set_weight,
+        ROUTING.set_weight,
         SetWeightInput.model_validate(
             {"router": router_json, "weights": {"stable": 50, "canary": 50}, "key": "wf/step-0"}
         ),
@@ -301,7 +305,7 @@ def test_server_state_activities_through_the_real_nginx(
     before = nginx.workers()
 
     states = env.run(
-        set_server_states,
+        ROUTING.set_server_states,
         SetServerStatesInput.model_validate(
             {"router": router_json, "states": {backends[1]: "drain"}, "key": "wf/step-1"}
         ),
@@ -310,7 +314,9 @@ def test_server_state_activities_through_the_real_nginx(
 
     assert states == {backends[0]: READY, backends[1]: DRAIN}
     assert (
-        env.run(get_server_states, GetServerStatesInput.model_validate({"router": router_json}))
+        env.run(
+            ROUTING.get_server_states, GetServerStatesInput.model_validate({"router": router_json})
+        )
         == states
     )
     assert answers(nginx, 20) == {"stable": 20}
