@@ -19,11 +19,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from workflows import search_attributes as sa
-
-SEARCH_ATTRIBUTES: Final[dict[str, str]] = {key.name: "Keyword" for key in sa.ALL}
-"""Custom search attributes every deployflow workflow sets (name -> Temporal type)."""
-
 DEFAULT_IP: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 7233
 DEFAULT_UI_PORT: Final = 8233
@@ -68,6 +63,10 @@ def build_command(
     ``dynamic_config`` values are JSON (``{"frontend.X": "true"}``); tests use it, the
     dev server itself needs none.
     """
+    # Imported here: it imports temporalio, and this module's parser is built on every
+    # CLI call (`deployflow --help` must stay fast).
+    from workflows import search_attributes as sa
+
     command = [
         binary,
         "server",
@@ -84,8 +83,8 @@ def build_command(
     command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     if db_filename is not None:
         command += ["--db-filename", str(db_filename)]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        command += ["--search-attribute", f"{name}={kind}"]
+    for attribute in sa.ALL:  # all of them keywords
+        command += ["--search-attribute", f"{attribute.name}=Keyword"]
     for key, value in (dynamic_config or {}).items():
         command += ["--dynamic-config-value", f"{key}={value}"]
     return command
@@ -170,4 +169,4 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=["debug", "info", "warn", "error", "never"],
         help="server log level (default %(default)s)",
     )
-    parser.set_defaults(func=handle)
+    parser.set_defaults(func=handle, needs_client=False)

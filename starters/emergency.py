@@ -212,15 +212,3 @@ async def _spec(client: Client, running_id: str | None, timeline: list[Deployed]
             assert isinstance(rollout, Rollout)
             return rollout
     raise UsageError(f"SERVICE: {handle.id} has no start event")
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser(
-        "rollback", help="emergency rollback of a service to its last known good version"
-    )
-    p.add_argument("service", metavar="SERVICE")
-    p.add_argument("--env", required=True, help="the environment")
-    p.add_argument("--to", metavar="VERSION", help="go back to this version")
-    p.add_argument("--reason", help="recorded in history")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=rollback)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from activities.errors import root_cause
-
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_INVALID: Final = 2
@@ -25,6 +23,10 @@ def print_failed(workflow_id: str, exc: BaseException, *, json_output: bool) -> 
     Text: ``rollout-x: failed — activity get_weights: <message> (<type>)``. JSON: the
     outcome, ``reason`` (message and type), ``errorType``, ``where`` and the whole chain.
     """
+    # Imported here: activities.errors imports temporalio, and the CLI imports this module
+    # at start-up for its exit codes (`deployflow --help` must not pay ~0.2 s for it).
+    from activities.errors import root_cause
+
     root = root_cause(exc)
     # The run's own cancellation, termination or timeout (not an activity's) is its outcome.
     outcome = "Failed" if root.where else _OUTCOMES.get(root.error, "Failed")

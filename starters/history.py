@@ -2,7 +2,8 @@
 
 Rows come from Temporal visibility (every finished rollout and emergency rollback of the
 service) and each run's result; a rollout that a pipeline ran also shows the approvals its
-gate collected. This is the record "last known good" is read from.
+gate collected. This is the record "last known good" is read from. Only talking to
+Temporal, it reads results as plain JSON (``starters/plain_json.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 
 from activities.errors import root_cause
 from starters.errors import EXIT_OK
+from starters.plain_json import moment
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
-from workflows.emergency_models import RollbackResult
-from workflows.pipeline_models import PipelineResult
-from workflows.registry import WORKFLOW_TYPES
-from workflows.rollout_models import RolloutResult
+from workflows.names import EMERGENCY_ROLLBACK_WORKFLOW_TYPE, ROLLOUT_WORKFLOW_TYPES
 
-TYPES = (*WORKFLOW_TYPES, "EmergencyRollback")
+TYPES = (*ROLLOUT_WORKFLOW_TYPES, EMERGENCY_ROLLBACK_WORKFLOW_TYPE)
 
 
 async def history(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
@@ -58,47 +57,41 @@ async def _row(client: Client, wf: WorkflowExecution) -> dict[str, Any]:
         "started": wf.start_time.isoformat(),
         "duration": str(wf.close_time - wf.start_time).split(".")[0] if wf.close_time else None,
     }
-    rollback = wf.workflow_type == "EmergencyRollback"
-    result_type = RollbackResult if rollback else RolloutResult
-    handle = client.get_workflow_handle(wf.id, run_id=wf.run_id, result_type=result_type)
+    handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
     try:
-        result = await handle.result(follow_runs=False)
+        result: dict[str, Any] = await handle.result(follow_runs=False)
     except WorkflowFailureError as exc:
         status = wf.status.name if wf.status else "FAILED"
         return row | {"outcome": status.capitalize(), "reason": root_cause(exc).located}
-    if isinstance(result, RollbackResult):
-        return row | {"version": result.version, "outcome": "RolledBack", "reason": result.reason}
-    row |= {
-        "version": result.version,
-        "outcome": result.outcome.value,
-        "reason": result.reason,
-        "operators": [e.message for e in result.events if e.kind in ("promote", "abort")],
+    if wf.workflow_type == EMERGENCY_ROLLBACK_WORKFLOW_TYPE:  # a RollbackResult
+        return row | {
+            "version": result["version"],
+            "outcome": "RolledBack",
+            "reason": result["reason"],
+        }
+    row |= {  # a RolloutResult
+        "version": result["version"],
+        "outcome": result["outcome"],
+        "reason": result["reason"],
+        "operators": [e["message"] for e in result["events"] if e["kind"] in ("promote", "abort")],
     }
     if wf.parent_id:
-        row["approvals"] = await _approvals(client, wf, result.environment)
+        row["approvals"] = await _approvals(client, wf, result["environment"])
     return row
 
 
 async def _approvals(client: Client, wf: WorkflowExecution, environment: str) -> list[str]:
     """The approvals the parent pipeline's gate for ``environment`` collected."""
     assert wf.parent_id is not None
-    parent = client.get_workflow_handle(
-        wf.parent_id, run_id=wf.parent_run_id, result_type=PipelineResult
-    )
+    parent = client.get_workflow_handle(wf.parent_id, run_id=wf.parent_run_id)
     try:
-        result = await parent.result(follow_runs=False)
+        result = await parent.result(follow_runs=False)  # a PipelineResult
     except Exception:  # still running, continued as new, or failed: no final record
         return []
-    stage = next((s for s in result.stages if s.environment == environment), None)
+    stage = next((s for s in result["stages"] if s["environment"] == environment), None)
     if stage is None:
         return []
-    return [f"{a.decision} by {a.approver} at {a.at:%Y-%m-%d %H:%M}" for a in stage.approvals]
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("history", help="finished rollouts and rollbacks, newest first")
-    p.add_argument("service", metavar="SERVICE")
-    p.add_argument("--env", help="only this environment")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=history)
+    return [
+        f"{a['decision']} by {a['approver']} at {moment(a['at']):%Y-%m-%d %H:%M}"
+        for a in stage["approvals"]
+    ]

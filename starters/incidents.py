@@ -3,23 +3,25 @@
 NAME is an incident's workflow id (``incident-checkouterrors-1f2e…``), a unique prefix of
 an open one, or a service name with exactly one open incident. The verbs are the
 workflow's Updates, so a verb that makes no sense now (acknowledging twice, approving
-with nothing pending) is refused with the workflow's reason and exit code 2.
+with nothing pending) is refused with the workflow's reason and exit code 2. Only talking
+to Temporal, these read and send plain JSON (``starters/plain_json.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
 from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
+from starters.plain_json import dumps, moment
 from starters.rollouts import _who, visibility_rows
 from workers.config import TemporalConfig
-from workflows.incident_models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
-from workflows.rollout_models import OperatorInput
+from workflows.names import INCIDENT_WORKFLOW_TYPE as WORKFLOW_TYPE
 
 OPEN = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
 
@@ -42,41 +44,42 @@ async def list_incidents(args: argparse.Namespace, config: TemporalConfig, clien
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     incident = await find(client, args.name, open_only=False)
-    handle = client.get_workflow_handle(incident, result_type=IncidentStatus)
+    handle = client.get_workflow_handle(incident)
     try:
-        current: IncidentStatus = await handle.query("status", result_type=IncidentStatus)
+        current: dict[str, Any] = await handle.query("status")  # an IncidentStatus
     except (RPCError, WorkflowFailureError) as exc:
         print(f"{incident}: its status cannot be read now: {root_cause(exc).message}")
         return EXIT_FAILED
     if args.json:
-        print(current.model_dump_json(by_alias=True))
+        print(dumps(current))
         return EXIT_OK
-    print(f"{incident}: {current.phase.value} — {current.title} (runbook {current.runbook})")
+    print(f"{incident}: {current['phase']} — {current['title']} (runbook {current['runbook']})")
     print(f"  {config.workflow_url(incident)}")
-    print(f"  alert {current.alert_status}, {current.notifications} notification(s)")
-    print(f"  paged: {', '.join(current.paged_levels) or 'nobody'}; restarts: {current.restarts}")
-    if current.waiting_for:
-        print(f"  waiting for: {current.waiting_for}")
-    if current.time_to_acknowledge_seconds is not None:
+    print(f"  alert {current['alertStatus']}, {current['notifications']} notification(s)")
+    paged = ", ".join(current["pagedLevels"]) or "nobody"
+    print(f"  paged: {paged}; restarts: {current['restarts']}")
+    if current["waitingFor"]:
+        print(f"  waiting for: {current['waitingFor']}")
+    if current["timeToAcknowledgeSeconds"] is not None:
         print(
-            f"  acknowledged by {current.acknowledged_by} after "
-            f"{current.time_to_acknowledge_seconds:.0f} s"
+            f"  acknowledged by {current['acknowledgedBy']} after "
+            f"{current['timeToAcknowledgeSeconds']:.0f} s"
         )
-    if current.time_to_resolve_seconds is not None:
-        print(f"  resolved by {current.resolved_by} after {current.time_to_resolve_seconds:.0f} s")
-    for event in current.timeline:
-        print(f"  {event.at:%H:%M:%S} {event.kind:<12} {event.message}")
+    if current["timeToResolveSeconds"] is not None:
+        print(
+            f"  resolved by {current['resolvedBy']} after {current['timeToResolveSeconds']:.0f} s"
+        )
+    for event in current["timeline"]:
+        print(f"  {moment(event['at']):%H:%M:%S} {event['kind']:<12} {event['message']}")
     return EXIT_OK
 
 
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     incident = await find(client, args.name, open_only=True)
     handle = client.get_workflow_handle(incident)
-    request: OperatorInput | ApproveInput
+    request: dict[str, Any] = {"by": _who(), "reason": args.reason}  # an OperatorInput
     if args.verb == "approve":
-        request = ApproveInput(approved=not args.reject, by=_who(), reason=args.reason)
-    else:
-        request = OperatorInput(by=_who(), reason=args.reason)
+        request["approved"] = not args.reject  # an ApproveInput
     try:
         message = await handle.execute_update(args.verb, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
@@ -107,33 +110,3 @@ async def find(client: Client, name: str, *, open_only: bool) -> str:
             raise UsageError(f"NAME {name}: several incidents match ({', '.join(found)})")
     which = "open incident" if open_only else "incident"
     raise UsageError(f"NAME {name}: no {which} with that id, id prefix or service")
-
-
-def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    incident = subparsers.add_parser("incident", help="see and steer incident runbooks")
-    cmds = incident.add_subparsers(dest="incident_command", required=True, metavar="COMMAND")
-
-    p = cmds.add_parser("list", help="open incidents (--all: resolved ones too)")
-    p.add_argument("--all", action="store_true")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=list_incidents)
-
-    p = cmds.add_parser("status", help="phase, pages, timeline, time to ack and resolve")
-    p.add_argument("name", metavar="NAME", help="incident id, id prefix, or service")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=status)
-
-    for name, text in (
-        ("acknowledge", "I am on it: stop escalating (PagerDuty is acknowledged too)"),
-        ("resolve", "resolve now: pages resolved, Slack thread updated"),
-        ("escalate", "page the next escalation level now"),
-        ("approve", "decide the pending approval step (--reject to refuse)"),
-    ):
-        aliases = ["ack"] if name == "acknowledge" else []
-        p = cmds.add_parser(name, help=text, aliases=aliases)
-        p.add_argument("name", metavar="NAME", help="incident id, id prefix, or service")
-        p.add_argument("--reason", help="recorded in the timeline and history")
-        if name == "approve":
-            p.add_argument("--reject", action="store_true", help="refuse: the step is skipped")
-        p.set_defaults(func=verb, verb=name)

@@ -1,11 +1,9 @@
-"""`deployflow monitor …`: scheduled service monitors as Temporal Schedules.
+"""`deployflow monitor list|status|pause|unpause|trigger|delete NAME`: scheduled monitors.
 
-`schedule FILE` creates the monitor's schedule or, when it exists, replaces its spec and
-action (keeping whether it is paused: re-applying a file must not undo an operator's
-pause). `list`, `status`, `pause`, `unpause`, `trigger` and `delete` take NAME, the
-monitor's metadata name or its schedule id (``monitor-NAME``). `status` also shows the
-last run's findings and the service's SelfHealer (restart budget, incidents). `lint` needs
-no Temporal.
+NAME is the monitor's metadata name or its schedule id (``monitor-NAME``). `status` also
+shows the last run's findings and the service's SelfHealer (restart budget, incidents).
+Only talking to Temporal, these read payloads as plain JSON (``starters/plain_json.py``).
+`lint` and `schedule FILE` are in ``starters/monitor_schedule.py``.
 """
 
 from __future__ import annotations
@@ -15,98 +13,23 @@ import getpass
 import json
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
     ScheduleActionExecutionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleDescription,
     ScheduleHandle,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import spec_files
-from starters.errors import EXIT_INVALID, EXIT_OK, UsageError
+from starters.errors import EXIT_OK, UsageError
 from workers.config import TemporalConfig
-from workflows.monitor_models import HealerStatus, MonitorResult, healer_workflow_id
-from workflows.monitor_spec import ServiceMonitor, describe, load_monitor, monitor_schedule_id
-from workflows.schedules import schedule_for
+from workflows.names import healer_workflow_id, monitor_schedule_id
 from workflows.search_attributes import DEPLOY_ENVIRONMENT, DEPLOY_SERVICE
-from workflows.spec import SpecError
 
 PREFIX = monitor_schedule_id("")
-SHOWN_NEXT_RUNS = 3
-
-
-def read_monitor(path: str) -> ServiceMonitor:
-    return spec_files.read(path, load_monitor)
-
-
-def lint(args: argparse.Namespace) -> int:
-    try:
-        monitor = read_monitor(args.file)
-    except SpecError as exc:
-        if args.json:
-            print(json.dumps({"valid": False, "file": args.file, "problems": exc.problems}))
-            return EXIT_INVALID
-        raise
-    if args.json:
-        print(json.dumps({"valid": True, "file": args.file, "scheduleId": monitor.schedule_id}))
-    else:
-        print(f"{args.file}: valid — monitor {monitor.name}: {describe(monitor)}")
-    return EXIT_OK
-
-
-def prepare_schedule(args: argparse.Namespace) -> None:
-    """Validate the file before contacting Temporal: bad input is exit 2 even offline."""
-    args.monitor = read_monitor(args.file)
-
-
-async def schedule(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    monitor: ServiceMonitor = args.monitor
-    wanted = schedule_for(monitor, config.task_queue)
-    try:
-        handle = await client.create_schedule(monitor.schedule_id, wanted)
-        outcome = "created"
-    except ScheduleAlreadyRunningError:
-        handle = client.get_schedule_handle(monitor.schedule_id)
-
-        def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
-            state = current.description.schedule.state
-            if state.paused:
-                wanted.state = state
-            return ScheduleUpdate(schedule=wanted)
-
-        await handle.update(replace)
-        outcome = "updated"
-    description = await handle.describe()
-    zone = ZoneInfo(monitor.spec.schedule.time_zone)
-    runs = description.info.next_action_times[:SHOWN_NEXT_RUNS]
-    paused = description.schedule.state.paused
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "scheduleId": handle.id,
-                    "outcome": outcome,
-                    "paused": paused,
-                    "nextRuns": [t.astimezone(zone).isoformat() for t in runs],
-                    "url": _url(config, handle.id),
-                }
-            )
-        )
-        return EXIT_OK
-    print(f"{handle.id}: {outcome} — {describe(monitor)}")
-    if paused:
-        print(f"  paused   {description.schedule.state.note or ''} (unpause to run)")
-    print(f"  next     {', '.join(_local(t, zone) for t in runs) or 'none'}")
-    print(f"  ui       {_url(config, handle.id)}")
-    return EXIT_OK
 
 
 async def list_monitors(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
@@ -167,19 +90,19 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
     if service and environment:
         healer = client.get_workflow_handle(healer_workflow_id(service, environment))
         try:
-            current = await healer.query("status", result_type=HealerStatus)
+            current: dict[str, Any] = await healer.query("status")  # a HealerStatus
             running = (await healer.describe()).status == WorkflowExecutionStatus.RUNNING
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
         else:
-            report["healer"] = {"running": running, **current.model_dump(mode="json")}
+            report["healer"] = {"running": running, **current}
     if args.json:
         print(json.dumps(report))
         return EXIT_OK
     state = "paused" if report["paused"] else "active"
     print(f"{handle.id}: {state}; next run {_short(report['nextRun'])} UTC")
-    print(f"  ui       {_url(config, handle.id)}")
+    print(f"  ui       {schedule_url(config, handle.id)}")
     result = report["lastResult"]
     if result is None:
         print(f"  last run {_short(report['lastRun'])}: no result yet")
@@ -209,16 +132,14 @@ async def _last_result(client: Client, action: Any) -> dict[str, Any] | None:
     """The MonitorResult of the run a schedule started, as JSON (None while it runs)."""
     if not isinstance(action, ScheduleActionExecutionStartWorkflow):
         return None
-    handle = client.get_workflow_handle(
-        action.workflow_id, run_id=action.first_execution_run_id, result_type=MonitorResult
-    )
+    handle = client.get_workflow_handle(action.workflow_id, run_id=action.first_execution_run_id)
     try:
         if (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
             return None
-        result: MonitorResult = await handle.result()
+        result: dict[str, Any] = await handle.result()
     except (RPCError, WorkflowFailureError):
         return None
-    return result.model_dump(mode="json", by_alias=True)
+    return result
 
 
 async def pause(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
@@ -282,12 +203,9 @@ async def _result(client: Client, action: Any) -> str | None:
     return status.name.title().replace("_", "") if status else None
 
 
-def _url(config: TemporalConfig, schedule_id: str) -> str:
+def schedule_url(config: TemporalConfig, schedule_id: str) -> str:
+    """The schedule's page in the Temporal UI."""
     return f"{config.ui_url}/namespaces/{config.namespace}/schedules/{schedule_id}"
-
-
-def _local(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -303,44 +221,3 @@ def _who() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    monitor = subparsers.add_parser("monitor", help="scheduled health, SLO and memory monitors")
-    cmds = monitor.add_subparsers(dest="monitor_command", required=True, metavar="COMMAND")
-
-    p = cmds.add_parser("lint", help="validate a monitor file (ServiceMonitor + Runbooks)")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=lint, needs_client=False)
-
-    p = cmds.add_parser("schedule", help="create the monitor's schedule, or update it")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=schedule, prepare=prepare_schedule)
-
-    p = cmds.add_parser("list", help="monitors: paused or not, next run, last result")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=list_monitors)
-
-    p = cmds.add_parser("status", help="last run's findings; the self-healer's restart budget")
-    p.add_argument("name", metavar="NAME", help="metadata name or schedule id")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=status)
-
-    for verb, func, text in (
-        ("pause", pause, "stop scheduling runs (a run going on finishes)"),
-        ("unpause", unpause, "schedule runs again"),
-    ):
-        p = cmds.add_parser(verb, help=text)
-        p.add_argument("name", metavar="NAME", help="metadata name or schedule id")
-        p.add_argument("--note", help="why (shown on the schedule)")
-        p.set_defaults(func=func)
-
-    for verb, func, text in (
-        ("trigger", trigger, "run the monitor now"),
-        ("delete", delete, "delete the monitor's schedule"),
-    ):
-        p = cmds.add_parser(verb, help=text)
-        p.add_argument("name", metavar="NAME", help="metadata name or schedule id")
-        p.set_defaults(func=func)

@@ -1,4 +1,4 @@
-"""Showing a rollout to a person: streamed progress for ``--wait`` and ``status`` output."""
+"""Showing a rollout to a person: progress streamed while ``--wait`` waits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, TextIO
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-from workflows.rollout_models import Event, RolloutResult, RolloutStatus
+from workflows.rollout_models import Event, RolloutStatus
 
 POLL_SECONDS = 0.5
 
@@ -51,37 +51,3 @@ async def follow(handle: WorkflowHandle[Any, Any], *, out: TextIO) -> int:
 def print_events(events: list[Event], *, out: TextIO) -> None:
     for event in events:
         print(f"{event.at:%H:%M:%S} {event.kind:<12} {event.message}", file=out, flush=True)
-
-
-def print_status(
-    workflow_id: str, current: RolloutStatus | RolloutResult, url: str, *, out: TextIO
-) -> None:
-    if isinstance(current, RolloutResult):
-        print(f"{workflow_id}: {current.outcome.value} — {current.reason}", file=out)
-    else:
-        step = "-" if current.current_step is None else f"{current.current_step}: {current.step}"
-        print(f"{workflow_id}: {current.phase.value} — {current.message}", file=out)
-        print(f"  step      {step} (of {current.step_count})", file=out)
-    print(f"  version   {current.version}", file=out)
-    if current.weights is not None:
-        weights = current.weights
-        print(f"  weights   stable {weights.stable} % / canary {weights.canary} %", file=out)
-    for pool in current.pools:
-        version = f" ({pool.version})" if pool.version else ""
-        print(
-            f"  pool      {pool.name}: {pool.role}{version} — {', '.join(pool.servers)}", file=out
-        )
-    for batch in current.batches:
-        print(f"  batch {batch.index + 1:<3} {batch.state:<10} {', '.join(batch.hosts)}", file=out)
-    for run in current.analysis_runs:
-        print(f"  analysis  {run.name}: {run.phase.value}", file=out)
-        for metric in run.metrics:
-            print(
-                f"            {metric.name}: {metric.phase.value} ({metric.count} measured, "
-                f"{metric.successful} ok, {metric.failed} failed, {metric.inconclusive} "
-                f"inconclusive, {metric.error} errors)",
-                file=out,
-            )
-    print(f"  ui        {url}", file=out)
-    for event in current.events[-10:]:
-        print(f"  {event.at:%Y-%m-%d %H:%M:%S} {event.kind:<12} {event.message}", file=out)

@@ -1,8 +1,9 @@
-"""`deployflow rollout …`: lint, start (and wait), status, list and the operator verbs.
+"""`deployflow rollout status|list|promote|pause|resume|abort`: the running rollouts.
 
-Exit codes are for CI: 0 promoted / done, 1 rolled back, aborted or failed, 2 invalid
-input (spec, arguments, a verb that does not apply now, a rollout already running),
-3 Temporal unreachable.
+These only talk to Temporal, so they read and send plain JSON (``starters/plain_json.py``)
+and import no spec or model module. Exit codes: 0 done, 1 the rollout failed (or its
+status cannot be read), 2 invalid input (a NAME that matches nothing, a verb that does not
+apply now), 3 Temporal unreachable. `lint` and `start` are in ``starters/rollout_start.py``.
 """
 
 from __future__ import annotations
@@ -12,169 +13,89 @@ import getpass
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities.errors import root_cause
-from starters import spec_files
 from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
-from starters.progress import follow, print_events, print_status
+from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
-from workflows.emergency_models import rollback_workflow_id
-from workflows.registry import WORKFLOW_TYPES, workflow_type
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
-from workflows.spec import Rollout, load_rollout, rollout_workflow_id
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
-
-VERBS = ("promote", "pause", "resume", "abort")
-
-
-def read_spec(path: str) -> Rollout:
-    return spec_files.read(path, load_rollout)
-
-
-def describe(rollout: Rollout) -> str:
-    """One line: what this spec does."""
-    spec = rollout.spec
-    what = f"{spec.strategy.name} of {spec.service} {spec.version} in {spec.environment}"
-    if spec.strategy.canary is not None:
-        steps = spec.strategy.canary.steps
-        return f"{what}, {len(steps)} steps: " + " → ".join(s.describe() for s in steps)
-    return what
-
-
-def lint(args: argparse.Namespace) -> int:
-    return spec_files.lint(args, load_rollout, lambda r: (r.workflow_id, describe(r)))
-
-
-def prepare_start(args: argparse.Namespace) -> None:
-    """Validate the spec before contacting Temporal: bad input is exit 2 even offline."""
-    args.rollout = read_spec(args.file)
-
-
-async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    rollout: Rollout = args.rollout
-    spec = rollout.spec
-    await _refuse_beside_a_rollback(client, rollout)
-    try:
-        handle = await client.start_workflow(
-            workflow_type(rollout),
-            rollout,
-            result_type=RolloutResult,
-            id=rollout.workflow_id,
-            task_queue=config.task_queue,
-            task_timeout=WORKFLOW_TASK_TIMEOUT,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.DEPLOY_SERVICE, spec.service),
-                    SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
-                    SearchAttributePair(sa.DEPLOY_STRATEGY, spec.strategy.name),
-                    SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
-                ]
-            ),
-            static_summary=(
-                f"{spec.strategy.name} {spec.service} {spec.version} → {spec.environment}"
-            ),
-            static_details=f"{describe(rollout)}\n\nstarted by {_who()} from {args.file}",
-        )
-    except WorkflowAlreadyStartedError:
-        await _refuse_beside_a_rollback(client, rollout)  # it may hold the id: say so
-        raise UsageError(
-            f"a rollout of {spec.service} in {spec.environment} is already running "
-            f"(workflow {rollout.workflow_id}); wait for it, or abort it with "
-            f"`deployflow rollout abort {spec.service} --env {spec.environment}`"
-        ) from None
-    url = config.workflow_url(handle.id, handle.result_run_id)
-    started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}
-    if args.json and not args.wait:
-        print(json.dumps(started))
-        return EXIT_OK
-    _err(f"started {handle.id} — {url}")
-    if not args.wait:
-        return EXIT_OK
-    return await wait_for_result(handle, json_output=args.json)
-
-
-async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
-    """An emergency rollback of the service in this environment goes first (it cancels a
-    rollout that starts meanwhile): refuse to start one beside it."""
-    spec = rollout.spec
-    rollback_id = rollback_workflow_id(spec.service, spec.environment)
-    try:
-        description = await client.get_workflow_handle(rollback_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return
-        raise
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        raise UsageError(
-            f"an emergency rollback of {spec.service} in {spec.environment} is running "
-            f"(workflow {rollback_id}) and would cancel this rollout; start it once the "
-            "rollback has finished"
-        )
-
-
-async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool) -> int:
-    """Stream progress to stderr until the run closes; the result on stdout; the exit code."""
-    printed = await follow(handle, out=sys.stderr)
-    try:
-        result: RolloutResult = await handle.result()
-    except WorkflowFailureError as exc:
-        return print_failed(handle.id, exc, json_output=json_output)
-    print_events(result.events[printed:], out=sys.stderr)
-    if json_output:
-        print(result.model_dump_json(by_alias=True))
-    else:
-        print(f"{handle.id}: {result.outcome.value} — {result.reason}")
-    return EXIT_OK if result.outcome is RolloutPhase.PROMOTED else EXIT_FAILED
+from workflows.names import ROLLOUT_WORKFLOW_TYPES, rollout_workflow_id
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     handle = client.get_workflow_handle(
-        await resolve(client, args.name, args.env, running_only=False), result_type=RolloutResult
+        await resolve(client, args.name, args.env, running_only=False)
     )
     description = await handle.describe()
+    current: dict[str, Any]
     if description.status == WorkflowExecutionStatus.RUNNING:
         try:
-            current: RolloutStatus | RolloutResult = await handle.query(
-                "status", result_type=RolloutStatus
-            )
+            current = await handle.query("status")  # a RolloutStatus
         except RPCError as exc:
             # E.g. no worker is running, or its workflow task is failing: say so, plainly.
             print(f"{handle.id}: running, but its status cannot be read now: {exc.message}")
             return EXIT_FAILED
     else:
         try:
-            current = await handle.result()
+            current = await handle.result()  # a RolloutResult
         except WorkflowFailureError as exc:
             return print_failed(handle.id, exc, json_output=args.json)
     if args.json:
-        print(current.model_dump_json(by_alias=True))
+        print(dumps(current))
     else:
         print_status(handle.id, current, config.workflow_url(handle.id), out=sys.stdout)
     return EXIT_OK
 
 
+def print_status(workflow_id: str, current: dict[str, Any], url: str, *, out: TextIO) -> None:
+    """``current`` is a RolloutStatus (running) or a RolloutResult (closed), as JSON."""
+    if "outcome" in current:
+        print(f"{workflow_id}: {current['outcome']} — {current['reason']}", file=out)
+    else:
+        number = current["currentStep"]
+        step = "-" if number is None else f"{number}: {current['step']}"
+        print(f"{workflow_id}: {current['phase']} — {current['message']}", file=out)
+        print(f"  step      {step} (of {current['stepCount']})", file=out)
+    print(f"  version   {current['version']}", file=out)
+    if (weights := current["weights"]) is not None:
+        print(f"  weights   stable {weights['stable']} % / canary {weights['canary']} %", file=out)
+    for pool in current["pools"]:
+        version = f" ({pool['version']})" if pool["version"] else ""
+        print(
+            f"  pool      {pool['name']}: {pool['role']}{version} — {', '.join(pool['servers'])}",
+            file=out,
+        )
+    for batch in current["batches"]:
+        print(
+            f"  batch {batch['index'] + 1:<3} {batch['state']:<10} {', '.join(batch['hosts'])}",
+            file=out,
+        )
+    for run in current["analysisRuns"]:
+        print(f"  analysis  {run['name']}: {run['phase']}", file=out)
+        for metric in run["metrics"]:
+            print(
+                f"            {metric['name']}: {metric['phase']} ({metric['count']} measured, "
+                f"{metric['successful']} ok, {metric['failed']} failed, "
+                f"{metric['inconclusive']} inconclusive, {metric['error']} errors)",
+                file=out,
+            )
+    print(f"  ui        {url}", file=out)
+    for event in current["events"][-10:]:
+        at = moment(event["at"])
+        print(f"  {at:%Y-%m-%d %H:%M:%S} {event['kind']:<12} {event['message']}", file=out)
+
+
 async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    query = f"WorkflowType IN ({', '.join(repr(t) for t in WORKFLOW_TYPES)})"
+    query = f"WorkflowType IN ({', '.join(repr(t) for t in ROLLOUT_WORKFLOW_TYPES)})"
     if not args.all:
         query += " AND ExecutionStatus = 'Running'"
     rows = await visibility_rows(client, query, args.limit)
@@ -212,7 +133,7 @@ async def visibility_rows(client: Client, query: str, limit: int) -> list[dict[s
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     name = "promote_full" if args.verb == "promote" and args.full else args.verb
     handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
-    request = OperatorInput(reason=getattr(args, "reason", None), by=_who())
+    request = {"reason": getattr(args, "reason", None), "by": _who()}  # an OperatorInput
     try:
         message = await handle.execute_update(name, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
@@ -228,7 +149,7 @@ async def resolve(client: Client, name: str, env: str | None, *, running_only: b
         return rollout_workflow_id(name, env)
     if name.startswith("rollout-"):
         return name
-    types = ", ".join(repr(t) for t in WORKFLOW_TYPES)
+    types = ", ".join(repr(t) for t in ROLLOUT_WORKFLOW_TYPES)
     query = f"WorkflowType IN ({types}) AND DeployService = {json.dumps(name)}"
     running = [
         wf.id
@@ -245,55 +166,5 @@ async def resolve(client: Client, name: str, env: str | None, *, running_only: b
     raise UsageError(f"NAME {name}: no running rollout of that service")
 
 
-def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    rollout = subparsers.add_parser("rollout", help="start, watch and steer rollouts")
-    cmds = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
-
-    p = cmds.add_parser("lint", help="validate a spec without starting anything")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=lint, needs_client=False)
-
-    p = cmds.add_parser("start", help="start a rollout from a spec file")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--wait", action="store_true", help="stream progress; exit code = outcome")
-    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    p.set_defaults(func=start, prepare=prepare_start)
-
-    p = cmds.add_parser("status", help="phase, step, weights, analysis and timeline")
-    _name_args(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=status)
-
-    p = cmds.add_parser("list", help="running rollouts (--all: finished ones too)")
-    p.add_argument("--all", action="store_true")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=list_rollouts)
-
-    for name, text in (
-        ("promote", "finish the current pause and go on (--full: straight to 100 %)"),
-        ("pause", "hold before the next step"),
-        ("resume", "continue a paused rollout"),
-        ("abort", "stop and send all traffic back to stable"),
-    ):
-        p = cmds.add_parser(name, help=text)
-        _name_args(p)
-        if name == "promote":
-            p.add_argument("--full", action="store_true", help="skip all remaining steps")
-        if name in ("abort", "pause"):
-            p.add_argument("--reason", help="recorded in the timeline and history")
-        p.set_defaults(func=verb, verb=name)
-
-
-def _name_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME", help="the service (or the workflow id)")
-    parser.add_argument("--env", help="environment (needed when several are running)")
-
-
 def _who() -> str:
     return os.environ.get("DEPLOYFLOW_USER") or getpass.getuser()
-
-
-def _err(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -188,17 +188,3 @@ def _refused(args: argparse.Namespace, report: dict[str, Any], refused: Applicat
         raise UsageError(refused.message) from None
     print(json.dumps(report | {"error": refused.message, "errorType": refused.type}))
     return EXIT_INVALID
-
-
-def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    router = subparsers.add_parser("router", help="take over or write a VM router's file")
-    cmds = router.add_subparsers(dest="router_command", required=True, metavar="COMMAND")
-    for action, text in (
-        ("adopt", "take over a hand-written NGINX upstream / HAProxy backend file"),
-        ("init", "write a fresh router file at stable 100 %% where there is none"),
-    ):
-        p = cmds.add_parser(action, help=text)
-        p.add_argument("file", metavar="FILE", help="the rollout spec naming the router")
-        p.add_argument("--apply", action="store_true", help="write it (default: only show)")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.set_defaults(func=run, action=action, needs_client=False)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
 from workers.codec_keys import KEY_ENV, KEYS_FILE_ENV, CodecKeyError, CodecKeys
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ENCODING: Final = b"binary/encrypted"
 KEY_ID: Final = "encryption-key-id"
@@ -33,7 +33,13 @@ class EncryptionCodec(PayloadCodec):
 
     def __init__(self, keys: CodecKeys | None) -> None:
         self._encrypt_id = keys.encrypt_id.encode() if keys else None
-        self._ciphers = {i: AESGCM(k) for i, k in keys.keys.items()} if keys else {}
+        self._ciphers: dict[str, AESGCM] = {}
+        if keys:
+            # Imported only with keys: without them (a local setup) a CLI command that only
+            # talks to Temporal does not pay for cryptography (~7 ms).
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            self._ciphers = {i: AESGCM(k) for i, k in keys.keys.items()}
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         if self._encrypt_id is None:
@@ -65,6 +71,8 @@ class EncryptionCodec(PayloadCodec):
                 f"a payload is encrypted with key {key_id!r}, which this process does not "
                 f"have (its keys: {known})"
             )
+        from cryptography.exceptions import InvalidTag  # cipher exists: cryptography is in
+
         try:
             plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], None)
         except InvalidTag:
@@ -75,8 +83,13 @@ class EncryptionCodec(PayloadCodec):
         return Payload.FromString(plain)
 
 
-def data_converter(
-    keys: CodecKeys | None, base: DataConverter = pydantic_data_converter
-) -> DataConverter:
-    """``base`` (the pydantic converter every deployflow workflow expects) with the codec."""
+def data_converter(keys: CodecKeys | None, base: DataConverter | None = None) -> DataConverter:
+    """``base`` (default: the pydantic converter every deployflow workflow expects) with
+    the codec."""
+    if base is None:
+        # Imported here: the CLI's plain-JSON commands pass the SDK's default converter and
+        # so never import pydantic.
+        from temporalio.contrib.pydantic import pydantic_data_converter
+
+        base = pydantic_data_converter
     return dataclasses.replace(base, payload_codec=EncryptionCodec(keys))

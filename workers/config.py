@@ -125,21 +125,28 @@ class TemporalConfig:
         tail = f"/{run_id}" if run_id else ""
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}{tail}"
 
-    async def connect(self, identity: str | None = None) -> Client:
+    async def connect(self, identity: str | None = None, *, plain_payloads: bool = False) -> Client:
         """A client with the pydantic data converter every deployflow workflow expects (and
         the payload codec); ``identity`` (e.g. an approver's name) is what history records
-        as the caller. Failing to connect raises ``TemporalConnectError``."""
+        as the caller. Failing to connect raises ``TemporalConnectError``.
+
+        ``plain_payloads``: the SDK's default converter (with the codec) instead, for CLI
+        commands that read and send payloads as plain JSON (the same JSON the models
+        write). They then import neither pydantic nor a model module (~0.1 s).
+        """
         # Imported here: every CLI call reads its TemporalConfig, `--help` needs none of it.
         from temporalio.client import Client
+        from temporalio.converter import DataConverter
         from temporalio.service import RPCError, RPCStatusCode
 
         from workers.codec import data_converter
 
+        base = DataConverter.default if plain_payloads else None
         try:
             return await Client.connect(
                 self.address,
                 namespace=self.namespace,
-                data_converter=data_converter(self.codec_keys),
+                data_converter=data_converter(self.codec_keys, base),
                 identity=identity,
                 **self.connect_options,
             )

@@ -273,6 +273,14 @@ async def test_temporal_workflow_show_prints_ciphertext_and_plaintext_through_th
     assert encrypted_encoding not in decoded_json
 
 
+async def test_the_plain_json_cli_decrypts_what_it_reads(encrypted: Encrypted):
+    # `rollout status` reads the result with the SDK's default converter (no pydantic), and
+    # still through the codec: the result is there, in plaintext.
+    code, out, err = await run_cli(encrypted.env, "rollout", "status", encrypted.workflow_id)
+    assert code == 0, err
+    assert out.startswith(f"{encrypted.workflow_id}: Promoted — ")
+
+
 async def test_the_cli_with_another_key_says_which_key_it_lacks(encrypted: Encrypted):
     env = encrypted.env | {"DEPLOYFLOW_CODEC_KEYS": "", "DEPLOYFLOW_CODEC_KEY": key_line("2025-01")}
     code, _, err = await run_cli(env, "rollout", "status", encrypted.workflow_id)

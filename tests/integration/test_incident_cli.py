@@ -63,6 +63,12 @@ async def test_on_call_acknowledges_and_resolves_an_incident_from_the_cli(tempor
         assert code == EXIT_OK, err
         assert json.loads(out)["phase"] == IncidentPhase.ACKNOWLEDGED.value
 
+        code, out, err = await run_cli(env, "incident", "status", service)
+        assert code == EXIT_OK, err
+        assert out.startswith(f"{handle.id}: Acknowledged — ")
+        assert "  alert firing, 1 notification(s)\n" in out
+        assert "acknowledged by alice after " in out
+
         code, out, err = await run_cli(env, "incident", "resolve", handle.id[:24])
         assert code == EXIT_OK, err
         result = await handle.result()

@@ -27,7 +27,7 @@ from temporalio.client import Client, ScheduleOverlapPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from starters import monitors
+from starters import commands
 from starters.errors import UsageError
 from tests.fixtures.cli import run_cli
 from tests.unit.test_schedules import next_fires
@@ -98,7 +98,7 @@ def config(client: Client) -> TemporalConfig:
 def run(client: Client, config: TemporalConfig, capsys: pytest.CaptureFixture[str]) -> Run:
     """``deployflow monitor ARGS`` in-process through the verbs' own parsers: (code, stdout)."""
     parser = argparse.ArgumentParser(prog="deployflow")
-    monitors.add_parsers(parser.add_subparsers(dest="command", required=True))
+    commands.add_monitor(parser.add_subparsers(dest="command", required=True))
 
     async def invoke(*argv: str) -> tuple[int, str]:
         capsys.readouterr()

@@ -60,6 +60,10 @@ async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
                 if code == 0 and json.loads(out)["stages"][2]["state"] == "awaiting-approval":
                     break
                 await asyncio.sleep(0.2)
+        code, out, err = await run_cli(env, "pipeline", "status", service)
+        assert code == 0, err
+        assert out.startswith(f"pipeline-{service}: Running v7 — ")
+        assert "  production     awaiting-approval\n" in out
         code, _, err = await run_cli(env, "pipeline", "start", str(path), "--version", "v7")
         assert code == 0, err
         assert f"pipeline-{service}: v7 runs in this pipeline" in err

@@ -1,0 +1,82 @@
+"""`deployflow pipeline lint|start`: read a pipeline spec, start it or submit a version.
+
+`start` is update-with-start: with no pipeline running it starts one; with one running it
+submits the version to it, which supersedes or queues by the spec's policy — and prints
+what became of it (queued behind v2, supersedes v2, ...). `status`, `approve` and `reject`
+are in ``starters/pipelines.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy
+
+from starters import spec_files
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
+from starters.progress import print_events
+from workers.config import TemporalConfig
+from workflows.pipeline import PromotionPipeline
+from workflows.pipeline_models import PipelineOutcome, PipelineRequest, PipelineResult, Submission
+from workflows.pipeline_spec import Pipeline, load_pipeline
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+
+
+def read_pipeline(path: str) -> Pipeline:
+    return spec_files.read(path, load_pipeline)
+
+
+def lint(args: argparse.Namespace) -> int:
+    return spec_files.lint(args, load_pipeline, _summary)
+
+
+def _summary(pipeline: Pipeline) -> tuple[str, str]:
+    stages = " → ".join(s.environment for s in pipeline.spec.stages)
+    return pipeline.workflow_id, f"pipeline {pipeline.name}: {stages}"
+
+
+def prepare_start(args: argparse.Namespace) -> None:
+    args.pipeline = read_pipeline(args.file)
+    args.version = args.version or args.pipeline.spec.version
+    if not args.version:
+        raise UsageError("--version: required (the spec has no spec.version)")
+    Submission(version=args.version)  # validates the version text
+
+
+async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    pipeline: Pipeline = args.pipeline
+    starting = WithStartWorkflowOperation(
+        PromotionPipeline.run,
+        PipelineRequest(pipeline=pipeline, version=args.version),
+        id=pipeline.workflow_id,
+        task_queue=config.task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"pipeline {pipeline.name}",
+    )
+    answer = await client.execute_update_with_start_workflow(
+        PromotionPipeline.submit,
+        Submission(version=args.version, by=args.by),
+        start_workflow_operation=starting,
+    )
+    handle = await starting.workflow_handle()
+    url = config.workflow_url(handle.id)
+    print(f"{handle.id}: {answer} — {url}", file=sys.stderr)
+    if not args.wait:
+        if args.json:
+            print(json.dumps({"workflowId": handle.id, "url": url, "submitted": answer}))
+        return EXIT_OK
+    latest = client.get_workflow_handle_for(PromotionPipeline.run, handle.id)
+    try:
+        result: PipelineResult = await latest.result()
+    except WorkflowFailureError as exc:
+        return print_failed(handle.id, exc, json_output=args.json)
+    print_events(result.events, out=sys.stderr)
+    if args.json:
+        print(result.model_dump_json(by_alias=True))
+    else:
+        print(f"{handle.id}: {result.outcome.value} {result.version} — {result.reason}")
+    return EXIT_OK if result.outcome is PipelineOutcome.SUCCEEDED else EXIT_FAILED

@@ -1,0 +1,141 @@
+"""`deployflow rollout lint|start`: read a spec, start the rollout, follow it with `--wait`.
+
+Exit codes are for CI: 0 promoted / done (started, without ``--wait``), 1 rolled back,
+aborted or failed, 2 invalid input (spec, arguments, a rollout already running), 3 Temporal
+unreachable. The commands on running rollouts are in ``starters/rollouts.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from starters import spec_files
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
+from starters.progress import follow, print_events
+from starters.rollouts import _who
+from workers.config import TemporalConfig
+from workflows import search_attributes as sa
+from workflows.emergency_models import rollback_workflow_id
+from workflows.registry import workflow_type
+from workflows.rollout_models import RolloutPhase, RolloutResult
+from workflows.spec import Rollout, load_rollout
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+
+
+def read_spec(path: str) -> Rollout:
+    return spec_files.read(path, load_rollout)
+
+
+def describe(rollout: Rollout) -> str:
+    """One line: what this spec does."""
+    spec = rollout.spec
+    what = f"{spec.strategy.name} of {spec.service} {spec.version} in {spec.environment}"
+    if spec.strategy.canary is not None:
+        steps = spec.strategy.canary.steps
+        return f"{what}, {len(steps)} steps: " + " → ".join(s.describe() for s in steps)
+    return what
+
+
+def lint(args: argparse.Namespace) -> int:
+    return spec_files.lint(args, load_rollout, lambda r: (r.workflow_id, describe(r)))
+
+
+def prepare_start(args: argparse.Namespace) -> None:
+    """Validate the spec before contacting Temporal: bad input is exit 2 even offline."""
+    args.rollout = read_spec(args.file)
+
+
+async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    rollout: Rollout = args.rollout
+    spec = rollout.spec
+    await _refuse_beside_a_rollback(client, rollout)
+    try:
+        handle = await client.start_workflow(
+            workflow_type(rollout),
+            rollout,
+            result_type=RolloutResult,
+            id=rollout.workflow_id,
+            task_queue=config.task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.DEPLOY_SERVICE, spec.service),
+                    SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
+                    SearchAttributePair(sa.DEPLOY_STRATEGY, spec.strategy.name),
+                    SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
+                ]
+            ),
+            static_summary=(
+                f"{spec.strategy.name} {spec.service} {spec.version} → {spec.environment}"
+            ),
+            static_details=f"{describe(rollout)}\n\nstarted by {_who()} from {args.file}",
+        )
+    except WorkflowAlreadyStartedError:
+        await _refuse_beside_a_rollback(client, rollout)  # it may hold the id: say so
+        raise UsageError(
+            f"a rollout of {spec.service} in {spec.environment} is already running "
+            f"(workflow {rollout.workflow_id}); wait for it, or abort it with "
+            f"`deployflow rollout abort {spec.service} --env {spec.environment}`"
+        ) from None
+    url = config.workflow_url(handle.id, handle.result_run_id)
+    started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}
+    if args.json and not args.wait:
+        print(json.dumps(started))
+        return EXIT_OK
+    _err(f"started {handle.id} — {url}")
+    if not args.wait:
+        return EXIT_OK
+    return await wait_for_result(handle, json_output=args.json)
+
+
+async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
+    """An emergency rollback of the service in this environment goes first (it cancels a
+    rollout that starts meanwhile): refuse to start one beside it."""
+    spec = rollout.spec
+    rollback_id = rollback_workflow_id(spec.service, spec.environment)
+    try:
+        description = await client.get_workflow_handle(rollback_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return
+        raise
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        raise UsageError(
+            f"an emergency rollback of {spec.service} in {spec.environment} is running "
+            f"(workflow {rollback_id}) and would cancel this rollout; start it once the "
+            "rollback has finished"
+        )
+
+
+async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool) -> int:
+    """Stream progress to stderr until the run closes; the result on stdout; the exit code."""
+    printed = await follow(handle, out=sys.stderr)
+    try:
+        result: RolloutResult = await handle.result()
+    except WorkflowFailureError as exc:
+        return print_failed(handle.id, exc, json_output=json_output)
+    print_events(result.events[printed:], out=sys.stderr)
+    if json_output:
+        print(result.model_dump_json(by_alias=True))
+    else:
+        print(f"{handle.id}: {result.outcome.value} — {result.reason}")
+    return EXIT_OK if result.outcome is RolloutPhase.PROMOTED else EXIT_FAILED
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
