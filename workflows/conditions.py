@@ -106,9 +106,10 @@ def compile_condition(expression: str) -> cel.Program:
         program = cel.compile(text)
     except (ValueError, RuntimeError) as exc:
         why = str(exc).splitlines()[0].removeprefix(f"Failed to parse expression '{text}': ")
+        why = why.removeprefix("ERROR: <input>:")
         if untranslatable:
-            why = f"not CEL ({why}) and not expr that deployflow reads ({untranslatable})"
-        raise ConditionError(why) from None
+            why += f"; as Argo's expr: {untranslatable}"
+        raise ConditionError(f"cannot be parsed as CEL or as Argo's expr: {why}") from None
     bound = set(_MACRO_BINDING.findall(text))
     unknown = set(program.variables()) - ALLOWED_VARIABLES - bound
     if unknown:

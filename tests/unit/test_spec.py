@@ -164,7 +164,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         f"{M}.successCondition",
         "result <<< 1",
-        "spec.analysisTemplates[0].metrics[0].successCondition: Failed to parse expression",
+        "spec.analysisTemplates[0].metrics[0].successCondition: cannot be parsed as CEL or as Argo's expr: 1:9: Syntax error",
     ),
     (
         f"{M}.failureCondition",
