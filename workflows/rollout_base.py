@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.routing.base import Weights
     from workflows import database, timeline
     from workflows import search_attributes as sa
-    from workflows.analysis import AnalysisPhase, AnalysisRun
+    from workflows.analysis import AnalysisPhase, AnalysisRun, new_run
     from workflows.analysis_runner import run_analysis
     from workflows.durations import format_duration
     from workflows.failures import FATAL, root_cause
@@ -534,11 +534,7 @@ class RolloutBase:
         self._event("weights", f"stable {weights.stable} % / canary {weights.canary} % ({label})")
 
     def _new_run(self, name: str, analysis: StepAnalysis) -> AnalysisRun:
-        run = AnalysisRun(
-            name=name,
-            templates=[t.template_name for t in analysis.templates],
-            started_at=workflow.now(),
-        )
+        run = new_run(name, analysis, workflow.now())
         self._status.analysis_runs.append(run)
         return run
 
