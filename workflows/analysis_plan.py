@@ -227,6 +227,7 @@ def _arg_values(
         arguments[arg.name] = arg
     values: dict[str, str] = {}
     secrets: dict[str, SecretKeyRef] = {}
+    reported = len(problems)
     for name, arg in arguments.items():
         source = arg.value_from
         if arg.value is not None:
@@ -257,6 +258,9 @@ def _arg_values(
                 )
             else:
                 values[name] = value
+        if name not in values and name not in secrets and len(problems) > reported:
+            # Reported above; a stand-in keeps the rest of the check from tripping over it.
+            values[name] = name
     return values, secrets
 
 

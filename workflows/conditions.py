@@ -75,8 +75,9 @@ def _element(values: Any, index: int, function: str) -> Any:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "isNaN": lambda x: math.isnan(_number(x, "isNaN")),
     "isInf": lambda x: math.isinf(_number(x, "isInf")),
-    "isNil": lambda x: x is None,
-    "default": lambda x, fallback: fallback if x is None else x,
+    # No data (an empty vector) counts as nil, as a Datadog query's nil does in Argo.
+    "isNil": lambda x: x is None or x == [],
+    "default": lambda x, fallback: fallback if x is None or x == [] else x,
     "asInt": _as_int,
     "asFloat": _as_float,
     "abs": lambda x: abs(_number(x, "abs")),
