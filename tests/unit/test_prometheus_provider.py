@@ -59,6 +59,7 @@ class FakePrometheus:
     hold: bool = False  # answer only after ``release`` is set (a slow server)
     release: threading.Event = field(default_factory=threading.Event)
     queries: list[str] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # path, params, headers
 
     @property
     def url(self) -> str:
@@ -75,8 +76,11 @@ def prometheus() -> Iterator[FakePrometheus]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
-            assert url.path == "/api/v1/query", url.path
-            fake.queries.append(parse_qs(url.query)["query"][0])
+            assert url.path in ("/api/v1/query", "/api/v1/query_range"), url.path
+            params = {k: v[0] for k, v in parse_qs(url.query).items()}
+            fake.queries.append(params["query"])
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            fake.requests.append({"path": url.path, "params": params, "headers": headers})
             if fake.hold:
                 fake.release.wait(timeout=10)
             body = fake.body if isinstance(fake.body, str) else json.dumps(fake.body)
@@ -345,3 +349,93 @@ def test_measure_logs_key_and_metric_but_not_credentials() -> None:
     assert entry["metric"] == "error-rate"
     assert entry["attempt"] == 1
     assert "s3cret" not in repr(entry)
+
+
+# --- headers, authentication, range queries (Argo's prometheus fields) --------------------
+
+
+def test_headers_and_basic_auth_are_sent(prometheus: FakePrometheus) -> None:
+    spec = {
+        "address": prometheus.url,
+        "query": "up",
+        "headers": [{"key": "X-Scope-OrgID", "value": "tenant_a"}],
+        "authentication": {"basicAuth": {"username": "grafana", "password": "pw"}},
+    }
+    provider = provider_for(MetricProviderSpec.model_validate({"prometheus": spec}))
+    assert provider.measure().values == [0.0]
+    headers = prometheus.requests[0]["headers"]
+    assert headers["x-scope-orgid"] == "tenant_a"
+    assert headers["authorization"] == "Basic Z3JhZmFuYTpwdw=="  # grafana:pw
+
+
+def test_a_bearer_token_from_a_secret_arg_is_sent_and_never_returned(
+    prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPLOYFLOW_SECRET_PROM_TOKEN", "t0ken")
+    payload = {
+        "metric": "error-rate",
+        "key": "k",
+        "provider": {
+            "prometheus": {
+                "address": prometheus.url,
+                "query": 'up{token="{{args.token}}"}',
+                "authentication": {"bearer": {"token": "{{args.token}}"}},
+            }
+        },
+        "secrets": {"token": {"name": "prom", "key": "token"}},
+    }
+    output = ActivityEnvironment().run(measure, MeasureInput.model_validate(payload))
+    assert prometheus.requests[0]["headers"]["authorization"] == "Bearer t0ken"
+    assert prometheus.queries == ['up{token="t0ken"}']
+    assert output.metadata == {"ResolvedPrometheusQuery": 'up{token="***"}'}
+
+
+def test_a_range_query_asks_for_the_window_and_returns_every_sample(
+    prometheus: FakePrometheus,
+) -> None:
+    series = [
+        {"metric": {"pod": "a"}, "values": [[TS, "1"], [TS + 60, "2"]]},
+        {"metric": {"pod": "b"}, "values": [[TS, "3"]]},
+    ]
+    prometheus.answer(
+        200, {"status": "success", "data": {"resultType": "matrix", "result": series}}
+    )
+    spec = PrometheusProviderSpec.model_validate(
+        {
+            "address": prometheus.url,
+            "query": "http_latency_ms",
+            "rangeQuery": {"start": 'now() - duration("5m")', "end": "now()", "step": "1m"},
+        }
+    )
+    assert PrometheusProvider(spec).measure().values == [1.0, 2.0, 3.0]
+    [request] = prometheus.requests
+    params = request["params"]
+    assert request["path"] == "/api/v1/query_range"
+    assert params["step"] == "60s"
+    assert float(params["end"]) - float(params["start"]) == pytest.approx(300, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rangeQuery": {"start": "yesterday", "step": "1m"}}, "only now() and now() - duration"),
+        (
+            {"rangeQuery": {"start": 'now() - duration("soon")', "step": "1m"}},
+            "expected a duration",
+        ),
+        ({"authentication": {"sigv4": {"region": "eu-west-1"}}}, "not supported: SigV4"),
+        ({"authentication": {"oauth2": {"tokenUrl": "https://t"}}}, "not supported: the OAuth2"),
+        (
+            {
+                "authentication": {
+                    "bearer": {"token": "a"},
+                    "basicAuth": {"username": "u", "password": "p"},
+                }
+            },
+            "set basicAuth or bearer, not both",
+        ),
+    ],
+)
+def test_argo_prometheus_fields_are_checked(fields: dict[str, Any], message: str) -> None:
+    error = spec_error(address="http://p:9090", query="up", **fields)
+    assert message in error["msg"]
