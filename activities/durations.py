@@ -92,3 +92,14 @@ def _check_duration(value: str) -> str:
 
 Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_check_duration)]
 """A spec field holding a duration as the user wrote it (``30s``; a number is seconds)."""
+
+
+def _check_templated(value: str) -> str:
+    return value if "{{" in value else _check_duration(value)
+
+
+TemplatedDuration = Annotated[
+    str, BeforeValidator(_duration_text), AfterValidator(_check_templated)
+]
+"""A duration in an analysis provider spec, where ``{{args.NAME}}`` may stand for it: checked
+again once analysis placeholders are filled in (``workflows/analysis_plan.py``)."""

@@ -22,6 +22,7 @@ from starters import (
     incidents,
     monitors,
     pipelines,
+    rehearsal_commands,
     rollouts,
     serve_command,
 )
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = subparsers.add_parser("worker", help="run a worker for all deployflow workflows")
     worker.set_defaults(func=worker_main.run, sync=True)
     rollouts.add_parsers(subparsers)
+    rehearsal_commands.add_analysis(subparsers)
     pipelines.add_parsers(subparsers)
     emergency.add_parser(subparsers)
     history.add_parser(subparsers)

@@ -30,7 +30,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from starters import spec_files
+from starters import rehearsal_commands, spec_files
 from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
@@ -241,6 +241,8 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--wait", action="store_true", help="stream progress; exit code = outcome")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=start, prepare=prepare_start)
+
+    rehearsal_commands.add_simulate(cmds)
 
     p = cmds.add_parser("status", help="phase, step, weights, analysis and timeline")
     _name_args(p)

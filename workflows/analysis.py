@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, JsonValue
 
+from activities.metrics.activities import MeasureOutput
 from activities.metrics.judge_spec import Judgement
 from activities.model import Model
 from workflows.analysis_spec import (
@@ -164,6 +165,30 @@ def classify(
     if not success:
         return AnalysisPhase.INCONCLUSIVE, f"neither condition held for result {_show(measured)}"
     return AnalysisPhase.SUCCESSFUL, None
+
+
+def measurement_of(
+    metric: Metric, output: MeasureOutput, started_at: datetime, finished_at: datetime
+) -> Measurement:
+    """The measurement the ``measure`` activity's ``output`` makes for ``metric``."""
+    message: str | None = output.error
+    if output.error:
+        phase = AnalysisPhase.ERROR
+    else:
+        decided = AnalysisPhase(output.phase) if output.phase else None
+        phase, message = classify(metric, output.values, output.result, decided)
+        if output.judgement is not None:
+            message = output.judgement.summary() + (f"; {message}" if message else "")
+    return Measurement(
+        phase=phase,
+        value=output.values,
+        result=output.result,
+        message=message,
+        started_at=started_at,
+        finished_at=finished_at,
+        metadata=output.metadata,
+        judgement=output.judgement,
+    )
 
 
 def record(

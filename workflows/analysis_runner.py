@@ -22,8 +22,8 @@ with workflow.unsafe.imports_passed_through():
         AnalysisRun,
         Measurement,
         MetricResult,
-        classify,
         handles_special_values,
+        measurement_of,
         record,
         run_phase,
     )
@@ -112,18 +112,6 @@ async def _measure_until_done(
 async def _measure(
     request: MeasureInput, planned: PlannedMetric, timeout: timedelta, started: datetime
 ) -> Measurement:
-    def measured(phase: AnalysisPhase, message: str | None, output: MeasureOutput) -> Measurement:
-        return Measurement(
-            phase=phase,
-            value=output.values,
-            result=output.result,
-            message=message,
-            started_at=started,
-            finished_at=workflow.now(),
-            metadata=output.metadata,
-            judgement=output.judgement,
-        )
-
     try:
         output = await workflow.execute_activity(
             "measure",
@@ -138,14 +126,5 @@ async def _measure(
     except ActivityError as exc:
         if is_cancelled_exception(exc):
             raise
-        return measured(AnalysisPhase.ERROR, f"measurement failed: {exc.cause or exc}", _NOTHING)
-    if output.error:
-        return measured(AnalysisPhase.ERROR, output.error, output)
-    decided = AnalysisPhase(output.phase) if output.phase else None
-    phase, message = classify(planned.metric, output.values, output.result, decided)
-    if output.judgement is not None:
-        message = output.judgement.summary() + (f"; {message}" if message else "")
-    return measured(phase, message, output)
-
-
-_NOTHING = MeasureOutput()
+        output = MeasureOutput(error=f"measurement failed: {exc.cause or exc}")
+    return measurement_of(planned.metric, output, started, workflow.now())

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from activities.durations import Duration
+from activities.durations import TemplatedDuration
 from activities.metrics.prometheus_spec import Connection
 from activities.model import Model
 
@@ -92,9 +92,9 @@ class JudgeProviderSpec(Model):
     metrics: list[JudgeMetric] = Field(min_length=1)
     canary_scope: str = Field(default="{{version}}", min_length=1)
     baseline_scope: str = Field(default="{{stableVersion}}", min_length=1)
-    lookback: Duration = "10m"
+    lookback: TemplatedDuration = "10m"
     """How far back each measurement compares canary and baseline (Kayenta's interval)."""
-    step: Duration = "15s"
+    step: TemplatedDuration = "15s"
     thresholds: Thresholds = Field(default_factory=Thresholds)
     group_weights: dict[str, float] = Field(default_factory=dict)
     """Per group, its share of the score (percent); groups not listed share what is left."""

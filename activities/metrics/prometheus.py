@@ -88,7 +88,7 @@ class PrometheusClient:
                 f"prometheus at {shown} did not answer within {connection.timeout:g}s"
             ) from e
         except requests.RequestException as e:
-            raise MetricUnavailable(f"prometheus at {shown} unreachable: {e}") from e
+            raise MetricUnavailable(f"prometheus at {shown} unreachable: {why(e)}") from e
         except PrometheusApiClientException as e:
             if not responses:
                 raise MetricUnavailable(f"prometheus at {shown}: {e}") from e
@@ -113,6 +113,12 @@ class PrometheusProvider:
         start, end, step = spec.range_query.window(datetime.now(UTC))
         series = self.client.range(spec.query, start, end, step)
         return Reading(values=[v for _, points in series for _, v in points], metadata=metadata)
+
+
+def why(error: requests.RequestException) -> str:
+    """What went wrong, without the URL (a whole encoded query) that requests repeats."""
+    inner = error.args[0] if error.args else error
+    return str(getattr(inner, "reason", None) or inner)
 
 
 def _without_credentials(address: str) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from activities.durations import Duration, parse_duration
+from activities.durations import TemplatedDuration, parse_duration
 from activities.model import NOT_SERIALISED, Model, PositiveSeconds, refuse
 
 _TIME = re.compile(r"""^\s*now\(\)\s*(?:-\s*duration\(\s*(["'])(?P<ago>.+?)\1\s*\)\s*)?$""")
@@ -96,7 +96,7 @@ class RangeQuery(Model):
 
     start: str
     end: str = "now()"
-    step: Duration
+    step: TemplatedDuration
 
     @field_validator("start", "end")
     @classmethod

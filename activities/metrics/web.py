@@ -22,6 +22,7 @@ from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from activities.metrics.base import MetricUnavailable, Reading
+from activities.metrics.prometheus import why
 from activities.metrics.prometheus_spec import Header
 from activities.model import NOT_SERIALISED, Model, refuse
 
@@ -120,7 +121,7 @@ class WebProvider:
                 f"{spec.url} did not answer within {spec.timeout_seconds}s"
             ) from e
         except requests.RequestException as e:
-            raise MetricUnavailable(f"{spec.url} unreachable: {e}") from e
+            raise MetricUnavailable(f"{spec.url} unreachable: {why(e)}") from e
         if not 200 <= response.status_code < 300:
             raise MetricUnavailable(
                 f"{spec.url} answered HTTP {response.status_code}: "
