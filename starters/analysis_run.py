@@ -16,7 +16,7 @@ import json
 import logging
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(json=False, level=logging.ERROR)  # the measurements are the output
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    try:
+        interval = None if args.interval is None else parse_duration(args.interval)
+    except ValueError as exc:
+        raise UsageError(f"--interval {args.interval}: {exc}") from None
     rollout = load(args)
     names = args.template or [
         t.name for t in (*rollout.spec.analysis_templates, *rollout.spec.cluster_analysis_templates)
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except PlanError as exc:
         raise SpecError(args.file, exc.problems) from None
     out = None if args.json else sys.stdout
-    results = [_measure(p, args.count, rollout, out) for p in planned]
+    results = [_measure(p, args.count, interval, rollout, out) for p in planned]
     phase = run_phase(results)
     if args.json:
         report = {"phase": phase.value, "metrics": [r.model_dump(mode="json") for r in results]}
@@ -126,13 +130,17 @@ def _argument(text: str) -> Argument:
 
 
 def _measure(
-    planned: PlannedMetric, count: int, rollout: Rollout, out: TextIO | None
+    planned: PlannedMetric,
+    count: int,
+    interval: timedelta | None,
+    rollout: Rollout,
+    out: TextIO | None,
 ) -> MetricResult:
     metric = planned.metric
     judged = metric.model_copy(update={"count": count})  # the run ends after these
     result = MetricResult(name=metric.name, dry_run=planned.dry_run)
     raw = handles_special_values(metric)
-    pause = parse_duration(metric.interval or "0s").total_seconds()
+    pause = (interval or parse_duration(metric.interval or "0s")).total_seconds()
     for number in range(1, count + 1):
         if number > 1:
             time.sleep(pause)

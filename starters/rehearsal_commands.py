@@ -55,6 +55,11 @@ def add_analysis(subparsers: Subparsers) -> None:
         metavar="N",
         help="measurements per metric, one interval apart (default 1)",
     )
+    p.add_argument(
+        "--interval",
+        metavar="DURATION",
+        help="time between two measurements (default: each metric's interval)",
+    )
     for flag, what in (
         ("--service", "{{service}}"),
         ("--environment", "{{environment}}"),
