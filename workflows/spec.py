@@ -205,12 +205,11 @@ class SpecError(ValueError):
         super().__init__(f"{source}: invalid spec\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def rollout_problems(rollout: Rollout) -> list[str]:
-    """Cross-field checks pydantic cannot express per field; empty when the spec is sound."""
-    problems: list[str] = template_problems(rollout)
-    spec = rollout.spec
+def analysis_references(rollout: Rollout) -> list[tuple[str, StepAnalysis, bool]]:
+    """Every reference to analysis templates in the strategy: (spec path, reference,
+    whether it blocks — a step's, which must finish — or runs in the background)."""
     refs: list[tuple[str, StepAnalysis, bool]] = []
-    canary = spec.strategy.canary
+    canary, blue_green = rollout.spec.strategy.canary, rollout.spec.strategy.blue_green
     if canary is not None:
         refs += [
             (f"spec.strategy.canary.steps[{i}].analysis", s.analysis, True)
@@ -219,12 +218,6 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         ]
         if canary.analysis is not None:
             refs.append(("spec.strategy.canary.analysis", canary.analysis, False))
-            if canary.analysis.starting_step >= len(canary.steps):
-                problems.append(
-                    f"spec.strategy.canary.analysis.startingStep: {canary.analysis.starting_step} "
-                    f"is past the last step (there are {len(canary.steps)} steps, numbered from 0)"
-                )
-    blue_green = spec.strategy.blue_green
     if blue_green is not None:
         for field, analysis in (
             ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
@@ -232,6 +225,20 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         ):
             if analysis is not None:
                 refs.append((f"spec.strategy.blueGreen.{field}", analysis, True))
+    return refs
+
+
+def rollout_problems(rollout: Rollout) -> list[str]:
+    """Cross-field checks pydantic cannot express per field; empty when the spec is sound."""
+    problems: list[str] = template_problems(rollout)
+    spec = rollout.spec
+    canary = spec.strategy.canary
+    starting = canary.analysis.starting_step if canary and canary.analysis else None
+    if canary is not None and starting is not None and starting >= len(canary.steps):
+        problems.append(
+            f"spec.strategy.canary.analysis.startingStep: {starting} is past the last step "
+            f"(there are {len(canary.steps)} steps, numbered from 0)"
+        )
     rolling = spec.strategy.rolling
     if rolling is not None:
         try:
@@ -246,7 +253,7 @@ def rollout_problems(rollout: Rollout) -> list[str]:
     command = spec.platform.command if spec.platform else None
     if spec.strategy.recreate is not None and command is not None and not command.stop:
         problems.append("spec.platform.command.stop: required by strategy recreate")
-    for path, analysis, blocking in refs:
+    for path, analysis, blocking in analysis_references(rollout):
         problems += reference_problems(rollout, path, analysis, blocking)
     return problems
 
