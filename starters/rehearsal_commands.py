@@ -88,4 +88,4 @@ def add_simulate(rollout_commands: Subparsers) -> None:
         help="YAML: each metric's value over time (see docs/analysis.md)",
     )
     p.add_argument("--json", action="store_true", help="the result and timeline as JSON")
-    p.set_defaults(func=_handler("starters.simulate:run"), needs_client=False)
+    p.set_defaults(func=_handler("starters.simulation.command:run"), needs_client=False)
