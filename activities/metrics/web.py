@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import requests
-from jsonpath_ng import JSONPath
-from jsonpath_ng.exceptions import JSONPathError
-from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from activities.metrics.base import MetricUnavailable, Reading
 from activities.metrics.prometheus import why
 from activities.metrics.prometheus_spec import Header
 from activities.model import NOT_SERIALISED, Model, refuse
+
+if TYPE_CHECKING:
+    from jsonpath_ng import JSONPath
 
 TEXT_LIMIT = 64 * 1024
 """Bytes of a plain-text answer kept as the result (a condition needs no more)."""
@@ -81,6 +81,10 @@ class WebProviderSpec(Model):
 @lru_cache(maxsize=256)
 def compiled_path(text: str) -> JSONPath:
     """Argo's ``{$.data.ok}`` (braces optional, ``$`` optional) as a jsonpath-ng path."""
+    # Imported on use: every CLI command loads spec models, few specs have a jsonPath.
+    from jsonpath_ng.exceptions import JSONPathError
+    from jsonpath_ng.ext.parser import parse as parse_jsonpath
+
     path = text.strip()
     if path.startswith("{") and path.endswith("}"):
         path = path[1:-1].strip()
