@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters import (
+    codec_server_command,
     devserver,
     emergency,
     history,
@@ -24,11 +25,13 @@ from starters import (
     pipelines,
     rehearsal_commands,
     rollouts,
+    routers,
     serve_command,
 )
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from workers import main as worker_main
-from workers.config import TemporalConfig
+from workers.codec_keys import CodecKeyError
+from workers.config import TemporalConfig, TemporalConfigError, TemporalConnectError
 from workers.logging_setup import configure_logging
 from workflows.spec import SpecError
 
@@ -37,7 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deployflow",
         description="Durable progressive delivery and incident response on Temporal.",
-        epilog="Temporal: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default).",
+        epilog="Temporal: as the temporal CLI reads it (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, "
+        "TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE); "
+        "default localhost:7233, namespace default.",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="the Temporal client profile to use (default: TEMPORAL_PROFILE, else 'default')",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     devserver.add_parser(subparsers)
@@ -50,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_parser(subparsers)
     incidents.add_parsers(subparsers)
     monitors.add_parsers(subparsers)
+    routers.add_parsers(subparsers)
     serve_command.add_parser(subparsers)
+    codec_server_command.add_parser(subparsers)
     return parser
 
 
@@ -61,9 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
-    except UsageError as exc:
+    except (UsageError, TemporalConfigError, CodecKeyError) as exc:
         print(f"deployflow: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except TemporalConnectError as exc:
+        print(f"deployflow: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except BrokenPipeError:
         # Whoever read stdout went away (`| head`): nothing wrong with Temporal.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -73,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         if isinstance(exc, RuntimeError) and "connect" not in str(exc).lower():
             raise
-        address = TemporalConfig.from_env().address
+        address = TemporalConfig.from_env(args.profile).address
         print(f"deployflow: Temporal is unreachable at {address}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
@@ -95,7 +110,7 @@ def dispatch(args: argparse.Namespace) -> int:
     prepare = getattr(args, "prepare", None)
     if prepare is not None:
         prepare(args)
-    config = TemporalConfig.from_env()
+    config = TemporalConfig.from_env(args.profile)
 
     async def run() -> int:
         identity_from = getattr(args, "identity_from", None)

@@ -20,14 +20,15 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from starters.errors import EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest, RollbackResult
+from workflows.emergency_models import RollbackRequest, RollbackResult, rollback_workflow_id
 from workflows.registry import WORKFLOW_TYPES
 from workflows.rollout_models import RolloutPhase, RolloutResult
 from workflows.spec import Rollout, rollout_workflow_id
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,9 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     handle = await client.start_workflow(
         EmergencyRollback.run,
         request,
-        id=f"rollback-{args.service}-{args.env}",
+        id=rollback_workflow_id(args.service, args.env),
         task_queue=config.task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         static_summary=f"emergency rollback of {args.service} in {args.env} to {target}",
@@ -145,8 +147,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     try:
         result: RollbackResult = await handle.result()
     except WorkflowFailureError as exc:
-        print(f"{handle.id}: failed — {cause_message(exc)}")
-        return EXIT_FAILED
+        return print_failed(handle.id, exc, json_output=args.json)
     print_events(result.events, out=sys.stderr)
     if args.json:
         print(result.model_dump_json(by_alias=True))

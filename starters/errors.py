@@ -1,8 +1,12 @@
-"""Exit codes of the CLI, and the error that means "the user asked for something wrong"."""
+"""Exit codes of the CLI, the error that means "the user asked for something wrong", and
+how a run that ended without a result is shown."""
 
 from __future__ import annotations
 
+import json
 from typing import Final
+
+from activities.errors import root_cause
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -16,7 +20,39 @@ class UsageError(Exception):
     """Invalid input: printed as one line, exit code 2."""
 
 
-def cause_message(exc: BaseException) -> str:
-    """The message of a Temporal failure's cause (an ApplicationError's text), else its str."""
-    cause = getattr(exc, "cause", None)
-    return str(getattr(cause, "message", None) or cause or exc)
+def print_failed(workflow_id: str, exc: BaseException, *, json_output: bool) -> int:
+    """Print a run that failed, was cancelled, terminated or timed out, with the root cause
+    of ``exc`` (its ``WorkflowFailureError``), on stdout; the exit code (1).
+
+    Text: ``rollout-x: failed — activity get_weights: <message> (<type>)``. JSON: the
+    outcome, ``reason`` (message and type), ``errorType``, ``where`` and the whole chain.
+    """
+    root = root_cause(exc)
+    # The run's own cancellation, termination or timeout (not an activity's) is its outcome.
+    outcome = "Failed" if root.where else _OUTCOMES.get(root.error, "Failed")
+    if json_output:
+        document = {
+            "workflowId": workflow_id,
+            "outcome": outcome,
+            "reason": str(root),
+            "errorType": root.type,
+            "where": root.where or None,
+            "causes": list(root.chain),
+        }
+        print(json.dumps(document))
+    else:
+        print(f"{workflow_id}: {_WORDS[outcome]} — {root.located}")
+    return EXIT_FAILED
+
+
+_OUTCOMES = {
+    "CancelledError": "Cancelled",
+    "TerminatedError": "Terminated",
+    "TimeoutError": "TimedOut",
+}
+_WORDS = {
+    "Failed": "failed",
+    "Cancelled": "cancelled",
+    "Terminated": "terminated",
+    "TimedOut": "timed out",
+}

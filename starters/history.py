@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 
+from activities.errors import root_cause
 from starters.errors import EXIT_OK
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
@@ -64,7 +65,7 @@ async def _row(client: Client, wf: WorkflowExecution) -> dict[str, Any]:
         result = await handle.result(follow_runs=False)
     except WorkflowFailureError as exc:
         status = wf.status.name if wf.status else "FAILED"
-        return row | {"outcome": status.capitalize(), "reason": str(exc.cause)}
+        return row | {"outcome": status.capitalize(), "reason": root_cause(exc).located}
     if isinstance(result, RollbackResult):
         return row | {"version": result.version, "outcome": "RolledBack", "reason": result.reason}
     row |= {

@@ -14,7 +14,8 @@ import json
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from activities.errors import root_cause
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
 from starters.rollouts import _who, visibility_rows
 from workers.config import TemporalConfig
 from workflows.incident_models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
@@ -45,7 +46,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
     try:
         current: IncidentStatus = await handle.query("status", result_type=IncidentStatus)
     except (RPCError, WorkflowFailureError) as exc:
-        print(f"{incident}: its status cannot be read now: {cause_message(exc)}")
+        print(f"{incident}: its status cannot be read now: {root_cause(exc).message}")
         return EXIT_FAILED
     if args.json:
         print(current.model_dump_json(by_alias=True))
@@ -79,7 +80,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     try:
         message = await handle.execute_update(args.verb, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.verb} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{args.verb} rejected: {root_cause(exc).message}") from None
     print(f"{incident}: {message}")
     return EXIT_OK
 

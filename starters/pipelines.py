@@ -1,7 +1,8 @@
 """`deployflow pipeline …`: lint, start (or submit a newer version), status, approve, reject.
 
-`start` is signal-with-start: with no pipeline running it starts one; with one running it
-submits the version to it, which supersedes or queues by the spec's policy.
+`start` is update-with-start: with no pipeline running it starts one; with one running it
+submits the version to it, which supersedes or queues by the spec's policy — and prints
+what became of it (queued behind v2, supersedes v2, ...).
 
 `--as NAME` is the approver recorded in history. Locally nothing checks it; in a shared
 cluster, gate who may send `approve`/`reject` with Temporal's authorizer (mTLS or a JWT
@@ -14,10 +15,17 @@ import argparse
 import json
 import sys
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.errors import root_cause
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.pipeline import PromotionPipeline
@@ -30,6 +38,7 @@ from workflows.pipeline_models import (
     Submission,
 )
 from workflows.pipeline_spec import Pipeline, load_pipeline
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 
 def read_pipeline(path: str) -> Pipeline:
@@ -55,27 +64,32 @@ def prepare_start(args: argparse.Namespace) -> None:
 
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     pipeline: Pipeline = args.pipeline
-    handle = await client.start_workflow(
+    starting = WithStartWorkflowOperation(
         PromotionPipeline.run,
         PipelineRequest(pipeline=pipeline, version=args.version),
         id=pipeline.workflow_id,
         task_queue=config.task_queue,
-        start_signal="submit",
-        start_signal_args=[Submission(version=args.version, by=args.by)],
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"pipeline {pipeline.name}",
     )
+    answer = await client.execute_update_with_start_workflow(
+        PromotionPipeline.submit,
+        Submission(version=args.version, by=args.by),
+        start_workflow_operation=starting,
+    )
+    handle = await starting.workflow_handle()
     url = config.workflow_url(handle.id)
-    print(f"submitted {args.version} to {handle.id} — {url}", file=sys.stderr)
+    print(f"{handle.id}: {answer} — {url}", file=sys.stderr)
     if not args.wait:
         if args.json:
-            print(json.dumps({"workflowId": handle.id, "url": url}))
+            print(json.dumps({"workflowId": handle.id, "url": url, "submitted": answer}))
         return EXIT_OK
     latest = client.get_workflow_handle_for(PromotionPipeline.run, handle.id)
     try:
         result: PipelineResult = await latest.result()
     except WorkflowFailureError as exc:
-        print(f"{handle.id}: failed — {cause_message(exc)}")
-        return EXIT_FAILED
+        return print_failed(handle.id, exc, json_output=args.json)
     print_events(result.events, out=sys.stderr)
     if args.json:
         print(result.model_dump_json(by_alias=True))
@@ -109,7 +123,7 @@ async def decide(args: argparse.Namespace, config: TemporalConfig, client: Clien
     try:
         message = await handle.execute_update(update, request)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.decision} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{args.decision} rejected: {root_cause(exc).message}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

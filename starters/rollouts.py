@@ -28,16 +28,19 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from activities.errors import root_cause
 from starters import rehearsal_commands, spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, cause_message
+from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
+from workflows.emergency_models import rollback_workflow_id
 from workflows.registry import WORKFLOW_TYPES, workflow_type
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
 from workflows.spec import Rollout, load_rollout, rollout_workflow_id
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 VERBS = ("promote", "pause", "resume", "abort")
 
@@ -68,6 +71,7 @@ def prepare_start(args: argparse.Namespace) -> None:
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     rollout: Rollout = args.rollout
     spec = rollout.spec
+    await _refuse_beside_a_rollback(client, rollout)
     try:
         handle = await client.start_workflow(
             workflow_type(rollout),
@@ -75,6 +79,7 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
             result_type=RolloutResult,
             id=rollout.workflow_id,
             task_queue=config.task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes(
@@ -91,6 +96,7 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
             static_details=f"{describe(rollout)}\n\nstarted by {_who()} from {args.file}",
         )
     except WorkflowAlreadyStartedError:
+        await _refuse_beside_a_rollback(client, rollout)  # it may hold the id: say so
         raise UsageError(
             f"a rollout of {spec.service} in {spec.environment} is already running "
             f"(workflow {rollout.workflow_id}); wait for it, or abort it with "
@@ -107,18 +113,32 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
     return await wait_for_result(handle, json_output=args.json)
 
 
+async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
+    """An emergency rollback of the service in this environment goes first (it cancels a
+    rollout that starts meanwhile): refuse to start one beside it."""
+    spec = rollout.spec
+    rollback_id = rollback_workflow_id(spec.service, spec.environment)
+    try:
+        description = await client.get_workflow_handle(rollback_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return
+        raise
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        raise UsageError(
+            f"an emergency rollback of {spec.service} in {spec.environment} is running "
+            f"(workflow {rollback_id}) and would cancel this rollout; start it once the "
+            "rollback has finished"
+        )
+
+
 async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool) -> int:
     """Stream progress to stderr until the run closes; the result on stdout; the exit code."""
     printed = await follow(handle, out=sys.stderr)
     try:
         result: RolloutResult = await handle.result()
     except WorkflowFailureError as exc:
-        message = cause_message(exc)
-        if json_output:
-            print(json.dumps({"outcome": "Failed", "reason": message, "workflowId": handle.id}))
-        else:
-            print(f"{handle.id}: failed — {message}")
-        return EXIT_FAILED
+        return print_failed(handle.id, exc, json_output=json_output)
     print_events(result.events[printed:], out=sys.stderr)
     if json_output:
         print(result.model_dump_json(by_alias=True))
@@ -145,9 +165,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
         try:
             current = await handle.result()
         except WorkflowFailureError as exc:
-            state = description.status.name.lower() if description.status else "closed"
-            print(f"{handle.id}: {state} — {cause_message(exc)}")
-            return EXIT_FAILED
+            return print_failed(handle.id, exc, json_output=args.json)
     if args.json:
         print(current.model_dump_json(by_alias=True))
     else:
@@ -198,7 +216,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     try:
         message = await handle.execute_update(name, request, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{name} rejected: {cause_message(exc)}") from None
+        raise UsageError(f"{name} rejected: {root_cause(exc).message}") from None
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

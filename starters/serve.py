@@ -83,7 +83,7 @@ class TemporalConnection:
             return self._client
 
 
-class _Refusal(Exception):
+class Refusal(Exception):
     """Answer ``status`` with ``{"error": message, "problems": [...]}``."""
 
     def __init__(
@@ -116,18 +116,16 @@ def build_app(
     expected = token.encode("utf-8", "surrogatepass") if token is not None else None
 
     async def alertmanager(request: web.Request) -> web.Response:
-        _authorize(request, expected)
+        authorize(request, expected)
         if request.content_type != "application/json":
-            raise _Refusal(
-                415, f"Content-Type must be application/json, not {request.content_type}"
-            )
+            raise Refusal(415, f"Content-Type must be application/json, not {request.content_type}")
         body = await _read_body(request, max_body_bytes)
         try:
             notification = to_notification(parse_payload(body))
         except PayloadError as exc:
-            raise _Refusal(400, "not an Alertmanager webhook (version 4)", exc.problems) from None
+            raise Refusal(400, "not an Alertmanager webhook (version 4)", exc.problems) from None
         except OversizedNotification as exc:
-            raise _Refusal(413, str(exc)) from None
+            raise Refusal(413, str(exc)) from None
         try:
             async with asyncio.timeout(deliver_timeout):
                 client = await connect()
@@ -135,7 +133,7 @@ def build_app(
         except Exception as exc:
             if not _unreachable(exc):
                 raise
-            raise _Refusal(503, f"Temporal is unreachable, retry later: {_describe(exc)}") from None
+            raise Refusal(503, f"Temporal is unreachable, retry later: {_describe(exc)}") from None
         request[DELIVERIES] = [delivery]
         return web.json_response({"incidents": [_incident(delivery)]})
 
@@ -148,19 +146,20 @@ def build_app(
     return app
 
 
-def _authorize(request: web.Request, expected: bytes | None) -> None:
+def authorize(request: web.Request, expected: bytes | None) -> None:
+    """Refuse (401) a request without ``Authorization: Bearer <expected>``; constant time."""
     if expected is None:
         return
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        raise _Refusal(
+        raise Refusal(
             401,
             "a Bearer token is required",
             headers={"WWW-Authenticate": 'Bearer realm="deployflow"'},
         )
     # surrogatepass: any header text encodes, and distinct texts stay distinct.
     if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), expected):
-        raise _Refusal(
+        raise Refusal(
             401,
             "the Bearer token is wrong",
             headers={"WWW-Authenticate": 'Bearer realm="deployflow", error="invalid_token"'},
@@ -168,7 +167,7 @@ def _authorize(request: web.Request, expected: bytes | None) -> None:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    too_large = _Refusal(413, f"the body is larger than {limit} bytes")
+    too_large = Refusal(413, f"the body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     chunks: list[bytes] = []
@@ -214,7 +213,7 @@ async def _access_log(
     error: str | None = None
     try:
         response = await handler(request)
-    except _Refusal as refusal:
+    except Refusal as refusal:
         error = refusal.message
         body: dict[str, object] = {"error": refusal.message}
         if refusal.problems:
@@ -296,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     token = webhook_token(args.insecure_no_auth)
     host, port = parse_listen(args.listen)
     configure_logging(json=True)
-    config = TemporalConfig.from_env()
+    config = TemporalConfig.from_env(args.profile)
     ui_base = (args.ui_url or config.ui_url).rstrip("/")
     if token is None:
         log.warning("authentication is off (--insecure-no-auth): anyone can open incidents")
@@ -322,18 +321,9 @@ async def _serve(
     path: Path,
 ) -> None:
     config = connection.config
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DELIVER_TIMEOUT + 5)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise UsageError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, runbooks, path)
+    runner = await start_site(app, host, port, shutdown_timeout=DELIVER_TIMEOUT + 5)
+    stop = stop_on_signals()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, runbooks, path)
     log.info(
         "serving",
         url=f"http://{host}:{port}{ALERTMANAGER_PATH}",
@@ -341,6 +331,8 @@ async def _serve(
         temporal=config.address,
         namespace=config.namespace,
         task_queue=config.task_queue,
+        security=config.security,
+        codec_keys=config.codec_keys.ids if config.codec_keys else None,
     )
     warm_up = asyncio.create_task(_warm_up(connection))
     try:
@@ -350,6 +342,29 @@ async def _serve(
         warm_up.cancel()
         await runner.cleanup()
     log.info("stopped")
+
+
+async def start_site(
+    app: web.Application, host: str, port: int, shutdown_timeout: float = 60.0
+) -> web.AppRunner:
+    """``app`` listening on ``host:port``; a port that cannot be bound is a ``UsageError``."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UsageError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
+    return runner
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def _warm_up(connection: TemporalConnection) -> None:

@@ -12,11 +12,11 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput
+    from workflows import retry
     from workflows.analysis import (
         AnalysisPhase,
         AnalysisRun,
@@ -32,9 +32,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.spec import Rollout
     from workflows.timeouts import ROUTER_HEARTBEAT
 
-# The measure activity reports provider failures as Error measurements itself; a retry
-# here only covers a worker dying mid-measurement.
-MEASURE_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=200))
 RAW_VALUES = "analysis-raw-values"
 """Patch: a metric whose conditions handle NaN, ±Inf or no data (``isNaN(result)``,
 ``len(result) == 0``) is given them, as Argo does, instead of an Error measurement."""
@@ -120,7 +117,7 @@ async def _measure(
             start_to_close_timeout=timeout,
             # measure heartbeats while its query runs: a killed worker costs seconds.
             heartbeat_timeout=ROUTER_HEARTBEAT,
-            retry_policy=MEASURE_RETRY,
+            retry_policy=retry.MEASURE,
             summary=f"measure {request.metric} #{request.key.rsplit('/', 1)[-1]}",
         )
     except ActivityError as exc:

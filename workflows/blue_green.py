@@ -24,9 +24,11 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import host_ops
+    from activities.errors import root_cause
+    from workflows import host_ops, retry
+    from workflows.failures import FATAL
     from workflows.host_steps import HostSteps
-    from workflows.rollout_base import ROLLBACK_RETRY, Side
+    from workflows.rollout_base import ROLLBACK_ALWAYS, Side
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
 
@@ -74,7 +76,14 @@ class BlueGreenRollout(HostSteps):
         # Promoted from here on: verbs are refused while the old pool winds down.
         if workflow.patched(PROMOTED_BEFORE_SCALE_DOWN):
             self._set_phase(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
-        await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
+        try:
+            await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
+        except Exception as exc:
+            # Traffic is all on the new pool: a pool that would not stop is worth saying,
+            # not a reason to fail a promoted rollout.
+            if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
+                raise
+            self._event("scale-down", f"the old active pool did not stop: {root_cause(exc)}")
         return self._finish(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
 
     async def _promote(self) -> None:
@@ -110,16 +119,13 @@ class BlueGreenRollout(HostSteps):
         """Traffic back to the pool that was active, then stop the preview pool."""
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
         if self._switched:
-            await self._switch_to(self._active, "switch back", retry=True)
+            await self._switch_to(self._active, "switch back", rolling_back=True)
         await self._migrate_down()
         await self._scale_down(self._preview, scale_down_delay, "preview")
 
-    async def _switch_to(self, pool: str, label: str, *, retry: bool = False) -> None:
+    async def _switch_to(self, pool: str, label: str, *, rolling_back: bool = False) -> None:
         share = 100 if pool == self._new_side else 0
-        if retry:
-            await self._set_weight(share, label, retry=ROLLBACK_RETRY)
-        else:
-            await self._set_weight(share, label)
+        await self._set_weight(share, label, retry.ROLLBACK if rolling_back else retry.ROUTER)
         for status in self._status.pools:
             status.role = "active" if status.name == pool else "preview"
 

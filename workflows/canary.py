@@ -13,14 +13,16 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from activities.errors import root_cause
+    from workflows import retry
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
-    from workflows.failures import FATAL, root_cause
+    from workflows.failures import FATAL
     from workflows.host_steps import HostSteps
-    from workflows.rollout_base import ROLLBACK_ALWAYS, ROLLBACK_RETRY, Stop
+    from workflows.rollout_base import ROLLBACK_ALWAYS, Stop
     from workflows.rollout_models import CanaryCarry, RolloutPhase, RolloutResult
     from workflows.spec import CanaryStep, Rollout
 
@@ -34,9 +36,10 @@ CONTINUES_AS_NEW = "canary-continues-as-new"
 
 @workflow.defn(name="CanaryRollout")
 class CanaryRollout(HostSteps):
-    HISTORY_EVENTS_PER_RUN = 10_000
+    HISTORY_EVENTS_PER_RUN = 2_000
     """Continue as new past this many events (or when the server suggests it) while waiting:
-    far below the server's 51,200-event limit, and a replay of it takes well under a second."""
+    far below the server's 51,200-event limit, and a cold worker replays it in about 1 s
+    (``bench/replay_cost.py``), well inside ``WORKFLOW_TASK_TIMEOUT``."""
 
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
@@ -191,9 +194,9 @@ class CanaryRollout(HostSteps):
             except ActivityError as exc:
                 if is_cancelled_exception(exc):
                     raise
-                cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else exc
                 raise Stop(
-                    RolloutPhase.ROLLED_BACK, f"step {index} ({step.describe()}) failed: {cause}"
+                    RolloutPhase.ROLLED_BACK,
+                    f"step {index} ({step.describe()}) failed: {root_cause(exc)}",
                 ) from None
 
     async def _run_step(self, index: int, step: CanaryStep) -> None:
@@ -218,7 +221,7 @@ class CanaryRollout(HostSteps):
             # Nobody awaits this task until the end: an error here must stop the rollout.
             if isinstance(exc, FATAL) or not workflow.patched(ROLLBACK_ALWAYS):
                 raise
-            run.phase, run.message = AnalysisPhase.ERROR, root_cause(exc)
+            run.phase, run.message = AnalysisPhase.ERROR, str(root_cause(exc))
             run.finished_at = workflow.now()
             self._request_stop(
                 Stop(RolloutPhase.ROLLED_BACK, f"analysis background failed: {run.message}")
@@ -230,5 +233,5 @@ class CanaryRollout(HostSteps):
 
     async def _roll_back(self, reason: str) -> None:
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
-        await self._set_weight(0, "rollback", retry=ROLLBACK_RETRY)
+        await self._set_weight(0, "rollback", retry=retry.ROLLBACK)
         await self._migrate_down()

@@ -13,23 +13,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
     from activities.migrations.activities import (
         MigrateInput,
         MigrationResult,
         MigrationSpec,
         RevisionInput,
     )
-
-MIGRATION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
+    from workflows import retry
 
 
 async def revision(migrations: MigrationSpec, key: str, *, target: bool = False) -> str | None:
@@ -39,7 +31,8 @@ async def revision(migrations: MigrationSpec, key: str, *, target: bool = False)
         RevisionInput(migrations=migrations, key=key),
         result_type=str | None,  # type: ignore[arg-type]
         start_to_close_timeout=timedelta(minutes=2),
-        retry_policy=MIGRATION_RETRY,
+        retry_policy=retry.MIGRATION,
+        summary="resolve the target revision" if target else "read the database revision",
     )
     return found
 
@@ -58,7 +51,8 @@ async def migrate(
         result_type=MigrationResult,
         start_to_close_timeout=timedelta(hours=1),
         heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=MIGRATION_RETRY,
+        retry_policy=retry.MIGRATION,
+        summary=f"migrate {'down' if down else 'up'} to {to or 'base'}",
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )
     return result

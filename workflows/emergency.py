@@ -16,19 +16,28 @@ safe (the CLI also attaches to a rollback already in progress).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.temporal.activities import AwaitClosedInput
-    from workflows import database, host_ops
+    from workflows import database, host_ops, retry
     from workflows import search_attributes as sa
     from workflows.emergency_models import RollbackRequest, RollbackResult
     from workflows.registry import workflow_type
     from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
     from workflows.spec import Rollout, all_servers
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+
+# A rollout of the service (a person, a pipeline) may start between the cancelled one
+# closing and this rollback's child taking the id ``rollout-SERVICE-ENV``. The emergency
+# goes first: the newcomer is cancelled (its own rollback returns its traffic) and the child
+# started again; after RACE_ATTEMPTS starts it stops and says which rollout holds the id.
+RACE = "emergency-cancels-a-rollout-started-meanwhile"
+RACE_ATTEMPTS = 3
 
 
 @workflow.defn(name="EmergencyRollback")
@@ -113,7 +122,9 @@ class EmergencyRollback:
     async def _cancel_running(self, workflow_id: str) -> None:
         self._event("cancel", f"cancelling {workflow_id}; its own rollback returns traffic")
         try:
-            await workflow.get_external_workflow_handle(workflow_id).cancel()
+            await workflow.get_external_workflow_handle(workflow_id).cancel(
+                reason=f"emergency rollback {workflow.info().workflow_id}"
+            )
         except ApplicationError as exc:  # already closed, or never existed
             self._event("cancel", f"{workflow_id} could not be cancelled: {exc.message}")
         status = await workflow.execute_activity(
@@ -121,7 +132,10 @@ class EmergencyRollback:
             AwaitClosedInput(workflow_id=workflow_id),
             result_type=str,
             start_to_close_timeout=timedelta(minutes=30),
+            schedule_to_close_timeout=retry.AWAIT_CLOSED_DEADLINE,
             heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=retry.AWAIT_CLOSED,
+            summary=f"wait for {workflow_id} to close",
         )
         self._event("cancel", f"{workflow_id} closed: {status.lower()}")
 
@@ -171,13 +185,8 @@ class EmergencyRollback:
             }
         )
         self._event("rollout", f"{child.spec.strategy.name} of {child.spec.version}")
-        result: RolloutResult = await workflow.execute_child_workflow(
-            workflow_type(child),
-            child,
-            id=child.workflow_id,
-            result_type=RolloutResult,
-            static_summary=f"emergency rollback to {child.spec.version}",
-        )
+        started = await self._start_rollout(child)
+        result: RolloutResult = await started
         self._event("rollout", f"{result.outcome.value}: {result.reason}")
         if result.outcome is not RolloutPhase.PROMOTED:
             raise ApplicationError(
@@ -185,6 +194,35 @@ class EmergencyRollback:
                 type=errors.ROLLBACK_FAILED,
                 non_retryable=True,
             )
+
+    async def _start_rollout(self, child: Rollout) -> workflow.ChildWorkflowHandle[Any, Any]:
+        """Start the child under ``rollout-SERVICE-ENV``, cancelling a rollout that took
+        the id meanwhile (RACE)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await workflow.start_child_workflow(
+                    workflow_type(child),
+                    child,
+                    id=child.workflow_id,
+                    task_timeout=WORKFLOW_TASK_TIMEOUT,
+                    result_type=RolloutResult,
+                    static_summary=f"emergency rollback to {child.spec.version}",
+                )
+            except WorkflowAlreadyStartedError:
+                if not workflow.patched(RACE):
+                    raise
+                if attempt == RACE_ATTEMPTS:
+                    raise ApplicationError(
+                        f"{child.workflow_id} was started again {attempt} times while rolling "
+                        f"back; the newest is still running and {child.spec.version} was not "
+                        "deployed: stop what starts it, then run `deployflow rollback` again",
+                        type=errors.ROLLBACK_CONFLICT,
+                        non_retryable=True,
+                    ) from None
+                self._event("conflict", f"a rollout started as {child.workflow_id} meanwhile")
+                await self._cancel_running(child.workflow_id)
 
     def _key(self, label: str) -> str:
         return f"{workflow.info().workflow_id}/{label}"

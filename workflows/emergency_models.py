@@ -48,3 +48,9 @@ class PlanRollbackInput(Model):
     to: str | None = None
     reason: str = Field(default="incident rollback", max_length=1000)
     by: str | None = None
+
+
+def rollback_workflow_id(service: str, environment: str) -> str:
+    """One emergency rollback per service and environment: the CLI and incidents share it,
+    so a second request attaches to (or waits for) the one running."""
+    return f"rollback-{service}-{environment}"

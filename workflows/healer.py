@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import host_ops, timeline
+    from workflows import host_ops, retry, timeline
     from workflows import incident_effects as effects
     from workflows.durations import format_duration, parse_duration
     from workflows.incident_models import OpenIncidentInput
@@ -26,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
         monitor_notification,
     )
     from workflows.monitor_spec import SelfHealing
+
+INCIDENT_FAILURE_NOTED = "healer-incident-failure-noted"
 
 
 @workflow.defn(name="SelfHealer")
@@ -53,7 +56,11 @@ class SelfHealer:
         while True:
             self._waiting(f"a report (ends after {format_duration(window)} without one)")
             try:
-                await workflow.wait_condition(lambda: self._pending is not None, timeout=window)
+                await workflow.wait_condition(
+                    lambda: self._pending is not None,
+                    timeout=window,
+                    timeout_summary=f"end after {format_duration(window)} without a report",
+                )
             except TimeoutError:
                 break
             report, self._pending = self._pending, None
@@ -90,7 +97,7 @@ class SelfHealer:
             ready_at = self._status.restarts[-1] + self._policy.backoff_after(used)
             if ready_at > now:
                 self._waiting(f"backoff until {ready_at:%H:%M:%S} before restart {used + 1}")
-                await workflow.sleep(ready_at - now)
+                await workflow.sleep(ready_at - now, summary=f"backoff before restart {used + 1}")
         await self._restart(servers, problem)
 
     async def _restart(self, servers: list[str], problem: str) -> None:
@@ -112,7 +119,7 @@ class SelfHealer:
             return
         verify = parse_duration(self._policy.verify_after)
         self._waiting(f"{format_duration(verify)} before checking the restart helped")
-        await workflow.sleep(verify)
+        await workflow.sleep(verify, summary=f"wait {format_duration(verify)}, then verify")
         for server in servers:
             report = await host_ops.check_target(check, server, f"{key}/verify/{server}")
             if not report.healthy:
@@ -125,15 +132,25 @@ class SelfHealer:
         if runbook is None:
             self._event("escalate", f"{reason}; no incident runbook configured: nobody to tell")
             return
-        incident: str = await workflow.execute_activity(
-            "open_incident",
-            OpenIncidentInput(
-                notification=monitor_notification(self._monitor, "firing", reason),
-                runbook=runbook,
-            ),
-            result_type=str,
-            start_to_close_timeout=timedelta(seconds=60),
-        )
+        try:
+            incident: str = await workflow.execute_activity(
+                "open_incident",
+                OpenIncidentInput(
+                    notification=monitor_notification(self._monitor, "firing", reason),
+                    runbook=runbook,
+                ),
+                result_type=str,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=retry.INTAKE,
+                summary="open or update the incident",
+            )
+        except ActivityError as exc:
+            # The healer holds the restart budget: it must outlive a failed escalation.
+            # The next report (the next monitor run) escalates again.
+            if is_cancelled_exception(exc) or not workflow.patched(INCIDENT_FAILURE_NOTED):
+                raise
+            self._event("escalate", f"{reason}; could not open an incident: {exc.cause or exc}")
+            return
         if incident not in self._status.incidents:
             self._status.incidents.append(incident)
         self._event("escalate", f"{reason} → {incident}")

@@ -10,11 +10,10 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
+    from activities.errors import root_cause
     from activities.health.activities import (
         CheckHealthInput,
         HealthReport,
@@ -30,29 +29,22 @@ with workflow.unsafe.imports_passed_through():
         SetWeightInput,
     )
     from activities.routing.base import ServerState, Weights
-    from workflows.rollout_base import ROLLBACK_RETRY, SET_WEIGHT_RETRY, Stop
+    from workflows import retry
+    from workflows.rollout_base import Stop
     from workflows.rollout_models import RolloutPhase
     from workflows.spec import Rollout
-    from workflows.timeouts import PLATFORM_HEARTBEAT, ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
-
-PLATFORM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
-ROUTER_RETRY = SET_WEIGHT_RETRY
+    from workflows.timeouts import (
+        CHECK_HEARTBEAT,
+        PLATFORM_HEARTBEAT,
+        ROUTER_HEARTBEAT,
+        ROUTER_START_TO_CLOSE,
+    )
 
 
 def supports(rollout: Rollout, action: Action) -> bool:
     """Whether the spec's platform has a command for ``action`` (deploy always does)."""
     command = rollout.spec.platform.command if rollout.spec.platform else None
     return command is not None and bool(getattr(command, action))
-
-
-def failure_message(exc: ActivityError) -> str:
-    cause = exc.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
 
 
 async def platform_action(
@@ -82,7 +74,7 @@ async def platform_action(
             result_type=ActionResult,
             start_to_close_timeout=timedelta(seconds=timeout + 30),
             heartbeat_timeout=PLATFORM_HEARTBEAT,
-            retry_policy=ROLLBACK_RETRY if rolling_back else PLATFORM_RETRY,
+            retry_policy=retry.ROLLBACK if rolling_back else retry.PLATFORM,
             summary=f"{action} {version or ''} on {target}".replace("  ", " "),
         )
     except ActivityError as exc:
@@ -90,9 +82,7 @@ async def platform_action(
             raise
         raise Stop(
             RolloutPhase.ROLLED_BACK,
-            f"{action} {version or ''} on {target} failed: {failure_message(exc)}".replace(
-                "  ", " "
-            ),
+            f"{action} {version or ''} on {target} failed: {root_cause(exc)}".replace("  ", " "),
         ) from None
     return result
 
@@ -108,7 +98,7 @@ async def current_version(rollout: Rollout, target: str, key: str) -> str | None
         result_type=str | None,  # type: ignore[arg-type]
         start_to_close_timeout=timedelta(seconds=60),
         heartbeat_timeout=PLATFORM_HEARTBEAT,
-        retry_policy=PLATFORM_RETRY,
+        retry_policy=retry.PLATFORM,
         summary=f"read the version on {target}",
     )
     return version
@@ -141,7 +131,7 @@ async def check_target(check: HealthCheck, target: str, key: str) -> HealthRepor
         start_to_close_timeout=timedelta(seconds=budget + 60),
         # It heartbeats after every probe and every second between them (activities/health).
         heartbeat_timeout=timedelta(seconds=3 * check.timeout_seconds + 2),
-        retry_policy=RetryPolicy(maximum_attempts=2),
+        retry_policy=retry.CHECK,
         summary=f"health-check {target}",
     )
     return report
@@ -171,10 +161,8 @@ async def require_smoke_tests(rollout: Rollout, targets: Iterable[str], key: str
             SmokeTestInput(tests=tests, base_url=f"http://{target}", key=f"{key}/{target}"),
             result_type=SmokeReport,
             start_to_close_timeout=timedelta(seconds=budget),
-            # It heartbeats after every test; one test's HTTP call gives connect and read
-            # the test's full timeout each.
-            heartbeat_timeout=timedelta(seconds=2 * max(t.timeout_seconds for t in tests) + 3),
-            retry_policy=RetryPolicy(maximum_attempts=2),
+            heartbeat_timeout=CHECK_HEARTBEAT,  # it heartbeats every second while testing
+            retry_policy=retry.CHECK,
             summary=f"smoke-test {target}",
         )
         if not report.passed:
@@ -190,7 +178,7 @@ async def get_weights(rollout: Rollout) -> Weights:
         result_type=Weights,
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
-        retry_policy=ROUTER_RETRY,
+        retry_policy=retry.ROUTER,
         summary="read the traffic split",
     )
     return weights
@@ -204,7 +192,7 @@ async def set_weights(rollout: Rollout, weights: Weights, key: str) -> Weights:
         result_type=Weights,
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
-        retry_policy=ROLLBACK_RETRY,
+        retry_policy=retry.ROLLBACK,
         summary=f"set weights stable {weights.stable} % / canary {weights.canary} %",
     )
     return applied
@@ -219,7 +207,7 @@ async def set_server_states(
         result_type=dict[str, ServerState],
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
-        retry_policy=ROLLBACK_RETRY if rolling_back else ROUTER_RETRY,
+        retry_policy=retry.ROLLBACK if rolling_back else retry.ROUTER,
         summary=" ".join(f"{state} {server}" for server, state in states.items()),
         cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     )

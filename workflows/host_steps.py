@@ -14,6 +14,8 @@ with workflow.unsafe.imports_passed_through():
 
 
 class HostSteps(RolloutBase):
+    _previous: dict[str, str | None]  # set by _read_previous_versions before any change
+
     async def _read_sides(self) -> str | None:
         """Read the router: the side at 0 % gets the new version (``_new_side``). Returns why
         not, when traffic is split (another rollout is half-way)."""
@@ -27,6 +29,19 @@ class HostSteps(RolloutBase):
             )
         self._status.weights = weights
         self._new_side = "stable" if weights.canary == 100 else "canary"
+        return None
+
+    async def _read_previous_versions(self, hosts: list[str]) -> Stop | None:
+        """Record what each host runs before anything changes (``_previous``, for the
+        rollback); a Stop when that cannot be read."""
+        previous = await self._before_changes(
+            "read what the hosts run",
+            host_ops.previous_versions(self._rollout, hosts, self._key("current")),
+        )
+        if isinstance(previous, Stop):
+            return previous
+        self._previous = previous
+        self._event("versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in previous.items()))
         return None
 
     def _servers(self, side: Side) -> list[str]:

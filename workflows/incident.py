@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.activities import PlatformSpec
     from workflows import incident_effects as effects
     from workflows import search_attributes as sa
-    from workflows.conditions import evaluate_condition
+    from workflows.conditions import ConditionError, evaluate_condition
     from workflows.durations import format_duration, parse_duration
     from workflows.emergency_models import PlanRollbackInput, RollbackResult
     from workflows.incident_base import IncidentBase, said_by
@@ -53,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PAGER_SEVERITIES = {"critical", "error", "warning", "info"}
+# A wait condition that cannot be evaluated fails its step (it failed the workflow task).
+CONDITION_ERRORS_FAIL_THE_STEP = "incident-condition-errors-fail-the-step"
 T = TypeVar("T")
 
 
@@ -209,7 +211,11 @@ class IncidentRunbook(IncidentBase):
             assert current.ack_timeout is not None  # the spec requires it on all but the last
             timeout = parse_duration(current.ack_timeout)
             try:
-                await workflow.wait_condition(self._escalation_over, timeout=timeout)
+                await workflow.wait_condition(
+                    self._escalation_over,
+                    timeout=timeout,
+                    timeout_summary=f"wait {format_duration(timeout)} for {current.name} to ack",
+                )
             except TimeoutError:
                 self._event("escalate", f"{current.name} did not acknowledge within {timeout}")
             if self._status.acknowledged_at is not None or self._closing:
@@ -237,6 +243,7 @@ class IncidentRunbook(IncidentBase):
                 "trigger",
                 self._status.dedup_key,
                 level.routing_key_env,
+                level=level.name,
                 summary=summary.strip(" :") or self._status.title,
                 severity=severity if severity in PAGER_SEVERITIES else "critical",
                 source=self._values["service"] or "deployflow",
@@ -298,10 +305,15 @@ class IncidentRunbook(IncidentBase):
         if step.duration is not None:
             duration = parse_duration(step.duration)
             self._waiting(f"wait step: {format_duration(duration)}")
-            await self._until(lambda: self._closing, duration)
+            await self._until(lambda: self._closing, duration, f"wait {format_duration(duration)}")
         elif step.until is not None:
             self._waiting("wait step: until the alert resolves")
-            if not await self._until(lambda: self._alert_resolved() or self._closing, timeout):
+            resolved = await self._until(
+                lambda: self._alert_resolved() or self._closing,
+                timeout,
+                f"wait up to {step.timeout} for the alert to resolve",
+            )
+            if not resolved:
                 self._event("wait", f"alert still firing after {step.timeout}")
         elif step.metric is not None:
             await self._wait_metric(step, key, timeout)
@@ -315,25 +327,32 @@ class IncidentRunbook(IncidentBase):
         attempt = 0
         while not self._closing:
             attempt += 1
+            summary = f"check {metric.success_condition} #{attempt}"
             try:
-                values = await effects.measure("wait", metric.provider, f"{key}/{attempt}")
-                if evaluate_condition(metric.success_condition, values):
-                    self._event("wait", f"{metric.success_condition} holds")
-                    return
+                values = await effects.measure("wait", metric.provider, f"{key}/{attempt}", summary)
             except effects.EffectFailed as exc:
                 self._event("wait", f"measurement failed: {exc}")
+            else:
+                if _holds(metric.success_condition, values):
+                    self._event("wait", f"{metric.success_condition} holds")
+                    return
             left = (deadline - workflow.now()) if deadline else interval
             if left <= timedelta(0):
                 self._event("wait", f"{metric.success_condition} still false after {step.timeout}")
                 return
-            await self._until(lambda: self._closing, min(interval, left))
+            pause = min(interval, left)
+            await self._until(lambda: self._closing, pause, f"wait {format_duration(pause)}")
 
     async def _approve(self, step: ApproveStep) -> bool:
         self._approval, self._awaiting = None, step
         timeout = parse_duration(step.timeout) if step.timeout else None
         await self._tell("approve", f"waiting for approval: {step.description}")
         self._waiting(f"approval: {step.description} (update approve)")
-        await self._until(lambda: self._approval is not None or self._closing, timeout)
+        await self._until(
+            lambda: self._approval is not None or self._closing,
+            timeout,
+            f"approval timeout {step.timeout}",
+        )
         self._awaiting = None
         decision = self._approval
         if decision is None:
@@ -367,7 +386,9 @@ class IncidentRunbook(IncidentBase):
                 return "alertmanager"
             self._waiting(f"quiet period of {format_duration(quiet)} after the alert resolved")
             fired = await self._until(
-                lambda: self._human_resolve is not None or not self._alert_resolved(), quiet
+                lambda: self._human_resolve is not None or not self._alert_resolved(),
+                quiet,
+                f"quiet period {format_duration(quiet)}",
             )
             if not fired:
                 return "alertmanager"
@@ -405,3 +426,14 @@ class IncidentRunbook(IncidentBase):
             except effects.EffectFailed as exc:
                 self._event("slack", f"could not mark the message resolved: {exc}")
         workflow.set_current_details(f"**Resolved** by {resolved_by} after {took}")
+
+
+def _holds(condition: str, values: list[float]) -> bool:
+    """Whether ``condition`` holds on ``values``. One that cannot be evaluated on them
+    fails the wait step with CEL's message instead of failing the workflow task."""
+    try:
+        return evaluate_condition(condition, values)
+    except ConditionError as exc:
+        if not workflow.patched(CONDITION_ERRORS_FAIL_THE_STEP):
+            raise
+        raise effects.EffectFailed(str(exc)) from None

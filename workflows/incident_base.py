@@ -184,7 +184,9 @@ class IncidentBase:
     async def _pagers(self, action: str, levels: list[EscalationLevel]) -> None:
         for level in levels:
             try:
-                await effects.page(action, self._status.dedup_key, level.routing_key_env)
+                await effects.page(
+                    action, self._status.dedup_key, level.routing_key_env, level=level.name
+                )
             except effects.EffectFailed as exc:
                 self._event("page", f"{action} at {level.name} failed: {exc}")
             else:
@@ -219,10 +221,13 @@ class IncidentBase:
         except effects.EffectFailed as exc:
             self._event("slack", f"thread reply failed: {exc}")
 
-    async def _until(self, done: Callable[[], bool], timeout: timedelta | None) -> bool:
-        """Wait for ``done()``; False when ``timeout`` passed first."""
+    async def _until(
+        self, done: Callable[[], bool], timeout: timedelta | None, summary: str
+    ) -> bool:
+        """Wait for ``done()``; False when ``timeout`` (its timer shown as ``summary``)
+        passed first."""
         try:
-            await workflow.wait_condition(done, timeout=timeout)
+            await workflow.wait_condition(done, timeout=timeout, timeout_summary=summary)
         except TimeoutError:
             return False
         return True

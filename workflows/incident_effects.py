@@ -11,54 +11,51 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
-    ApplicationError,
     ChildWorkflowError,
     WorkflowAlreadyStartedError,
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
+    from activities.errors import root_cause
     from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
     from activities.notify.models import Link, PageInput, PageResult, SlackMessage, SlackPostInput
     from activities.platforms.activities import PlatformActionInput, PlatformSpec
     from activities.platforms.base import ActionResult
     from activities.temporal.activities import AwaitClosedInput
-    from workflows.emergency_models import PlanRollbackInput, RollbackRequest, RollbackResult
-    from workflows.host_ops import PLATFORM_RETRY
+    from workflows import retry
+    from workflows.emergency_models import (
+        PlanRollbackInput,
+        RollbackRequest,
+        RollbackResult,
+        rollback_workflow_id,
+    )
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 T = TypeVar("T")
 
-NOTIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
-# A page or a post keeps being retried for this long; the dedup key (PagerDuty) and the
-# heartbeated message ts (Slack) make every retry safe.
-NOTIFY_DEADLINE = timedelta(minutes=10)
+# ``measure`` and ``await_closed`` were retried for ever, so their failure never reached the
+# workflow; since this patch it is an EffectFailed like every other effect's.
+BOUNDED_EFFECTS = "incident-bounded-effects"
 
 
 class EffectFailed(Exception):
     """An effect did not happen; ``message`` says why, for the timeline."""
 
 
-async def _effect(name: str, arg: Any, result_type: type[T], **options: Any) -> T:
-    """Run activity ``name``; its failure becomes ``EffectFailed`` with the cause's message."""
+async def _effect(
+    name: str, arg: Any, result_type: type[T], *, since: str | None = None, **options: Any
+) -> T:
+    """Run activity ``name``; its failure becomes ``EffectFailed`` with the cause's message
+    (only from patch ``since`` on, when one is named: before it the failure propagated)."""
     try:
         result: T = await workflow.execute_activity(name, arg, result_type=result_type, **options)
     except ActivityError as exc:
-        raise EffectFailed(_message(exc)) from None
+        if since is not None and not workflow.patched(since):
+            raise
+        raise EffectFailed(str(root_cause(exc))) from None
     return result
-
-
-def _message(exc: BaseException) -> str:
-    cause = exc.cause if isinstance(exc, ActivityError | ChildWorkflowError) else exc
-    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
-        cause = cause.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause)
 
 
 async def page(
@@ -66,13 +63,15 @@ async def page(
     dedup_key: str,
     routing_key_env: str,
     *,
+    level: str,
     summary: str = "",
     severity: str = "critical",
     source: str = "deployflow",
     details: Mapping[str, Any] | None = None,
     links: list[Link] | None = None,
 ) -> PageResult:
-    """One PagerDuty Events v2 event (trigger, acknowledge or resolve)."""
+    """One PagerDuty Events v2 event (trigger, acknowledge or resolve) for escalation
+    ``level`` (named in the activity's summary)."""
     request = PageInput.model_validate(
         {
             "action": action,
@@ -91,8 +90,9 @@ async def page(
         request,
         PageResult,
         start_to_close_timeout=timedelta(seconds=30),
-        schedule_to_close_timeout=NOTIFY_DEADLINE,
-        retry_policy=NOTIFY_RETRY,
+        schedule_to_close_timeout=retry.NOTIFY_DEADLINE,
+        retry_policy=retry.NOTIFY,
+        summary=f"page {level}" if action == "trigger" else f"{action} the page of {level}",
     )
 
 
@@ -113,19 +113,31 @@ async def post(
         request,
         SlackMessage,
         start_to_close_timeout=timedelta(seconds=60),
-        schedule_to_close_timeout=NOTIFY_DEADLINE,
+        schedule_to_close_timeout=retry.NOTIFY_DEADLINE,
         heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=NOTIFY_RETRY,
+        retry_policy=retry.NOTIFY,
+        summary=(
+            f"edit the Slack message in {channel}"
+            if update_ts
+            else "reply in the Slack thread"
+            if thread_ts
+            else f"post to {channel}"
+        ),
     )
 
 
-async def measure(name: str, provider: MetricProviderSpec, key: str) -> list[float]:
+async def measure(
+    name: str, provider: MetricProviderSpec, key: str, summary: str | None = None
+) -> list[float]:
     """The query's values (one per series); no data or a provider error raise."""
-    output: MeasureOutput = await workflow.execute_activity(
+    output = await _effect(
         "measure",
         MeasureInput(metric=name, provider=provider, key=key),
-        result_type=MeasureOutput,
+        MeasureOutput,
+        since=BOUNDED_EFFECTS,
         start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=retry.MEASURE,
+        summary=summary or f"measure {name}",
     )
     if output.error is not None:
         raise EffectFailed(output.error)
@@ -141,7 +153,8 @@ async def restart(platform: PlatformSpec, service: str, server: str, key: str) -
         ActionResult,
         start_to_close_timeout=timedelta(minutes=10),
         heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=PLATFORM_RETRY,
+        retry_policy=retry.PLATFORM,
+        summary=f"restart {service} on {server}",
     )
 
 
@@ -153,27 +166,33 @@ async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
         request,
         RollbackRequest,
         start_to_close_timeout=timedelta(minutes=2),
-        retry_policy=PLATFORM_RETRY,
+        retry_policy=retry.PLATFORM,
+        summary=f"plan the rollback of {request.service} in {request.environment}",
     )
     spec = planned.rollout.spec
-    child_id = f"rollback-{spec.service}-{spec.environment}"
+    child_id = rollback_workflow_id(spec.service, spec.environment)
     try:
         result: RollbackResult = await workflow.execute_child_workflow(
             "EmergencyRollback",
             planned,
             id=child_id,
             result_type=RollbackResult,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             static_summary=f"incident rollback of {spec.service} to {planned.target}",
         )
     except ChildWorkflowError as exc:
-        raise EffectFailed(_message(exc)) from None
+        raise EffectFailed(str(root_cause(exc))) from None
     except WorkflowAlreadyStartedError:  # an operator's rollback is running: wait for it
-        status: str = await workflow.execute_activity(
+        status = await _effect(
             "await_closed",
             AwaitClosedInput(workflow_id=child_id),
-            result_type=str,
+            str,
+            since=BOUNDED_EFFECTS,
             start_to_close_timeout=timedelta(minutes=30),
+            schedule_to_close_timeout=retry.AWAIT_CLOSED_DEADLINE,
             heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=retry.AWAIT_CLOSED,
+            summary=f"wait for {child_id} to close",
         )
         return f"a rollback already running ({child_id}) closed: {status.lower()}"
     return result

@@ -14,18 +14,25 @@ holds across runs and two runs never restart the same service at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput
     from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput
-    from workflows import host_ops
+    from activities.model import Model
+    from workflows import host_ops, retry
     from workflows import search_attributes as sa
-    from workflows.conditions import evaluate_condition
+    from workflows.conditions import ConditionError, evaluate_condition
     from workflows.incident_models import OpenIncidentInput
     from workflows.monitor_models import (
         HEALER_WORKFLOW_TYPE,
@@ -38,8 +45,14 @@ with workflow.unsafe.imports_passed_through():
         monitor_notification,
     )
     from workflows.monitor_spec import ServiceMonitor, Slo
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 HEALABLE = ("unresponsive", "memory-leak")
+T = TypeVar("T")
+# A check that cannot be judged — a condition that cannot be evaluated on the values, a
+# measurement activity that failed — is an inconclusive finding, not a failed workflow task
+# retried for ever (a stuck run blocks its schedule).
+JUDGE_WHAT_IT_CAN = "monitor-inconclusive-on-errors"
 
 
 @workflow.defn(name="ServiceMonitor")
@@ -97,36 +110,35 @@ class ServiceMonitorRun:
         ]
 
     async def _slo(self, slo: Slo) -> list[Finding]:
-        output: MeasureOutput = await workflow.execute_activity(
-            "measure",
-            MeasureInput(metric=slo.name, provider=slo.provider, key=workflow.info().workflow_id),
-            result_type=MeasureOutput,
-            start_to_close_timeout=timedelta(seconds=60),
+        request = MeasureInput(metric=slo.name, provider=slo.provider, key=_key())
+        summary = f"measure {slo.name}"
+        output = await _check(
+            "measure", request, summary, MeasureOutput, lambda e: MeasureOutput(values=[], error=e)
         )
         if output.error is not None:
             message = f"{slo.name}: cannot be measured: {output.error}"
             return [Finding(kind="inconclusive", message=message)]
-        shown = ", ".join(f"{v:g}" for v in output.values)
-        if slo.failure_condition and evaluate_condition(slo.failure_condition, output.values):
-            return [Finding(kind="slo", message=f"{slo.name} = {shown}: {slo.failure_condition}")]
-        if slo.success_condition and not evaluate_condition(slo.success_condition, output.values):
-            message = f"{slo.name} = {shown}: not {slo.success_condition}"
-            return [Finding(kind="slo", message=message)]
-        return []
+        try:
+            return judge_slo(slo, output.values)
+        except ConditionError as exc:
+            if not workflow.patched(JUDGE_WHAT_IT_CAN):
+                raise
+            return [Finding(kind="inconclusive", message=f"{slo.name}: cannot be judged: {exc}")]
 
     async def _leak(self, monitor: ServiceMonitor) -> list[Finding]:
         leak = monitor.spec.memory_leak
         if leak is None:
             return []
-        output: MemoryTrendOutput = await workflow.execute_activity(
+        request = MemoryTrendInput(
+            provider=leak.provider, window_seconds=leak.window_seconds, key=_key()
+        )
+        summary = f"memory trend over {leak.window}"
+        output = await _check(
             "memory_trend",
-            MemoryTrendInput(
-                provider=leak.provider,
-                window_seconds=leak.window_seconds,
-                key=workflow.info().workflow_id,
-            ),
-            result_type=MemoryTrendOutput,
-            start_to_close_timeout=timedelta(seconds=60),
+            request,
+            summary,
+            MemoryTrendOutput,
+            lambda e: MemoryTrendOutput(error=e),
         )
         if output.error is not None:
             message = f"memory trend cannot be measured: {output.error}"
@@ -157,6 +169,7 @@ class ServiceMonitorRun:
                     HEALER_WORKFLOW_TYPE,
                     HealerInput(monitor=monitor, report=report),
                     id=healer,
+                    task_timeout=WORKFLOW_TASK_TIMEOUT,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     static_summary=f"self-healing {spec.service} in {spec.environment}",
                 )
@@ -182,5 +195,43 @@ class ServiceMonitorRun:
             OpenIncidentInput(notification=notification, runbook=runbook),
             result_type=str,
             start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=retry.INTAKE,
+            summary="open or update the incident" if status == "firing" else "resolve the incident",
         )
         return f"{'opened or updated' if status == 'firing' else 'resolve sent to'} {incident}"
+
+
+def judge_slo(slo: Slo, values: list[float]) -> list[Finding]:
+    """An ``slo`` finding when the values breach the SLO; ``ConditionError`` when its
+    condition cannot be evaluated on them."""
+    shown = ", ".join(f"{v:g}" for v in values)
+    if slo.failure_condition and evaluate_condition(slo.failure_condition, values):
+        return [Finding(kind="slo", message=f"{slo.name} = {shown}: {slo.failure_condition}")]
+    if slo.success_condition and not evaluate_condition(slo.success_condition, values):
+        return [Finding(kind="slo", message=f"{slo.name} = {shown}: not {slo.success_condition}")]
+    return []
+
+
+async def _check(
+    name: str, request: Model, summary: str, result_type: type[T], failed: Callable[[str], T]
+) -> T:
+    """Run measurement activity ``name``; a failure that outlived ``retry.MEASURE`` comes
+    back as ``failed(message)`` (an inconclusive finding), never as a failed run."""
+    try:
+        output: T = await workflow.execute_activity(
+            name,
+            request,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=retry.MEASURE,
+            summary=summary,
+        )
+    except ActivityError as exc:
+        if is_cancelled_exception(exc) or not workflow.patched(JUDGE_WHAT_IT_CAN):
+            raise
+        return failed(f"activity failed: {exc.cause or exc}")
+    return output
+
+
+def _key() -> str:
+    return workflow.info().workflow_id

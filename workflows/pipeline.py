@@ -6,10 +6,13 @@ run the stage's rollout as a child workflow (id ``rollout-SERVICE-ENV``, so a ma
 rollout of the same environment cannot run beside it); then verification. A stage that
 does not succeed stops the pipeline: the version never reaches the stages after it.
 
-A newer version submitted to the running pipeline (signal ``submit``, which the CLI sends
-with signal-with-start) either supersedes it — the current stage's rollout is cancelled,
-which rolls it back, and the pipeline continues as new with the newer version — or queues
-behind it, by the spec's ``policy``.
+A newer version submitted to the running pipeline (update ``submit``, which the CLI sends
+with update-with-start; also a signal) either supersedes it — the current stage's rollout is
+cancelled, which rolls it back, and the pipeline continues as new with the newer version —
+or queues behind it, by the spec's ``policy``. No submission is lost: one that arrives while
+a superseded run winds down, or as the last stage finishes, is what runs next; a superseding
+version that is itself superseded before it started is dropped, and the timeline and the
+newer submission's answer say so.
 """
 
 from __future__ import annotations
@@ -17,30 +20,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.errors import root_cause
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun
     from workflows.analysis_runner import run_analysis
     from workflows.durations import parse_duration
     from workflows.pipeline_models import (
-        ApprovalInput,
-        ApprovalRecord,
         PipelineOutcome,
         PipelineRequest,
         PipelineResult,
         PipelineStatus,
         StageStatus,
-        Submission,
     )
     from workflows.pipeline_spec import Approval, Stage, pipeline_problems
+    from workflows.pipeline_verbs import DRAIN_SUBMITS, PipelineVerbs
     from workflows.registry import workflow_type
-    from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
+    from workflows.rollout_models import RolloutPhase, RolloutResult
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
     from workflows.windows import next_opening
+
+
+# A superseded stage's rollout was cancelled through its task; when the rollout closed in
+# the same activation, that failed every workflow task after it (an invalid transition in
+# the SDK's child state machine). Since this patch it is cancelled by workflow id.
+CANCEL_ROLLOUT_BY_ID = "pipeline-cancel-rollout-by-id"
 
 
 class _Halt(Exception):
@@ -51,7 +61,7 @@ class _Halt(Exception):
 
 
 @workflow.defn(name="PromotionPipeline")
-class PromotionPipeline:
+class PromotionPipeline(PipelineVerbs):
     @workflow.init
     def __init__(self, request: PipelineRequest) -> None:
         spec = request.pipeline.spec
@@ -67,6 +77,7 @@ class PromotionPipeline:
         self._open_gate: int | None = None
         self._escalated = False
         self._superseded_by: str | None = None
+        self._rolling_out: str | None = None  # the stage rollout's workflow id while it runs
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> PipelineResult:
@@ -91,19 +102,20 @@ class PromotionPipeline:
         await workflow.wait([stages, superseded], return_when=asyncio.FIRST_COMPLETED)
         superseded.cancel()
         if self._superseded_by is not None and not stages.done():
-            stages.cancel()
-            with contextlib.suppress(asyncio.CancelledError, _Halt):
-                await stages
+            await self._stop(stages)
             self._finish(PipelineOutcome.SUPERSEDED, f"superseded by {self._superseded_by}")
-            self._continue_with(self._superseded_by, self._status.queued)
+            await self._continue_with(self._superseded_by, self._status.queued)
         try:
             stages.result()
             result = self._finish(PipelineOutcome.SUCCEEDED, "every stage succeeded")
         except _Halt as halt:
             result = self._finish(halt.outcome, halt.reason)
+        if self._superseded_by is not None and workflow.patched(DRAIN_SUBMITS):
+            # Submitted as the last stage finished (the same activation): it runs next.
+            await self._continue_with(self._superseded_by, self._status.queued)
         if self._status.queued:
             # Queued versions run next, oldest first, as a fresh run of this pipeline.
-            self._continue_with(self._status.queued[0], self._status.queued[1:])
+            await self._continue_with(self._status.queued[0], self._status.queued[1:])
         return result
 
     async def _run_stages(self) -> None:
@@ -113,6 +125,7 @@ class PromotionPipeline:
             if stage.approval is not None:
                 await self._approval(index, stage.approval)
             await self._roll_out(index)
+            self._halt_if_superseded(index)
             if stage.verification is not None:
                 await self._verify(index, stage)
             self._stage(index, "succeeded", f"{self._status.version} is live")
@@ -130,7 +143,9 @@ class PromotionPipeline:
             self._stage(
                 index, "waiting-window", f"outside its window until {opening:%Y-%m-%d %H:%M} UTC"
             )
-            await workflow.sleep(opening - workflow.now())
+            await workflow.sleep(
+                opening - workflow.now(), summary=f"wait for the {stage.environment} window"
+            )
 
     async def _soak(self, index: int, stage: Stage) -> None:
         if stage.required_soak_time is None or index == 0:
@@ -146,7 +161,10 @@ class PromotionPipeline:
                 f"soaking in {upstream.environment} for {stage.required_soak_time} "
                 f"(until {ready:%H:%M:%S} UTC)",
             )
-            await workflow.sleep(ready - workflow.now())
+            await workflow.sleep(
+                ready - workflow.now(),
+                summary=f"soak {stage.required_soak_time} in {upstream.environment}",
+            )
 
     async def _approval(self, index: int, approval: Approval) -> None:
         status = self._status.stages[index]
@@ -155,13 +173,13 @@ class PromotionPipeline:
         self._stage(index, "awaiting-approval", f"waiting for {self._needed(index)}")
         try:
             if approval.reminder_after and not await self._await_decision(
-                index, approval.reminder_after
+                index, approval.reminder_after, "remind"
             ):
                 self._event(
                     "reminder", f"{status.environment}: still waiting for {self._needed(index)}"
                 )
             if approval.timeout and not await self._await_decision(
-                index, approval.timeout, elapsed=approval.reminder_after
+                index, approval.timeout, "approval timeout", elapsed=approval.reminder_after
             ):
                 if not approval.escalate_to:
                     self._fail(index, "failed", f"no approval within {approval.timeout}")
@@ -169,7 +187,9 @@ class PromotionPipeline:
                 status.approvers = sorted({*approval.approvers, *approval.escalate_to})
                 to = ", ".join(approval.escalate_to)
                 self._event("escalated", f"{status.environment}: approval escalated to {to}")
-                if not await self._await_decision(index, approval.timeout):
+                if not await self._await_decision(
+                    index, approval.timeout, "escalated approval timeout"
+                ):
                     self._fail(
                         index, "failed", f"no approval within {approval.timeout} after escalation"
                     )
@@ -184,12 +204,18 @@ class PromotionPipeline:
             self._stage(index, "rejected", reason)
             raise _Halt(PipelineOutcome.REJECTED, f"{status.environment} {reason}")
 
-    async def _await_decision(self, index: int, duration: str, elapsed: str | None = None) -> bool:
-        """Wait up to ``duration`` (minus ``elapsed``) for the gate to be decided."""
+    async def _await_decision(
+        self, index: int, duration: str, what: str, elapsed: str | None = None
+    ) -> bool:
+        """Wait up to ``duration`` (minus ``elapsed``) for the gate to be decided; the timer
+        reads ``what`` and the duration in the UI."""
         left = parse_duration(duration) - (parse_duration(elapsed) if elapsed else timedelta(0))
+        environment = self._status.stages[index].environment
         try:
             await workflow.wait_condition(
-                lambda: self._decided(index), timeout=max(left, timedelta(0))
+                lambda: self._decided(index),
+                timeout=max(left, timedelta(0)),
+                timeout_summary=f"{environment}: {what} after {duration}",
             )
         except TimeoutError:
             return False
@@ -200,12 +226,14 @@ class PromotionPipeline:
         status = self._status.stages[index]
         status.rollout_workflow_id = rollout.workflow_id
         self._stage(index, "rolling-out", f"rolling out {self._status.version}")
+        self._rolling_out = rollout.workflow_id
         try:
             result: RolloutResult = await workflow.execute_child_workflow(
                 workflow_type(rollout),
                 rollout,
                 id=rollout.workflow_id,
                 result_type=RolloutResult,
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=(
                     f"{rollout.spec.strategy.name} {rollout.spec.service} {rollout.spec.version} "
@@ -215,10 +243,11 @@ class PromotionPipeline:
         except asyncio.CancelledError:
             self._stage(index, "cancelled", "the pipeline was superseded or cancelled")
             raise
-        except Exception as exc:  # a child that failed or could not start
-            cause = getattr(exc, "cause", None)
-            message = getattr(cause, "message", None) or str(cause or exc)
-            self._fail(index, "failed", f"rollout did not finish: {message}")
+        except Exception as exc:  # a child that failed or could not start, or was superseded
+            self._halt_if_superseded(index)
+            self._fail(index, "failed", f"rollout did not finish: {root_cause(exc)}")
+        finally:
+            self._rolling_out = None
         status.outcome = result.outcome.value
         if result.outcome is not RolloutPhase.PROMOTED:
             self._fail(index, "failed", f"rollout {result.outcome.value}: {result.reason}")
@@ -238,83 +267,28 @@ class PromotionPipeline:
             detail = next((m.message for m in run.metrics if m.message), "")
             self._fail(index, "failed", f"verification {phase.value}: {detail}".rstrip(": "))
 
-    # -- approvals and submissions --------------------------------------------------
+    async def _stop(self, stages: asyncio.Task[None]) -> None:
+        """Stop a superseded run's stages: a running rollout is cancelled by id (its own
+        rollback returns its traffic) and the stages end with it; anything else — a
+        window, a soak, a gate — is cancelled at once."""
+        child = self._rolling_out
+        if child is not None and workflow.patched(CANCEL_ROLLOUT_BY_ID):
+            reason = f"pipeline {self._status.name}: superseded by {self._superseded_by}"
+            # It may have closed in the meantime: then the stages end on its outcome.
+            with contextlib.suppress(ApplicationError):
+                await workflow.get_external_workflow_handle(child).cancel(reason=reason)
+        else:
+            stages.cancel()
+        with contextlib.suppress(asyncio.CancelledError, _Halt):
+            await stages
 
-    @workflow.update(name="approve", description="Approve the open gate: {approver, comment}.")
-    def approve(self, request: ApprovalInput) -> str:
-        return self._record(request, "approved")
-
-    @approve.validator
-    def _validate_approve(self, request: ApprovalInput) -> None:
-        self._check_approver(request)
-
-    @workflow.update(name="reject", description="Reject the open gate; the pipeline stops.")
-    def reject(self, request: ApprovalInput) -> str:
-        return self._record(request, "rejected")
-
-    @reject.validator
-    def _validate_reject(self, request: ApprovalInput) -> None:
-        self._check_approver(request)
-
-    @workflow.signal(name="approve", description="Signal form of the approve update.")
-    def approve_signal(self, request: ApprovalInput) -> None:
-        self._signal(request, "approved")
-
-    @workflow.signal(name="reject", description="Signal form of the reject update.")
-    def reject_signal(self, request: ApprovalInput) -> None:
-        self._signal(request, "rejected")
-
-    @workflow.signal(name="submit", description="A newer version: supersedes or queues.")
-    def submit(self, submission: Submission) -> None:
-        if submission.version == self._status.version or submission.version in self._status.queued:
-            return  # signal-with-start of the version already here: nothing new
-        if self._request.pipeline.spec.policy == "queue":
-            self._status.queued.append(submission.version)
-            self._event("queued", f"{submission.version} queued behind {self._status.version}")
-        elif self._superseded_by is None:
-            self._superseded_by = submission.version
-            self._event("superseded", f"{submission.version} supersedes {self._status.version}")
-
-    @workflow.query(name="status", description="Stages, gates, approvals, queue and timeline.")
-    def status(self) -> PipelineStatus:
-        return self._status
-
-    def _check_approver(self, request: ApprovalInput) -> None:
-        if self._open_gate is None:
-            raise ValueError("no approval gate is open")
-        status = self._status.stages[self._open_gate]
-        if request.stage not in (None, status.environment):
-            raise ValueError(f"the open gate is {status.environment}, not {request.stage}")
-        if request.approver not in status.approvers:
-            raise ValueError(
-                f"{request.approver} may not approve {status.environment} "
-                f"(approvers: {', '.join(status.approvers)})"
-            )
-        if any(a.approver == request.approver for a in status.approvals):
-            raise ValueError(f"{request.approver} already decided on {status.environment}")
-
-    def _record(self, request: ApprovalInput, decision: str) -> str:
-        assert self._open_gate is not None  # the validator checked
-        status = self._status.stages[self._open_gate]
-        status.approvals.append(
-            ApprovalRecord(
-                approver=request.approver,
-                decision=decision,
-                comment=request.comment,
-                at=workflow.now(),
-            )
-        )
-        note = f": {request.comment}" if request.comment else ""
-        self._event(decision, f"{status.environment} {decision} by {request.approver}{note}")
-        return f"{status.environment} {decision} by {request.approver}"
-
-    def _signal(self, request: ApprovalInput, decision: str) -> None:
-        try:
-            self._check_approver(request)
-        except ValueError as exc:
-            self._event("ignored", f"signal {decision[:-1]} ignored: {exc}")
+    def _halt_if_superseded(self, index: int) -> None:
+        """After a rollout that was being cancelled by id ended (cancelled, or finished
+        just before the cancel): this run stops there."""
+        if self._superseded_by is None or not workflow.patched(CANCEL_ROLLOUT_BY_ID):
             return
-        self._record(request, decision)
+        self._stage(index, "cancelled", f"superseded by {self._superseded_by}")
+        raise _Halt(PipelineOutcome.SUPERSEDED, f"superseded by {self._superseded_by}")
 
     # -- machinery ------------------------------------------------------------------
 
@@ -352,12 +326,6 @@ class PromotionPipeline:
             + " → ".join(f"{s.environment} ({s.state})" for s in self._status.stages)
         )
 
-    def _event(self, kind: str, message: str) -> None:
-        events = self._status.events
-        events.append(Event(at=workflow.now(), kind=kind, message=message))
-        del events[:-TIMELINE_LIMIT]
-        workflow.logger.info("%s: %s", kind, message)
-
     def _stage_names(self) -> str:
         return " → ".join(s.environment for s in self._status.stages)
 
@@ -373,7 +341,8 @@ class PromotionPipeline:
             events=self._status.events,
         )
 
-    def _continue_with(self, version: str, queued: list[str]) -> None:
+    async def _continue_with(self, version: str, queued: list[str]) -> NoReturn:
+        await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             PipelineRequest(pipeline=self._request.pipeline, version=version, queued=queued)
         )

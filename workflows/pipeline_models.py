@@ -29,7 +29,7 @@ class PipelineRequest(Model):
 
 
 class Submission(Model):
-    """Signal ``submit``: a (newer) version for this pipeline."""
+    """Update (and signal) ``submit``: a (newer) version for this pipeline."""
 
     version: str = Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")
     by: str | None = None
@@ -73,6 +73,7 @@ class PipelineStatus(Model):
     message: str = ""
     stages: list[StageStatus] = Field(default_factory=list)
     queued: list[str] = Field(default_factory=list)
+    superseded_by: str | None = None  # supersede policy: the version that runs next
     events: list[Event] = Field(default_factory=list)
 
 

@@ -13,7 +13,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import Action
     from workflows import host_ops
-    from workflows.rollout_base import RolloutBase, Stop
+    from workflows.host_steps import HostSteps
+    from workflows.rollout_base import Stop
     from workflows.rollout_models import RolloutPhase, RolloutResult
     from workflows.spec import Rollout, all_servers
 
@@ -24,26 +25,18 @@ STEPS = ("stop all hosts", "deploy", "start", "health checks")
 
 
 @workflow.defn(name="RecreateRollout")
-class RecreateRollout(RolloutBase):
+class RecreateRollout(HostSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         self._init_state(rollout, "recreate", len(STEPS))
-        self._previous: dict[str, str | None] = {}
 
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = all_servers(rollout)
-        previous = await self._before_changes(
-            "read what the hosts run",
-            host_ops.previous_versions(rollout, hosts, self._key("current")),
-        )
-        if isinstance(previous, Stop):
-            return self._finish(previous.phase, previous.reason)
-        self._previous = previous
-        self._event(
-            "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
-        )
+        refused = await self._read_previous_versions(hosts)
+        if refused is not None:
+            return self._finish(refused.phase, refused.reason)
         stopped = await self._guarded(
             self._with_deadline("recreate", self._recreate(hosts)), self._restore
         )

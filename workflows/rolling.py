@@ -17,8 +17,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.routing.base import ServerState
     from workflows import host_ops
     from workflows.durations import parse_duration
+    from workflows.host_steps import HostSteps
     from workflows.rolling_plan import plan_batches
-    from workflows.rollout_base import RolloutBase, Stop
+    from workflows.rollout_base import Stop
     from workflows.rollout_models import BatchStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout, all_servers
 
@@ -28,7 +29,7 @@ DRAIN_WAIT = "rolling-drain-wait"
 
 
 @workflow.defn(name="RollingRollout")
-class RollingRollout(RolloutBase):
+class RollingRollout(HostSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         strategy = rollout.spec.strategy.rolling
@@ -36,23 +37,15 @@ class RollingRollout(RolloutBase):
         batches = plan_batches(all_servers(rollout), strategy.max_unavailable, strategy.max_surge)
         self._init_state(rollout, "rolling", len(batches))
         self._status.batches = [BatchStatus(index=i, hosts=b) for i, b in enumerate(batches)]
-        self._previous: dict[str, str | None] = {}
         self._touched: list[str] = []
 
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = all_servers(rollout)
-        previous = await self._before_changes(
-            "read what the hosts run",
-            host_ops.previous_versions(rollout, hosts, self._key("current")),
-        )
-        if isinstance(previous, Stop):
-            return self._finish(previous.phase, previous.reason)
-        self._previous = previous
-        self._event(
-            "versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in self._previous.items())
-        )
+        refused = await self._read_previous_versions(hosts)
+        if refused is not None:
+            return self._finish(refused.phase, refused.reason)
         stopped = await self._guarded(self._update_batches(), self._restore)
         return stopped or self._finish(
             RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {rollout.spec.version}"

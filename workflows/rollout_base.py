@@ -19,14 +19,16 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.errors import root_cause
     from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
     from workflows import database, timeline
+    from workflows import retry as retry_policies
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun, new_run
     from workflows.analysis_runner import run_analysis
     from workflows.durations import format_duration
-    from workflows.failures import FATAL, root_cause
+    from workflows.failures import FATAL
     from workflows.rollout_models import (
         DatabaseStatus,
         OperatorInput,
@@ -48,19 +50,6 @@ ROLLBACK_RETRY_DELAYS = (5, 15, 30, 60, 120, 300)
 T = TypeVar("T")
 Side = Literal["stable", "canary"]
 """A router server list; which one is "new" flips from rollout to rollout."""
-
-SET_WEIGHT_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
-# Rolling back must not give up on a transient router failure: keep trying.
-ROLLBACK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=sorted(errors.NON_RETRYABLE),
-)
 
 
 class Stop(Exception):
@@ -185,8 +174,7 @@ class RolloutBase:
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
-            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
-            raise Stop(RolloutPhase.ROLLED_BACK, f"migration failed: {message}") from None
+            raise Stop(RolloutPhase.ROLLED_BACK, f"migration failed: {root_cause(exc)}") from None
         self._status.database.now = result.after
         self._event("database", f"migrated {result.before or 'base'} → {result.after or 'base'}")
 
@@ -203,8 +191,8 @@ class RolloutBase:
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
-            message = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
-            self._event("database", f"could not return to {status.before or 'base'}: {message}")
+            failed = root_cause(exc)
+            self._event("database", f"could not return to {status.before or 'base'}: {failed}")
             return
         status.now = result.after
         self._event("database", f"back at {result.after or 'base'}")
@@ -505,7 +493,7 @@ class RolloutBase:
                     self._event("stopping", f"while stopping: {root_cause(exc)}")
 
     async def _set_weight(
-        self, share: int, label: str, retry: RetryPolicy = SET_WEIGHT_RETRY
+        self, share: int, label: str, retry: RetryPolicy = retry_policies.ROUTER
     ) -> None:
         """Give the new version's side (``_new_side``) ``share`` % of traffic."""
         wanted = (

@@ -26,6 +26,7 @@ from activities.health.probes import address_for, probe
 from activities.health.smoke import SmokeResult, parse_base_url, run_smoke_test, shown_path
 from activities.health.spec import HealthCheck, SmokeTest
 from activities.health.thresholds import Decision, ProbeTally
+from activities.heartbeat import keep_alive
 from activities.model import Model
 
 log = structlog.get_logger()
@@ -181,7 +182,8 @@ def run_smoke_tests(input: SmokeTestInput) -> SmokeReport:
     results: list[SmokeResult] = []
     for test in input.tests:
         test_started = time.monotonic()
-        result = run_smoke_test(test, base)
+        with keep_alive(f"{len(results)}/{len(input.tests)} smoke tests run, now {test.name}"):
+            result = run_smoke_test(test, base)
         results.append(result)
         # Header names and values are never logged: values may be tokens.
         log.info(

@@ -4,7 +4,7 @@ thread pool.
 Both are declarative and keyed: ``deploy v2 to 10.0.0.5:8080`` twice runs v2 once when the
 platform can read back what runs (``changed=False`` the second time). While a command runs
 the activity heartbeats every second with its latest output line, so set a
-``heartbeat_timeout`` of a few seconds (the workflows use 4 s) and a cancel reaches the
+``heartbeat_timeout`` of a few seconds (the workflows use 3 s) and a cancel reaches the
 command, whose process group is then killed. Set ``start_to_close_timeout`` above the
 platform's own command timeout.
 """

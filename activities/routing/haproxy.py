@@ -55,8 +55,15 @@ from pathlib import Path
 import structlog
 from pydantic import Field, ValidationInfo, field_validator
 
-from activities.errors import INVALID_SPEC, ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED, failure
+from activities.errors import (
+    INVALID_SPEC,
+    ROUTER_COMMAND_FAILED,
+    ROUTER_CONFIG_FOREIGN,
+    ROUTER_CONFIG_REJECTED,
+    failure,
+)
 from activities.model import Model
+from activities.routing.adoption import ADOPT_HINT, Recorded, keeping_original, recorded
 from activities.routing.base import (
     Address,
     ServerState,
@@ -65,8 +72,6 @@ from activities.routing.base import (
     check_unique_sides,
     lock_for,
     merge_states,
-    parse_states_line,
-    parse_weights_line,
     read_file,
     render_states_line,
     render_weights_line,
@@ -329,8 +334,15 @@ class HAProxyRouter:
         wanted = side_weights(spec.stable, spec.canary, weights)
         with lock_for(self.path):
             previous = read_file(self.path)
-            content = self._render(weights, parse_states_line(previous or ""))
-            with self._session(previous, content) as (session, live):
+            current = self._recorded(previous)
+            if current.adoption is not None and weights == current.weights:
+                log.info("haproxy_weights_unchanged", backend=spec.backend, hand_written=True)
+                return  # the hand-written backend already is stable 100 %
+            content = self._render(weights, current.states)
+            with (
+                keeping_original(self.path, previous, current.adoption),
+                self._session(previous, content) as (session, live),
+            ):
                 commands = plan_weights(
                     spec.backend, {n: s.weight for n, s in live.items()}, wanted
                 )
@@ -357,15 +369,17 @@ class HAProxyRouter:
         ``set weight``, the canary servers' share of the total weight, rounded.
         """
         spec = self.spec
+        current = self._recorded(read_file(self.path))
+        if current.adoption is not None:  # HAProxy runs the hand-written backend: stable
+            return current.weights
         with self._session(None, None) as (_, live):
             running = {n: s.weight for n, s in live.items()}
-        recorded = parse_weights_line(read_file(self.path) or "")
-        if recorded is not None and running == side_weights(spec.stable, spec.canary, recorded):
-            return recorded
+        if running == side_weights(spec.stable, spec.canary, current.weights):
+            return current.weights
         canary = sum(running[self.names[a]] for a in spec.canary)
         total = sum(running.values())
         if total == 0:
-            return recorded or Weights(stable=100, canary=0)
+            return current.weights
         return Weights.canary_at(round(100 * canary / total))
 
     def set_server_states(self, states: Mapping[str, ServerState]) -> None:
@@ -373,11 +387,14 @@ class HAProxyRouter:
         spec = self.spec
         with lock_for(self.path):
             previous = read_file(self.path)
-            recorded = parse_states_line(previous or "")
-            merged = merge_states(recorded, states, spec.servers)
-            content = self._render(self._recorded_weights(previous), merged)
+            current = self._recorded(previous)
+            merged = merge_states(current.states, states, spec.servers)
+            content = self._render(current.weights, merged)
             wanted = {self.names[a]: ServerState(s) for a, s in states.items()}
-            with self._session(previous, content) as (session, live):
+            with (
+                keeping_original(self.path, previous, current.adoption),
+                self._session(previous, content) as (session, live),
+            ):
                 commands = plan_states(spec.backend, {n: s.state for n, s in live.items()}, wanted)
                 after = self._run(session, commands)
             wrong = {n: str(after[n].state) for n, s in wanted.items() if after[n].state != s}
@@ -396,23 +413,58 @@ class HAProxyRouter:
 
     def get_server_states(self) -> dict[str, ServerState]:
         """Every listed server's live state, by address."""
+        if self._recorded(read_file(self.path)).adoption is not None:
+            return dict.fromkeys(self.spec.servers, ServerState.READY)
         with self._session(None, None) as (_, live):
             return {a: live[n].state for a, n in self.names.items()}
+
+    def adopt(self) -> bool:
+        """Make the file deployflow's at the split it holds: a missing one is written at
+        stable 100 %, a hand-written one taken over whatever it loses. Checked first;
+        HAProxy is reloaded with it when ``reloadCommand`` is set (else the operator
+        reloads). False when the file already is deployflow's, as it would write it."""
+        spec = self.spec
+        with lock_for(self.path):
+            previous = read_file(self.path)
+            current = recorded(
+                "haproxy",
+                self.path,
+                previous,
+                spec.backend,
+                spec.stable,
+                spec.canary,
+                accept_losses=True,
+            )
+            content = self._render(current.weights, current.states)
+            if content == previous:
+                return False
+            self._check(content)
+            with keeping_original(self.path, previous, current.adoption):
+                if spec.reload_command is None:
+                    write_atomically(self.path, content)
+                else:
+                    session, _ = self._reload(previous, content, "taking the file over")
+                    session.close()
+        return True
+
+    def _recorded(self, content: str | None) -> Recorded:
+        """What the file records; a hand-written one only if HAProxy can be reloaded with
+        deployflow's (its servers get new names, which the runtime API cannot give)."""
+        spec = self.spec
+        current = recorded("haproxy", self.path, content, spec.backend, spec.stable, spec.canary)
+        if current.adoption is not None and spec.reload_command is None:
+            raise failure(
+                ROUTER_CONFIG_FOREIGN,
+                f"backend file {self.path} was not written by deployflow; its servers are "
+                "the spec's stable list, and taking it over renames them (stable-1, ...), "
+                "which needs HAProxy reloaded: set router.haproxy.reloadCommand, or run "
+                f"{ADOPT_HINT} --apply and reload HAProxy yourself",
+            )
+        return current
 
     def _render(self, weights: Weights, states: Mapping[str, ServerState]) -> str:
         spec = self.spec
         return render_backend(spec.backend, spec.stable, spec.canary, weights, states)
-
-    def _recorded_weights(self, content: str | None) -> Weights:
-        if content is None:
-            return Weights(stable=100, canary=0)
-        weights = parse_weights_line(content)
-        if weights is None:
-            raise failure(
-                INVALID_SPEC,
-                f"{self.path} has no '# deployflow:' header: not written by deployflow",
-            )
-        return weights
 
     @contextmanager
     def _session(

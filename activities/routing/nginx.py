@@ -1,9 +1,12 @@
 """NGINX router: owns one file holding one ``upstream`` block, shifts traffic by weights.
 
 A change is rendered, written atomically, checked with ``nginx -t`` and only then applied
-with ``nginx -s reload``. A rejected config or a failed reload puts the previous file back,
-so the file always matches what nginx was last told to run and a retry re-applies the
-change instead of finding "identical content" and skipping the reload.
+with ``nginx -s reload``. A rejected config or a failed reload puts the previous file back.
+A worker killed between the write and the reload leaves a file nginx never loaded, so the
+file alone cannot say what runs: after each successful reload the content's digest is
+written to ``.NAME.applied`` beside it, and a retry that finds the wanted content but
+another digest there tests and reloads again instead of skipping. (With no digest file yet,
+the file is trusted, as before digests existed.)
 
 Weights are per side: every server of a side gets that side's percentage as its NGINX
 ``weight``. With equal server counts on both sides that is exactly the requested split;
@@ -19,6 +22,7 @@ ones send nothing to the server.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,8 +30,9 @@ from pathlib import Path
 import structlog
 from pydantic import Field, ValidationInfo, field_validator
 
-from activities.errors import INVALID_SPEC, ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED, failure
+from activities.errors import ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
 from activities.model import Model
+from activities.routing.adoption import Recorded, keeping_original, recorded
 from activities.routing.base import (
     Address,
     ServerState,
@@ -132,32 +137,42 @@ def parse_server_states(content: str) -> dict[str, ServerState]:
 
 
 class NginxRouter:
-    """TrafficRouter over an nginx upstream file plus ``nginx -t`` / ``nginx -s reload``."""
+    """TrafficRouter over an nginx upstream file plus ``nginx -t`` / ``nginx -s reload``.
+
+    A hand-written file whose servers are the spec's stable list reads as stable 100 %
+    and is taken over by the first write (see :mod:`activities.routing.adoption`).
+    """
 
     def __init__(self, spec: NginxRouterSpec) -> None:
         self.spec = spec
         self.path = Path(spec.config_path)
 
     def set_weights(self, weights: Weights) -> None:
-        """Apply ``weights``, keeping server states; no-op if the file already says this."""
+        """Apply ``weights``, keeping server states; no-op if the file already says this
+        (a hand-written one says stable 100 %)."""
         with lock_for(self.path):
             previous = read_file(self.path)
-            states = parse_server_states(previous or "")
-            if self._apply(previous, self._render(weights, states)):
-                log.info("nginx_weights_set", path=str(self.path), **weights.model_dump())
-            else:
-                log.info("nginx_weights_unchanged", path=str(self.path), **weights.model_dump())
+            current = self._recorded(previous)
+            as_written = current.adoption is not None and weights == current.weights
+            content = self._render(weights, current.states)
+            changed = not as_written and self._apply(previous, content, current)
+        log.info(
+            "nginx_weights_set" if changed else "nginx_weights_unchanged",
+            path=str(self.path),
+            **weights.model_dump(),
+        )
 
     def get_weights(self) -> Weights:
-        """Weights in the file; 100 % stable if this router has never written it."""
-        return self._weights_in(read_file(self.path))
+        """Weights in the file; 100 % stable if it is missing or a hand-written one."""
+        return self._recorded(read_file(self.path)).weights
 
     def set_server_states(self, states: Mapping[str, ServerState]) -> None:
         """Mark servers ``down`` (DRAIN, MAINT) or back at their side's weight (READY)."""
         with lock_for(self.path):
             previous = read_file(self.path)
-            merged = merge_states(parse_server_states(previous or ""), states, self.spec.servers)
-            changed = self._apply(previous, self._render(self._weights_in(previous), merged))
+            current = self._recorded(previous)
+            merged = merge_states(current.states, states, self.spec.servers)
+            changed = self._apply(previous, self._render(current.weights, merged), current)
         log.info(
             "nginx_server_states_set" if changed else "nginx_server_states_unchanged",
             path=str(self.path),
@@ -166,39 +181,56 @@ class NginxRouter:
 
     def get_server_states(self) -> dict[str, ServerState]:
         """Every listed server's state in the file (READY unless set otherwise)."""
-        content = read_file(self.path) or ""
-        return merge_states(parse_server_states(content), {}, self.spec.servers)
+        current = self._recorded(read_file(self.path))
+        return merge_states(current.states, {}, self.spec.servers)
+
+    def adopt(self) -> bool:
+        """Make the file deployflow's at the split it holds: a missing one is written at
+        stable 100 %, a hand-written one taken over whatever it loses. False when the file
+        already is deployflow's, as it would write it."""
+        with lock_for(self.path):
+            previous = read_file(self.path)
+            current = self._recorded(previous, accept_losses=True)
+            return self._apply(previous, self._render(current.weights, current.states), current)
+
+    def _recorded(self, content: str | None, *, accept_losses: bool = False) -> Recorded:
+        spec = self.spec
+        return recorded(
+            "nginx",
+            self.path,
+            content,
+            spec.upstream,
+            spec.stable,
+            spec.canary,
+            accept_losses=accept_losses,
+        )
 
     def _render(self, weights: Weights, states: Mapping[str, ServerState]) -> str:
         spec = self.spec
         return render_upstream(spec.upstream, spec.stable, spec.canary, weights, states)
 
-    def _weights_in(self, content: str | None) -> Weights:
-        if content is None:
-            return Weights(stable=100, canary=0)
-        weights = parse_weights(content)
-        if weights is None:
-            raise failure(
-                INVALID_SPEC,
-                f"{self.path} has no '# deployflow:' header: not written by deployflow",
-            )
-        return weights
-
-    def _apply(self, previous: str | None, content: str) -> bool:
-        """Write, test and reload ``content``; False if the file already holds it.
+    def _apply(self, previous: str | None, content: str, current: Recorded) -> bool:
+        """Write, test and reload ``content``; False if nginx already runs it.
 
         The caller holds the path lock. A rejected test or failed reload restores
-        ``previous`` and re-raises.
+        ``previous`` and re-raises. Taking a hand-written file over keeps its original.
         """
-        if previous == content:
+        applied = self.path.with_name(f".{self.path.name}.applied")
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        last = read_file(applied)
+        # No digest yet: the file predates the digests (or was written by hand), trust it.
+        if previous == content and last in (digest, None):
             return False
-        write_atomically(self.path, content)
-        try:
-            run_command("nginx", "test", self.spec.test_command, ROUTER_CONFIG_REJECTED)
-            run_command("nginx", "reload", self.spec.reload_command, ROUTER_COMMAND_FAILED)
-        except BaseException:
-            self._restore(previous)
-            raise
+        with keeping_original(self.path, previous, current.adoption):
+            write_atomically(self.path, content)
+            try:
+                run_command("nginx", "test", self.spec.test_command, ROUTER_CONFIG_REJECTED)
+                run_command("nginx", "reload", self.spec.reload_command, ROUTER_COMMAND_FAILED)
+            except BaseException:
+                if previous != content:
+                    self._restore(previous)
+                raise
+        write_atomically(applied, digest)
         return True
 
     def _restore(self, previous: str | None) -> None:

@@ -65,10 +65,10 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from activities.metrics.trend import MemoryTrendOutput, SeriesTrend
+from workers.config import TemporalConfig
 from workflows.monitor_models import HealerStatus, MonitorResult, healer_workflow_id
 from workflows.monitor_spec import ServiceMonitor, load_monitor
 from workflows.rollout_models import Event
@@ -103,9 +103,7 @@ class Temporal:
     def __init__(self) -> None:
         self._runner = asyncio.Runner()
         address = f"{HOST}:{stack.TEMPORAL_PORT}"
-        self.client: Client = self.run(
-            Client.connect(address, data_converter=pydantic_data_converter)
-        )
+        self.client: Client = self.run(TemporalConfig(address=address).connect())
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coroutine)

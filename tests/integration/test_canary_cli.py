@@ -12,21 +12,15 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from tests.fixtures.cli import run_cli
-from workers.main import ACTIVITY_THREADS, build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +32,6 @@ class Stack:
     spec: dict[str, Any]
     stable: Any
     canary: Any
-
-
-@pytest_asyncio.fixture
-async def worker_queue(temporal_env: WorkflowEnvironment) -> AsyncIterator[tuple[str, str]]:
-    """A real worker (real activities) on its own task queue; yields (address, queue)."""
-    address = temporal_env.client.service_client.config.target_host
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
-    queue = f"it-{uuid.uuid4().hex[:8]}"
-    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        async with build_worker(client, queue, executor):
-            yield address, queue
 
 
 @pytest.fixture

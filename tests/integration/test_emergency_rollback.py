@@ -16,25 +16,25 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.migrations.activities import MigrateInput, MigrationSpec, migrate
 from activities.routing.base import Weights
 from tests.fixtures.cli import run_cli
 from tests.fixtures.postgres import PostgresServer
-from workers.main import ACTIVITY_THREADS, build_worker
+from tests.workflows.fleet import fleet_rollout
+from workflows.emergency_models import RollbackRequest, rollback_workflow_id
 from workflows.registry import workflow_type
 from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
 from workflows.spec import Rollout, rollout_workflow_id
@@ -91,17 +91,10 @@ def database(
     return postgres_database.rsplit("/", 1)[1]
 
 
-@pytest_asyncio.fixture
-async def worker_queue(
-    temporal_env: WorkflowEnvironment, database: str
-) -> AsyncIterator[tuple[str, str]]:
-    """A real worker on its own task queue, started after the URL is in the environment."""
-    address = temporal_env.client.service_client.config.target_host
-    client = await Client.connect(address, data_converter=pydantic_data_converter)
-    queue = f"it-{uuid.uuid4().hex[:8]}"
-    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        async with build_worker(client, queue, executor):
-            yield address, queue
+@pytest.fixture
+def worker_queue(database: str, worker_queue: tuple[str, str]) -> tuple[str, str]:
+    """The shared real worker, started after the URL is in the environment."""
+    return worker_queue
 
 
 @pytest.fixture
@@ -379,3 +372,33 @@ async def test_a_failing_migration_rolls_back_before_any_traffic_moves(
     assert set(served) == {"v1"}, served  # never a request to v2, nor an error
     assert set(await asyncio.to_thread(versions_served, stack.nginx_url)) == {"v1"}
     assert await asyncio.to_thread(stack.schema) == before  # no audit_log, no nickname
+
+
+async def test_a_rollout_is_refused_while_an_emergency_rollback_of_it_runs(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    """The rollback would cancel it (the emergency goes first): the CLI says so up front."""
+    rollout = fleet_rollout({"canary": {"steps": [{"setWeight": 20}]}})
+    spec = rollout.spec
+    path = tmp_path / "rollout.yaml"
+    path.write_text(yaml.safe_dump(rollout.model_dump(mode="json", by_alias=True)))
+    queue = f"it-{uuid.uuid4().hex[:8]}"  # no worker polls it: the rollback stays running
+    held = await temporal_env.client.start_workflow(
+        "EmergencyRollback",
+        RollbackRequest(rollout=rollout, target="v1"),
+        id=rollback_workflow_id(spec.service, spec.environment),
+        task_queue=queue,
+    )
+    address = temporal_env.client.service_client.config.target_host
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "DEPLOYFLOW_TASK_QUEUE": queue}
+    try:
+        code, _, err = await run_cli(env, "rollout", "start", str(path))
+        with pytest.raises(RPCError):  # nothing was started
+            await temporal_env.client.get_workflow_handle(rollout.workflow_id).describe()
+    finally:
+        await held.terminate("test over")
+    assert code == 2, err
+    assert (
+        f"an emergency rollback of {spec.service} in {spec.environment} is running "
+        f"(workflow {held.id}) and would cancel this rollout" in err
+    )

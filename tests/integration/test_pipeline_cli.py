@@ -60,6 +60,9 @@ async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
                 if code == 0 and json.loads(out)["stages"][2]["state"] == "awaiting-approval":
                     break
                 await asyncio.sleep(0.2)
+        code, _, err = await run_cli(env, "pipeline", "start", str(path), "--version", "v7")
+        assert code == 0, err
+        assert f"pipeline-{service}: v7 runs in this pipeline" in err
         code, _, err = await run_cli(env, "pipeline", "approve", service, "--as", "mallory")
         assert code == 2
         assert "mallory may not approve production (approvers: alice)" in err

@@ -79,6 +79,8 @@ class Fleet:
     failing_revision: str | None = None
     # set_server_states fails (the HAProxy socket is gone) for keys containing one of these.
     router_failures: set[str] = field(default_factory=set)
+    # platform_action fails for these (action, host) pairs, as after its last retry.
+    platform_failures: set[tuple[str, str]] = field(default_factory=set)
 
     def actions(self, *kinds: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] in kinds]
@@ -110,6 +112,12 @@ class Fleet:
         @activity.defn(name="platform_action")
         async def platform_action(input: PlatformActionInput) -> ActionResult:
             host = input.target
+            if (input.action, host) in self.platform_failures:
+                raise ApplicationError(
+                    f"ssh {host}: connection refused",
+                    type="PlatformCommandFailed",
+                    non_retryable=True,
+                )
             if input.action == "deploy":
                 self.versions[host] = input.version
             elif input.action == "stop":
@@ -188,7 +196,3 @@ class Fleet:
             run_smoke_tests,
             measure,
         ]
-
-
-def failing_platform(error: str) -> ApplicationError:
-    return ApplicationError(error, type="PlatformCommandFailed")

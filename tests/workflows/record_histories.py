@@ -43,18 +43,21 @@ from tests.workflows.test_interleavings import (
 )
 from tests.workflows.test_monitor import PROM, Pager, monitor
 from tests.workflows.test_monitor import worker as monitor_worker
-from tests.workflows.test_pipeline import pipeline, pipeline_worker, stage
+from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rollout_when, stage
 from tests.workflows.test_pipeline import start as start_pipeline
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.canary import CanaryRollout
 from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest
+from workflows.emergency_models import RollbackRequest, rollback_workflow_id
 from workflows.incident import IncidentRunbook
 from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput
 from workflows.monitor import ServiceMonitorRun
 from workflows.monitor_models import healer_workflow_id
-from workflows.rollout_models import OperatorInput
+from workflows.pipeline import PromotionPipeline
+from workflows.pipeline_models import Submission
+from workflows.registry import workflow_type
+from workflows.rollout_models import OperatorInput, RolloutPhase
 from workflows.search_attributes import ALL
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -207,6 +210,41 @@ async def record_pipeline_and_rollback(env: WorkflowEnvironment) -> None:
         )
         await handle.result()
         save("emergency-rollback", await handle.fetch_history())
+    await record_superseded_pipeline_and_cancelling_rollback(env)
+
+
+async def record_superseded_pipeline_and_cancelling_rollback(env: WorkflowEnvironment) -> None:
+    """A pipeline superseded while its stage's rollout pauses (the rollout is cancelled by
+    id, the run continues as new); an emergency rollback that cancels a soaking canary."""
+    p = pipeline(stage("staging", steps=[{"setWeight": 50}, {"pause": {}}]))
+    async with pipeline_worker(env, Stubs()) as tq:
+        with env.with_time_skipping_disabled():
+            handle = await start_pipeline(env, tq, p)
+        child_id = f"rollout-{p.spec.service}-staging"
+        await rollout_when(env, child_id, paused)
+        await handle.execute_update(PromotionPipeline.submit, Submission(version="v3"))
+        first = env.client.get_workflow_handle(p.workflow_id, run_id=handle.result_run_id)
+        await rollout_when(env, child_id, lambda s: s.version == "v3" and paused(s))
+        save("pipeline-superseded", await first.fetch_history())
+        await handle.cancel()
+    fleet = Fleet()
+    canary = fleet_rollout(
+        {"canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "30m"}}]}}
+    )
+    async with emergency_worker(env, fleet) as tq:
+        with env.with_time_skipping_disabled():
+            running = await env.client.start_workflow(
+                workflow_type(canary), canary, id=canary.workflow_id, task_queue=tq
+            )
+        await wait_for_status(running, lambda s: s.phase is RolloutPhase.PAUSED)
+        handle = await env.client.start_workflow(
+            EmergencyRollback.run,
+            RollbackRequest(rollout=canary, target="v1", cancel_workflow_id=canary.workflow_id),
+            id=rollback_workflow_id(canary.spec.service, canary.spec.environment),
+            task_queue=tq,
+        )
+        await handle.result()
+        save("emergency-cancelled-canary", await handle.fetch_history())
 
 
 async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:

@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.routing.base import Weights
-from activities.temporal.activities import WorkflowWatcher
+from activities.temporal.activities import AwaitClosedInput, WorkflowWatcher
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import wait_for_status
 from workflows.emergency import EmergencyRollback
 from workflows.emergency_models import RollbackRequest, RollbackResult
 from workflows.registry import BY_STRATEGY, workflow_type
 from workflows.rollout_models import RolloutPhase
+from workflows.spec import Rollout
 
 
 @asynccontextmanager
-async def worker(env: WorkflowEnvironment, fleet: Fleet) -> AsyncIterator[str]:
+async def worker(
+    env: WorkflowEnvironment, fleet: Fleet, await_closed: Callable[..., Any] | None = None
+) -> AsyncIterator[str]:
     task_queue = f"tq-{uuid.uuid4().hex}"
     async with Worker(
         env.client,
         task_queue=task_queue,
         workflows=[EmergencyRollback, *BY_STRATEGY.values()],
-        activities=[*fleet.activities(), WorkflowWatcher(env.client).await_closed],
+        activities=[*fleet.activities(), await_closed or WorkflowWatcher(env.client).await_closed],
     ):
         yield task_queue
 
@@ -122,3 +129,101 @@ async def test_the_database_returns_to_the_good_versions_revision_after_traffic(
     assert kinds.index("weights") < kinds.index("migrate")  # traffic first, then the schema
     assert fleet.actions("migrate") == [("migrate", "downgrade", "0001")]
     assert any(e.message == "0003 → 0001" for e in result.events)
+
+
+class Racer:
+    """``await_closed`` that, once the cancelled rollout has closed, starts a rollout under
+    the same id the way `deployflow rollout start` does — the moment a person could —
+    before answering; ``times`` such newcomers at most."""
+
+    def __init__(self, env: WorkflowEnvironment, newcomer: Rollout, times: int) -> None:
+        self.env = env
+        self.newcomer = newcomer
+        self.times = times
+        self.task_queue = ""
+        self.started: list[str] = []  # run ids
+
+    async def start_running(self, running: Rollout, task_queue: str) -> None:
+        """Start the rollout the rollback will cancel (on ``task_queue``, where the
+        newcomers start too) and wait for its pause."""
+        self.task_queue = task_queue
+        canary = await self.env.client.start_workflow(
+            workflow_type(running), running, id=running.workflow_id, task_queue=task_queue
+        )
+        await wait_for_status(canary, lambda s: s.phase is RolloutPhase.PAUSED)
+
+    @activity.defn(name="await_closed")
+    async def await_closed(self, input: AwaitClosedInput) -> str:
+        status = await WorkflowWatcher(self.env.client).await_closed(input)
+        if len(self.started) < self.times:
+            handle = await self.env.client.start_workflow(
+                workflow_type(self.newcomer),
+                self.newcomer,
+                id=self.newcomer.workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+            assert handle.result_run_id is not None
+            self.started.append(handle.result_run_id)
+        return status
+
+
+def race_setup(
+    env: WorkflowEnvironment, times: int
+) -> tuple[Fleet, RollbackRequest, Racer, Rollout]:
+    """v2 is promoted (live on the canary list) and a v3 canary waits for ``promote``;
+    the rollback to v1 cancels v3, and a v4 rollout starts as it closes."""
+    fleet = Fleet(
+        weights=Weights(stable=0, canary=100),
+        versions={**dict.fromkeys(STABLE, "v1"), **dict.fromkeys(CANARY, "v2")},
+    )
+    running = fleet_rollout({"canary": {"steps": [{"setWeight": 30}, {"pause": {}}]}})
+    environment = running.spec.environment
+    running = running.model_copy(update={"spec": running.spec.model_copy(update={"version": "v3"})})
+    newcomer = fleet_rollout(
+        {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}, environment=environment
+    )
+    newcomer = newcomer.model_copy(
+        update={"spec": newcomer.spec.model_copy(update={"version": "v4"})}
+    )
+    request = RollbackRequest(
+        rollout=running, target="v1", cancel_workflow_id=running.workflow_id, reason="pager"
+    )
+    return fleet, request, Racer(env, newcomer, times), running
+
+
+async def test_a_rollout_started_while_rolling_back_is_cancelled_and_the_rollback_goes_first(
+    temporal_env,
+):
+    fleet, request, racer, running = race_setup(temporal_env, times=1)
+    async with worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
+        await racer.start_running(running, tq)
+        result = await roll_back(temporal_env, tq, request)
+        [newcomer_run] = racer.started
+        newcomer = temporal_env.client.get_workflow_handle(running.workflow_id, run_id=newcomer_run)
+        closed = (await newcomer.describe()).status
+    assert result.reason == "v1 is live"
+    messages = [e.message for e in result.events]
+    assert f"a rollout started as {running.workflow_id} meanwhile" in messages
+    assert messages.count(f"{running.workflow_id} closed: canceled") == 2
+    assert closed is WorkflowExecutionStatus.CANCELED
+    live = STABLE if fleet.weights.stable == 100 else CANARY
+    assert {fleet.versions[h] for h in live} == {"v1"}
+
+
+async def test_a_rollback_that_keeps_losing_the_race_stops_and_says_so(temporal_env):
+    fleet, request, racer, running = race_setup(temporal_env, times=10)
+    async with worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
+        await racer.start_running(running, tq)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await roll_back(temporal_env, tq, request)
+        newest = temporal_env.client.get_workflow_handle(running.workflow_id)
+        still = (await newest.describe()).status
+        await newest.cancel()
+    cause = failed.value.cause
+    assert getattr(cause, "type", None) == "RollbackConflict"
+    assert f"{running.workflow_id} was started again 3 times while rolling back" in str(cause)
+    assert "v1 was not deployed" in str(cause)
+    assert len(racer.started) == 3
+    assert still is WorkflowExecutionStatus.RUNNING

@@ -17,6 +17,7 @@ from tests.workflows.incident_harness import (
 from workflows.incident import IncidentRunbook
 from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput, IncidentPhase
 from workflows.rollout_models import OperatorInput
+from workflows.runbook_spec import Runbook
 
 LEVELS = {
     "levels": [
@@ -264,3 +265,47 @@ async def test_a_long_incident_continues_as_new_keeping_its_pages_and_thread(tem
     assert root.thread_ts is None
     assert {p.thread_ts for p in thread if p.update_ts is None} == {"1700000000.000001"}
     assert any("resolved by alertmanager" in p.text for p in thread)
+
+
+PROM = {"prometheus": {"address": "http://127.0.0.1:9", "query": "up"}}
+
+
+async def failed_steps(temporal_env, stubs: Notifiers, book: Runbook) -> list[str]:
+    """Run ``book`` until its first Slack post (its last step), resolve it; the messages
+    of its failed steps."""
+    async with incident_worker(temporal_env, stubs) as tq:
+        handle = await open_incident(temporal_env, tq, book)
+        status = await status_when(handle, lambda s: len(stubs.posts) == 1)
+        await handle.execute_update(IncidentRunbook.resolve, ALICE)
+        await handle.result()
+    return [e.message for e in status.timeline if e.kind == "failed"]
+
+
+async def test_a_wait_condition_that_cannot_be_evaluated_fails_its_step_and_the_runbook_goes_on(
+    temporal_env,
+):
+    stubs = Notifiers()
+    stubs.fleet.measure_values = lambda n: [0.2, 0.3]  # two series; the condition wants one
+    wait = {"metric": {"provider": PROM, "successCondition": "result < 0.01"}, "timeout": "1h"}
+    book = runbook([{"wait": wait}, {"notify": {"text": "after the wait"}}])
+    failed = await failed_steps(temporal_env, stubs, book)
+    assert len(failed) == 1
+    assert failed[0].startswith(
+        "step 1 (wait) failed: 'result < 0.01' cannot be evaluated on [0.2, 0.3]: No such overload"
+    )
+    assert stubs.fleet.measurements == 1  # not measured again until the timeout
+    assert stubs.posts[0].text.startswith("after the wait")
+
+
+async def test_a_query_whose_activity_keeps_failing_fails_its_step_after_two_tries(temporal_env):
+    def broken(n: int) -> list[float]:
+        raise RuntimeError("provider client bug")
+
+    stubs = Notifiers()
+    stubs.fleet.measure_values = broken
+    book = runbook(
+        [{"query": {"name": "error-rate", "provider": PROM}}, {"notify": {"text": "on"}}]
+    )
+    failed = await failed_steps(temporal_env, stubs, book)
+    assert failed == ["step 1 (query) failed: provider client bug (RuntimeError)"]
+    assert stubs.fleet.measurements == 2  # retry.MEASURE

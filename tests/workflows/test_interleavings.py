@@ -36,7 +36,7 @@ from tests.workflows.harness import Stubs, rollout, wait_for_status
 from workers.main import WORKFLOWS
 from workflows.canary import CanaryRollout
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
-from workflows.spec import CanaryStep, Rollout
+from workflows.spec import CanaryStep, Metadata, Rollout
 
 SOAK = {"pause": {"duration": "30m"}}
 
@@ -285,48 +285,24 @@ async def test_a_rollback_that_fails_keeps_the_run_open_until_it_succeeds(tempor
     await assert_replays(handle)
 
 
-@workflow.defn(name="CanaryRollout", sandboxed=False)  # the sandbox would re-import this file
-class CanaryWithABug(CanaryRollout):
-    """The real canary with a programming error in its third step."""
-
-    @workflow.init
-    def __init__(self, rollout: Rollout) -> None:
-        super().__init__(rollout)
-
-    @workflow.run
-    async def run(self, rollout: Rollout) -> RolloutResult:
-        return await super().run(rollout)
-
-    async def _run_step(self, index: int, step: CanaryStep) -> None:
-        if index == 2:
-            raise KeyError("steps[2]")
-        await super()._run_step(index, step)
-
-
-async def test_a_bug_in_a_step_rolls_back_instead_of_leaving_traffic_split(temporal_env):
-    stubs = Stubs()
-    spec = rollout([{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"setWeight": 50}])
+@asynccontextmanager
+async def under_test(
+    env: WorkflowEnvironment, stubs: Stubs, spec: Rollout
+) -> AsyncIterator[WorkflowHandle[Any, Any]]:
+    """``spec`` started on ``CanaryUnderTest``, with a worker running it."""
     tq = f"tq-{uuid.uuid4().hex}"
     async with Worker(
-        temporal_env.client,
-        task_queue=tq,
-        workflows=[CanaryWithABug],
-        activities=stubs.activities(),
+        env.client, task_queue=tq, workflows=[CanaryUnderTest], activities=stubs.activities()
     ):
-        handle = await temporal_env.client.start_workflow(
-            CanaryWithABug.run, spec, id=spec.workflow_id, task_queue=tq
+        yield await env.client.start_workflow(
+            CanaryUnderTest.run, spec, id=spec.workflow_id, task_queue=tq
         )
-        # Before the fix the workflow task failed and was retried forever.
-        result: RolloutResult = await asyncio.wait_for(handle.result(), 30)
-    assert result.outcome is RolloutPhase.ROLLED_BACK
-    assert result.reason == "failed: KeyError: 'steps[2]'"
-    assert stubs.canary_weights == [20, 0]
-    await assert_replays(handle, CanaryWithABug)
 
 
-@workflow.defn(name="CanaryRollout", sandboxed=False)
-class ShortHistoryCanary(CanaryRollout):
-    """The real canary, continuing as new after 80 events instead of 10,000."""
+@workflow.defn(name="CanaryRollout", sandboxed=False)  # the sandbox would re-import this file
+class CanaryUnderTest(CanaryRollout):
+    """The real canary, continuing as new after 80 events instead of 10,000, and with a
+    programming error in the step that a ``bug-at-step`` label names."""
 
     HISTORY_EVENTS_PER_RUN = 80
 
@@ -337,6 +313,26 @@ class ShortHistoryCanary(CanaryRollout):
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         return await super().run(rollout)
+
+    async def _run_step(self, index: int, step: CanaryStep) -> None:
+        if self._rollout.metadata.labels.get("bug-at-step") == str(index):
+            raise KeyError(f"steps[{index}]")
+        await super()._run_step(index, step)
+
+
+async def test_a_bug_in_a_step_rolls_back_instead_of_leaving_traffic_split(temporal_env):
+    stubs = Stubs()
+    spec = rollout([{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"setWeight": 50}])
+    spec = spec.model_copy(
+        update={"metadata": Metadata(name="checkout", labels={"bug-at-step": "2"})}
+    )
+    async with under_test(temporal_env, stubs, spec) as handle:
+        # Before the fix the workflow task failed and was retried forever.
+        result: RolloutResult = await asyncio.wait_for(handle.result(), 30)
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    assert result.reason == "failed: 'steps[2]' (KeyError)"
+    assert stubs.canary_weights == [20, 0]
+    await assert_replays(handle, CanaryUnderTest)
 
 
 async def test_a_long_soak_with_background_analysis_continues_as_new_and_keeps_counting(
@@ -359,16 +355,7 @@ async def test_a_long_soak_with_background_analysis_continues_as_new_and_keeps_c
         canary={"analysis": {"templates": [{"templateName": "bg"}], "startingStep": 1}},
         analysisTemplates=[background],
     )
-    tq = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        temporal_env.client,
-        task_queue=tq,
-        workflows=[ShortHistoryCanary],
-        activities=stubs.activities(),
-    ):
-        first = await temporal_env.client.start_workflow(
-            ShortHistoryCanary.run, spec, id=spec.workflow_id, task_queue=tq
-        )
+    async with under_test(temporal_env, stubs, spec) as first:
         latest = temporal_env.client.get_workflow_handle_for(CanaryRollout.run, spec.workflow_id)
         status = await wait_for_status(
             latest, lambda s: s.current_step == 3 and s.phase is RolloutPhase.PAUSED, timeout=60
@@ -392,6 +379,6 @@ async def test_a_long_soak_with_background_analysis_continues_as_new_and_keeps_c
         result = await latest.result(rpc_timeout=timedelta(seconds=30))
     assert result.outcome is RolloutPhase.PROMOTED
     assert stubs.canary_weights == [20, 50, 100]
-    await assert_replays(latest, ShortHistoryCanary)
+    await assert_replays(latest, CanaryUnderTest)
     async for run in temporal_env.client.list_workflows(f"WorkflowId = '{spec.workflow_id}'"):
         assert run.history_length is None or run.history_length < 200

@@ -78,10 +78,15 @@ class Pager:
         self.fleet = fleet
         self.trend = trend
         self.opened: list[OpenIncidentInput] = []
+        self.intake_down = False  # set: open_incident fails (the worker cannot reach Temporal)
+        self.intake_attempts = 0
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="open_incident")
         async def open_incident(input: OpenIncidentInput) -> str:
+            self.intake_attempts += 1
+            if self.intake_down:
+                raise RuntimeError("frontend unavailable")
             self.opened.append(input)
             return "incident-serviceunhealthy-test"
 
@@ -274,3 +279,82 @@ async def test_a_steady_memory_climb_is_a_leak_and_a_clean_run_resolves(temporal
     assert "+60.0 MiB/min" in leaking.findings[0].message
     assert clean.healthy
     assert [o.notification.status for o in pager.opened] == ["firing", "resolved"]
+
+
+async def test_slo_conditions_that_cannot_be_evaluated_are_inconclusive_not_stuck(temporal_env):
+    """Two series where the condition expects one number, a division by zero, a number
+    where a boolean belongs: each is noted, the run ends, and the one real breach pages."""
+    fleet = Fleet(measure_values=lambda n: [0.2, 0.3])
+    pager = Pager(fleet)
+    slos = [
+        {"name": "one-number", "provider": PROM, "successCondition": "result < 0.01"},
+        {"name": "by-zero", "provider": PROM, "failureCondition": "result.size() / 0 == 1"},
+        {"name": "not-a-bool", "provider": PROM, "successCondition": "result.size()"},
+        {"name": "all-series", "provider": PROM, "successCondition": "result.all(r, r < 0.1)"},
+    ]
+    m = monitor(slos=slos)
+    async with worker(temporal_env, pager) as tq, asyncio.timeout(30):
+        result: MonitorResult = await temporal_env.client.execute_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
+        )
+    kinds = {f.message.split(":")[0].split(" =")[0]: f.kind for f in result.findings}
+    assert kinds == {
+        "one-number": "inconclusive",
+        "by-zero": "inconclusive",
+        "not-a-bool": "inconclusive",
+        "all-series": "slo",
+    }
+    messages = " | ".join(f.message for f in result.findings)
+    assert "one-number: cannot be judged: 'result < 0.01' cannot be evaluated on [0.2, 0.3]" in (
+        messages
+    )
+    assert "division by zero" in messages
+    assert "'result.size()' must be true or false, got 2" in messages
+    assert not result.healthy
+    assert pager.firing() == ["all-series = 0.2, 0.3: not result.all(r, r < 0.1)"]
+
+
+async def test_a_measurement_activity_that_keeps_failing_is_inconclusive_after_two_tries(
+    temporal_env,
+):
+    def broken(n: int) -> list[float]:
+        raise RuntimeError("provider client bug")
+
+    def no_trend() -> list[SeriesTrend]:
+        raise RuntimeError("trend bug")
+
+    fleet = Fleet(measure_values=broken)
+    leak = {"provider": PROM, "window": "10m", "minGrowthPerMinute": "10Mi"}
+    pager = Pager(fleet, trend=no_trend)
+    slo = {"name": "error-rate", "provider": PROM, "successCondition": "result < 0.01"}
+    m = monitor(slos=[slo], memoryLeak=leak)
+    async with worker(temporal_env, pager) as tq, asyncio.timeout(30):
+        result: MonitorResult = await temporal_env.client.execute_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
+        )
+    assert [f.kind for f in result.findings] == ["inconclusive", "inconclusive"]
+    assert (
+        "error-rate: cannot be measured: activity failed: RuntimeError: provider client bug"
+        in result.findings[0].message
+    )
+    assert (
+        "memory trend cannot be measured: activity failed: RuntimeError: trend bug"
+        in result.findings[1].message
+    )
+    assert fleet.measurements == 2  # retry.MEASURE: one retry, then the finding
+    assert pager.opened == []
+
+
+async def test_the_healer_outlives_an_incident_it_could_not_open(temporal_env):
+    fleet = Fleet(unhealthy={(STABLE[0], "v1")})
+    pager = Pager(fleet)
+    pager.intake_down = True
+    m = monitor()
+    async with worker(temporal_env, pager) as tq, asyncio.timeout(60):
+        result = await (await start_healer(temporal_env, tq, m)).result()
+    noted = [e.message for e in result.timeline if e.kind == "escalate"]
+    assert len(noted) == 1
+    assert noted[0].startswith(f"restart did not help: {STABLE[0]} ")
+    assert noted[0].endswith("; could not open an incident: RuntimeError: frontend unavailable")
+    assert pager.intake_attempts == 5  # retry.INTAKE
+    assert result.timeline[-1].kind == "done"

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.metrics.activities import MeasureInput, MeasureOutput
+from activities.routing.activities import SetWeightInput
+from activities.routing.base import Weights
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, wait_for_status
+from workflows.canary import CanaryRollout
 from workflows.pipeline import PromotionPipeline
 from workflows.pipeline_models import (
     ApprovalInput,
@@ -25,7 +34,7 @@ from workflows.pipeline_models import (
 )
 from workflows.pipeline_spec import parse_pipeline
 from workflows.registry import BY_STRATEGY
-from workflows.rollout_models import OperatorInput
+from workflows.rollout_models import OperatorInput, RolloutStatus
 
 ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
 
@@ -87,8 +96,6 @@ async def start(
 
 
 async def status_when(handle: WorkflowHandle[Any, Any], predicate: Any) -> PipelineStatus:
-    import asyncio
-
     async with asyncio.timeout(20):
         while True:
             status: PipelineStatus = await handle.query(PromotionPipeline.status)
@@ -256,7 +263,7 @@ async def test_a_newer_version_supersedes_the_running_one(temporal_env):
     async with pipeline_worker(temporal_env, stubs) as tq:
         handle = await start(temporal_env, tq, p, version="v2")
         await status_when(handle, at_gate("production"))
-        await handle.signal(PromotionPipeline.submit, Submission(version="v3"))
+        await handle.signal(PromotionPipeline.submit_signal, Submission(version="v3"))
         latest = temporal_env.client.get_workflow_handle_for(PromotionPipeline.run, p.workflow_id)
         status = await status_when(latest, lambda s: s.version == "v3" and at_gate("production")(s))
         assert status.outcome is PipelineOutcome.RUNNING
@@ -272,7 +279,7 @@ async def test_queue_policy_runs_the_newer_version_after_the_running_one(tempora
     async with pipeline_worker(temporal_env, stubs) as tq:
         handle = await start(temporal_env, tq, p, version="v2")
         await status_when(handle, at_gate("production"))
-        await handle.signal(PromotionPipeline.submit, Submission(version="v3"))
+        await handle.signal(PromotionPipeline.submit_signal, Submission(version="v3"))
         status = await status_when(handle, lambda s: s.queued == ["v3"])
         assert status.version == "v2"
         await approve(handle, "alice")
@@ -284,3 +291,201 @@ async def test_queue_policy_runs_the_newer_version_after_the_running_one(tempora
     assert result.version == "v3"
     # v3 lands on the list v2 left idle in each environment: roles flip.
     assert stubs.canary_weights == [50, 100, 100] * 2 + [50, 0, 0] * 2
+
+
+@dataclass
+class Held:
+    """Calls of a stub activity wait here until ``release`` (``reached`` says one came)."""
+
+    armed: bool = True
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def hold(self) -> None:
+        if self.armed and not self.release.is_set():
+            self.reached.set()
+            await self.release.wait()
+
+
+def replace_activity(stubs: Stubs, replacement: Any) -> list[Any]:
+    """The stubs' activities with the one named like ``replacement`` swapped for it."""
+    return [a for a in stubs.activities() if a.__name__ != replacement.__name__] + [replacement]
+
+
+async def wait_for_event(handle: WorkflowHandle[Any, Any], event_type: Any, after: int) -> None:
+    """Poll the history until an event of ``event_type`` follows event ``after`` (bounded)."""
+    async with asyncio.timeout(10):
+        while True:
+            history = await handle.fetch_history()
+            if any(e.event_type == event_type and e.event_id > after for e in history.events):
+                return
+            await asyncio.sleep(0.05)
+
+
+def paused(status: RolloutStatus) -> bool:
+    return (status.step or "").startswith("pause")
+
+
+async def rollout_when(env: WorkflowEnvironment, workflow_id: str, predicate: Any) -> None:
+    """Poll a stage's rollout (its newest run, which may not have started yet) until
+    ``predicate`` holds on its status (bounded)."""
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                status = await env.client.get_workflow_handle(workflow_id).query(
+                    CanaryRollout.status
+                )
+            except RPCError:
+                status = None
+            if status is not None and predicate(status):
+                return
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("policy", ["supersede", "queue"])
+async def test_a_submit_in_the_same_activation_as_the_last_stage_finishing_runs_next(
+    temporal_env, policy
+):
+    """No workflow worker while the verification's last measurement completes and v3 is
+    submitted: the next workflow task delivers both at once."""
+    held = Held()
+    stubs = Stubs()
+
+    @activity.defn(name="measure")
+    async def measure(input: MeasureInput) -> MeasureOutput:
+        await held.hold()
+        return MeasureOutput(values=[0.0])
+
+    once = {**ERROR_RATE_TEMPLATE, "metrics": [{**ERROR_RATE_TEMPLATE["metrics"][0], "count": 1}]}
+    only = stage("dev", verification=ANALYSIS)
+    only["rollout"]["analysisTemplates"] = [once]
+    p = pipeline(only, policy=policy)
+    workflows = [PromotionPipeline, *BY_STRATEGY.values()]
+    tq = f"tq-{uuid.uuid4().hex}"
+    client = temporal_env.client
+    async with Worker(client, task_queue=tq, activities=replace_activity(stubs, measure)):
+        async with Worker(client, task_queue=tq, workflows=workflows, max_cached_workflows=0):
+            handle = await start(temporal_env, tq, p, version="v2")
+            await asyncio.wait_for(held.reached.wait(), 20)
+        await handle.signal(PromotionPipeline.submit_signal, Submission(version="v3"))
+        signalled = (await handle.fetch_history()).events[-1].event_id
+        held.release.set()
+        await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, signalled)
+        async with Worker(client, task_queue=tq, workflows=workflows, max_cached_workflows=0):
+            latest = client.get_workflow_handle_for(PromotionPipeline.run, p.workflow_id)
+            result: PipelineResult = await asyncio.wait_for(latest.result(), 30)
+            first = await client.get_workflow_handle(
+                p.workflow_id, run_id=handle.result_run_id
+            ).describe()
+    assert first.status is WorkflowExecutionStatus.CONTINUED_AS_NEW
+    assert result.version == "v3"
+    assert result.outcome is PipelineOutcome.SUCCEEDED
+
+
+@pytest.mark.parametrize("ending", ["rollout ended", "rejected", "timed out"])
+async def test_a_submit_in_the_same_activation_as_the_last_stage_ending_runs_next(
+    temporal_env, ending
+):
+    """While no workflow worker runs, the last stage ends — its rollout closes (terminated:
+    that needs no worker), its gate is rejected, or the gate's timeout fires — and v3 is
+    submitted: the next workflow task has both. v3 runs next, whichever the run saw first."""
+    stubs = Stubs()
+    if ending == "rollout ended":
+        last = stage("production", steps=[{"setWeight": 50}, {"pause": {}}])
+    elif ending == "rejected":
+        last = stage("production", approval={"approvers": ["alice"]})
+    else:
+        last = stage("production", approval={"approvers": ["alice"], "timeout": "1h"})
+    p = pipeline(stage("staging"), last, policy="supersede")
+    workflows = [PromotionPipeline, *BY_STRATEGY.values()]
+    tq = f"tq-{uuid.uuid4().hex}"
+    client = temporal_env.client
+    child_id = f"rollout-{p.spec.service}-production"
+
+    def workflow_worker() -> Worker:
+        return Worker(
+            client,
+            task_queue=tq,
+            workflows=workflows,
+            activities=stubs.activities(),
+            max_cached_workflows=0,  # no sticky queue: the next task waits for a worker
+        )
+
+    with temporal_env.with_time_skipping_disabled():
+        handle = await start(temporal_env, tq, p, version="v2")
+    skipping = None
+    async with workflow_worker():
+        if ending == "rollout ended":
+            await rollout_when(temporal_env, child_id, paused)
+        else:
+            await status_when(handle, at_gate("production"))
+    if ending == "rollout ended":
+        await client.get_workflow_handle(child_id).terminate("operator")
+    elif ending == "rejected":
+        await handle.signal(PromotionPipeline.reject_signal, ApprovalInput(approver="alice"))
+    else:
+        skipping = asyncio.create_task(temporal_env.fast_forward(handle, timedelta(minutes=61)))
+        await wait_for_event(handle, EventType.EVENT_TYPE_TIMER_FIRED, 0)
+    await handle.signal(PromotionPipeline.submit_signal, Submission(version="v3"))
+    async with workflow_worker():
+        latest = client.get_workflow_handle_for(PromotionPipeline.run, p.workflow_id)
+        await status_when(latest, lambda s: s.version == "v3")
+        first = client.get_workflow_handle(p.workflow_id, run_id=handle.result_run_id)
+        ended: PipelineStatus = await first.query(PromotionPipeline.status)
+        closed = (await first.describe()).status
+        await latest.cancel()
+        if skipping is not None:
+            await skipping
+    assert closed is WorkflowExecutionStatus.CONTINUED_AS_NEW
+    stage_ending = PipelineOutcome.REJECTED if ending == "rejected" else PipelineOutcome.FAILED
+    assert ended.outcome in (PipelineOutcome.SUPERSEDED, stage_ending)
+
+
+async def test_a_version_submitted_while_a_superseded_run_winds_down_runs_instead(temporal_env):
+    """v3 supersedes v2; while v2's rollout rolls back, v4 arrives: v4 runs, v3 is dropped
+    and both submitters are told."""
+    held = Held(armed=False)
+    stubs = Stubs()
+    stub_set_weight = next(a for a in stubs.activities() if a.__name__ == "set_weight")
+
+    @activity.defn(name="set_weight")
+    async def set_weight(input: SetWeightInput) -> Weights:
+        if input.weights.canary == 0:  # the superseded rollout rolling back
+            await held.hold()
+        result: Weights = await stub_set_weight(input)
+        return result
+
+    p = pipeline(stage("staging", steps=[{"setWeight": 50}, {"pause": {}}]), policy="supersede")
+    child_id = f"rollout-{p.spec.service}-staging"
+    tq = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        temporal_env.client,
+        task_queue=tq,
+        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
+        activities=replace_activity(stubs, set_weight),
+    ):
+        handle = await start(temporal_env, tq, p, version="v2")
+        await rollout_when(temporal_env, child_id, lambda s: s.version == "v2" and paused(s))
+        held.armed = True
+        v3 = await handle.execute_update(PromotionPipeline.submit, Submission(version="v3"))
+        await asyncio.wait_for(held.reached.wait(), 20)
+        v4 = await handle.execute_update(
+            PromotionPipeline.submit, Submission(version="v4", by="carol")
+        )
+        held.release.set()
+        latest = temporal_env.client.get_workflow_handle_for(PromotionPipeline.run, p.workflow_id)
+        await rollout_when(temporal_env, child_id, lambda s: s.version == "v4" and paused(s))
+        first = temporal_env.client.get_workflow_handle(p.workflow_id, run_id=handle.result_run_id)
+        superseded: PipelineStatus = await first.query(PromotionPipeline.status)
+        await temporal_env.client.get_workflow_handle(child_id).execute_update(
+            "promote", OperatorInput(), result_type=str
+        )
+        result: PipelineResult = await latest.result()
+    assert v3 == "v3 supersedes v2: its current stage is cancelled"
+    assert v4 == "v4 supersedes v3, which had not started"
+    events = [(e.kind, e.message) for e in superseded.events]
+    assert ("dropped", "v3 will not run: v4 superseded it before it started") in events
+    assert ("superseded", "v4 supersedes v3 (by carol)") in events
+    assert superseded.outcome is PipelineOutcome.SUPERSEDED
+    assert result.version == "v4"
+    assert result.outcome is PipelineOutcome.SUCCEEDED

@@ -124,6 +124,17 @@ async def test_blue_green_without_auto_promotion_waits_for_promote(temporal_env)
     assert fleet.actions("weights") == [("weights", 100)]
 
 
+async def test_blue_green_old_pool_that_will_not_stop_still_ends_promoted(temporal_env):
+    fleet = Fleet(platform_failures={("stop", STABLE[0])})
+    result = await run(temporal_env, fleet, fleet_rollout({"blueGreen": {}}))
+    assert result.outcome is RolloutPhase.PROMOTED
+    assert fleet.weights.canary == 100
+    assert any(
+        e.kind == "scale-down" and "connection refused (PlatformCommandFailed)" in e.message
+        for e in result.events
+    )
+
+
 async def test_blue_green_scale_down_delay_is_honoured(temporal_env):
     fleet = Fleet()
     spec = fleet_rollout({"blueGreen": {"scaleDownDelaySeconds": 600}})
@@ -341,6 +352,8 @@ async def test_a_failing_migration_stops_before_any_host_is_touched(temporal_env
     spec = fleet_rollout({"rolling": {"maxUnavailable": 1}}, migrations=MIGRATIONS)
     result = await run(temporal_env, fleet, spec)
     assert result.outcome is RolloutPhase.ROLLED_BACK
-    assert result.reason == "migration failed: 0003 failed; the schema was left at 0001"
+    assert result.reason == (
+        "migration failed: 0003 failed; the schema was left at 0001 (MigrationFailed)"
+    )
     assert fleet.actions("deploy", "state") == []
     assert fleet.revision == "0001"
