@@ -174,9 +174,8 @@ class _Writer:
             left = f"({left})" if _rank(node.left) <= _rank(node) else left
         if not isinstance(node.right, ast.Name | ast.Constant | ast.Call | ast.Subscript):
             right = f"({right})" if _rank(node.right) <= _rank(node) else right
-        ints = {lkind, rkind} <= {"int", "const-int"}
-        if ints and op != "/":
-            return f"{left} {op} {right}", "int"
+        if {lkind, rkind} <= {"int", "const-int"}:
+            return f"{left} {op} {right}", "int"  # CEL's integer arithmetic, as written
         # expr's numbers mix freely; CEL's do not: what is an int becomes a double.
         left = _as_double(left, lkind)
         right = _as_double(right, rkind)
@@ -211,7 +210,8 @@ class _Writer:
         if isinstance(node.func, ast.Attribute):
             target = self._receiver(node.func.value)
             args = ", ".join(self.text(a) for a in node.args)
-            return f"{target}.{node.func.attr}({args})", "other"
+            kind = "int" if node.func.attr in _INT_VALUED else "other"
+            return f"{target}.{node.func.attr}({args})", kind
         if not isinstance(node.func, ast.Name):
             raise NotExpr("only named functions can be called")
         name = node.func.id

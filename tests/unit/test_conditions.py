@@ -65,6 +65,9 @@ def test_evaluation_failure_is_a_condition_error_not_a_crash(expression):
         ("result * 100 > 5", "result * 100.0 > 5"),
         ("(result[0] + result[1]) / 2 < 0.5", "(result[0] + result[1]) / 2.0 < 0.5"),
         ("result[len(result) - 1] < 3", "result[size(result) - 1] < 3"),
+        # Integers stay CEL's: an int division by zero is an error, not a double's infinity.
+        ("result.size() / 0 == 1", "result.size() / 0 == 1"),
+        ("len(result) / 2 > 1", "size(result) / 2 > 1"),
         (
             'result matches "^ok" or result contains "x"',
             'result.matches("^ok") || result.contains("x")',
