@@ -18,7 +18,7 @@ from tests.unit.test_web_provider import Answer, WebServer, serve
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, canary_worker, rollout, start
 from workflows.analysis import AnalysisPhase
 from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutPhase
+from workflows.rollout_models import RolloutPhase, RolloutResult
 
 SECRET = "tok-3f9a1c"  # what the worker's environment holds; never in the history
 ANALYSIS = {"analysis": {"templates": [{"templateName": "web-check"}]}}
@@ -90,6 +90,17 @@ def payload_text(node: Any) -> str:
     return ""
 
 
+async def step_analysis(temporal_env, template: dict[str, Any], stubs: Stubs) -> RolloutResult:
+    """A canary of one shift and one step analysis with ``template``, run to its end."""
+    spec = rollout(
+        [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}],
+        analysisTemplates=[template],
+    )
+    async with canary_worker(temporal_env, stubs) as tq:
+        result: RolloutResult = await (await start(temporal_env, tq, spec)).result()
+    return result
+
+
 async def test_a_failing_dry_run_metric_is_shown_but_does_not_roll_back(temporal_env):
     template = {
         **ERROR_RATE_TEMPLATE,
@@ -101,12 +112,7 @@ async def test_a_failing_dry_run_metric_is_shown_but_does_not_roll_back(temporal
     }
     # error-rate measures 0.001 (fine); latency measures 0.5 (fails its condition).
     stubs = Stubs(measure_values=lambda n: [0.001] if n % 2 else [0.5])
-    spec = rollout(
-        [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}],
-        analysisTemplates=[template],
-    )
-    async with canary_worker(temporal_env, stubs) as tq:
-        result = await (await start(temporal_env, tq, spec)).result()
+    result = await step_analysis(temporal_env, template, stubs)
     assert result.outcome is RolloutPhase.PROMOTED
     [run] = result.analysis_runs
     phases = {m.name: (m.phase, m.dry_run) for m in run.metrics}
@@ -124,12 +130,7 @@ async def test_nan_reaches_a_condition_that_handles_it(temporal_env):
         ],
     }
     stubs = Stubs(measure_values=lambda n: [math.nan])
-    spec = rollout(
-        [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "error-rate"}]}}],
-        analysisTemplates=[template],
-    )
-    async with canary_worker(temporal_env, stubs) as tq:
-        result = await (await start(temporal_env, tq, spec)).result()
+    result = await step_analysis(temporal_env, template, stubs)
     assert result.outcome is RolloutPhase.PROMOTED
     assert stubs.measure_inputs[0].raw_values is True
     [measurement] = result.analysis_runs[0].metrics[0].measurements
