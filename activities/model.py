@@ -7,9 +7,9 @@ names users wrote) and reject unknown fields so a typo is an error, not a silent
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Final, Self
+from typing import Annotated, Any, ClassVar, Final, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 # The longest wait or timeout a spec may ask for: a year. Anything longer is a mistake, and
@@ -45,7 +45,8 @@ class OneOf(Model):
     def _exactly_one(self) -> Self:
         chosen = self._chosen()
         if len(chosen) != 1:
-            kinds = ", ".join(self._spelling(n) for n in type(self).model_fields)
+            fields = type(self).model_fields
+            kinds = ", ".join(self._spelling(n) for n, f in fields.items() if not f.exclude)
             got = ", ".join(chosen) or "none"
             raise ValueError(f"{self.label}: set exactly one of {kinds}; got {got}")
         return self
@@ -67,3 +68,22 @@ class OneOf(Model):
     @classmethod
     def _spelling(cls, name: str) -> str:
         return cls.model_fields[name].alias or name
+
+
+def refuse(why: str) -> BeforeValidator:
+    """For a field Argo Rollouts has and deployflow does not: absent is fine, set is refused
+    with ``why`` at the field's own path. Use with ``NOT_SERIALISED``::
+
+        datadog: Annotated[None, refuse("Argo's datadog provider"), NOT_SERIALISED] = None
+
+    A spec pasted from Argo's docs then fails naming the field, instead of being read with a
+    part silently dropped or failing with a bare "extra inputs are not permitted".
+    """
+
+    def refused(value: object) -> None:
+        raise ValueError(f"not supported: {why}")
+
+    return BeforeValidator(refused)
+
+
+NOT_SERIALISED: Any = Field(default=None, exclude=True)

@@ -1,6 +1,6 @@
 """A tiny versioned HTTP service to roll out: answers ``GET /``, exposes Prometheus metrics.
 
-    python examples/demo_service.py --port 8001 --version v1 [--error-rate 0.0]
+    python examples/demo_service.py --port 8001 --version v1 [--error-rate 0.0] [--latency-ms 0]
 
 Endpoints:
     GET  /                  200 ``<service> <version>``, or 500 with probability error-rate
@@ -11,6 +11,9 @@ Endpoints:
     GET  /admin/error-rate  the current error rate
     POST /admin/error-rate  set it: body ``0.5`` or ``?value=0.5`` (0..1), to inject errors
                             into a running canary
+    GET  /admin/latency     milliseconds ``GET /`` takes (±10 %), 0 = as fast as it can
+    POST /admin/latency     set it: body ``26`` or ``?value=26`` (0..10000), to make a
+                            version slower than another
     GET  /admin/leak        ``<bytes per second> <bytes held>``
     POST /admin/leak        body ``1048576`` or ``?value=1048576``: allocate and hold that
                             many bytes per second (a memory leak, for the self-healing demo);
@@ -116,10 +119,12 @@ class ServiceState:
         version: str,
         error_rate: float,
         leak_limit: int = DEFAULT_LEAK_LIMIT,
+        latency_ms: float = 0.0,
     ) -> None:
         self.service = service
         self.version = version
         self.error_rate = error_rate
+        self.latency_ms = latency_ms
         self.leak = Leak(leak_limit)
         self.responsive = threading.Event()  # cleared while the service hangs
         self.responsive.set()
@@ -131,6 +136,11 @@ class ServiceState:
 
     def should_fail(self) -> bool:
         return random.random() < self.error_rate
+
+    def delay(self) -> None:
+        """Take ``latency_ms`` (±10 %, uniformly) to answer, like real work would."""
+        if self.latency_ms:
+            time.sleep(self.latency_ms * random.uniform(0.9, 1.1) / 1000)
 
     def observe(self, code: int, seconds: float) -> None:
         with self._lock:
@@ -181,6 +191,14 @@ def parse_rate(text: str) -> float:
     return rate
 
 
+def parse_latency(text: str) -> float:
+    """A latency in milliseconds (0..10000) from ``text``; ``ValueError`` otherwise."""
+    latency = float(text.strip())
+    if not 0.0 <= latency <= 10_000.0:  # also rejects NaN
+        raise ValueError(f"latency must be within 0..10000 ms, got {text.strip()!r}")
+    return latency
+
+
 def parse_leak_rate(text: str) -> int:
     """A leak rate in bytes per second (>= 0) from ``text``; ``ValueError`` otherwise."""
     rate = int(text.strip())
@@ -211,6 +229,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path == "/":
             started = time.perf_counter()
+            state.delay()
             code = 500 if state.should_fail() else 200
             suffix = " error" if code == 500 else ""
             self._send(code, f"{state.service} {state.version}{suffix}\n")
@@ -221,6 +240,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, state.exposition(), "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/admin/error-rate":
             self._send(200, f"{state.error_rate}\n")
+        elif path == "/admin/latency":
+            self._send(200, f"{state.latency_ms}\n")
         elif path == "/admin/leak":
             self._send(200, f"{state.leak.rate} {state.leak.held_bytes}\n")
         elif path == "/admin/hang":
@@ -232,7 +253,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
-        if url.path not in ("/admin/error-rate", "/admin/leak", "/admin/hang"):
+        if url.path not in ("/admin/error-rate", "/admin/latency", "/admin/leak", "/admin/hang"):
             self._send(404, "not found\n")
             return
         text = parse_qs(url.query).get("value", [body])[0]
@@ -241,6 +262,9 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/admin/error-rate":
                 state.error_rate = parse_rate(text)
                 answer = f"{state.error_rate}"
+            elif url.path == "/admin/latency":
+                state.latency_ms = parse_latency(text)
+                answer = f"{state.latency_ms}"
             elif url.path == "/admin/leak":
                 state.leak.set_rate(parse_leak_rate(text))
                 answer = f"{state.leak.rate}"
@@ -288,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", required=True, help="label on every answer and metric")
     parser.add_argument("--service", default="checkout")
     parser.add_argument("--error-rate", type=parse_rate, default=0.0, help="0..1")
+    parser.add_argument("--latency-ms", type=parse_latency, default=0.0, help="0..10000")
     parser.add_argument(
         "--leak-limit",
         type=int,
@@ -296,7 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    state = ServiceState(args.service, args.version, args.error_rate, args.leak_limit)
+    state = ServiceState(
+        args.service, args.version, args.error_rate, args.leak_limit, args.latency_ms
+    )
     server = DemoServer((args.host, args.port), state)
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -19,8 +19,9 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from starters import codec_server_command, commands, devserver, serve_command
+from starters import codec_server_command, commands, devserver, rehearsal_commands, serve_command
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
+from starters.handler import Handler
 from workers.codec_keys import CodecKeyError
 from workers.config import TemporalConfig, TemporalConfigError, TemporalConnectError
 
@@ -47,8 +48,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     devserver.add_parser(subparsers)
     worker = subparsers.add_parser("worker", help="run a worker for all deployflow workflows")
-    worker.set_defaults(func=commands.Handler("workers.main:run"), needs_client=False)
+    worker.set_defaults(func=Handler("workers.main:run"), needs_client=False)
     commands.add_rollout(subparsers, full=full("rollout"))
+    rehearsal_commands.add_analysis(subparsers, full=full("analysis"))
     commands.add_pipeline(subparsers, full=full("pipeline"))
     commands.add_rollback(subparsers)
     commands.add_history(subparsers)
@@ -132,7 +134,7 @@ def dispatch(args: argparse.Namespace) -> int:
         from workers.logging_setup import configure_logging
 
         configure_logging(json=True)
-    func = args.func.resolve() if isinstance(args.func, commands.Handler) else args.func
+    func = args.func.resolve() if isinstance(args.func, Handler) else args.func
     if not getattr(args, "needs_client", True):
         gc.enable()  # start-up is over (see entry)
         code: int = func(args)

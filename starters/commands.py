@@ -18,9 +18,10 @@ Temporal), ``prepare`` (validates input before connecting), ``plain_payloads=Tru
 from __future__ import annotations
 
 import argparse
-import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from starters import rehearsal_commands
+from starters.handler import Handler
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -37,23 +38,6 @@ INCIDENT_VERBS = (
     ("escalate", "page the next escalation level now"),
     ("approve", "decide the pending approval step (--reject to refuse)"),
 )
-
-
-class Handler:
-    """A command's function as ``module:function``, imported when the command runs."""
-
-    __slots__ = ("target",)
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def resolve(self) -> Callable[..., Any]:
-        module, _, name = self.target.partition(":")
-        function: Callable[..., Any] = getattr(importlib.import_module(module), name)
-        return function
-
-    def __call__(self, *args: Any) -> Any:
-        return self.resolve()(*args)
 
 
 def _add_lint(cmds: Subparsers, text: str, module: str) -> None:
@@ -80,6 +64,8 @@ def add_rollout(subparsers: Subparsers, *, full: bool = True) -> None:
         func=Handler("starters.rollout_start:start"),
         prepare=Handler("starters.rollout_start:prepare_start"),
     )
+
+    rehearsal_commands.add_simulate(cmds)
 
     p = cmds.add_parser("status", help="phase, step, weights, analysis and timeline")
     _rollout_name(p)

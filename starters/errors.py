@@ -10,6 +10,8 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_INVALID: Final = 2
 EXIT_UNREACHABLE: Final = 3
+EXIT_INCONCLUSIVE: Final = 4
+"""`analysis run`: the analysis would hold the rollout for a human."""
 
 
 class UsageError(Exception):

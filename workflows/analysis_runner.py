@@ -1,33 +1,40 @@
 """Run one AnalysisRun inside a workflow: each metric measures on its own timer.
 
-The judging is ``workflows/analysis.py`` (pure); this module only schedules the
-``measure`` activity, records each measurement into the run, and stops every metric as
-soon as the run is decided Failed or Error.
+The judging is ``workflows/analysis.py`` (pure) and which metrics run, with what filled
+in, is ``workflows/analysis_plan.py``; this module only schedules the ``measure``
+activity, records each measurement into the run, and stops every metric as soon as the
+run is decided Failed or Error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
+    from activities.metrics.activities import MeasureInput, MeasureOutput
     from workflows import retry
     from workflows.analysis import (
         AnalysisPhase,
         AnalysisRun,
         Measurement,
         MetricResult,
-        classify,
+        handles_special_values,
+        measurement_of,
         record,
         run_phase,
     )
+    from workflows.analysis_plan import PlannedMetric, plan
     from workflows.durations import parse_duration
-    from workflows.spec import Metric, Rollout, render_placeholders
+    from workflows.spec import Rollout
     from workflows.timeouts import ROUTER_HEARTBEAT
+
+RAW_VALUES = "analysis-raw-values"
+"""Patch: a metric whose conditions handle NaN, ±Inf or no data (``isNaN(result)``,
+``len(result) == 0``) is given them, as Argo does, instead of an Error measurement."""
 
 
 async def run_analysis(rollout: Rollout, run: AnalysisRun, key: str) -> AnalysisPhase:
@@ -35,12 +42,12 @@ async def run_analysis(rollout: Rollout, run: AnalysisRun, key: str) -> Analysis
 
     A run that already has results (carried into a continued-as-new canary) goes on from
     its counts."""
-    metrics = [m for name in run.templates for m in rollout.template(name).metrics]
+    metrics = plan(rollout, run.templates, run.args, run.dry_run, run.measurement_retention)
     if len(run.metrics) != len(metrics):
-        run.metrics = [MetricResult(name=m.name) for m in metrics]
+        run.metrics = [MetricResult(name=m.metric.name, dry_run=m.dry_run) for m in metrics]
     run.phase = AnalysisPhase.RUNNING
     tasks = [
-        asyncio.create_task(_measure_until_done(rollout, run, i, m, f"{key}/{m.name}"))
+        asyncio.create_task(_measure_until_done(run, i, m, f"{key}/{m.metric.name}"))
         for i, m in enumerate(metrics)
     ]
     try:
@@ -68,31 +75,28 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 
 async def _measure_until_done(
-    rollout: Rollout, run: AnalysisRun, index: int, metric: Metric, key: str
+    run: AnalysisRun, index: int, planned: PlannedMetric, key: str
 ) -> None:
+    metric = planned.metric
     number = run.metrics[index].count
     if metric.initial_delay and number == 0:
         await workflow.sleep(
             parse_duration(metric.initial_delay), summary=f"{metric.name}: initial delay"
         )
-    provider = _rendered(metric.provider, rollout)
-    timeout = timedelta(seconds=(provider.prometheus.timeout if provider.prometheus else 10) + 5)
+    timeout = timedelta(seconds=metric.provider.attempt_seconds + 5)
+    raw = handles_special_values(metric) and workflow.patched(RAW_VALUES)
     while True:
         number += 1
         started = workflow.now()
-        phase, values, message = await _measure(
-            MeasureInput(metric=metric.name, provider=provider, key=f"{key}/{number}"),
-            metric,
-            timeout,
+        request = MeasureInput(
+            metric=metric.name,
+            provider=metric.provider,
+            key=f"{key}/{number}",
+            secrets=planned.secrets,
+            raw_values=raw,
         )
-        measurement = Measurement(
-            phase=phase,
-            value=values,
-            message=message,
-            started_at=started,
-            finished_at=workflow.now(),
-        )
-        run.metrics[index] = record(metric, run.metrics[index], measurement)
+        measurement = await _measure(request, planned, timeout, started)
+        run.metrics[index] = record(metric, run.metrics[index], measurement, planned.retention)
         run.phase = run_phase(run.metrics)
         if run.metrics[index].phase.completed:
             run.message = run.metrics[index].message or run.message
@@ -103,8 +107,8 @@ async def _measure_until_done(
 
 
 async def _measure(
-    request: MeasureInput, metric: Metric, timeout: timedelta
-) -> tuple[AnalysisPhase, list[float], str | None]:
+    request: MeasureInput, planned: PlannedMetric, timeout: timedelta, started: datetime
+) -> Measurement:
     try:
         output = await workflow.execute_activity(
             "measure",
@@ -119,17 +123,5 @@ async def _measure(
     except ActivityError as exc:
         if is_cancelled_exception(exc):
             raise
-        return AnalysisPhase.ERROR, [], f"measurement failed: {exc.cause or exc}"
-    if output.error:
-        return AnalysisPhase.ERROR, output.values, output.error
-    phase, message = classify(metric, output.values)
-    return phase, output.values, message
-
-
-def _rendered(provider: MetricProviderSpec, rollout: Rollout) -> MetricProviderSpec:
-    if provider.prometheus is None:
-        return provider
-    query = render_placeholders(provider.prometheus.query, rollout)
-    return provider.model_copy(
-        update={"prometheus": provider.prometheus.model_copy(update={"query": query})}
-    )
+        output = MeasureOutput(error=f"measurement failed: {exc.cause or exc}")
+    return measurement_of(planned.metric, output, started, workflow.now())

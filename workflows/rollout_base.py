@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import database, timeline
     from workflows import retry as retry_policies
     from workflows import search_attributes as sa
-    from workflows.analysis import AnalysisPhase, AnalysisRun
+    from workflows.analysis import AnalysisPhase, AnalysisRun, new_run
     from workflows.analysis_runner import run_analysis
     from workflows.durations import format_duration
     from workflows.failures import FATAL
@@ -522,11 +522,7 @@ class RolloutBase:
         self._event("weights", f"stable {weights.stable} % / canary {weights.canary} % ({label})")
 
     def _new_run(self, name: str, analysis: StepAnalysis) -> AnalysisRun:
-        run = AnalysisRun(
-            name=name,
-            templates=[t.template_name for t in analysis.templates],
-            started_at=workflow.now(),
-        )
+        run = new_run(name, analysis, workflow.now())
         self._status.analysis_runs.append(run)
         return run
 

@@ -1,9 +1,10 @@
 """The rollout spec: Argo Rollouts' vocabulary as pydantic models, plus loading and linting.
 
 A spec file holds one ``kind: Rollout`` document and, optionally, ``kind: AnalysisTemplate``
-documents (deployflow/v1 or Argo's argoproj.io/v1alpha1, so templates pasted from Argo
-docs work). ``load_rollout`` returns a validated ``Rollout`` or raises ``SpecError`` whose
-messages each start with the path of the offending field.
+and ``kind: ClusterAnalysisTemplate`` documents (deployflow/v1 or Argo's
+argoproj.io/v1alpha1, so templates pasted from Argo docs work; the analysis vocabulary is
+``workflows/analysis_spec.py``). ``load_rollout`` returns a validated ``Rollout`` or raises
+``SpecError`` whose messages each start with the path of the offending field.
 """
 
 from __future__ import annotations
@@ -14,51 +15,46 @@ from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from activities.health.spec import HealthCheck, SmokeTest
-from activities.metrics.activities import MetricProviderSpec
 from activities.migrations.spec import MigrationSpec
 from activities.model import Model, OneOf
 from activities.platforms.spec import PlatformSpec
 from activities.routing.spec import RouterSpec
-from workflows.conditions import ConditionError, compile_condition
-from workflows.durations import check_seconds, parse_duration
+from workflows.analysis_plan import reference_problems, template_problems
+from workflows.analysis_spec import (
+    AnalysisTemplate,
+    AnalysisTemplateRef,
+    BackgroundAnalysis,
+    Condition,
+    Metric,
+    Name,
+    StepAnalysis,
+)
+from workflows.durations import Duration, parse_duration
 from workflows.rolling_plan import batch_size, parse_int_or_percent
 from workflows.targets import Targets, targets_for
 
-PLACEHOLDERS = ("service", "environment", "version")
-_PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
-_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+__all__ = [
+    "AnalysisTemplate",
+    "AnalysisTemplateRef",
+    "BackgroundAnalysis",
+    "Condition",
+    "Duration",
+    "Metric",
+    "Name",
+    "StepAnalysis",
+]
+TEMPLATE_KINDS = {
+    "AnalysisTemplate": "analysisTemplates",
+    "ClusterAnalysisTemplate": "clusterAnalysisTemplates",
+}
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 # pydantic's names for the validator a problem came from (``function-after[...]``).
 _VALIDATOR_TAG = re.compile(r"function-")
 
 
-def _duration_text(value: Any) -> Any:
-    """Accept a number of seconds as well as ``30s``; keep the text the user wrote."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        check_seconds(value)
-        return f"{value}s"
-    return value
-
-
-def _check_duration(value: str) -> str:
-    parse_duration(value)
-    return value
-
-
-def _check_condition(value: str) -> str:
-    try:
-        compile_condition(value)
-    except ConditionError as exc:
-        raise ValueError(str(exc)) from None
-    return value
-
-
-Duration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_check_duration)]
-Condition = Annotated[str, AfterValidator(_check_condition)]
-Name = Annotated[str, Field(pattern=_NAME, max_length=63)]
 Version = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.+-]+$")]
 
 
@@ -75,18 +71,6 @@ class Pause(Model):
     @property
     def timeout(self) -> timedelta | None:
         return None if self.duration is None else parse_duration(self.duration)
-
-
-class AnalysisTemplateRef(Model):
-    template_name: str
-
-
-class StepAnalysis(Model):
-    templates: list[AnalysisTemplateRef] = Field(min_length=1)
-
-
-class BackgroundAnalysis(StepAnalysis):
-    starting_step: int = Field(default=0, ge=0)
 
 
 class CanaryStep(Model):
@@ -163,45 +147,13 @@ class Strategy(OneOf):
         return self.kind
 
 
-class Metric(Model):
-    """One AnalysisTemplate metric with Argo's semantics (see workflows/analysis.py)."""
-
-    name: Name
-    interval: Duration | None = None
-    count: int | None = Field(default=None, ge=1)
-    initial_delay: Duration | None = None
-    success_condition: Condition | None = None
-    failure_condition: Condition | None = None
-    failure_limit: int = Field(default=0, ge=0)
-    inconclusive_limit: int = Field(default=0, ge=0)
-    consecutive_error_limit: int = Field(default=4, ge=0)
-    provider: MetricProviderSpec
-
-    @property
-    def planned_count(self) -> int | None:
-        """Measurements to take: ``count``; 1 without an interval; ``None`` = until stopped."""
-        if self.count is not None:
-            return self.count
-        return 1 if self.interval is None else None
-
-
-class AnalysisTemplate(Model):
-    name: Name
-    metrics: list[Metric] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique_metric_names(self) -> AnalysisTemplate:
-        names = [m.name for m in self.metrics]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"metric names must be unique, repeated: {', '.join(dupes)}")
-        return self
-
-
 class RolloutSpec(Model):
     service: Name
     environment: Name
     version: Version
+    stable_version: Version | None = None
+    """The version the stable servers run now: ``{{stableVersion}}`` in analysis queries (the
+    baseline of a comparison), ``podTemplateHashValue: Stable`` in args."""
     router: RouterSpec
     strategy: Strategy
     platform: PlatformSpec | None = None
@@ -209,6 +161,8 @@ class RolloutSpec(Model):
     smoke_tests: list[SmokeTest] = Field(default_factory=list)
     migrations: MigrationSpec | None = None
     analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
+    cluster_analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
+    """``kind: ClusterAnalysisTemplate`` documents: referred to with ``clusterScope: true``."""
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
 
     @property
@@ -230,8 +184,10 @@ class Rollout(Model):
         """One rollout per service and environment at a time: the id says which."""
         return rollout_workflow_id(self.spec.service, self.spec.environment)
 
-    def template(self, name: str) -> AnalysisTemplate:
-        return next(t for t in self.spec.analysis_templates if t.name == name)
+    def template(self, name: str) -> AnalysisTemplate | None:
+        """The (cluster) analysis template called ``name`` (names are unique across both)."""
+        templates = [*self.spec.analysis_templates, *self.spec.cluster_analysis_templates]
+        return next((t for t in templates if t.name == name), None)
 
 
 def rollout_workflow_id(service: str, environment: str) -> str:
@@ -247,31 +203,11 @@ class SpecError(ValueError):
         super().__init__(f"{source}: invalid spec\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def render_placeholders(text: str, rollout: Rollout) -> str:
-    """Substitute ``{{service}}``, ``{{environment}}`` and ``{{version}}``."""
-    values = {name: getattr(rollout.spec, name) for name in PLACEHOLDERS}
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
-
-
-def rollout_problems(rollout: Rollout) -> list[str]:
-    """Cross-field checks pydantic cannot express per field; empty when the spec is sound."""
-    problems: list[str] = []
-    spec = rollout.spec
-    known = {t.name for t in spec.analysis_templates}
-    names = [t.name for t in spec.analysis_templates]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"spec.analysisTemplates: template {name!r} is defined twice")
-    for t_index, template in enumerate(spec.analysis_templates):
-        for m_index, metric in enumerate(template.metrics):
-            path = f"spec.analysisTemplates[{t_index}].metrics[{m_index}]"
-            query = metric.provider.prometheus.query if metric.provider.prometheus else ""
-            for unknown in sorted(set(_PLACEHOLDER.findall(query)) - set(PLACEHOLDERS)):
-                problems.append(
-                    f"{path}.provider.prometheus.query: unknown placeholder {{{{{unknown}}}}} "
-                    f"(known: {', '.join('{{' + p + '}}' for p in PLACEHOLDERS)})"
-                )
+def analysis_references(rollout: Rollout) -> list[tuple[str, StepAnalysis, bool]]:
+    """Every reference to analysis templates in the strategy: (spec path, reference,
+    whether it blocks — a step's, which must finish — or runs in the background)."""
     refs: list[tuple[str, StepAnalysis, bool]] = []
-    canary = spec.strategy.canary
+    canary, blue_green = rollout.spec.strategy.canary, rollout.spec.strategy.blue_green
     if canary is not None:
         refs += [
             (f"spec.strategy.canary.steps[{i}].analysis", s.analysis, True)
@@ -280,12 +216,6 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         ]
         if canary.analysis is not None:
             refs.append(("spec.strategy.canary.analysis", canary.analysis, False))
-            if canary.analysis.starting_step >= len(canary.steps):
-                problems.append(
-                    f"spec.strategy.canary.analysis.startingStep: {canary.analysis.starting_step} "
-                    f"is past the last step (there are {len(canary.steps)} steps, numbered from 0)"
-                )
-    blue_green = spec.strategy.blue_green
     if blue_green is not None:
         for field, analysis in (
             ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
@@ -293,6 +223,20 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         ):
             if analysis is not None:
                 refs.append((f"spec.strategy.blueGreen.{field}", analysis, True))
+    return refs
+
+
+def rollout_problems(rollout: Rollout) -> list[str]:
+    """Cross-field checks pydantic cannot express per field; empty when the spec is sound."""
+    problems: list[str] = template_problems(rollout)
+    spec = rollout.spec
+    canary = spec.strategy.canary
+    starting = canary.analysis.starting_step if canary and canary.analysis else None
+    if canary is not None and starting is not None and starting >= len(canary.steps):
+        problems.append(
+            f"spec.strategy.canary.analysis.startingStep: {starting} is past the last step "
+            f"(there are {len(canary.steps)} steps, numbered from 0)"
+        )
     rolling = spec.strategy.rolling
     if rolling is not None:
         try:
@@ -307,22 +251,8 @@ def rollout_problems(rollout: Rollout) -> list[str]:
     command = spec.platform.command if spec.platform else None
     if spec.strategy.recreate is not None and command is not None and not command.stop:
         problems.append("spec.platform.command.stop: required by strategy recreate")
-    for path, analysis, blocking in refs:
-        for r_index, ref in enumerate(analysis.templates):
-            ref_path = f"{path}.templates[{r_index}].templateName"
-            if ref.template_name not in known:
-                have = ", ".join(sorted(known)) or "none defined"
-                problems.append(
-                    f"{ref_path}: no analysisTemplate named {ref.template_name!r} (have: {have})"
-                )
-                continue
-            if blocking:
-                problems.extend(
-                    f"{ref_path}: metric {m.name!r} has an interval but no count, "
-                    "so this step would never finish (set count)"
-                    for m in rollout.template(ref.template_name).metrics
-                    if m.planned_count is None
-                )
+    for path, analysis, blocking in analysis_references(rollout):
+        problems += reference_problems(rollout, path, analysis, blocking)
     return problems
 
 
@@ -355,21 +285,22 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
     """Validate already-parsed YAML/JSON documents into a ``Rollout``."""
     problems: list[str] = []
     rollouts: list[dict[str, Any]] = []
-    templates: list[dict[str, Any]] = []
+    templates: dict[str, list[dict[str, Any]]] = {field: [] for field in TEMPLATE_KINDS.values()}
     for number, document in enumerate(documents, start=1):
         kind = document.get("kind") if isinstance(document, dict) else None
         if kind == "Rollout":
             rollouts.append(document)
-        elif kind == "AnalysisTemplate":
+        elif isinstance(kind, str) and kind in TEMPLATE_KINDS:
             shape = _template_shape_problems(number, document)
             problems += shape
             if not shape:
                 metadata, template = document.get("metadata") or {}, document.get("spec") or {}
-                templates.append({"name": metadata.get("name"), **template})
+                templates[TEMPLATE_KINDS[kind]].append({"name": metadata.get("name"), **template})
         elif document is not None:
             got = kind if isinstance(document, dict) else type(document).__name__
             problems.append(
-                f"document {number}: kind must be Rollout or AnalysisTemplate, got {got!r}"
+                f"document {number}: kind must be Rollout, AnalysisTemplate or "
+                f"ClusterAnalysisTemplate, got {got!r}"
             )
     if len(rollouts) != 1:
         problems.append(f"(top level): expected exactly one kind: Rollout, found {len(rollouts)}")
@@ -378,10 +309,11 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
     if "carried" in body:
         problems.append("carried: written by a canary that continues as new, not part of a spec")
     spec = body.get("spec")
-    if templates and isinstance(spec, dict):
-        inline = spec.get("analysisTemplates") or []
-        if isinstance(inline, list):
-            body["spec"] = {**spec, "analysisTemplates": [*inline, *templates]}
+    for field, documents_of_kind in templates.items():
+        if documents_of_kind and isinstance(spec, dict):
+            inline = spec.get(field) or []
+            if isinstance(inline, list):
+                spec = body["spec"] = {**spec, field: [*inline, *documents_of_kind]}
     try:
         rollout = Rollout.model_validate(body)
     except ValidationError as exc:

@@ -1,19 +1,43 @@
-"""The metrics-provider seam: run one query, get numbers back."""
+"""The metrics-provider seam: take one measurement, get a ``Reading`` back."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from pydantic import ConfigDict, Field, JsonValue
 
-class MetricsProvider(Protocol):
-    """Runs a query and returns one value per series (an empty list when there is no data).
+from activities.metrics.judge_spec import Judgement
+from activities.model import Model
 
-    Raises ``MetricUnavailable`` for errors that are the provider's or the network's
-    fault; anything the query itself makes impossible (bad PromQL) raises it too, with the
-    provider's message.
+
+class Reading(Model):
+    """What one measurement saw.
+
+    ``values``: one number per series (Prometheus; a range query gives every sample), NaN
+    and ±Inf included. ``result``: a web metric's JSON value (or its text body); ``None``
+    when ``values`` say it all. ``phase``: set by a provider that judges by itself (the
+    baseline judge). ``metadata``: Argo's measurement metadata (the resolved query).
     """
 
-    def query(self, query: str) -> list[float]: ...
+    # NaN and ±Inf travel as "NaN"/"Infinity" strings: plain JSON has no spelling for them.
+    model_config = ConfigDict(**Model.model_config, ser_json_inf_nan="strings")
+
+    values: list[float] = Field(default_factory=list)
+    result: JsonValue = None
+    phase: str | None = None
+    judgement: Judgement | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class MetricsProvider(Protocol):
+    """Takes one measurement.
+
+    Raises ``MetricUnavailable`` for errors that are the provider's or the network's
+    fault; anything the query itself makes impossible (bad PromQL, a JSONPath that matches
+    nothing) raises it too, with the provider's message.
+    """
+
+    def measure(self) -> Reading: ...
 
 
 class MetricUnavailable(Exception):

@@ -1,4 +1,5 @@
-"""Prometheus as a ``MetricsProvider``: one instant query, one float per series.
+"""Prometheus as a ``MetricsProvider``: an instant query (one float per series) or Argo's
+``rangeQuery`` (every sample of every series, as Argo flattens a matrix).
 
 The client (prometheus-api-client) retries three times with backoff and waits forever by
 default; here it makes exactly one attempt bounded by ``timeout``, so Temporal's retry
@@ -12,108 +13,112 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
-from pydantic import Field, field_validator
 from urllib3.util.retry import Retry
 
-from activities.metrics.base import MetricUnavailable
-from activities.model import Model, PositiveSeconds
+from activities.metrics.base import MetricUnavailable, Reading
+from activities.metrics.prometheus_spec import Connection, PrometheusProviderSpec
+
+T = TypeVar("T")
+Series = tuple[dict[str, str], list[tuple[float, float]]]
+"""One series of a range query: its labels and its ``(unix time, value)`` samples."""
 
 
-class PrometheusProviderSpec(Model):
-    """``provider: {prometheus: {address, query, timeout}}`` in an analysis template."""
+class PrometheusClient:
+    """One Prometheus server, reached as ``connection`` says (headers, auth, TLS, timeout)."""
 
-    address: str
-    query: str
-    timeout: PositiveSeconds = Field(default=10.0, description="seconds per query attempt")
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.shown = _without_credentials(connection.address)  # messages end up in history
 
-    @field_validator("address")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL like http://127.0.0.1:9090, got {value!r}")
-        if parts.query or parts.fragment:
-            raise ValueError(f"must not carry a query or fragment, got {value!r}")
-        try:
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError as e:
-            raise ValueError(f"has an invalid port: {value!r}") from e
-        return value.strip().rstrip("/")
-
-    @field_validator("query")
-    @classmethod
-    def _non_empty(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
-
-
-class PrometheusProvider:
-    """Runs instant queries against one Prometheus server (``/api/v1/query``)."""
-
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
-        self.address = address.rstrip("/")
-        self.timeout = timeout
-        self._shown = _without_credentials(self.address)  # messages end up in history
-
-    @classmethod
-    def from_spec(cls, spec: PrometheusProviderSpec) -> PrometheusProvider:
-        return cls(spec.address, spec.timeout)
-
-    def query(self, query: str) -> list[float]:
+    def instant(self, query: str) -> list[float]:
         """One value per series of an instant vector, one for a scalar, ``[]`` for no data.
 
         Raises ``MetricUnavailable`` when Prometheus cannot be reached or does not answer
         in time, rejects the query (its error text is in the message), or returns a range
         vector.
         """
-        result = call(self.address, self.timeout, lambda client: client.custom_query(query))
-        return _values(result)
+        return _values(self.call(lambda client: client.custom_query(query)))
+
+    def range(
+        self, query: str, start: datetime, end: datetime, step_seconds: float
+    ) -> list[Series]:
+        """Every series of ``/api/v1/query_range`` with its samples."""
+        step = f"{step_seconds:g}s"
+        result = self.call(lambda client: client.custom_query_range(query, start, end, step))
+        return _series(result)
+
+    def call(self, request: Callable[[PrometheusConnect], T]) -> T:
+        """``request(client)`` with one attempt bounded by the timeout; every failure
+        becomes ``MetricUnavailable`` saying why (Prometheus' own text for a bad query)."""
+        connection, shown = self.connection, self.shown
+        responses: list[requests.Response] = []
+        session = requests.Session()
+        session.verify = not connection.insecure
+        session.hooks["response"].append(lambda r, *args, **kwargs: responses.append(r))
+        auth = connection.authentication
+        headers = {h.key: h.value for h in connection.headers}
+        if auth is not None and auth.bearer is not None:
+            headers["Authorization"] = f"Bearer {auth.bearer.token}"
+        basic = auth.basic_auth if auth is not None else None
+        try:
+            with PrometheusConnect(
+                url=connection.address,
+                headers=headers or None,  # type: ignore[arg-type]  # annotated dict, default None
+                auth=(basic.username, basic.password) if basic else None,  # type: ignore[arg-type]
+                session=session,
+                # One attempt only; read=False re-raises a read timeout as ReadTimeout, not
+                # a "max retries exceeded" ConnectionError.
+                retry=Retry(total=0, read=False),
+                timeout=connection.timeout,  # type: ignore[arg-type]  # annotated int; float works
+            ) as client:
+                return request(client)
+        except requests.JSONDecodeError as e:
+            raise MetricUnavailable(
+                f"prometheus at {shown} answered with a body that is not JSON: {e}"
+            ) from e
+        except requests.Timeout as e:
+            raise MetricUnavailable(
+                f"prometheus at {shown} did not answer within {connection.timeout:g}s"
+            ) from e
+        except requests.RequestException as e:
+            raise MetricUnavailable(f"prometheus at {shown} unreachable: {why(e)}") from e
+        except PrometheusApiClientException as e:
+            if not responses:
+                raise MetricUnavailable(f"prometheus at {shown}: {e}") from e
+            raise MetricUnavailable(_http_error(shown, responses[-1])) from e
+        except (ValueError, KeyError, TypeError) as e:
+            raise MetricUnavailable(
+                f"prometheus at {shown} answered with an unexpected body: {e}"
+            ) from e
 
 
-T = TypeVar("T")
+class PrometheusProvider:
+    """``provider: {prometheus: ...}``: one instant query, or the ``rangeQuery``."""
+
+    def __init__(self, spec: PrometheusProviderSpec) -> None:
+        self.spec = spec
+        self.client = PrometheusClient(spec)
+
+    def measure(self) -> Reading:
+        spec, metadata = self.spec, {"ResolvedPrometheusQuery": self.spec.query}
+        if spec.range_query is None:
+            return Reading(values=self.client.instant(spec.query), metadata=metadata)
+        start, end, step = spec.range_query.window(datetime.now(UTC))
+        series = self.client.range(spec.query, start, end, step)
+        return Reading(values=[v for _, points in series for _, v in points], metadata=metadata)
 
 
-def call(address: str, timeout: float, request: Callable[[PrometheusConnect], T]) -> T:
-    """``request(client)`` with one attempt bounded by ``timeout``; every failure becomes
-    ``MetricUnavailable`` saying why (Prometheus' own error text for a rejected query)."""
-    shown = _without_credentials(address)  # messages end up in history
-    responses: list[requests.Response] = []
-    session = requests.Session()
-    session.hooks["response"].append(lambda r, *args, **kwargs: responses.append(r))
-    # One attempt only; read=False re-raises a read timeout as ReadTimeout, not a
-    # "max retries exceeded" ConnectionError.
-    no_retry = Retry(total=0, read=False)
-    try:
-        with PrometheusConnect(
-            url=address,
-            session=session,
-            retry=no_retry,
-            timeout=timeout,  # type: ignore[arg-type]  # annotated int; float works
-        ) as client:
-            return request(client)
-    except requests.JSONDecodeError as e:
-        raise MetricUnavailable(
-            f"prometheus at {shown} answered with a body that is not JSON: {e}"
-        ) from e
-    except requests.Timeout as e:
-        raise MetricUnavailable(f"prometheus at {shown} did not answer within {timeout:g}s") from e
-    except requests.RequestException as e:
-        raise MetricUnavailable(f"prometheus at {shown} unreachable: {e}") from e
-    except PrometheusApiClientException as e:
-        if not responses:
-            raise MetricUnavailable(f"prometheus at {shown}: {e}") from e
-        raise MetricUnavailable(_http_error(shown, responses[-1])) from e
-    except (ValueError, KeyError, TypeError) as e:
-        raise MetricUnavailable(
-            f"prometheus at {shown} answered with an unexpected body: {e}"
-        ) from e
+def why(error: requests.RequestException) -> str:
+    """What went wrong, without the URL (a whole encoded query) that requests repeats."""
+    inner = error.args[0] if error.args else error
+    return str(getattr(inner, "reason", None) or inner)
 
 
 def _without_credentials(address: str) -> str:
@@ -142,16 +147,30 @@ def _values(result: Any) -> list[float]:
             if "value" not in result[0]:
                 raise MetricUnavailable(
                     "query returned a range vector; use an instant vector expression "
-                    "(e.g. wrap it in rate() or sum_over_time())"
+                    "(e.g. wrap it in rate() or sum_over_time()), or a rangeQuery"
                 )
             return [float(series["value"][1]) for series in result]
         if len(result) == 2 and not isinstance(result[1], list):
             return [float(result[1])]  # "NaN", "+Inf" and "-Inf" parse as floats
     except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise MetricUnavailable(f"unexpected query result {_short(result)}: {e}") from e
-    raise MetricUnavailable(f"unexpected query result {_short(result)}")
+        raise MetricUnavailable(f"unexpected query result {short(result)}: {e}") from e
+    raise MetricUnavailable(f"unexpected query result {short(result)}")
 
 
-def _short(value: Any) -> str:
+def _series(result: Any) -> list[Series]:
+    """A matrix result: ``[{"metric": {...}, "values": [[t, "v"], …]}, …]``."""
+    try:
+        return [
+            (
+                {str(k): str(v) for k, v in series["metric"].items()},
+                [(float(t), float(v)) for t, v in series["values"]],
+            )
+            for series in result
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise MetricUnavailable(f"unexpected range query result {short(result)}: {e}") from e
+
+
+def short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 200 else text[:200] + "..."

@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from pydantic import Field, model_validator
@@ -23,7 +22,7 @@ from temporalio import activity
 
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.base import MetricUnavailable
-from activities.metrics.prometheus import PrometheusProviderSpec, _short, call
+from activities.metrics.prometheus import PrometheusClient
 from activities.model import Model
 
 log = structlog.get_logger()
@@ -107,34 +106,6 @@ def trend_of(labels: dict[str, str], points: Sequence[tuple[float, float]]) -> S
     )
 
 
-def query_range(
-    spec: PrometheusProviderSpec, start: datetime, end: datetime, step_seconds: float
-) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
-    """``(labels, [(t, value), …])`` per series of ``/api/v1/query_range``: one attempt,
-    bounded by ``spec.timeout``; ``MetricUnavailable`` saying why there is nothing."""
-    step = f"{step_seconds:g}s"
-    result = call(
-        spec.address,
-        spec.timeout,
-        lambda client: client.custom_query_range(spec.query, start, end, step),
-    )
-    return _series(result)
-
-
-def _series(result: Any) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
-    """A matrix result: ``[{"metric": {...}, "values": [[t, "v"], …]}, …]``."""
-    try:
-        return [
-            (
-                {str(k): str(v) for k, v in series["metric"].items()},
-                [(float(t), float(v)) for t, v in series["values"]],
-            )
-            for series in result
-        ]
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise MetricUnavailable(f"unexpected range query result {_short(result)}: {e}") from e
-
-
 @activity.defn(name="memory_trend")
 def memory_trend(input: MemoryTrendInput) -> MemoryTrendOutput:
     """Fit a line through each series over the last ``windowSeconds``."""
@@ -147,7 +118,7 @@ def memory_trend(input: MemoryTrendInput) -> MemoryTrendOutput:
     end = datetime.now(UTC)
     start = end - timedelta(seconds=input.window_seconds)
     try:
-        raw = query_range(spec, start, end, input.step_seconds)
+        raw = PrometheusClient(spec).range(spec.query, start, end, input.step_seconds)
     except MetricUnavailable as e:
         log.warning("memory_trend_error", error=str(e), **fields)
         return MemoryTrendOutput(error=str(e))

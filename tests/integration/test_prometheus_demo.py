@@ -20,7 +20,8 @@ import pytest
 
 from activities.metrics.activities import MeasureInput, MeasureOutput, measure
 from activities.metrics.base import MetricUnavailable
-from activities.metrics.prometheus import PrometheusProvider
+from activities.metrics.prometheus import PrometheusClient
+from activities.metrics.prometheus_spec import Connection
 from tests.fixtures.prometheus import DemoService, PrometheusServer, http, wait_until
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,7 @@ def check_measure_turns_problems_into_error_measurements(address: str) -> None:
         payload = {"metric": "error-rate", "key": "wf-1/analysis-1/0", "provider": provider}
         return measure(MeasureInput.model_validate(payload))
 
-    assert run('up{job="demo"}') == MeasureOutput(values=[1.0, 1.0])
+    assert run('up{job="demo"}').values == [1.0, 1.0]
     assert run('http_requests_total{version="v9"}').error == "query returned no data"
     assert run("vector(0) / 0").error == "query returned NaN"
     bad = run("sum(http_requests_total))").error
@@ -109,11 +110,11 @@ def test_error_ratio_of_the_canary_rises_to_one_after_errors_are_injected(
     with LoadLoop([stable.url, canary.url], per_second=40, limit=1200) as load:
         prometheus = prometheus_server([stable.target, canary.target])
         prometheus.wait_for_targets_up()
-        provider = PrometheusProvider(prometheus.url, timeout=2)
+        client = PrometheusClient(Connection(address=prometheus.url, timeout=2))
 
         def read(query: str) -> list[float]:
             try:
-                return provider.query(query)
+                return client.instant(query)
             except MetricUnavailable:
                 return []
 

@@ -14,6 +14,7 @@ from workflows.analysis import (
     Measurement,
     MetricResult,
     classify,
+    handles_special_values,
     record,
     run_phase,
 )
@@ -128,3 +129,76 @@ def test_measurements_are_retained_but_counts_stay_exact():
 def test_run_phase_is_the_worst_metric_phase(phases, expected):
     results = [MetricResult(name=f"m{i}", phase=p) for i, p in enumerate(phases)]
     assert run_phase(results) is expected
+
+
+def test_consecutive_success_limit_succeeds_early_and_resets_on_anything_else():
+    m = metric(interval="1m", count=10, failureLimit=3, consecutiveSuccessLimit=3)
+    assert replay(m, [P.SUCCESSFUL] * 3).phase is P.SUCCESSFUL
+    assert replay(m, [P.SUCCESSFUL, P.SUCCESSFUL, P.FAILED, P.SUCCESSFUL]).phase is P.RUNNING
+    assert replay(m, [P.FAILED, P.SUCCESSFUL, P.SUCCESSFUL, P.SUCCESSFUL]).phase is P.SUCCESSFUL
+    assert replay(m, [P.FAILED] * 4).phase is P.FAILED  # failureLimit still applies
+
+
+def test_count_reached_without_enough_successes_in_a_row():
+    # Argo: with failureLimit applicable, Inconclusive; with failureLimit -1, Failed.
+    both = metric(interval="1m", count=3, failureLimit=3, consecutiveSuccessLimit=2)
+    result = replay(both, [P.SUCCESSFUL, P.FAILED, P.SUCCESSFUL])
+    assert result.phase is P.INCONCLUSIVE
+    assert "consecutiveSuccessLimit" in (result.message or "")
+    only = metric(interval="1m", count=3, failureLimit=-1, consecutiveSuccessLimit=2)
+    assert replay(only, [P.FAILED, P.FAILED]).phase is P.RUNNING  # failures never fail it
+    assert replay(only, [P.FAILED, P.SUCCESSFUL, P.FAILED]).phase is P.FAILED
+
+
+def test_failure_limit_minus_one_needs_a_consecutive_success_limit():
+    with pytest.raises(ValueError, match="failureLimit -1 needs a consecutiveSuccessLimit"):
+        metric(failureLimit=-1)
+
+
+def test_count_zero_runs_until_stopped():
+    assert replay(metric(interval="1m", count=0), [P.SUCCESSFUL] * 20).phase is P.RUNNING
+
+
+def test_retention_keeps_that_many_measurements():
+    result = MetricResult(name="m")
+    for _ in range(30):
+        result = record(metric(interval="1m"), result, measured(P.SUCCESSFUL), retention=20)
+    assert (len(result.measurements), result.count) == (20, 30)
+
+
+def test_dry_run_metrics_never_decide_the_run():
+    failed_dry = MetricResult(name="dry", phase=P.FAILED, dry_run=True)
+    assert run_phase([MetricResult(name="m", phase=P.SUCCESSFUL), failed_dry]) is P.SUCCESSFUL
+    still_measuring = MetricResult(name="dry", phase=P.RUNNING, dry_run=True)
+    assert run_phase([MetricResult(name="m", phase=P.SUCCESSFUL), still_measuring]) is P.RUNNING
+    assert run_phase([MetricResult(name="m", phase=P.FAILED), still_measuring]) is P.FAILED
+    assert run_phase([failed_dry]) is P.SUCCESSFUL
+
+
+def test_a_web_result_and_a_judges_own_verdict():
+    web = metric(successCondition="result.ok && result.successPercent >= 0.9")
+    assert classify(web, [], {"ok": True, "successPercent": 0.95})[0] is P.SUCCESSFUL
+    phase, message = classify(web, [], {"ok": False, "successPercent": 0.95})
+    assert phase is P.FAILED
+    assert message == (
+        'not (result.ok && result.successPercent >= 0.9) with result {"ok": false, "successPercent": 0.95}'
+    )
+    assert classify(metric(), [62.5], decided=P.INCONCLUSIVE)[0] is P.INCONCLUSIVE
+    assert (
+        classify(metric(successCondition="result >= 50"), [62.5], decided=P.FAILED)[0]
+        is P.SUCCESSFUL
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "special"),
+    [
+        ("result < 0.01", False),
+        ("isNaN(result) || result < 0.01", True),
+        ("len(result) == 0 || result[0] < 1", True),
+        ("default(result, 0) < 0.05", True),
+        ("size(result) > 0", True),
+    ],
+)
+def test_conditions_that_handle_nan_and_no_data_ask_for_them(condition, special):
+    assert handles_special_values(metric(successCondition=condition)) is special

@@ -18,7 +18,7 @@ import pytest
 
 import tests.workflows.test_pipeline
 from starters.cli import build_parser, parse_args
-from starters.commands import Handler
+from starters.handler import Handler
 from tests.fixtures.cli import AUDIT, REPO
 from workflows import names
 
@@ -75,6 +75,7 @@ def test_help_lists_every_command_and_every_subcommand_help_renders():
         "dev-server",
         "worker",
         "rollout",
+        "analysis",
         "pipeline",
         "rollback",
         "history",
@@ -88,14 +89,21 @@ def test_help_lists_every_command_and_every_subcommand_help_renders():
     every = subcommands(parser)
     for name, sub in every.items():
         assert sub.format_help().startswith(f"usage: deployflow {name}")
-    assert {"rollout status", "rollout promote", "pipeline approve", "incident ack"} <= set(every)
+    assert {
+        "rollout status",
+        "rollout promote",
+        "rollout simulate",
+        "analysis run",
+        "pipeline approve",
+        "incident ack",
+    } <= set(every)
 
 
 def test_the_parser_for_one_command_builds_that_command_as_the_whole_parser_does():
     whole = build_parser()
     assert build_parser(only="").format_help() == whole.format_help()
     every = subcommands(whole)
-    for group in ("rollout", "pipeline", "incident", "monitor", "router"):
+    for group in ("rollout", "analysis", "pipeline", "incident", "monitor", "router"):
         partial = subcommands(build_parser(only=group))
         mine = {name: sub for name, sub in partial.items() if name.startswith(f"{group} ")}
         assert set(mine) == {name for name in every if name.startswith(f"{group} ")}

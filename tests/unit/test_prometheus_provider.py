@@ -25,7 +25,8 @@ from activities.metrics.activities import (
     provider_for,
 )
 from activities.metrics.base import MetricUnavailable
-from activities.metrics.prometheus import PrometheusProvider, PrometheusProviderSpec
+from activities.metrics.prometheus import PrometheusClient, PrometheusProvider
+from activities.metrics.prometheus_spec import Connection, PrometheusProviderSpec
 from tests.fixtures.parts import free_port
 
 TS = 1_700_000_000.123
@@ -58,6 +59,7 @@ class FakePrometheus:
     hold: bool = False  # answer only after ``release`` is set (a slow server)
     release: threading.Event = field(default_factory=threading.Event)
     queries: list[str] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)  # path, params, headers
 
     @property
     def url(self) -> str:
@@ -74,8 +76,11 @@ def prometheus() -> Iterator[FakePrometheus]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
-            assert url.path == "/api/v1/query", url.path
-            fake.queries.append(parse_qs(url.query)["query"][0])
+            assert url.path in ("/api/v1/query", "/api/v1/query_range"), url.path
+            params = {k: v[0] for k, v in parse_qs(url.query).items()}
+            fake.queries.append(params["query"])
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            fake.requests.append({"path": url.path, "params": params, "headers": headers})
             if fake.hold:
                 fake.release.wait(timeout=10)
             body = fake.body if isinstance(fake.body, str) else json.dumps(fake.body)
@@ -98,6 +103,10 @@ def prometheus() -> Iterator[FakePrometheus]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+def instant(address: str, timeout: float = 10.0, *, query: str) -> list[float]:
+    return PrometheusClient(Connection(address=address, timeout=timeout)).instant(query)
 
 
 def spec_error(**fields: Any) -> dict[str, Any]:
@@ -143,7 +152,9 @@ def test_spec_normalises_the_address_and_defaults_the_timeout() -> None:
 
 
 def test_provider_spec_requires_exactly_one_provider() -> None:
-    with pytest.raises(ValidationError, match="set exactly one of prometheus; got none"):
+    with pytest.raises(
+        ValidationError, match="set exactly one of prometheus, web, judge; got none"
+    ):
         MetricProviderSpec.model_validate({})
 
 
@@ -151,9 +162,13 @@ def test_provider_for_returns_the_prometheus_provider_and_its_query() -> None:
     spec = MetricProviderSpec.model_validate(
         {"prometheus": {"address": "http://p:9090", "query": "up", "timeout": 2}}
     )
-    provider, query = provider_for(spec)
+    provider = provider_for(spec)
     assert isinstance(provider, PrometheusProvider)
-    assert (provider.address, provider.timeout, query) == ("http://p:9090", 2.0, "up")
+    assert (provider.spec.address, provider.spec.timeout, provider.spec.query) == (
+        "http://p:9090",
+        2.0,
+        "up",
+    )
 
 
 # --- provider --------------------------------------------------------------------------
@@ -174,20 +189,20 @@ def test_provider_returns_one_float_per_series(
     prometheus: FakePrometheus, body: dict[str, Any], expected: list[float]
 ) -> None:
     prometheus.answer(200, body)
-    assert PrometheusProvider(prometheus.url).query('sum(rate(x{version="v2"}[1m]))') == expected
+    assert instant(prometheus.url, query='sum(rate(x{version="v2"}[1m]))') == expected
     assert prometheus.queries == ['sum(rate(x{version="v2"}[1m]))']
 
 
 def test_provider_returns_nan_as_a_float(prometheus: FakePrometheus) -> None:
     prometheus.answer(200, vector("NaN"))
-    [value] = PrometheusProvider(prometheus.url).query("0/0")
+    [value] = instant(prometheus.url, query="0/0")
     assert math.isnan(value)
 
 
 def test_bad_promql_raises_with_prometheus_error_text(prometheus: FakePrometheus) -> None:
     prometheus.answer(400, BAD_PROMQL)
     with pytest.raises(MetricUnavailable) as caught:
-        PrometheusProvider(prometheus.url).query("sum(up))")
+        instant(prometheus.url, query="sum(up))")
     message = str(caught.value)
     assert "HTTP 400" in message
     assert "bad_data: " in message
@@ -199,26 +214,26 @@ def test_server_error_is_not_retried_by_the_client(prometheus: FakePrometheus) -
     # prometheus-api-client retries 503 three times by default; Temporal owns retrying.
     prometheus.answer(503, "service unavailable")
     with pytest.raises(MetricUnavailable, match="HTTP 503: service unavailable"):
-        PrometheusProvider(prometheus.url).query("up")
+        instant(prometheus.url, query="up")
     assert len(prometheus.queries) == 1
 
 
 def test_slow_server_hits_the_timeout_once(prometheus: FakePrometheus) -> None:
     prometheus.hold = True  # answers 200 only at teardown: without a timeout, query() hangs
     with pytest.raises(MetricUnavailable, match=r"did not answer within 0\.5s"):
-        PrometheusProvider(prometheus.url, timeout=0.5).query("up")
+        instant(prometheus.url, timeout=0.5, query="up")
     assert len(prometheus.queries) == 1
 
 
 def test_unreachable_server_raises_metric_unavailable() -> None:
     with pytest.raises(MetricUnavailable, match="unreachable"):
-        PrometheusProvider(f"http://127.0.0.1:{free_port()}", timeout=2).query("up")
+        instant(f"http://127.0.0.1:{free_port()}", timeout=2, query="up")
 
 
 def test_messages_never_carry_credentials_from_the_address() -> None:
     address = f"http://admin:s3cret@127.0.0.1:{free_port()}"
     with pytest.raises(MetricUnavailable) as caught:
-        PrometheusProvider(address, timeout=2).query("up")
+        instant(address, timeout=2, query="up")
     assert "s3cret" not in str(caught.value)
     assert "prometheus at http://127.0.0.1:" in str(caught.value)
 
@@ -238,17 +253,20 @@ def test_unusable_answers_raise_metric_unavailable(
 ) -> None:
     prometheus.answer(status, body)
     with pytest.raises(MetricUnavailable, match=match):
-        PrometheusProvider(prometheus.url).query("up")
+        instant(prometheus.url, query="up")
 
 
 # --- measure activity ------------------------------------------------------------------
 
 
-def run_measure(url: str, query: str = "up", timeout: float = 2.0) -> MeasureOutput:
+def run_measure(
+    url: str, query: str = "up", timeout: float = 2.0, raw: bool = False
+) -> MeasureOutput:
     payload = {
         "metric": "error-rate",
         "key": "rollout-checkout/analysis-1/error-rate/3",
         "provider": {"prometheus": {"address": url, "query": query, "timeout": timeout}},
+        "rawValues": raw,
     }
     output: MeasureOutput = ActivityEnvironment().run(measure, MeasureInput.model_validate(payload))
     return output
@@ -256,7 +274,9 @@ def run_measure(url: str, query: str = "up", timeout: float = 2.0) -> MeasureOut
 
 def test_measure_returns_the_values(prometheus: FakePrometheus) -> None:
     prometheus.answer(200, vector("0.5", "0.25"))
-    assert run_measure(prometheus.url) == MeasureOutput(values=[0.5, 0.25])
+    assert run_measure(prometheus.url) == MeasureOutput(
+        values=[0.5, 0.25], metadata={"ResolvedPrometheusQuery": "up"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -276,6 +296,18 @@ def test_measure_reports_unusable_values_as_an_error_measurement(
 ) -> None:
     prometheus.answer(200, body)
     assert run_measure(prometheus.url) == MeasureOutput(values=[], error=error)
+
+
+def test_measure_hands_nan_and_no_data_to_conditions_that_ask_for_them(
+    prometheus: FakePrometheus,
+) -> None:
+    prometheus.answer(200, vector("0.1", "NaN"))
+    output = run_measure(prometheus.url, raw=True)
+    assert output.error is None
+    assert output.values[0] == 0.1
+    assert math.isnan(output.values[1])
+    prometheus.answer(200, vector())
+    assert run_measure(prometheus.url, raw=True).values == []
 
 
 def test_measure_reports_an_outage_as_an_error_measurement_without_raising() -> None:
@@ -298,6 +330,11 @@ def test_measure_output_survives_the_pydantic_data_converter(prometheus: FakePro
     for output in (run_measure(prometheus.url), MeasureOutput(values=[0.01, 2.0])):
         [payload] = converter.to_payloads([output])
         assert converter.from_payloads([payload], [MeasureOutput]) == [output]
+    prometheus.answer(200, vector("NaN", "+Inf"))
+    [payload] = converter.to_payloads([run_measure(prometheus.url, raw=True)])
+    [back] = converter.from_payloads([payload], [MeasureOutput])
+    assert math.isnan(back.values[0])
+    assert back.values[1] == math.inf
 
 
 def test_measure_logs_key_and_metric_but_not_credentials() -> None:
@@ -312,3 +349,93 @@ def test_measure_logs_key_and_metric_but_not_credentials() -> None:
     assert entry["metric"] == "error-rate"
     assert entry["attempt"] == 1
     assert "s3cret" not in repr(entry)
+
+
+# --- headers, authentication, range queries (Argo's prometheus fields) --------------------
+
+
+def test_headers_and_basic_auth_are_sent(prometheus: FakePrometheus) -> None:
+    spec = {
+        "address": prometheus.url,
+        "query": "up",
+        "headers": [{"key": "X-Scope-OrgID", "value": "tenant_a"}],
+        "authentication": {"basicAuth": {"username": "grafana", "password": "pw"}},
+    }
+    provider = provider_for(MetricProviderSpec.model_validate({"prometheus": spec}))
+    assert provider.measure().values == [0.0]
+    headers = prometheus.requests[0]["headers"]
+    assert headers["x-scope-orgid"] == "tenant_a"
+    assert headers["authorization"] == "Basic Z3JhZmFuYTpwdw=="  # grafana:pw
+
+
+def test_a_bearer_token_from_a_secret_arg_is_sent_and_never_returned(
+    prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPLOYFLOW_SECRET_PROM_TOKEN", "t0ken")
+    payload = {
+        "metric": "error-rate",
+        "key": "k",
+        "provider": {
+            "prometheus": {
+                "address": prometheus.url,
+                "query": 'up{token="{{args.token}}"}',
+                "authentication": {"bearer": {"token": "{{args.token}}"}},
+            }
+        },
+        "secrets": {"token": {"name": "prom", "key": "token"}},
+    }
+    output = ActivityEnvironment().run(measure, MeasureInput.model_validate(payload))
+    assert prometheus.requests[0]["headers"]["authorization"] == "Bearer t0ken"
+    assert prometheus.queries == ['up{token="t0ken"}']
+    assert output.metadata == {"ResolvedPrometheusQuery": 'up{token="***"}'}
+
+
+def test_a_range_query_asks_for_the_window_and_returns_every_sample(
+    prometheus: FakePrometheus,
+) -> None:
+    series = [
+        {"metric": {"pod": "a"}, "values": [[TS, "1"], [TS + 60, "2"]]},
+        {"metric": {"pod": "b"}, "values": [[TS, "3"]]},
+    ]
+    prometheus.answer(
+        200, {"status": "success", "data": {"resultType": "matrix", "result": series}}
+    )
+    spec = PrometheusProviderSpec.model_validate(
+        {
+            "address": prometheus.url,
+            "query": "http_latency_ms",
+            "rangeQuery": {"start": 'now() - duration("5m")', "end": "now()", "step": "1m"},
+        }
+    )
+    assert PrometheusProvider(spec).measure().values == [1.0, 2.0, 3.0]
+    [request] = prometheus.requests
+    params = request["params"]
+    assert request["path"] == "/api/v1/query_range"
+    assert params["step"] == "60s"
+    assert float(params["end"]) - float(params["start"]) == pytest.approx(300, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rangeQuery": {"start": "yesterday", "step": "1m"}}, "only now() and now() - duration"),
+        (
+            {"rangeQuery": {"start": 'now() - duration("soon")', "step": "1m"}},
+            "expected a duration",
+        ),
+        ({"authentication": {"sigv4": {"region": "eu-west-1"}}}, "not supported: SigV4"),
+        ({"authentication": {"oauth2": {"tokenUrl": "https://t"}}}, "not supported: the OAuth2"),
+        (
+            {
+                "authentication": {
+                    "bearer": {"token": "a"},
+                    "basicAuth": {"username": "u", "password": "p"},
+                }
+            },
+            "set basicAuth or bearer, not both",
+        ),
+    ],
+)
+def test_argo_prometheus_fields_are_checked(fields: dict[str, Any], message: str) -> None:
+    error = spec_error(address="http://p:9090", query="up", **fields)
+    assert message in error["msg"]

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.spec import SpecError, load_rollout, parse_rollout, render_placeholders
+from workflows.analysis_plan import plan
+from workflows.spec import SpecError, load_rollout, parse_rollout
 
 GOOD = """
 apiVersion: deployflow/v1
@@ -76,8 +77,8 @@ def test_good_spec_loads_with_argo_names_and_defaults():
 
 def test_placeholders_render_service_environment_and_version():
     rollout = load_rollout(GOOD)
-    query = rollout.spec.analysis_templates[0].metrics[0].provider.prometheus.query  # type: ignore[union-attr]
-    assert render_placeholders(query, rollout) == (
+    [planned] = plan(rollout, ["error-rate"])
+    assert planned.metric.provider.prometheus.query == (  # type: ignore[union-attr]
         'sum(rate(errors{service="checkout",version="v2.4.1"}[1m]))'
     )
 
@@ -164,7 +165,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         f"{M}.successCondition",
         "result <<< 1",
-        "spec.analysisTemplates[0].metrics[0].successCondition: Failed to parse expression",
+        "spec.analysisTemplates[0].metrics[0].successCondition: cannot be parsed as CEL or as Argo's expr: 1:9: Syntax error",
     ),
     (
         f"{M}.failureCondition",
@@ -174,18 +175,18 @@ BAD: list[tuple[str, Any, str]] = [
     (f"{M}.interval", "soon", "spec.analysisTemplates[0].metrics[0].interval: expected a duration"),
     (
         f"{M}.count",
-        0,
-        "spec.analysisTemplates[0].metrics[0].count: Input should be greater than or equal to 1",
+        -1,
+        "spec.analysisTemplates[0].metrics[0].count: Input should be greater than or equal to 0",
     ),
     (
         f"{M}.failureLimit",
         -2,
-        "spec.analysisTemplates[0].metrics[0].failureLimit: Input should be greater than or equal to 0",
+        "spec.analysisTemplates[0].metrics[0].failureLimit: Input should be greater than or equal to -1",
     ),
     (
         f"{M}.provider",
         {},
-        "spec.analysisTemplates[0].metrics[0].provider: provider: set exactly one of prometheus; got none",
+        "spec.analysisTemplates[0].metrics[0].provider: provider: set exactly one of prometheus, web, judge; got none",
     ),
     (
         f"{M}.provider.prometheus.query",
@@ -195,7 +196,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         f"{M}.count",
         _DELETE,
-        "spec.strategy.canary.steps[2].analysis.templates[0].templateName: metric 'error-rate' has an interval but no count",
+        "spec.strategy.canary.steps[2].analysis: metric 'error-rate' has an interval but no count",
     ),
     (f"{S}.version", "v2 beta", "spec.version: String should match pattern"),
     (f"{S}.service", "Checkout_Service", "spec.service: String should match pattern"),

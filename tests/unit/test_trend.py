@@ -9,10 +9,10 @@ import pytest
 
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.base import MetricUnavailable
+from activities.metrics.prometheus import _series
 from activities.metrics.trend import (
     MemoryTrendInput,
     MemoryTrendOutput,
-    _series,
     linear_fit,
     memory_trend,
     trend_of,

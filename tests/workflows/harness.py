@@ -74,6 +74,7 @@ class Stubs:
     canary_weights: list[int] = field(default_factory=list)
     live: dict[str, Weights] = field(default_factory=dict)  # by router config path
     measure_keys: list[str] = field(default_factory=list)
+    measure_inputs: list[MeasureInput] = field(default_factory=list)
     measure_values: Callable[[int], list[float]] = lambda n: [0.0]
     measurements: int = 0
     # Fault injection: set_weight raises this (non-retryable) while ``fail_weights`` says so.
@@ -107,6 +108,7 @@ class Stubs:
         async def measure(input: MeasureInput) -> MeasureOutput:
             self.measurements += 1
             self.measure_keys.append(input.key)
+            self.measure_inputs.append(input)
             return MeasureOutput(values=self.measure_values(self.measurements))
 
         return [set_weight, get_weights, measure]

@@ -10,6 +10,7 @@ old versions that the current code must still replay (changes go behind
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from pathlib import Path
 
@@ -19,7 +20,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.routing.base import Weights
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
-from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
+from tests.workflows.harness import (
+    ERROR_RATE_TEMPLATE,
+    Stubs,
+    canary_worker,
+    rollout,
+    start,
+    wait_for_status,
+)
 from tests.workflows.incident_harness import (
     Notifiers,
     incident_worker,
@@ -99,6 +107,7 @@ async def main() -> None:
             save("canary-promoted", history)
 
         await record_safety(env)
+        await record_argo_analysis(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
@@ -110,6 +119,32 @@ async def main() -> None:
             await handle.result()
             history = await handle.fetch_history()
             save("canary-rolled-back", history)
+
+
+async def record_argo_analysis(env: WorkflowEnvironment) -> None:
+    """Issue 12: template args, a dry-run metric and a condition handling NaN (the
+    analysis-raw-values patch), in a step and in the background."""
+    template = {
+        "name": "error-rate",
+        "args": [{"name": "threshold", "value": "0.01"}],
+        "dryRun": [{"metricName": "latency"}],
+        "metrics": [
+            ERROR_RATE_TEMPLATE["metrics"][0]
+            | {"successCondition": "isNaN(result) || result < {{args.threshold}}"},
+            ERROR_RATE_TEMPLATE["metrics"][0]
+            | {"name": "latency", "successCondition": "result < 0.1"},
+        ],
+    }
+    spec = rollout(
+        [{"setWeight": 20}, {"pause": {"duration": "10m"}}, ANALYSIS, {"setWeight": 100}],
+        canary={"analysis": {**ANALYSIS_REF, "args": [{"name": "threshold", "value": "0.05"}]}},
+        analysisTemplates=[template],
+    )
+    stubs = Stubs(measure_values=lambda n: [math.nan] if n % 3 == 0 else [0.001])
+    async with canary_worker(env, stubs) as tq:
+        handle = await start(env, tq, spec)
+        await handle.result()
+        save("canary-argo-analysis", await handle.fetch_history())
 
 
 async def record_safety(env: WorkflowEnvironment) -> None:
