@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
-from starters.rollouts import _who, visibility_rows
+from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError
+from starters.rollouts import _who, send_verb, visibility_rows
 from workers.config import TemporalConfig
 from workflows.incident_models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
 from workflows.rollout_models import OperatorInput
@@ -77,10 +77,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
         request = ApproveInput(approved=not args.reject, by=_who(), reason=args.reason)
     else:
         request = OperatorInput(by=_who(), reason=args.reason)
-    try:
-        message = await handle.execute_update(args.verb, request, result_type=str)
-    except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.verb} rejected: {root_cause(exc).message}") from None
+    message = await send_verb(handle, args.verb, request)
     print(f"{incident}: {message}")
     return EXIT_OK
 
@@ -106,7 +103,7 @@ async def find(client: Client, name: str, *, open_only: bool) -> str:
         if len(found) > 1:
             raise UsageError(f"NAME {name}: several incidents match ({', '.join(found)})")
     which = "open incident" if open_only else "incident"
-    raise UsageError(f"NAME {name}: no {which} with that id, id prefix or service")
+    raise NotFound(f"NAME {name}: no {which} with that id, id prefix or service")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -14,19 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowFailureError,
-    WorkflowUpdateFailedError,
+    WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
-from activities.errors import root_cause
 from starters import spec_files
 from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
+from starters.rollouts import send_verb
 from workers.config import TemporalConfig
 from workflows.pipeline import PromotionPipeline
 from workflows.pipeline_models import (
@@ -62,21 +63,7 @@ def prepare_start(args: argparse.Namespace) -> None:
 
 
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    pipeline: Pipeline = args.pipeline
-    starting = WithStartWorkflowOperation(
-        PromotionPipeline.run,
-        PipelineRequest(pipeline=pipeline, version=args.version),
-        id=pipeline.workflow_id,
-        task_queue=config.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"pipeline {pipeline.name}",
-    )
-    answer = await client.execute_update_with_start_workflow(
-        PromotionPipeline.submit,
-        Submission(version=args.version, by=args.by),
-        start_workflow_operation=starting,
-    )
-    handle = await starting.workflow_handle()
+    handle, answer = await submit(client, config, args.pipeline, args.version, args.by)
     url = config.workflow_url(handle.id)
     print(f"{handle.id}: {answer} — {url}", file=sys.stderr)
     if not args.wait:
@@ -94,6 +81,27 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
     else:
         print(f"{handle.id}: {result.outcome.value} {result.version} — {result.reason}")
     return EXIT_OK if result.outcome is PipelineOutcome.SUCCEEDED else EXIT_FAILED
+
+
+async def submit(
+    client: Client, config: TemporalConfig, pipeline: Pipeline, version: str, by: str | None
+) -> tuple[WorkflowHandle[Any, Any], str]:
+    """Start the pipeline with ``version``, or submit it to the running one (the CLI's and
+    the API's way); its handle and what became of the version (queued, supersedes, ...)."""
+    starting = WithStartWorkflowOperation(
+        PromotionPipeline.run,
+        PipelineRequest(pipeline=pipeline, version=version),
+        id=pipeline.workflow_id,
+        task_queue=config.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"pipeline {pipeline.name}",
+    )
+    answer = await client.execute_update_with_start_workflow(
+        PromotionPipeline.submit,
+        Submission(version=version, by=by),
+        start_workflow_operation=starting,
+    )
+    return await starting.workflow_handle(), answer
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
@@ -117,11 +125,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
 async def decide(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     handle = client.get_workflow_handle_for(PromotionPipeline.run, _workflow_id(args.name))
     request = ApprovalInput(approver=args.approver, comment=args.comment or "", stage=args.stage)
-    update = PromotionPipeline.approve if args.decision == "approve" else PromotionPipeline.reject
-    try:
-        message = await handle.execute_update(update, request)
-    except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.decision} rejected: {root_cause(exc).message}") from None
+    message = await send_verb(handle, args.decision, request)
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import sys
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import (
@@ -31,8 +32,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
+from activities.model import Model
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
+from starters.deploy_memo import parse_commit_time, start_memo
+from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, NotFound, UsageError, print_failed
 from starters.progress import follow, print_events, print_status
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
@@ -68,11 +71,35 @@ def prepare_start(args: argparse.Namespace) -> None:
 
 
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    rollout: Rollout = args.rollout
+    handle = await start_rollout(
+        client, config, args.rollout, by=_who(), source=args.file, commit_time=args.commit_time
+    )
+    url = config.workflow_url(handle.id, handle.result_run_id)
+    started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}
+    if args.json and not args.wait:
+        print(json.dumps(started))
+        return EXIT_OK
+    _err(f"started {handle.id} — {url}")
+    if not args.wait:
+        return EXIT_OK
+    return await wait_for_result(handle, json_output=args.json)
+
+
+async def start_rollout(
+    client: Client,
+    config: TemporalConfig,
+    rollout: Rollout,
+    *,
+    by: str,
+    source: str,
+    commit_time: datetime | None = None,
+) -> WorkflowHandle[Any, RolloutResult]:
+    """Start ``rollout`` (the CLI's and the API's way); ``Conflict`` when one of the service
+    in that environment, or an emergency rollback of it, is running."""
     spec = rollout.spec
     await _refuse_beside_a_rollback(client, rollout)
     try:
-        handle = await client.start_workflow(
+        return await client.start_workflow(
             workflow_type(rollout),
             rollout,
             result_type=RolloutResult,
@@ -88,27 +115,19 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
                     SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
                 ]
             ),
+            memo=start_memo(by, commit_time),
             static_summary=(
                 f"{spec.strategy.name} {spec.service} {spec.version} → {spec.environment}"
             ),
-            static_details=f"{describe(rollout)}\n\nstarted by {_who()} from {args.file}",
+            static_details=f"{describe(rollout)}\n\nstarted by {by} from {source}",
         )
     except WorkflowAlreadyStartedError:
         await _refuse_beside_a_rollback(client, rollout)  # it may hold the id: say so
-        raise UsageError(
+        raise Conflict(
             f"a rollout of {spec.service} in {spec.environment} is already running "
             f"(workflow {rollout.workflow_id}); wait for it, or abort it with "
             f"`deployflow rollout abort {spec.service} --env {spec.environment}`"
         ) from None
-    url = config.workflow_url(handle.id, handle.result_run_id)
-    started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}
-    if args.json and not args.wait:
-        print(json.dumps(started))
-        return EXIT_OK
-    _err(f"started {handle.id} — {url}")
-    if not args.wait:
-        return EXIT_OK
-    return await wait_for_result(handle, json_output=args.json)
 
 
 async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
@@ -123,7 +142,7 @@ async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
             return
         raise
     if description.status == WorkflowExecutionStatus.RUNNING:
-        raise UsageError(
+        raise Conflict(
             f"an emergency rollback of {spec.service} in {spec.environment} is running "
             f"(workflow {rollback_id}) and would cancel this rollout; start it once the "
             "rollback has finished"
@@ -211,12 +230,23 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     name = "promote_full" if args.verb == "promote" and args.full else args.verb
     handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
     request = OperatorInput(reason=getattr(args, "reason", None), by=_who())
-    try:
-        message = await handle.execute_update(name, request, result_type=str)
-    except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{name} rejected: {root_cause(exc).message}") from None
+    message = await send_verb(handle, name, request)
     print(f"{handle.id}: {message}")
     return EXIT_OK
+
+
+async def send_verb(handle: WorkflowHandle[Any, Any], name: str, request: Model) -> str:
+    """Run the ``name`` update; the workflow's answer. ``Conflict`` (with the workflow's
+    reason) when its validator refuses it, ``NotFound`` when the run has closed."""
+    try:
+        message: str = await handle.execute_update(name, request, result_type=str)
+    except WorkflowUpdateFailedError as exc:
+        raise Conflict(f"{name} rejected: {root_cause(exc).message}") from None
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise NotFound(f"{handle.id}: not running ({exc.message})") from None
+    return message
 
 
 async def resolve(client: Client, name: str, env: str | None, *, running_only: bool = True) -> str:
@@ -239,8 +269,8 @@ async def resolve(client: Client, name: str, env: str | None, *, running_only: b
     if not running_only:
         async for wf in client.list_workflows(query, limit=1):
             return wf.id
-        raise UsageError(f"NAME {name}: no rollout of that service found")
-    raise UsageError(f"NAME {name}: no running rollout of that service")
+        raise NotFound(f"NAME {name}: no rollout of that service found")
+    raise NotFound(f"NAME {name}: no running rollout of that service")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -256,6 +286,13 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("file", metavar="FILE")
     p.add_argument("--wait", action="store_true", help="stream progress; exit code = outcome")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument(
+        "--commit-time",
+        type=_commit_time,
+        metavar="ISO",
+        help="when the change was committed (git log -1 --format=%%cI): the DORA report's "
+        "lead time for changes",
+    )
     p.set_defaults(func=start, prepare=prepare_start)
 
     p = cmds.add_parser("status", help="phase, step, weights, analysis and timeline")
@@ -287,6 +324,13 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
 def _name_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the service (or the workflow id)")
     parser.add_argument("--env", help="environment (needed when several are running)")
+
+
+def _commit_time(text: str) -> datetime:
+    try:
+        return parse_commit_time(text, "")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
 
 
 def _who() -> str:
