@@ -23,7 +23,6 @@ from typing import Final, Protocol
 import structlog
 from aiohttp import web
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from starters import intake, spec_files
 from starters.alertmanager import (
@@ -33,6 +32,7 @@ from starters.alertmanager import (
     to_notification,
 )
 from starters.errors import EXIT_OK, UsageError
+from starters.http_errors import Refusal, describe, read_body, unreachable
 from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV, add_parser
 from workers.config import TemporalConfig
 from workers.logging_setup import configure_logging
@@ -42,11 +42,6 @@ from workflows.spec import SpecError
 
 DELIVER_TIMEOUT: Final = 10.0
 ALERTMANAGER_PATH: Final = "/alerts/alertmanager"
-_TRANSIENT = (
-    RPCStatusCode.UNAVAILABLE,
-    RPCStatusCode.DEADLINE_EXCEEDED,
-    RPCStatusCode.RESOURCE_EXHAUSTED,
-)
 
 log = structlog.get_logger("deployflow.serve")
 DELIVERIES: Final = web.RequestKey("deliveries", list[intake.Delivery])
@@ -83,23 +78,6 @@ class TemporalConnection:
             return self._client
 
 
-class Refusal(Exception):
-    """Answer ``status`` with ``{"error": message, "problems": [...]}``."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        problems: list[str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.problems = problems
-        self.headers = headers
-
-
 def build_app(
     connect: Connect,
     runbooks: list[Runbook],
@@ -119,7 +97,7 @@ def build_app(
         authorize(request, expected)
         if request.content_type != "application/json":
             raise Refusal(415, f"Content-Type must be application/json, not {request.content_type}")
-        body = await _read_body(request, max_body_bytes)
+        body = await read_body(request, max_body_bytes)
         try:
             notification = to_notification(parse_payload(body))
         except PayloadError as exc:
@@ -131,9 +109,9 @@ def build_app(
                 client = await connect()
                 delivery = await deliver(client, task_queue, notification, list(runbooks), ui_base)
         except Exception as exc:
-            if not _unreachable(exc):
+            if not unreachable(exc):
                 raise
-            raise Refusal(503, f"Temporal is unreachable, retry later: {_describe(exc)}") from None
+            raise Refusal(503, f"Temporal is unreachable, retry later: {describe(exc)}") from None
         request[DELIVERIES] = [delivery]
         return web.json_response({"incidents": [_incident(delivery)]})
 
@@ -164,35 +142,6 @@ def authorize(request: web.Request, expected: bytes | None) -> None:
             "the Bearer token is wrong",
             headers={"WWW-Authenticate": 'Bearer realm="deployflow", error="invalid_token"'},
         )
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    too_large = Refusal(413, f"the body is larger than {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, RPCError):
-        return exc.status in _TRANSIENT
-    # Client.connect raises RuntimeError("Failed client connect: ...").
-    return isinstance(exc, TimeoutError | ConnectionError) or (
-        isinstance(exc, RuntimeError) and "connect" in str(exc).lower()
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    return str(exc) or type(exc).__name__
 
 
 def _incident(delivery: intake.Delivery) -> dict[str, str]:
@@ -375,7 +324,7 @@ async def _warm_up(connection: TemporalConnection) -> None:
         log.warning(
             "cannot connect to Temporal; answering 503 until it can",
             temporal=connection.config.address,
-            error=_describe(exc),
+            error=describe(exc),
         )
         return
     log.info("connected to Temporal", temporal=connection.config.address)
