@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hmac
 import os
 import signal
@@ -31,6 +32,11 @@ from starters.alertmanager import (
     parse_payload,
     to_notification,
 )
+from starters.api import Api, Tokens, add_api
+from starters.api.guard import RateLimits, parse_rate
+from starters.api.openapi import OPENAPI_PATH
+from starters.api.routing import CALLER
+from starters.api.tokens import load_tokens
 from starters.errors import EXIT_OK, UsageError
 from starters.http_errors import Refusal, describe, read_body, unreachable
 from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV, add_parser
@@ -64,18 +70,20 @@ class Deliver(Protocol):
 
 class TemporalConnection:
     """Connects on first use and keeps the client; a failed attempt is retried by the next
-    request, so the server can start (and answer 503) before Temporal is up."""
+    request, so the server can start (and answer 503) before Temporal is up. The API's
+    verbs connect as their caller (``identity``: one client per token name), so history
+    names who sent them."""
 
     def __init__(self, config: TemporalConfig) -> None:
         self.config = config
-        self._client: Client | None = None
+        self._clients: dict[str | None, Client] = {}
         self._lock = asyncio.Lock()
 
-    async def __call__(self) -> Client:
+    async def __call__(self, identity: str | None = None) -> Client:
         async with self._lock:
-            if self._client is None:
-                self._client = await self.config.connect()
-            return self._client
+            if identity not in self._clients:
+                self._clients[identity] = await self.config.connect(identity=identity)
+            return self._clients[identity]
 
 
 def build_app(
@@ -87,10 +95,11 @@ def build_app(
     ui_base: str | None = None,
     deliver: Deliver = intake.deliver,
     deliver_timeout: float = DELIVER_TIMEOUT,
+    api: Api | None = None,
 ) -> web.Application:
-    """The intake as an aiohttp app. ``runbooks`` is read on every request, so replacing
-    its contents in place (``runbooks[:] = new``) reloads them; ``token=None`` disables
-    authentication."""
+    """The intake (and, given ``api``, the deployment API) as an aiohttp app. ``runbooks``
+    is read on every request, so replacing its contents in place (``runbooks[:] = new``)
+    reloads them; ``token=None`` disables the intake's authentication."""
     expected = token.encode("utf-8", "surrogatepass") if token is not None else None
 
     async def alertmanager(request: web.Request) -> web.Response:
@@ -121,6 +130,8 @@ def build_app(
     app = web.Application(middlewares=[_access_log], client_max_size=max_body_bytes)
     app.router.add_post(ALERTMANAGER_PATH, alertmanager)
     app.router.add_get("/healthz", healthz)
+    if api is not None:
+        add_api(app, api)
     return app
 
 
@@ -183,6 +194,7 @@ async def _access_log(
         status=response.status,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         remote=request.remote,
+        caller=request.get(CALLER),
         error=error,
         incidents=[_incident(d) for d in deliveries] or None,
     )
@@ -249,6 +261,13 @@ def run(args: argparse.Namespace) -> int:
     if token is None:
         log.warning("authentication is off (--insecure-no-auth): anyone can open incidents")
     connection = TemporalConnection(config)
+    api = Api(
+        connection,
+        config,
+        load_tokens(args.api_tokens, dict(os.environ)),
+        rate=RateLimits(_api_rate(args.api_rate)),
+        max_body_bytes=args.max_body_bytes,
+    )
     app = build_app(
         connection,
         runbooks,
@@ -256,8 +275,10 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         task_queue=config.task_queue,
         ui_base=ui_base,
+        api=api,
     )
-    asyncio.run(_serve(app, host, port, connection, runbooks, path))
+    reload = functools.partial(_reload, runbooks, path, api.tokens, args.api_tokens)
+    asyncio.run(_serve(app, host, port, connection, reload))
     return EXIT_OK
 
 
@@ -266,17 +287,16 @@ async def _serve(
     host: str,
     port: int,
     connection: TemporalConnection,
-    runbooks: list[Runbook],
-    path: Path,
+    reload: Callable[[], None],
 ) -> None:
     config = connection.config
     runner = await start_site(app, host, port, shutdown_timeout=DELIVER_TIMEOUT + 5)
     stop = stop_on_signals()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, runbooks, path)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
     log.info(
         "serving",
         url=f"http://{host}:{port}{ALERTMANAGER_PATH}",
-        runbooks=[r.name for r in runbooks],
+        api=f"http://{host}:{port}{OPENAPI_PATH}",
         temporal=config.address,
         namespace=config.namespace,
         task_queue=config.task_queue,
@@ -330,13 +350,28 @@ async def _warm_up(connection: TemporalConnection) -> None:
     log.info("connected to Temporal", temporal=connection.config.address)
 
 
-def _reload(runbooks: list[Runbook], path: Path) -> None:
+def _api_rate(text: str) -> str:
+    try:
+        parse_rate(text)
+    except ValueError as exc:
+        raise UsageError(f"--api-rate: {exc}") from None
+    return text
+
+
+def _reload(runbooks: list[Runbook], path: Path, tokens: Tokens, tokens_path: str | None) -> None:
+    """SIGHUP: the runbooks and the API's tokens again; a broken file keeps the old ones."""
     try:
         runbooks[:] = load_runbook_path(path)
     except (SpecError, UsageError) as exc:
         log.error("runbooks not reloaded; keeping the previous ones", error=str(exc))
-        return
-    log.info("runbooks reloaded", runbooks=[r.name for r in runbooks])
+    else:
+        log.info("runbooks reloaded", runbooks=[r.name for r in runbooks])
+    try:
+        tokens.replace(load_tokens(tokens_path, dict(os.environ)))
+    except (SpecError, UsageError) as exc:
+        log.error("API tokens not reloaded; keeping the previous ones", error=str(exc))
+    else:
+        log.info("API tokens reloaded", callers=tokens.names)
 
 
 __all__ = ["add_parser", "build_app", "run"]
