@@ -47,6 +47,7 @@ from workflows.runbook_spec import Runbook, load_runbooks
 from workflows.spec import SpecError
 
 DELIVER_TIMEOUT: Final = 10.0
+_BODY_HEADERS: Final = ("content-type", "content-length")
 ALERTMANAGER_PATH: Final = "/alerts/alertmanager"
 
 log = structlog.get_logger("deployflow.serve")
@@ -181,7 +182,9 @@ async def _access_log(
         response = web.json_response(body, status=refusal.status, headers=refusal.headers)
     except web.HTTPException as exc:
         error = exc.reason
-        response = web.json_response({"error": exc.reason}, status=exc.status, headers=exc.headers)
+        # Its own headers (Allow, Location) without its text/plain Content-Type.
+        kept = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        response = web.json_response({"error": exc.reason}, status=exc.status, headers=kept)
     except Exception:
         log.exception("request failed", method=request.method, path=request.path)
         error = "internal error"

@@ -5,9 +5,11 @@ What happened is read back from Temporal itself (memo, who sent the update, resu
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +20,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.fixtures.api import ApiClient
-from tests.fixtures.parts import eventually
+from tests.fixtures.api import TOKENS, ApiClient
+from tests.fixtures.parts import eventually, require_binary
 from tests.workflows.harness import Stubs
 from tests.workflows.test_pipeline import stage
 from workers.main import ACTIVITY_THREADS, build_worker
@@ -287,3 +289,28 @@ async def test_an_approvers_token_approves_a_gate_only_as_that_approver(temporal
         approvals = events[-1][2]["stages"][1]["approvals"]
         assert [(a["approver"], a["decision"]) for a in approvals] == [("alice", "approved")]
         assert "alice" in await update_identities(client, started["workflowId"])
+
+
+async def test_schemathesis_finds_no_500_and_no_answer_outside_the_openapi_document(
+    serve_api, tmp_path
+):
+    """Schemathesis (PyPI) generates requests for every operation of the served document,
+    valid and invalid, with a token that holds every scope; no worker runs, so nothing a
+    request starts can progress."""
+    schemathesis = require_binary("schemathesis", str(Path(sys.executable).parent))
+    api: ApiClient = await serve_api(f"api-{uuid.uuid4().hex[:8]}", "--api-rate", "100000/minute")
+    process = await asyncio.create_subprocess_exec(
+        schemathesis, "run", f"{api.base}/api/v1/openapi.json",
+        "--header", f"Authorization: Bearer {TOKENS['root'][0]}",
+        "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+        "response_schema_conformance",
+        "--phases", "examples,coverage,fuzzing",
+        "--max-examples", "15",
+        "--generation-deterministic",
+        "--request-timeout", "20",
+        "--workers", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 400)
+    report = out.decode()
+    assert process.returncode == 0, report[-6000:]
