@@ -23,6 +23,7 @@ from starters import (
     incidents,
     monitors,
     pipelines,
+    report_command,
     rollouts,
     routers,
     serve_command,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitors.add_parsers(subparsers)
     routers.add_parsers(subparsers)
     serve_command.add_parser(subparsers)
+    report_command.add_parser(subparsers)
     codec_server_command.add_parser(subparsers)
     return parser
 

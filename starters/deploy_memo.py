@@ -6,6 +6,7 @@ changes no history a worker replays) and goes through the payload codec like the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -37,7 +38,7 @@ def start_memo(by: str, commit_time: datetime | None) -> dict[str, Any]:
     return memo
 
 
-def commit_time_of(memo: dict[str, Any]) -> datetime | None:
+def commit_time_of(memo: Mapping[str, Any]) -> datetime | None:
     """The commit time a run's memo holds, if it holds a readable one."""
     text = memo.get(COMMIT_TIME)
     if not isinstance(text, str):
