@@ -53,7 +53,7 @@ def render(document: dict[str, Any], title: str = "") -> str:
     )
     rate = cfr["rate"]
     cards = [
-        ("deploymentFrequency", "Deployment frequency", df["perDay"], f"{df['perDay']:g} / day",
+        ("deploymentFrequency", "Deployment frequency", df["perDay"], f"{df['perDay']:.3g} / day",
          df["band"], f"{df['promoted']} promoted"),
         ("leadTime", "Lead time for changes", lt["medianSeconds"], duration(lt["medianSeconds"]),
          lt["band"], f"median of {lt['count']}"),
