@@ -13,6 +13,7 @@ import contextvars
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from temporalio import activity
 
@@ -22,8 +23,10 @@ activity's heartbeat timeout, so any timeout of 2 s or more is kept alive."""
 
 
 @contextmanager
-def keep_alive(interval: float = INTERVAL_S) -> Iterator[None]:
-    """Heartbeat every ``interval`` seconds until the block ends (no-op outside activities)."""
+def keep_alive(*details: Any, interval: float = INTERVAL_S) -> Iterator[None]:
+    """Heartbeat (with ``details``, shown in the UI) every ``interval`` seconds until the
+    block ends; a no-op outside activities. The block keeps running in the activity's
+    thread, where Temporal raises a cancel."""
     if not activity.in_activity():
         yield
         return
@@ -32,7 +35,7 @@ def keep_alive(interval: float = INTERVAL_S) -> Iterator[None]:
 
     def beat() -> None:
         while not done.wait(interval):
-            activity.heartbeat()
+            activity.heartbeat(*details)
 
     thread = threading.Thread(target=context.run, args=(beat,), name="heartbeat", daemon=True)
     thread.start()

@@ -35,7 +35,8 @@ class OneOf(Model):
     """A container where exactly one field is set: ``router: {nginx: {...}}``.
 
     Subclasses name themselves in ``label`` for the error message and list one optional
-    field per kind; ``kind`` is the (spec-spelled) name of the one that is set.
+    field per kind; ``kind`` is the (spec-spelled) name of the one that is set, ``selected()``
+    its spec.
     """
 
     label: ClassVar[str] = "one of"
@@ -52,6 +53,12 @@ class OneOf(Model):
     @property
     def kind(self) -> str:
         return self._chosen()[0]
+
+    def selected(self) -> Model:
+        """The spec of the kind that is set: for ``router: {nginx: {...}}``, the nginx spec."""
+        name = next(n for n in type(self).model_fields if getattr(self, n) is not None)
+        chosen: Model = getattr(self, name)
+        return chosen
 
     def _chosen(self) -> list[str]:
         fields = type(self).model_fields

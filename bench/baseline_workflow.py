@@ -12,8 +12,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
+    from activities.routing.models import SetWeightInput
     from workflows.spec import Rollout
 
 

@@ -13,19 +13,22 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.routing.activities import GetWeightsInput, SetWeightInput
 from activities.routing.base import Weights
+from activities.routing.models import GetWeightsInput, SetWeightInput
 from workers.config import TemporalConfig
+from workflows import search_attributes as sa
+from workflows.rollout_models import RolloutPhase
 from workflows.search_attributes import ALL
 from workflows.spec import Rollout, parse_rollout
 
@@ -54,7 +57,7 @@ async def stub_get_weights(input: GetWeightsInput) -> Weights:
     return Weights(stable=100, canary=0)
 
 
-STUB_ROUTER = [stub_set_weight, stub_get_weights]
+STUB_ROUTER: list[Callable[..., Any]] = [stub_set_weight, stub_get_weights]
 """The router activities a bench worker registers instead of the real ones."""
 
 
@@ -115,6 +118,19 @@ def canary_rollout(
         },
     }
     return parse_rollout([body], source="bench")
+
+
+def search_attributes(rollout: Rollout) -> TypedSearchAttributes:
+    """What ``deployflow rollout start`` sets on a rollout it starts."""
+    spec = rollout.spec
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.DEPLOY_SERVICE, spec.service),
+            SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
+            SearchAttributePair(sa.DEPLOY_STRATEGY, spec.strategy.name),
+            SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
+        ]
+    )
 
 
 def run_stamp() -> str:

@@ -55,21 +55,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import REPO, canary_rollout, exit_now, machine, run_stamp
+from common import REPO, canary_rollout, exit_now, machine, run_stamp, search_attributes
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
 from workflows.analysis import AnalysisPhase
 from workflows.canary import CanaryRollout
 from workflows.durations import parse_duration
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 # examples/demo is not a package: its modules import each other by bare name.
 sys.path.insert(0, str(REPO / "examples" / "demo"))
@@ -358,7 +354,7 @@ async def wait_ready(
         if status.phase.finished or status.phase is RolloutPhase.ROLLING_BACK:
             raise RoundFailed(f"rollout ended before the fault: {status.message}")
         ok = background_ok(status)
-        if status.weights.canary == 50 and ok >= min_ok:
+        if status.weights is not None and status.weights.canary == 50 and ok >= min_ok:
             return ok
         await asyncio.sleep(0.2)
     seen = "no status" if status is None else f"{status.phase.value}: {status.message}"
@@ -419,7 +415,6 @@ async def one_round(
         analysis={"templates": [{"templateName": "fault"}], "startingStep": 0},
         templates=[template],
     )
-    spec = rollout.spec
     measured = Round(number, version, rollout.workflow_id)
     with Prober(args.probe_slow, args.probe_interval) as prober:
         began = time.monotonic()
@@ -428,15 +423,9 @@ async def one_round(
             rollout,
             id=rollout.workflow_id,
             task_queue=task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.DEPLOY_SERVICE, spec.service),
-                    SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
-                    SearchAttributePair(sa.DEPLOY_STRATEGY, "canary"),
-                    SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
-                ]
-            ),
+            search_attributes=search_attributes(rollout),
             static_summary=f"bench/fault_to_safe.py round {number}",
         )
         result_task = asyncio.create_task(handle.result())

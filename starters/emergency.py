@@ -34,6 +34,7 @@ from workflows.emergency_models import RollbackRequest, RollbackResult, rollback
 from workflows.registry import WORKFLOW_TYPES
 from workflows.rollout_models import RolloutPhase, RolloutResult
 from workflows.spec import Rollout, rollout_workflow_id
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 T = TypeVar("T")
 
@@ -164,6 +165,7 @@ async def start_rollback(
         request,
         id=rollback_workflow_id(spec.service, spec.environment),
         task_queue=config.task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         static_summary=(

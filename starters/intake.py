@@ -27,6 +27,7 @@ from workflows.incident_models import (
     incident_workflow_id,
 )
 from workflows.runbook_spec import Runbook, choose
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 SEARCH_ATTRIBUTE_MAX = 255  # a label longer than this is no service name; Temporal caps at 2 KiB
 SUMMARY_MAX = 200
@@ -73,6 +74,7 @@ async def deliver(
         IncidentInput(runbook=runbook, notification=notification, ui_url=ui_url),
         id=incident,
         task_queue=task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         start_signal=FIRING_SIGNAL,
         start_signal_args=[notification],
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

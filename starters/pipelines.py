@@ -39,6 +39,7 @@ from workflows.pipeline_models import (
     Submission,
 )
 from workflows.pipeline_spec import Pipeline, load_pipeline
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 
 def read_pipeline(path: str) -> Pipeline:
@@ -93,6 +94,7 @@ async def submit(
         PipelineRequest(pipeline=pipeline, version=version),
         id=pipeline.workflow_id,
         task_queue=config.task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"pipeline {pipeline.name}",
     )

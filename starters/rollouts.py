@@ -43,6 +43,7 @@ from workflows.emergency_models import rollback_workflow_id
 from workflows.registry import WORKFLOW_TYPES, workflow_type
 from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
 from workflows.spec import Rollout, load_rollout, rollout_workflow_id
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 VERBS = ("promote", "pause", "resume", "abort")
 
@@ -105,6 +106,7 @@ async def start_rollout(
             result_type=RolloutResult,
             id=rollout.workflow_id,
             task_queue=config.task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes(

@@ -22,9 +22,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities import errors
 from activities.routing.adoption import Kind, Recorded, backup_path, recorded
-from activities.routing.base import parse_weights_line
-from activities.routing.haproxy import HAProxyRouter, HAProxyRouterSpec, render_backend
-from activities.routing.nginx import NginxRouter, NginxRouterSpec, render_upstream
+from activities.routing.files import parse_weights_line
+from activities.routing.haproxy.plan import render_backend
+from activities.routing.haproxy.router import HAProxyRouter
+from activities.routing.nginx import NginxRouter, render_upstream
+from activities.routing.spec import HAProxyRouterSpec, NginxRouterSpec
 from starters import spec_files
 from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from workers.logging_setup import configure_logging
@@ -41,8 +43,9 @@ _APPLY_EXIT = {
 def run(args: argparse.Namespace) -> int:
     configure_logging(json=False, level=logging.WARNING)  # on stderr: stdout is the report
     router = spec_files.read(args.file, load_rollout).spec.router
-    spec: NginxRouterSpec | HAProxyRouterSpec | None = router.nginx or router.haproxy
-    assert spec is not None  # RouterSpec is a one-of
+    spec = router.selected()
+    if not isinstance(spec, NginxRouterSpec | HAProxyRouterSpec):
+        raise UsageError(f"router {router.kind} keeps no file: nothing to {args.action}")
     path = Path(spec.config_path)
     content = _read(path)
     weights = parse_weights_line(content) if content is not None else None

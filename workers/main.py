@@ -19,18 +19,14 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.clients import Clients
 from activities.health.activities import check_health, run_smoke_tests
 from activities.metrics.activities import measure
 from activities.metrics.trend import memory_trend
-from activities.migrations.activities import current_revision, migrate, resolve_target
+from activities.migrations.activities import MigrationActivities
 from activities.notify.activities import page, post_slack
-from activities.platforms.activities import current_version, platform_action
-from activities.routing.activities import (
-    get_server_states,
-    get_weights,
-    set_server_states,
-    set_weight,
-)
+from activities.platforms.activities import PlatformActivities
+from activities.routing.activities import RouterActivities
 from activities.temporal.activities import WorkflowWatcher
 from workers.config import TemporalConfig
 from workers.remediation import Remediation
@@ -52,23 +48,22 @@ WORKFLOWS: Sequence[type] = (
     SelfHealer,
 )
 ACTIVITIES: Sequence[Callable[..., Any]] = (
-    set_weight,
-    get_weights,
-    set_server_states,
-    get_server_states,
     measure,
     memory_trend,
-    platform_action,
-    current_version,
     check_health,
     run_smoke_tests,
-    current_revision,
-    resolve_target,
-    migrate,
     page,
     post_slack,
 )
+"""The activities that need nothing the worker builds; the others are methods of objects
+holding it (``activities_with``)."""
 ACTIVITY_THREADS = 32
+WORKFLOW_TASKS_IN_FLIGHT = 4
+"""Workflow tasks this worker holds at once (the SDK's default is 100). Workflow code runs
+under the GIL, so more in flight buy no throughput, only a longer wall time for each: a
+worker restarted under hundreds of running rollouts replays cold histories (~1 s each for a
+2,000-event canary), and with 100 in flight every one of them would outlive its
+``WORKFLOW_TASK_TIMEOUT``. Warm tasks take milliseconds, so 4 handle hundreds a second."""
 STICKY_SCHEDULE_TO_START = timedelta(seconds=2)
 """How long a run's next workflow task waits on this worker's sticky queue before any worker
 may take it from the normal queue (the SDK's default is 10 s). A SIGKILLed worker never
@@ -76,9 +71,32 @@ releases its sticky queue, so this is what a crash costs every run it had cached
 is a full-history replay on another worker when this one is merely slow for 2 s."""
 
 
+def activities_with(clients: Clients) -> list[Callable[..., Any]]:
+    """The activities that build routers, platforms and migrators with ``clients``."""
+    routing = RouterActivities(clients)
+    platforms = PlatformActivities(clients)
+    migrations = MigrationActivities(clients)
+    return [
+        routing.set_weight,
+        routing.get_weights,
+        routing.set_server_states,
+        routing.get_server_states,
+        platforms.platform_action,
+        platforms.current_version,
+        migrations.current_revision,
+        migrations.resolve_target,
+        migrations.migrate,
+    ]
+
+
 def build_worker(
-    client: Client, task_queue: str, executor: ThreadPoolExecutor, ui_url: str | None = None
+    client: Client,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+    ui_url: str | None = None,
+    clients: Clients | None = None,
 ) -> Worker:
+    """A worker for every workflow and activity; ``clients`` are built here unless given."""
     remediation = Remediation(client, task_queue, ui_url)
     return Worker(
         client,
@@ -86,12 +104,14 @@ def build_worker(
         workflows=list(WORKFLOWS),
         activities=[
             *ACTIVITIES,
+            *activities_with(clients or Clients()),
             WorkflowWatcher(client).await_closed,
             remediation.plan_rollback,
             remediation.open_incident,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_workflow_tasks=WORKFLOW_TASKS_IN_FLIGHT,
         sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
         graceful_shutdown_timeout=timedelta(seconds=15),
     )

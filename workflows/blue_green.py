@@ -28,9 +28,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import host_ops, retry
     from workflows.failures import FATAL
     from workflows.host_steps import HostSteps
-    from workflows.rollout_base import ROLLBACK_ALWAYS, Side
+    from workflows.rollout_base import ROLLBACK_ALWAYS
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
+    from workflows.targets import Side
 
 PROMOTED_BEFORE_SCALE_DOWN = "blue-green-promoted-before-scale-down"
 
@@ -61,7 +62,7 @@ class BlueGreenRollout(HostSteps):
             return self._finish(RolloutPhase.ABORTED, refused)
         self._preview: Side = self._new_side
         self._active: Side = "canary" if self._preview == "stable" else "stable"
-        self._pools = {side: self._servers(side) for side in ("stable", "canary")}
+        self._pools = {side: self._targets(side) for side in ("stable", "canary")}
         self._show_pools(preview_version=rollout.spec.version)
         self._event("pools", f"active: {self._active}, preview: {self._preview}")
         abort_delay = strategy.abort_scale_down_delay_seconds

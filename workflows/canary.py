@@ -36,9 +36,10 @@ CONTINUES_AS_NEW = "canary-continues-as-new"
 
 @workflow.defn(name="CanaryRollout")
 class CanaryRollout(HostSteps):
-    HISTORY_EVENTS_PER_RUN = 10_000
+    HISTORY_EVENTS_PER_RUN = 2_000
     """Continue as new past this many events (or when the server suggests it) while waiting:
-    far below the server's 51,200-event limit, and a replay of it takes well under a second."""
+    far below the server's 51,200-event limit, and a cold worker replays it in about 1 s
+    (``bench/replay_cost.py``), well inside ``WORKFLOW_TASK_TIMEOUT``."""
 
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
@@ -72,7 +73,7 @@ class CanaryRollout(HostSteps):
             refused = await self._read_sides()
             if refused is not None:
                 return self._finish(RolloutPhase.ABORTED, refused)
-            hosts = ", ".join(self._servers(self._new_side))
+            hosts = ", ".join(self._targets(self._new_side))
             self._event(
                 "sides", f"{self._rollout.spec.version} goes to the {self._new_side} list ({hosts})"
             )
@@ -84,7 +85,7 @@ class CanaryRollout(HostSteps):
     async def _steps_then_promote(self) -> None:
         await self._migrate_up()
         if self._reads_sides and self._rollout.spec.platform is not None:
-            hosts = self._servers(self._new_side)
+            hosts = self._targets(self._new_side)
             await self._with_deadline("deploy", self._deploy(hosts, self._rollout.spec.version))
             await self._check(hosts)
         await self._run_steps()

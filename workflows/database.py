@@ -15,12 +15,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.migrations.activities import (
-        MigrateInput,
-        MigrationResult,
-        MigrationSpec,
-        RevisionInput,
-    )
+    from activities.migrations.models import MigrateInput, MigrationResult, RevisionInput
+    from activities.migrations.spec import MigrationSpec
     from workflows import retry
 
 

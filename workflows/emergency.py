@@ -29,7 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.emergency_models import RollbackRequest, RollbackResult
     from workflows.registry import workflow_type
     from workflows.rollout_models import TIMELINE_LIMIT, Event, RolloutPhase, RolloutResult
-    from workflows.spec import Rollout, all_servers
+    from workflows.spec import Rollout
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 # A rollout of the service (a person, a pipeline) may start between the cancelled one
 # closing and this rollback's child taking the id ``rollout-SERVICE-ENV``. The emergency
@@ -141,14 +142,9 @@ class EmergencyRollback:
     async def _already_live(self, rollout: Rollout) -> bool:
         """With a platform: whether every live server already runs the target."""
         weights = await host_ops.get_weights(rollout)
-        router = rollout.spec.router.nginx or rollout.spec.router.haproxy
-        assert router is not None
-        live = [
-            *(router.stable if weights.stable else []),
-            *(router.canary if weights.canary else []),
-        ]
+        live = rollout.spec.targets.serving(weights)
         if rollout.spec.strategy.rolling or rollout.spec.strategy.recreate:
-            live = all_servers(rollout)
+            live = rollout.spec.targets.everywhere()
         versions = await host_ops.previous_versions(rollout, live, self._key("current"))
         return set(versions.values()) == {rollout.spec.version}
 
@@ -205,6 +201,7 @@ class EmergencyRollback:
                     workflow_type(child),
                     child,
                     id=child.workflow_id,
+                    task_timeout=WORKFLOW_TASK_TIMEOUT,
                     result_type=RolloutResult,
                     static_summary=f"emergency rollback to {child.spec.version}",
                 )

@@ -21,19 +21,20 @@ with workflow.unsafe.imports_passed_through():
         SmokeTestInput,
     )
     from activities.health.spec import HealthCheck
-    from activities.platforms.activities import CurrentVersionInput, PlatformActionInput
     from activities.platforms.base import Action, ActionResult
-    from activities.routing.activities import (
-        GetWeightsInput,
-        SetServerStatesInput,
-        SetWeightInput,
-    )
+    from activities.platforms.models import CurrentVersionInput, PlatformActionInput
     from activities.routing.base import ServerState, Weights
+    from activities.routing.models import GetWeightsInput, SetServerStatesInput, SetWeightInput
     from workflows import retry
     from workflows.rollout_base import Stop
     from workflows.rollout_models import RolloutPhase
     from workflows.spec import Rollout
-    from workflows.timeouts import PLATFORM_HEARTBEAT, ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
+    from workflows.timeouts import (
+        CHECK_HEARTBEAT,
+        PLATFORM_HEARTBEAT,
+        ROUTER_HEARTBEAT,
+        ROUTER_START_TO_CLOSE,
+    )
 
 
 def supports(rollout: Rollout, action: Action) -> bool:
@@ -156,9 +157,7 @@ async def require_smoke_tests(rollout: Rollout, targets: Iterable[str], key: str
             SmokeTestInput(tests=tests, base_url=f"http://{target}", key=f"{key}/{target}"),
             result_type=SmokeReport,
             start_to_close_timeout=timedelta(seconds=budget),
-            # It heartbeats after every test; one test's HTTP call gives connect and read
-            # the test's full timeout each.
-            heartbeat_timeout=timedelta(seconds=2 * max(t.timeout_seconds for t in tests) + 3),
+            heartbeat_timeout=CHECK_HEARTBEAT,  # it heartbeats every second while testing
             retry_policy=retry.CHECK,
             summary=f"smoke-test {target}",
         )

@@ -10,7 +10,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import host_ops
-    from workflows.rollout_base import RolloutBase, Side, Stop
+    from workflows.rollout_base import RolloutBase, Stop
+    from workflows.targets import Side
 
 
 class HostSteps(RolloutBase):
@@ -44,10 +45,8 @@ class HostSteps(RolloutBase):
         self._event("versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in previous.items()))
         return None
 
-    def _servers(self, side: Side) -> list[str]:
-        router = self._rollout.spec.router.nginx or self._rollout.spec.router.haproxy
-        assert router is not None  # RouterSpec is a one-of
-        return list(router.stable if side == "stable" else router.canary)
+    def _targets(self, side: Side) -> list[str]:
+        return self._rollout.spec.targets.side(side)
 
     async def _deploy(self, targets: list[str], version: str) -> None:
         results = await asyncio.gather(

@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.notify.models import Link
-    from activities.platforms.activities import PlatformSpec
+    from activities.platforms.spec import PlatformSpec
     from workflows import incident_effects as effects
     from workflows import search_attributes as sa
     from workflows.conditions import ConditionError, evaluate_condition

@@ -21,8 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
     from activities.notify.models import Link, PageInput, PageResult, SlackMessage, SlackPostInput
-    from activities.platforms.activities import PlatformActionInput, PlatformSpec
     from activities.platforms.base import ActionResult
+    from activities.platforms.models import PlatformActionInput
+    from activities.platforms.spec import PlatformSpec
     from activities.temporal.activities import AwaitClosedInput
     from workflows import retry
     from workflows.emergency_models import (
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RollbackResult,
         rollback_workflow_id,
     )
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 T = TypeVar("T")
 
@@ -176,6 +178,7 @@ async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
             planned,
             id=child_id,
             result_type=RollbackResult,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             static_summary=f"incident rollback of {spec.service} to {planned.target}",
         )
     except ChildWorkflowError as exc:

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         monitor_notification,
     )
     from workflows.monitor_spec import ServiceMonitor, Slo
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 HEALABLE = ("unresponsive", "memory-leak")
 T = TypeVar("T")
@@ -168,6 +169,7 @@ class ServiceMonitorRun:
                     HEALER_WORKFLOW_TYPE,
                     HealerInput(monitor=monitor, report=report),
                     id=healer,
+                    task_timeout=WORKFLOW_TASK_TIMEOUT,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                     static_summary=f"self-healing {spec.service} in {spec.environment}",
                 )

@@ -54,8 +54,8 @@ from activities.health.spec import HealthCheck
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.trend import SeriesTrend
 from activities.model import Model
-from activities.platforms.activities import PlatformSpec
 from activities.platforms.base import Target
+from activities.platforms.spec import PlatformSpec
 from workflows.durations import parse_duration
 from workflows.pipeline_spec import Clock
 from workflows.runbook_spec import Runbook, parse_runbooks

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.pipeline_verbs import DRAIN_SUBMITS, PipelineVerbs
     from workflows.registry import workflow_type
     from workflows.rollout_models import RolloutPhase, RolloutResult
+    from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
     from workflows.windows import next_opening
 
 
@@ -232,6 +233,7 @@ class PromotionPipeline(PipelineVerbs):
                 rollout,
                 id=rollout.workflow_id,
                 result_type=RolloutResult,
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
                 parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=(
                     f"{rollout.spec.strategy.name} {rollout.spec.service} {rollout.spec.version} "

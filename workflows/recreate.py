@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.host_steps import HostSteps
     from workflows.rollout_base import Stop
     from workflows.rollout_models import RolloutPhase, RolloutResult
-    from workflows.spec import Rollout, all_servers
+    from workflows.spec import Rollout
 
 PARALLEL_RESTORE = "recreate-parallel-restore"
 """Patch: restore every host at once, then health-check them."""
@@ -33,7 +33,7 @@ class RecreateRollout(HostSteps):
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
-        hosts = all_servers(rollout)
+        hosts = rollout.spec.targets.everywhere()
         refused = await self._read_previous_versions(hosts)
         if refused is not None:
             return self._finish(refused.phase, refused.reason)

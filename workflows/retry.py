@@ -55,17 +55,17 @@ AWAIT_CLOSED_DEADLINE = timedelta(hours=2)
 MIGRATION = policy(timedelta(seconds=2), timedelta(seconds=30), attempts=5)
 
 # set_weight, get_weights, set_server_states moving forward: declarative, so a retry
-# re-applies the same state. Five attempts (~15 s) ride out a reload racing a restart;
+# re-applies the same state. Six attempts (~15 s) ride out a reload racing a restart;
 # then the step fails and the rollout rolls back.
-ROUTER = policy(timedelta(seconds=1), timedelta(seconds=10), attempts=5)
+ROUTER = policy(timedelta(milliseconds=500), timedelta(seconds=10), attempts=6)
 
 # The same activities rolling back, and a rollback's platform actions: never give up on a
 # transient failure (a non-retryable one is retried by the rollout itself, which stays open
 # and says so until traffic is back on stable).
-ROLLBACK = policy(timedelta(seconds=1), timedelta(seconds=30))
+ROLLBACK = policy(timedelta(milliseconds=500), timedelta(seconds=30))
 
 # deploy/start/stop/current on a host: three attempts, then the rollout rolls back.
-PLATFORM = policy(timedelta(seconds=1), timedelta(seconds=30), attempts=3)
+PLATFORM = policy(timedelta(milliseconds=500), timedelta(seconds=30), attempts=3)
 
 # check_health, run_smoke_tests: a verdict is a result, not an error, so a raise is a lost
 # worker (or a malformed target, non-retryable): one more attempt.

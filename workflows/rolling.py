@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rolling_plan import plan_batches
     from workflows.rollout_base import Stop
     from workflows.rollout_models import BatchStatus, RolloutPhase, RolloutResult
-    from workflows.spec import Rollout, all_servers
+    from workflows.spec import Rollout
 
 
 DRAIN_WAIT = "rolling-drain-wait"
@@ -34,7 +34,9 @@ class RollingRollout(HostSteps):
     def __init__(self, rollout: Rollout) -> None:
         strategy = rollout.spec.strategy.rolling
         assert strategy is not None
-        batches = plan_batches(all_servers(rollout), strategy.max_unavailable, strategy.max_surge)
+        batches = plan_batches(
+            rollout.spec.targets.everywhere(), strategy.max_unavailable, strategy.max_surge
+        )
         self._init_state(rollout, "rolling", len(batches))
         self._status.batches = [BatchStatus(index=i, hosts=b) for i, b in enumerate(batches)]
         self._touched: list[str] = []
@@ -42,7 +44,7 @@ class RollingRollout(HostSteps):
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
-        hosts = all_servers(rollout)
+        hosts = rollout.spec.targets.everywhere()
         refused = await self._read_previous_versions(hosts)
         if refused is not None:
             return self._finish(refused.phase, refused.reason)

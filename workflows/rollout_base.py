@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -20,8 +20,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.errors import root_cause
-    from activities.routing.activities import SetWeightInput
     from activities.routing.base import Weights
+    from activities.routing.models import SetWeightInput
     from workflows import database, timeline
     from workflows import retry as retry_policies
     from workflows import search_attributes as sa
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutStatus,
     )
     from workflows.spec import Rollout, StepAnalysis, rollout_problems
+    from workflows.targets import Side
     from workflows.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
 
 ROLLBACK_ALWAYS = "rollback-always"
@@ -48,7 +49,6 @@ ROLLBACK_RETRY_DELAYS = (5, 15, 30, 60, 120, 300)
 """Seconds between attempts of a rollback that failed (then every 300 s until it works)."""
 
 T = TypeVar("T")
-Side = Literal["stable", "canary"]
 """A router server list; which one is "new" flips from rollout to rollout."""
 
 

@@ -37,7 +37,7 @@ from pydantic import Field, ValidationError, model_validator
 from activities.metrics.activities import MetricProviderSpec
 from activities.model import Model, OneOf
 from activities.notify.models import Severity
-from activities.platforms.activities import PlatformSpec
+from activities.platforms.spec import PlatformSpec
 from workflows.spec import (
     Condition,
     Duration,

@@ -34,6 +34,7 @@ from workflows.monitor_spec import (
     minute_of_day,
 )
 from workflows.search_attributes import DEPLOY_ENVIRONMENT, DEPLOY_SERVICE
+from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 MONITOR_WORKFLOW = "ServiceMonitor"
 # A monitor that missed its time (server down) runs once when it can, never a burst.
@@ -129,6 +130,7 @@ def schedule_for(monitor: ServiceMonitor, task_queue: str) -> Schedule:
             # Temporal appends the scheduled time: monitor-checkout-production-run-2025-...
             id=f"{monitor.schedule_id}-run",
             task_queue=task_queue,
+            task_timeout=WORKFLOW_TASK_TIMEOUT,
             execution_timeout=parse_duration(spec.schedule.run_timeout),
             typed_search_attributes=TypedSearchAttributes(
                 [

@@ -18,13 +18,14 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 
 from activities.health.spec import HealthCheck, SmokeTest
 from activities.metrics.activities import MetricProviderSpec
-from activities.migrations.activities import MigrationSpec
+from activities.migrations.spec import MigrationSpec
 from activities.model import Model, OneOf
-from activities.platforms.activities import PlatformSpec
-from activities.routing.factory import RouterSpec
+from activities.platforms.spec import PlatformSpec
+from activities.routing.spec import RouterSpec
 from workflows.conditions import ConditionError, compile_condition
 from workflows.durations import check_seconds, parse_duration
 from workflows.rolling_plan import batch_size, parse_int_or_percent
+from workflows.targets import Targets, targets_for
 
 PLACEHOLDERS = ("service", "environment", "version")
 _PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
@@ -210,6 +211,11 @@ class RolloutSpec(Model):
     analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
 
+    @property
+    def targets(self) -> Targets:
+        """Where the stable and the canary version run (see workflows/targets.py)."""
+        return targets_for(self.router)
+
 
 class Rollout(Model):
     api_version: Literal["deployflow/v1"]
@@ -226,14 +232,6 @@ class Rollout(Model):
 
     def template(self, name: str) -> AnalysisTemplate:
         return next(t for t in self.spec.analysis_templates if t.name == name)
-
-
-def all_servers(rollout: Rollout) -> list[str]:
-    """Every server address the router knows, stable pool first."""
-    router = rollout.spec.router
-    pools = router.nginx or router.haproxy
-    assert pools is not None  # RouterSpec guarantees exactly one
-    return [*pools.stable, *pools.canary]
 
 
 def rollout_workflow_id(service: str, environment: str) -> str:
@@ -298,7 +296,7 @@ def rollout_problems(rollout: Rollout) -> list[str]:
     rolling = spec.strategy.rolling
     if rolling is not None:
         try:
-            batch_size(len(all_servers(rollout)), rolling.max_unavailable, rolling.max_surge)
+            batch_size(len(spec.targets.everywhere()), rolling.max_unavailable, rolling.max_surge)
         except ValueError as exc:
             problems.append(f"spec.strategy.rolling.maxUnavailable: {exc}")
     if spec.strategy.name != "canary" and spec.platform is None:

@@ -26,6 +26,8 @@ from activities.health.probes import address_for, probe
 from activities.health.smoke import SmokeResult, parse_base_url, run_smoke_test, shown_path
 from activities.health.spec import HealthCheck, SmokeTest
 from activities.health.thresholds import Decision, ProbeTally
+from activities.heartbeat import keep_alive
+from activities.log_fields import ms_since
 from activities.model import Model
 
 log = structlog.get_logger()
@@ -88,10 +90,6 @@ class SmokeReport(Model):
     results: list[SmokeResult]
 
 
-def _ms(since: float) -> float:
-    return round((time.monotonic() - since) * 1000, 1)
-
-
 def _heartbeat(progress: HealthProgress | str) -> None:
     if activity.in_activity():
         activity.heartbeat(progress)
@@ -146,7 +144,7 @@ def check_health(input: CheckHealthInput) -> HealthReport:
             outcome="success" if outcome.success else "failure",
             message=outcome.message,
             probes=tally.probes,
-            duration_ms=_ms(probe_started),
+            duration_ms=ms_since(probe_started),
             **fields,
         )
         progress = _progress(input.target, tally)
@@ -161,7 +159,7 @@ def check_health(input: CheckHealthInput) -> HealthReport:
         outcome="healthy" if healthy else "unhealthy",
         probes=tally.probes,
         message=tally.summary(),
-        duration_ms=_ms(started),
+        duration_ms=ms_since(started),
         **fields,
     )
     return HealthReport(
@@ -181,7 +179,8 @@ def run_smoke_tests(input: SmokeTestInput) -> SmokeReport:
     results: list[SmokeResult] = []
     for test in input.tests:
         test_started = time.monotonic()
-        result = run_smoke_test(test, base)
+        with keep_alive(f"{len(results)}/{len(input.tests)} smoke tests run, now {test.name}"):
+            result = run_smoke_test(test, base)
         results.append(result)
         # Header names and values are never logged: values may be tokens.
         log.info(
@@ -193,7 +192,7 @@ def run_smoke_tests(input: SmokeTestInput) -> SmokeReport:
             outcome="passed" if result.passed else "failed",
             status=result.status,
             message=result.message,
-            duration_ms=_ms(test_started),
+            duration_ms=ms_since(test_started),
         )
         _heartbeat(f"{len(results)}/{len(input.tests)} smoke tests run")
     passed = all(r.passed for r in results)
@@ -203,6 +202,6 @@ def run_smoke_tests(input: SmokeTestInput) -> SmokeReport:
         base_url=input.base_url,
         outcome="passed" if passed else "failed",
         failed=[r.name for r in results if not r.passed],
-        duration_ms=_ms(started),
+        duration_ms=ms_since(started),
     )
     return SmokeReport(passed=passed, results=results)

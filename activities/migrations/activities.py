@@ -16,146 +16,98 @@ longest migration.
 
 from __future__ import annotations
 
-import contextvars
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import ClassVar, Literal
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.clients import Clients
 from activities.errors import MIGRATION_FAILED
-from activities.migrations.alembic_spec import AlembicMigrationSpec
+from activities.heartbeat import keep_alive
+from activities.log_fields import attempt, ms_since
 from activities.migrations.base import Migrator
-from activities.migrations.command import CommandMigrationSpec, CommandMigrator
-from activities.model import Model, OneOf
+from activities.migrations.factory import migrator_for
+from activities.migrations.models import MigrateInput, MigrationResult, RevisionInput
 
 log = structlog.get_logger()
 
 HEARTBEAT_INTERVAL_S = 2.0
 
 
-class MigrationSpec(OneOf):
-    """One-of: exactly one migration kind is set (``migrations: {alembic: {...}}``)."""
+class MigrationActivities:
+    """The migration activities, building each migrator with the worker's ``clients``."""
 
-    label: ClassVar[str] = "migrations"
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
-    alembic: AlembicMigrationSpec | None = None
-    command: CommandMigrationSpec | None = None
+    @activity.defn(name="resolve_target")
+    def resolve_target(self, input: RevisionInput) -> str | None:
+        """The concrete revision the spec's target names (``head`` → ``3f2a…``)."""
+        target = migrator_for(input.migrations, self.clients).resolve(input.migrations.target)
+        log.info("resolve_target", key=input.key, target=input.migrations.target, revision=target)
+        return target
 
-    @property
-    def target(self) -> str:
-        """The revision the spec migrates to, as written (``head``, a revision id)."""
-        chosen = self.alembic or self.command
-        assert chosen is not None  # the one-of validator guarantees it
-        return chosen.target
+    @activity.defn(name="current_revision")
+    def current_revision(self, input: RevisionInput) -> str | None:
+        """The revision the database is at, or None for the empty database."""
+        started = time.monotonic()
+        revision = migrator_for(input.migrations, self.clients).current()
+        log.info(
+            "current_revision",
+            key=input.key,
+            kind=input.migrations.kind,
+            revision=revision,
+            duration_ms=ms_since(started),
+        )
+        return revision
 
-
-def migrator_for(spec: MigrationSpec) -> Migrator:
-    """The migrator for ``spec``; adding a kind means a field above and a branch here."""
-    if spec.alembic is not None:
-        # Imported here: alembic and SQLAlchemy cost ~1 s to import, and only the worker's
-        # activities need them (the CLI and workflows only read the spec).
-        from activities.migrations.alembic import AlembicMigrator
-
-        return AlembicMigrator(spec.alembic)
-    if spec.command is not None:
-        return CommandMigrator(spec.command)
-    raise AssertionError(f"MigrationSpec validator let through {spec!r}")  # unreachable
-
-
-class RevisionInput(Model):
-    """``key`` is the workflow's business key (``{workflow_id}/migrate``), used in logs."""
-
-    migrations: MigrationSpec
-    key: str
-
-
-class MigrateInput(Model):
-    """``revision`` None means the spec's target on upgrade and the empty database on
-    downgrade. Pass the revisions ``resolve_target`` and ``current_revision`` returned."""
-
-    migrations: MigrationSpec
-    revision: str | None = None
-    direction: Literal["upgrade", "downgrade"]
-    key: str
-
-
-class MigrationResult(Model):
-    """Revisions before and after this attempt; ``after`` is concrete (never ``head``)."""
-
-    before: str | None
-    after: str | None
-    changed: bool
-
-
-@activity.defn(name="resolve_target")
-def resolve_target(input: RevisionInput) -> str | None:
-    """The concrete revision the spec's target names (``head`` → ``3f2a…``)."""
-    target = migrator_for(input.migrations).resolve(input.migrations.target)
-    log.info("resolve_target", key=input.key, target=input.migrations.target, revision=target)
-    return target
-
-
-@activity.defn(name="current_revision")
-def current_revision(input: RevisionInput) -> str | None:
-    """The revision the database is at, or None for the empty database."""
-    started = time.monotonic()
-    revision = migrator_for(input.migrations).current()
-    log.info(
-        "current_revision",
-        key=input.key,
-        kind=input.migrations.kind,
-        revision=revision,
-        duration_ms=_ms_since(started),
-    )
-    return revision
-
-
-@activity.defn(name="migrate")
-def migrate(input: MigrateInput) -> MigrationResult:
-    """Upgrade or downgrade to ``revision``; ``MigrationFailed`` says where it left the schema."""
-    started = time.monotonic()
-    fields = {
-        "key": input.key,
-        "kind": input.migrations.kind,
-        "direction": input.direction,
-        "revision": input.revision,
-        "attempt": activity.info().attempt if activity.in_activity() else None,
-    }
-    migrator: Migrator | None = None
-    before: str | None = None
-    try:
-        migrator = migrator_for(input.migrations)
-        before = migrator.current()
-        with _heartbeating(f"{input.direction} to {input.revision or 'target'} running"):
-            if input.direction == "upgrade":
-                migrator.upgrade(input.revision or input.migrations.target)
-            else:
-                migrator.downgrade(input.revision)
-        after = migrator.current()
-    except ApplicationError as e:
-        error = e
-        if e.type == MIGRATION_FAILED and migrator is not None:
-            error = _left_at(e, migrator, before)
-        log.warning("migrate_failed", **fields, before=before, error=e.type, message=error.message)
-        raise error from None
-    except BaseException as e:  # the cancel Temporal raises into this thread
-        log.warning("migrate_failed", **fields, before=before, error=type(e).__name__)
-        raise
-    result = MigrationResult(before=before, after=after, changed=before != after)
-    log.info(
-        "migrate",
-        **fields,
-        before=before,
-        after=after,
-        changed=result.changed,
-        duration_ms=_ms_since(started),
-    )
-    return result
+    @activity.defn(name="migrate")
+    def migrate(self, input: MigrateInput) -> MigrationResult:
+        """Upgrade or downgrade to ``revision``; ``MigrationFailed`` says where it left the
+        schema. Heartbeats from a helper thread while the migration runs in this (the
+        activity's) thread, so a cancel is still raised where the migration runs."""
+        started = time.monotonic()
+        fields = {
+            "key": input.key,
+            "kind": input.migrations.kind,
+            "direction": input.direction,
+            "revision": input.revision,
+            "attempt": attempt(),
+        }
+        migrator: Migrator | None = None
+        before: str | None = None
+        running = f"{input.direction} to {input.revision or 'target'} running"
+        try:
+            migrator = migrator_for(input.migrations, self.clients)
+            before = migrator.current()
+            with keep_alive(running, interval=HEARTBEAT_INTERVAL_S):
+                if input.direction == "upgrade":
+                    migrator.upgrade(input.revision or input.migrations.target)
+                else:
+                    migrator.downgrade(input.revision)
+            after = migrator.current()
+        except ApplicationError as e:
+            error = e
+            if e.type == MIGRATION_FAILED and migrator is not None:
+                error = _left_at(e, migrator, before)
+            log.warning(
+                "migrate_failed", **fields, before=before, error=e.type, message=error.message
+            )
+            raise error from None
+        except BaseException as e:  # the cancel Temporal raises into this thread
+            log.warning("migrate_failed", **fields, before=before, error=type(e).__name__)
+            raise
+        result = MigrationResult(before=before, after=after, changed=before != after)
+        log.info(
+            "migrate",
+            **fields,
+            before=before,
+            after=after,
+            changed=result.changed,
+            duration_ms=ms_since(started),
+        )
+        return result
 
 
 def _left_at(error: ApplicationError, migrator: Migrator, before: str | None) -> ApplicationError:
@@ -173,30 +125,3 @@ def _left_at(error: ApplicationError, migrator: Migrator, before: str | None) ->
     return ApplicationError(
         message, *error.details, type=error.type, non_retryable=error.non_retryable
     )
-
-
-@contextmanager
-def _heartbeating(details: str) -> Iterator[None]:
-    """Heartbeat from a helper thread while the block runs in this (the activity's) thread,
-    so a cancel is still raised where the migration runs."""
-    if not activity.in_activity():
-        yield
-        return
-    stop = threading.Event()
-    context = contextvars.copy_context()  # activity.heartbeat finds its activity in here
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_INTERVAL_S):
-            context.run(activity.heartbeat, details)
-
-    thread = threading.Thread(target=beat, name="migration-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _ms_since(started: float) -> float:
-    return round((time.monotonic() - started) * 1000, 1)

@@ -46,7 +46,7 @@ from sqlalchemy.pool import NullPool
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import DATABASE_UNAVAILABLE, INVALID_SPEC, MIGRATION_FAILED, failure
-from activities.migrations.alembic_spec import AlembicMigrationSpec, no_relative
+from activities.migrations.spec import AlembicMigrationSpec, no_relative
 from activities.migrations.url import database_url, display, redact
 
 CONNECT_TIMEOUT_S: Final = 10  # libpq waits forever by default; Temporal owns retrying

@@ -23,73 +23,15 @@ nothing was changed, which is retryable. ``current`` failing is ``DatabaseUnavai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from string import Formatter
-from typing import Annotated, Final
+from typing import Final
 
-from pydantic import AfterValidator, Field, field_validator
-from temporalio.exceptions import ApplicationError
-
-from activities.errors import (
-    DATABASE_UNAVAILABLE,
-    INVALID_SPEC,
-    MIGRATION_FAILED,
-    NON_RETRYABLE,
-    failure,
-)
-from activities.model import Model, PositiveSeconds
-from activities.platforms.command import render
-from activities.platforms.process import CommandRun, run_command
+from activities.argv import render
+from activities.errors import DATABASE_UNAVAILABLE, INVALID_SPEC, MIGRATION_FAILED, failure
+from activities.migrations.spec import CommandMigrationSpec
+from activities.platforms.process import CommandRun, command_failure, run_command
 
 BASE: Final = "base"
 TEMPFAIL_EXIT: Final = 75
-SYMBOLIC: Final = frozenset({"head", "heads", "base", "latest"})
-
-
-def _placeholders(arg: str, allowed: tuple[str, ...]) -> str:
-    """``arg`` if its placeholders are all in ``allowed``; ``ValueError`` naming the bad one."""
-    try:
-        parsed = list(Formatter().parse(arg))
-    except ValueError as e:
-        raise ValueError(f"{e} (write {{{{ or }}}} for a literal brace)") from None
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name not in allowed:
-            known = ", ".join(f"{{{n}}}" for n in allowed) or "no placeholders"
-            raise ValueError(f"unknown placeholder {{{name}}} (this command takes {known})")
-        if spec or conversion:
-            raise ValueError(f"{{{name}}} takes no conversion or format spec")
-    return arg
-
-
-def _with_revision(arg: str) -> str:
-    return _placeholders(arg, ("revision",))
-
-
-def _without(arg: str) -> str:
-    return _placeholders(arg, ())
-
-
-RevisionArgv = Annotated[list[Annotated[str, AfterValidator(_with_revision)]], Field(min_length=1)]
-PlainArgv = Annotated[list[Annotated[str, AfterValidator(_without)]], Field(min_length=1)]
-
-
-class CommandMigrationSpec(Model):
-    """Argv templates for a migration tool; see the module docstring."""
-
-    upgrade: RevisionArgv
-    downgrade: RevisionArgv
-    current: PlainArgv
-    target: str = Field(min_length=1)
-    timeout_seconds: PositiveSeconds = 600.0
-    workdir: str | None = None
-
-    @field_validator("target")
-    @classmethod
-    def _concrete(cls, value: str) -> str:
-        if value in SYMBOLIC:
-            raise ValueError(f"must be a concrete revision; {value!r} means nothing to 'current'")
-        return value
 
 
 class CommandMigrator:
@@ -101,7 +43,7 @@ class CommandMigrator:
     def current(self) -> str | None:
         run = self._run("current", self.spec.current, None)
         if run.timed_out or run.returncode != 0:
-            raise _failure(DATABASE_UNAVAILABLE, f"current: {_outcome(run, self.spec)}", run)
+            raise command_failure(DATABASE_UNAVAILABLE, f"current: {_outcome(run, self.spec)}", run)
         lines = [line.split() for line in run.stdout.splitlines() if line.strip()]
         return lines[-1][0] if lines else None
 
@@ -122,13 +64,13 @@ class CommandMigrator:
         run = self._run(direction, template, revision or BASE)
         doing = f"{direction} to {revision or BASE}"
         if run.returncode == TEMPFAIL_EXIT and not run.timed_out:
-            raise _failure(DATABASE_UNAVAILABLE, f"{doing}: {_outcome(run, self.spec)}", run)
+            raise command_failure(DATABASE_UNAVAILABLE, f"{doing}: {_outcome(run, self.spec)}", run)
         if run.timed_out or run.returncode != 0:
-            raise _failure(MIGRATION_FAILED, f"{doing}: {_outcome(run, self.spec)}", run)
+            raise command_failure(MIGRATION_FAILED, f"{doing}: {_outcome(run, self.spec)}", run)
         now = self.current()
         if now != revision:
             head = f"{doing}: the command succeeded but 'current' reports {now or BASE}"
-            raise _failure(MIGRATION_FAILED, head, run)
+            raise command_failure(MIGRATION_FAILED, head, run)
 
     def _run(self, name: str, template: Sequence[str], revision: str | None) -> CommandRun:
         argv = render(template, {"revision": revision}, name)
@@ -142,13 +84,3 @@ def _outcome(run: CommandRun, spec: CommandMigrationSpec) -> str:
     if run.timed_out:
         return f"timed out after {spec.timeout_seconds:g}s and was killed"
     return f"exited {run.returncode}"
-
-
-def _failure(error_type: str, head: str, run: CommandRun) -> ApplicationError:
-    """Message ends with the last output lines; details carry the tail for the workflow."""
-    last = "\n".join(run.output[-5:])
-    message = (f"{head}:\n{last}" if last else head)[:2000]
-    details = {"exitCode": run.returncode, "timedOut": run.timed_out, "output": run.output}
-    return ApplicationError(
-        message, details, type=error_type, non_retryable=error_type in NON_RETRYABLE
-    )

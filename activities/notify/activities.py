@@ -33,6 +33,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import NOTIFIER_NOT_CONFIGURED, failure
+from activities.log_fields import attempt, ms_since
 from activities.notify import pagerduty, slack
 from activities.notify.models import PageInput, PageResult, SlackMessage, SlackPostInput
 
@@ -71,14 +72,6 @@ def _slack_client(input: SlackPostInput) -> WebClient:
     return slack.web_client(token, url)
 
 
-def _attempt() -> int | None:
-    return activity.info().attempt if activity.in_activity() else None
-
-
-def _ms(since: float) -> float:
-    return round((time.monotonic() - since) * 1000, 1)
-
-
 @activity.defn(name="page")
 def page(input: PageInput) -> PageResult:
     """Trigger, acknowledge or resolve the PagerDuty incident named by ``dedupKey``."""
@@ -86,7 +79,7 @@ def page(input: PageInput) -> PageResult:
     fields: dict[str, Any] = {
         "dedup_key": input.dedup_key,
         "action": input.action,
-        "attempt": _attempt(),
+        "attempt": attempt(),
     }
     client: pagerduty.EventsClient | None = None
     try:
@@ -102,7 +95,7 @@ def page(input: PageInput) -> PageResult:
             error=error.type,
             message=error.message,
             requests=requests,
-            duration_ms=_ms(started),
+            duration_ms=ms_since(started),
         )
         raise error from None
     finally:
@@ -113,7 +106,7 @@ def page(input: PageInput) -> PageResult:
         **fields,
         status=result.status,
         requests=client.requests,
-        duration_ms=_ms(started),
+        duration_ms=ms_since(started),
     )
     return result
 
@@ -157,7 +150,7 @@ def post_slack(input: SlackPostInput) -> SlackMessage:
     fields: dict[str, Any] = {
         "channel": input.channel,
         "thread_ts": input.thread_ts,
-        "attempt": _attempt(),
+        "attempt": attempt(),
     }
     try:
         message = _post_or_update(_slack_client(input), input, fields)
@@ -169,8 +162,8 @@ def post_slack(input: SlackPostInput) -> SlackMessage:
             **fields,
             error=error.type,
             message=error.message,
-            duration_ms=_ms(started),
+            duration_ms=ms_since(started),
         )
         raise error from None
-    log.info("post_slack", **fields, ts=message.ts, duration_ms=_ms(started))
+    log.info("post_slack", **fields, ts=message.ts, duration_ms=ms_since(started))
     return message

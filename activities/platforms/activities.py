@@ -4,7 +4,7 @@ thread pool.
 Both are declarative and keyed: ``deploy v2 to 10.0.0.5:8080`` twice runs v2 once when the
 platform can read back what runs (``changed=False`` the second time). While a command runs
 the activity heartbeats every second with its latest output line, so set a
-``heartbeat_timeout`` of a few seconds (the workflows use 4 s) and a cancel reaches the
+``heartbeat_timeout`` of a few seconds (the workflows use 3 s) and a cancel reaches the
 command, whose process group is then killed. Set ``start_to_close_timeout`` above the
 platform's own command timeout.
 """
@@ -12,61 +12,74 @@ platform's own command timeout.
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.clients import Clients
 from activities.errors import INVALID_SPEC, failure
-from activities.model import Model, OneOf
+from activities.log_fields import attempt, ms_since
 from activities.platforms.base import Action, ActionResult, Platform, Target
-from activities.platforms.command import CommandPlatform, CommandPlatformSpec
+from activities.platforms.factory import platform_for
+from activities.platforms.models import CurrentVersionInput, PlatformActionInput
 
 log = structlog.get_logger()
 
 
-class PlatformSpec(OneOf):
-    """One-of: exactly one platform kind is set (``platform: {command: {...}}``)."""
+class PlatformActivities:
+    """The platform activities, building each platform with the worker's ``clients``."""
 
-    label: ClassVar[str] = "platform"
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
-    command: CommandPlatformSpec | None = None
+    @activity.defn(name="platform_action")
+    def platform_action(self, input: PlatformActionInput) -> ActionResult:
+        """Deploy, start, stop or restart the service on one target; see :class:`ActionResult`."""
+        started = time.monotonic()
+        # Only the key, kind, action, target and version: never the platform's env values.
+        fields = {
+            "key": input.key,
+            "platform": input.platform.kind,
+            "action": input.action,
+            "target": input.target,
+            "version": input.version if input.action == "deploy" else None,
+            "attempt": attempt(),
+        }
+        try:
+            platform = platform_for(input.platform, input.service, self.clients, _heartbeat)
+            result = _act(platform, input.action, _target(input.target), input.version)
+        except BaseException as e:  # ApplicationError, or the cancel Temporal raises in here
+            error = e.type if isinstance(e, ApplicationError) else type(e).__name__
+            log.warning(
+                "platform_action_failed", **fields, error=error, duration_ms=ms_since(started)
+            )
+            raise
+        log.info(
+            "platform_action", **fields, changed=result.changed, duration_ms=result.duration_ms
+        )
+        return result
 
-
-def platform_for(spec: PlatformSpec, service: str) -> Platform:
-    """The platform for ``spec``; adding a kind means a field above and a branch here."""
-    if spec.command is not None:
-        return CommandPlatform(spec.command, service, progress=_heartbeat)
-    raise AssertionError(f"PlatformSpec validator let through {spec!r}")  # unreachable
-
-
-class PlatformActionInput(Model):
-    """``version`` is required by ``deploy`` and ignored by the other actions; ``key`` is the
-    workflow's business key (``{workflow_id}/batch-2/10.0.0.5:8080``), used in logs."""
-
-    platform: PlatformSpec
-    action: Action
-    target: str
-    version: str | None = None
-    service: str
-    key: str
-
-
-class CurrentVersionInput(Model):
-    platform: PlatformSpec
-    target: str
-    service: str
-    key: str
+    @activity.defn(name="current_version")
+    def current_version(self, input: CurrentVersionInput) -> str | None:
+        """The version running on the target, or None when nothing runs there."""
+        started = time.monotonic()
+        platform = platform_for(input.platform, input.service, self.clients, _heartbeat)
+        version = platform.current(_target(input.target))
+        log.info(
+            "current_version",
+            key=input.key,
+            platform=input.platform.kind,
+            target=input.target,
+            version=version,
+            duration_ms=ms_since(started),
+        )
+        return version
 
 
 def _heartbeat(line: str) -> None:
     if activity.in_activity():
         activity.heartbeat(line)
-
-
-def _attempt() -> int | None:
-    return activity.info().attempt if activity.in_activity() else None
 
 
 def _target(address: str) -> Target:
@@ -86,44 +99,3 @@ def _act(platform: Platform, action: Action, target: Target, version: str | None
     if action == "stop":
         return platform.stop(target)
     return platform.restart(target)
-
-
-@activity.defn(name="platform_action")
-def platform_action(input: PlatformActionInput) -> ActionResult:
-    """Deploy, start, stop or restart the service on one target; see :class:`ActionResult`."""
-    started = time.monotonic()
-    # Only the key, kind, action, target and version: never the platform's env values.
-    fields = {
-        "key": input.key,
-        "platform": input.platform.kind,
-        "action": input.action,
-        "target": input.target,
-        "version": input.version if input.action == "deploy" else None,
-        "attempt": _attempt(),
-    }
-    try:
-        platform = platform_for(input.platform, input.service)
-        result = _act(platform, input.action, _target(input.target), input.version)
-    except BaseException as e:  # ApplicationError, or the cancel Temporal raises in here
-        error = e.type if isinstance(e, ApplicationError) else type(e).__name__
-        duration_ms = round((time.monotonic() - started) * 1000, 1)
-        log.warning("platform_action_failed", **fields, error=error, duration_ms=duration_ms)
-        raise
-    log.info("platform_action", **fields, changed=result.changed, duration_ms=result.duration_ms)
-    return result
-
-
-@activity.defn(name="current_version")
-def current_version(input: CurrentVersionInput) -> str | None:
-    """The version running on the target, or None when nothing runs there."""
-    started = time.monotonic()
-    version = platform_for(input.platform, input.service).current(_target(input.target))
-    log.info(
-        "current_version",
-        key=input.key,
-        platform=input.platform.kind,
-        target=input.target,
-        version=version,
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return version

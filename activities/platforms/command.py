@@ -1,10 +1,11 @@
 """Command platform: every action is a templated argv run on the worker (ssh to a VM, a script).
 
+The spec (:mod:`activities.platforms.spec`) names an argv per action:
+
     platform:
       command:
         deploy:  [ssh, "{host}", sudo, /opt/app/deploy.sh, "{version}"]
         current: [ssh, "{host}", cat, /opt/app/current-version]
-        restart: [ssh, "{host}", sudo, systemctl, restart, "{service}"]
 
 Placeholders are ``{host}``, ``{port}``, ``{service}`` and, in ``deploy`` only, ``{version}``;
 ``{{`` and ``}}`` are literal braces. Each is one argv element: nothing goes through a shell.
@@ -26,96 +27,27 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from string import Formatter
-from typing import Annotated, Final
+from collections.abc import Callable, Sequence
+from typing import Final
 
 import structlog
-from pydantic import AfterValidator, Field
-from temporalio.exceptions import ApplicationError
 
+from activities.argv import render
 from activities.errors import (
     INVALID_SPEC,
-    PLACEHOLDER_MISSING,
     PLATFORM_COMMAND_FAILED,
     PLATFORM_COMMAND_TIMED_OUT,
     PLATFORM_VERIFY_FAILED,
     failure,
 )
-from activities.model import Model, PositiveSeconds
+from activities.log_fields import ms_since
 from activities.platforms.base import Action, ActionResult, Target
-from activities.platforms.process import CommandRun, run_command
+from activities.platforms.process import CommandRun, command_failure, run_command
+from activities.platforms.spec import CommandPlatformSpec
 
 log = structlog.get_logger()
 
-# Not in activities/errors.py yet. All retryable: an unreachable host or a slow disk heals.
-
-PLACEHOLDERS: Final = ("host", "port", "version", "service")
 NOT_RUNNING_EXIT: Final = 3
-
-
-def placeholders(arg: str) -> list[str]:
-    """Placeholder names in one argv element; ``ValueError`` for anything but a known name."""
-    try:
-        parsed = list(Formatter().parse(arg))
-    except ValueError as e:
-        raise ValueError(f"{e} (write {{{{ or }}}} for a literal brace)") from None
-    names = []
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name not in PLACEHOLDERS:
-            raise ValueError(f"unknown placeholder {{{name}}} (known: {', '.join(PLACEHOLDERS)})")
-        if spec or conversion:
-            raise ValueError(f"{{{name}}} takes no conversion or format spec")
-        names.append(name)
-    return names
-
-
-def render(argv: Sequence[str], values: Mapping[str, str | None], field: str) -> list[str]:
-    """``argv`` with placeholders filled in; ``PlaceholderMissing`` when one has no value."""
-    rendered = []
-    for index, arg in enumerate(argv):
-        parts = []
-        for literal, name, _spec, _conversion in Formatter().parse(arg):
-            parts.append(literal)
-            if name is not None:
-                value = values.get(name)
-                if value is None:
-                    raise failure(PLACEHOLDER_MISSING, f"{field}[{index}]: {{{name}}} has no value")
-                parts.append(value)
-        rendered.append("".join(parts))
-    return rendered
-
-
-def _any_placeholder(arg: str) -> str:
-    placeholders(arg)
-    return arg
-
-
-def _no_version(arg: str) -> str:
-    if "version" in placeholders(arg):
-        raise ValueError("{version} is only known to deploy")
-    return arg
-
-
-# Validated per element, so an error names it: ``stop[3]: {version} is only known to deploy``.
-DeployArgv = Annotated[list[Annotated[str, AfterValidator(_any_placeholder)]], Field(min_length=1)]
-Argv = Annotated[list[Annotated[str, AfterValidator(_no_version)]], Field(min_length=1)]
-
-
-class CommandPlatformSpec(Model):
-    """Argv templates per action; only ``deploy`` is required. ``env`` must hold no secrets:
-    it is part of the workflow's input and history (its values are never logged)."""
-
-    deploy: DeployArgv
-    start: Argv | None = None
-    stop: Argv | None = None
-    restart: Argv | None = None
-    current: Argv | None = None
-    timeout_seconds: PositiveSeconds = 300.0
-    env: dict[str, str] = Field(default_factory=dict)
-    workdir: str | None = None
 
 
 class CommandPlatform:
@@ -180,7 +112,9 @@ class CommandPlatform:
             now = self.current(target)
             if not done(now):
                 head = f"{action} {target}: the command succeeded but 'current' reports"
-                raise _error(PLATFORM_VERIFY_FAILED, f"{head} {now or 'nothing running'}", run)
+                raise command_failure(
+                    PLATFORM_VERIFY_FAILED, f"{head} {now or 'nothing running'}", run
+                )
         return _result(action, target, True, run.output, started)
 
     def _run(
@@ -203,7 +137,7 @@ class CommandPlatform:
                 progress=self.progress,
             )
         except OSError as e:
-            raise _error(
+            raise command_failure(
                 PLATFORM_COMMAND_FAILED, f"{action} {target}: cannot run {argv[0]}: {e}"
             ) from e
         log.info(
@@ -218,28 +152,17 @@ class CommandPlatform:
         if run.timed_out:
             limit = f"{self.spec.timeout_seconds:g}s"
             head = f"{action} {target}: {program} timed out after {limit} and was killed"
-            raise _error(PLATFORM_COMMAND_TIMED_OUT, head, run)
+            raise command_failure(PLATFORM_COMMAND_TIMED_OUT, head, run)
         if run.returncode not in allowed:
             head = f"{action} {target}: {program} exited {run.returncode}"
-            raise _error(PLATFORM_COMMAND_FAILED, head, run)
+            raise command_failure(PLATFORM_COMMAND_FAILED, head, run)
         return run
 
 
 def _result(
     action: Action, target: Target, changed: bool, output: list[str], started: float
 ) -> ActionResult:
-    duration_ms = round((time.monotonic() - started) * 1000, 1)
+    duration_ms = ms_since(started)
     return ActionResult(
         action=action, target=str(target), changed=changed, output=output, duration_ms=duration_ms
     )
-
-
-def _error(error_type: str, head: str, run: CommandRun | None = None) -> ApplicationError:
-    """A retryable failure; its message ends with the last output lines and its details
-    carry the whole tail (``{"exitCode", "timedOut", "output"}``) for the workflow."""
-    if run is None:
-        return ApplicationError(head, type=error_type, non_retryable=False)
-    last = "\n".join(run.output[-5:])
-    message = (f"{head}:\n{last}" if last else head)[:2000]
-    details = {"exitCode": run.returncode, "timedOut": run.timed_out, "output": run.output}
-    return ApplicationError(message, details, type=error_type, non_retryable=False)

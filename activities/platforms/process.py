@@ -1,4 +1,5 @@
-"""Running one command for a platform: own process group, bounded time, output tail, progress.
+"""Running one command (a platform action, a migration): own process group, bounded time,
+output tail, progress.
 
 The command gets a new session (so its process group is its own, with ID = its PID) and no
 stdin. Stdout and stderr are read as they come, without a shell and without waiting for
@@ -19,6 +20,11 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Final
+
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import NON_RETRYABLE
+from activities.log_fields import ms_since
 
 OUTPUT_LINES: Final = 20
 PROGRESS_INTERVAL_S = 1.0
@@ -109,7 +115,7 @@ def run_command(
         output=list(tail),
         stdout=stdout.decode(errors="replace"),
         timed_out=timed_out,
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
+        duration_ms=ms_since(started),
     )
 
 
@@ -138,3 +144,16 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def command_failure(error_type: str, head: str, run: CommandRun | None = None) -> ApplicationError:
+    """The failure ``run`` ends in: ``head`` and the last output lines as its message, the
+    whole tail in its details (``{"exitCode", "timedOut", "output"}``) for the workflow;
+    retryable unless ``error_type`` is listed as not (activities/errors.py)."""
+    non_retryable = error_type in NON_RETRYABLE
+    if run is None:
+        return ApplicationError(head, type=error_type, non_retryable=non_retryable)
+    last = "\n".join(run.output[-5:])
+    message = (f"{head}:\n{last}" if last else head)[:2000]
+    details = {"exitCode": run.returncode, "timedOut": run.timed_out, "output": run.output}
+    return ApplicationError(message, details, type=error_type, non_retryable=non_retryable)

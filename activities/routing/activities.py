@@ -14,108 +14,85 @@ import time
 import structlog
 from temporalio import activity
 
+from activities.clients import Clients
 from activities.heartbeat import keep_alive
-from activities.model import Model
+from activities.log_fields import attempt, ms_since
 from activities.routing.base import ServerState, Weights
-from activities.routing.factory import RouterSpec, router_for
+from activities.routing.factory import rotation_for, router_for
+from activities.routing.models import (
+    GetServerStatesInput,
+    GetWeightsInput,
+    SetServerStatesInput,
+    SetWeightInput,
+)
+from activities.routing.spec import RouterSpec
 
 log = structlog.get_logger()
 
 
-class SetWeightInput(Model):
-    """``key`` is the workflow's business key (``{workflow_id}/step-3``), used in logs."""
+class RouterActivities:
+    """The traffic activities, building each router with the worker's ``clients``."""
 
-    router: RouterSpec
-    weights: Weights
-    key: str
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
+    @activity.defn(name="set_weight")
+    def set_weight(self, input: SetWeightInput) -> Weights:
+        """Set the traffic split and return what the router reads back afterwards."""
+        started = time.monotonic()
+        router = router_for(input.router, self.clients)
+        with keep_alive():
+            router.set_weights(input.weights)
+            applied = router.get_weights()
+        _log(
+            "set_weight",
+            input.router,
+            started,
+            key=input.key,
+            attempt=attempt(),
+            **applied.model_dump(),
+        )
+        return applied
 
-class GetWeightsInput(Model):
-    router: RouterSpec
+    @activity.defn(name="get_weights")
+    def get_weights(self, input: GetWeightsInput) -> Weights:
+        """The traffic split the router currently holds."""
+        started = time.monotonic()
+        with keep_alive():
+            weights = router_for(input.router, self.clients).get_weights()
+        _log("get_weights", input.router, started, **weights.model_dump())
+        return weights
 
+    @activity.defn(name="set_server_states")
+    def set_server_states(self, input: SetServerStatesInput) -> dict[str, ServerState]:
+        """Drain, take out or bring back servers; returns every server's state read back."""
+        started = time.monotonic()
+        router = rotation_for(input.router, self.clients)
+        with keep_alive():
+            router.set_server_states(input.states)
+            applied = router.get_server_states()
+        states = {address: str(state) for address, state in input.states.items()}
+        _log(
+            "set_server_states",
+            input.router,
+            started,
+            key=input.key,
+            states=states,
+            attempt=attempt(),
+        )
+        return applied
 
-class SetServerStatesInput(Model):
-    """``states`` by server address as listed in the router spec; others keep theirs."""
-
-    router: RouterSpec
-    states: dict[str, ServerState]
-    key: str
-
-
-class GetServerStatesInput(Model):
-    router: RouterSpec
-
-
-def _attempt() -> int | None:
-    return activity.info().attempt if activity.in_activity() else None
-
-
-@activity.defn(name="set_weight")
-def set_weight(input: SetWeightInput) -> Weights:
-    """Set the traffic split and return what the router reads back afterwards."""
-    started = time.monotonic()
-    router = router_for(input.router)
-    with keep_alive():
-        router.set_weights(input.weights)
-        applied = router.get_weights()
-    # Only the key, the router kind and weights: router specs may one day carry credentials.
-    log.info(
-        "set_weight",
-        key=input.key,
-        router=input.router.kind,
-        stable=applied.stable,
-        canary=applied.canary,
-        attempt=_attempt(),
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return applied
-
-
-@activity.defn(name="get_weights")
-def get_weights(input: GetWeightsInput) -> Weights:
-    """The traffic split the router currently holds."""
-    started = time.monotonic()
-    with keep_alive():
-        weights = router_for(input.router).get_weights()
-    log.info(
-        "get_weights",
-        router=input.router.kind,
-        stable=weights.stable,
-        canary=weights.canary,
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return weights
+    @activity.defn(name="get_server_states")
+    def get_server_states(self, input: GetServerStatesInput) -> dict[str, ServerState]:
+        """Every server's state (``ready``, ``drain``, ``maint``) by address."""
+        started = time.monotonic()
+        with keep_alive():
+            states = rotation_for(input.router, self.clients).get_server_states()
+        not_ready = {a: str(s) for a, s in states.items() if s != "ready"}
+        _log("get_server_states", input.router, started, not_ready=not_ready)
+        return states
 
 
-@activity.defn(name="set_server_states")
-def set_server_states(input: SetServerStatesInput) -> dict[str, ServerState]:
-    """Drain, take out or bring back servers; returns every server's state read back."""
-    started = time.monotonic()
-    router = router_for(input.router)
-    with keep_alive():
-        router.set_server_states(input.states)
-        applied = router.get_server_states()
-    log.info(
-        "set_server_states",
-        key=input.key,
-        router=input.router.kind,
-        states={address: str(state) for address, state in input.states.items()},
-        attempt=_attempt(),
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return applied
-
-
-@activity.defn(name="get_server_states")
-def get_server_states(input: GetServerStatesInput) -> dict[str, ServerState]:
-    """Every server's state (``ready``, ``drain``, ``maint``) by address."""
-    started = time.monotonic()
-    with keep_alive():
-        states = router_for(input.router).get_server_states()
-    log.info(
-        "get_server_states",
-        router=input.router.kind,
-        not_ready={address: str(state) for address, state in states.items() if state != "ready"},
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-    )
-    return states
+def _log(event: str, router: RouterSpec, started: float, **fields: object) -> None:
+    # Only the router's kind, never its spec: router specs may one day carry credentials.
+    log.info(event, router=router.kind, **fields, duration_ms=ms_since(started))

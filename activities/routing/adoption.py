@@ -21,9 +21,8 @@ from typing import Literal
 import structlog
 
 from activities.errors import ROUTER_CONFIG_FOREIGN, failure
-from activities.routing.base import (
-    ServerState,
-    Weights,
+from activities.routing.base import ServerState, Weights
+from activities.routing.files import (
     parse_states_line,
     parse_weights_line,
     read_file,

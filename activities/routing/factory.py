@@ -1,28 +1,32 @@
-"""Picks the router implementation named in a spec's ``router:`` section."""
+"""Picks the router a spec's ``router:`` section names; adding a kind is one ``case``."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from activities.model import OneOf
-from activities.routing.base import TrafficRouter
-from activities.routing.haproxy import HAProxyRouter, HAProxyRouterSpec
-from activities.routing.nginx import NginxRouter, NginxRouterSpec
-
-
-class RouterSpec(OneOf):
-    """One-of: exactly one router kind is set (``router: {nginx: {...}}``)."""
-
-    label: ClassVar[str] = "router"
-
-    nginx: NginxRouterSpec | None = None
-    haproxy: HAProxyRouterSpec | None = None
+from activities.clients import Clients
+from activities.errors import INVALID_SPEC, failure
+from activities.routing.base import ServerRotation, TrafficRouter
+from activities.routing.haproxy.router import HAProxyRouter
+from activities.routing.nginx import NginxRouter
+from activities.routing.nop import NopRouter
+from activities.routing.spec import HAProxyRouterSpec, NginxRouterSpec, NopRouterSpec, RouterSpec
 
 
-def router_for(spec: RouterSpec) -> TrafficRouter:
-    """The router for ``spec``; adding a kind means a field above and a branch here."""
-    if spec.nginx is not None:
-        return NginxRouter(spec.nginx)
-    if spec.haproxy is not None:
-        return HAProxyRouter(spec.haproxy)
-    raise AssertionError(f"RouterSpec validator let through {spec!r}")  # unreachable
+def router_for(spec: RouterSpec, clients: Clients) -> TrafficRouter:
+    """The router for ``spec``, built with what the worker built (``clients``)."""
+    match spec.selected():
+        case NginxRouterSpec() as nginx:
+            return NginxRouter(nginx)
+        case HAProxyRouterSpec() as haproxy:
+            return HAProxyRouter(haproxy)
+        case NopRouterSpec() as nop:
+            return NopRouter(nop, clients.nop)
+    raise AssertionError(f"no router for {spec.kind}")  # a RouterSpec field without a case
+
+
+def rotation_for(spec: RouterSpec, clients: Clients) -> ServerRotation:
+    """The router for ``spec`` as a server list whose servers go in and out of rotation;
+    ``InvalidSpec`` for a router without servers."""
+    router = router_for(spec, clients)
+    if not isinstance(router, ServerRotation):
+        raise failure(INVALID_SPEC, f"router {spec.kind} has no servers to take out of rotation")
+    return router

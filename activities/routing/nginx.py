@@ -1,9 +1,12 @@
 """NGINX router: owns one file holding one ``upstream`` block, shifts traffic by weights.
 
 A change is rendered, written atomically, checked with ``nginx -t`` and only then applied
-with ``nginx -s reload``. A rejected config or a failed reload puts the previous file back,
-so the file always matches what nginx was last told to run and a retry re-applies the
-change instead of finding "identical content" and skipping the reload.
+with ``nginx -s reload``. A rejected config or a failed reload puts the previous file back.
+A worker killed between the write and the reload leaves a file nginx never loaded, so the
+file alone cannot say what runs: after each successful reload the content's digest is
+written to ``.NAME.applied`` beside it, and a retry that finds the wanted content but
+another digest there tests and reloads again instead of skipping. (With no digest file yet,
+the file is trusted, as before digests existed.)
 
 Weights are per side: every server of a side gets that side's percentage as its NGINX
 ``weight``. With equal server counts on both sides that is exactly the requested split;
@@ -19,73 +22,28 @@ ones send nothing to the server.
 
 from __future__ import annotations
 
-import re
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import structlog
-from pydantic import Field, ValidationInfo, field_validator
 
 from activities.errors import ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
-from activities.model import Model
 from activities.routing.adoption import Recorded, keeping_original, recorded
-from activities.routing.base import (
-    Address,
-    ServerState,
-    Weights,
-    check_absolute_path,
-    check_unique_sides,
+from activities.routing.base import ServerState, Weights, merge_states
+from activities.routing.files import (
+    header_lines,
     lock_for,
-    merge_states,
     parse_states_line,
     parse_weights_line,
     read_file,
-    render_states_line,
-    render_weights_line,
+    restore,
     run_command,
     write_atomically,
 )
+from activities.routing.spec import NginxRouterSpec
 
 log = structlog.get_logger()
-
-_UPSTREAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
-
-
-class NginxRouterSpec(Model):
-    """Where the router-owned upstream file lives, which servers it lists, how to apply it."""
-
-    upstream: str
-    config_path: str
-    stable: list[Address] = Field(min_length=1)
-    canary: list[Address] = Field(min_length=1)
-    test_command: list[str] = Field(default=["nginx", "-t"], min_length=1)
-    reload_command: list[str] = Field(default=["nginx", "-s", "reload"], min_length=1)
-
-    @field_validator("upstream")
-    @classmethod
-    def _nginx_identifier(cls, value: str) -> str:
-        if not _UPSTREAM_NAME.fullmatch(value):
-            raise ValueError(f"{value!r} is not an nginx upstream name ([A-Za-z_][A-Za-z0-9_.-]*)")
-        return value
-
-    @field_validator("config_path")
-    @classmethod
-    def _absolute_path(cls, value: str) -> str:
-        return check_absolute_path(value)
-
-    @field_validator("stable")
-    @classmethod
-    def _stable_unique(cls, value: list[str]) -> list[str]:
-        return check_unique_sides([], value)
-
-    @field_validator("canary")
-    @classmethod
-    def _canary_unique(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        return check_unique_sides(info.data.get("stable", []), value)
-
-    @property
-    def servers(self) -> list[str]:
-        return [*self.stable, *self.canary]
 
 
 def render_upstream(
@@ -104,11 +62,8 @@ def render_upstream(
     """
     states = {a: ServerState(s) for a, s in (states or {}).items() if a in stable + canary}
     per_server = {"stable": weights.stable * len(canary), "canary": weights.canary * len(stable)}
-    lines = [render_weights_line(weights)]
-    states_line = render_states_line(states)
-    if states_line is not None:
-        lines.append(states_line)
-    lines += [
+    lines = [
+        *header_lines(weights, states),
         "# Managed by deployflow: rewritten on every traffic shift, do not edit.",
         f"upstream {upstream} {{",
     ]
@@ -133,7 +88,7 @@ def parse_server_states(content: str) -> dict[str, ServerState]:
 
 
 class NginxRouter:
-    """TrafficRouter over an nginx upstream file plus ``nginx -t`` / ``nginx -s reload``.
+    """Weights and server rotation over an upstream file, ``nginx -t`` and ``nginx -s reload``.
 
     A hand-written file whose servers are the spec's stable list reads as stable 100 %
     and is taken over by the first write (see :mod:`activities.routing.adoption`).
@@ -206,12 +161,16 @@ class NginxRouter:
         return render_upstream(spec.upstream, spec.stable, spec.canary, weights, states)
 
     def _apply(self, previous: str | None, content: str, current: Recorded) -> bool:
-        """Write, test and reload ``content``; False if the file already holds it.
+        """Write, test and reload ``content``; False if nginx already runs it.
 
         The caller holds the path lock. A rejected test or failed reload restores
         ``previous`` and re-raises. Taking a hand-written file over keeps its original.
         """
-        if previous == content:
+        applied = self.path.with_name(f".{self.path.name}.applied")
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        last = read_file(applied)
+        # No digest yet: the file predates the digests (or was written by hand), trust it.
+        if previous == content and last in (digest, None):
             return False
         with keeping_original(self.path, previous, current.adoption):
             write_atomically(self.path, content)
@@ -219,13 +178,12 @@ class NginxRouter:
                 run_command("nginx", "test", self.spec.test_command, ROUTER_CONFIG_REJECTED)
                 run_command("nginx", "reload", self.spec.reload_command, ROUTER_COMMAND_FAILED)
             except BaseException:
-                self._restore(previous)
+                if previous != content:
+                    self._restore(previous)
                 raise
+        write_atomically(applied, digest)
         return True
 
     def _restore(self, previous: str | None) -> None:
-        if previous is None:
-            self.path.unlink(missing_ok=True)
-        else:
-            write_atomically(self.path, previous)
+        restore(self.path, previous)
         log.warning("nginx_config_restored", path=str(self.path), removed=previous is None)

@@ -1,39 +1,75 @@
-"""In-memory router for tests and dry runs: remembers weights and states, touches nothing."""
+"""Nop router: a dry run. It moves no traffic and touches nothing outside the worker.
+
+    router:
+      nop: {stable: [10.0.0.1:8080], canary: [10.0.0.2:8080]}
+
+It remembers the split and the server states it was given, so ``get_weights`` returns
+what ``set_weights`` set and a rollout runs through every step, analysis and pause as it
+would in front of a real load balancer; the worker's log shows each change
+(``nop_weights_set``, ``nop_server_states_set``).
+
+Where it remembers: in the worker process, in the ``NopMemory`` of the ``Clients`` the
+worker built, keyed by the two server lists; every activity on that worker shares it. So:
+a new worker starts at stable 100 % with every server ready; several workers on one task
+queue each remember their own, and a rollout whose activities land on two of them may read
+back another split than it set; two specs with the same server lists share one split.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import structlog
 
 from activities.routing.base import ServerState, Weights, merge_states
+from activities.routing.spec import NopRouterSpec
+
+log = structlog.get_logger()
+
+
+@dataclass
+class _Routes:
+    weights: Weights = field(default_factory=lambda: Weights(stable=100, canary=0))
+    states: dict[str, ServerState] = field(default_factory=dict)
+
+
+class NopMemory:
+    """What nop routers were told, per pair of server lists; one per worker (``Clients``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # activities run on the worker's thread pool
+        self._routes: dict[tuple[tuple[str, ...], tuple[str, ...]], _Routes] = {}
+
+    def routes(self, spec: NopRouterSpec) -> _Routes:
+        """The remembered routes of ``spec``'s server lists (call with ``lock`` held)."""
+        return self._routes.setdefault((tuple(spec.stable), tuple(spec.canary)), _Routes())
 
 
 class NopRouter:
-    """TrafficRouter that only holds what it was last given (100 % stable at first).
+    """Weights and server rotation held in :class:`NopMemory`."""
 
-    With ``servers`` it refuses states for other addresses as real routers do; without,
-    any address is accepted and remembered.
-    """
-
-    def __init__(self, weights: Weights | None = None, servers: Sequence[str] = ()) -> None:
-        self.weights = weights or Weights(stable=100, canary=0)
-        self.servers = list(servers)
-        self.states: dict[str, ServerState] = dict.fromkeys(self.servers, ServerState.READY)
-        self.calls: list[Weights] = []
-        self.state_calls: list[dict[str, ServerState]] = []
+    def __init__(self, spec: NopRouterSpec, memory: NopMemory) -> None:
+        self.spec = spec
+        self.memory = memory
 
     def set_weights(self, weights: Weights) -> None:
-        """Record ``weights``; ``calls`` keeps every request so tests can count shifts."""
-        self.calls.append(weights)
-        self.weights = weights
+        with self.memory.lock:
+            self.memory.routes(self.spec).weights = weights
+        log.info("nop_weights_set", servers=self.spec.servers, **weights.model_dump())
 
     def get_weights(self) -> Weights:
-        return self.weights
+        with self.memory.lock:
+            return self.memory.routes(self.spec).weights
 
     def set_server_states(self, states: Mapping[str, ServerState]) -> None:
-        """Record ``states``; ``state_calls`` keeps every request."""
-        known = self.servers or [*self.states, *(s for s in states if s not in self.states)]
-        self.states = merge_states(self.states, states, known)
-        self.state_calls.append(dict(states))
+        """Refuses addresses the spec does not list, as the real routers do."""
+        with self.memory.lock:
+            routes = self.memory.routes(self.spec)
+            routes.states = merge_states(routes.states, states, self.spec.servers)
+        log.info("nop_server_states_set", states={a: str(s) for a, s in states.items()})
 
     def get_server_states(self) -> dict[str, ServerState]:
-        return dict(self.states)
+        with self.memory.lock:
+            return merge_states(self.memory.routes(self.spec).states, {}, self.spec.servers)

@@ -346,12 +346,13 @@ def load_rollout_file(spec: Path) -> Rollout:
 def vm_baseline(strategy: str, rollout: Rollout) -> None:
     """v1 where the strategy starts from, HAProxy in step, every server in rotation."""
     # Imported here, like stack.py does: the product's router, on the rendered spec.
+    from activities.clients import Clients
     from activities.routing.base import ServerState, Weights
-    from activities.routing.factory import router_for
+    from activities.routing.factory import rotation_for, router_for
 
     # The router logs every socket command; here only its warnings are of interest.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    router = router_for(rollout.spec.router)
+    router, clients = rollout.spec.router, Clients()
     if strategy == "blue-green":
         for port in stack.VM_STABLE_PORTS:
             stack.deploy_host(port, BASELINE_VERSION)
@@ -360,8 +361,10 @@ def vm_baseline(strategy: str, rollout: Rollout) -> None:
         for port in stack.VM_PORTS:
             stack.deploy_host(port, BASELINE_VERSION)
         weights = Weights(stable=50, canary=50)
-    router.set_weights(weights)
-    router.set_server_states(dict.fromkeys(stack.all_vm_servers(), ServerState.READY))
+    router_for(router, clients).set_weights(weights)
+    rotation_for(router, clients).set_server_states(
+        dict.fromkeys(stack.all_vm_servers(), ServerState.READY)
+    )
     print(
         f"  haproxy     stable {', '.join(map(str, stack.VM_STABLE_PORTS))} {weights.stable} %"
         f" / canary {', '.join(map(str, stack.VM_CANARY_PORTS))} {weights.canary} %,"

@@ -345,7 +345,7 @@ def write_haproxy_config() -> None:
     server states over the socket at runtime and keeps that file in step."""
     # Imported here so `down` and `status` work even while the router module is mid-change.
     from activities.routing.base import Weights
-    from activities.routing.haproxy import render_backend
+    from activities.routing.haproxy.plan import render_backend
 
     if len(str(HAPROXY_SOCKET).encode()) >= 108:  # sun_path, NUL included
         raise StackError(f"{HAPROXY_SOCKET}: too long for a unix socket; move the repository")

@@ -108,7 +108,7 @@ async def run_checks(call: Call) -> CheckResult:
     service, environment = call.path("service"), call.path("environment")
     client = await call.client_as_caller()
     workflow_id, rollout = await latest_rollout(client, service, environment)
-    router = rollout.spec.router.nginx or rollout.spec.router.haproxy
+    router = rollout.spec.router.pools()
     if router is None:
         raise Refusal(422, f"{workflow_id}: its router has no server lists to check")
     pools = {"stable": router.stable, "canary": router.canary}

@@ -13,19 +13,16 @@ from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.clients import Clients
 from activities.migrations import activities as migration_activities
-from activities.migrations.activities import (
-    MigrateInput,
-    MigrationResult,
-    MigrationSpec,
-    RevisionInput,
-    current_revision,
-    migrate,
-    resolve_target,
-)
+from activities.migrations.activities import MigrationActivities
+from activities.migrations.models import MigrateInput, MigrationResult, RevisionInput
+from activities.migrations.spec import MigrationSpec
 from tests.fixtures.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
+
+MIGRATIONS = MigrationActivities(Clients())
 
 PROJECT = Path(__file__).resolve().parents[1] / "data" / "alembic"
 ALEMBIC_CLI = str(Path(sys.executable).parent / "alembic")
@@ -39,11 +36,15 @@ def alembic(ini: str = "alembic.ini", url_env: str = "APP_DATABASE_URL") -> Migr
 
 
 def up(spec: MigrationSpec, revision: str | None = None) -> MigrationResult:
-    return migrate(MigrateInput(migrations=spec, revision=revision, direction="upgrade", key="t"))
+    return MIGRATIONS.migrate(
+        MigrateInput(migrations=spec, revision=revision, direction="upgrade", key="t")
+    )
 
 
 def down(spec: MigrationSpec, revision: str | None) -> MigrationResult:
-    return migrate(MigrateInput(migrations=spec, revision=revision, direction="downgrade", key="t"))
+    return MIGRATIONS.migrate(
+        MigrateInput(migrations=spec, revision=revision, direction="downgrade", key="t")
+    )
 
 
 def failed(call, *args) -> ApplicationError:
@@ -77,13 +78,13 @@ def db(postgres_database, monkeypatch):
 def test_upgrade_to_head_records_the_revisions_before_and_after(db, postgres_server):
     spec = alembic()
     key = RevisionInput(migrations=spec, key="wf/migrate")
-    assert current_revision(key) is None
-    assert resolve_target(key) == "0002_email"
+    assert MIGRATIONS.current_revision(key) is None
+    assert MIGRATIONS.resolve_target(key) == "0002_email"
 
     result = up(spec)
 
     assert result == MigrationResult(before=None, after="0002_email", changed=True)
-    assert current_revision(key) == "0002_email"
+    assert MIGRATIONS.current_revision(key) == "0002_email"
     assert schema(postgres_server, db) == {
         "tables": {"accounts": ["id", "name", "email"], "alembic_version": ["version_num"]},
         "alembic_version": ["0002_email"],
@@ -100,7 +101,7 @@ def test_migrating_again_to_the_same_revision_changes_nothing(db):
 def test_rollback_returns_to_the_recorded_revision_by_name(db, postgres_server):
     spec = alembic()
     up(spec, "0001_accounts")
-    recorded = current_revision(RevisionInput(migrations=spec, key="wf/record"))
+    recorded = MIGRATIONS.current_revision(RevisionInput(migrations=spec, key="wf/record"))
     before_rollout = schema(postgres_server, db)
     up(spec)
 
@@ -126,7 +127,7 @@ def test_a_failing_migration_leaves_the_schema_exactly_as_it_was(db, postgres_se
     up(alembic(), "0002_email")
     before = schema(postgres_server, db)
     broken = alembic("alembic-broken.ini")
-    assert resolve_target(RevisionInput(migrations=broken, key="t")) == "0003_broken"
+    assert MIGRATIONS.resolve_target(RevisionInput(migrations=broken, key="t")) == "0003_broken"
 
     error = failed(up, broken)
 
@@ -195,7 +196,9 @@ def test_the_activity_heartbeats_while_migrating(db, monkeypatch):
     env.on_heartbeat = lambda *details: beats.append(details)
     spec = alembic()
 
-    result = env.run(migrate, MigrateInput(migrations=spec, direction="upgrade", key="t"))
+    result = env.run(
+        MIGRATIONS.migrate, MigrateInput(migrations=spec, direction="upgrade", key="t")
+    )
 
     assert result.after == "0002_email"
     assert beats
@@ -240,8 +243,8 @@ def command_spec(tmp_path: Path, target: str = "r2", **flags: list[str]) -> Migr
 
 def test_command_migrations_are_declarative(tmp_path):
     spec = command_spec(tmp_path)
-    assert current_revision(RevisionInput(migrations=spec, key="t")) is None
-    assert resolve_target(RevisionInput(migrations=spec, key="t")) == "r2"
+    assert MIGRATIONS.current_revision(RevisionInput(migrations=spec, key="t")) is None
+    assert MIGRATIONS.resolve_target(RevisionInput(migrations=spec, key="t")) == "r2"
 
     assert up(spec) == MigrationResult(before=None, after="r2", changed=True)
     assert up(spec).changed is False
@@ -301,4 +304,4 @@ def test_command_current_reads_what_alembic_current_prints(db, monkeypatch):
             }
         }
     )
-    assert current_revision(RevisionInput(migrations=spec, key="t")) == "0002_email"
+    assert MIGRATIONS.current_revision(RevisionInput(migrations=spec, key="t")) == "0002_email"

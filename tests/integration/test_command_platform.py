@@ -16,24 +16,23 @@ from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
+from activities.clients import Clients
 from activities.errors import (
     PLATFORM_COMMAND_FAILED,
     PLATFORM_COMMAND_TIMED_OUT,
     PLATFORM_VERIFY_FAILED,
 )
 from activities.platforms import process
-from activities.platforms.activities import (
-    CurrentVersionInput,
-    PlatformActionInput,
-    PlatformSpec,
-    current_version,
-    platform_action,
-)
+from activities.platforms.activities import PlatformActivities
 from activities.platforms.base import Target
-from activities.platforms.command import CommandPlatform, CommandPlatformSpec
+from activities.platforms.command import CommandPlatform
+from activities.platforms.models import CurrentVersionInput, PlatformActionInput
+from activities.platforms.spec import CommandPlatformSpec, PlatformSpec
 from tests.fixtures.parts import free_port
 
 pytestmark = pytest.mark.integration
+
+PLATFORMS = PlatformActivities(Clients())
 
 HOST_AGENT = Path(__file__).resolve().parents[2] / "examples" / "demo" / "host.py"
 
@@ -183,12 +182,12 @@ def test_activities_drive_the_agent_and_heartbeat(state_dir: Path, monkeypatch: 
     env.on_heartbeat = lambda *details: heartbeats.append(details)
     deploy = action_input(platform.command, "v3", target=target, service="payments")
 
-    result = env.run(platform_action, deploy)
+    result = env.run(PLATFORMS.platform_action, deploy)
     current = CurrentVersionInput(platform=platform, target=target, service="payments", key="k")
 
     assert (result.action, result.target, result.changed) == ("deploy", target, True)
     assert get(Target.parse(target)) == "payments v3\n"
-    assert env.run(current_version, current) == "v3"
+    assert env.run(PLATFORMS.current_version, current) == "v3"
     assert heartbeats
     assert all(len(details) == 1 and isinstance(details[0], str) for details in heartbeats)
 
@@ -239,7 +238,7 @@ def test_cancelled_activity_kills_its_command(tmp_path: Path, monkeypatch: pytes
     env.on_heartbeat = cancel_once_started
 
     with pytest.raises(CancelledError):
-        env.run(platform_action, action_input(spec))
+        env.run(PLATFORMS.platform_action, action_input(spec))
 
     assert heartbeats[-1] == ("started",)
     assert group_gone(int(leader.read_text()))
@@ -277,7 +276,7 @@ def test_env_reaches_the_command_but_not_the_logs():
     )
 
     with capture_logs() as logs, pytest.raises(ApplicationError, match="reports v9"):
-        platform_action(action_input(spec, "v10", key="wf/deploy"))
+        PLATFORMS.platform_action(action_input(spec, "v10", key="wf/deploy"))
 
     assert "stable-7f3a" not in repr(logs)
     assert logs[-1]["event"] == "platform_action_failed"

@@ -29,7 +29,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.migrations.activities import MigrateInput, MigrationSpec, migrate
+from activities.clients import Clients
+from activities.migrations.activities import MigrationActivities
+from activities.migrations.models import MigrateInput
+from activities.migrations.spec import MigrationSpec
 from activities.routing.base import Weights
 from tests.fixtures.cli import run_cli
 from tests.fixtures.postgres import PostgresServer
@@ -40,6 +43,8 @@ from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
 from workflows.spec import Rollout, rollout_workflow_id
 
 pytestmark = pytest.mark.integration
+
+MIGRATIONS = MigrationActivities(Clients())
 
 PROJECT = Path(__file__).resolve().parents[1] / "data" / "alembic"
 URL_ENV = "CHECKOUT_DATABASE_URL"  # the worker's variable; deliberately not DATABASE_URL
@@ -79,7 +84,9 @@ def alembic(ini: str, target: str = "head") -> dict[str, Any]:
 def migrate_to(revision: str) -> None:
     """Set the database up with the product's own migrate activity function (in-process)."""
     spec = MigrationSpec.model_validate(alembic("alembic.ini"))
-    migrate(MigrateInput(migrations=spec, revision=revision, direction="upgrade", key="setup"))
+    MIGRATIONS.migrate(
+        MigrateInput(migrations=spec, revision=revision, direction="upgrade", key="setup")
+    )
 
 
 @pytest.fixture

@@ -16,22 +16,24 @@ from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.clients import Clients
 from activities.errors import INVALID_SPEC, ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
-from activities.routing.activities import (
+from activities.routing.activities import RouterActivities
+from activities.routing.base import ServerState, Weights
+from activities.routing.haproxy.router import HAProxyRouter
+from activities.routing.haproxy.runtime import RuntimeSession
+from activities.routing.models import (
     GetServerStatesInput,
     GetWeightsInput,
     SetServerStatesInput,
     SetWeightInput,
-    get_server_states,
-    get_weights,
-    set_server_states,
-    set_weight,
 )
-from activities.routing.base import ServerState, Weights
-from activities.routing.haproxy import CONFIG_PLACEHOLDER, HAProxyRouter, _Session
+from activities.routing.spec import CONFIG_PLACEHOLDER
 from tests.fixtures.haproxy import HAProxyFactory, HAProxyServer
 
 pytestmark = pytest.mark.integration
+
+ROUTING = RouterActivities(Clients())
 
 DRAIN, MAINT, READY = ServerState.DRAIN, ServerState.MAINT, ServerState.READY
 
@@ -52,7 +54,7 @@ def answering_servers(server: HAProxyServer, n: int) -> Counter[str]:
 
 
 def live_weights(server: HAProxyServer) -> dict[str, int]:
-    session = _Session(str(server.socket))
+    session = RuntimeSession(str(server.socket))
     try:
         rows = session.ask("show servers state app").splitlines()[2:]
     finally:
@@ -430,23 +432,28 @@ def test_activities_set_and_read_back_through_the_real_haproxy(haproxy: HAProxyS
     env = ActivityEnvironment()
 
     applied = env.run(
-        set_weight,
+        ROUTING.set_weight,
         SetWeightInput.model_validate(
             {"router": router_json, "weights": {"stable": 75, "canary": 25}, "key": "wf/step-0"}
         ),
     )
     states = env.run(
-        set_server_states,
+        ROUTING.set_server_states,
         SetServerStatesInput.model_validate(
             {"router": router_json, "states": {haproxy.canary[0]: "maint"}, "key": "wf/step-1"}
         ),
     )
 
     assert applied == Weights(stable=75, canary=25)
-    assert env.run(get_weights, GetWeightsInput.model_validate({"router": router_json})) == applied
+    assert (
+        env.run(ROUTING.get_weights, GetWeightsInput.model_validate({"router": router_json}))
+        == applied
+    )
     assert states == {haproxy.stable[0]: READY, haproxy.canary[0]: MAINT}
     assert (
-        env.run(get_server_states, GetServerStatesInput.model_validate({"router": router_json}))
+        env.run(
+            ROUTING.get_server_states, GetServerStatesInput.model_validate({"router": router_json})
+        )
         == states
     )
     assert answers(haproxy, 20) == {"stable": 20}

@@ -11,22 +11,23 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.clients import Clients
 from activities.errors import INVALID_SPEC, ROUTER_COMMAND_FAILED, ROUTER_CONFIG_REJECTED
-from activities.routing.activities import (
+from activities.routing.activities import RouterActivities
+from activities.routing.base import ServerState, Weights
+from activities.routing.models import (
     GetServerStatesInput,
     GetWeightsInput,
     SetServerStatesInput,
     SetWeightInput,
-    get_server_states,
-    get_weights,
-    set_server_states,
-    set_weight,
 )
-from activities.routing.base import ServerState, Weights
-from activities.routing.nginx import NginxRouter, NginxRouterSpec, render_upstream
+from activities.routing.nginx import NginxRouter, render_upstream
+from activities.routing.spec import NginxRouterSpec
 from tests.fixtures.nginx import NginxServer
 
 pytestmark = pytest.mark.integration
+
+ROUTING = RouterActivities(Clients())
 
 
 DRAIN, MAINT, READY = ServerState.DRAIN, ServerState.MAINT, ServerState.READY
@@ -160,6 +161,26 @@ def test_failed_reload_is_retryable_and_the_retry_reloads(tmp_path: Path):
     assert NginxRouter(ok).get_weights() == Weights.canary_at(25)
 
 
+def test_a_file_written_but_never_reloaded_is_reloaded_by_the_retry(
+    nginx: NginxServer, router: NginxRouter
+):
+    """A worker SIGKILLed between writing the upstream file and ``nginx -s reload``: the
+    file holds the wanted split, nginx runs the old one. The retry must reload."""
+    shift(nginx, router, Weights(stable=100, canary=0))
+    shift(nginx, router, Weights(stable=90, canary=10))
+    shift(nginx, router, Weights(stable=100, canary=0))
+    stable_only = nginx.config_path.read_text()
+    spec = router.spec
+    wanted = render_upstream(spec.upstream, spec.stable, spec.canary, Weights(stable=0, canary=100))
+    nginx.config_path.write_text(wanted)  # what the killed attempt left behind
+    assert answers(nginx, 10) == {"stable": 10}  # nginx never loaded it
+
+    shift(nginx, router, Weights(stable=0, canary=100))  # the retry
+
+    assert answers(nginx, 30) == {"canary": 30}
+    assert nginx.config_path.read_text() == wanted != stable_only
+
+
 def test_same_weights_twice_runs_test_and_reload_once(tmp_path: Path):
     router = NginxRouter(fake_spec(tmp_path))
 
@@ -181,11 +202,14 @@ def test_activities_set_and_read_back_through_the_real_nginx(
     env = ActivityEnvironment()
     before = nginx.workers()
 
-    applied = env.run(set_weight, set_input)
+    applied = env.run(ROUTING.set_weight, set_input)
     nginx.wait_workers_replaced(before)
 
     assert applied == Weights(stable=75, canary=25)
-    assert env.run(get_weights, GetWeightsInput.model_validate({"router": router_json})) == applied
+    assert (
+        env.run(ROUTING.get_weights, GetWeightsInput.model_validate({"router": router_json}))
+        == applied
+    )
     assert set(answers(nginx, 40)) == {"stable", "canary"}
 
 
@@ -272,7 +296,7 @@ def test_server_state_activities_through_the_real_nginx(
     env = ActivityEnvironment()
     before = nginx.workers()
     env.run(
-        set_weight,
+        ROUTING.set_weight,
         SetWeightInput.model_validate(
             {"router": router_json, "weights": {"stable": 50, "canary": 50}, "key": "wf/step-0"}
         ),
@@ -281,7 +305,7 @@ def test_server_state_activities_through_the_real_nginx(
     before = nginx.workers()
 
     states = env.run(
-        set_server_states,
+        ROUTING.set_server_states,
         SetServerStatesInput.model_validate(
             {"router": router_json, "states": {backends[1]: "drain"}, "key": "wf/step-1"}
         ),
@@ -290,7 +314,9 @@ def test_server_state_activities_through_the_real_nginx(
 
     assert states == {backends[0]: READY, backends[1]: DRAIN}
     assert (
-        env.run(get_server_states, GetServerStatesInput.model_validate({"router": router_json}))
+        env.run(
+            ROUTING.get_server_states, GetServerStatesInput.model_validate({"router": router_json})
+        )
         == states
     )
     assert answers(nginx, 20) == {"stable": 20}

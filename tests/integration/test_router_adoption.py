@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import ROUTER_CONFIG_FOREIGN
 from activities.routing.adoption import backup_path
 from activities.routing.base import Weights
-from activities.routing.haproxy import HAProxyRouter
+from activities.routing.haproxy.router import HAProxyRouter
 from activities.routing.nginx import NginxRouter
 from tests.fixtures.cli import run_cli
 from tests.fixtures.haproxy import HAProxyFactory, HAProxyServer

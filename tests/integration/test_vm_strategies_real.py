@@ -3,7 +3,7 @@ by the host agent through the command platform, a real HAProxy or NGINX in front
 worker, and the CLI's ``rollout start --wait``. Traffic runs through the router during the
 rollouts (new connection per request) and every non-200 answer or connection error counts.
 
-Rolling on a router: the workflow updates every server the router lists (``all_servers``:
+Rolling on a router: the workflow updates every server the router lists (its targets:
 stable then canary), and a router spec needs at least one canary server, so the four hosts
 are split 2 + 2 with the sides at 50/50; with equal pools that gives every server the same
 weight, so all four serve.

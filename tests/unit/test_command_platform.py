@@ -9,23 +9,20 @@ import pytest
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
+from activities.argv import render
+from activities.clients import Clients
 from activities.errors import INVALID_SPEC, PLACEHOLDER_MISSING
 from activities.platforms import command
-from activities.platforms.activities import (
-    PlatformActionInput,
-    PlatformSpec,
-    platform_action,
-    platform_for,
-)
+from activities.platforms.activities import PlatformActivities
 from activities.platforms.base import Target
-from activities.platforms.command import (
-    PLATFORM_VERIFY_FAILED,
-    CommandPlatform,
-    CommandPlatformSpec,
-    render,
-)
+from activities.platforms.command import PLATFORM_VERIFY_FAILED, CommandPlatform
+from activities.platforms.factory import platform_for
+from activities.platforms.models import PlatformActionInput
 from activities.platforms.process import CommandRun
+from activities.platforms.spec import CommandPlatformSpec, PlatformSpec
 from workflows.spec import validation_problems
+
+PLATFORMS = PlatformActivities(Clients())
 
 SSH_DEPLOY = ["ssh", "{host}", "sudo", "/opt/app/deploy.sh", "{version}"]
 VALUES = {"host": "10.0.0.5", "port": "8080", "version": "v2.4.1", "service": "checkout"}
@@ -123,7 +120,7 @@ def test_activity_rejects_bad_input_before_running_anything(
     spec = {"command": {"deploy": ["false"]}}
     fields = {"action": action, "target": target, "version": version, "service": "s", "key": "k"}
     with pytest.raises(ApplicationError) as caught:
-        platform_action(PlatformActionInput.model_validate({"platform": spec, **fields}))
+        PLATFORMS.platform_action(PlatformActionInput.model_validate({"platform": spec, **fields}))
 
     assert (caught.value.type, caught.value.message) == (INVALID_SPEC, message)
     assert caught.value.non_retryable
@@ -150,7 +147,7 @@ def test_platform_is_exactly_one_kind():
     spec = PlatformSpec.model_validate({"command": {"deploy": SSH_DEPLOY}})
 
     assert spec.kind == "command"
-    assert isinstance(platform_for(spec, "checkout"), CommandPlatform)
+    assert isinstance(platform_for(spec, "checkout", Clients()), CommandPlatform)
     with pytest.raises(ValidationError, match="platform: set exactly one of command; got none"):
         PlatformSpec()
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):

@@ -10,28 +10,23 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
+from activities.clients import Clients
 from activities.errors import INVALID_SPEC
-from activities.routing.activities import SetServerStatesInput
-from activities.routing.base import (
-    ServerState,
-    Weights,
-    merge_states,
-    parse_states_line,
-    parse_weights_line,
-)
-from activities.routing.factory import RouterSpec, router_for
-from activities.routing.haproxy import (
+from activities.routing.base import ServerState, Weights, merge_states
+from activities.routing.factory import router_for
+from activities.routing.files import parse_states_line, parse_weights_line
+from activities.routing.haproxy.plan import (
     MAX_WEIGHT,
-    HAProxyRouter,
-    HAProxyRouterSpec,
     parse_servers_state,
     plan_states,
     plan_weights,
     render_backend,
-    server_names,
     server_weights,
     side_weights,
 )
+from activities.routing.haproxy.router import HAProxyRouter
+from activities.routing.models import SetServerStatesInput
+from activities.routing.spec import HAProxyRouterSpec, RouterSpec, server_names
 
 DRAIN, MAINT, READY = ServerState.DRAIN, ServerState.MAINT, ServerState.READY
 
@@ -324,7 +319,7 @@ def test_check_can_be_turned_off():
 def test_router_spec_builds_the_haproxy_router():
     spec = RouterSpec.model_validate({"haproxy": haproxy_spec()})
 
-    router = router_for(spec)
+    router = router_for(spec, Clients())
 
     assert isinstance(router, HAProxyRouter)
     assert spec.kind == "haproxy"
@@ -334,7 +329,7 @@ def test_router_spec_refuses_two_router_kinds():
     nginx = {"upstream": "x", "configPath": "/x.conf", "stable": ["a:1"], "canary": ["b:1"]}
 
     with pytest.raises(
-        ValidationError, match="set exactly one of nginx, haproxy; got nginx, haproxy"
+        ValidationError, match="set exactly one of nginx, haproxy, nop; got nginx, haproxy"
     ):
         RouterSpec.model_validate({"nginx": nginx, "haproxy": haproxy_spec()})
 

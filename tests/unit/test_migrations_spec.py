@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.migrations.activities import MigrateInput, MigrationSpec
-from activities.migrations.alembic import AlembicMigrationSpec, AlembicMigrator
-from activities.migrations.command import CommandMigrationSpec
+from activities.migrations.alembic import AlembicMigrator
+from activities.migrations.models import MigrateInput
+from activities.migrations.spec import AlembicMigrationSpec, CommandMigrationSpec, MigrationSpec
 from activities.migrations.url import database_url, display, redact
 from workflows.spec import validation_problems
 

@@ -6,20 +6,18 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from temporalio.exceptions import ApplicationError
 
-from activities.errors import INVALID_SPEC
-from activities.routing.activities import SetWeightInput
+from activities.clients import Clients
 from activities.routing.base import ServerState, Weights
-from activities.routing.factory import RouterSpec, router_for
+from activities.routing.factory import router_for
+from activities.routing.models import SetWeightInput
 from activities.routing.nginx import (
     NginxRouter,
-    NginxRouterSpec,
     parse_server_states,
     parse_weights,
     render_upstream,
 )
-from activities.routing.nop import NopRouter
+from activities.routing.spec import NginxRouterSpec, RouterSpec
 
 STABLE = ["127.0.0.1:8001"]
 CANARY = ["127.0.0.1:8002"]
@@ -178,7 +176,7 @@ def test_spec_errors_name_the_field(overrides: dict[str, Any], location: str, sa
 
 
 def test_router_spec_requires_one_router_kind():
-    with pytest.raises(ValidationError, match="set exactly one of nginx, haproxy; got none"):
+    with pytest.raises(ValidationError, match="set exactly one of nginx, haproxy, nop; got none"):
         RouterSpec.model_validate({})
 
 
@@ -199,32 +197,8 @@ def test_router_spec_errors_name_the_nested_field():
 def test_router_for_builds_the_named_router():
     spec = RouterSpec.model_validate({"nginx": nginx_spec()})
 
-    router = router_for(spec)
+    router = router_for(spec, Clients())
 
     assert isinstance(router, NginxRouter)
     assert router.spec == spec.nginx
     assert spec.kind == "nginx"
-
-
-def test_nop_router_starts_all_stable_and_remembers():
-    router = NopRouter()
-    assert router.get_weights() == Weights(stable=100, canary=0)
-
-    router.set_weights(Weights.canary_at(30))
-
-    assert router.get_weights() == Weights.canary_at(30)
-    assert router.calls == [Weights.canary_at(30)]
-
-
-def test_nop_router_keeps_server_states_and_refuses_unknown_servers():
-    router = NopRouter(servers=["a:1", "b:1"])
-    assert router.get_server_states() == {"a:1": ServerState.READY, "b:1": ServerState.READY}
-
-    router.set_server_states({"b:1": ServerState.DRAIN})
-    router.set_weights(Weights.canary_at(50))
-
-    assert router.get_server_states() == {"a:1": ServerState.READY, "b:1": ServerState.DRAIN}
-    with pytest.raises(ApplicationError) as raised:
-        router.set_server_states({"c:1": ServerState.MAINT})
-    assert raised.value.type == INVALID_SPEC
-    assert router.state_calls == [{"b:1": ServerState.DRAIN}]

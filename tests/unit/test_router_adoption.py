@@ -27,7 +27,7 @@ from activities.routing.handwritten import (
     parse_haproxy_backend,
     parse_nginx_upstream,
 )
-from activities.routing.haproxy import render_backend
+from activities.routing.haproxy.plan import render_backend
 from activities.routing.nginx import render_upstream
 
 STABLE = ["10.0.0.1:8080", "10.0.0.2:8080"]

@@ -19,11 +19,11 @@ from activities.health.activities import (
 )
 from activities.health.smoke import SmokeResult
 from activities.metrics.activities import MeasureInput, MeasureOutput
-from activities.migrations.activities import MigrateInput, MigrationResult, RevisionInput
-from activities.platforms.activities import CurrentVersionInput, PlatformActionInput
+from activities.migrations.models import MigrateInput, MigrationResult, RevisionInput
 from activities.platforms.base import ActionResult
-from activities.routing.activities import GetWeightsInput, SetServerStatesInput, SetWeightInput
+from activities.platforms.models import CurrentVersionInput, PlatformActionInput
 from activities.routing.base import ServerState, Weights
+from activities.routing.models import GetWeightsInput, SetServerStatesInput, SetWeightInput
 from tests.workflows.harness import ERROR_RATE_TEMPLATE
 from workflows.spec import Rollout, parse_rollout
 

@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
-from activities.routing.activities import GetWeightsInput, SetWeightInput
 from activities.routing.base import Weights
-from activities.routing.factory import RouterSpec
+from activities.routing.models import GetWeightsInput, SetWeightInput
+from activities.routing.spec import RouterSpec
 from workflows.canary import CanaryRollout
 from workflows.rollout_models import RolloutStatus
 from workflows.spec import Rollout, parse_rollout

@@ -19,8 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
-from activities.routing.activities import SetWeightInput
 from activities.routing.base import Weights
+from activities.routing.models import SetWeightInput
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, wait_for_status
 from workflows.canary import CanaryRollout
 from workflows.pipeline import PromotionPipeline

@@ -1,0 +1,172 @@
+"""The ``router:`` vocabulary of a spec: one model per router kind and the ``RouterSpec``
+one-of. Pure pydantic, apart from the implementations, so a workflow or the CLI reads a
+spec without importing subprocess, sockets or API clients.
+
+    router:
+      nginx:   {upstream: ..., configPath: ..., stable: [...], canary: [...]}
+      haproxy: {backend: ..., socket: ..., configPath: ..., stable: [...], canary: [...]}
+      nop:     {stable: [...], canary: [...]}     # a dry run: moves no traffic
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+
+from activities.model import Model, OneOf
+
+# host:port where host is a DNS name, an IPv4 address or a bracketed IPv6 address. The
+# character set also keeps ';', '{', '#', whitespace and quotes out of rendered configs.
+_ADDRESS = re.compile(
+    r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+    r":(?P<port>\d{1,5})"
+)
+CONFIG_PLACEHOLDER = "{config}"
+
+
+def _check_address(address: str) -> str:
+    match = _ADDRESS.fullmatch(address)
+    if match is None:
+        raise ValueError(f"{address!r} is not host:port")
+    if not 1 <= int(match["port"]) <= 65535:
+        raise ValueError(f"{address!r}: port must be 1..65535")
+    return address
+
+
+Address = Annotated[str, AfterValidator(_check_address)]
+"""``host:port`` (``[v6]:port`` for IPv6) as router specs list their servers."""
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``("10.0.0.1", 80)`` from ``"10.0.0.1:80"``; IPv6 brackets removed."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _check_absolute_path(value: str) -> str:
+    if not os.path.isabs(value) or any(c in value for c in "\n\r\0"):
+        raise ValueError(f"{value!r} must be an absolute file path")
+    return value
+
+
+AbsolutePath = Annotated[str, AfterValidator(_check_absolute_path)]
+"""A config or socket path: absolute, and safe to write into a config line."""
+
+
+def _name_like(pattern: str, what: str) -> AfterValidator:
+    """Validator: the whole value matches ``pattern``, else it is not ``what``."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+UpstreamName = Annotated[
+    str,
+    _name_like(
+        r"[A-Za-z_][A-Za-z0-9_.-]{0,127}", "an nginx upstream name ([A-Za-z_][A-Za-z0-9_.-]*)"
+    ),
+]
+BackendName = Annotated[
+    str, _name_like(r"[A-Za-z0-9_.:-]{1,100}", "an HAProxy backend name ([A-Za-z0-9_.:-]+)")
+]
+
+
+def _check_unique_sides(stable: list[str], canary: list[str]) -> list[str]:
+    """Validator for a spec's ``canary`` list: no duplicates, nothing also in ``stable``."""
+    shared = set(canary) & set(stable)
+    if shared:
+        raise ValueError(f"{sorted(shared)} also listed in stable")
+    if len(set(canary)) != len(canary):
+        raise ValueError(f"duplicate address in {canary}")
+    return canary
+
+
+class ServerPools(Model):
+    """The two server lists of a server-list router: ``stable`` and ``canary``, each at
+    least one ``host:port``, no address twice. The base of every such router's spec."""
+
+    stable: list[Address] = Field(min_length=1)
+    canary: list[Address] = Field(min_length=1)
+
+    @field_validator("stable")
+    @classmethod
+    def _stable_unique(cls, value: list[str]) -> list[str]:
+        return _check_unique_sides([], value)
+
+    @field_validator("canary")
+    @classmethod
+    def _canary_unique(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _check_unique_sides(info.data.get("stable", []), value)
+
+    @property
+    def servers(self) -> list[str]:
+        """Every server, stable list first."""
+        return [*self.stable, *self.canary]
+
+
+class NginxRouterSpec(ServerPools):
+    """Where the router-owned upstream file lives, which servers it lists, how to apply it."""
+
+    upstream: UpstreamName
+    config_path: AbsolutePath
+    test_command: list[str] = Field(default=["nginx", "-t"], min_length=1)
+    reload_command: list[str] = Field(default=["nginx", "-s", "reload"], min_length=1)
+
+
+class HAProxyRouterSpec(ServerPools):
+    """The backend the router owns, its admin socket and file, and how to check/reload."""
+
+    backend: BackendName
+    socket: AbsolutePath
+    config_path: AbsolutePath
+    check_command: list[str] | None = Field(
+        default=["haproxy", "-c", "-f", "/etc/haproxy/haproxy.cfg", "-f", CONFIG_PLACEHOLDER],
+        min_length=1,
+    )
+    reload_command: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("check_command")
+    @classmethod
+    def _has_placeholder(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and CONFIG_PLACEHOLDER not in value:
+            raise ValueError(f"must contain {CONFIG_PLACEHOLDER!r} where the candidate file goes")
+        return value
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Server name per address: ``stable-1`` ... ``canary-1`` ... in list order."""
+        return server_names(self.stable, self.canary)
+
+
+def server_names(stable: list[str], canary: list[str]) -> dict[str, str]:
+    """HAProxy server names, ``{address: name}``, by side and 1-based position."""
+    named = {a: f"stable-{i}" for i, a in enumerate(stable, 1)}
+    return named | {a: f"canary-{i}" for i, a in enumerate(canary, 1)}
+
+
+class NopRouterSpec(ServerPools):
+    """A dry run: the server lists a rollout would route between; nothing is touched."""
+
+
+class RouterSpec(OneOf):
+    """One-of: exactly one router kind is set (``router: {nginx: {...}}``)."""
+
+    label: ClassVar[str] = "router"
+
+    nginx: NginxRouterSpec | None = None
+    haproxy: HAProxyRouterSpec | None = None
+    nop: NopRouterSpec | None = None
+
+    def pools(self) -> ServerPools | None:
+        """The stable and canary server lists, for routers that route to servers (all kinds
+        today); None for a router in front of workloads (a Kubernetes Service, Istio)."""
+        chosen = self.selected()
+        return chosen if isinstance(chosen, ServerPools) else None
