@@ -20,6 +20,15 @@ from starters.api.routing import PREFIX, Route
 
 OPENAPI_PATH: Final = f"{PREFIX}/openapi.json"
 _REF: Final = "#/components/schemas/{model}"
+_SSE_EVENT: Final = {  # one event of the stream (the shape OpenAPI 3.2 calls itemSchema)
+    "type": "object",
+    "properties": {
+        "event": {"enum": ["timeline", "status", "end", "error"]},
+        "id": {"type": "string", "description": "timeline events: the entry's position"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "data"],
+}
 _MESSAGES: Final = {
     400: "Bad request: an argument is wrong (the error names it)",
     401: "No token, or not one of the API's tokens",
@@ -120,7 +129,7 @@ def _responses(route: Route, refs: dict[Any, Any], error: dict[str, Any]) -> dic
     if route.stream:
         ok: dict[str, Any] = {
             "description": "text/event-stream: timeline, status and end events",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _SSE_EVENT}},
         }
     else:
         schema = _schema(route.response, refs)
