@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starters import incidents, rollouts
 from starters.api.models import Answer, IncidentApproveBody, RunRow, VerbBody
-from starters.api.rollouts import LIST_QUERY, limit, visibility_query
+from starters.api.rollouts import LIST_QUERY, list_runs
 from starters.api.routing import Call, Route
 from starters.api.tokens import Scope
 from workflows.incident_models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
@@ -12,9 +12,7 @@ from workflows.rollout_models import OperatorInput
 
 
 async def list_incidents(call: Call) -> list[RunRow]:
-    query = visibility_query(f"WorkflowType = '{WORKFLOW_TYPE}'", call)
-    rows = await rollouts.visibility_rows(await call.client(), query, limit(call))
-    return [RunRow.model_validate(row) for row in rows]
+    return await list_runs(call, WORKFLOW_TYPE)
 
 
 async def get_incident(call: Call) -> IncidentStatus:

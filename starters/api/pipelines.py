@@ -15,7 +15,7 @@ from starters.api.models import (
     RunRow,
     Started,
 )
-from starters.api.rollouts import LIST_QUERY, limit, spec_document, visibility_query
+from starters.api.rollouts import LIST_QUERY, list_runs, spec_document
 from starters.api.routing import Call, Query, Route
 from starters.api.tokens import Scope
 from starters.http_errors import Refusal
@@ -121,9 +121,7 @@ async def submit_pipeline(call: Call) -> Started:
 
 
 async def list_pipelines(call: Call) -> list[RunRow]:
-    query = visibility_query("WorkflowType = 'PromotionPipeline'", call)
-    rows = await rollouts.visibility_rows(await call.client(), query, limit(call))
-    return [RunRow.model_validate(row) for row in rows]
+    return await list_runs(call, "PromotionPipeline")
 
 
 async def get_pipeline(call: Call) -> PipelineView:

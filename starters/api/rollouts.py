@@ -107,10 +107,15 @@ def visibility_query(base: str, call: Call) -> str:
     return query
 
 
-async def list_rollouts(call: Call) -> list[RunRow]:
-    query = visibility_query(f"WorkflowType IN ({', '.join(map(repr, WORKFLOW_TYPES))})", call)
+async def list_runs(call: Call, *types: str) -> list[RunRow]:
+    """Runs of the workflow ``types``, narrowed by the list query parameters."""
+    query = visibility_query(f"WorkflowType IN ({', '.join(map(repr, types))})", call)
     rows = await rollouts.visibility_rows(await call.client(), query, limit(call))
     return [RunRow.model_validate(row) for row in rows]
+
+
+async def list_rollouts(call: Call) -> list[RunRow]:
+    return await list_runs(call, *WORKFLOW_TYPES)
 
 
 async def view(client: Client, workflow_id: str, url: str) -> RolloutView:
