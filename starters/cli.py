@@ -19,7 +19,14 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from starters import codec_server_command, commands, devserver, rehearsal_commands, serve_command
+from starters import (
+    codec_server_command,
+    commands,
+    devserver,
+    rehearsal_commands,
+    report_command,
+    serve_command,
+)
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from starters.handler import Handler
 from workers.codec_keys import CodecKeyError
@@ -59,6 +66,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     commands.add_router(subparsers, full=full("router"))
     commands.add_ui_views(subparsers)
     serve_command.add_parser(subparsers)
+    report_command.add_parser(subparsers)
     codec_server_command.add_parser(subparsers)
     return parser
 

@@ -26,7 +26,8 @@ from temporalio.converter import PayloadCodec
 
 from starters.codec_server_command import TOKEN_ENV
 from starters.errors import EXIT_OK, UsageError
-from starters.serve import Refusal, authorize, parse_listen, start_site, stop_on_signals
+from starters.http_errors import Refusal
+from starters.serve import authorize, parse_listen, start_site, stop_on_signals
 from workers.codec import EncryptionCodec
 from workers.codec_keys import KEY_ENV, KEYS_FILE_ENV, CodecKeyError, keys_from_env
 from workers.config import TemporalConfig

@@ -60,6 +60,12 @@ def add_rollout(subparsers: Subparsers, *, full: bool = True) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--wait", action="store_true", help="stream progress; exit code = outcome")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.add_argument(
+        "--commit-time",
+        metavar="ISO",
+        help="when the change was committed (git log -1 --format=%%cI): the DORA report's "
+        "lead time for changes",
+    )
     p.set_defaults(
         func=Handler("starters.rollout_start:start"),
         prepare=Handler("starters.rollout_start:prepare_start"),

@@ -14,9 +14,15 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -29,6 +35,8 @@ from workflows.registry import WORKFLOW_TYPES
 from workflows.rollout_models import RolloutPhase, RolloutResult
 from workflows.spec import Rollout, rollout_workflow_id
 from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ async def plan(
     good version and ``to`` names none."""
     running_id = rollout_workflow_id(service, env)
     running = await _running(client, running_id)
-    timeline = await _timeline(client, service, env)
+    timeline = await deployments(client, service, env)
     live, idle = lists_after(timeline)
     target = to or last_good(timeline, running)
     if idle is None and to and to != live and not running:
@@ -133,16 +141,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
         + (f" (cancelling {running_id})" if running else ""),
         file=sys.stderr,
     )
-    handle = await client.start_workflow(
-        EmergencyRollback.run,
-        request,
-        id=rollback_workflow_id(args.service, args.env),
-        task_queue=config.task_queue,
-        task_timeout=WORKFLOW_TASK_TIMEOUT,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        static_summary=f"emergency rollback of {args.service} in {args.env} to {target}",
-    )
+    handle = await start_rollback(client, config, request)
     print(f"{handle.id} — {config.workflow_url(handle.id)}", file=sys.stderr)
     try:
         result: RollbackResult = await handle.result()
@@ -156,6 +155,25 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     return EXIT_OK
 
 
+async def start_rollback(
+    client: Client, config: TemporalConfig, request: RollbackRequest
+) -> WorkflowHandle[Any, RollbackResult]:
+    """Start the EmergencyRollback ``request`` plans, or attach to the one running."""
+    spec = request.rollout.spec
+    return await client.start_workflow(
+        EmergencyRollback.run,
+        request,
+        id=rollback_workflow_id(spec.service, spec.environment),
+        task_queue=config.task_queue,
+        task_timeout=WORKFLOW_TASK_TIMEOUT,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        static_summary=(
+            f"emergency rollback of {spec.service} in {spec.environment} to {request.target}"
+        ),
+    )
+
+
 async def _running(client: Client, workflow_id: str) -> bool:
     try:
         description = await client.get_workflow_handle(workflow_id).describe()
@@ -166,7 +184,7 @@ async def _running(client: Client, workflow_id: str) -> bool:
     return description.status == WorkflowExecutionStatus.RUNNING
 
 
-async def _timeline(client: Client, service: str, env: str) -> list[Deployed]:
+async def deployments(client: Client, service: str, env: str) -> list[Deployed]:
     """Finished rollouts and rollbacks of the service in ``env``, oldest first."""
     types = ", ".join(repr(t) for t in (*WORKFLOW_TYPES, "EmergencyRollback"))
     query = (
@@ -199,16 +217,22 @@ async def _timeline(client: Client, service: str, env: str) -> list[Deployed]:
 async def _spec(client: Client, running_id: str | None, timeline: list[Deployed]) -> Rollout:
     """The service's spec: the running rollout's input, else the newest rollout's."""
     if running_id is not None:
-        handle = client.get_workflow_handle(running_id)
-    else:
-        newest = next((r for r in reversed(timeline) if r.kind != "rollback"), None)
-        if newest is None:
-            raise UsageError("SERVICE: no rollout of it in history to take its spec from")
-        handle = client.get_workflow_handle(newest.workflow_id, run_id=newest.run_id)
+        return await started_input(client, running_id, Rollout)
+    newest = next((r for r in reversed(timeline) if r.kind != "rollback"), None)
+    if newest is None:
+        raise UsageError("SERVICE: no rollout of it in history to take its spec from")
+    return await started_input(client, newest.workflow_id, Rollout, newest.run_id)
+
+
+async def started_input(
+    client: Client, workflow_id: str, input_type: type[T], run_id: str | None = None
+) -> T:
+    """The input a run was started with (its first event's), as ``input_type``."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             payloads = event.workflow_execution_started_event_attributes.input.payloads
-            [rollout] = await client.data_converter.decode(payloads, [Rollout])
-            assert isinstance(rollout, Rollout)
-            return rollout
+            [started] = await client.data_converter.decode(payloads, [input_type])
+            assert isinstance(started, input_type)
+            return started
     raise UsageError(f"SERVICE: {handle.id} has no start event")

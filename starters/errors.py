@@ -15,7 +15,16 @@ EXIT_INCONCLUSIVE: Final = 4
 
 
 class UsageError(Exception):
-    """Invalid input: printed as one line, exit code 2."""
+    """Invalid input: printed as one line, exit code 2 (the API answers 400)."""
+
+
+class NotFound(UsageError):
+    """What the user named does not exist (or is not running): exit 2, the API's 404."""
+
+
+class Conflict(UsageError):
+    """Refused in the current state (a rollout already running, a verb that does not apply
+    now): exit 2, the API's 409."""
 
 
 def print_failed(workflow_id: str, exc: BaseException, *, json_output: bool) -> int:

@@ -13,13 +13,13 @@ import argparse
 import json
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError
+from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError
 from starters.plain_json import dumps, moment
-from starters.rollouts import _who, visibility_rows
+from starters.rollouts import _who, send_verb, visibility_rows
 from workers.config import TemporalConfig
 from workflows.names import INCIDENT_WORKFLOW_TYPE as WORKFLOW_TYPE
 
@@ -80,10 +80,7 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     request: dict[str, Any] = {"by": _who(), "reason": args.reason}  # an OperatorInput
     if args.verb == "approve":
         request["approved"] = not args.reject  # an ApproveInput
-    try:
-        message = await handle.execute_update(args.verb, request, result_type=str)
-    except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.verb} rejected: {root_cause(exc).message}") from None
+    message = await send_verb(handle, args.verb, request)
     print(f"{incident}: {message}")
     return EXIT_OK
 
@@ -109,4 +106,4 @@ async def find(client: Client, name: str, *, open_only: bool) -> str:
         if len(found) > 1:
             raise UsageError(f"NAME {name}: several incidents match ({', '.join(found)})")
     which = "open incident" if open_only else "incident"
-    raise UsageError(f"NAME {name}: no {which} with that id, id prefix or service")
+    raise NotFound(f"NAME {name}: no {which} with that id, id prefix or service")

@@ -11,8 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 
 from starters import spec_files
@@ -46,11 +52,14 @@ def prepare_start(args: argparse.Namespace) -> None:
     Submission(version=args.version)  # validates the version text
 
 
-async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    pipeline: Pipeline = args.pipeline
+async def submit(
+    client: Client, config: TemporalConfig, pipeline: Pipeline, version: str, by: str | None
+) -> tuple[WorkflowHandle[Any, Any], str]:
+    """Start the pipeline with ``version``, or submit it to the running one (the CLI's and
+    the API's way); its handle and what became of the version (queued, supersedes, ...)."""
     starting = WithStartWorkflowOperation(
         PromotionPipeline.run,
-        PipelineRequest(pipeline=pipeline, version=args.version),
+        PipelineRequest(pipeline=pipeline, version=version),
         id=pipeline.workflow_id,
         task_queue=config.task_queue,
         task_timeout=WORKFLOW_TASK_TIMEOUT,
@@ -59,10 +68,14 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
     )
     answer = await client.execute_update_with_start_workflow(
         PromotionPipeline.submit,
-        Submission(version=args.version, by=args.by),
+        Submission(version=version, by=by),
         start_workflow_operation=starting,
     )
-    handle = await starting.workflow_handle()
+    return await starting.workflow_handle(), answer
+
+
+async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
+    handle, answer = await submit(client, config, args.pipeline, args.version, args.by)
     url = config.workflow_url(handle.id)
     print(f"{handle.id}: {answer} — {url}", file=sys.stderr)
     if not args.wait:

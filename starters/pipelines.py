@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client
 
-from activities.errors import root_cause
-from starters.errors import EXIT_OK, UsageError
+from starters.errors import EXIT_OK
 from starters.plain_json import dumps, moment
+from starters.rollouts import send_verb
 from workers.config import TemporalConfig
 from workflows.names import pipeline_workflow_id
 
@@ -45,10 +45,7 @@ async def decide(args: argparse.Namespace, config: TemporalConfig, client: Clien
     handle = client.get_workflow_handle(_workflow_id(args.name))
     # An ApprovalInput, validated by the workflow.
     request = {"approver": args.approver, "comment": args.comment or "", "stage": args.stage}
-    try:
-        message = await handle.execute_update(args.decision, request, result_type=str)
-    except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{args.decision} rejected: {root_cause(exc).message}") from None
+    message = await send_verb(handle, args.decision, request)
     print(f"{handle.id}: {message}")
     return EXIT_OK
 

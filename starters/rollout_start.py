@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
@@ -23,7 +24,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
+from starters.deploy_memo import parse_commit_time, start_memo
+from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, print_failed
 from starters.progress import follow, print_events
 from starters.rollouts import _who
 from workers.config import TemporalConfig
@@ -56,14 +58,39 @@ def lint(args: argparse.Namespace) -> int:
 def prepare_start(args: argparse.Namespace) -> None:
     """Validate the spec before contacting Temporal: bad input is exit 2 even offline."""
     args.rollout = read_spec(args.file)
+    args.commit = None if args.commit_time is None else parse_commit_time(args.commit_time)
 
 
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    rollout: Rollout = args.rollout
+    handle = await start_rollout(
+        client, config, args.rollout, by=_who(), source=args.file, commit_time=args.commit
+    )
+    url = config.workflow_url(handle.id, handle.result_run_id)
+    started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}
+    if args.json and not args.wait:
+        print(json.dumps(started))
+        return EXIT_OK
+    _err(f"started {handle.id} — {url}")
+    if not args.wait:
+        return EXIT_OK
+    return await wait_for_result(handle, json_output=args.json)
+
+
+async def start_rollout(
+    client: Client,
+    config: TemporalConfig,
+    rollout: Rollout,
+    *,
+    by: str,
+    source: str,
+    commit_time: datetime | None = None,
+) -> WorkflowHandle[Any, RolloutResult]:
+    """Start ``rollout`` (the CLI's and the API's way); ``Conflict`` when one of the service
+    in that environment, or an emergency rollback of it, is running."""
     spec = rollout.spec
     await _refuse_beside_a_rollback(client, rollout)
     try:
-        handle = await client.start_workflow(
+        return await client.start_workflow(
             workflow_type(rollout),
             rollout,
             result_type=RolloutResult,
@@ -80,27 +107,19 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
                     SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
                 ]
             ),
+            memo=start_memo(by, commit_time),
             static_summary=(
                 f"{spec.strategy.name} {spec.service} {spec.version} → {spec.environment}"
             ),
-            static_details=f"{describe(rollout)}\n\nstarted by {_who()} from {args.file}",
+            static_details=f"{describe(rollout)}\n\nstarted by {by} from {source}",
         )
     except WorkflowAlreadyStartedError:
         await _refuse_beside_a_rollback(client, rollout)  # it may hold the id: say so
-        raise UsageError(
+        raise Conflict(
             f"a rollout of {spec.service} in {spec.environment} is already running "
             f"(workflow {rollout.workflow_id}); wait for it, or abort it with "
             f"`deployflow rollout abort {spec.service} --env {spec.environment}`"
         ) from None
-    url = config.workflow_url(handle.id, handle.result_run_id)
-    started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}
-    if args.json and not args.wait:
-        print(json.dumps(started))
-        return EXIT_OK
-    _err(f"started {handle.id} — {url}")
-    if not args.wait:
-        return EXIT_OK
-    return await wait_for_result(handle, json_output=args.json)
 
 
 async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
@@ -115,7 +134,7 @@ async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
             return
         raise
     if description.status == WorkflowExecutionStatus.RUNNING:
-        raise UsageError(
+        raise Conflict(
             f"an emergency rollback of {spec.service} in {spec.environment} is running "
             f"(workflow {rollback_id}) and would cancel this rollout; start it once the "
             "rollback has finished"

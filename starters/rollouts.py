@@ -19,12 +19,13 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
+from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, NotFound, UsageError, print_failed
 from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
@@ -134,12 +135,23 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     name = "promote_full" if args.verb == "promote" and args.full else args.verb
     handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
     request = {"reason": getattr(args, "reason", None), "by": _who()}  # an OperatorInput
-    try:
-        message = await handle.execute_update(name, request, result_type=str)
-    except WorkflowUpdateFailedError as exc:
-        raise UsageError(f"{name} rejected: {root_cause(exc).message}") from None
+    message = await send_verb(handle, name, request)
     print(f"{handle.id}: {message}")
     return EXIT_OK
+
+
+async def send_verb(handle: WorkflowHandle[Any, Any], name: str, request: Any) -> str:
+    """Run the ``name`` update; the workflow's answer. ``Conflict`` (with the workflow's
+    reason) when its validator refuses it, ``NotFound`` when the run has closed."""
+    try:
+        message: str = await handle.execute_update(name, request, result_type=str)
+    except WorkflowUpdateFailedError as exc:
+        raise Conflict(f"{name} rejected: {root_cause(exc).message}") from None
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise NotFound(f"{handle.id}: not running ({exc.message})") from None
+    return message
 
 
 async def resolve(client: Client, name: str, env: str | None, *, running_only: bool = True) -> str:
@@ -162,8 +174,8 @@ async def resolve(client: Client, name: str, env: str | None, *, running_only: b
     if not running_only:
         async for wf in client.list_workflows(query, limit=1):
             return wf.id
-        raise UsageError(f"NAME {name}: no rollout of that service found")
-    raise UsageError(f"NAME {name}: no running rollout of that service")
+        raise NotFound(f"NAME {name}: no rollout of that service found")
+    raise NotFound(f"NAME {name}: no running rollout of that service")
 
 
 def _who() -> str:

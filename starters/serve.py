@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hmac
 import os
 import signal
@@ -23,7 +24,6 @@ from typing import Final, Protocol
 import structlog
 from aiohttp import web
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from starters import intake, spec_files
 from starters.alertmanager import (
@@ -32,7 +32,13 @@ from starters.alertmanager import (
     parse_payload,
     to_notification,
 )
+from starters.api import Api, Tokens, add_api
+from starters.api.guard import RateLimits, parse_rate
+from starters.api.openapi import OPENAPI_PATH
+from starters.api.routing import CALLER
+from starters.api.tokens import load_tokens
 from starters.errors import EXIT_OK, UsageError
+from starters.http_errors import Refusal, describe, read_body, unreachable
 from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV, add_parser
 from workers.config import TemporalConfig
 from workers.logging_setup import configure_logging
@@ -41,12 +47,8 @@ from workflows.runbook_spec import Runbook, load_runbooks
 from workflows.spec import SpecError
 
 DELIVER_TIMEOUT: Final = 10.0
+_BODY_HEADERS: Final = ("content-type", "content-length")
 ALERTMANAGER_PATH: Final = "/alerts/alertmanager"
-_TRANSIENT = (
-    RPCStatusCode.UNAVAILABLE,
-    RPCStatusCode.DEADLINE_EXCEEDED,
-    RPCStatusCode.RESOURCE_EXHAUSTED,
-)
 
 log = structlog.get_logger("deployflow.serve")
 DELIVERIES: Final = web.RequestKey("deliveries", list[intake.Delivery])
@@ -69,35 +71,20 @@ class Deliver(Protocol):
 
 class TemporalConnection:
     """Connects on first use and keeps the client; a failed attempt is retried by the next
-    request, so the server can start (and answer 503) before Temporal is up."""
+    request, so the server can start (and answer 503) before Temporal is up. The API's
+    verbs connect as their caller (``identity``: one client per token name), so history
+    names who sent them."""
 
     def __init__(self, config: TemporalConfig) -> None:
         self.config = config
-        self._client: Client | None = None
+        self._clients: dict[str | None, Client] = {}
         self._lock = asyncio.Lock()
 
-    async def __call__(self) -> Client:
+    async def __call__(self, identity: str | None = None) -> Client:
         async with self._lock:
-            if self._client is None:
-                self._client = await self.config.connect()
-            return self._client
-
-
-class Refusal(Exception):
-    """Answer ``status`` with ``{"error": message, "problems": [...]}``."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        problems: list[str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.problems = problems
-        self.headers = headers
+            if identity not in self._clients:
+                self._clients[identity] = await self.config.connect(identity=identity)
+            return self._clients[identity]
 
 
 def build_app(
@@ -109,17 +96,18 @@ def build_app(
     ui_base: str | None = None,
     deliver: Deliver = intake.deliver,
     deliver_timeout: float = DELIVER_TIMEOUT,
+    api: Api | None = None,
 ) -> web.Application:
-    """The intake as an aiohttp app. ``runbooks`` is read on every request, so replacing
-    its contents in place (``runbooks[:] = new``) reloads them; ``token=None`` disables
-    authentication."""
+    """The intake (and, given ``api``, the deployment API) as an aiohttp app. ``runbooks``
+    is read on every request, so replacing its contents in place (``runbooks[:] = new``)
+    reloads them; ``token=None`` disables the intake's authentication."""
     expected = token.encode("utf-8", "surrogatepass") if token is not None else None
 
     async def alertmanager(request: web.Request) -> web.Response:
         authorize(request, expected)
         if request.content_type != "application/json":
             raise Refusal(415, f"Content-Type must be application/json, not {request.content_type}")
-        body = await _read_body(request, max_body_bytes)
+        body = await read_body(request, max_body_bytes)
         try:
             notification = to_notification(parse_payload(body))
         except PayloadError as exc:
@@ -131,9 +119,9 @@ def build_app(
                 client = await connect()
                 delivery = await deliver(client, task_queue, notification, list(runbooks), ui_base)
         except Exception as exc:
-            if not _unreachable(exc):
+            if not unreachable(exc):
                 raise
-            raise Refusal(503, f"Temporal is unreachable, retry later: {_describe(exc)}") from None
+            raise Refusal(503, f"Temporal is unreachable, retry later: {describe(exc)}") from None
         request[DELIVERIES] = [delivery]
         return web.json_response({"incidents": [_incident(delivery)]})
 
@@ -143,6 +131,8 @@ def build_app(
     app = web.Application(middlewares=[_access_log], client_max_size=max_body_bytes)
     app.router.add_post(ALERTMANAGER_PATH, alertmanager)
     app.router.add_get("/healthz", healthz)
+    if api is not None:
+        add_api(app, api)
     return app
 
 
@@ -164,35 +154,6 @@ def authorize(request: web.Request, expected: bytes | None) -> None:
             "the Bearer token is wrong",
             headers={"WWW-Authenticate": 'Bearer realm="deployflow", error="invalid_token"'},
         )
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    too_large = Refusal(413, f"the body is larger than {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, RPCError):
-        return exc.status in _TRANSIENT
-    # Client.connect raises RuntimeError("Failed client connect: ...").
-    return isinstance(exc, TimeoutError | ConnectionError) or (
-        isinstance(exc, RuntimeError) and "connect" in str(exc).lower()
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    return str(exc) or type(exc).__name__
 
 
 def _incident(delivery: intake.Delivery) -> dict[str, str]:
@@ -221,7 +182,9 @@ async def _access_log(
         response = web.json_response(body, status=refusal.status, headers=refusal.headers)
     except web.HTTPException as exc:
         error = exc.reason
-        response = web.json_response({"error": exc.reason}, status=exc.status, headers=exc.headers)
+        # Its own headers (Allow, Location) without its text/plain Content-Type.
+        kept = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        response = web.json_response({"error": exc.reason}, status=exc.status, headers=kept)
     except Exception:
         log.exception("request failed", method=request.method, path=request.path)
         error = "internal error"
@@ -234,6 +197,7 @@ async def _access_log(
         status=response.status,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         remote=request.remote,
+        caller=request.get(CALLER),
         error=error,
         incidents=[_incident(d) for d in deliveries] or None,
     )
@@ -300,6 +264,13 @@ def run(args: argparse.Namespace) -> int:
     if token is None:
         log.warning("authentication is off (--insecure-no-auth): anyone can open incidents")
     connection = TemporalConnection(config)
+    api = Api(
+        connection,
+        config,
+        load_tokens(args.api_tokens, dict(os.environ)),
+        rate=RateLimits(_api_rate(args.api_rate)),
+        max_body_bytes=args.max_body_bytes,
+    )
     app = build_app(
         connection,
         runbooks,
@@ -307,8 +278,10 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         task_queue=config.task_queue,
         ui_base=ui_base,
+        api=api,
     )
-    asyncio.run(_serve(app, host, port, connection, runbooks, path))
+    reload = functools.partial(_reload, runbooks, path, api.tokens, args.api_tokens)
+    asyncio.run(_serve(app, host, port, connection, reload))
     return EXIT_OK
 
 
@@ -317,17 +290,16 @@ async def _serve(
     host: str,
     port: int,
     connection: TemporalConnection,
-    runbooks: list[Runbook],
-    path: Path,
+    reload: Callable[[], None],
 ) -> None:
     config = connection.config
     runner = await start_site(app, host, port, shutdown_timeout=DELIVER_TIMEOUT + 5)
     stop = stop_on_signals()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, runbooks, path)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
     log.info(
         "serving",
         url=f"http://{host}:{port}{ALERTMANAGER_PATH}",
-        runbooks=[r.name for r in runbooks],
+        api=f"http://{host}:{port}{OPENAPI_PATH}",
         temporal=config.address,
         namespace=config.namespace,
         task_queue=config.task_queue,
@@ -375,19 +347,34 @@ async def _warm_up(connection: TemporalConnection) -> None:
         log.warning(
             "cannot connect to Temporal; answering 503 until it can",
             temporal=connection.config.address,
-            error=_describe(exc),
+            error=describe(exc),
         )
         return
     log.info("connected to Temporal", temporal=connection.config.address)
 
 
-def _reload(runbooks: list[Runbook], path: Path) -> None:
+def _api_rate(text: str) -> str:
+    try:
+        parse_rate(text)
+    except ValueError as exc:
+        raise UsageError(f"--api-rate: {exc}") from None
+    return text
+
+
+def _reload(runbooks: list[Runbook], path: Path, tokens: Tokens, tokens_path: str | None) -> None:
+    """SIGHUP: the runbooks and the API's tokens again; a broken file keeps the old ones."""
     try:
         runbooks[:] = load_runbook_path(path)
     except (SpecError, UsageError) as exc:
         log.error("runbooks not reloaded; keeping the previous ones", error=str(exc))
-        return
-    log.info("runbooks reloaded", runbooks=[r.name for r in runbooks])
+    else:
+        log.info("runbooks reloaded", runbooks=[r.name for r in runbooks])
+    try:
+        tokens.replace(load_tokens(tokens_path, dict(os.environ)))
+    except (SpecError, UsageError) as exc:
+        log.error("API tokens not reloaded; keeping the previous ones", error=str(exc))
+    else:
+        log.info("API tokens reloaded", callers=tokens.names)
 
 
 __all__ = ["add_parser", "build_app", "run"]

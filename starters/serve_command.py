@@ -8,6 +8,7 @@ import argparse
 from typing import Final
 
 TOKEN_ENV: Final = "DEPLOYFLOW_WEBHOOK_TOKEN"
+API_TOKENS_ENV: Final = "DEPLOYFLOW_API_TOKENS"
 DEFAULT_LISTEN: Final = "127.0.0.1:9095"
 DEFAULT_MAX_BODY: Final = 1024 * 1024
 
@@ -31,8 +32,9 @@ def _positive(text: str) -> int:
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "serve",
-        help="receive Alertmanager webhooks and open incidents",
-        epilog=f"The webhook's Bearer token is read from {TOKEN_ENV}.",
+        help="receive Alertmanager webhooks; serve the deployment API (/api/v1)",
+        epilog=f"The webhook's Bearer token is read from {TOKEN_ENV}; the API's tokens from "
+        f"--api-tokens or {API_TOKENS_ENV}. OpenAPI: /api/v1/openapi.json.",
     )
     p.add_argument(
         "--runbooks",
@@ -51,5 +53,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--insecure-no-auth",
         action="store_true",
         help=f"start without {TOKEN_ENV}: anyone who can reach the port can open incidents",
+    )
+    p.add_argument(
+        "--api-tokens",
+        metavar="FILE",
+        help=f"the deployment API's tokens (YAML; default: {API_TOKENS_ENV}); "
+        "without any, /api/v1 answers 401",
+    )
+    p.add_argument(
+        "--api-rate",
+        default="600/minute",
+        metavar="N/PERIOD",
+        help="requests per API token (default 600/minute; second, minute or hour)",
     )
     p.set_defaults(func=_run, needs_client=False)

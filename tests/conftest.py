@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.fleet",
     "tests.fixtures.postgres",
     "tests.fixtures.tls",
+    "tests.fixtures.api",
 ]

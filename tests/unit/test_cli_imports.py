@@ -84,6 +84,7 @@ def test_help_lists_every_command_and_every_subcommand_help_renders():
         "router",
         "ui-views",
         "serve",
+        "report",
         "codec-server",
     ]
     every = subcommands(parser)
