@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput
-    from workflows import retry
+    from workflows import retry, telemetry
     from workflows.analysis import (
         AnalysisPhase,
         AnalysisRun,
@@ -96,6 +96,7 @@ async def _measure_until_done(
             raw_values=raw,
         )
         measurement = await _measure(request, planned, timeout, started)
+        telemetry.measurement(metric.provider.kind, measurement.phase.value)
         run.metrics[index] = record(metric, run.metrics[index], measurement, planned.retention)
         run.phase = run_phase(run.metrics)
         if run.metrics[index].phase.completed:

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from activities.routing.base import Weights
     from activities.routing.models import SetWeightInput
-    from workflows import database, timeline
+    from workflows import database, telemetry, timeline
     from workflows import retry as retry_policies
     from workflows import search_attributes as sa
     from workflows.analysis import AnalysisPhase, AnalysisRun, new_run
@@ -115,6 +115,7 @@ class RolloutBase:
         self._event(
             "started", f"{self._strategy} of {spec.service} {spec.version} in {spec.environment}"
         )
+        telemetry.rollout_phase(self._strategy, RolloutPhase.PROGRESSING.value)
         self._set_phase(RolloutPhase.PROGRESSING, "starting")
 
     async def _before_changes(self, what: str, read: Coroutine[Any, Any, T]) -> T | Stop:
@@ -538,6 +539,7 @@ class RolloutBase:
             message = f"paused ({self._status.paused_reason}); {message}"
         if phase is not self._status.phase:
             workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(phase.value)])
+            telemetry.rollout_phase(self._strategy, phase.value)
         self._status.phase = phase
         self._status.message = message
         step = self._status.current_step
