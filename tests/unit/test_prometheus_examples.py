@@ -36,9 +36,7 @@ def test_the_worker_alerts_fire_on_a_worker_down_absent_or_not_polling():
     promtool("test", "rules", "worker-rules.test.yml")
 
 
-def test_the_demo_prometheus_scrapes_the_demo_worker_with_the_worker_rules(
-    monkeypatch, tmp_path
-):
+def test_the_demo_prometheus_scrapes_the_demo_worker_with_the_worker_rules(monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(REPO / "examples" / "demo"))
     import stack
 
