@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from tests.fixtures.cli import run_cli
 from tests.fixtures.parts import eventually, free_port
 from tests.fixtures.prometheus import StartPrometheus
-from tests.fixtures.worker import StartWorker
+from tests.fixtures.worker import ActivityCaller, StartWorker
 from workers.health import Readiness
 
 pytestmark = pytest.mark.integration
@@ -159,3 +159,33 @@ async def test_readiness_names_a_queue_nobody_polls_and_an_unreachable_server(te
 
     stopping = Readiness(client, "queue-nobody-polls", stopping=True)
     assert await stopping.problem() == "shutting down: no longer polling"
+
+
+def sample(metrics: str, name: str, **labels: str) -> float | None:
+    """The value of the series ``name`` with (at least) ``labels`` in a /metrics text."""
+    for line in metrics.splitlines():
+        series, _, value = line.rpartition(" ")
+        if series.startswith(name + "{") and all(f'{k}="{v}"' in series for k, v in labels.items()):
+            return float(value)
+    return None
+
+
+async def test_pages_sent_and_failed_are_counted_by_action(
+    worker_process: StartWorker, activity_caller: ActivityCaller, notify_env
+):
+    queue = f"pages-{uuid.uuid4().hex[:8]}"
+    worker = worker_process(queue, env=notify_env.env)
+    trigger = {"action": "trigger", "dedupKey": "checkout-down", "summary": "checkout is down"}
+    handle = await activity_caller.start(queue, "page", trigger)
+    assert (await handle.result())["status"] == "success"
+    assert len(notify_env.pagerduty.incidents()) == 1
+
+    notify_env.pagerduty.fail(400)  # PagerDuty refuses the event: not retried
+    handle = await activity_caller.start(queue, "page", {**trigger, "action": "resolve"})
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+
+    metrics = worker.metrics()
+    assert sample(metrics, "deployflow_pages_total", action="trigger", outcome="ok") == 1
+    assert sample(metrics, "deployflow_pages_total", action="resolve", outcome="failed") == 1
+    assert sample(metrics, "deployflow_pages_total", action="resolve", outcome="ok") is None

@@ -4,7 +4,7 @@ the grace period the deploy is cancelled (its command killed) and retried by ano
 worker; a second signal exits at once.
 
 The deploy command waits for a file the test creates, so the test decides when it ends.
-A test workflow on its own queue (in this process) schedules ``platform_action`` on the
+A workflow on another queue (``activity_caller``) schedules ``platform_action`` on the
 workers' queue, the way a rollout does, with a heartbeat timeout and retries.
 """
 
@@ -14,21 +14,12 @@ import os
 import signal
 import sys
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
-from temporalio.client import Client
-from temporalio.common import RetryPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
-from activities.model import Model
-from activities.platforms.base import ActionResult
-from activities.platforms.models import PlatformActionInput
 from tests.fixtures.parts import eventually
-from tests.fixtures.worker import StartWorker
+from tests.fixtures.worker import ActivityCaller, StartWorker
 
 pytestmark = pytest.mark.integration
 
@@ -44,49 +35,26 @@ print("deployed")
 """
 
 
-class Deploy(Model):
-    queue: str
-    action: PlatformActionInput
+class Deploy:
+    """The deploy's state directory and the ``platform_action`` input that runs it."""
 
-
-@workflow.defn(sandboxed=False)
-class DeployOnce:
-    @workflow.run
-    async def run(self, input: Deploy) -> ActionResult:
-        return await workflow.execute_activity(
-            "platform_action",
-            input.action,
-            result_type=ActionResult,
-            task_queue=input.queue,
-            start_to_close_timeout=timedelta(seconds=120),
-            heartbeat_timeout=timedelta(seconds=3),
-            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
-        )
-
-
-class Harness:
-    """The deploy's state directory and the workflow that runs it on ``queue``."""
-
-    def __init__(self, client: Client, tmp_path: Path) -> None:
-        self.client = client
+    def __init__(self, tmp_path: Path) -> None:
         self.state = tmp_path / "deploy"
         self.state.mkdir()
         self.script = tmp_path / "deploy.py"
         self.script.write_text(DEPLOY)
         self.queue = f"shutdown-{uuid.uuid4().hex[:8]}"
 
-    def action(self) -> PlatformActionInput:
+    def input(self) -> dict[str, object]:
         argv = [sys.executable, str(self.script), str(self.state)]
-        return PlatformActionInput.model_validate(
-            {
-                "platform": {"command": {"deploy": argv, "timeoutSeconds": 100}},
-                "action": "deploy",
-                "target": "127.0.0.1:18999",
-                "version": "v2",
-                "service": "checkout",
-                "key": f"shutdown/{self.queue}",
-            }
-        )
+        return {
+            "platform": {"command": {"deploy": argv, "timeoutSeconds": 100}},
+            "action": "deploy",
+            "target": "127.0.0.1:18999",
+            "version": "v2",
+            "service": "checkout",
+            "key": f"shutdown/{self.queue}",
+        }
 
     def started(self, attempt: int) -> tuple[int, int] | None:
         """(worker PID, command PID) of the deploy's ``attempt`` (0-based), once it runs."""
@@ -104,21 +72,12 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(temporal_env, tmp_path):
-    address = temporal_env.client.service_client.config.target_host
-    client = await Client.connect(address, data_converter=pydantic_data_converter)  # real time
-    harness = Harness(client, tmp_path)
-    async with Worker(client, task_queue=f"{harness.queue}-wf", workflows=[DeployOnce]):
-        yield harness
+def deploy(tmp_path):
+    return Deploy(tmp_path)
 
 
-async def start_deploy(harness: Harness):
-    return await harness.client.start_workflow(
-        DeployOnce.run,
-        Deploy(queue=harness.queue, action=harness.action()),
-        id=f"deploy-{harness.queue}",
-        task_queue=f"{harness.queue}-wf",
-    )
+async def start_deploy(deploy: Deploy, caller: ActivityCaller):
+    return await caller.start(deploy.queue, "platform_action", deploy.input())
 
 
 def alive(pid: int) -> bool:
@@ -130,58 +89,58 @@ def alive(pid: int) -> bool:
 
 
 async def test_sigterm_lets_the_running_deploy_finish_within_the_grace_period(
-    harness, worker_process: StartWorker
+    deploy, worker_process: StartWorker, activity_caller
 ):
-    worker = worker_process(harness.queue, grace_period=60)
-    handle = await start_deploy(harness)
-    await eventually(lambda: harness.started(0) is not None, "the deploy running", 30)
-    assert harness.started(0)[0] == worker.process.pid
+    worker = worker_process(deploy.queue, grace_period=60)
+    handle = await start_deploy(deploy, activity_caller)
+    await eventually(lambda: deploy.started(0) is not None, "the deploy running", 30)
+    assert deploy.started(0)[0] == worker.process.pid
 
     worker.process.send_signal(signal.SIGTERM)
     await eventually(lambda: worker.health("/readyz")[0] == 503, "readiness off", 10)
     assert worker.health("/readyz")[1]["reason"] == "shutting down: no longer polling"
     assert worker.process.poll() is None, "the worker must wait for its running deploy"
 
-    harness.release()
+    deploy.release()
     assert worker.wait_exit(30) == 0, worker.output()
     result = await handle.result()
-    assert (result.changed, result.output) == (True, ["deployed"])
-    assert harness.finished(0)
-    assert harness.started(1) is None, "finished in its first attempt: no retry"
+    assert (result["changed"], result["output"]) == (True, ["deployed"])
+    assert deploy.finished(0)
+    assert deploy.started(1) is None, "finished in its first attempt: no retry"
 
 
 async def test_past_the_grace_period_the_deploy_is_cancelled_and_retried_by_another_worker(
-    harness, worker_process: StartWorker
+    deploy, worker_process: StartWorker, activity_caller
 ):
-    first = worker_process(harness.queue, grace_period=1)
-    handle = await start_deploy(harness)
-    await eventually(lambda: harness.started(0) is not None, "the deploy running", 30)
-    _, command = harness.started(0)
+    first = worker_process(deploy.queue, grace_period=1)
+    handle = await start_deploy(deploy, activity_caller)
+    await eventually(lambda: deploy.started(0) is not None, "the deploy running", 30)
+    _, command = deploy.started(0)
 
     first.process.send_signal(signal.SIGTERM)
     assert first.wait_exit(30) == 0, first.output()
-    assert not harness.finished(0)
+    assert not deploy.finished(0)
     await eventually(lambda: not alive(command), "the cancelled deploy's command killed", 10)
 
-    second = worker_process(harness.queue)
-    await eventually(lambda: harness.started(1) is not None, "the deploy retried", 30)
-    assert harness.started(1)[0] == second.process.pid
-    harness.release()
+    second = worker_process(deploy.queue)
+    await eventually(lambda: deploy.started(1) is not None, "the deploy retried", 30)
+    assert deploy.started(1)[0] == second.process.pid
+    deploy.release()
     result = await handle.result()
-    assert result.output == ["deployed"]
-    assert harness.finished(1)
+    assert result["output"] == ["deployed"]
+    assert deploy.finished(1)
 
 
 async def test_a_second_signal_exits_at_once_without_waiting_for_the_deploy(
-    harness, worker_process: StartWorker
+    deploy, worker_process: StartWorker, activity_caller
 ):
-    worker = worker_process(harness.queue, grace_period=60)
-    await start_deploy(harness)
-    await eventually(lambda: harness.started(0) is not None, "the deploy running", 30)
+    worker = worker_process(deploy.queue, grace_period=60)
+    await start_deploy(deploy, activity_caller)
+    await eventually(lambda: deploy.started(0) is not None, "the deploy running", 30)
 
     worker.process.send_signal(signal.SIGTERM)
     await eventually(lambda: worker.health("/readyz")[0] == 503, "readiness off", 10)
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait_exit(10) == 128 + signal.SIGTERM
     assert "worker forced to stop" in worker.output()
-    assert not harness.finished(0)
+    assert not deploy.finished(0)
