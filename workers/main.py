@@ -41,12 +41,12 @@ from workers.health import Readiness, health_app
 from workers.options import DEFAULT_GRACE, WorkerOptions, bind_address
 from workers.remediation import Remediation
 from workers.telemetry import ActivityMetrics, runtime_with_metrics
-from workflows.emergency import EmergencyRollback
-from workflows.healer import SelfHealer
-from workflows.incident import IncidentRunbook
-from workflows.monitor import ServiceMonitorRun
-from workflows.pipeline import PromotionPipeline
-from workflows.registry import BY_STRATEGY
+from workflows.incidents.runbook import IncidentRunbook
+from workflows.monitors.healer import SelfHealer
+from workflows.monitors.monitor import ServiceMonitorRun
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.registry import BY_STRATEGY
 
 log = structlog.get_logger()
 

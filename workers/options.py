@@ -18,6 +18,7 @@ HEALTH_LISTEN_ENV = "DEPLOYFLOW_HEALTH_LISTEN"
 GRACE_PERIOD_ENV = "DEPLOYFLOW_GRACE_PERIOD"
 DEFAULT_GRACE_S = 15.0
 DEFAULT_GRACE = timedelta(seconds=DEFAULT_GRACE_S)
+MAX_GRACE_S = 86400.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,13 +79,13 @@ def _given(
 
 
 def parse_grace(text: str, source: str) -> timedelta:
-    """Seconds, 0 or more (``0``: cancel running activities at once)."""
+    """Seconds, 0 (cancel running activities at once) to a day."""
     try:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
-        raise UsageError(f"{source}: expected seconds (0 or more), got {text!r}")
+    if not 0 <= seconds <= MAX_GRACE_S:  # NaN fails too
+        raise UsageError(f"{source}: expected seconds (0 to {MAX_GRACE_S:g}), got {text!r}")
     return timedelta(seconds=seconds)
 
 

@@ -6,14 +6,14 @@ of workflow and activity tasks by ``activity_type``/``workflow_type``, sticky ca
 deployflow's metrics are recorded through the same runtime's metric meter, so they land on
 that endpoint too; a second HTTP server (``prometheus_client``) would be a second port to
 scrape and could not see the SDK's. Workflows record theirs through
-``workflow.metric_meter()`` (``workflows/telemetry.py``), which is silent during replay;
+``workflow.metric_meter()`` (``workflows/core/telemetry.py``), which is silent during replay;
 activities through ``activity.metric_meter()``, here, in a worker interceptor, so the
 activity modules stay free of metrics code.
 
 Names as exported (counters end in ``_total``, durations are seconds):
 
-    deployflow_rollout_phases_total{strategy, phase}                 workflows/telemetry.py
-    deployflow_analysis_measurements_total{provider, phase}          workflows/telemetry.py
+    deployflow_rollout_phases_total{strategy, phase}                 workflows/core/telemetry.py
+    deployflow_analysis_measurements_total{provider, phase}          workflows/core/telemetry.py
     deployflow_traffic_shift_duration_seconds{router, outcome}       histogram, set_weight
     deployflow_pages_total{action, outcome}                          PagerDuty events, page
     temporal_activity_execution_latency_seconds{activity_type, ...}  the SDK's
