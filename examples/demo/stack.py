@@ -20,6 +20,10 @@ belong to the local host agent (examples/demo/host.py, state in ``.state/demo/ho
 which the worker runs through the command platform; this stack never starts a process on
 them itself, and ``down`` stops them through the agent, by its recorded PIDs.
 
+The worker serves its Prometheus metrics on :19464 and ``/readyz`` on :19465 (its readiness
+here); Prometheus scrapes it as job ``deployflow-worker`` with the alert rules of
+``examples/prometheus/worker-rules.yml``.
+
 The incident demo adds: Prometheus's alert rule ``CheckoutHighErrorRate`` (the stable
 slot's 5xx ratio over 10 s above 0.5) sent to Alertmanager (:19093), whose webhook posts to
 ``deployflow serve`` (:19095, runbooks ``examples/runbooks/checkout.yaml``) with a Bearer
