@@ -123,6 +123,8 @@ async def test_prometheus_scrapes_the_sdk_metrics_and_ours_after_a_rollout(
     assert value(f'sum(temporal_long_request_total{{{on},operation="PollActivityTaskQueue"}})') > 0
     shift = value(f'deployflow_traffic_shift_duration_seconds_sum{{{on},router="nop"}}')
     assert 0 < shift < 3, "three nop shifts take milliseconds, not seconds"
+    fast = f'deployflow_traffic_shift_duration_seconds_bucket{{{on},router="nop",le="0.025"}}'
+    assert value(fast) == 3, "buckets fine enough for a reload's milliseconds"
 
     groups = prom.api("rules")["groups"]
     rules = {r["name"]: r for g in groups for r in g["rules"]}
