@@ -4,7 +4,8 @@ Blocking clients (subprocess for nginx, requests for Prometheus) run in sync act
 a thread pool. SIGINT/SIGTERM stop polling and let running activities finish for the grace
 period; then the SDK cancels the rest (a heartbeating activity sees the cancel, and the
 server retries it on another worker) and the worker exits 0. A second signal exits at once
-(128 + the signal's number), leaving running activities to their heartbeat timeouts.
+(128 + the signal's number), killing the commands running activities started and leaving
+the activities to their heartbeat timeouts.
 With ``--metrics-listen`` it serves Prometheus metrics (``workers/telemetry.py``), with
 ``--health-listen`` liveness and readiness (``workers/health.py``).
 """
@@ -32,6 +33,7 @@ from activities.metrics.trend import memory_trend
 from activities.migrations.activities import MigrationActivities
 from activities.notify.activities import page, post_slack
 from activities.platforms.activities import PlatformActivities
+from activities.platforms.process import kill_running
 from activities.routing.activities import RouterActivities
 from activities.temporal.activities import WorkflowWatcher
 from starters.errors import UsageError
@@ -202,8 +204,9 @@ def run(args: argparse.Namespace) -> int:
                 stop.set()
                 return
             # A second signal: running activities are abandoned to their heartbeat (or
-            # start-to-close) timeouts, and the server retries them elsewhere.
-            log.warning("worker forced to stop", signal=sig.name)
+            # start-to-close) timeouts, and the server retries them elsewhere; the commands
+            # they run are killed, so none keeps going beside its retry.
+            log.warning("worker forced to stop", signal=sig.name, commands_killed=kill_running())
             os._exit(128 + sig)
 
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,7 +1,7 @@
 """``deployflow worker`` on SIGTERM, as a real process with a real command-platform deploy
 running in it: the deploy finishes within the grace period and the worker exits 0; past
 the grace period the deploy is cancelled (its command killed) and retried by another
-worker; a second signal exits at once.
+worker; a second signal exits at once and kills the deploy's command.
 
 The deploy command waits for a file the test creates, so the test decides when it ends.
 A workflow on another queue (``activity_caller``) schedules ``platform_action`` on the
@@ -140,7 +140,9 @@ async def test_a_second_signal_exits_at_once_without_waiting_for_the_deploy(
 
     worker.process.send_signal(signal.SIGTERM)
     await eventually(lambda: worker.health("/readyz")[0] == 503, "readiness off", 10)
+    _, command = deploy.started(0)
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait_exit(10) == 128 + signal.SIGTERM
-    assert "worker forced to stop" in worker.output()
+    assert '"commands_killed": 1' in worker.output()
+    await eventually(lambda: not alive(command), "the deploy's command killed with the worker", 5)
     assert not deploy.finished(0)
