@@ -202,7 +202,9 @@ def test_a_paused_deployment_does_not_roll_out(kube, apps, rolled_out):
 def test_auto_advance_makes_progress_on_each_request(kube, apps, rolled_out):
     kube.controller.auto_advance()
     set_image(apps, kube, "web:2")
-    for reads in range(1, 50):
+    reads = 0
+    while reads < 50:
+        reads += 1
         dep = apps.read_namespaced_deployment("web", kube.namespace)
         if progressing(dep).reason == "NewReplicaSetAvailable" and dep.status.updated_replicas == 4:
             break
