@@ -14,11 +14,6 @@ from tests.integration.test_kube_double import deployment
 
 
 @pytest.fixture
-def apps(kube):
-    return client.AppsV1Api(kube.api_client)
-
-
-@pytest.fixture
 def web(kube, apps):
     return apps.create_namespaced_deployment(kube.namespace, deployment())
 
