@@ -680,3 +680,26 @@ def test_server_side_apply_is_refused_with_415(kube, apps):
             _content_type="application/apply-patch+yaml",
         )
     assert caught.value.status == 415
+
+
+def test_a_custom_resource_put_needs_a_resource_version(kube, custom):
+    """Custom resources allow no unconditional update: a PUT without
+    metadata.resourceVersion is 422; with the current one it replaces."""
+    created = create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
+    body = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "vs"},
+        "spec": {"hosts": ["x"]},
+    }
+    with pytest.raises(ApiException) as caught:
+        custom.replace_namespaced_custom_object(
+            *ISTIO, kube.namespace, "virtualservices", "vs", body
+        )
+    assert caught.value.status == 422
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    replaced = custom.replace_namespaced_custom_object(
+        *ISTIO, kube.namespace, "virtualservices", "vs", body
+    )
+    assert replaced["spec"] == {"hosts": ["x"]}
+    assert replaced["metadata"]["generation"] == 2
