@@ -8,6 +8,7 @@ endpoints here, which are the scaffold's fallback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -128,7 +129,9 @@ class ApiServerDouble(kmock.KubernetesScaffold):
         assert kind is not None  # the criteria above
         method = str(request.method.value).upper()
         fault = self.faults.take(method, kind.plural, request.subresource)
-        if fault is not None:
+        if fault is not None and fault.delay_s:
+            await asyncio.sleep(fault.delay_s)  # a slow server, for the client's timeout
+        if fault is not None and fault.status is not None:
             return _status(ApiError(fault.status, fault.reason, fault.message))
         if self.before_request is not None:
             self.before_request()
