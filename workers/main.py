@@ -25,11 +25,13 @@ from activities.metrics.activities import measure
 from activities.metrics.trend import memory_trend
 from activities.migrations.activities import MigrationActivities
 from activities.notify.activities import page, post_slack
+from activities.notify.rollout import RolloutNotices
 from activities.platforms.activities import PlatformActivities
 from activities.routing.activities import RouterActivities
 from activities.temporal.activities import WorkflowWatcher
 from workers.config import TemporalConfig
 from workers.remediation import Remediation
+from workers.rollout_incident import RollbackIncidents
 from workflows.emergency import EmergencyRollback
 from workflows.healer import SelfHealer
 from workflows.incident import IncidentRunbook
@@ -98,6 +100,7 @@ def build_worker(
 ) -> Worker:
     """A worker for every workflow and activity; ``clients`` are built here unless given."""
     remediation = Remediation(client, task_queue, ui_url)
+    notices = RolloutNotices(None if ui_url is None else _workflow_url(ui_url, client.namespace))
     return Worker(
         client,
         task_queue=task_queue,
@@ -108,6 +111,9 @@ def build_worker(
             WorkflowWatcher(client).await_closed,
             remediation.plan_rollback,
             remediation.open_incident,
+            notices.notify_slack,
+            notices.notify_webhook,
+            RollbackIncidents(client, task_queue, ui_url).open_rollout_incident,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
@@ -115,6 +121,11 @@ def build_worker(
         sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
         graceful_shutdown_timeout=timedelta(seconds=15),
     )
+
+
+def _workflow_url(ui_url: str, namespace: str) -> Callable[[str, str | None], str]:
+    config = TemporalConfig(namespace=namespace, ui_url=ui_url.rstrip("/"))
+    return config.workflow_url
 
 
 async def run_worker(config: TemporalConfig, stop: asyncio.Event) -> None:

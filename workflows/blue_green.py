@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.host_steps import HostSteps
     from workflows.rollout_base import ROLLBACK_ALWAYS
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
+    from workflows.rollout_notifier import notified
     from workflows.spec import Rollout
     from workflows.targets import Side
 
@@ -53,6 +54,7 @@ class BlueGreenRollout(HostSteps):
         self._switched = False
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         strategy = rollout.spec.strategy.blue_green

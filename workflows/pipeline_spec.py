@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from activities.model import Model
+from workflows.notify_spec import Notifications, OnRollback, inherited
 from workflows.spec import (
     Duration,
     Name,
@@ -139,6 +140,9 @@ class PipelineSpec(Model):
     version: Version | None = None
     policy: Literal["supersede", "queue"] = "supersede"
     stages: list[Stage] = Field(min_length=1)
+    notifications: Notifications | None = None
+    """Every stage's rollout notifies so unless its own ``rollout`` sets notifications."""
+    on_rollback: OnRollback | None = None
 
 
 class Pipeline(Model):
@@ -163,6 +167,7 @@ class Pipeline(Model):
             "kind": "Rollout",
             "metadata": {"name": f"{self.name}-{stage.environment}"},
             "spec": {
+                **inherited(self.spec, stage.rollout),
                 **stage.rollout,
                 "service": self.spec.service,
                 "environment": stage.environment,

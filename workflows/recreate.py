@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.host_steps import HostSteps
     from workflows.rollout_base import Stop
     from workflows.rollout_models import RolloutPhase, RolloutResult
+    from workflows.rollout_notifier import notified
     from workflows.spec import Rollout
 
 PARALLEL_RESTORE = "recreate-parallel-restore"
@@ -31,6 +32,7 @@ class RecreateRollout(HostSteps):
         self._init_state(rollout, "recreate", len(STEPS))
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = rollout.spec.targets.everywhere()

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rolling_plan import plan_batches
     from workflows.rollout_base import Stop
     from workflows.rollout_models import BatchStatus, RolloutPhase, RolloutResult
+    from workflows.rollout_notifier import notified
     from workflows.spec import Rollout
 
 
@@ -42,6 +43,7 @@ class RollingRollout(HostSteps):
         self._touched: list[str] = []
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = rollout.spec.targets.everywhere()

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutResult,
         RolloutStatus,
     )
+    from workflows.rollout_notifier import Notifier
     from workflows.spec import Rollout, StepAnalysis, rollout_problems
     from workflows.targets import Side
     from workflows.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
@@ -93,6 +94,7 @@ class RolloutBase:
         self._pause_until: datetime | None = None
         # The router list the new version runs on: "canary", or "stable" once roles flipped.
         self._new_side: Side = "canary"
+        self._notifier = Notifier(rollout, self._record)
 
     def _begin(self) -> None:
         """Refuse an unsound spec (the UI can start anything), then announce the run."""
@@ -530,6 +532,10 @@ class RolloutBase:
         return f"{workflow.info().workflow_id}/{label}"
 
     def _event(self, kind: str, message: str) -> None:
+        self._record(kind, message)
+        self._notifier.on_event(kind, message, self._status)
+
+    def _record(self, kind: str, message: str) -> None:
         timeline.record(self._status.events, kind, message)
 
     def _set_phase(self, phase: RolloutPhase, message: str) -> None:
@@ -547,6 +553,7 @@ class RolloutBase:
         workflow.set_current_details(
             f"**{phase.value}** — {message}\n\n{where}{split}({self._rollout.spec.version})"
         )
+        self._notifier.on_phase(self._status, message)
 
     def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
         self._event("finished", f"{phase.value}: {reason}")

@@ -15,6 +15,7 @@ from pydantic import Field
 from activities.model import Model
 from activities.routing.base import Weights
 from workflows.analysis import AnalysisRun
+from workflows.notify_spec import NotifierState
 
 TIMELINE_LIMIT = 500
 """Events kept in ``status``; the workflow history keeps everything."""
@@ -115,3 +116,4 @@ class CanaryCarry(Model):
     pause_until: datetime | None = None  # when that timed pause ends
     new_side: Literal["stable", "canary"] = "canary"
     runs: int = 1  # runs before the next one
+    notifier: NotifierState | None = None

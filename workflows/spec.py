@@ -33,6 +33,7 @@ from workflows.analysis_spec import (
     StepAnalysis,
 )
 from workflows.durations import Duration, parse_duration
+from workflows.notify_spec import Notifications, OnRollback, notification_problems
 from workflows.rolling_plan import batch_size, parse_int_or_percent
 from workflows.targets import Targets, targets_for
 
@@ -164,6 +165,8 @@ class RolloutSpec(Model):
     cluster_analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
     """``kind: ClusterAnalysisTemplate`` documents: referred to with ``clusterScope: true``."""
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
+    notifications: Notifications | None = None
+    on_rollback: OnRollback | None = None
 
     @property
     def targets(self) -> Targets:
@@ -253,7 +256,7 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         problems.append("spec.platform.command.stop: required by strategy recreate")
     for path, analysis, blocking in analysis_references(rollout):
         problems += reference_problems(rollout, path, analysis, blocking)
-    return problems
+    return problems + notification_problems(spec)
 
 
 def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:

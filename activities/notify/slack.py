@@ -31,6 +31,8 @@ TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 MESSAGE_NOT_FOUND = "message_not_found"
+METADATA_EVENT = "deployflow_notice"
+LOOKUP_LIMIT = 200  # messages read back when looking for an earlier attempt's post
 
 
 def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
@@ -46,10 +48,42 @@ def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
     )
 
 
-def post(client: WebClient, channel: str, text: str, thread_ts: str | None) -> SlackMessage:
-    """``chat.postMessage``, as a reply in ``thread_ts`` if given."""
-    data = _data(client.chat_postMessage(channel=channel, text=text, thread_ts=thread_ts))
+def post(
+    client: WebClient, channel: str, text: str, thread_ts: str | None, key: str | None = None
+) -> SlackMessage:
+    """``chat.postMessage``, as a reply in ``thread_ts`` if given, carrying ``key`` as
+    metadata if given."""
+    data = _data(
+        client.chat_postMessage(
+            channel=channel, text=text, thread_ts=thread_ts, metadata=_metadata(key)
+        )
+    )
     return SlackMessage(channel=str(data["channel"]), ts=str(data["ts"]), thread_ts=thread_ts)
+
+
+def find_keyed(
+    client: WebClient, channel: str, key: str, thread_ts: str | None, oldest: float
+) -> SlackMessage | None:
+    """The message an earlier attempt posted with metadata ``key``: among the replies of
+    ``thread_ts``, or the channel's messages since ``oldest`` (needs ``channels:history``)."""
+    if thread_ts is not None:
+        response = client.conversations_replies(
+            channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_LIMIT
+        )
+    else:
+        response = client.conversations_history(
+            channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=LOOKUP_LIMIT
+        )
+    for message in _data(response).get("messages") or []:
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
+            return SlackMessage(channel=channel, ts=str(message["ts"]), thread_ts=thread_ts)
+    return None
+
+
+def _metadata(key: str | None) -> dict[str, Any] | None:
+    return None if key is None else {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
 
 
 def update(
