@@ -85,7 +85,7 @@ def reply_text(notice: Notice) -> str:
     elif trigger == "on-paused":
         text = f"paused: {notice.message}"
     elif trigger == "on-resumed":
-        text = f"resumed{by}: {notice.message}"
+        text = notice.message  # the verb's own words: "promoted by alice: looks good"
     elif trigger == "on-rollout-started":
         text = f"started: {notice.message}"
     else:

@@ -1,0 +1,234 @@
+"""Rollout notifications on the dev server (time skipping): the real ``notify_slack`` and
+``notify_webhook`` activities, through slack-sdk to the local Slack server and through
+aiohttp to a receiver that checks signatures; routing and metrics stubbed by name."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.notify.activities import page, post_slack
+from activities.notify.local_servers import SlackServer
+from activities.notify.rollout import RolloutNotices
+from tests.fixtures.webhooks import WEBHOOK_SECRET_ENV, WebhookReceiver
+from tests.workflows.harness import Stubs, rollout, start, wait_for_status
+from workers.rollout_incident import RUNBOOKS_ENV, RollbackIncidents
+from workflows.canary import CanaryRollout
+from workflows.incident import IncidentRunbook
+from workflows.rollout_models import OperatorInput, RolloutPhase
+from workflows.spec import Rollout
+
+UI = "http://ui.test:8233"
+ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
+
+
+def ui_link(workflow_id: str, run_id: str | None) -> str:
+    return f"{UI}/namespaces/default/workflows/{workflow_id}/{run_id}"
+
+
+@asynccontextmanager
+async def notify_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
+    """CanaryRollout and IncidentRunbook with stub routing/metrics and the real notifiers."""
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    notices = RolloutNotices(ui_link)
+    incidents = RollbackIncidents(env.client, task_queue, UI)
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[CanaryRollout, IncidentRunbook],
+            activities=[
+                *stubs.activities(),
+                notices.notify_slack,
+                notices.notify_webhook,
+                incidents.open_rollout_incident,
+                page,
+                post_slack,
+            ],
+            activity_executor=executor,
+        ):
+            yield task_queue
+
+
+def notifying(steps: list[dict[str, Any]], receiver: WebhookReceiver, **spec: Any) -> Rollout:
+    hook: dict[str, Any] = {"url": receiver.url, "secretEnv": WEBHOOK_SECRET_ENV}
+    hook |= spec.pop("hook", {})
+    notifications = {"slack": {"channel": "#deploys"}, "webhooks": [hook]}
+    return rollout(steps, notifications=notifications, **spec)
+
+
+def thread(slack: SlackServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The channel's one root message and its replies (fails if there are more roots)."""
+    messages = slack.messages("#deploys")
+    [root] = [m for m in messages if m["thread_ts"] is None]
+    return root, [m for m in messages if m["thread_ts"] == root["ts"]]
+
+
+async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_canary_tells_one_slack_thread_its_whole_life(
+    temporal_env, notify_env, webhook_receiver
+):
+    stubs = Stubs()
+    spec = notifying([{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}], webhook_receiver)
+    async with notify_worker(temporal_env, stubs) as tq:
+        handle = await start(temporal_env, tq, spec)
+        await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED)
+        await until(lambda: any("paused" in r["text"] for r in thread(notify_env.slack)[1]))
+        _, replies = thread(notify_env.slack)
+        paused = next(r for r in replies if r["text"].startswith("paused"))
+        assert "waiting for: someone with an operate token" in paused["text"]
+        assert (
+            f"deployflow rollout promote checkout --env {spec.spec.environment}" in paused["text"]
+        )
+        await handle.execute_update(CanaryRollout.promote, OperatorInput(by="alice"))
+        result = await handle.result()
+
+    assert result.outcome is RolloutPhase.PROMOTED
+    root, replies = thread(notify_env.slack)
+    assert root["text"].startswith(":white_check_mark: *checkout* v2 →")
+    assert "*Promoted*" in root["text"]
+    assert f"<{ui_link(spec.workflow_id, handle.result_run_id)}|{spec.workflow_id}>" in root["text"]
+    assert root["edits"], "the root line is edited in place, not posted again"
+    assert [r["text"].split(":")[0] for r in replies] == [
+        "started",
+        "step 1/3 completed",
+        "paused",
+        "promoted by alice",
+        "step 2/3 completed",
+        "step 3/3 completed",
+        "Promoted",
+    ]
+    accepted = webhook_receiver.accepted()
+    assert all(d.signed_ok for d in webhook_receiver.deliveries)
+    assert [d.body["trigger"] for d in accepted] == [
+        "on-rollout-started",
+        "on-step-completed",
+        "on-paused",
+        "on-resumed",
+        "on-step-completed",
+        "on-step-completed",
+        "on-promoted",
+    ]
+    final = accepted[-1].body
+    assert final["rolloutId"] == spec.workflow_id
+    assert final["url"] == ui_link(spec.workflow_id, handle.result_run_id)
+    assert final["weights"] == {"stable": 0, "canary": 100}
+
+
+async def test_a_failed_analysis_reaches_only_the_triggers_a_webhook_chose(
+    temporal_env, notify_env, webhook_receiver
+):
+    stubs = Stubs(measure_values=lambda n: [0.5])
+    hook = {"triggers": ["on-analysis-run-failed", "on-rolled-back"]}  # Argo's name, and ours
+    spec = notifying([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}], webhook_receiver, hook=hook)
+    async with notify_worker(temporal_env, stubs) as tq:
+        result = await (await start(temporal_env, tq, spec)).result()
+
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    failed, rolled_back = (d.body for d in webhook_receiver.accepted())
+    assert failed["trigger"] == "on-analysis-failed"
+    assert failed["analysis"]["name"] == "step-1"
+    assert failed["analysis"]["phase"] == "Failed"
+    assert rolled_back["trigger"] == "on-rolled-back"
+    assert "analysis step-1 Failed" in rolled_back["message"]
+    root, replies = thread(notify_env.slack)
+    assert "*RolledBack*" in root["text"]
+    assert replies[-1]["text"].startswith("RolledBack: analysis step-1 Failed")
+
+
+async def test_retried_deliveries_edit_and_redeliver_instead_of_duplicating(
+    temporal_env, notify_env, webhook_receiver
+):
+    notify_env.slack.fail(500, times=3)  # the client's own two retries, then the activity's
+    webhook_receiver.answer(503, times=1)
+    spec = notifying([{"setWeight": 100}], webhook_receiver)
+    async with notify_worker(temporal_env, Stubs()) as tq:
+        result = await (await start(temporal_env, tq, spec)).result()
+
+    assert result.outcome is RolloutPhase.PROMOTED
+    root, replies = thread(notify_env.slack)
+    texts = [r["text"].split(":")[0] for r in replies]
+    assert texts == ["started", "step 1/1 completed", "Promoted"]
+    first, retry, *_ = webhook_receiver.deliveries
+    assert (first.answered, retry.answered) == (503, 200)
+    assert first.headers["X-Deployflow-Delivery"] == retry.headers["X-Deployflow-Delivery"]
+    assert first.raw == retry.raw
+    assert [d.body["trigger"] for d in webhook_receiver.accepted()] == [
+        "on-rollout-started",
+        "on-step-completed",
+        "on-promoted",
+    ]
+
+
+async def test_a_broken_notifier_is_recorded_and_never_holds_the_rollout(
+    temporal_env, notify_env, webhook_receiver, monkeypatch
+):
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    webhook_receiver.answer(404, times=100)  # refused: not retried
+    spec = notifying([{"setWeight": 50}, {"setWeight": 100}], webhook_receiver)
+    async with notify_worker(temporal_env, Stubs()) as tq:
+        result = await (await start(temporal_env, tq, spec)).result()
+
+    assert result.outcome is RolloutPhase.PROMOTED
+    failures = [e.message for e in result.events if e.kind == "notify"]
+    assert any("SLACK_BOT_TOKEN is not set on the worker" in f for f in failures)
+    assert any("refused with HTTP 404" in f for f in failures)
+    assert notify_env.slack.messages() == []
+
+
+async def test_an_automatic_rollback_pages_through_the_workers_runbook(
+    temporal_env, notify_env, tmp_path: Path, monkeypatch
+):
+    runbooks = tmp_path / "runbooks.yaml"
+    runbooks.write_text(
+        "apiVersion: deployflow/v1\nkind: Runbook\nmetadata: {name: rollout-rolled-back}\n"
+        "spec:\n  match: {alertname: RolloutRolledBack, team: payments}\n"
+        "  steps:\n    - page: {}\n"
+    )
+    monkeypatch.setenv(RUNBOOKS_ENV, str(runbooks))
+    stubs = Stubs(measure_values=lambda n: [0.5])
+    incident = {"incident": {"labels": {"team": "payments"}, "severity": "error"}}
+    spec = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}], onRollback=incident)
+    async with notify_worker(temporal_env, stubs) as tq:
+        handle = await start(temporal_env, tq, spec)
+        result = await handle.result()
+        await until(lambda: bool(notify_env.pagerduty.incidents()))
+
+    assert result.outcome is RolloutPhase.ROLLED_BACK
+    [opened] = [e.message for e in result.events if e.kind == "incident"]
+    assert opened.startswith("incident ") and opened.endswith(" opened for the rollback")
+    [paged] = notify_env.pagerduty.incidents()
+    assert paged["state"] == "triggered"
+    assert paged["payload"]["severity"] == "error"
+    details = paged["payload"]["custom_details"]
+    assert details["annotations"]["rollout_id"] == spec.workflow_id
+    assert details["labels"]["team"] == "payments"
+    rollout_url = ui_link(spec.workflow_id, handle.result_run_id)
+    assert {"href": rollout_url, "text": "alert source"} in paged["links"]
+
+
+async def test_an_aborted_rollout_opens_no_incident(temporal_env, notify_env, monkeypatch):
+    monkeypatch.setenv(RUNBOOKS_ENV, "/nonexistent/runbooks.yaml")  # never read
+    incident = {"incident": {"labels": {"team": "payments"}}}
+    spec = rollout([{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}], onRollback=incident)
+    async with notify_worker(temporal_env, Stubs()) as tq:
+        handle = await start(temporal_env, tq, spec)
+        await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED)
+        await handle.execute_update(CanaryRollout.abort, OperatorInput(by="bob"))
+        result = await handle.result()
+
+    assert result.outcome is RolloutPhase.ABORTED
+    assert [e for e in result.events if e.kind == "incident"] == []
