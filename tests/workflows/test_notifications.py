@@ -73,8 +73,11 @@ def thread(slack: SlackServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll what another process (the Slack or PagerDuty server) saw, bounded."""
     async with asyncio.timeout(timeout):
-        while not check():
+        while True:
+            if check():
+                return
             await asyncio.sleep(0.05)
 
 
@@ -159,7 +162,7 @@ async def test_retried_deliveries_edit_and_redeliver_instead_of_duplicating(
         result = await (await start(temporal_env, tq, spec)).result()
 
     assert result.outcome is RolloutPhase.PROMOTED
-    root, replies = thread(notify_env.slack)
+    _, replies = thread(notify_env.slack)
     texts = [r["text"].split(":")[0] for r in replies]
     assert texts == ["started", "step 1/1 completed", "Promoted"]
     first, retry, *_ = webhook_receiver.deliveries
@@ -209,7 +212,8 @@ async def test_an_automatic_rollback_pages_through_the_workers_runbook(
 
     assert result.outcome is RolloutPhase.ROLLED_BACK
     [opened] = [e.message for e in result.events if e.kind == "incident"]
-    assert opened.startswith("incident ") and opened.endswith(" opened for the rollback")
+    assert opened.startswith("incident ")
+    assert opened.endswith(" opened for the rollback")
     [paged] = notify_env.pagerduty.incidents()
     assert paged["state"] == "triggered"
     assert paged["payload"]["severity"] == "error"
