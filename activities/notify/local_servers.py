@@ -42,6 +42,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -416,12 +417,21 @@ class Message:
 
 class SlackServer(LocalServer):
     """Slack's Web API (``chat.postMessage``, ``chat.update``, ``auth.test`` under
-    ``/api/``) over HTTP for the bot ``token``; with ``channels`` (names), others do not
-    exist. Channel ids are ``C`` + 8 digits; message ts are ``1700000000.000100`` onwards."""
+        ``/api/``) over HTTP for the bot ``token``; with ``channels`` (names), others do not
+        exist. Channel ids are ``C`` + 8 digits; message ts are ``<epoch>.000100`` onwards, the
+    epoch being the server's start (or ``epoch``) in Unix seconds."""
 
-    def __init__(self, token: str, channels: Iterable[str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        token: str,
+        channels: Iterable[str] | None = None,
+        port: int = 0,
+        epoch: int | None = None,
+    ) -> None:
         super().__init__(port)
         self.token = token
+        # Slack's ts is the post's Unix time (then a sequence): ``oldest`` filters by it.
+        self.epoch = int(time.time()) if epoch is None else epoch
         self.allow_listed = channels is not None
         self._channels: dict[str, str] = {}  # name -> id
         for name in channels or ():
@@ -471,6 +481,8 @@ class SlackServer(LocalServer):
             return self._update(params)
         if method in ("conversations.history", "conversations.replies"):
             return self._read(method, params)
+        if method == "conversations.list":
+            return self._list(params)
         return _slack_error("unknown_method")
 
     def _channel_id(self, channel: str, create: bool) -> str | None:
@@ -495,7 +507,7 @@ class SlackServer(LocalServer):
         if _blank(params.get("text")) and not params.get("blocks"):
             return _slack_error("no_text")
         n = len(self._messages) + 1
-        ts = f"{1_700_000_000 + n // 10_000}.{n % 10_000 * 100:06d}"
+        ts = f"{self.epoch + n // 10_000}.{n % 10_000 * 100:06d}"
         thread_ts = params.get("thread_ts") or None
         metadata = _json_param(params.get("metadata"))
         message = Message(channel, ts, str(params.get("text", "")), thread_ts, metadata=metadata)
@@ -517,6 +529,18 @@ class SlackServer(LocalServer):
         message.text = str(params.get("text", ""))
         shown = {"channel": channel, "ts": message.ts, "text": message.text}
         return Reply(200, {"ok": True, **shown, "message": _shown(message)})
+
+    def _list(self, params: dict[str, Any]) -> Reply:
+        """``conversations.list``, paginated by ``cursor`` (an offset here) and ``limit``."""
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        every = [{"id": i, "name": n, "is_channel": True} for n, i in self._channels.items()]
+        page = every[start : start + limit]
+        more = start + limit < len(every)
+        cursor = str(start + limit) if more else ""
+        return Reply(
+            200, {"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
+        )
 
     def _read(self, method: str, params: dict[str, Any]) -> Reply:
         """``conversations.history`` (top-level messages since ``oldest``, newest first) and

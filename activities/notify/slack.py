@@ -9,6 +9,7 @@ Temporal retry edit that message instead of posting a second one.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_sdk import WebClient
@@ -32,7 +33,9 @@ TRANSIENT_ERRORS = frozenset(
 )
 MESSAGE_NOT_FOUND = "message_not_found"
 METADATA_EVENT = "deployflow_notice"
-LOOKUP_LIMIT = 200  # messages read back when looking for an earlier attempt's post
+LOOKUP_LIMIT = 200  # messages (channels) read back per page when looking for a post
+LIST_PAGES = 10  # pages of conversations.list read to find a channel named in a spec
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 
 
 def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
@@ -66,6 +69,9 @@ def find_keyed(
 ) -> SlackMessage | None:
     """The message an earlier attempt posted with metadata ``key``: among the replies of
     ``thread_ts``, or the channel's messages since ``oldest`` (needs ``channels:history``)."""
+    channel = channel_id(client, channel)
+    if channel is None:
+        return None
     if thread_ts is not None:
         response = client.conversations_replies(
             channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_LIMIT
@@ -79,6 +85,27 @@ def find_keyed(
         payload = metadata.get("event_payload") or {}
         if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
             return SlackMessage(channel=channel, ts=str(message["ts"]), thread_ts=thread_ts)
+    return None
+
+
+def channel_id(client: WebClient, channel: str) -> str | None:
+    """``channel`` if it is an id, else the id of the channel so named (``conversations.list``,
+    needs ``channels:read``; the history methods take ids only), or None if none is."""
+    if CHANNEL_ID.match(channel):
+        return channel
+    name, cursor = channel.removeprefix("#"), None
+    for _ in range(LIST_PAGES):
+        data = _data(
+            client.conversations_list(
+                types="public_channel,private_channel", limit=LOOKUP_LIMIT, cursor=cursor
+            )
+        )
+        for found in data.get("channels") or []:
+            if found.get("name") == name:
+                return str(found["id"])
+        cursor = (data.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
     return None
 
 

@@ -64,7 +64,7 @@ def test_a_routing_key_list_refuses_other_keys():
 
 @pytest.fixture
 def slack() -> Iterator[SlackServer]:
-    with SlackServer("xoxb-right", channels=["incidents"]) as server:
+    with SlackServer("xoxb-right", channels=["incidents"], epoch=1_700_000_000) as server:
         yield server
 
 
