@@ -69,22 +69,22 @@ def find_keyed(
 ) -> SlackMessage | None:
     """The message an earlier attempt posted with metadata ``key``: among the replies of
     ``thread_ts``, or the channel's messages since ``oldest`` (needs ``channels:history``)."""
-    channel = channel_id(client, channel)
-    if channel is None:
+    found_id = channel_id(client, channel)
+    if found_id is None:
         return None
     if thread_ts is not None:
         response = client.conversations_replies(
-            channel=channel, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_LIMIT
+            channel=found_id, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_LIMIT
         )
     else:
         response = client.conversations_history(
-            channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=LOOKUP_LIMIT
+            channel=found_id, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=LOOKUP_LIMIT
         )
     for message in _data(response).get("messages") or []:
         metadata = message.get("metadata") or {}
         payload = metadata.get("event_payload") or {}
         if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
-            return SlackMessage(channel=channel, ts=str(message["ts"]), thread_ts=thread_ts)
+            return SlackMessage(channel=found_id, ts=str(message["ts"]), thread_ts=thread_ts)
     return None
 
 
