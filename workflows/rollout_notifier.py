@@ -1,12 +1,10 @@
 """A rollout's notifications: one Slack thread per run and signed webhooks, sent durably.
 
 The rollout tells the notifier what happened (``on_event``, ``on_phase``, called from the
-timeline and the phase setter); the notifier turns that into ``Notice``s and a sender task
-delivers them in order, beside the rollout's own work: a slow or broken Slack never holds a
-weight change back. Each delivery is an activity keyed by the run and the notice number,
-retried with ``retry.NOTIFY`` for ``ROLLOUT_NOTIFY_DEADLINE``; one that still fails is
-recorded in the timeline and the run goes on. ``@notified`` on a strategy's ``run`` sends
-what is queued before the run closes (at most ``DRAIN_TIMEOUT``), then opens the incident
+timeline and the phase setter); the notifier turns that into notices, which a
+``NoticeSender`` task delivers beside the rollout's own work: a slow or broken Slack never
+holds a weight change back. ``@notified`` on a strategy's ``run`` sends what is queued
+before the run closes (at most ``notice_sender.DRAIN_TIMEOUT``), then opens the incident
 ``spec.onRollback.incident`` asks for when the run rolled back on its own.
 """
 
@@ -23,30 +21,18 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
-    from activities.notify.models import SlackMessage
-    from activities.notify.notice import AnalysisNote, Notice
-    from activities.notify.rollout_models import SlackNoticeInput, WebhookNoticeInput
+    from activities.notify.notice import AnalysisNote
     from workflows import retry
     from workflows.analysis import AnalysisPhase
-    from workflows.notify_spec import (
-        NotifierState,
-        RollbackIncidentInput,
-        Trigger,
-    )
+    from workflows.notice_sender import NoticeSender
+    from workflows.notify_spec import NotifierState, RollbackIncidentInput, Trigger
     from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
     from workflows.spec import Rollout
 
 NOTIFICATIONS = "rollout-notifications"
 """Patch: a rollout whose spec has ``notifications`` or ``onRollback`` sends them."""
 
-DRAIN_TIMEOUT = timedelta(minutes=5)
-"""How long a finished run waits for its last notices before it closes without them."""
-SLACK_START_TO_CLOSE = timedelta(seconds=30)
-SLACK_HEARTBEAT = timedelta(seconds=10)
-"""``post_slack`` heartbeats the message's ts as soon as it is posted; a worker killed
-mid-post is noticed after this, and the retry finds the post by its key and edits it."""
-WEBHOOK_START_TO_CLOSE = timedelta(seconds=30)
-OPERATOR_EVENTS = {"promote": "promoted", "promote_full": "fully promoted", "resume": "resumed"}
+OPERATOR_EVENTS = ("promote", "promote_full", "resume")
 FINAL = {
     RolloutPhase.PROMOTED: Trigger.PROMOTED,
     RolloutPhase.ROLLED_BACK: Trigger.ROLLED_BACK,
@@ -56,7 +42,7 @@ CANCELLED = "the workflow was cancelled"
 
 
 class Notifier:
-    """Notices of one rollout run and their delivery (see the module docstring)."""
+    """Notices of one rollout run (see the module docstring); ``NoticeSender`` delivers."""
 
     def __init__(
         self,
@@ -67,13 +53,10 @@ class Notifier:
         self._rollout = rollout
         self._record = record
         self._state = state or NotifierState()
-        self._queue: list[Notice] = []
-        self._sending = False
-        self._sender: asyncio.Task[None] | None = None
+        self._sender: NoticeSender | None = None
         self._enabled: bool | None = None if state is None else True
         self._final_phase: RolloutPhase | None = None
         self._final_reason = ""
-        self._shows = self._state.root_shows  # what the newest queued notice will show
 
     @property
     def state(self) -> NotifierState:
@@ -88,11 +71,21 @@ class Notifier:
             self._enabled = wanted and workflow.patched(NOTIFICATIONS)
         return self._enabled
 
+    def _sending(self) -> NoticeSender | None:
+        notifications = self._rollout.spec.notifications
+        if not self.enabled or notifications is None:
+            return None
+        if self._sender is None:
+            info = workflow.info()
+            run_key = f"{info.workflow_id}/{info.first_execution_run_id}"
+            self._sender = NoticeSender(notifications, self._record, self._state, run_key)
+        return self._sender
+
     # -- what happened ---------------------------------------------------------------
 
     def on_event(self, kind: str, message: str, status: RolloutStatus) -> None:
         """A timeline event: the ones a trigger watches become notices."""
-        if not self.enabled or self._rollout.spec.notifications is None:
+        if self._sending() is None:
             return
         if kind == "started":
             self._add(Trigger.ROLLOUT_STARTED, status, message)
@@ -108,18 +101,19 @@ class Notifier:
         """The phase was set: a pause, the end, or a change the root line shows."""
         if not self.enabled:
             return
+        sender = self._sending()
         paused = status.phase is RolloutPhase.PAUSED
         final = FINAL.get(status.phase)
         if final is not None and not self._state.final_sent:
             self._state.final_sent = True
             self._final_phase, self._final_reason = status.phase, reason
-            if self._rollout.spec.notifications is not None:
+            if sender is not None:
                 if status.phase is RolloutPhase.PROMOTED:
                     self._step_done(status)
                 self._add(final, status, reason)
-        elif paused and not self._state.paused and self._rollout.spec.notifications:
+        elif sender is not None and paused and not self._state.paused:
             self._add(Trigger.PAUSED, status, status.message, waiting_for=self._who(status))
-        elif self._rollout.spec.notifications and _root_shows(status) != self._shows:
+        elif sender is not None and sender.shows_differ(status.phase.value, status.current_step):
             self._add(None, status, status.message)
         self._state.paused = paused
 
@@ -129,29 +123,17 @@ class Notifier:
         """Send what is queued (bounded by ``DRAIN_TIMEOUT``); then the rollback incident."""
         if not self.enabled:
             return
-        await self._flush()
+        if self._sender is not None:
+            await self._sender.flush()
         await self._open_incident()
 
     async def hand_over(self) -> NotifierState | None:
         """Before continuing as new: send what is queued; the state for the next run."""
         if not self.enabled:
             return None
-        await self._flush()
-        return self._state
-
-    async def _flush(self) -> None:
-        if self._queue or self._sending:
-            try:
-                await workflow.wait_condition(
-                    lambda: not self._queue and not self._sending,
-                    timeout=DRAIN_TIMEOUT,
-                    timeout_summary="last notifications",
-                )
-            except TimeoutError:
-                self._record("notify", f"gave up on {len(self._queue)} notice(s) at the end")
         if self._sender is not None:
-            self._sender.cancel()
-            self._sender = None
+            await self._sender.flush()
+        return self._state
 
     def _add(
         self,
@@ -163,114 +145,23 @@ class Notifier:
         analysis: AnalysisNote | None = None,
         waiting_for: str | None = None,
     ) -> None:
-        info = workflow.info()
-        self._state.seq += 1
-        self._shows = _root_shows(status)
-        self._queue.append(
-            Notice(
-                seq=self._state.seq,
-                trigger=None if trigger is None else trigger.value,
-                at=workflow.now(),
-                rollout_id=info.workflow_id,
-                run_id=info.first_execution_run_id,
-                service=status.service,
-                environment=status.environment,
-                version=status.version,
-                strategy=status.strategy,
-                phase=status.phase.value,
-                message=message,
-                step=status.current_step if step is None else step,
-                step_count=status.step_count,
-                step_text=status.step if step_text is None else step_text,
-                weights=status.weights,
-                analysis=analysis,
-                waiting_for=waiting_for,
-            )
+        sender = self._sending()
+        assert sender is not None
+        sender.push(
+            trigger,
+            service=status.service,
+            environment=status.environment,
+            version=status.version,
+            strategy=status.strategy,
+            phase=status.phase.value,
+            message=message,
+            step=status.current_step if step is None else step,
+            step_count=status.step_count,
+            step_text=status.step if step_text is None else step_text,
+            weights=status.weights,
+            analysis=analysis,
+            waiting_for=waiting_for,
         )
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_all())
-
-    async def _send_all(self) -> None:
-        while True:
-            await workflow.wait_condition(lambda: bool(self._queue))
-            notice = self._queue.pop(0)
-            if notice.trigger is None and any(n.trigger is None for n in self._queue):
-                continue  # a later root-line change supersedes this one
-            self._sending = True
-            try:
-                await self._deliver(notice)
-            finally:
-                self._sending = False
-
-    async def _deliver(self, notice: Notice) -> None:
-        notifications = self._rollout.spec.notifications
-        assert notifications is not None
-        sends: list[Awaitable[None]] = []
-        if notifications.slack is not None:
-            sends.append(self._to_slack(notice, notice.trigger in notifications.slack_triggers()))
-        for index, hook in enumerate(notifications.webhooks):
-            if notice.trigger in notifications.webhook_triggers(hook):
-                delivery = f"{notice.rollout_id}/{notice.run_id}/{notice.seq}/{index}"
-                request = WebhookNoticeInput(
-                    url=str(hook.url), secret_env=hook.secret_env, notice=notice, delivery=delivery
-                )
-                sends.append(self._webhook(request, hook.label(index)))
-        await asyncio.gather(*sends)
-
-    async def _to_slack(self, notice: Notice, reply: bool) -> None:
-        slack = self._rollout.spec.notifications.slack  # type: ignore[union-attr]
-        assert slack is not None
-        state = self._state
-        shows = _root_shows_notice(notice)
-        base = SlackNoticeInput(channel=slack.channel, token_env=slack.token_env, notice=notice)
-        if state.root is None:
-            key = f"{notice.rollout_id}/{notice.run_id}/root"
-            root = await self._slack(base.model_copy(update={"key": key}), "post the thread")
-            if root is None:
-                return
-            state.root, state.root_shows = root, shows
-        root = state.root
-        if reply:
-            key = f"{notice.rollout_id}/{notice.run_id}/{notice.seq}"
-            await self._slack(
-                base.model_copy(update={"part": "reply", "root": root, "key": key}),
-                f"reply: {notice.trigger}",
-            )
-        if shows != state.root_shows:
-            edit = base.model_copy(update={"root": root})
-            if await self._slack(edit, f"root line: {notice.phase}") is not None:
-                state.root_shows = shows
-
-    async def _slack(self, request: SlackNoticeInput, summary: str) -> SlackMessage | None:
-        try:
-            message: SlackMessage = await workflow.execute_activity(
-                "notify_slack",
-                request,
-                result_type=SlackMessage,
-                start_to_close_timeout=SLACK_START_TO_CLOSE,
-                heartbeat_timeout=SLACK_HEARTBEAT,
-                schedule_to_close_timeout=retry.ROLLOUT_NOTIFY_DEADLINE,
-                retry_policy=retry.NOTIFY,
-                summary=f"Slack {summary}",
-            )
-        except ActivityError as exc:
-            self._record("notify", f"Slack {summary} not sent: {root_cause(exc)}")
-            return None
-        return message
-
-    async def _webhook(self, request: WebhookNoticeInput, label: str) -> None:
-        try:
-            await workflow.execute_activity(
-                "notify_webhook",
-                request,
-                result_type=int,
-                start_to_close_timeout=WEBHOOK_START_TO_CLOSE,
-                schedule_to_close_timeout=retry.ROLLOUT_NOTIFY_DEADLINE,
-                retry_policy=retry.NOTIFY,
-                summary=f"{label}: {request.notice.trigger}",
-            )
-        except ActivityError as exc:
-            self._record("notify", f"{label} {request.notice.trigger} not sent: {root_cause(exc)}")
 
     async def _open_incident(self) -> None:
         on_rollback = self._rollout.spec.on_rollback
@@ -344,14 +235,6 @@ class Notifier:
             f"--env {spec.environment}` or POST /api/v1/rollouts/{spec.service}/"
             f"{spec.environment}/{verb}"
         )
-
-
-def _root_shows(status: RolloutStatus) -> str:
-    return f"{status.phase.value}/{status.current_step}"
-
-
-def _root_shows_notice(notice: Notice) -> str:
-    return f"{notice.phase}/{notice.step}"
 
 
 class _Notifying(Protocol):
