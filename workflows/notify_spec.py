@@ -41,6 +41,7 @@ class Trigger(StrEnum):
     ANALYSIS_FAILED = "on-analysis-failed"
     PAUSED = "on-paused"
     RESUMED = "on-resumed"
+    APPROVED = "on-approved"
     ABORTED = "on-aborted"
     ROLLED_BACK = "on-rolled-back"
     PROMOTED = "on-promoted"

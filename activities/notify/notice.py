@@ -53,6 +53,11 @@ PHASE_MARK = {
     "Promoted": ":white_check_mark:",
     "RolledBack": ":x:",
     "Aborted": ":no_entry:",
+    "Running": ":arrow_forward:",  # a pipeline's outcomes
+    "Succeeded": ":white_check_mark:",
+    "Failed": ":x:",
+    "Rejected": ":no_entry:",
+    "Superseded": ":fast_forward:",
 }
 
 
@@ -84,6 +89,8 @@ def reply_text(notice: Notice) -> str:
         text = f"analysis {a.name}: *{a.phase}*" + (f" — {a.message}" if a.message else "")
     elif trigger == "on-paused":
         text = f"paused: {notice.message}"
+    elif trigger == "on-approved":
+        text = notice.message
     elif trigger == "on-resumed":
         text = notice.message  # the verb's own words: "promoted by alice: looks good"
     elif trigger == "on-rollout-started":

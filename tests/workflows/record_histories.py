@@ -113,6 +113,7 @@ async def main() -> None:
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
         await record_notify_history.record(env, save)
+        await record_notify_history.record_pipeline(env, save)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])

@@ -22,8 +22,13 @@ from temporalio.worker import Worker
 from activities.notify.models import SlackMessage
 from activities.notify.rollout_models import SlackNoticeInput, WebhookNoticeInput
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
+from tests.workflows.test_pipeline import at_gate, stage, status_when
 from workflows.canary import CanaryRollout
 from workflows.notify_spec import RollbackIncidentInput
+from workflows.pipeline import PromotionPipeline
+from workflows.pipeline_models import ApprovalInput, PipelineOutcome, PipelineRequest
+from workflows.pipeline_spec import parse_pipeline
+from workflows.registry import BY_STRATEGY
 from workflows.rollout_models import OperatorInput, RolloutPhase
 from workflows.search_attributes import ALL
 
@@ -78,6 +83,46 @@ async def record(env: WorkflowEnvironment, save: Callable[[str, WorkflowHistory]
         save(NAME, await handle.fetch_history())
 
 
+async def record_pipeline(
+    env: WorkflowEnvironment, save: Callable[[str, WorkflowHistory], None]
+) -> None:
+    """``pipeline-notified-succeeded``: a pipeline thread with a gate approved."""
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    pipeline = parse_pipeline(
+        {
+            "apiVersion": "deployflow/v1",
+            "kind": "Pipeline",
+            "metadata": {"name": service},
+            "spec": {
+                "service": service,
+                "notifications": {"slack": {"channel": "#deploys"}},
+                "stages": [
+                    stage("staging"),
+                    stage("production", approval={"approvers": ["alice"]}),
+                ],
+            },
+        }
+    )
+    queue = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
+        activities=[*Stubs().activities(), notify_slack, notify_webhook],
+    ):
+        handle = await env.client.start_workflow(
+            PromotionPipeline.run,
+            PipelineRequest(pipeline=pipeline, version="v2"),
+            id=pipeline.workflow_id,
+            task_queue=queue,
+        )
+        await status_when(handle, at_gate("production"))
+        await handle.execute_update(PromotionPipeline.approve, ApprovalInput(approver="alice"))
+        result = await handle.result()
+        assert result.outcome is PipelineOutcome.SUCCEEDED, result.reason
+        save("pipeline-notified-succeeded", await handle.fetch_history())
+
+
 async def main() -> None:
     from tests.workflows.record_histories import save
 
@@ -92,6 +137,7 @@ async def main() -> None:
     )
     async with env:
         await record(env, save)
+        await record_pipeline(env, save)
 
 
 if __name__ == "__main__":

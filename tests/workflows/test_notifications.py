@@ -20,9 +20,14 @@ from activities.notify.local_servers import SlackServer
 from activities.notify.rollout import RolloutNotices
 from tests.fixtures.webhooks import WEBHOOK_SECRET_ENV, WebhookReceiver
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
+from tests.workflows.test_pipeline import stage
 from workers.rollout_incident import RUNBOOKS_ENV, RollbackIncidents
 from workflows.canary import CanaryRollout
 from workflows.incident import IncidentRunbook
+from workflows.pipeline import PromotionPipeline
+from workflows.pipeline_models import ApprovalInput, PipelineOutcome, PipelineRequest
+from workflows.pipeline_spec import parse_pipeline
+from workflows.registry import BY_STRATEGY
 from workflows.rollout_models import OperatorInput, RolloutPhase
 from workflows.spec import Rollout
 
@@ -44,7 +49,7 @@ async def notify_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=[CanaryRollout, IncidentRunbook],
+            workflows=[*BY_STRATEGY.values(), PromotionPipeline, IncidentRunbook],
             activities=[
                 *stubs.activities(),
                 notices.notify_slack,
@@ -236,3 +241,56 @@ async def test_an_aborted_rollout_opens_no_incident(temporal_env, notify_env, mo
 
     assert result.outcome is RolloutPhase.ABORTED
     assert [e for e in result.events if e.kind == "incident"] == []
+
+
+async def test_a_pipeline_thread_shows_its_gate_who_approved_and_the_end(
+    temporal_env, notify_env, webhook_receiver
+):
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    gate = {"approval": {"approvers": ["alice", "bob"]}}
+    pipeline = parse_pipeline(
+        {
+            "apiVersion": "deployflow/v1",
+            "kind": "Pipeline",
+            "metadata": {"name": service},
+            "spec": {
+                "service": service,
+                "notifications": {"slack": {"channel": "#deploys"}},
+                "stages": [stage("staging"), stage("production", **gate)],
+            },
+        }
+    )
+    async with notify_worker(temporal_env, Stubs()) as tq:
+        handle = await temporal_env.client.start_workflow(
+            PromotionPipeline.run,
+            PipelineRequest(pipeline=pipeline, version="v2"),
+            id=pipeline.workflow_id,
+            task_queue=tq,
+        )
+
+        def gate_posted() -> bool:
+            messages = notify_env.slack.messages("#deploys")
+            return any("waiting for: approval by alice, bob" in m["text"] for m in messages)
+
+        await until(gate_posted)
+        await handle.execute_update(
+            PromotionPipeline.approve, ApprovalInput(approver="alice", comment="go")
+        )
+        result = await handle.result()
+
+    assert result.outcome is PipelineOutcome.SUCCEEDED
+    messages = notify_env.slack.messages("#deploys")
+    roots = [m for m in messages if m["thread_ts"] is None]
+    pipeline_root = next(m for m in roots if "(pipeline)" in m["text"])
+    assert len(roots) == 3  # the pipeline's thread and one per stage rollout
+    assert "*Succeeded*" in pipeline_root["text"]
+    replies = [m["text"] for m in messages if m["thread_ts"] == pipeline_root["ts"]]
+    assert [r.split(":")[0] for r in replies] == [
+        "started",
+        "step 1/2 completed",
+        "paused",
+        "production approved by alice",
+        "step 2/2 completed",
+        "Succeeded",
+    ]
+    assert "deployflow pipeline approve " + service in replies[2]
