@@ -18,7 +18,8 @@ from temporalio.worker import Worker
 from activities.notify.activities import page, post_slack
 from activities.notify.local_servers import SlackServer
 from activities.notify.rollout import RolloutNotices
-from tests.fixtures.webhooks import WEBHOOK_SECRET_ENV, WebhookReceiver
+from tests.fixtures.notify import SLACK_TOKEN
+from tests.fixtures.webhooks import WEBHOOK_SECRET, WEBHOOK_SECRET_ENV, WebhookReceiver
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
 from tests.workflows.test_pipeline import stage
 from workers.rollout_incident import RUNBOOKS_ENV, RollbackIncidents
@@ -130,6 +131,10 @@ async def test_a_canary_tells_one_slack_thread_its_whole_life(
         "on-step-completed",
         "on-promoted",
     ]
+    history = (await handle.fetch_history()).to_json()
+    assert WEBHOOK_SECRET not in history
+    assert SLACK_TOKEN not in history
+    assert all(WEBHOOK_SECRET.encode() not in d.raw for d in webhook_receiver.deliveries)
     final = accepted[-1].body
     assert final["rolloutId"] == spec.workflow_id
     assert final["url"] == ui_link(spec.workflow_id, handle.result_run_id)
