@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -25,6 +26,7 @@ from tests.workflows.test_pipeline import stage
 from workers.rollout_incident import RUNBOOKS_ENV, RollbackIncidents
 from workflows.canary import CanaryRollout
 from workflows.incident import IncidentRunbook
+from workflows.notify_spec import RollbackIncident, RollbackIncidentInput
 from workflows.pipeline import PromotionPipeline
 from workflows.pipeline_models import ApprovalInput, PipelineOutcome, PipelineRequest
 from workflows.pipeline_spec import parse_pipeline
@@ -33,6 +35,15 @@ from workflows.rollout_models import OperatorInput, RolloutPhase
 from workflows.spec import Rollout
 
 UI = "http://ui.test:8233"
+RUNBOOK = """
+apiVersion: deployflow/v1
+kind: Runbook
+metadata: {name: rollout-rolled-back}
+spec:
+  match: {alertname: RolloutRolledBack, team: payments}
+  steps:
+    - page: {}
+"""
 ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
 
 
@@ -205,13 +216,7 @@ async def test_a_broken_notifier_is_recorded_and_never_holds_the_rollout(
 async def test_an_automatic_rollback_pages_through_the_workers_runbook(
     temporal_env, notify_env, tmp_path: Path, monkeypatch
 ):
-    runbooks = tmp_path / "runbooks.yaml"
-    runbooks.write_text(
-        "apiVersion: deployflow/v1\nkind: Runbook\nmetadata: {name: rollout-rolled-back}\n"
-        "spec:\n  match: {alertname: RolloutRolledBack, team: payments}\n"
-        "  steps:\n    - page: {}\n"
-    )
-    monkeypatch.setenv(RUNBOOKS_ENV, str(runbooks))
+    rollback_runbook(tmp_path, monkeypatch)
     stubs = Stubs(measure_values=lambda n: [0.5])
     incident = {"incident": {"labels": {"team": "payments"}, "severity": "error"}}
     spec = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}], onRollback=incident)
@@ -232,6 +237,39 @@ async def test_an_automatic_rollback_pages_through_the_workers_runbook(
     assert details["labels"]["team"] == "payments"
     rollout_url = ui_link(spec.workflow_id, handle.result_run_id)
     assert {"href": rollout_url, "text": "alert source"} in paged["links"]
+
+
+def rollback_runbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runbooks = tmp_path / "runbooks.yaml"
+    runbooks.write_text(RUNBOOK)
+    monkeypatch.setenv(RUNBOOKS_ENV, str(runbooks))
+
+
+async def test_a_repeated_rollback_incident_is_the_same_incident(
+    temporal_env, notify_env, tmp_path: Path, monkeypatch
+):
+    rollback_runbook(tmp_path, monkeypatch)
+    request = RollbackIncidentInput(
+        rollout_id=f"rollout-checkout-{uuid.uuid4().hex[:8]}",
+        run_id="run-1",
+        service="checkout",
+        environment="production",
+        version="v2",
+        strategy="canary",
+        reason="progress deadline of 60s exceeded at step 0",
+        incident=RollbackIncident(labels={"team": "payments"}),
+    )
+    async with notify_worker(temporal_env, Stubs()) as tq:
+        incidents = RollbackIncidents(temporal_env.client, tq, UI)
+        first = await incidents.open_rollout_incident(request)
+        again = await incidents.open_rollout_incident(request)  # a retry of the activity
+        await until(lambda: bool(notify_env.pagerduty.incidents()))
+        other = request.model_copy(update={"incident": RollbackIncident(labels={"team": "web"})})
+        unmatched = await incidents.open_rollout_incident(other)
+
+    assert first == again
+    assert len(notify_env.pagerduty.incidents()) == 1
+    assert unmatched.startswith("no incident opened: no runbook matches labels")
 
 
 async def test_an_aborted_rollout_opens_no_incident(temporal_env, notify_env, monkeypatch):
