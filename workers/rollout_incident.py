@@ -22,10 +22,10 @@ from activities.errors import NOTIFIER_NOT_CONFIGURED, failure
 from starters import intake
 from starters.errors import UsageError
 from starters.serve import load_runbook_path
-from workflows.incident_models import Alert, AlertNotification
-from workflows.notify_spec import RollbackIncidentInput
-from workflows.runbook_spec import Runbook
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
+from workflows.incidents.models import Alert, AlertNotification
+from workflows.incidents.spec import Runbook
+from workflows.notifications.spec import RollbackIncidentInput
 
 log = structlog.get_logger()
 

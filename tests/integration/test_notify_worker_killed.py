@@ -14,8 +14,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.fixtures.notify import SLACK_TOKEN
 from tests.workflows.harness import rollout
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutPhase
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from starters.cli import main
 from tests.unit.test_spec import good
-from workflows.notify_spec import ALL_TRIGGERS, ARGO_ALIASES, Notifications, Trigger
-from workflows.pipeline_spec import Pipeline
-from workflows.spec import SpecError, load_rollout
+from workflows.core.spec import SpecError
+from workflows.notifications.spec import ALL_TRIGGERS, ARGO_ALIASES, Notifications, Trigger
+from workflows.promotion.spec import Pipeline
+from workflows.rollouts.spec import load_rollout
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rollouts" / "checkout-notify.yaml"
 

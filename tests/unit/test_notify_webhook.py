@@ -16,7 +16,7 @@ from activities.notify import webhook
 from activities.notify.notice import AnalysisNote, Notice, reply_text, root_text, webhook_body
 from activities.routing.base import Weights
 from workers.rollout_incident import rollback_notification
-from workflows.notify_spec import RollbackIncident, RollbackIncidentInput
+from workflows.notifications.spec import RollbackIncident, RollbackIncidentInput
 
 SECRET = "whsec-unit"
 NOW = 1_764_633_600

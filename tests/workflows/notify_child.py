@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 
 from activities.notify.rollout import RolloutNotices
 from tests.workflows.harness import Stubs
-from workflows.canary import CanaryRollout
+from workflows.rollouts.canary import CanaryRollout
 
 
 async def main(address: str, task_queue: str) -> None:

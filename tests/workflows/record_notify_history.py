@@ -23,14 +23,15 @@ from activities.notify.models import SlackMessage
 from activities.notify.rollout_models import SlackNoticeInput, WebhookNoticeInput
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
 from tests.workflows.test_pipeline import at_gate, stage, status_when
-from workflows.canary import CanaryRollout
-from workflows.notify_spec import RollbackIncidentInput
-from workflows.pipeline import PromotionPipeline
-from workflows.pipeline_models import ApprovalInput, PipelineOutcome, PipelineRequest
-from workflows.pipeline_spec import parse_pipeline
-from workflows.registry import BY_STRATEGY
-from workflows.rollout_models import OperatorInput, RolloutPhase
-from workflows.search_attributes import ALL
+from workflows.core.search_attributes import ALL
+from workflows.core.verbs import OperatorInput
+from workflows.notifications.spec import RollbackIncidentInput
+from workflows.promotion.models import ApprovalInput, PipelineOutcome, PipelineRequest
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.promotion.spec import parse_pipeline
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase
+from workflows.rollouts.registry import BY_STRATEGY
 
 NAME = "canary-notified-rolled-back"
 

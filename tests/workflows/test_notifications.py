@@ -24,15 +24,16 @@ from tests.fixtures.webhooks import WEBHOOK_SECRET, WEBHOOK_SECRET_ENV, WebhookR
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
 from tests.workflows.test_pipeline import stage
 from workers.rollout_incident import RUNBOOKS_ENV, RollbackIncidents
-from workflows.canary import CanaryRollout
-from workflows.incident import IncidentRunbook
-from workflows.notify_spec import RollbackIncident, RollbackIncidentInput
-from workflows.pipeline import PromotionPipeline
-from workflows.pipeline_models import ApprovalInput, PipelineOutcome, PipelineRequest
-from workflows.pipeline_spec import parse_pipeline
-from workflows.registry import BY_STRATEGY
-from workflows.rollout_models import OperatorInput, RolloutPhase
-from workflows.spec import Rollout
+from workflows.core.verbs import OperatorInput
+from workflows.incidents.runbook import IncidentRunbook
+from workflows.notifications.spec import RollbackIncident, RollbackIncidentInput
+from workflows.promotion.models import ApprovalInput, PipelineOutcome, PipelineRequest
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.promotion.spec import parse_pipeline
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase
+from workflows.rollouts.registry import BY_STRATEGY
+from workflows.rollouts.spec import Rollout
 
 UI = "http://ui.test:8233"
 RUNBOOK = """
