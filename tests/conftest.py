@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.alertmanager",
     "tests.fixtures.notify",
+    "tests.fixtures.webhooks",
     "tests.fixtures.fleet",
     "tests.fixtures.postgres",
     "tests.fixtures.tls",

@@ -32,6 +32,7 @@ from activities.metrics.activities import measure
 from activities.metrics.trend import memory_trend
 from activities.migrations.activities import MigrationActivities
 from activities.notify.activities import page, post_slack
+from activities.notify.rollout import RolloutNotices
 from activities.platforms.activities import PlatformActivities
 from activities.platforms.process import kill_running
 from activities.routing.activities import RouterActivities
@@ -42,6 +43,7 @@ from workers.config import TemporalConfig
 from workers.health import Readiness, health_app
 from workers.options import DEFAULT_GRACE, WorkerOptions, bind_address
 from workers.remediation import Remediation
+from workers.rollout_incident import RollbackIncidents
 from workers.telemetry import ActivityMetrics, runtime_with_metrics
 from workflows.incidents.runbook import IncidentRunbook
 from workflows.monitors.healer import SelfHealer
@@ -112,6 +114,7 @@ def build_worker(
 ) -> Worker:
     """A worker for every workflow and activity; ``clients`` are built here unless given."""
     remediation = Remediation(client, task_queue, ui_url)
+    notices = RolloutNotices(None if ui_url is None else _workflow_url(ui_url, client.namespace))
     return Worker(
         client,
         task_queue=task_queue,
@@ -122,6 +125,9 @@ def build_worker(
             WorkflowWatcher(client).await_closed,
             remediation.plan_rollback,
             remediation.open_incident,
+            notices.notify_slack,
+            notices.notify_webhook,
+            RollbackIncidents(client, task_queue, ui_url).open_rollout_incident,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
@@ -130,6 +136,11 @@ def build_worker(
         graceful_shutdown_timeout=graceful_shutdown_timeout,
         interceptors=[ActivityMetrics()],
     )
+
+
+def _workflow_url(ui_url: str, namespace: str) -> Callable[[str, str | None], str]:
+    config = TemporalConfig(namespace=namespace, ui_url=ui_url.rstrip("/"))
+    return config.workflow_url
 
 
 async def run_worker(

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core.verbs import OperatorInput
     from workflows.rollouts import database
     from workflows.rollouts.models import DatabaseStatus, RolloutPhase, RolloutResult, RolloutStatus
+    from workflows.rollouts.notifier import Notifier
     from workflows.rollouts.spec import Rollout, rollout_problems
     from workflows.rollouts.targets import Side
 
@@ -90,6 +91,7 @@ class RolloutBase:
         self._pause_until: datetime | None = None
         # The router list the new version runs on: "canary", or "stable" once roles flipped.
         self._new_side: Side = "canary"
+        self._notifier = Notifier(rollout, self._record)
 
     def _begin(self) -> None:
         """Refuse an unsound spec (the UI can start anything), then announce the run."""
@@ -528,6 +530,10 @@ class RolloutBase:
         return f"{workflow.info().workflow_id}/{label}"
 
     def _event(self, kind: str, message: str) -> None:
+        self._record(kind, message)
+        self._notifier.on_event(kind, message, self._status)
+
+    def _record(self, kind: str, message: str) -> None:
         timeline.record(self._status.events, kind, message)
 
     def _set_phase(self, phase: RolloutPhase, message: str) -> None:
@@ -546,6 +552,7 @@ class RolloutBase:
         workflow.set_current_details(
             f"**{phase.value}** — {message}\n\n{where}{split}({self._rollout.spec.version})"
         )
+        self._notifier.on_phase(self._status, message)
 
     def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
         self._event("finished", f"{phase.value}: {reason}")

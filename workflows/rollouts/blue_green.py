@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.base import ROLLBACK_ALWAYS
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import PoolStatus, RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import notified
     from workflows.rollouts.spec import Rollout
     from workflows.rollouts.targets import Side
 
@@ -54,6 +55,7 @@ class BlueGreenRollout(HostSteps):
         self._switched = False
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         strategy = rollout.spec.strategy.blue_green

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.base import ROLLBACK_ALWAYS, Stop
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import CanaryCarry, RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import Notifier, notified
     from workflows.rollouts.spec import CanaryStep, Rollout
 
 
@@ -58,10 +59,13 @@ class CanaryRollout(HostSteps):
             self._rollout = rollout.model_copy(update={"carried": None})
             carry = self._carry
             self._status, self._new_side, self._runs = carry.status, carry.new_side, carry.runs + 1
+            if carry.notifier is not None:
+                self._notifier = Notifier(self._rollout, self._record, carry.notifier)
 
     # -- the runbook ---------------------------------------------------------------
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         if self._carry is not None:  # a long canary continued as new
             return await self._resume(self._carry)
@@ -145,6 +149,7 @@ class CanaryRollout(HostSteps):
             pause_until=self._pause_until if in_pause else None,
             new_side=self._new_side,
             runs=self._runs,
+            notifier=await self._notifier.hand_over(),
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(

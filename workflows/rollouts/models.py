@@ -16,6 +16,7 @@ from activities.model import Model
 from activities.routing.base import Weights
 from workflows.analysis.run import AnalysisRun
 from workflows.core.timeline import Event
+from workflows.notifications.spec import NotifierState
 
 
 class RolloutPhase(StrEnum):
@@ -100,3 +101,4 @@ class CanaryCarry(Model):
     pause_until: datetime | None = None  # when that timed pause ends
     new_side: Literal["stable", "canary"] = "canary"
     runs: int = 1  # runs before the next one
+    notifier: NotifierState | None = None

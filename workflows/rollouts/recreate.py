@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.base import Stop
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import notified
     from workflows.rollouts.spec import Rollout
 
 PARALLEL_RESTORE = "recreate-parallel-restore"
@@ -31,6 +32,7 @@ class RecreateRollout(HostSteps):
         self._init_state(rollout, "recreate", len(STEPS))
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = rollout.spec.targets.everywhere()

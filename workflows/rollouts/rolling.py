@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.base import Stop
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import BatchStatus, RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import notified
     from workflows.rollouts.rolling_plan import plan_batches
     from workflows.rollouts.spec import Rollout
 
@@ -42,6 +43,7 @@ class RollingRollout(HostSteps):
         self._touched: list[str] = []
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         hosts = rollout.spec.targets.everywhere()

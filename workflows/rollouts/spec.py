@@ -34,6 +34,7 @@ from workflows.core.spec import (
     validation_problems,
     yaml_documents,
 )
+from workflows.notifications.spec import Notifications, OnRollback, notification_problems
 from workflows.rollouts.rolling_plan import batch_size, parse_int_or_percent
 from workflows.rollouts.targets import Targets, targets_for
 
@@ -144,6 +145,8 @@ class RolloutSpec(Model):
     cluster_analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
     """``kind: ClusterAnalysisTemplate`` documents: referred to with ``clusterScope: true``."""
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
+    notifications: Notifications | None = None
+    on_rollback: OnRollback | None = None
 
     @property
     def targets(self) -> Targets:
@@ -224,7 +227,7 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         problems.append("spec.platform.command.stop: required by strategy recreate")
     for path, analysis, blocking in analysis_references(rollout):
         problems += reference_problems(rollout, path, analysis, blocking)
-    return problems
+    return problems + notification_problems(spec)
 
 
 def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
