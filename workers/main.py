@@ -81,6 +81,7 @@ def activities_with(clients: Clients) -> list[Callable[..., Any]]:
         routing.get_weights,
         routing.set_server_states,
         routing.get_server_states,
+        routing.set_header_routes,
         platforms.platform_action,
         platforms.current_version,
         migrations.current_revision,
