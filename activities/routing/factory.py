@@ -9,19 +9,16 @@ from activities.routing.gateway_api import GatewayAPIRouter
 from activities.routing.haproxy.router import HAProxyRouter
 from activities.routing.ingress_nginx import IngressNginxRouter
 from activities.routing.istio import IstioRouter
+from activities.routing.kube_spec import (
+    GatewayAPIRouterSpec,
+    IngressNginxRouterSpec,
+    IstioRouterSpec,
+    ServiceRouterSpec,
+)
 from activities.routing.nginx import NginxRouter
 from activities.routing.nop import NopRouter
 from activities.routing.service import ServiceRouter
-from activities.routing.spec import (
-    GatewayAPIRouterSpec,
-    HAProxyRouterSpec,
-    IngressNginxRouterSpec,
-    IstioRouterSpec,
-    NginxRouterSpec,
-    NopRouterSpec,
-    RouterSpec,
-    ServiceRouterSpec,
-)
+from activities.routing.spec import HAProxyRouterSpec, NginxRouterSpec, NopRouterSpec, RouterSpec
 
 
 def router_for(spec: RouterSpec, clients: Clients) -> TrafficRouter:

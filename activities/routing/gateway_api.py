@@ -20,26 +20,16 @@ from collections.abc import Sequence
 from typing import Final
 
 import structlog
-from kubernetes import client
 
 from activities.errors import INVALID_SPEC, failure
 from activities.kubeconfig import KubeClients
 from activities.routing.base import HeaderMatch, HeaderRoute, HeaderValue, Weights
-from activities.routing.kube import (
-    NotFound,
-    Obj,
-    call,
-    list_patch,
-    missing,
-    optimistically,
-    owned_routes,
-)
+from activities.routing.kube import Api, Obj, list_patch, namespaced, optimistically, owned_routes
 from activities.routing.kube_spec import GatewayAPIRouterSpec
 
 log = structlog.get_logger()
 
-GROUP: Final = "gateway.networking.k8s.io"
-VERSION: Final = "v1"
+API_VERSION: Final = "gateway.networking.k8s.io/v1"
 _MATCH_TYPES: Final = {"exact": "Exact", "regex": "RegularExpression"}
 
 
@@ -124,7 +114,7 @@ def desired_rules(
     if routes is None:
         return ours + rest, [r["name"] for r in ours]
     problem = spec.header_routes_problem(routes)
-    taken = {r.get("name") for r in rest} & {r.name for r in routes}
+    taken = {str(r.get("name")) for r in rest} & {r.name for r in routes}
     if problem is not None or taken:
         raise failure(INVALID_SPEC, problem or f"{where} already has rules named {sorted(taken)}")
     return [header_rule(spec, r, rest[indexes[0]]) for r in routes] + rest, [r.name for r in routes]
@@ -172,7 +162,7 @@ class GatewayAPIRouter:
 
     def __init__(self, spec: GatewayAPIRouterSpec, clusters: KubeClients) -> None:
         self.spec = spec
-        self.custom = client.CustomObjectsApi(clusters.api(spec.context))
+        self.api = Api(clusters.api(spec.context))
         self.what = f"HTTPRoute {spec.namespace}/{spec.http_route}"
 
     def set_weights(self, weights: Weights) -> None:
@@ -204,34 +194,13 @@ class GatewayAPIRouter:
             patch = list_patch(http_route, "/spec/rules", rules, names)
             if patch is None:
                 return False
-            try:
-                call(
-                    f"patch {self.what}",
-                    self.custom.patch_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.spec.namespace,
-                    "httproutes",
-                    self.spec.http_route,
-                    patch.body,
-                    _content_type=patch.content_type,
-                )
-            except NotFound:
-                raise missing(self.what) from None
+            self.api.patch(self._path(), patch, self.what)
             return True
 
         return optimistically(f"change {self.what}", attempt)
 
     def _read(self) -> Obj:
-        try:
-            return call(
-                f"read {self.what}",
-                self.custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.spec.namespace,
-                "httproutes",
-                self.spec.http_route,
-            )
-        except NotFound:
-            raise missing(self.what) from None
+        return self.api.get(self._path(), self.what)
+
+    def _path(self) -> str:
+        return namespaced(API_VERSION, self.spec.namespace, "httproutes", self.spec.http_route)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from kubernetes import client
 
 from activities.errors import (
     INVALID_SPEC,
@@ -33,13 +32,13 @@ from activities.routing.base import HeaderMatch, HeaderRoute, HeaderValue, Weigh
 from activities.routing.kube import (
     MANAGED_BY,
     MERGE_PATCH,
+    Api,
     Conflict,
     NotFound,
     Obj,
     Patch,
-    call,
     merge_patch,
-    missing,
+    namespaced,
     optimistically,
 )
 from activities.routing.kube_spec import IngressNginxRouterSpec
@@ -185,7 +184,7 @@ class IngressNginxRouter:
 
     def __init__(self, spec: IngressNginxRouterSpec, clusters: KubeClients) -> None:
         self.spec = spec
-        self.networking = client.NetworkingV1Api(clusters.api(spec.context))
+        self.api = Api(clusters.api(spec.context))
         self.what = f"Ingress {spec.namespace}/{spec.canary_ingress_name}"
 
     def set_weights(self, weights: Weights) -> None:
@@ -217,60 +216,32 @@ class IngressNginxRouter:
 
     def _apply(self, state: Callable[[Obj | None], tuple[Weights, HeaderRoute | None]]) -> bool:
         """Bring the canary Ingress to ``state(current)``: its weights and header route."""
-        name, namespace = self.spec.canary_ingress_name, self.spec.namespace
+        stable_what = f"Ingress {self.spec.namespace}/{self.spec.stable_ingress}"
+        name = self.spec.canary_ingress_name
 
         def attempt() -> bool:
-            stable = self._read_stable()
+            stable = self.api.get(self._path(self.spec.stable_ingress), stable_what)
             current = self._read_canary()
             weights, route = state(current)
             wanted = canary_ingress(self.spec, stable, weights, route)
             if current is None:  # a 409 (created meanwhile) reads again
-                call(
-                    f"create {self.what}",
-                    self.networking.create_namespaced_ingress,
-                    namespace,
-                    wanted,
-                )
+                self.api.create(self._path(), wanted, self.what)
                 return True
             patch = canary_patch(self.spec, current, wanted)
             if patch is None:
                 return False
+            path, body, content_type = self._path(name), patch.body, patch.content_type
             try:
-                call(
-                    f"patch {self.what}",
-                    self.networking.patch_namespaced_ingress,
-                    name,
-                    namespace,
-                    patch.body,
-                    _content_type=patch.content_type,
-                )
-            except NotFound:  # deleted since it was read: read again, create it
-                raise Conflict(f"{self.what} was deleted") from None
+                self.api.request("PATCH", path, f"patch {self.what}", body, content_type)
+            except NotFound:  # deleted since it was read: read again and create it
+                raise Conflict(f"{self.what} was deleted since it was read") from None
             return True
 
         return optimistically(f"change {self.what}", attempt)
 
-    def _read_stable(self) -> Obj:
-        what = f"Ingress {self.spec.namespace}/{self.spec.stable_ingress}"
-        try:
-            return call(
-                f"read {what}",
-                self.networking.read_namespaced_ingress,
-                self.spec.stable_ingress,
-                self.spec.namespace,
-            )
-        except NotFound:
-            raise missing(what) from None
-
     def _read_canary(self) -> Obj | None:
-        try:
-            canary = call(
-                f"read {self.what}",
-                self.networking.read_namespaced_ingress,
-                self.spec.canary_ingress_name,
-                self.spec.namespace,
-            )
-        except NotFound:
+        canary = self.api.find(self._path(self.spec.canary_ingress_name), self.what)
+        if canary is None:
             return None
         labels = canary["metadata"].get("labels") or {}
         if not MANAGED_BY.items() <= labels.items():
@@ -281,3 +252,6 @@ class IngressNginxRouter:
                 "or delete it",
             )
         return canary
+
+    def _path(self, name: str = "") -> str:
+        return namespaced("networking.k8s.io/v1", self.spec.namespace, "ingresses", name)

@@ -24,27 +24,16 @@ from collections.abc import Sequence
 from typing import Final
 
 import structlog
-from kubernetes import client
 
 from activities.errors import INVALID_SPEC, failure
 from activities.kubeconfig import KubeClients
 from activities.routing.base import HeaderMatch, HeaderRoute, HeaderValue, Weights
-from activities.routing.kube import (
-    NotFound,
-    Obj,
-    Patch,
-    call,
-    list_patch,
-    missing,
-    optimistically,
-    owned_routes,
-)
+from activities.routing.kube import Api, Obj, list_patch, namespaced, optimistically, owned_routes
 from activities.routing.kube_spec import IstioRouterSpec
 
 log = structlog.get_logger()
 
-GROUP: Final = "networking.istio.io"
-VERSION: Final = "v1"
+API_VERSION: Final = "networking.istio.io/v1"
 
 
 def side_of(spec: IstioRouterSpec, destination: Obj) -> str | None:
@@ -136,7 +125,7 @@ def desired_http(
             rest[i] = weighted(spec, rest[i], weights, where)
     if routes is None:
         return ours + rest, [r["name"] for r in ours]
-    taken = {r.get("name") for r in rest} & {r.name for r in routes}
+    taken = {str(r.get("name")) for r in rest} & {r.name for r in routes}
     if taken:
         raise failure(INVALID_SPEC, f"{where} already has http routes named {sorted(taken)}")
     built = [header_route(spec, r, rest[indexes[0]], where) for r in routes]
@@ -181,7 +170,7 @@ class IstioRouter:
 
     def __init__(self, spec: IstioRouterSpec, clusters: KubeClients) -> None:
         self.spec = spec
-        self.custom = client.CustomObjectsApi(clusters.api(spec.context))
+        self.api = Api(clusters.api(spec.context))
         self.what = f"VirtualService {spec.namespace}/{spec.virtual_service.name}"
 
     def set_weights(self, weights: Weights) -> None:
@@ -208,35 +197,23 @@ class IstioRouter:
         return read_header_routes(self._read())
 
     def _apply(self, weights: Weights | None, routes: Sequence[HeaderRoute] | None) -> bool:
+        path = self._path("virtualservices", self.spec.virtual_service.name)
+
         def attempt() -> bool:
-            vs = self._read()
+            vs = self.api.get(path, self.what)
             http, names = desired_http(self.spec, vs, weights, routes)
             patch = list_patch(vs, "/spec/http", http, names)
             if patch is None:
                 return False
-            self._patch(patch)
+            self.api.patch(path, patch, self.what)
             return True
 
         return optimistically(f"change {self.what}", attempt)
 
-    def _patch(self, patch: Patch) -> None:
-        try:
-            call(
-                f"patch {self.what}",
-                self.custom.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.spec.namespace,
-                "virtualservices",
-                self.spec.virtual_service.name,
-                patch.body,
-                _content_type=patch.content_type,
-            )
-        except NotFound:
-            raise missing(self.what) from None
-
     def _read(self) -> Obj:
-        return self._get("virtualservices", self.spec.virtual_service.name, self.what)
+        return self.api.get(
+            self._path("virtualservices", self.spec.virtual_service.name), self.what
+        )
 
     def _check_subsets(self) -> None:
         """Subset-based: the DestinationRule must define both subsets (it is only read)."""
@@ -244,7 +221,7 @@ class IstioRouter:
         if rule is None:
             return
         what = f"DestinationRule {self.spec.namespace}/{rule.name}"
-        found = self._get("destinationrules", rule.name, what)
+        found = self.api.get(self._path("destinationrules", rule.name), what)
         subsets = {s.get("name") for s in (found.get("spec") or {}).get("subsets") or []}
         wanted = {rule.stable_subset_name, rule.canary_subset_name}
         if not wanted <= subsets:
@@ -252,16 +229,5 @@ class IstioRouter:
                 INVALID_SPEC, f"{what} defines subsets {sorted(subsets)}, not {sorted(wanted)}"
             )
 
-    def _get(self, plural: str, name: str, what: str) -> Obj:
-        try:
-            return call(
-                f"read {what}",
-                self.custom.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.spec.namespace,
-                plural,
-                name,
-            )
-        except NotFound:
-            raise missing(what) from None
+    def _path(self, plural: str, name: str) -> str:
+        return namespaced(API_VERSION, self.spec.namespace, plural, name)

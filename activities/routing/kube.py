@@ -14,15 +14,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from activities import errors
 from activities.errors import failure
 from activities.kubeconfig import REQUEST_TIMEOUT
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 log = structlog.get_logger()
 
@@ -54,26 +56,75 @@ class Patch:
     content_type: str
 
 
-def call(what: str, request: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
-    """``request(*args, **kwargs)`` with the timeout, its JSON body as a dict.
+class Api:
+    """Raw JSON requests to one cluster through the official client's ``ApiClient``
+    (``param_serialize`` + ``call_api``): the objects travel as the API server's own JSON,
+    which the typed models would trim to the fields they know."""
 
-    409 raises ``Conflict`` and 404 ``NotFound`` for the caller to decide; every other
-    failure becomes the ``ApplicationError`` that says whether retrying can help."""
-    try:
-        response = request(
-            *args, **kwargs, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    def get(self, path: str, what: str) -> Obj:
+        """The object at ``path``; ``KubernetesObjectMissing`` if there is none."""
+        try:
+            return self.request("GET", path, f"read {what}")
+        except NotFound:
+            raise missing(what) from None
+
+    def find(self, path: str, what: str) -> Obj | None:
+        """The object at ``path``, or None."""
+        try:
+            return self.request("GET", path, f"read {what}")
+        except NotFound:
+            return None
+
+    def create(self, path: str, body: Obj, what: str) -> Obj:
+        return self.request("POST", path, f"create {what}", body)
+
+    def patch(self, path: str, patch: Patch, what: str) -> Obj:
+        """Send ``patch``; a 404 (deleted since it was read) is ``KubernetesObjectMissing``."""
+        try:
+            return self.request("PATCH", path, f"patch {what}", patch.body, patch.content_type)
+        except NotFound:
+            raise missing(what) from None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: Obj | list[Obj] | None = None,
+        content_type: str = "application/json",
+    ) -> Obj:
+        """One request with the timeout, its JSON answer as a dict. 409 raises
+        ``Conflict`` and 404 ``NotFound`` for the caller to decide; every other failure
+        becomes the ``ApplicationError`` that says whether retrying can help."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
         )
-    except ApiException as exc:
-        raise _refusal(what, exc) from None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise failure(errors.KUBERNETES_REQUEST_FAILED, f"{what}: {exc}") from None
-    body: Obj = json.loads(response.data or b"{}")
-    return body
+        try:
+            response = self.api.call_api(*params, _request_timeout=REQUEST_TIMEOUT)
+            response.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise failure(errors.KUBERNETES_REQUEST_FAILED, f"{what}: {exc}") from None
+        data = response.data or b"{}"
+        if not 200 <= response.status <= 299:
+            raise refusal(what, response.status, data)
+        parsed: Obj = json.loads(data)
+        return parsed
 
 
-def _refusal(what: str, exc: ApiException) -> Exception:
-    status = exc.status or 0
-    reason = _message(exc)
+def refusal(what: str, status: int, data: bytes) -> Exception:
+    """The exception for a non-2xx answer (``data``: the API server's ``Status``)."""
+    try:
+        reason = str(json.loads(data).get("message") or status)
+    except (ValueError, AttributeError):
+        reason = data[:200].decode(errors="replace")
     if status == 409:
         return Conflict(f"{what}: {reason}")
     if status == 404:
@@ -85,17 +136,14 @@ def _refusal(what: str, exc: ApiException) -> Exception:
     return failure(errors.KUBERNETES_REQUEST_FAILED, f"{what}: {status} {reason}")
 
 
-def _message(exc: ApiException) -> str:
-    """The ``Status`` message the API server sent, else the HTTP reason."""
-    try:
-        status = json.loads(exc.body or "")
-    except ValueError:
-        return str(exc.reason)
-    return str(status.get("message") or exc.reason) if isinstance(status, dict) else str(exc)
-
-
 def missing(what: str) -> Exception:
     return failure(errors.KUBERNETES_OBJECT_MISSING, f"{what} does not exist")
+
+
+def namespaced(group_version: str, namespace: str, plural: str, name: str = "") -> str:
+    """``/apis/networking.k8s.io/v1/namespaces/shop/ingresses/checkout`` (core: ``v1``)."""
+    root = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    return f"{root}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
 
 
 def optimistically(what: str, attempt: Callable[[], bool]) -> bool:

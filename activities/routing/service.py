@@ -15,19 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from kubernetes import client
 
 from activities.errors import INVALID_SPEC, KUBERNETES_OBJECT_FOREIGN, failure
 from activities.kubeconfig import KubeClients
 from activities.routing.base import Weights
 from activities.routing.kube import (
     MERGE_PATCH,
-    NotFound,
+    Api,
     Obj,
     Patch,
-    call,
     merge_patch,
-    missing,
+    namespaced,
     optimistically,
 )
 from activities.routing.kube_spec import ServiceRouterSpec
@@ -83,7 +81,7 @@ class ServiceRouter:
 
     def __init__(self, spec: ServiceRouterSpec, clusters: KubeClients) -> None:
         self.spec = spec
-        self.core = client.CoreV1Api(clusters.api(spec.context))
+        self.api = Api(clusters.api(spec.context))
 
     def set_weights(self, weights: Weights) -> None:
         wanted = side_selector(self.spec, weights)
@@ -97,35 +95,23 @@ class ServiceRouter:
         )
 
     def get_weights(self) -> Weights:
-        return selected_weights(self.spec, self._read(self.spec.active_service))
+        name = self.spec.active_service
+        return selected_weights(self.spec, self.api.get(self._path(name), self._what(name)))
 
     def _select(self, name: str, wanted: dict[str, str]) -> bool:
-        what = f"Service {self.spec.namespace}/{name}"
+        path, what = self._path(name), self._what(name)
 
         def attempt() -> bool:
-            patch = selector_patch(self.spec, self._read(name), wanted)
+            patch = selector_patch(self.spec, self.api.get(path, what), wanted)
             if patch is None:
                 return False
-            try:
-                call(
-                    f"patch {what}",
-                    self.core.patch_namespaced_service,
-                    name,
-                    self.spec.namespace,
-                    patch.body,
-                    _content_type=patch.content_type,
-                )
-            except NotFound:
-                raise missing(what) from None
+            self.api.patch(path, patch, what)
             return True
 
         return optimistically(f"switch {what}", attempt)
 
-    def _read(self, name: str) -> Obj:
-        what = f"Service {self.spec.namespace}/{name}"
-        try:
-            return call(
-                f"read {what}", self.core.read_namespaced_service, name, self.spec.namespace
-            )
-        except NotFound:
-            raise missing(what) from None
+    def _path(self, name: str) -> str:
+        return namespaced("v1", self.spec.namespace, "services", name)
+
+    def _what(self, name: str) -> str:
+        return f"Service {self.spec.namespace}/{name}"
