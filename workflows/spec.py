@@ -33,7 +33,7 @@ from workflows.analysis_spec import (
     StepAnalysis,
 )
 from workflows.durations import Duration, parse_duration
-from workflows.rolling_plan import batch_size, parse_int_or_percent
+from workflows.rolling_plan import batch_size, parse_int_or_percent, resolve
 from workflows.targets import Targets, targets_for
 
 __all__ = [
@@ -168,7 +168,7 @@ class RolloutSpec(Model):
     @property
     def targets(self) -> Targets:
         """Where the stable and the canary version run (see workflows/targets.py)."""
-        return targets_for(self.router)
+        return targets_for(self.router, self.platform)
 
 
 class Rollout(Model):
@@ -238,7 +238,9 @@ def rollout_problems(rollout: Rollout) -> list[str]:
             f"(there are {len(canary.steps)} steps, numbered from 0)"
         )
     rolling = spec.strategy.rolling
-    if rolling is not None:
+    if spec.targets.workloads is not None:
+        problems += kubernetes_problems(spec)
+    elif rolling is not None:
         try:
             batch_size(len(spec.targets.everywhere()), rolling.max_unavailable, rolling.max_surge)
         except ValueError as exc:
@@ -253,6 +255,43 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         problems.append("spec.platform.command.stop: required by strategy recreate")
     for path, analysis, blocking in analysis_references(rollout):
         problems += reference_problems(rollout, path, analysis, blocking)
+    return problems
+
+
+def kubernetes_problems(spec: RolloutSpec) -> list[str]:
+    """What a spec may not ask of Kubernetes workloads (docs/kubernetes.md)."""
+    problems = []
+    if spec.strategy.blue_green is not None:
+        problems.append(
+            "spec.strategy.blueGreen: not supported with platform kubernetes yet "
+            "(use canary, rolling or recreate)"
+        )
+    if spec.health_check is not None:
+        problems.append(
+            "spec.healthCheck: not used with platform kubernetes: health is the pods' "
+            "readiness (give the container a readinessProbe)"
+        )
+    if spec.smoke_tests:
+        problems.append(
+            "spec.smokeTests: not supported with platform kubernetes (they probe host:port)"
+        )
+    rolling = spec.strategy.rolling
+    if rolling is not None:
+        for field in ("pause_between_batches", "drain_seconds"):
+            if field in rolling.model_fields_set:
+                name = RollingStrategy.model_fields[field].alias
+                problems.append(
+                    f"spec.strategy.rolling.{name}: not used with platform kubernetes "
+                    "(the Deployment controller paces the update)"
+                )
+        if all(
+            resolve(value, 100, round_up=False) == 0
+            for value in (rolling.max_unavailable, rolling.max_surge)
+        ):
+            problems.append(
+                "spec.strategy.rolling.maxUnavailable: may not be 0 when maxSurge is 0 "
+                "(the Deployment could never start its update)"
+            )
     return problems
 
 

@@ -205,7 +205,11 @@ BAD: list[tuple[str, Any, str]] = [
         0,
         "spec.progressDeadlineSeconds: Input should be greater than or equal to 1",
     ),
-    (f"{S}.router", {}, "spec.router: router: set exactly one of nginx, haproxy, nop; got none"),
+    (
+        f"{S}.router",
+        {},
+        "spec.router: router: set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI; got none",
+    ),
     (f"{S}.router.nginx.stable", [], "spec.router.nginx.stable"),
     (f"{S}.environment", _DELETE, "spec.environment: Field required"),
     ("apiVersion", "argoproj.io/v1alpha1", "apiVersion: Input should be 'deployflow/v1'"),
