@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
@@ -30,10 +31,11 @@ from starters.progress import follow, print_events
 from starters.rollouts import _who
 from workers.config import TemporalConfig
 from workflows import search_attributes as sa
+from workflows.argo_rollout import beside_the_rollout
 from workflows.emergency_models import rollback_workflow_id
 from workflows.registry import workflow_type
 from workflows.rollout_models import RolloutPhase, RolloutResult
-from workflows.spec import Rollout, load_rollout
+from workflows.spec import Rollout, load_rollout, yaml_documents
 from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 
@@ -45,6 +47,8 @@ def describe(rollout: Rollout) -> str:
     """One line: what this spec does."""
     spec = rollout.spec
     what = f"{spec.strategy.name} of {spec.service} {spec.version} in {spec.environment}"
+    if spec.targets.workloads is not None:
+        what += f" on {spec.targets.workloads.describe()} by router {spec.router.kind}"
     if spec.strategy.canary is not None:
         steps = spec.strategy.canary.steps
         return f"{what}, {len(steps)} steps: " + " → ".join(s.describe() for s in steps)
@@ -52,7 +56,12 @@ def describe(rollout: Rollout) -> str:
 
 
 def lint(args: argparse.Namespace) -> int:
-    return spec_files.lint(args, load_rollout, lambda r: (r.workflow_id, describe(r)))
+    code = spec_files.lint(args, load_rollout, lambda r: (r.workflow_id, describe(r)))
+    if not args.json:
+        text = spec_files.read_text(Path(args.file), f"FILE {args.file}")
+        for name in beside_the_rollout(yaml_documents(text, args.file)):
+            print(f"  {name}: not applied by deployflow (kubectl apply it)")
+    return code
 
 
 def prepare_start(args: argparse.Namespace) -> None:

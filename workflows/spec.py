@@ -1,6 +1,8 @@
 """The rollout spec: Argo Rollouts' vocabulary as pydantic models, plus loading and linting.
 
-A spec file holds one ``kind: Rollout`` document and, optionally, ``kind: AnalysisTemplate``
+A spec file holds one ``kind: Rollout`` document (deployflow/v1, or an Argo Rollout manifest,
+argoproj.io/v1alpha1, translated by ``workflows/argo_rollout.py``) and, optionally,
+``kind: AnalysisTemplate``
 and ``kind: ClusterAnalysisTemplate`` documents (deployflow/v1 or Argo's
 argoproj.io/v1alpha1, so templates pasted from Argo docs work; the analysis vocabulary is
 ``workflows/analysis_spec.py``). ``load_rollout`` returns a validated ``Rollout`` or raises
@@ -23,6 +25,12 @@ from activities.model import Model, OneOf
 from activities.platforms.spec import PlatformSpec
 from activities.routing.spec import RouterSpec
 from workflows.analysis_plan import reference_problems, template_problems
+from workflows.argo_rollout import (
+    Translation,
+    is_argo_rollout,
+    is_kubernetes_object,
+    translate,
+)
 from workflows.analysis_spec import (
     AnalysisTemplate,
     AnalysisTemplateRef,
@@ -325,9 +333,14 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
     problems: list[str] = []
     rollouts: list[dict[str, Any]] = []
     templates: dict[str, list[dict[str, Any]]] = {field: [] for field in TEMPLATE_KINDS.values()}
+    argo: Translation | None = None
     for number, document in enumerate(documents, start=1):
         kind = document.get("kind") if isinstance(document, dict) else None
-        if kind == "Rollout":
+        if is_argo_rollout(document):
+            argo = translate(document)
+            problems += argo.problems
+            rollouts.append(argo.body)
+        elif kind == "Rollout":
             rollouts.append(document)
         elif isinstance(kind, str) and kind in TEMPLATE_KINDS:
             shape = _template_shape_problems(number, document)
@@ -335,6 +348,8 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
             if not shape:
                 metadata, template = document.get("metadata") or {}, document.get("spec") or {}
                 templates[TEMPLATE_KINDS[kind]].append({"name": metadata.get("name"), **template})
+        elif is_kubernetes_object(document) and any(map(is_argo_rollout, documents)):
+            continue  # a Service or route beside an Argo Rollout: kubectl applies it, not us
         elif document is not None:
             got = kind if isinstance(document, dict) else type(document).__name__
             problems.append(
@@ -353,11 +368,14 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
             inline = spec.get(field) or []
             if isinstance(inline, list):
                 spec = body["spec"] = {**spec, field: [*inline, *documents_of_kind]}
+    if argo is not None and argo.problems:
+        raise SpecError(source, problems)  # the body is incomplete: its errors would repeat
+    located = argo.located if argo is not None else str
     try:
         rollout = Rollout.model_validate(body)
     except ValidationError as exc:
-        raise SpecError(source, problems + validation_problems(exc)) from None
-    problems += rollout_problems(rollout)
+        raise SpecError(source, problems + [located(p) for p in validation_problems(exc)]) from None
+    problems += [located(p) for p in rollout_problems(rollout)]
     if problems:
         raise SpecError(source, problems)
     return rollout
