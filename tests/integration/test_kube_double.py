@@ -71,7 +71,8 @@ def custom(kube):
 def test_create_fills_uid_version_generation_timestamp_and_namespace(kube, apps):
     body = deployment()
     created = apps.create_namespaced_deployment(kube.namespace, body)
-    assert created.metadata.uid and created.metadata.creation_timestamp
+    assert created.metadata.uid
+    assert created.metadata.creation_timestamp
     assert created.metadata.generation == 1
     assert created.metadata.namespace == kube.namespace  # from the URL, not the body
     assert int(created.metadata.resource_version) > 0
@@ -106,7 +107,8 @@ def test_create_answers_201_and_custom_objects_api_returns_the_object(kube, cust
     )
     assert code == 201
     got = custom.get_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", "web")
-    assert got["metadata"]["uid"] and got["metadata"]["generation"] == 1
+    assert got["metadata"]["uid"]
+    assert got["metadata"]["generation"] == 1
 
 
 def test_create_of_an_existing_name_is_409_already_exists(kube, apps):
@@ -428,7 +430,8 @@ def test_watch_from_a_resource_version_sends_only_later_events(kube, core):
         ("DELETED", "a"),
     ]
     versions = [int(e["object"].metadata.resource_version) for e in events]
-    assert versions == sorted(versions) and versions[0] > int(listed.metadata.resource_version)
+    assert versions == sorted(versions)
+    assert versions[0] > int(listed.metadata.resource_version)
 
 
 def test_watch_without_a_resource_version_starts_with_the_current_objects(kube, core):
@@ -510,6 +513,5 @@ def test_watch_bookmarks_carry_the_latest_resource_version(kube, core):
         )
     )
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
-    assert bookmarks and int(bookmarks[-1]["raw_object"]["metadata"]["resourceVersion"]) >= int(
-        latest
-    )
+    assert bookmarks
+    assert int(bookmarks[-1]["raw_object"]["metadata"]["resourceVersion"]) >= int(latest)

@@ -71,11 +71,31 @@ class DeploymentController:
             return self.store.resource_version != before
 
     def settle(self, max_steps: int = 1000) -> int:
-        """Step until a round changes nothing; the number of rounds that changed something."""
-        for count in range(max_steps):
-            if not self.step():
-                return count
+        """Step until nothing changes, not even a pending progress deadline (the clock then
+        jumps to it); the number of rounds that changed something."""
+        changed = 0
+        for _ in range(max_steps):
+            if self.step():
+                changed += 1
+                continue
+            deadline = self._next_deadline()
+            if deadline is None:
+                return changed
+            self.store.clock.advance(deadline)
         raise RuntimeError(f"the simulated cluster did not settle within {max_steps} steps")
+
+    def _next_deadline(self) -> float | None:
+        """Seconds until the earliest stalled rollout passes its progress deadline, if any."""
+        waits = []
+        for deployment in self._all(DEPLOYMENTS):
+            conditions = (deployment.get("status") or {}).get("conditions") or []
+            progressing = next((c for c in conditions if c["type"] == "Progressing"), None)
+            if progressing is None or progressing["reason"] != "ReplicaSetUpdated":
+                continue
+            deadline = int(deployment["spec"].get("progressDeadlineSeconds", 600))
+            elapsed = _seconds_between(progressing["lastUpdateTime"], self.store.clock.stamp())
+            waits.append(max(0.0, deadline - elapsed))
+        return min(waits) if waits else None
 
     def _before_request(self) -> None:
         if self._auto:
@@ -125,50 +145,50 @@ class DeploymentController:
                     self.store.delete(kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
 
     def _kubelet(self) -> None:
+        """Pods start (Running, Ready) one step after they are created, unless an image is
+        broken: then they wait in ImagePullBackOff, not ready, forever."""
+        now = self.store.clock.stamp()
         for pod in self._all(PODS):
             status = pod.get("status") or {}
             if status.get("phase") == "Running":
                 continue
-            images = [c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []]
-            broken = [i for i in images if i in self.broken_images]
-            now = self.store.clock.stamp()
-            if broken:
-                waiting = {
-                    "reason": "ImagePullBackOff",
-                    "message": f'Back-off pulling image "{broken[0]}"',
+            containers = (pod.get("spec") or {}).get("containers") or []
+            broken = next(
+                (c["image"] for c in containers if c.get("image") in self.broken_images), None
+            )
+            if broken is not None:
+                state: Obj = {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{broken}"',
+                    }
                 }
-                new = {
+                new: Obj = {
                     "phase": "Pending",
                     "conditions": [
                         {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}
                     ],
-                    "containerStatuses": [
-                        {
-                            "name": c.get("name"),
-                            "image": c.get("image"),
-                            "ready": False,
-                            "restartCount": 0,
-                            "state": {"waiting": waiting},
-                        }
-                        for c in pod["spec"].get("containers") or []
-                    ],
                 }
             else:
+                state = {"running": {"startedAt": now}}
                 new = {
                     "phase": "Running",
                     "startTime": now,
                     "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-                    "containerStatuses": [
-                        {
-                            "name": c.get("name"),
-                            "image": c.get("image"),
-                            "ready": True,
-                            "restartCount": 0,
-                            "state": {"running": {"startedAt": now}},
-                        }
-                        for c in pod["spec"].get("containers") or []
-                    ],
                 }
+            new["containerStatuses"] = [
+                {
+                    "name": c.get("name"),
+                    "image": c.get("image"),
+                    "ready": broken is None,
+                    "restartCount": 0,
+                    "state": state,
+                    "imageID": ""
+                    if broken is not None
+                    else f"{c.get('image')}@sha256:{safe_hash(str(c.get('image')), 64)}",
+                }
+                for c in containers
+            ]
             if status != new:
                 self._set(PODS, pod, ("status",), new, "status")
 
