@@ -297,7 +297,7 @@ def test_no_canary_ingress_reads_as_all_stable_and_a_bad_weight_is_refused():
     bad["metadata"]["annotations"][f"{NGINX}/canary-weight"] = "150"
 
     assert ingress_nginx.read_weights(INGRESS, None) == Weights(stable=100, canary=0)
-    with pytest.raises(ApplicationError, match="canary-weight '150' is not 0..100"):
+    with pytest.raises(ApplicationError, match=r"canary-weight '150' is not 0\.\.100"):
         ingress_nginx.read_weights(INGRESS, bad)
 
 
