@@ -1,0 +1,515 @@
+"""The API server double, pinned to the real API server's documented behaviour.
+
+Driven by the official ``kubernetes`` client over real HTTP (and ``kubectl`` where it
+helps). Each test names the behaviour of kube-apiserver it pins; with
+``DEPLOYFLOW_KUBE_REAL=1`` and ``KUBECONFIG`` the same tests run against a real cluster
+(those that need the controller simulation or fault injection skip there).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+ISTIO = ("networking.istio.io", "v1")
+
+
+def deployment(name: str = "web", image: str = "web:1", replicas: int = 3, **spec: object) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "ports": [{"containerPort": 8080}],
+                            "env": [{"name": "MODE", "value": "a"}],
+                        },
+                        {"name": "sidecar", "image": "envoy:1.30"},
+                    ]
+                },
+            },
+            **spec,
+        },
+    }
+
+
+def status_of(exc: ApiException) -> dict:
+    return json.loads(exc.body)
+
+
+@pytest.fixture
+def apps(kube):
+    return client.AppsV1Api(kube.api_client)
+
+
+@pytest.fixture
+def core(kube):
+    return client.CoreV1Api(kube.api_client)
+
+
+@pytest.fixture
+def custom(kube):
+    return client.CustomObjectsApi(kube.api_client)
+
+
+# -- object metadata ---------------------------------------------------------------------
+# https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions and
+# https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/object-meta/
+
+
+def test_create_fills_uid_version_generation_timestamp_and_namespace(kube, apps):
+    body = deployment()
+    created = apps.create_namespaced_deployment(kube.namespace, body)
+    assert created.metadata.uid and created.metadata.creation_timestamp
+    assert created.metadata.generation == 1
+    assert created.metadata.namespace == kube.namespace  # from the URL, not the body
+    assert int(created.metadata.resource_version) > 0
+    assert created.spec.strategy.type == "RollingUpdate"  # defaulted
+    assert created.spec.progress_deadline_seconds == 600
+
+
+def test_resource_versions_grow_across_kinds_and_generation_follows_spec_only(kube, apps, core):
+    first = apps.create_namespaced_deployment(kube.namespace, deployment())
+    cm = core.create_namespaced_config_map(
+        kube.namespace, {"metadata": {"name": "c"}, "data": {"a": "1"}}
+    )
+    assert int(cm.metadata.resource_version) > int(first.metadata.resource_version)
+    labelled = apps.patch_namespaced_deployment(
+        "web", kube.namespace, {"metadata": {"annotations": {"team": "payments"}}}
+    )
+    assert labelled.metadata.generation == 1  # metadata is not spec
+    assert int(labelled.metadata.resource_version) > int(cm.metadata.resource_version)
+    scaled = apps.patch_namespaced_deployment("web", kube.namespace, {"spec": {"replicas": 5}})
+    assert scaled.metadata.generation == 2
+
+
+def test_create_answers_201_and_custom_objects_api_returns_the_object(kube, custom):
+    vs = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "web"},
+        "spec": {"hosts": ["web"], "http": []},
+    }
+    _, code, _ = custom.create_namespaced_custom_object_with_http_info(
+        *ISTIO, kube.namespace, "virtualservices", vs
+    )
+    assert code == 201
+    got = custom.get_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", "web")
+    assert got["metadata"]["uid"] and got["metadata"]["generation"] == 1
+
+
+def test_create_of_an_existing_name_is_409_already_exists(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    with pytest.raises(ApiException) as caught:
+        apps.create_namespaced_deployment(kube.namespace, deployment())
+    assert caught.value.status == 409
+    status = status_of(caught.value)
+    assert (status["kind"], status["reason"]) == ("Status", "AlreadyExists")
+    assert status["details"] == {"name": "web", "group": "apps", "kind": "deployments"}
+
+
+def test_missing_object_is_404_not_found_status(kube, apps):
+    with pytest.raises(ApiException) as caught:
+        apps.read_namespaced_deployment("nope", kube.namespace)
+    assert caught.value.status == 404
+    status = status_of(caught.value)
+    assert status["reason"] == "NotFound"
+    assert status["message"] == 'deployments.apps "nope" not found'
+
+
+# -- updates: optimistic concurrency -----------------------------------------------------
+# https://kubernetes.io/docs/reference/using-api/api-concepts/#conflicts
+
+
+def test_put_with_a_stale_resource_version_is_409_conflict(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    stale = apps.read_namespaced_deployment("web", kube.namespace)
+    apps.patch_namespaced_deployment("web", kube.namespace, {"spec": {"replicas": 4}})
+    stale.spec.replicas = 7
+    with pytest.raises(ApiException) as caught:
+        apps.replace_namespaced_deployment("web", kube.namespace, stale)
+    assert caught.value.status == 409
+    status = status_of(caught.value)
+    assert status["reason"] == "Conflict"
+    assert "the object has been modified" in status["message"]
+    assert apps.read_namespaced_deployment("web", kube.namespace).spec.replicas == 4
+
+
+def test_put_with_the_current_resource_version_replaces(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    current = apps.read_namespaced_deployment("web", kube.namespace)
+    current.spec.replicas = 7
+    replaced = apps.replace_namespaced_deployment("web", kube.namespace, current)
+    assert replaced.spec.replicas == 7
+    assert int(replaced.metadata.resource_version) > int(current.metadata.resource_version)
+
+
+def test_a_write_that_changes_nothing_keeps_the_resource_version(kube, apps):
+    created = apps.create_namespaced_deployment(kube.namespace, deployment())
+    same = apps.patch_namespaced_deployment("web", kube.namespace, {"spec": {"replicas": 3}})
+    assert same.metadata.resource_version == created.metadata.resource_version
+
+
+# -- patches -----------------------------------------------------------------------------
+# https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/
+
+
+def test_strategic_merge_patch_merges_containers_by_name_and_keeps_the_sidecar(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    patched = apps.patch_namespaced_deployment(
+        "web",
+        kube.namespace,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "app",
+                                "image": "web:2",
+                                "env": [{"name": "EXTRA", "value": "1"}],
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+    )
+    containers = {c.name: c for c in patched.spec.template.spec.containers}
+    assert containers["app"].image == "web:2"
+    assert containers["sidecar"].image == "envoy:1.30"
+    assert [e.name for e in containers["app"].env] == ["MODE", "EXTRA"]  # env merges by name
+    assert [p.container_port for p in containers["app"].ports] == [8080]
+
+
+def test_strategic_merge_patch_delete_directive_removes_one_container(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    patched = apps.patch_namespaced_deployment(
+        "web",
+        kube.namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}},
+    )
+    assert [c.name for c in patched.spec.template.spec.containers] == ["app"]
+
+
+def test_merge_patch_replaces_lists_whole(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    patched = apps.patch_namespaced_deployment(
+        "web",
+        kube.namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:2"}]}}}},
+        _content_type="application/merge-patch+json",
+    )
+    assert [c.name for c in patched.spec.template.spec.containers] == ["app"]
+
+
+def test_strategic_merge_patch_on_a_custom_resource_is_415(kube, custom):
+    custom.create_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vs"},
+            "spec": {"hosts": ["web"]},
+        },
+    )
+    with pytest.raises(ApiException) as caught:
+        custom.patch_namespaced_custom_object(
+            *ISTIO,
+            kube.namespace,
+            "virtualservices",
+            "vs",
+            {"spec": {"hosts": ["x"]}},
+            _content_type="application/strategic-merge-patch+json",
+        )
+    assert caught.value.status == 415
+
+
+def test_json_patch_with_a_failing_test_is_422_and_changes_nothing(kube, custom):
+    routes = [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}]
+    created = custom.create_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vs"},
+            "spec": {"hosts": ["web"], "http": routes},
+        },
+    )
+    with pytest.raises(ApiException) as caught:
+        custom.patch_namespaced_custom_object(
+            *ISTIO,
+            kube.namespace,
+            "virtualservices",
+            "vs",
+            [
+                {"op": "test", "path": "/spec/http/0/route/0/weight", "value": 90},
+                {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 10},
+            ],
+            _content_type="application/json-patch+json",
+        )
+    assert caught.value.status == 422
+    after = custom.get_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", "vs")
+    assert after["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+def test_json_patch_with_a_passing_test_applies(kube, custom):
+    custom.create_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vs"},
+            "spec": {
+                "hosts": ["web"],
+                "http": [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}],
+            },
+        },
+    )
+    patched = custom.patch_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        "vs",
+        [
+            {"op": "test", "path": "/spec/http/0/route/0/weight", "value": 100},
+            {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 90},
+        ],
+        _content_type="application/json-patch+json",
+    )
+    assert patched["spec"]["http"][0]["route"][0]["weight"] == 90
+    assert patched["metadata"]["generation"] == 2
+
+
+def test_custom_objects_api_sends_a_list_as_a_merge_patch_unless_told(kube, custom):
+    """CustomObjectsApi's patch defaults to application/merge-patch+json even for a list
+    body (the client, not the server, picks); a merge patch cannot turn an object into a
+    list, so the server refuses it and the object is unchanged."""
+    custom.create_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "vs"},
+            "spec": {"hosts": ["web"]},
+        },
+    )
+    with pytest.raises(ApiException) as caught:
+        custom.patch_namespaced_custom_object(
+            *ISTIO,
+            kube.namespace,
+            "virtualservices",
+            "vs",
+            [{"op": "replace", "path": "/spec/hosts", "value": ["x"]}],
+        )
+    assert caught.value.status in (400, 422)
+    if not kube.real:
+        assert kube.requests()[-1].content_type == "application/merge-patch+json"
+
+
+# -- subresources ------------------------------------------------------------------------
+# https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#subresources
+
+
+def test_status_is_ignored_on_the_main_endpoint_and_written_through_status(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    ignored = apps.patch_namespaced_deployment("web", kube.namespace, {"status": {"replicas": 9}})
+    assert ignored.status.replicas is None
+    written = apps.patch_namespaced_deployment_status(
+        "web",
+        kube.namespace,
+        {"status": {"observedGeneration": 1, "replicas": 9}, "spec": {"replicas": 1}},
+    )
+    assert written.status.replicas == 9
+    assert written.spec.replicas == 3  # spec sent to /status is ignored
+    assert written.metadata.generation == 1  # a status write does not bump generation
+
+
+def test_scale_subresource_reads_and_writes_replicas(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    scale = apps.read_namespaced_deployment_scale("web", kube.namespace)
+    assert (scale.spec.replicas, scale.status.selector) == (3, "app=web")
+    apps.patch_namespaced_deployment_scale("web", kube.namespace, {"spec": {"replicas": 6}})
+    after = apps.read_namespaced_deployment("web", kube.namespace)
+    assert (after.spec.replicas, after.metadata.generation) == (6, 2)
+
+
+# -- selectors ---------------------------------------------------------------------------
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors
+# https://kubernetes.io/docs/concepts/overview/working-with-objects/field-selectors/
+
+
+@pytest.fixture
+def labelled_config_maps(kube, core):
+    for name, labels in {
+        "a": {"app": "web", "track": "stable"},
+        "b": {"app": "web", "track": "canary"},
+        "c": {"app": "db"},
+    }.items():
+        core.create_namespaced_config_map(
+            kube.namespace, {"metadata": {"name": name, "labels": labels}}
+        )
+
+
+@pytest.mark.parametrize(
+    ("selector", "names"),
+    [
+        ("app=web", ["a", "b"]),
+        ("app==web,track!=canary", ["a"]),
+        ("track!=canary", ["a", "c"]),  # != matches objects without the label
+        ("track in (canary, stable)", ["a", "b"]),
+        ("track notin (canary)", ["a", "c"]),
+        ("track", ["a", "b"]),
+        ("!track", ["c"]),
+    ],
+)
+@pytest.mark.usefixtures("labelled_config_maps")
+def test_label_selectors(kube, core, selector, names):
+    found = core.list_namespaced_config_map(kube.namespace, label_selector=selector)
+    assert [cm.metadata.name for cm in found.items] == names
+
+
+@pytest.mark.usefixtures("labelled_config_maps")
+def test_field_selectors_on_name_and_namespace(kube, core):
+    by_name = core.list_namespaced_config_map(kube.namespace, field_selector="metadata.name=b")
+    assert [cm.metadata.name for cm in by_name.items] == ["b"]
+    others = core.list_config_map_for_all_namespaces(
+        field_selector=f"metadata.namespace!={kube.namespace}"
+    )
+    assert all(cm.metadata.namespace != kube.namespace for cm in others.items)
+
+
+def test_an_unknown_field_selector_is_400(kube, core):
+    with pytest.raises(ApiException) as caught:
+        core.list_namespaced_config_map(kube.namespace, field_selector="spec.whatever=1")
+    assert caught.value.status == 400
+
+
+# -- watch -------------------------------------------------------------------------------
+# https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
+
+
+def test_watch_from_a_resource_version_sends_only_later_events(kube, core):
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
+    listed = core.list_namespaced_config_map(kube.namespace)
+    core.patch_namespaced_config_map("a", kube.namespace, {"data": {"k": "v"}})
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "b"}})
+    core.delete_namespaced_config_map("a", kube.namespace)
+    events = list(
+        watch.Watch().stream(
+            core.list_namespaced_config_map,
+            kube.namespace,
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=1,
+        )
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in events] == [
+        ("MODIFIED", "a"),
+        ("ADDED", "b"),
+        ("DELETED", "a"),
+    ]
+    versions = [int(e["object"].metadata.resource_version) for e in events]
+    assert versions == sorted(versions) and versions[0] > int(listed.metadata.resource_version)
+
+
+def test_watch_without_a_resource_version_starts_with_the_current_objects(kube, core):
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
+    events = list(
+        watch.Watch().stream(core.list_namespaced_config_map, kube.namespace, timeout_seconds=1)
+    )
+    assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "a")]
+
+
+def test_watch_from_a_compacted_resource_version_is_410_gone(kube, core):
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
+    old = core.list_namespaced_config_map(kube.namespace).metadata.resource_version
+    core.patch_namespaced_config_map("a", kube.namespace, {"data": {"k": "v"}})
+    kube.server.store.compact() if kube.server else pytest.skip(
+        "cannot compact a real etcd on demand"
+    )
+    with pytest.raises(ApiException) as caught:
+        list(
+            watch.Watch().stream(
+                core.list_namespaced_config_map,
+                kube.namespace,
+                resource_version=old,
+                timeout_seconds=1,
+            )
+        )
+    assert caught.value.status == 410
+
+
+def test_a_label_selector_watch_sees_objects_leave_and_enter(kube, core):
+    core.create_namespaced_config_map(
+        kube.namespace, {"metadata": {"name": "a", "labels": {"track": "canary"}}}
+    )
+    since = core.list_namespaced_config_map(kube.namespace).metadata.resource_version
+    core.patch_namespaced_config_map(
+        "a", kube.namespace, {"metadata": {"labels": {"track": "stable"}}}
+    )
+    core.patch_namespaced_config_map(
+        "a", kube.namespace, {"metadata": {"labels": {"track": "canary"}}}
+    )
+    events = list(
+        watch.Watch().stream(
+            core.list_namespaced_config_map,
+            kube.namespace,
+            label_selector="track=canary",
+            resource_version=since,
+            timeout_seconds=1,
+        )
+    )
+    assert [e["type"] for e in events] == ["DELETED", "ADDED"]
+
+
+def test_a_namespaced_watch_sees_modifications(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    since = apps.list_namespaced_deployment(kube.namespace).metadata.resource_version
+    apps.patch_namespaced_deployment("web", kube.namespace, {"spec": {"replicas": 1}})
+    events = list(
+        watch.Watch().stream(
+            apps.list_namespaced_deployment,
+            kube.namespace,
+            field_selector="metadata.name=web",
+            resource_version=since,
+            timeout_seconds=1,
+        )
+    )
+    assert [(e["type"], e["object"].spec.replicas) for e in events] == [("MODIFIED", 1)]
+
+
+def test_watch_bookmarks_carry_the_latest_resource_version(kube, core):
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
+    latest = core.list_namespaced_config_map(kube.namespace).metadata.resource_version
+    events = list(
+        watch.Watch().stream(
+            core.list_namespaced_config_map,
+            kube.namespace,
+            resource_version=latest,
+            allow_watch_bookmarks=True,
+            timeout_seconds=1,
+        )
+    )
+    bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
+    assert bookmarks and int(bookmarks[-1]["raw_object"]["metadata"]["resourceVersion"]) >= int(
+        latest
+    )
