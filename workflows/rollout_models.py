@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from activities.model import Model
+from activities.platforms.models import StableRecord
 from activities.routing.base import Weights
 from workflows.analysis import AnalysisRun
 
@@ -115,3 +116,5 @@ class CanaryCarry(Model):
     pause_until: datetime | None = None  # when that timed pause ends
     new_side: Literal["stable", "canary"] = "canary"
     runs: int = 1  # runs before the next one
+    stable: StableRecord | None = Field(default=None, exclude_if=lambda v: v is None)
+    """On Kubernetes: the stable Deployment as the first run recorded it."""

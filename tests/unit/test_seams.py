@@ -14,6 +14,7 @@ SPEC_SIDE = {
     *(f"{room}.{name}" for room in ROOMS for name in ("base", "spec", "models")),
     "activities.migrations.url",  # the URL's environment variable name, for the spec
     "activities.routing.kube_spec",  # the Kubernetes routers' spec vocabulary
+    "activities.platforms.deployments",  # pure: the pod template a promotion moves to
 }
 
 IMPORT_EVERY_WORKFLOW_MODULE = """
@@ -53,4 +54,5 @@ def test_the_worker_does_load_them():
         "activities.routing.files",
         "activities.platforms.process",
         "activities.clients",
+        "activities.platforms.kubernetes",
     } <= loaded
