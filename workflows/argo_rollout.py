@@ -54,11 +54,10 @@ BESIDE: Final = frozenset(
 
 def is_kubernetes_object(document: object) -> bool:
     """A Service, Ingress or route object (``apiVersion`` and ``kind`` of ``BESIDE``)."""
-    return (
-        isinstance(document, dict)
-        and document.get("kind") in BESIDE
-        and isinstance(document.get("apiVersion"), str)
-    )
+    if not isinstance(document, dict):
+        return False
+    kind = document.get("kind")
+    return isinstance(kind, str) and kind in BESIDE and isinstance(document.get("apiVersion"), str)
 
 
 def beside_the_rollout(documents: list[Any]) -> list[str]:
@@ -267,7 +266,7 @@ def _canary_router(out: Translation, canary: JSON, kube: JSON, name: Any) -> JSO
             route["annotationPrefix"] = body["annotationPrefix"]
         return _routed(out, "ingressNginx", router_where, {**kube, **route, **services})
     if kind == "istio":
-        route = {"virtualService": _virtual_service(out, body, router_where)}
+        route = _virtual_services(out, body, router_where)
         if "destinationRule" in body:
             route["destinationRule"] = body["destinationRule"]
         return _routed(out, "istio", router_where, {**kube, **route, **services})
@@ -282,20 +281,12 @@ def _routed(out: Translation, kind: str, where: str, route: JSON) -> JSON:
     return {kind: route}
 
 
-def _virtual_service(out: Translation, istio: JSON, where: str) -> Any:
-    one, many = istio.get("virtualService"), istio.get("virtualServices")
-    if (one is None) == (many is None):
+def _virtual_services(out: Translation, istio: JSON, where: str) -> JSON:
+    """``{virtualService: ...}`` or ``{virtualServices: [...]}``, as the manifest has it."""
+    chosen = {k: istio[k] for k in ("virtualService", "virtualServices") if k in istio}
+    if len(chosen) != 1:
         out.problems.append(f"{where}: set exactly one of virtualService or virtualServices")
-        return None
-    if one is not None:
-        return one
-    if not isinstance(many, list) or len(many) != 1:
-        count = len(many) if isinstance(many, list) else type(many).__name__
-        out.problems.append(
-            f"{where}.virtualServices: {PREFIX}one VirtualService per rollout (got {count})"
-        )
-        return None
-    return many[0]
+    return chosen
 
 
 def _gateway_plugin(out: Translation, plugins: JSON, where: str) -> JSON:

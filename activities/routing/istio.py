@@ -51,7 +51,7 @@ def side_of(spec: IstioRouterSpec, destination: Obj) -> str | None:
 
 def managed(spec: IstioRouterSpec, http: list[Obj], where: str) -> list[int]:
     """Indexes in ``http`` (header routes already left out) of the routes whose weights move."""
-    names = spec.virtual_service.routes
+    names = spec.only.routes
     if not names:
         if len(http) != 1:
             raise failure(
@@ -166,12 +166,34 @@ def read_header_routes(vs: Obj) -> list[HeaderRoute]:
 
 
 class IstioRouter:
+    """Weights and header routes in each of the spec's VirtualServices, one after another
+    (Argo's ``virtualServices``); read back from the first."""
+
+    def __init__(self, spec: IstioRouterSpec, clusters: KubeClients) -> None:
+        self.parts = [VirtualServiceRouter(one, clusters) for one in spec.each()]
+
+    def set_weights(self, weights: Weights) -> None:
+        for part in self.parts:
+            part.set_weights(weights)
+
+    def get_weights(self) -> Weights:
+        return self.parts[0].get_weights()
+
+    def set_header_routes(self, routes: Sequence[HeaderRoute]) -> None:
+        for part in self.parts:
+            part.set_header_routes(routes)
+
+    def get_header_routes(self) -> list[HeaderRoute]:
+        return self.parts[0].get_header_routes()
+
+
+class VirtualServiceRouter:
     """Weights and header routes in one VirtualService."""
 
     def __init__(self, spec: IstioRouterSpec, clusters: KubeClients) -> None:
         self.spec = spec
         self.api = Api(clusters.api(spec.context))
-        self.what = f"VirtualService {spec.namespace}/{spec.virtual_service.name}"
+        self.what = f"VirtualService {spec.namespace}/{spec.only.name}"
 
     def set_weights(self, weights: Weights) -> None:
         self._check_subsets()
@@ -197,7 +219,7 @@ class IstioRouter:
         return read_header_routes(self._read())
 
     def _apply(self, weights: Weights | None, routes: Sequence[HeaderRoute] | None) -> bool:
-        path = self._path("virtualservices", self.spec.virtual_service.name)
+        path = self._path("virtualservices", self.spec.only.name)
 
         def attempt() -> bool:
             vs = self.api.get(path, self.what)
@@ -212,7 +234,7 @@ class IstioRouter:
 
     def _read(self) -> Obj:
         return self.api.get(
-            self._path("virtualservices", self.spec.virtual_service.name), self.what
+            self._path("virtualservices", self.spec.only.name), self.what
         )
 
     def _check_subsets(self) -> None:

@@ -183,13 +183,17 @@ class IstioRouterSpec(KubeObjects, HeaderRouted):
     DestinationRule must define both). Header routes go first in ``spec.http``.
     """
 
-    virtual_service: VirtualServiceRef
+    virtual_service: VirtualServiceRef | None = None
+    virtual_services: list[VirtualServiceRef] = Field(default_factory=list)
+    """Argo's ``virtualServices``: several VirtualServices, shifted alike, one after another."""
     stable_service: ServiceName | None = None
     canary_service: ServiceName | None = None
     destination_rule: DestinationRuleRef | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> IstioRouterSpec:
+        if (self.virtual_service is None) == (not self.virtual_services):
+            raise ValueError("set exactly one of virtualService or virtualServices")
         hosts = (self.stable_service, self.canary_service)
         if self.destination_rule is None and None in hosts:
             raise ValueError("stableService and canaryService: required without destinationRule")
@@ -200,6 +204,23 @@ class IstioRouterSpec(KubeObjects, HeaderRouted):
         if self.stable_service is not None and self.stable_service == self.canary_service:
             raise ValueError("canaryService: must differ from stableService")
         return self
+
+    @property
+    def all_virtual_services(self) -> list[VirtualServiceRef]:
+        return [self.virtual_service] if self.virtual_service else self.virtual_services
+
+    @property
+    def only(self) -> VirtualServiceRef:
+        """The VirtualService of a spec that names one (each of ``each()``)."""
+        assert self.virtual_service is not None and not self.virtual_services
+        return self.virtual_service
+
+    def each(self) -> list[IstioRouterSpec]:
+        """One spec per VirtualService, in order."""
+        return [
+            self.model_copy(update={"virtual_service": ref, "virtual_services": []})
+            for ref in self.all_virtual_services
+        ]
 
     @property
     def mode(self) -> Literal["host", "subset"]:
