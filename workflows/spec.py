@@ -279,6 +279,11 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         problems += reference_problems(rollout, path, analysis, blocking)
     if canary is not None:
         problems += traffic_problems(spec.router, canary)
+    if spec.platform is not None and spec.platform.kubernetes is None and not spec.targets.stable:
+        problems.append(
+            f"spec.platform: router {spec.router.kind} lists no hosts for platform "
+            f"{spec.platform.kind} to deploy to (use platform kubernetes)"
+        )
     return problems
 
 
