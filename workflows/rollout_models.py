@@ -14,7 +14,7 @@ from pydantic import Field
 
 from activities.model import Model
 from activities.platforms.models import StableRecord
-from activities.routing.base import Weights
+from activities.routing.base import HeaderRoute, Weights
 from workflows.analysis import AnalysisRun
 
 TIMELINE_LIMIT = 500
@@ -118,3 +118,5 @@ class CanaryCarry(Model):
     runs: int = 1  # runs before the next one
     stable: StableRecord | None = Field(default=None, exclude_if=lambda v: v is None)
     """On Kubernetes: the stable Deployment as the first run recorded it."""
+    header_routes: list[HeaderRoute] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The header routes held (setHeaderRoute steps); None if no such step ran yet."""

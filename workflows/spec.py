@@ -23,6 +23,7 @@ from activities.health.spec import HealthCheck, SmokeTest
 from activities.migrations.spec import MigrationSpec
 from activities.model import Model, OneOf
 from activities.platforms.spec import PlatformSpec
+from activities.routing.base import HeaderMatch, HeaderRoute
 from activities.routing.spec import RouterSpec
 from workflows.analysis_plan import reference_problems, template_problems
 from workflows.argo_rollout import (
@@ -81,16 +82,34 @@ class Pause(Model):
         return None if self.duration is None else parse_duration(self.duration)
 
 
+class SetHeaderRoute(Model):
+    """Argo's ``setHeaderRoute``: with ``match``, requests whose headers all match go to the
+    canary whatever the weights; without, the route called ``name`` is removed. Header
+    routes end with the rollout (promoted or rolled back)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    match: list[HeaderMatch] | None = None
+
+    @property
+    def route(self) -> HeaderRoute | None:
+        """The route to hold, or None to remove it."""
+        return HeaderRoute(name=self.name, match=self.match) if self.match else None
+
+
 class CanaryStep(Model):
     set_weight: int | None = Field(default=None, ge=0, le=100)
     pause: Pause | None = None
     analysis: StepAnalysis | None = None
+    set_header_route: SetHeaderRoute | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CanaryStep:
-        chosen = [n for n in ("set_weight", "pause", "analysis") if getattr(self, n) is not None]
+        kinds = ("set_weight", "pause", "analysis", "set_header_route")
+        chosen = [n for n in kinds if getattr(self, n) is not None]
         if len(chosen) != 1:
-            raise ValueError("a step is exactly one of setWeight, pause or analysis")
+            raise ValueError(
+                "a step is exactly one of setWeight, pause, analysis or setHeaderRoute"
+            )
         return self
 
     def describe(self) -> str:
@@ -100,6 +119,9 @@ class CanaryStep(Model):
             return (
                 f"pause {self.pause.duration}" if self.pause.duration else "pause (until promoted)"
             )
+        if self.set_header_route is not None:
+            route = self.set_header_route
+            return f"setHeaderRoute {route.name}" + ("" if route.match else " (remove)")
         assert self.analysis is not None
         return "analysis " + ", ".join(t.template_name for t in self.analysis.templates)
 
@@ -263,6 +285,39 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         problems.append("spec.platform.command.stop: required by strategy recreate")
     for path, analysis, blocking in analysis_references(rollout):
         problems += reference_problems(rollout, path, analysis, blocking)
+    if canary is not None:
+        problems += traffic_problems(spec.router, canary)
+    if spec.platform is not None and spec.platform.kubernetes is None and not spec.targets.stable:
+        problems.append(
+            f"spec.platform: router {spec.router.kind} lists no hosts for platform "
+            f"{spec.platform.kind} to deploy to (use platform kubernetes)"
+        )
+    return problems
+
+
+def traffic_problems(router: RouterSpec, canary: CanaryStrategy) -> list[str]:
+    """What the steps ask of the router that it cannot do: a split of a router that only
+    switches, header routes it cannot hold (checked with every route set so far)."""
+    problems = []
+    held: dict[str, HeaderRoute] = {}
+    for index, step in enumerate(canary.steps):
+        path = f"spec.strategy.canary.steps[{index}]"
+        if step.set_weight is not None and step.set_weight not in (0, 100) and not router.splits:
+            problems.append(
+                f"{path}.setWeight: router {router.kind} moves all traffic at once "
+                "(0 or 100 only; use blueGreen, or a router that splits)"
+            )
+        header = step.set_header_route
+        if header is None:
+            continue
+        route = header.route
+        if route is None:
+            held.pop(header.name, None)
+        else:
+            held[header.name] = route
+        problem = router.header_routes_problem(list(held.values()))
+        if problem is not None:
+            problems.append(f"{path}.setHeaderRoute: {problem}")
     return problems
 
 

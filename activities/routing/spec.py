@@ -186,6 +186,11 @@ class RouterSpec(OneOf):
         chosen = self.selected()
         return chosen if isinstance(chosen, ServerPools) else None
 
+    @property
+    def splits(self) -> bool:
+        """Whether the router can split traffic (a Service selector only switches it)."""
+        return not isinstance(self.selected(), ServiceRouterSpec)
+
     def header_routes_problem(self, routes: list[HeaderRoute]) -> str | None:
         """Why this router cannot hold the header ``routes`` at once (``setHeaderRoute``);
         None when it can."""

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from activities.routing.base import HeaderRoute
 from activities.routing.spec import RouterSpec
-from workflows.spec import validation_problems
+from tests.workflows.harness import rollout
+from workflows.spec import SpecError, validation_problems
 
 SERVICE = {
     "activeService": "checkout",
@@ -202,3 +203,75 @@ def test_any_gateway_api_body_is_a_spec_or_errors_naming_a_field(body):
     except ValidationError as exc:
         for problem in validation_problems(exc, "spec.router"):
             assert problem.startswith("spec.router.gatewayAPI")
+
+
+def canary_spec(router: dict[str, Any], steps: list[dict[str, Any]]) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        rollout(steps, router=router)
+    return caught.value.problems
+
+
+BETA_STEP = {
+    "setHeaderRoute": {
+        "name": "beta",
+        "match": [{"headerName": "X-Beta", "headerValue": {"exact": "1"}}],
+    }
+}
+VM_NGINX = {
+    "nginx": {
+        "upstream": "checkout",
+        "configPath": "/etc/nginx/conf.d/checkout.conf",
+        "stable": ["10.0.0.1:80"],
+        "canary": ["10.0.0.2:80"],
+    }
+}
+
+
+def test_lint_refuses_a_header_route_on_nginx_on_vms_naming_the_step():
+    assert canary_spec(VM_NGINX, [{"setWeight": 10}, BETA_STEP]) == [
+        "spec.strategy.canary.steps[1].setHeaderRoute: router nginx cannot route by header "
+        "(setHeaderRoute)"
+    ]
+
+
+def test_lint_refuses_a_second_ingress_nginx_header_route_while_the_first_is_held():
+    second = {"setHeaderRoute": BETA_STEP["setHeaderRoute"] | {"name": "gamma"}}
+    removed = {"setHeaderRoute": {"name": "beta"}}
+
+    problems = canary_spec({"ingressNginx": NGINX}, [BETA_STEP, second])
+    swapped = rollout([BETA_STEP, removed, second], router={"ingressNginx": NGINX})
+
+    assert problems == [
+        "spec.strategy.canary.steps[1].setHeaderRoute: ingress-nginx holds one header route "
+        "at a time (canary-by-header); got beta, gamma"
+    ]
+    assert [s.describe() for s in swapped.spec.strategy.canary.steps] == [  # type: ignore[union-attr]
+        "setHeaderRoute beta",
+        "setHeaderRoute beta (remove)",
+        "setHeaderRoute gamma",
+    ]
+
+
+def test_lint_refuses_a_split_of_a_service_selector():
+    assert canary_spec({"service": SERVICE}, [{"setWeight": 20}, {"setWeight": 100}]) == [
+        "spec.strategy.canary.steps[0].setWeight: router service moves all traffic at once "
+        "(0 or 100 only; use blueGreen, or a router that splits)"
+    ]
+
+
+def test_header_routes_lint_clean_on_istio_and_gateway_api():
+    for router in ({"istio": ISTIO_HOST}, {"gatewayAPI": GATEWAY}):
+        spec = rollout([{"setWeight": 10}, BETA_STEP, {"setWeight": 100}], router=router)
+        assert spec.spec.router.kind in ("istio", "gatewayAPI")
+
+
+def test_a_kubernetes_router_with_a_command_platform_has_no_hosts_to_deploy_to():
+    platform = {"command": {"deploy": ["deploy", "{host}", "{version}"]}}
+
+    with pytest.raises(SpecError) as caught:
+        rollout([{"setWeight": 10}], router={"gatewayAPI": GATEWAY}, platform=platform)
+
+    assert caught.value.problems == [
+        "spec.platform: router gatewayAPI lists no hosts for platform command to deploy to "
+        "(use platform kubernetes)"
+    ]

@@ -139,7 +139,8 @@ BAD: list[tuple[str, Any, str]] = [
     (
         f"{C}.steps.0",
         {"setWeight": 5, "pause": {}},
-        "spec.strategy.canary.steps[0]: a step is exactly one of setWeight, pause or analysis",
+        "spec.strategy.canary.steps[0]: a step is exactly one of setWeight, pause, analysis or "
+        "setHeaderRoute",
     ),
     (
         f"{C}.steps.0",
