@@ -209,3 +209,14 @@ def test_auto_advance_makes_progress_on_each_request(kube, apps, rolled_out):
         if progressing(dep).reason == "NewReplicaSetAvailable" and dep.status.updated_replicas == 4:
             break
     assert 2 < reads < 50
+
+
+def test_min_ready_seconds_delays_availability(kube, apps):
+    kube.controller.step_seconds = 10
+    apps.create_namespaced_deployment(kube.namespace, deployment(replicas=2, minReadySeconds=25))
+    kube.controller.step()  # the ReplicaSet and its pods are created
+    kube.controller.step()  # the pods are ready
+    ready = apps.read_namespaced_deployment("web", kube.namespace).status
+    assert (ready.ready_replicas, ready.available_replicas) == (2, None)
+    kube.controller.settle()
+    assert apps.read_namespaced_deployment("web", kube.namespace).status.available_replicas == 2

@@ -515,3 +515,213 @@ def test_watch_bookmarks_carry_the_latest_resource_version(kube, core):
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
     assert bookmarks
     assert int(bookmarks[-1]["raw_object"]["metadata"]["resourceVersion"]) >= int(latest)
+
+
+# -- the kinds deployflow's routers write ------------------------------------------------
+
+
+def service(name: str, version: str) -> dict:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"app": "web", "version": version},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        },
+    }
+
+
+def test_a_service_selector_switch_by_strategic_merge_keeps_ports(kube, core):
+    core.create_namespaced_service(kube.namespace, service("web-active", "blue"))
+    switched = core.patch_namespaced_service(
+        "web-active", kube.namespace, {"spec": {"selector": {"version": "green"}}}
+    )
+    assert switched.spec.selector == {"app": "web", "version": "green"}
+    assert [(p.port, p.target_port, p.protocol) for p in switched.spec.ports] == [(80, 8080, "TCP")]
+    with_metrics = core.patch_namespaced_service(
+        "web-active", kube.namespace, {"spec": {"ports": [{"name": "metrics", "port": 9090}]}}
+    )
+    assert [p.port for p in with_metrics.spec.ports] == [80, 9090]  # ports merge by port
+
+
+def test_ingress_canary_annotations_by_merge_patch(kube):
+    networking = client.NetworkingV1Api(kube.api_client)
+    networking.create_namespaced_ingress(
+        kube.namespace,
+        {
+            "metadata": {
+                "name": "web-canary",
+                "annotations": {"nginx.ingress.kubernetes.io/canary": "true"},
+            },
+            "spec": {
+                "ingressClassName": "nginx",
+                "rules": [
+                    {
+                        "host": "web.example",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {
+                                        "service": {"name": "web-canary", "port": {"number": 80}}
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    patched = networking.patch_namespaced_ingress(
+        "web-canary",
+        kube.namespace,
+        {"metadata": {"annotations": {"nginx.ingress.kubernetes.io/canary-weight": "25"}}},
+    )
+    assert patched.metadata.annotations == {
+        "nginx.ingress.kubernetes.io/canary": "true",
+        "nginx.ingress.kubernetes.io/canary-weight": "25",
+    }
+    assert patched.metadata.generation == 1  # annotations are metadata
+
+
+def test_http_route_weights_by_json_patch(kube, custom):
+    gateway = ("gateway.networking.k8s.io", "v1")
+    custom.create_namespaced_custom_object(
+        *gateway,
+        kube.namespace,
+        "httproutes",
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web"},
+            "spec": {
+                "parentRefs": [{"name": "gw"}],
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {"name": "web-stable", "port": 80, "weight": 100},
+                            {"name": "web-canary", "port": 80, "weight": 0},
+                        ]
+                    }
+                ],
+            },
+        },
+    )
+    patched = custom.patch_namespaced_custom_object(
+        *gateway,
+        kube.namespace,
+        "httproutes",
+        "web",
+        [
+            {"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 75},
+            {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 25},
+        ],
+        _content_type="application/json-patch+json",
+    )
+    assert [b["weight"] for b in patched["spec"]["rules"][0]["backendRefs"]] == [75, 25]
+    status = custom.patch_namespaced_custom_object_status(
+        *gateway, kube.namespace, "httproutes", "web", {"status": {"parents": []}}
+    )
+    assert status["metadata"]["generation"] == 2  # the weights, not the status write
+
+
+def test_custom_object_merge_patch_replaces_route_lists(kube, custom):
+    """Why routers send whole route lists: a merge patch replaces a list (RFC 7386)."""
+    custom.create_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "web"},
+            "spec": {
+                "hosts": ["web"],
+                "http": [
+                    {
+                        "name": "primary",
+                        "route": [{"destination": {"host": "web-stable"}, "weight": 100}],
+                    }
+                ],
+            },
+        },
+    )
+    patched = custom.patch_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        "web",
+        {"spec": {"http": [{"route": [{"destination": {"host": "web-canary"}, "weight": 100}]}]}},
+    )
+    assert patched["spec"]["http"] == [
+        {"route": [{"destination": {"host": "web-canary"}, "weight": 100}]}
+    ]
+
+
+def test_argo_rollouts_are_served_with_status_and_scale(kube, custom):
+    argo = ("argoproj.io", "v1alpha1")
+    custom.create_namespaced_custom_object(
+        *argo,
+        kube.namespace,
+        "rollouts",
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+            "status": {"phase": "ignored on create"},
+        },
+    )
+    got = custom.get_namespaced_custom_object(*argo, kube.namespace, "rollouts", "web")
+    assert "status" not in got
+    scale = custom.get_namespaced_custom_object_scale(*argo, kube.namespace, "rollouts", "web")
+    assert scale["spec"]["replicas"] == 2
+
+
+def test_listing_across_namespaces_and_namespace_mismatch(kube, core):
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
+    everywhere = core.list_config_map_for_all_namespaces()
+    assert [
+        (c.metadata.namespace, c.metadata.name) for c in everywhere.items if c.metadata.name == "a"
+    ] == [(kube.namespace, "a")]
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map(
+            kube.namespace, {"metadata": {"name": "b", "namespace": "elsewhere"}}
+        )
+    assert caught.value.status == 400
+
+
+def test_a_deployment_whose_selector_misses_its_labels_is_422_invalid(kube, apps):
+    body = deployment()
+    body["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    with pytest.raises(ApiException) as caught:
+        apps.create_namespaced_deployment(kube.namespace, body)
+    assert caught.value.status == 422
+    assert status_of(caught.value)["reason"] == "Invalid"
+
+
+def test_generate_name_and_delete_collection_by_label(kube, core):
+    made = core.create_namespaced_config_map(
+        kube.namespace, {"metadata": {"generateName": "run-", "labels": {"batch": "1"}}}
+    )
+    assert made.metadata.name.startswith("run-")
+    assert len(made.metadata.name) == len("run-") + 5
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "keep"}})
+    core.delete_collection_namespaced_config_map(kube.namespace, label_selector="batch=1")
+    assert [c.metadata.name for c in core.list_namespaced_config_map(kube.namespace).items] == [
+        "keep"
+    ]
+
+
+def test_server_side_apply_is_refused_with_415(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    with pytest.raises(ApiException) as caught:
+        apps.patch_namespaced_deployment(
+            "web",
+            kube.namespace,
+            {"spec": {"replicas": 1}},
+            field_manager="t",
+            _content_type="application/apply-patch+yaml",
+        )
+    assert caught.value.status == 415

@@ -6,6 +6,8 @@ condition: https://kubernetes.io/docs/concepts/workloads/controllers/deployment/
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kubernetes import client
 
@@ -113,3 +115,14 @@ def test_kubectl_rollout_restart_rolls_a_new_replica_set(kube, apps):
     template = apps.read_namespaced_deployment("web", kube.namespace).spec.template
     assert "kubectl.kubernetes.io/restartedAt" in template.metadata.annotations
     assert len(apps.list_namespaced_replica_set(kube.namespace).items) == 2
+
+
+def test_kubectl_apply_works_without_openapi_validation_and_protobuf_is_refused(kube, apps):
+    manifest = json.dumps(deployment(replicas=2))
+    done = kube.kubectl("apply", "--validate=false", "-f", "-", input_text=manifest)
+    assert done.returncode == 0, done.stderr
+    assert apps.read_namespaced_deployment("web", kube.namespace).spec.replicas == 2
+    if not kube.real:
+        refused = kube.kubectl("create", "deployment", "other", "--image=x:1")
+        assert refused.returncode != 0
+        assert "accepts JSON bodies only" in refused.stderr

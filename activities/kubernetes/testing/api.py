@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp.web
 import attrs
 import kmock
 from kmock._internal import rendering
@@ -56,17 +57,6 @@ class Recorded:
     content_type: str
     body: Any
 
-    @property
-    def plural(self) -> str | None:
-        parts = self.path.strip("/").split("/")
-        if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2:
-            return parts[parts.index("namespaces") + 2]
-        return (
-            parts[3]
-            if parts[0] == "apis" and len(parts) > 3
-            else (parts[2] if len(parts) > 2 else None)
-        )
-
 
 @attrs.define(kw_only=True)
 class ApiServerDouble(kmock.KubernetesScaffold):
@@ -108,6 +98,19 @@ class ApiServerDouble(kmock.KubernetesScaffold):
         self.fallback["get", re.compile(r"^/apis/$")] << self._serve_apis
         self.fallback["get", re.compile(r"^/version/?$")] << (lambda: SERVER_VERSION)
         self.fallback[self._is_resource_request] << self._serve
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # Go clients send some built-in kinds as protobuf (kubectl create deployment does);
+        # the double speaks JSON only and says so, as a server without protobuf would.
+        if "protobuf" in raw_request.headers.get("Content-Type", ""):
+            refusal = ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the API server double accepts JSON bodies only, not protobuf "
+                "(kubectl apply -f sends JSON)",
+            )
+            return aiohttp.web.json_response(refusal.status(), status=415)
+        return await super().__call__(raw_request)
 
     async def _serve_version(self, request: kmock.Request) -> rendering.Payload:
         """``/api/v1``, ``/apis/<group>/<version>``: the APIResourceList, with subresources
