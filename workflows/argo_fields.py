@@ -101,7 +101,7 @@ CANARY = Fields(
                     "setCanaryScale": Refused(
                         _NOT_YET + "; the canary Deployment runs canaryReplicas pods"
                     ),
-                    "setHeaderRoute": Refused(_NOT_YET),
+                    "setHeaderRoute": AS_IS,
                     "setMirrorRoute": Refused("traffic mirroring is not done"),
                     "plugin": Refused("step plugins are not run"),
                 }
@@ -137,7 +137,9 @@ CANARY = Fields(
                     }
                 ),
                 "plugins": TAKEN,
-                "managedRoutes": Refused("it names header and mirror routes; " + _NOT_YET),
+                "managedRoutes": NoEffect(
+                    "the routes setHeaderRoute makes are recorded on the route object itself"
+                ),
                 "maxTrafficWeight": Refused("weights are percent (0..100)", _is(100)),
                 **{
                     name: Refused(_TRAFFIC)

@@ -1,0 +1,279 @@
+"""Argo Rollouts' own example manifests (tests/data/argo_examples, verbatim) run end to end:
+the real platform and router activities against the Kubernetes API server double (its
+controller advancing on its own), time skipping for the pauses, analysis measured by a stub
+``measure`` activity. A test changes its copy's image to the new version, as
+``kubectl argo rollouts set image`` would; the cluster holds what ``kubectl apply`` of the
+example's other files and of the Rollout's stable Deployment would have made."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.clients import Clients
+from activities.kubeconfig import KubeClients
+from activities.kubernetes.testing import KubeApiServer
+from activities.metrics.activities import MeasureInput, MeasureOutput
+from tests.unit.test_argo_manifests import documents
+from tests.workflows.harness import wait_for_status
+from workers.main import activities_with
+from workflows.argo_rollout import stable_deployment
+from workflows.registry import BY_STRATEGY, workflow_type
+from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult
+from workflows.spec import Rollout, parse_rollout
+
+Obj = dict[str, Any]
+NAMESPACE = "default"
+NEW_IMAGE = "argoproj/rollouts-demo:yellow"
+ISTIO = ("networking.istio.io", "v1")
+# rollout-analysis-step.yaml's templates as a team without Kubernetes Jobs would write them.
+STEP_TEMPLATES = [
+    {
+        "kind": "AnalysisTemplate",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "metadata": {"name": "random-fail"},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "random-fail",
+                    "count": 2,
+                    "interval": "5s",
+                    "failureLimit": 1,
+                    "successCondition": "result < 0.05",
+                    "provider": {"prometheus": {"address": "http://127.0.0.1:9", "query": "e"}},
+                }
+            ]
+        },
+    },
+    {
+        "kind": "ClusterAnalysisTemplate",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "metadata": {"name": "always-pass"},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "pass",
+                    "count": 1,
+                    "interval": "5s",
+                    "successCondition": "result >= 0",
+                    "provider": {"prometheus": {"address": "http://127.0.0.1:9", "query": "up"}},
+                }
+            ]
+        },
+    },
+]
+
+
+def manifest(name: str) -> Obj:
+    """The example's Rollout with the new version's image (its first container)."""
+    rollout = copy.deepcopy(documents(name)[0])
+    rollout["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
+    # One rollout per environment at a time, and tests share a Temporal server.
+    rollout["metadata"]["annotations"] = {"deployflow.io/environment": f"t{uuid.uuid4().hex[:8]}"}
+    return rollout
+
+
+@dataclass
+class Cluster:
+    """The double holding the example's stable Deployment and objects; a worker's clients."""
+
+    server: KubeApiServer
+    kubeconfig: Path
+    clients: Clients = field(init=False)
+    measure_values: Callable[[int], list[float]] = lambda n: [0.0]
+
+    def __post_init__(self) -> None:
+        self.clients = Clients(kubernetes=KubeClients(kubeconfig=str(self.kubeconfig)))
+
+    @property
+    def api(self) -> client.ApiClient:
+        return self.clients.kubernetes.api(None)
+
+    def apply(self, name: str) -> None:
+        """What ``kubectl apply -f`` of the example's Rollout would leave as the stable
+        Deployment: the manifest as Argo's controller first runs it (the old image)."""
+        deployment = stable_deployment(documents(name)[0])
+        client.AppsV1Api(self.api).create_namespaced_deployment(NAMESPACE, deployment)
+        self.server.controller.settle()
+        self.server.controller.auto_advance()
+
+    def create(self, name: str) -> None:
+        """The example file's Services, Ingresses and VirtualServices (Istio serves a
+        ``v1alpha3`` object at ``v1`` too; the double has one version, so they go in at v1)."""
+        for obj in documents(name):
+            if obj["kind"] == "Service":
+                client.CoreV1Api(self.api).create_namespaced_service(NAMESPACE, obj)
+            elif obj["kind"] == "Ingress":
+                client.NetworkingV1Api(self.api).create_namespaced_ingress(NAMESPACE, obj)
+            elif obj["kind"] == "VirtualService":
+                body = obj | {"apiVersion": "/".join(ISTIO)}
+                custom = client.CustomObjectsApi(self.api)
+                custom.create_namespaced_custom_object(*ISTIO, NAMESPACE, "virtualservices", body)
+
+    def deployment(self, name: str) -> Obj:
+        apps = client.AppsV1Api(self.api)
+        raw = apps.read_namespaced_deployment(name, NAMESPACE, _preload_content=False)
+        found: Obj = json.loads(raw.data)
+        return found
+
+    def ingress(self, name: str) -> Obj:
+        raw = client.NetworkingV1Api(self.api).read_namespaced_ingress(
+            name, NAMESPACE, _preload_content=False
+        )
+        found: Obj = json.loads(raw.data)
+        return found
+
+    def route_weights(self, virtual_service: str) -> list[list[int]]:
+        """Each http route's destination weights."""
+        custom = client.CustomObjectsApi(self.api)
+        vs = custom.get_namespaced_custom_object(
+            *ISTIO, NAMESPACE, "virtualservices", virtual_service
+        )
+        return [[d["weight"] for d in r["route"]] for r in vs["spec"]["http"]]
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="measure")
+        async def measure(input: MeasureInput) -> MeasureOutput:
+            self.calls = getattr(self, "calls", 0) + 1
+            return MeasureOutput(values=self.measure_values(self.calls))
+
+        return [*activities_with(self.clients), measure]
+
+
+@asynccontextmanager
+async def cluster(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[Cluster, str]]:
+    """The double, and a worker's task queue whose activities talk to it."""
+    with KubeApiServer() as server:
+        found = Cluster(server, server.write_kubeconfig(tmp_path / "kubeconfig"))
+        task_queue = f"tq-{uuid.uuid4().hex}"
+        try:
+            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity") as executor:
+                async with Worker(
+                    env.client,
+                    task_queue=task_queue,
+                    workflows=list(BY_STRATEGY.values()),
+                    activities=found.activities(),
+                    activity_executor=executor,
+                ):
+                    yield found, task_queue
+        finally:
+            found.clients.kubernetes.close()
+
+
+async def start(env: WorkflowEnvironment, tq: str, docs: list[Obj]) -> WorkflowHandle[Any, Any]:
+    spec: Rollout = parse_rollout(yaml.safe_load_all(yaml.safe_dump_all(docs)))  # as a file
+    return await env.client.start_workflow(
+        workflow_type(spec), spec, id=spec.workflow_id, task_queue=tq, result_type=RolloutResult
+    )
+
+
+async def paused(handle: WorkflowHandle[Any, Any]) -> None:
+    await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED, timeout=60)
+
+
+async def promoted(handle: WorkflowHandle[Any, Any]) -> RolloutResult:
+    await handle.execute_update("promote", OperatorInput(by="alice", reason="looks good"))
+    result: RolloutResult = await handle.result()
+    return result
+
+
+def image(deployment: Obj) -> str:
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+async def test_rollout_canary_is_promoted_after_its_pauses(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("rollout-canary.yaml")
+        handle = await start(temporal_env, tq, [manifest("rollout-canary.yaml")])
+        await paused(handle)  # step 1: `pause: {}`
+        canary = found.deployment("rollout-canary-canary")
+        assert image(canary) == NEW_IMAGE
+        assert canary["spec"]["replicas"] == 5  # as many as the stable Deployment
+        assert image(found.deployment("rollout-canary")) == "argoproj/rollouts-demo:blue"
+
+        result = await promoted(handle)  # the 40 s and 20 s pauses are skipped in time
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        stable = found.deployment("rollout-canary")
+        assert image(stable) == NEW_IMAGE
+        assert stable["status"]["availableReplicas"] == 5
+        assert found.deployment("rollout-canary-canary")["spec"]["replicas"] == 0
+
+
+async def test_rollout_analysis_step_is_rolled_back_when_its_analysis_fails(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.measure_values = lambda n: [0.5]  # random-fail fails; always-pass passes
+        found.apply("rollout-analysis-step.yaml")
+        before = found.deployment("rollout-analysis-step")
+        handle = await start(
+            temporal_env, tq, [manifest("rollout-analysis-step.yaml"), *STEP_TEMPLATES]
+        )
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.ROLLED_BACK
+        assert "analysis step-1 Failed" in result.reason
+        stable = found.deployment("rollout-analysis-step")
+        assert stable["spec"]["template"] == before["spec"]["template"]
+        assert found.deployment("rollout-analysis-step-canary")["spec"]["replicas"] == 0
+
+
+async def test_the_nginx_getting_started_canary_weights_a_canary_ingress(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("getting-started-nginx-rollout.yaml")
+        found.create("getting-started-nginx-services.yaml")
+        found.create("getting-started-nginx-ingress.yaml")
+        handle = await start(temporal_env, tq, [manifest("getting-started-nginx-rollout.yaml")])
+        await paused(handle)  # after setWeight 5
+        canary = found.ingress("rollouts-demo-stable-canary")
+        annotations = canary["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
+        assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "5"
+        backend = canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+        assert backend["service"]["name"] == "rollouts-demo-canary"
+
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        weight = found.ingress("rollouts-demo-stable-canary")["metadata"]["annotations"]
+        assert weight["nginx.ingress.kubernetes.io/canary-weight"] == "0"  # back on stable
+        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+
+
+async def test_the_istio_getting_started_canary_weights_both_virtual_services(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("getting-started-istio-rollout.yaml")
+        found.create("getting-started-istio-services.yaml")
+        found.create("getting-started-istio-multipleVirtualsvc.yaml")
+        handle = await start(temporal_env, tq, [manifest("getting-started-istio-rollout.yaml")])
+        await paused(handle)  # after setWeight 5
+        assert found.route_weights("rollouts-demo-vsvc1") == [[95, 5]]
+        assert found.route_weights("rollouts-demo-vsvc2") == [[95, 5]]
+
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        assert found.route_weights("rollouts-demo-vsvc1") == [[100, 0]]
+        assert found.route_weights("rollouts-demo-vsvc2") == [[100, 0]]
+        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
