@@ -137,6 +137,18 @@ class Cluster:
         found: Obj = json.loads(raw.data)
         return found
 
+    def selector(self, service: str) -> dict[str, str]:
+        found = client.CoreV1Api(self.api).read_namespaced_service(service, NAMESPACE)
+        return dict(found.spec.selector)
+
+    def selectors_sent(self, service: str) -> list[dict[str, str | None]]:
+        """The selector changes PATCHed to ``service``, in order."""
+        return [
+            r.body["spec"]["selector"]
+            for r in self.server.double.recorded()
+            if r.method == "PATCH" and r.path.endswith(f"/services/{service}")
+        ]
+
     def route_weights(self, virtual_service: str) -> list[list[int]]:
         """Each http route's destination weights."""
         custom = client.CustomObjectsApi(self.api)
@@ -277,3 +289,61 @@ async def test_the_istio_getting_started_canary_weights_both_virtual_services(
         assert found.route_weights("rollouts-demo-vsvc1") == [[100, 0]]
         assert found.route_weights("rollouts-demo-vsvc2") == [[100, 0]]
         assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+
+
+BLUE = {"app": "rollout-bluegreen"}
+GREEN = {"app": "rollout-bluegreen-canary", "deployflow.io/role": "canary"}
+
+
+async def test_rollout_bluegreen_switches_the_active_service_after_promote(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("rollout-bluegreen.yaml")
+        found.create("rollout-bluegreen.yaml")
+        handle = await start(temporal_env, tq, [manifest("rollout-bluegreen.yaml")])
+        await paused(handle)  # autoPromotionEnabled: false
+        assert found.selector("rollout-bluegreen-preview") == GREEN
+        assert found.selector("rollout-bluegreen-active") == BLUE
+        assert image(found.deployment("rollout-bluegreen-canary")) == NEW_IMAGE
+
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        # Switched to the new pods, then back to the team's Deployment once it runs them.
+        assert found.selectors_sent("rollout-bluegreen-active") == [
+            GREEN,
+            {"app": "rollout-bluegreen", "deployflow.io/role": None},
+        ]
+        assert found.selector("rollout-bluegreen-active") == BLUE
+        stable = found.deployment("rollout-bluegreen")
+        assert image(stable) == NEW_IMAGE
+        assert stable["status"]["availableReplicas"] == 2
+        assert found.deployment("rollout-bluegreen-canary")["spec"]["replicas"] == 0
+
+
+async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.measure_values = lambda n: [0.5]
+        found.apply("rollout-bluegreen.yaml")
+        found.create("rollout-bluegreen.yaml")
+        before = found.deployment("rollout-bluegreen")
+        rollout = manifest("rollout-bluegreen.yaml")
+        rollout["spec"]["strategy"]["blueGreen"] |= {
+            "autoPromotionEnabled": True,
+            "postPromotionAnalysis": {"templates": [{"templateName": "random-fail"}]},
+        }
+        result: RolloutResult = await (
+            await start(temporal_env, tq, [rollout, STEP_TEMPLATES[0]])
+        ).result()
+
+        assert result.outcome is RolloutPhase.ROLLED_BACK
+        assert "post-promotion" in result.reason
+        assert found.selectors_sent("rollout-bluegreen-active")[0] == GREEN  # it was live
+        assert found.selector("rollout-bluegreen-active") == BLUE
+        stable = found.deployment("rollout-bluegreen")
+        assert stable["spec"]["template"] == before["spec"]["template"]
+        assert stable["metadata"]["generation"] == before["metadata"]["generation"]
+        assert found.deployment("rollout-bluegreen-canary")["spec"]["replicas"] == 0
