@@ -78,6 +78,35 @@ _METADATA = Refused("labels and annotations per ReplicaSet role; deployflow's ca
                     "carry the stable pods' labels, their values suffixed -canary")
 _SCALE_DOWN = "deployflow scales the old pods down as soon as traffic has left them"
 
+GATEWAY_API = Fields(
+    {
+        "httpRoute": TAKEN,
+        "httpRoutes": Each(
+            Fields(
+                {
+                    "name": TAKEN,
+                    "useHeaderRoutes": Refused(
+                        "header routes always go on the HTTPRoute", _is(True)
+                    ),
+                }
+            )
+        ),
+        "namespace": TAKEN,
+        **{
+            name: Refused("the gatewayAPI plugin's httpRoute(s) and namespace only")
+            for name in (
+                *(f"{kind}Route{tail}" for kind in ("grpc", "tcp", "tls") for tail in ("", "s")),
+                *(f"{kind}RouteSelector" for kind in ("http", "grpc", "tcp", "tls")),
+                "inProgressLabelKey",
+                "inProgressLabelValue",
+            )
+        },
+        "disableInProgressLabel": NoEffect("deployflow labels no route as in progress"),
+    }
+)
+"""The ``argoproj-labs/gatewayAPI`` plugin's configuration (``GatewayAPITrafficRouting`` of
+its ``pkg/plugin/types.go``)."""
+
 VIRTUAL_SERVICE = Fields(
     {
         "name": TAKEN,

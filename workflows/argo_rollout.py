@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from activities.platforms.deployments import canary_match_labels
 from activities.platforms.spec import image_tag
-from workflows.argo_fields import PREFIX, ROLLOUT, check
+from workflows.argo_fields import GATEWAY_API, PREFIX, ROLLOUT, check
 
 API_VERSION: Final = "argoproj.io/v1alpha1"
 SERVICE: Final = "deployflow.io/service"
@@ -295,14 +295,18 @@ def _gateway_plugin(out: Translation, plugins: JSON, where: str) -> JSON:
             out.problems.append(
                 f"{where}[{json.dumps(str(key))}]: {PREFIX}of the plugins only {GATEWAY_API_PLUGIN}"
             )
-    where = f'{where}["{GATEWAY_API_PLUGIN}"]'
+    where = f"{where}[{json.dumps(GATEWAY_API_PLUGIN)}]"
     plugin = _mapping(out, plugins.get(GATEWAY_API_PLUGIN), where)
-    for key in plugin:
-        if key not in ("httpRoute", "namespace"):
-            out.problems.append(
-                f"{where}.{key}: {PREFIX}the gatewayAPI plugin's httpRoute and namespace only"
-            )
+    out.problems += check(plugin, GATEWAY_API, where)
     route: JSON = {"httpRoute": plugin.get("httpRoute")}
+    many = plugin.get("httpRoutes")
+    if ("httpRoute" in plugin) == (many is not None):
+        out.problems.append(f"{where}: set exactly one of httpRoute or httpRoutes")
+    elif isinstance(many, list) and len(many) == 1 and isinstance(many[0], dict):
+        route["httpRoute"] = many[0].get("name")
+        out.origins["spec.router.gatewayAPI.httpRoute"] = f"{where}.httpRoutes[0].name"
+    elif many is not None:
+        out.problems.append(f"{where}.httpRoutes: {PREFIX}one HTTPRoute per rollout")
     if "namespace" in plugin:
         route["namespace"] = plugin["namespace"]
     return route

@@ -5,12 +5,14 @@ is refused naming the manifest's field."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from starters.cli import main
 from workflows.argo_rollout import beside_the_rollout, stable_deployment, translate
 from workflows.spec import Rollout, SpecError, load_rollout, parse_rollout
 
@@ -333,3 +335,55 @@ def test_a_translated_rollout_is_a_workflow_input_like_any_spec():
     rollout = load_rollout(example("getting-started-nginx-rollout.yaml"))
 
     assert Rollout.model_validate_json(rollout.model_dump_json()) == rollout
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rollout-canary.yaml",
+        "rollout-bluegreen.yaml",
+        "getting-started-nginx-rollout.yaml",
+        "getting-started-istio-rollout.yaml",
+    ],
+)
+def test_lint_passes_argos_examples(name: str, capsys: pytest.CaptureFixture[str]):
+    assert main(["rollout", "lint", str(EXAMPLES / name)]) == 0
+    assert ": valid — " in capsys.readouterr().out
+
+
+def test_lint_lists_the_services_it_leaves_to_kubectl(capsys: pytest.CaptureFixture[str]):
+    assert main(["rollout", "lint", str(EXAMPLES / "rollout-bluegreen.yaml")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [
+        "  Service rollout-bluegreen-active: not applied by deployflow (kubectl apply it)",
+        "  Service rollout-bluegreen-preview: not applied by deployflow (kubectl apply it)",
+    ]
+
+
+def test_lint_refuses_an_experiment_step_naming_it(capsys: pytest.CaptureFixture[str]):
+    path = EXAMPLES / "rollout-experiment-step.yaml"
+    assert main(["rollout", "lint", str(path)]) == 2
+    assert (
+        "spec.strategy.canary.steps[1].experiment: not supported by deployflow"
+        in capsys.readouterr().err
+    )
+    assert main(["rollout", "lint", "--json", str(path)]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False
+    assert report["problems"] == [
+        "spec.strategy.canary.steps[1].experiment: not supported by deployflow: experiments "
+        "(a ReplicaSet per variant) are not run"
+    ]
+
+
+def test_lint_of_rollout_analysis_step_with_its_templates_in_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    path = tmp_path / "rollout-analysis-step.yaml"
+    path.write_text(example("rollout-analysis-step.yaml") + "\n---\n" + STEP_TEMPLATES)
+    assert main(["rollout", "lint", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "valid": True,
+        "file": str(path),
+        "workflowId": "rollout-rollout-analysis-step-default",
+    }

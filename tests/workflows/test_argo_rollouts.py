@@ -39,7 +39,10 @@ from workflows.spec import Rollout, parse_rollout
 Obj = dict[str, Any]
 NAMESPACE = "default"
 NEW_IMAGE = "argoproj/rollouts-demo:yellow"
+# The Gateway API example's image is another; only the tag is the version.
 ISTIO = ("networking.istio.io", "v1")
+GATEWAY = ("gateway.networking.k8s.io", "v1")
+CUSTOM = {"VirtualService": (ISTIO, "virtualservices"), "HTTPRoute": (GATEWAY, "httproutes")}
 # rollout-analysis-step.yaml's templates as a team without Kubernetes Jobs would write them.
 STEP_TEMPLATES = [
     {
@@ -112,17 +115,19 @@ class Cluster:
         self.server.controller.auto_advance()
 
     def create(self, name: str) -> None:
-        """The example file's Services, Ingresses and VirtualServices (Istio serves a
-        ``v1alpha3`` object at ``v1`` too; the double has one version, so they go in at v1)."""
+        """The example file's Services, Ingresses, VirtualServices and HTTPRoutes (Istio
+        serves a ``v1alpha3`` object at ``v1`` too, Gateway API a ``v1beta1`` one at ``v1``;
+        the double has one version of each, so they go in at v1)."""
         for obj in documents(name):
             if obj["kind"] == "Service":
                 client.CoreV1Api(self.api).create_namespaced_service(NAMESPACE, obj)
             elif obj["kind"] == "Ingress":
                 client.NetworkingV1Api(self.api).create_namespaced_ingress(NAMESPACE, obj)
-            elif obj["kind"] == "VirtualService":
-                body = obj | {"apiVersion": "/".join(ISTIO)}
+            elif obj["kind"] in CUSTOM:
+                group, plural = CUSTOM[obj["kind"]]
+                body = obj | {"apiVersion": "/".join(group)}
                 custom = client.CustomObjectsApi(self.api)
-                custom.create_namespaced_custom_object(*ISTIO, NAMESPACE, "virtualservices", body)
+                custom.create_namespaced_custom_object(*group, NAMESPACE, plural, body)
 
     def deployment(self, name: str) -> Obj:
         apps = client.AppsV1Api(self.api)
@@ -156,6 +161,22 @@ class Cluster:
             *ISTIO, NAMESPACE, "virtualservices", virtual_service
         )
         return [[d["weight"] for d in r["route"]] for r in vs["spec"]["http"]]
+
+    def backend_weights(self, http_route: str) -> list[list[int]]:
+        """Each rule's backendRef weights."""
+        custom = client.CustomObjectsApi(self.api)
+        route = custom.get_namespaced_custom_object(*GATEWAY, NAMESPACE, "httproutes", http_route)
+        return [[b["weight"] for b in r["backendRefs"]] for r in route["spec"]["rules"]]
+
+    def pin_backends(self, http_route: str, weights: list[int]) -> None:
+        """What a team does first: explicit weights on the route's one rule."""
+        custom = client.CustomObjectsApi(self.api)
+        route = custom.get_namespaced_custom_object(*GATEWAY, NAMESPACE, "httproutes", http_route)
+        for backend, weight in zip(route["spec"]["rules"][0]["backendRefs"], weights, strict=True):
+            backend["weight"] = weight
+        custom.replace_namespaced_custom_object(
+            *GATEWAY, NAMESPACE, "httproutes", http_route, route
+        )
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="measure")
@@ -193,8 +214,13 @@ async def start(env: WorkflowEnvironment, tq: str, docs: list[Obj]) -> WorkflowH
     )
 
 
-async def paused(handle: WorkflowHandle[Any, Any]) -> None:
-    await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED, timeout=60)
+async def paused(handle: WorkflowHandle[Any, Any], step: int | None = None) -> None:
+    """Until the rollout waits for ``promote`` (at ``step``, if given)."""
+    await wait_for_status(
+        handle,
+        lambda s: s.phase is RolloutPhase.PAUSED and step in (None, s.current_step),
+        timeout=60,
+    )
 
 
 async def promoted(handle: WorkflowHandle[Any, Any]) -> RolloutResult:
@@ -347,3 +373,46 @@ async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
         assert stable["spec"]["template"] == before["spec"]["template"]
         assert stable["metadata"]["generation"] == before["metadata"]["generation"]
         assert found.deployment("rollout-bluegreen-canary")["spec"]["replicas"] == 0
+
+
+async def test_a_gateway_api_canary_weights_the_httproute_backends(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("gatewayapi-cilium-rollout.yml")
+        for name in ("stable", "canary", "httproute"):
+            found.create(f"gatewayapi-cilium-{name}.yml")
+        # Its backendRefs carry no weights: Gateway API's default of 1 each splits traffic
+        # 50/50, which deployflow takes for a rollout half-way and refuses to start on.
+        refused = await start(temporal_env, tq, [manifest("gatewayapi-cilium-rollout.yml")])
+        aborted: RolloutResult = await refused.result()
+        assert aborted.outcome is RolloutPhase.ABORTED
+        assert "traffic is split 50/50" in aborted.reason
+        found.pin_backends("argo-rollouts-http-route", [100, 0])
+
+        handle = await start(temporal_env, tq, [manifest("gatewayapi-cilium-rollout.yml")])
+        seen = []
+        for step in (1, 3, 5):  # each `pause: {}` after a setWeight
+            await paused(handle, step)
+            seen += found.backend_weights("argo-rollouts-http-route")
+            if step < 5:
+                await handle.execute_update("promote", OperatorInput(by="alice", reason="ok"))
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        assert seen == [[70, 30], [40, 60], [0, 100]]
+        assert found.backend_weights("argo-rollouts-http-route") == [[100, 0]]
+        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+
+
+async def test_a_rollout_whose_stable_deployment_is_missing_stops_before_any_change(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        handle = await start(temporal_env, tq, [manifest("rollout-canary.yaml")])
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.ABORTED
+        assert "rollout-canary" in result.reason
+        writes = [r for r in found.server.double.recorded() if r.method != "GET"]
+        assert writes == []
