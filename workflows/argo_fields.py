@@ -74,8 +74,10 @@ _ANALYSIS = Fields(
     }
 )
 _BACKGROUND = Fields({**_ANALYSIS.fields, "startingStep": AS_IS})
-_METADATA = Refused("labels and annotations per ReplicaSet role; deployflow's canary pods "
-                    "carry the stable pods' labels, their values suffixed -canary")
+_METADATA = Refused(
+    "labels and annotations per ReplicaSet role; deployflow's canary pods "
+    "carry the stable pods' labels, their values suffixed -canary"
+)
 _SCALE_DOWN = "deployflow scales the old pods down as soon as traffic has left them"
 
 GATEWAY_API = Fields(

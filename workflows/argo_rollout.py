@@ -215,7 +215,9 @@ def _service_router(out: Translation, spec: JSON, blue_green: JSON, kube: JSON) 
     selector = _mapping(out, spec.get("selector"), "spec.selector")
     stable = selector.get("matchLabels")
     if not isinstance(stable, dict) or not stable:
-        out.problems.append("spec.selector.matchLabels: required by blueGreen (Services select by it)")
+        out.problems.append(
+            "spec.selector.matchLabels: required by blueGreen (Services select by it)"
+        )
         return {}
     try:
         canary = canary_match_labels({"spec": {"selector": selector}})
@@ -271,7 +273,8 @@ def _canary_router(out: Translation, canary: JSON, kube: JSON, name: Any) -> JSO
             route["destinationRule"] = body["destinationRule"]
         return _routed(out, "istio", router_where, {**kube, **route, **services})
     plugin = _gateway_plugin(out, body, router_where)
-    return _routed(out, "gatewayAPI", f"{router_where}.{GATEWAY_API_PLUGIN}", {**kube, **plugin, **services})
+    where = f"{router_where}.{GATEWAY_API_PLUGIN}"
+    return _routed(out, "gatewayAPI", where, {**kube, **plugin, **services})
 
 
 def _routed(out: Translation, kind: str, where: str, route: JSON) -> JSON:
@@ -283,7 +286,7 @@ def _routed(out: Translation, kind: str, where: str, route: JSON) -> JSON:
 
 def _virtual_services(out: Translation, istio: JSON, where: str) -> JSON:
     """``{virtualService: ...}`` or ``{virtualServices: [...]}``, as the manifest has it."""
-    chosen = {k: istio[k] for k in ("virtualService", "virtualServices") if k in istio}
+    chosen: JSON = {k: istio[k] for k in ("virtualService", "virtualServices") if k in istio}
     if len(chosen) != 1:
         out.problems.append(f"{where}: set exactly one of virtualService or virtualServices")
     return chosen
@@ -339,8 +342,8 @@ def _first_container(out: Translation, template: JSON) -> JSON:
     return first
 
 
-def _version_of(out: Translation, image: str) -> str | None:
-    tag = image_tag(image)
+def _version_of(out: Translation, image: str | None) -> str | None:
+    tag = image_tag(image) if image is not None else None
     if tag is None:
         out.problems.append(
             "spec.template.spec.containers[0].image: has no tag to take the version from; "
@@ -355,7 +358,8 @@ def _selector_matches(out: Translation, selector: Any, template: JSON) -> None:
     if selector.get("matchExpressions"):
         out.problems.append(f"spec.selector.matchExpressions: {PREFIX}matchLabels only")
     wanted = selector.get("matchLabels")
-    labels = (template.get("metadata") or {}).get("labels") if isinstance(template.get("metadata"), dict) else None
+    pod_metadata = template.get("metadata")
+    labels = pod_metadata.get("labels") if isinstance(pod_metadata, dict) else None
     if not isinstance(wanted, dict) or not wanted:
         out.problems.append("spec.selector.matchLabels: required")
     elif not isinstance(labels, dict) or any(labels.get(k) != v for k, v in wanted.items()):
@@ -399,4 +403,3 @@ def _strings(out: Translation, value: Any, path: str) -> dict[str, str]:
     for key in bad:
         out.problems.append(f"{path}[{json.dumps(str(key))}]: must be a string")
     return {k: v for k, v in mapping.items() if k not in bad}
-

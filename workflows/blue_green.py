@@ -27,8 +27,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from workflows import host_ops, retry
-    from workflows.failures import FATAL
     from workflows.blue_green_workloads import WorkloadBlueGreen
+    from workflows.failures import FATAL
     from workflows.rollout_base import ROLLBACK_ALWAYS
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout

@@ -26,12 +26,6 @@ from activities.platforms.spec import PlatformSpec
 from activities.routing.base import HeaderMatch, HeaderRoute
 from activities.routing.spec import RouterSpec
 from workflows.analysis_plan import reference_problems, template_problems
-from workflows.argo_rollout import (
-    Translation,
-    is_argo_rollout,
-    is_kubernetes_object,
-    translate,
-)
 from workflows.analysis_spec import (
     AnalysisTemplate,
     AnalysisTemplateRef,
@@ -40,6 +34,12 @@ from workflows.analysis_spec import (
     Metric,
     Name,
     StepAnalysis,
+)
+from workflows.argo_rollout import (
+    Translation,
+    is_argo_rollout,
+    is_kubernetes_object,
+    translate,
 )
 from workflows.durations import Duration, parse_duration
 from workflows.rolling_plan import batch_size, parse_int_or_percent, resolve

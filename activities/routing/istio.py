@@ -233,9 +233,7 @@ class VirtualServiceRouter:
         return optimistically(f"change {self.what}", attempt)
 
     def _read(self) -> Obj:
-        return self.api.get(
-            self._path("virtualservices", self.spec.only.name), self.what
-        )
+        return self.api.get(self._path("virtualservices", self.spec.only.name), self.what)
 
     def _check_subsets(self) -> None:
         """Subset-based: the DestinationRule must define both subsets (it is only read)."""

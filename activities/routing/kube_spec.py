@@ -212,7 +212,8 @@ class IstioRouterSpec(KubeObjects, HeaderRouted):
     @property
     def only(self) -> VirtualServiceRef:
         """The VirtualService of a spec that names one (each of ``each()``)."""
-        assert self.virtual_service is not None and not self.virtual_services
+        assert self.virtual_service is not None
+        assert not self.virtual_services
         return self.virtual_service
 
     def each(self) -> list[IstioRouterSpec]:
