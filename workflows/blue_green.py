@@ -13,8 +13,7 @@ the one holding 100 % of traffic is active, the other is the preview:
 
 The next rollout finds the new pool active and deploys to the other one. Until the switch,
 any failure leaves traffic where it was; the preview pool is stopped after
-``abortScaleDownDelaySeconds``. On Kubernetes the preview is a canary Deployment and the
-team's Deployment takes the new template after the switch (blue_green_workloads.py).
+``abortScaleDownDelaySeconds``.
 """
 
 from __future__ import annotations
@@ -27,8 +26,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from workflows import host_ops, retry
-    from workflows.blue_green_workloads import WorkloadBlueGreen
     from workflows.failures import FATAL
+    from workflows.host_steps import HostSteps
     from workflows.rollout_base import ROLLBACK_ALWAYS
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
@@ -47,7 +46,7 @@ STEPS = (
 
 
 @workflow.defn(name="BlueGreenRollout")
-class BlueGreenRollout(WorkloadBlueGreen):
+class BlueGreenRollout(HostSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         self._init_state(rollout, "blueGreen", len(STEPS))
@@ -59,8 +58,6 @@ class BlueGreenRollout(WorkloadBlueGreen):
         strategy = rollout.spec.strategy.blue_green
         assert strategy is not None
         refused = await self._read_sides()
-        if refused is None and self._kubernetes() is not None:
-            refused = await self._refuse_on_workloads()
         if refused is not None:
             return self._finish(RolloutPhase.ABORTED, refused)
         self._preview: Side = self._new_side
@@ -72,11 +69,7 @@ class BlueGreenRollout(WorkloadBlueGreen):
 
         async def undo(reason: str) -> None:
             cancelled = reason == "the workflow was cancelled"
-            delay = 0 if cancelled else abort_delay
-            if self._kubernetes() is not None:
-                await self._undo_on_workloads(reason, delay)
-            else:
-                await self._undo(reason, delay)
+            await self._undo(reason, 0 if cancelled else abort_delay)
 
         stopped = await self._guarded(self._promote(), undo)
         if stopped is not None:
@@ -85,12 +78,7 @@ class BlueGreenRollout(WorkloadBlueGreen):
         if workflow.patched(PROMOTED_BEFORE_SCALE_DOWN):
             self._set_phase(RolloutPhase.PROMOTED, f"{self._preview} pool is active")
         try:
-            if self._kubernetes() is not None:
-                await self._scale_down_canary(strategy.scale_down_delay_seconds)
-            else:
-                await self._scale_down(
-                    self._active, strategy.scale_down_delay_seconds, "old active"
-                )
+            await self._scale_down(self._active, strategy.scale_down_delay_seconds, "old active")
         except Exception as exc:
             # Traffic is all on the new pool: a pool that would not stop is worth saying,
             # not a reason to fail a promoted rollout.
@@ -108,12 +96,9 @@ class BlueGreenRollout(WorkloadBlueGreen):
 
         await self._migrate_up()
         self._step(0, f"deploying {version} to {', '.join(preview)}")
-        if self._kubernetes() is not None:
-            await self._preview_up()  # health: the pods' readiness, as the rollout waits
-        else:
-            await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
-            self._step(1, "health checks and smoke tests on the preview pool")
-            await self._check(preview)
+        await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
+        self._step(1, "health checks and smoke tests on the preview pool")
+        await self._check(preview)
         if strategy.pre_promotion_analysis is not None:
             self._step(2, "pre-promotion analysis")
             await self._blocking_analysis("pre-promotion", strategy.pre_promotion_analysis)
@@ -130,8 +115,6 @@ class BlueGreenRollout(WorkloadBlueGreen):
         if strategy.post_promotion_analysis is not None:
             self._step(5, "post-promotion analysis")
             await self._blocking_analysis("post-promotion", strategy.post_promotion_analysis)
-        if self._kubernetes() is not None:
-            await self._finish_on_workloads()
 
     async def _undo(self, reason: str, scale_down_delay: int) -> None:
         """Traffic back to the pool that was active, then stop the preview pool."""

@@ -26,6 +26,12 @@ from activities.platforms.spec import PlatformSpec
 from activities.routing.base import HeaderMatch, HeaderRoute
 from activities.routing.spec import RouterSpec
 from workflows.analysis_plan import reference_problems, template_problems
+from workflows.argo_rollout import (
+    Translation,
+    is_argo_rollout,
+    is_kubernetes_object,
+    translate,
+)
 from workflows.analysis_spec import (
     AnalysisTemplate,
     AnalysisTemplateRef,
@@ -34,12 +40,6 @@ from workflows.analysis_spec import (
     Metric,
     Name,
     StepAnalysis,
-)
-from workflows.argo_rollout import (
-    Translation,
-    is_argo_rollout,
-    is_kubernetes_object,
-    translate,
 )
 from workflows.durations import Duration, parse_duration
 from workflows.rolling_plan import batch_size, parse_int_or_percent, resolve
@@ -324,6 +324,11 @@ def traffic_problems(router: RouterSpec, canary: CanaryStrategy) -> list[str]:
 def kubernetes_problems(spec: RolloutSpec) -> list[str]:
     """What a spec may not ask of Kubernetes workloads (docs/kubernetes.md)."""
     problems = []
+    if spec.strategy.blue_green is not None:
+        problems.append(
+            "spec.strategy.blueGreen: not supported with platform kubernetes yet "
+            "(use canary, rolling or recreate)"
+        )
     if spec.health_check is not None:
         problems.append(
             "spec.healthCheck: not used with platform kubernetes: health is the pods' "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
@@ -37,11 +36,6 @@ from tests.workflows.incident_harness import (
     runbook,
     status_when,
 )
-from tests.workflows.test_argo_rollouts import cluster as argo_cluster
-from tests.workflows.test_argo_rollouts import manifest as argo_manifest
-from tests.workflows.test_argo_rollouts import paused as argo_paused
-from tests.workflows.test_argo_rollouts import promoted as argo_promoted
-from tests.workflows.test_argo_rollouts import start as start_argo
 from tests.workflows.test_emergency import worker as emergency_worker
 from tests.workflows.test_interleavings import (
     abort_before_the_next_shift_starts,
@@ -117,7 +111,6 @@ async def main() -> None:
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
-        await record_argo_manifests(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -126,18 +119,6 @@ async def main() -> None:
             await handle.result()
             history = await handle.fetch_history()
             save("canary-rolled-back", history)
-
-
-async def record_argo_manifests(env: WorkflowEnvironment) -> None:
-    """Argo's rollout-bluegreen.yaml on Kubernetes (the API server double), promoted."""
-    with tempfile.TemporaryDirectory() as directory:
-        async with argo_cluster(env, Path(directory)) as (found, tq):
-            found.apply("rollout-bluegreen.yaml")
-            found.create("rollout-bluegreen.yaml")
-            handle = await start_argo(env, tq, [argo_manifest("rollout-bluegreen.yaml")])
-            await argo_paused(handle)
-            await argo_promoted(handle)
-            save("blue-green-kubernetes-promoted", await handle.fetch_history())
 
 
 async def record_argo_analysis(env: WorkflowEnvironment) -> None:
