@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
@@ -111,6 +112,7 @@ async def main() -> None:
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
+        await record_kube_traffic(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -119,6 +121,23 @@ async def main() -> None:
             await handle.result()
             history = await handle.fetch_history()
             save("canary-rolled-back", history)
+
+
+async def record_kube_traffic(env: WorkflowEnvironment) -> None:
+    """Canaries through the Kubernetes routers with a header route (the kapi double)."""
+    from tests.workflows import kube_traffic
+    from tests.workflows.test_kube_traffic import CANARY
+
+    with tempfile.TemporaryDirectory() as directory:
+        for name, router, error_rate in (
+            ("canary-kube-istio-header-route-promoted", "istio", 0.001),
+            ("canary-kube-gateway-header-route-rolled-back", "gatewayAPI", 0.5),
+        ):
+            async with kube_traffic.cluster(Path(directory)) as found:
+                found.measure_values = lambda n, rate=error_rate: [rate]
+                spec = kube_traffic.traffic_rollout(router, CANARY)
+                handle = await kube_traffic.run(env, found, spec)
+                save(name, await handle.fetch_history())
 
 
 async def record_argo_analysis(env: WorkflowEnvironment) -> None:
