@@ -11,6 +11,9 @@ the one holding 100 % of traffic is active, the other is the preview:
 6. postPromotionAnalysis — on failure, switch straight back
 7. after ``scaleDownDelaySeconds``, stop the old pool
 
+On Kubernetes (``platform: kubernetes``) the preview is deployflow's canary Deployment and
+the switch is the router's (a Service selector): blue_green_workloads.py.
+
 The next rollout finds the new pool active and deploys to the other one. Until the switch,
 any failure leaves traffic where it was; the preview pool is stopped after
 ``abortScaleDownDelaySeconds``.
@@ -26,8 +29,8 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from workflows import host_ops, retry
+    from workflows.blue_green_workloads import BLUE_GREEN_WORKLOADS, STEPS, WorkloadBlueGreen
     from workflows.failures import FATAL
-    from workflows.host_steps import HostSteps
     from workflows.rollout_base import ROLLBACK_ALWAYS
     from workflows.rollout_models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.spec import Rollout
@@ -35,18 +38,9 @@ with workflow.unsafe.imports_passed_through():
 
 PROMOTED_BEFORE_SCALE_DOWN = "blue-green-promoted-before-scale-down"
 
-STEPS = (
-    "deploy to the preview pool",
-    "health checks and smoke tests",
-    "pre-promotion analysis",
-    "promotion",
-    "switch traffic",
-    "post-promotion analysis",
-)
-
 
 @workflow.defn(name="BlueGreenRollout")
-class BlueGreenRollout(HostSteps):
+class BlueGreenRollout(WorkloadBlueGreen):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         self._init_state(rollout, "blueGreen", len(STEPS))
@@ -55,6 +49,8 @@ class BlueGreenRollout(HostSteps):
     @workflow.run
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
+        if self._kubernetes() is not None and workflow.patched(BLUE_GREEN_WORKLOADS):
+            return await self._run_on_workloads()
         strategy = rollout.spec.strategy.blue_green
         assert strategy is not None
         refused = await self._read_sides()
@@ -146,12 +142,6 @@ class BlueGreenRollout(HostSteps):
             )
         )
         self._event("scale-down", f"stopped the {what} pool ({pool})")
-
-    def _step(self, index: int, message: str) -> None:
-        self._status.current_step = index
-        self._status.step = STEPS[index]
-        self._event("step", f"step {index}: {message}")
-        self._set_phase(RolloutPhase.PROGRESSING, message)
 
     def _show_pools(self, preview_version: str) -> None:
         self._status.pools = [

@@ -316,11 +316,6 @@ def traffic_problems(router: RouterSpec, canary: CanaryStrategy) -> list[str]:
 def kubernetes_problems(spec: RolloutSpec) -> list[str]:
     """What a spec may not ask of Kubernetes workloads (docs/kubernetes.md)."""
     problems = []
-    if spec.strategy.blue_green is not None:
-        problems.append(
-            "spec.strategy.blueGreen: not supported with platform kubernetes yet "
-            "(use canary, rolling or recreate)"
-        )
     if spec.health_check is not None:
         problems.append(
             "spec.healthCheck: not used with platform kubernetes: health is the pods' "

@@ -124,9 +124,10 @@ async def main() -> None:
 
 
 async def record_kube_traffic(env: WorkflowEnvironment) -> None:
-    """Canaries through the Kubernetes routers with a header route (the kapi double)."""
+    """Canaries through the Kubernetes routers with a header route, and blue-green by
+    Service selector (the kapi double)."""
     from tests.workflows import kube_traffic
-    from tests.workflows.test_kube_traffic import CANARY
+    from tests.workflows.test_kube_traffic import CANARY, blue_green
 
     with tempfile.TemporaryDirectory() as directory:
         for name, router, error_rate in (
@@ -138,6 +139,10 @@ async def record_kube_traffic(env: WorkflowEnvironment) -> None:
                 spec = kube_traffic.traffic_rollout(router, CANARY)
                 handle = await kube_traffic.run(env, found, spec)
                 save(name, await handle.fetch_history())
+        async with kube_traffic.cluster(Path(directory)) as found:
+            spec = kube_traffic.traffic_rollout("service", blue_green())
+            handle = await kube_traffic.run(env, found, spec)
+            save("blue-green-kube-service-promoted", await handle.fetch_history())
 
 
 async def record_argo_analysis(env: WorkflowEnvironment) -> None:

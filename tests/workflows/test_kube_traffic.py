@@ -106,3 +106,81 @@ async def test_a_canary_failing_analysis_rolls_back_traffic_and_the_header_route
         assert isinstance(live, HeaderRouting)
         assert live.get_header_routes() == []
         assert image(found) == "registry/checkout:v1"
+
+
+def blue_green(**strategy: Any) -> dict[str, Any]:
+    analysis = {"templates": [{"templateName": "error-rate"}]}
+    return {
+        "blueGreen": {
+            "autoPromotionSeconds": 600,
+            "postPromotionAnalysis": analysis,
+            "scaleDownDelaySeconds": 30,
+            **strategy,
+        }
+    }
+
+
+def selectors(found: Cluster) -> dict[str, dict[str, str]]:
+    core = client.CoreV1Api(found.api)
+    return {
+        name: core.read_namespaced_service(name, NAMESPACE).spec.selector
+        for name in ("checkout", "checkout-preview")
+    }
+
+
+def service_patches(found: Cluster) -> list[Any]:
+    return [
+        r.body["spec"]["selector"]
+        for r in found.server.double.recorded()
+        if r.method == "PATCH" and r.path.endswith("/services/checkout")
+    ]
+
+
+def replicas(found: Cluster, name: str) -> int:
+    scale = client.AppsV1Api(found.api).read_namespaced_deployment_scale(name, NAMESPACE)
+    return int(scale.spec.replicas)
+
+
+async def test_blue_green_switches_the_active_service_selector_then_promotes_the_team_deployment(
+    temporal_env, tmp_path
+):
+    async with cluster(tmp_path) as found:
+        spec = traffic_rollout("service", blue_green())
+
+        handle = await run(temporal_env, found, spec)
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        assert weight_events(result) == [
+            "stable 100 % / canary 0 % (preview)",
+            "stable 0 % / canary 100 % (switch)",
+            "stable 100 % / canary 0 % (back-to-stable)",
+        ]
+        assert service_patches(found) == [{"app": "checkout-canary"}, {"app": "checkout"}]
+        assert selectors(found) == {
+            "checkout": {"app": "checkout"},
+            "checkout-preview": {"app": "checkout-canary"},
+        }
+        assert image(found) == "registry/checkout:v2"
+        assert replicas(found, "checkout-canary") == 0
+
+
+async def test_blue_green_failing_post_promotion_analysis_switches_straight_back(
+    temporal_env, tmp_path
+):
+    async with cluster(tmp_path) as found:
+        found.measure_values = lambda n: [0.5]
+        spec = traffic_rollout("service", blue_green())
+
+        handle = await run(temporal_env, found, spec)
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.ROLLED_BACK
+        assert "analysis post-promotion Failed" in result.reason
+        assert weight_events(result)[-2:] == [
+            "stable 0 % / canary 100 % (switch)",
+            "stable 100 % / canary 0 % (switch back)",
+        ]
+        assert selectors(found)["checkout"] == {"app": "checkout"}
+        assert image(found) == "registry/checkout:v1"
+        assert replicas(found, "checkout-canary") == 0
