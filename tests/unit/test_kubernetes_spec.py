@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from activities.platforms.spec import DeploymentTarget, image_repository, image_tag
-from workflows.spec import SpecError, load_rollout, parse_rollout
+from workflows.core.spec import SpecError
+from workflows.rollouts.spec import load_rollout, parse_rollout
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
 CANARY = (EXAMPLES / "checkout-canary.yaml").read_text()

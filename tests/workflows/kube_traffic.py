@@ -27,9 +27,9 @@ from activities.metrics.activities import MeasureInput, MeasureOutput
 from tests.unit.test_kube_router_bodies import HTTP_ROUTE, STABLE_INGRESS, VS
 from tests.workflows.harness import ERROR_RATE_TEMPLATE
 from workers.main import activities_with
-from workflows.registry import BY_STRATEGY, workflow_type
-from workflows.rollout_models import RolloutResult
-from workflows.spec import Rollout, parse_rollout
+from workflows.rollouts.models import RolloutResult
+from workflows.rollouts.registry import BY_STRATEGY, workflow_type
+from workflows.rollouts.spec import Rollout, parse_rollout
 
 NAMESPACE = "default"
 WHERE = {"context": DEFAULT_CONTEXT, "namespace": NAMESPACE}

@@ -24,7 +24,7 @@ from tests.workflows.kube_traffic import (
     run,
     traffic_rollout,
 )
-from workflows.rollout_models import RolloutPhase, RolloutResult
+from workflows.rollouts.models import RolloutPhase, RolloutResult
 
 CANARY = {
     "canary": {
