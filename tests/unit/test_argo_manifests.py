@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from starters.cli import main
-from workflows.argo_rollout import beside_the_rollout, stable_deployment, translate
-from workflows.spec import Rollout, SpecError, load_rollout, parse_rollout
+from workflows.core.spec import SpecError
+from workflows.rollouts.argo_rollout import beside_the_rollout, stable_deployment, translate
+from workflows.rollouts.spec import Rollout, load_rollout, parse_rollout
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "argo_examples"
 # What `kubectl apply -f analysis-templates.yaml` would give rollout-analysis-step.yaml,

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from activities.routing.base import HeaderRoute
 from activities.routing.spec import RouterSpec
 from tests.workflows.harness import rollout
-from workflows.spec import SpecError, validation_problems
+from workflows.core.spec import SpecError, validation_problems
 
 SERVICE = {
     "activeService": "checkout",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
@@ -47,18 +48,19 @@ from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rol
 from tests.workflows.test_pipeline import start as start_pipeline
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
-from workflows.canary import CanaryRollout
-from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest, rollback_workflow_id
-from workflows.incident import IncidentRunbook
-from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput
-from workflows.monitor import ServiceMonitorRun
-from workflows.monitor_models import healer_workflow_id
-from workflows.pipeline import PromotionPipeline
-from workflows.pipeline_models import Submission
-from workflows.registry import workflow_type
-from workflows.rollout_models import OperatorInput, RolloutPhase
-from workflows.search_attributes import ALL
+from workflows.core.search_attributes import ALL
+from workflows.core.verbs import OperatorInput
+from workflows.incidents.models import RESOLVED_SIGNAL, ApproveInput
+from workflows.incidents.runbook import IncidentRunbook
+from workflows.monitors.models import healer_workflow_id
+from workflows.monitors.monitor import ServiceMonitorRun
+from workflows.promotion.models import Submission
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import RollbackRequest, rollback_workflow_id
+from workflows.rollouts.models import RolloutPhase
+from workflows.rollouts.registry import workflow_type
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 ANALYSIS_REF = {"templates": [{"templateName": "error-rate"}]}
@@ -111,6 +113,7 @@ async def main() -> None:
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
+        await record_kube_traffic(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -119,6 +122,28 @@ async def main() -> None:
             await handle.result()
             history = await handle.fetch_history()
             save("canary-rolled-back", history)
+
+
+async def record_kube_traffic(env: WorkflowEnvironment) -> None:
+    """Canaries through the Kubernetes routers with a header route, and blue-green by
+    Service selector (the kapi double)."""
+    from tests.workflows import kube_traffic
+    from tests.workflows.test_kube_traffic import CANARY, blue_green
+
+    with tempfile.TemporaryDirectory() as directory:
+        for name, router, error_rate in (
+            ("canary-kube-istio-header-route-promoted", "istio", 0.001),
+            ("canary-kube-gateway-header-route-rolled-back", "gatewayAPI", 0.5),
+        ):
+            async with kube_traffic.cluster(Path(directory)) as found:
+                found.measure_values = lambda n, rate=error_rate: [rate]
+                spec = kube_traffic.traffic_rollout(router, CANARY)
+                handle = await kube_traffic.run(env, found, spec)
+                save(name, await handle.fetch_history())
+        async with kube_traffic.cluster(Path(directory)) as found:
+            spec = kube_traffic.traffic_rollout("service", blue_green())
+            handle = await kube_traffic.run(env, found, spec)
+            save("blue-green-kube-service-promoted", await handle.fetch_history())
 
 
 async def record_argo_analysis(env: WorkflowEnvironment) -> None:
