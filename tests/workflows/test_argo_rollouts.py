@@ -31,8 +31,9 @@ from activities.metrics.activities import MeasureInput, MeasureOutput
 from tests.unit.test_argo_manifests import documents
 from tests.workflows.harness import wait_for_status
 from workers.main import activities_with
+from workflows.core.verbs import OperatorInput
 from workflows.rollouts.argo_rollout import stable_deployment
-from workflows.rollouts.models import OperatorInput, RolloutPhase, RolloutResult
+from workflows.rollouts.models import RolloutPhase, RolloutResult
 from workflows.rollouts.registry import BY_STRATEGY, workflow_type
 from workflows.rollouts.spec import Rollout, parse_rollout
 
