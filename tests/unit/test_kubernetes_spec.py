@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activities.platforms.spec import DeploymentTarget, image_repository, image_tag
-from workflows.spec import SpecError, load_rollout, parse_rollout
+from workflows.rollouts.spec import SpecError, load_rollout, parse_rollout
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
 CANARY = (EXAMPLES / "checkout-canary.yaml").read_text()

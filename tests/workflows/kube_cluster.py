@@ -25,9 +25,9 @@ from activities.kubernetes.testing import DEFAULT_CONTEXT, KubeApiServer
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from workers.main import activities_with
-from workflows.registry import BY_STRATEGY, workflow_type
-from workflows.rollout_models import RolloutResult
-from workflows.spec import Rollout, parse_rollout
+from workflows.rollouts.registry import BY_STRATEGY, workflow_type
+from workflows.rollouts.models import RolloutResult
+from workflows.rollouts.spec import Rollout, parse_rollout
 
 NAMESPACE = "shop"
 STABLE_IMAGE = "registry.example.com/shop/checkout:v1"

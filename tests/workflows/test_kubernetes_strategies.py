@@ -12,7 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.platforms.deployments import with_image
 from tests.workflows.harness import wait_for_status
 from tests.workflows.kube_cluster import cluster, kube_rollout, kube_worker, start
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.models import RolloutPhase, RolloutResult
 
 NEW_IMAGE = "registry.example.com/shop/checkout:v2"
 ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
