@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,9 +24,11 @@ from activities.kubeconfig import KubeClients
 from activities.kubernetes.testing import DEFAULT_CONTEXT, KubeApiServer
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
+from tests.workflows.harness import wait_for_status
 from workers.main import activities_with
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.models import RolloutPhase, RolloutResult
 from workflows.rollouts.registry import BY_STRATEGY, workflow_type
-from workflows.rollouts.models import RolloutResult
 from workflows.rollouts.spec import Rollout, parse_rollout
 
 NAMESPACE = "shop"
@@ -164,3 +166,20 @@ async def start(env: WorkflowEnvironment, tq: str, spec: Rollout) -> WorkflowHan
     return await env.client.start_workflow(
         workflow_type(spec), spec, id=spec.workflow_id, task_queue=tq, result_type=RolloutResult
     )
+
+
+async def finished(
+    env: WorkflowEnvironment,
+    found: Cluster,
+    spec: Rollout,
+    when_paused: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[WorkflowHandle[Any, Any], RolloutResult]:
+    """Run ``spec`` to its end; ``when_paused`` runs at the first pause, then it is aborted."""
+    async with kube_worker(env, found) as tq:
+        handle = await start(env, tq, spec)
+        if when_paused is not None:
+            await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED, timeout=60)
+            await when_paused()
+            await handle.execute_update("abort", OperatorInput(by="alice", reason="looks wrong"))
+        result: RolloutResult = await handle.result()
+        return handle, result

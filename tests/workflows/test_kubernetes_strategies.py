@@ -10,13 +10,15 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from activities.platforms.deployments import with_image
-from tests.workflows.harness import wait_for_status
-from tests.workflows.kube_cluster import cluster, kube_rollout, kube_worker, start
-from workflows.core.verbs import OperatorInput
-from workflows.rollouts.models import RolloutPhase, RolloutResult
+from tests.workflows.kube_cluster import cluster, finished, kube_rollout
+from workflows.rollouts.models import RolloutPhase
 
 NEW_IMAGE = "registry.example.com/shop/checkout:v2"
+BROKEN_IMAGE = "registry.example.com/shop/checkout:v9"
 ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
+CANARY = {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "30m"}}, ANALYSIS]}}
+HELD = {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
+ROLLING = {"rolling": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
 def images(deployment: dict[str, Any]) -> list[str]:
@@ -26,12 +28,10 @@ def images(deployment: dict[str, Any]) -> list[str]:
 async def test_a_canary_on_kubernetes_is_promoted_the_flagger_way(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
-    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
+    async with cluster(tmp_path) as found:
         before = found.deployment()
-        spec = kube_rollout(
-            {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "30m"}}, ANALYSIS]}}
-        )
-        result: RolloutResult = await (await start(temporal_env, tq, spec)).result()
+        spec = kube_rollout(CANARY)
+        _, result = await finished(temporal_env, found, spec)
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
         stable = found.deployment()
@@ -53,14 +53,14 @@ async def test_a_canary_on_kubernetes_is_promoted_the_flagger_way(
 async def test_an_aborted_canary_restores_nothing_changed_and_scales_the_canary_to_zero(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
-    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
+    async with cluster(tmp_path) as found:
         before = found.deployment()
-        spec = kube_rollout({"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}})
-        handle = await start(temporal_env, tq, spec)
-        await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED, timeout=60)
-        assert found.deployment("checkout-canary")["spec"]["replicas"] == 3
-        await handle.execute_update("abort", OperatorInput(by="alice", reason="looks wrong"))
-        result: RolloutResult = await handle.result()
+
+        async def canary_is_up() -> None:
+            assert found.deployment("checkout-canary")["spec"]["replicas"] == 3
+
+        spec = kube_rollout(HELD)
+        _, result = await finished(temporal_env, found, spec, when_paused=canary_is_up)
 
         assert result.outcome is RolloutPhase.ABORTED
         stable = found.deployment()
@@ -75,24 +75,23 @@ async def test_a_canary_failing_analysis_rolls_back(
 ):
     async with cluster(tmp_path) as found:
         found.measure_values = lambda n: [0.5]
-        async with kube_worker(temporal_env, found) as tq:
-            before = found.deployment()
-            spec = kube_rollout({"canary": {"steps": [{"setWeight": 20}, ANALYSIS]}})
-            result: RolloutResult = await (await start(temporal_env, tq, spec)).result()
+        before = found.deployment()
+        spec = kube_rollout({"canary": {"steps": [{"setWeight": 20}, ANALYSIS]}})
+        _, result = await finished(temporal_env, found, spec)
 
-            assert result.outcome is RolloutPhase.ROLLED_BACK
-            assert "analysis step-1 Failed" in result.reason
-            assert found.deployment()["spec"]["template"] == before["spec"]["template"]
-            assert found.deployment("checkout-canary")["spec"]["replicas"] == 0
-            assert found.weights(spec).canary == 0
+        assert result.outcome is RolloutPhase.ROLLED_BACK
+        assert "analysis step-1 Failed" in result.reason
+        assert found.deployment()["spec"]["template"] == before["spec"]["template"]
+        assert found.deployment("checkout-canary")["spec"]["replicas"] == 0
+        assert found.weights(spec).canary == 0
 
 
 async def test_rolling_on_kubernetes_is_the_deployments_own_rolling_update(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
-    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
-        spec = kube_rollout({"rolling": {"maxSurge": 1, "maxUnavailable": 0}})
-        result: RolloutResult = await (await start(temporal_env, tq, spec)).result()
+    async with cluster(tmp_path) as found:
+        spec = kube_rollout(ROLLING)
+        _, result = await finished(temporal_env, found, spec)
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
         stable = found.deployment()
@@ -107,11 +106,11 @@ async def test_rolling_on_kubernetes_is_the_deployments_own_rolling_update(
 async def test_a_stuck_rollout_passes_its_progress_deadline_and_is_rolled_back(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
-    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
+    async with cluster(tmp_path) as found:
         before = found.deployment()
-        found.server.controller.break_image("registry.example.com/shop/checkout:v9")
+        found.server.controller.break_image(BROKEN_IMAGE)
         spec = kube_rollout({"recreate": {}}, version="v9", progressDeadlineSeconds=20)
-        result: RolloutResult = await (await start(temporal_env, tq, spec)).result()
+        _, result = await finished(temporal_env, found, spec)
 
         assert result.outcome is RolloutPhase.ROLLED_BACK
         assert "deployment 'checkout' exceeded its progress deadline" in result.reason
