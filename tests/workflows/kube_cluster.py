@@ -48,23 +48,20 @@ ERROR_RATE = {
 }
 
 
-def team_deployment(replicas: int = 3) -> dict[str, Any]:
+def team_deployment(replicas: int = 3, deadline: int = 60) -> dict[str, Any]:
+    """The team's Deployment: a sidecar, an annotation and an env var deployflow must keep."""
+    app = {"name": "app", "image": STABLE_IMAGE, "env": [{"name": "MODE", "value": "a"}]}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "checkout", "labels": {"app": "checkout"}},
         "spec": {
             "replicas": replicas,
-            "progressDeadlineSeconds": 60,
+            "progressDeadlineSeconds": deadline,
             "selector": {"matchLabels": {"app": "checkout"}},
             "template": {
-                "metadata": {"labels": {"app": "checkout"}},
-                "spec": {
-                    "containers": [
-                        {"name": "app", "image": STABLE_IMAGE},
-                        {"name": "proxy", "image": "envoy:1.30"},
-                    ]
-                },
+                "metadata": {"labels": {"app": "checkout"}, "annotations": {"team": "shop"}},
+                "spec": {"containers": [app, {"name": "proxy", "image": "envoy:1.30"}]},
             },
         },
     }
