@@ -16,11 +16,6 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 @pytest.fixture
-def apps(kube):
-    return client.AppsV1Api(kube.api_client)
-
-
-@pytest.fixture
 def rolled_out(kube, apps):
     """``web`` at web:1 with 4 replicas, fully rolled out."""
     apps.create_namespaced_deployment(kube.namespace, deployment(replicas=4))

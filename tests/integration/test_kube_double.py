@@ -44,23 +44,18 @@ def deployment(name: str = "web", image: str = "web:1", replicas: int = 3, **spe
     }
 
 
+def create_virtual_service(kube, custom, name: str, spec: dict) -> dict:
+    body = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    return custom.create_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", body)
+
+
 def status_of(exc: ApiException) -> dict:
     return json.loads(exc.body)
-
-
-@pytest.fixture
-def apps(kube):
-    return client.AppsV1Api(kube.api_client)
-
-
-@pytest.fixture
-def core(kube):
-    return client.CoreV1Api(kube.api_client)
-
-
-@pytest.fixture
-def custom(kube):
-    return client.CustomObjectsApi(kube.api_client)
 
 
 # -- object metadata ---------------------------------------------------------------------
@@ -217,17 +212,7 @@ def test_merge_patch_replaces_lists_whole(kube, apps):
 
 
 def test_strategic_merge_patch_on_a_custom_resource_is_415(kube, custom):
-    custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {"hosts": ["web"]},
-        },
-    )
+    create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
     with pytest.raises(ApiException) as caught:
         custom.patch_namespaced_custom_object(
             *ISTIO,
@@ -242,17 +227,7 @@ def test_strategic_merge_patch_on_a_custom_resource_is_415(kube, custom):
 
 def test_json_patch_with_a_failing_test_is_422_and_changes_nothing(kube, custom):
     routes = [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}]
-    created = custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {"hosts": ["web"], "http": routes},
-        },
-    )
+    created = create_virtual_service(kube, custom, "vs", {"hosts": ["web"], "http": routes})
     with pytest.raises(ApiException) as caught:
         custom.patch_namespaced_custom_object(
             *ISTIO,
@@ -271,18 +246,13 @@ def test_json_patch_with_a_failing_test_is_422_and_changes_nothing(kube, custom)
 
 
 def test_json_patch_with_a_passing_test_applies(kube, custom):
-    custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
+    create_virtual_service(
+        kube,
+        custom,
+        "vs",
         {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {
-                "hosts": ["web"],
-                "http": [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}],
-            },
+            "hosts": ["web"],
+            "http": [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}],
         },
     )
     patched = custom.patch_namespaced_custom_object(
@@ -304,17 +274,7 @@ def test_custom_objects_api_sends_a_list_as_a_merge_patch_unless_told(kube, cust
     """CustomObjectsApi's patch defaults to application/merge-patch+json even for a list
     body (the client, not the server, picks); a merge patch cannot turn an object into a
     list, so the server refuses it and the object is unchanged."""
-    custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {"hosts": ["web"]},
-        },
-    )
+    create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
     with pytest.raises(ApiException) as caught:
         custom.patch_namespaced_custom_object(
             *ISTIO,
@@ -628,23 +588,18 @@ def test_http_route_weights_by_json_patch(kube, custom):
 
 def test_custom_object_merge_patch_replaces_route_lists(kube, custom):
     """Why routers send whole route lists: a merge patch replaces a list (RFC 7386)."""
-    custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
+    create_virtual_service(
+        kube,
+        custom,
+        "web",
         {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "web"},
-            "spec": {
-                "hosts": ["web"],
-                "http": [
-                    {
-                        "name": "primary",
-                        "route": [{"destination": {"host": "web-stable"}, "weight": 100}],
-                    }
-                ],
-            },
+            "hosts": ["web"],
+            "http": [
+                {
+                    "name": "primary",
+                    "route": [{"destination": {"host": "web-stable"}, "weight": 100}],
+                }
+            ],
         },
     )
     patched = custom.patch_namespaced_custom_object(
@@ -725,3 +680,26 @@ def test_server_side_apply_is_refused_with_415(kube, apps):
             _content_type="application/apply-patch+yaml",
         )
     assert caught.value.status == 415
+
+
+def test_a_custom_resource_put_needs_a_resource_version(kube, custom):
+    """Custom resources allow no unconditional update: a PUT without
+    metadata.resourceVersion is 422; with the current one it replaces."""
+    created = create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
+    body = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "vs"},
+        "spec": {"hosts": ["x"]},
+    }
+    with pytest.raises(ApiException) as caught:
+        custom.replace_namespaced_custom_object(
+            *ISTIO, kube.namespace, "virtualservices", "vs", body
+        )
+    assert caught.value.status == 422
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    replaced = custom.replace_namespaced_custom_object(
+        *ISTIO, kube.namespace, "virtualservices", "vs", body
+    )
+    assert replaced["spec"] == {"hosts": ["x"]}
+    assert replaced["metadata"]["generation"] == 2

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import kmock
 import pytest
-from kubernetes import client, watch
+import urllib3
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from tests.integration.test_kube_double import deployment
-
-
-@pytest.fixture
-def apps(kube):
-    return client.AppsV1Api(kube.api_client)
 
 
 @pytest.fixture
@@ -77,3 +74,38 @@ def test_kmock_reactions_take_precedence_over_the_double(kube, apps):
         apps.read_namespaced_deployment("web", kube.namespace)
     assert caught.value.status == 503
     assert apps.read_namespaced_deployment("web", kube.namespace).metadata.name == "web"
+
+
+@pytest.mark.usefixtures("web")
+def test_the_client_retries_a_timed_out_read_itself_unless_told_not_to(kube, apps):
+    """urllib3's default Retry(3) re-sends a GET that timed out: the caller never sees the
+    slow answer. Activities must set ``configuration.retries`` low so Temporal owns retrying."""
+    kube.faults.slow("GET", "deployments", 1.0)
+    assert (
+        apps.read_namespaced_deployment("web", kube.namespace, _request_timeout=0.2).metadata.name
+        == "web"
+    )
+    reads = [
+        r for r in kube.requests() if r.method == "GET" and r.path.endswith("/deployments/web")
+    ]
+    assert len(reads) == 2
+
+    strict = copy.copy(kube.api_client.configuration)
+    strict.retries = 0
+    kube.faults.slow("GET", "deployments", 1.0)
+    with client.ApiClient(strict) as api_client, pytest.raises(urllib3.exceptions.HTTPError):
+        client.AppsV1Api(api_client).read_namespaced_deployment(
+            "web", kube.namespace, _request_timeout=0.2
+        )
+
+
+def test_several_clusters_share_one_kubeconfig(kube_cluster):
+    staging, prod = kube_cluster("staging"), kube_cluster("prod-a")
+    assert staging.kubeconfig == prod.kubeconfig
+    client.CoreV1Api(staging.api_client).create_namespaced_config_map(
+        "default", {"metadata": {"name": "only-here"}}
+    )
+    assert client.CoreV1Api(prod.api_client).list_namespaced_config_map("default").items == []
+    contexts, current = config.list_kube_config_contexts(str(prod.kubeconfig))
+    assert [c["name"] for c in contexts] == ["staging", "prod-a"]
+    assert current["name"] == "staging"

@@ -9,14 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from kubernetes import client
 
 from tests.integration.test_kube_double import deployment
-
-
-@pytest.fixture
-def apps(kube):
-    return client.AppsV1Api(kube.api_client)
 
 
 @pytest.fixture

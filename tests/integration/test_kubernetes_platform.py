@@ -27,29 +27,7 @@ from activities.platforms.deployments import RESTARTED_AT, with_image
 from activities.platforms.kubernetes import KubernetesDeployments
 from activities.platforms.spec import DeploymentTarget
 from tests.fixtures.kube import Kube
-
-
-def team_deployment(replicas: int = 3, image: str = "registry/checkout:v1") -> dict[str, Any]:
-    """The team's Deployment, with a sidecar and a field the typed client does not know."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "checkout", "labels": {"app": "checkout"}},
-        "spec": {
-            "replicas": replicas,
-            "progressDeadlineSeconds": 120,
-            "selector": {"matchLabels": {"app": "checkout"}},
-            "template": {
-                "metadata": {"labels": {"app": "checkout"}, "annotations": {"team": "shop"}},
-                "spec": {
-                    "containers": [
-                        {"name": "app", "image": image, "env": [{"name": "MODE", "value": "a"}]},
-                        {"name": "proxy", "image": "envoy:1.30"},
-                    ]
-                },
-            },
-        },
-    }
+from tests.workflows.kube_cluster import team_deployment
 
 
 @pytest.fixture
@@ -60,7 +38,7 @@ def apps(kube: Kube) -> client.AppsV1Api:
 @pytest.fixture
 def platform(kube: Kube, apps: client.AppsV1Api) -> KubernetesDeployments:
     """The team's Deployment rolled out, and the platform over the worker's own client."""
-    apps.create_namespaced_deployment(kube.namespace, team_deployment())
+    apps.create_namespaced_deployment(kube.namespace, team_deployment(deadline=120))
     if not kube.real:
         kube.controller.auto_advance()
     clients = KubeClients(kubeconfig=str(kube.kubeconfig))
@@ -109,7 +87,7 @@ def test_record_keeps_the_exact_template_and_the_canary_runs_beside_it(
     }
     containers = canary["spec"]["template"]["spec"]["containers"]
     assert [(c["name"], c["image"]) for c in containers] == [
-        ("app", "registry/checkout:v2"),
+        ("app", "registry.example.com/shop/checkout:v2"),
         ("proxy", "envoy:1.30"),
     ]
     assert stored(kube, "checkout")["spec"]["template"] == before["spec"]["template"]
@@ -125,7 +103,7 @@ def test_promotion_then_rollback_restores_the_recorded_template_exactly(
     kube: Kube, platform: KubernetesDeployments
 ):
     record = platform.record()
-    new = with_image(record.template, "app", "registry/checkout:v2", "v2")
+    new = with_image(record.template, "app", "registry.example.com/shop/checkout:v2", "v2")
 
     promoted = platform.set_stable(new, None, None, "rollout-checkout-test")
     assert (promoted.changed, promoted.updated_replicas, promoted.available_replicas) == (
@@ -134,6 +112,10 @@ def test_promotion_then_rollback_restores_the_recorded_template_exactly(
         3,
     )
     assert stored(kube, "checkout")["spec"]["template"] == new
+    # kubectl, against the same server, agrees it has rolled out.
+    status = kube.kubectl("rollout", "status", "deployment/checkout", "--timeout=30s")
+    assert status.returncode == 0, status.stderr
+    assert 'deployment "checkout" successfully rolled out' in status.stdout
 
     restored = platform.set_stable(record.template, record.strategy, 120, "rollout-checkout-test")
     assert restored.changed
@@ -147,7 +129,7 @@ def test_a_409_is_read_again_and_reapplied_never_overwriting_the_other_change(
     kube: Kube, apps: client.AppsV1Api, platform: KubernetesDeployments
 ):
     record = platform.record()
-    new = with_image(record.template, "app", "registry/checkout:v2", "v2")
+    new = with_image(record.template, "app", "registry.example.com/shop/checkout:v2", "v2")
     # Someone scales the Deployment between our read and our write: the PUT gets 409.
     kube.faults.fail("PUT", "deployments", 409, message="the object has been modified")
     apps.patch_namespaced_deployment_scale("checkout", kube.namespace, {"spec": {"replicas": 5}})
@@ -175,7 +157,7 @@ def test_a_failed_write_says_whether_to_retry_and_a_retry_is_safe(
     kube: Kube, platform: KubernetesDeployments, status: int, error: str, retryable: bool
 ):
     record = platform.record()
-    new = with_image(record.template, "app", "registry/checkout:v2", "v2")
+    new = with_image(record.template, "app", "registry.example.com/shop/checkout:v2", "v2")
     kube.faults.fail("PUT", "deployments", status)
 
     with pytest.raises(ApplicationError) as caught:
@@ -201,7 +183,10 @@ def test_a_dropped_watch_is_resumed_from_a_fresh_read(kube: Kube, platform: Kube
     record = platform.record()
     kube.faults.drop_watch_after(1)
     state = platform.set_stable(
-        with_image(record.template, "app", "registry/checkout:v2", "v2"), None, None, "r"
+        with_image(record.template, "app", "registry.example.com/shop/checkout:v2", "v2"),
+        None,
+        None,
+        "r",
     )
     assert state.available_replicas == 3
     watches = [r for r in kube.requests() if r.params.get("watch") in ("true", "1", "True")]
@@ -214,11 +199,14 @@ def test_a_stuck_rollout_fails_non_retryably_naming_the_deployment(
     kube: Kube, platform: KubernetesDeployments
 ):
     record = platform.record()
-    kube.controller.break_image("registry/checkout:v9")
+    kube.controller.break_image("registry.example.com/shop/checkout:v9")
     started = time.monotonic()
     with pytest.raises(ApplicationError) as caught:
         platform.set_stable(
-            with_image(record.template, "app", "registry/checkout:v9", "v9"), None, 20, "r"
+            with_image(record.template, "app", "registry.example.com/shop/checkout:v9", "v9"),
+            None,
+            20,
+            "r",
         )
     assert caught.value.type == KUBERNETES_ROLLOUT_FAILED
     assert caught.value.non_retryable
