@@ -214,7 +214,9 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     (f"{S}.router.nginx.stable", [], "spec.router.nginx.stable"),
     (f"{S}.environment", _DELETE, "spec.environment: Field required"),
-    ("apiVersion", "argoproj.io/v1alpha1", "apiVersion: Input should be 'deployflow/v1'"),
+    ("apiVersion", "argo/v1", "apiVersion: Input should be 'deployflow/v1'"),
+    # A deployflow spec labelled as an Argo manifest is read as one (workflows/rollouts/argo_rollout.py).
+    ("apiVersion", "argoproj.io/v1alpha1", "spec.service: not a field of an Argo Rollout"),
     (
         f"{S}.strategy",
         {},

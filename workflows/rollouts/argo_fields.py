@@ -11,11 +11,13 @@ manifest against it, so nothing in a pasted manifest is silently dropped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "not supported by deployflow: "
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # as workflows/core/spec.py spells paths
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ def check(value: Any, rule: Rule, path: str) -> list[str]:
             return []  # the translation names the wrong type
         problems = []
         for key, item in value.items():
-            if isinstance(key, str) and key.isidentifier():
+            if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
                 where = f"{path}.{key}" if path else key
             else:
                 where = f"{path}[{json.dumps(str(key))}]"
