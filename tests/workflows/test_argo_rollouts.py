@@ -10,31 +10,26 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client
-from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.kubeconfig import KubeClients
 from activities.kubernetes.testing import KubeApiServer
-from activities.metrics.activities import MeasureInput, MeasureOutput
 from tests.unit.test_argo_manifests import documents
 from tests.workflows.harness import wait_for_status
-from workers.main import activities_with
+from tests.workflows.kube_cluster import Cluster, kube_worker
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.argo_rollout import stable_deployment
 from workflows.rollouts.models import RolloutPhase, RolloutResult
-from workflows.rollouts.registry import BY_STRATEGY, workflow_type
+from workflows.rollouts.registry import workflow_type
 from workflows.rollouts.spec import Rollout, parse_rollout
 
 Obj = dict[str, Any]
@@ -91,14 +86,9 @@ def manifest(name: str) -> Obj:
     return rollout
 
 
-@dataclass
-class Cluster:
-    """The double holding the example's stable Deployment and objects; a worker's clients."""
-
-    server: KubeApiServer
-    kubeconfig: Path
-    clients: Clients = field(init=False)
-    measure_values: Callable[[int], list[float]] = lambda n: [0.0]
+class ArgoCluster(Cluster):
+    """The double holding the example's stable Deployment and objects (namespace
+    ``default``); the worker's clients and stub ``measure`` are kube_cluster's."""
 
     def __post_init__(self) -> None:
         self.clients = Clients(kubernetes=KubeClients(kubeconfig=str(self.kubeconfig)))
@@ -179,31 +169,17 @@ class Cluster:
             *GATEWAY, NAMESPACE, "httproutes", http_route, route
         )
 
-    def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="measure")
-        async def measure(input: MeasureInput) -> MeasureOutput:
-            self.calls = getattr(self, "calls", 0) + 1
-            return MeasureOutput(values=self.measure_values(self.calls))
-
-        return [*activities_with(self.clients), measure]
-
 
 @asynccontextmanager
-async def cluster(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[Cluster, str]]:
+async def cluster(
+    env: WorkflowEnvironment, tmp_path: Path
+) -> AsyncIterator[tuple[ArgoCluster, str]]:
     """The double, and a worker's task queue whose activities talk to it."""
     with KubeApiServer() as server:
-        found = Cluster(server, server.write_kubeconfig(tmp_path / "kubeconfig"))
-        task_queue = f"tq-{uuid.uuid4().hex}"
+        found = ArgoCluster(server, server.write_kubeconfig(tmp_path / "kubeconfig"))
         try:
-            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity") as executor:
-                async with Worker(
-                    env.client,
-                    task_queue=task_queue,
-                    workflows=list(BY_STRATEGY.values()),
-                    activities=found.activities(),
-                    activity_executor=executor,
-                ):
-                    yield found, task_queue
+            async with kube_worker(env, found) as task_queue:
+                yield found, task_queue
         finally:
             found.clients.kubernetes.close()
 
