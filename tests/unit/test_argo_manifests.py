@@ -388,3 +388,19 @@ def test_lint_of_rollout_analysis_step_with_its_templates_in_the_file(
         "file": str(path),
         "workflowId": "rollout-rollout-analysis-step-default",
     }
+
+
+def test_templates_kept_apart_are_read_from_a_file_or_a_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    rollout = str(EXAMPLES / "rollout-analysis-step.yaml")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "analysis-templates.yaml").write_text(STEP_TEMPLATES)
+    assert main(["rollout", "lint", rollout, "--templates", str(templates)]) == 0
+    assert main(["rollout", "lint", rollout, "--templates", str(templates / "x.yaml")]) == 2
+    assert "--templates" in capsys.readouterr().err
+    # Argo's own templates file: Kubernetes Jobs, which deployflow does not run.
+    argo = str(EXAMPLES / "analysis-templates.yaml")
+    assert main(["rollout", "lint", rollout, "--templates", argo]) == 2
+    assert "job: not supported" in capsys.readouterr().err
