@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.tls",
     "tests.fixtures.api",
     "tests.fixtures.kube",
+    "tests.fixtures.worker",
 ]

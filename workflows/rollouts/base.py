@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.analysis.spec import StepAnalysis
     from workflows.core import retry as retry_policies
     from workflows.core import search_attributes as sa
-    from workflows.core import timeline
+    from workflows.core import telemetry, timeline
     from workflows.core.durations import format_duration
     from workflows.core.failures import FATAL
     from workflows.core.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
@@ -112,6 +112,7 @@ class RolloutBase:
         self._event(
             "started", f"{self._strategy} of {spec.service} {spec.version} in {spec.environment}"
         )
+        telemetry.rollout_phase(self._strategy, RolloutPhase.PROGRESSING.value)
         self._set_phase(RolloutPhase.PROGRESSING, "starting")
 
     async def _before_changes(self, what: str, read: Coroutine[Any, Any, T]) -> T | Stop:
@@ -535,6 +536,7 @@ class RolloutBase:
             message = f"paused ({self._status.paused_reason}); {message}"
         if phase is not self._status.phase:
             workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(phase.value)])
+            telemetry.rollout_phase(self._strategy, phase.value)
         self._status.phase = phase
         self._status.message = message
         step = self._status.current_step
