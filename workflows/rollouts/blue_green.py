@@ -100,16 +100,7 @@ class BlueGreenRollout(WorkloadBlueGreen):
         await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
         self._step(1, "health checks and smoke tests on the preview pool")
         await self._check(preview)
-        if strategy.pre_promotion_analysis is not None:
-            self._step(2, "pre-promotion analysis")
-            await self._blocking_analysis("pre-promotion", strategy.pre_promotion_analysis)
-            await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
-        self._step(3, "promotion")
-        if not strategy.auto_promotion_enabled:
-            await self._pause_step(None)
-        elif strategy.auto_promotion_seconds:
-            await self._pause_step(timedelta(seconds=strategy.auto_promotion_seconds))
-        await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
+        await self._judge_then_hold(strategy)
         self._step(4, f"switching all traffic to the {self._preview} pool")
         await self._switch_to(self._preview, "switch")
         self._switched = True

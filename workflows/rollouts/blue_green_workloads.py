@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.base import ROLLBACK_ALWAYS
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import RolloutPhase, RolloutResult
+    from workflows.rollouts.spec import BlueGreenStrategy
     from workflows.rollouts.workload_steps import WorkloadSteps
 
 BLUE_GREEN_WORKLOADS = "blue-green-on-workloads"
@@ -94,14 +95,8 @@ class WorkloadBlueGreen(HostSteps, WorkloadSteps):
             self._event("scale-down", f"the preview did not scale to 0: {root_cause(exc)}")
         return self._finish(RolloutPhase.PROMOTED, f"{self._deployment().name} is active")
 
-    async def _promote_workloads(self) -> None:
-        strategy = self._rollout.spec.strategy.blue_green
-        assert strategy is not None
-        preview, version = self._deployment().canary_name, self._rollout.spec.version
-        await self._migrate_up()
-        self._step(0, f"rolling out {preview} at {version} (the preview)")
-        await self._with_deadline("deploy to the preview", self._canary_up())
-        await self._set_weight(0, "preview")  # previewService selects the preview
+    async def _judge_then_hold(self, strategy: BlueGreenStrategy) -> None:
+        """Pre-promotion analysis, then the promotion hold (``promote``, or auto-promotion)."""
         if strategy.pre_promotion_analysis is not None:
             self._step(2, "pre-promotion analysis")
             await self._blocking_analysis("pre-promotion", strategy.pre_promotion_analysis)
@@ -112,6 +107,16 @@ class WorkloadBlueGreen(HostSteps, WorkloadSteps):
         elif strategy.auto_promotion_seconds:
             await self._pause_step(timedelta(seconds=strategy.auto_promotion_seconds))
         await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
+
+    async def _promote_workloads(self) -> None:
+        strategy = self._rollout.spec.strategy.blue_green
+        assert strategy is not None
+        preview, version = self._deployment().canary_name, self._rollout.spec.version
+        await self._migrate_up()
+        self._step(0, f"rolling out {preview} at {version} (the preview)")
+        await self._with_deadline("deploy to the preview", self._canary_up())
+        await self._set_weight(0, "preview")  # previewService selects the preview
+        await self._judge_then_hold(strategy)
         self._step(4, f"switching all traffic to {preview}")
         self._switched = True  # a switch in flight finishes before the undo switches back
         await self._set_weight(100, "switch")
