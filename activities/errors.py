@@ -28,6 +28,21 @@
                                           the target back did not promote
     RollbackConflict       non-retryable  rollouts of the service kept starting while an
                                           emergency rollback tried to take their workflow id
+    KubernetesNotConfigured non-retryable the worker's kubeconfig has no such context (or no
+                                          cluster at all); the message names the file
+    KubernetesRequestFailed retryable     the API server could not be reached, answered 5xx or
+                                          429, or a watch broke off; safe to retry
+    KubernetesForbidden    non-retryable  the API server refused the worker's identity (401,
+                                          403): RBAC or credentials; the message says which
+                                          verb on which object
+    KubernetesObjectMissing non-retryable the Deployment a spec names does not exist
+    KubernetesObjectForeign non-retryable the canary Deployment's name is taken by one
+                                          deployflow does not own, or the stable one's
+                                          selector cannot be told apart from a canary's
+    KubernetesRolloutFailed non-retryable a Deployment exceeded its progress deadline
+                                          (ProgressDeadlineExceeded), naming it and why
+    KubernetesRequestInvalid non-retryable the API server refused a router's change as
+                                          invalid (400, 422): the message quotes its reason
     NotifierNotConfigured  non-retryable  a notifier's secret or endpoint is missing from the
                                           worker's environment (the message names the env var)
     NotifyRejected         non-retryable  PagerDuty or Slack refused the request itself (invalid
@@ -70,6 +85,13 @@ DATABASE_UNAVAILABLE: Final = "DatabaseUnavailable"
 ROLLBACK_IMPOSSIBLE: Final = "RollbackImpossible"
 ROLLBACK_FAILED: Final = "RollbackFailed"
 ROLLBACK_CONFLICT: Final = "RollbackConflict"
+KUBERNETES_NOT_CONFIGURED: Final = "KubernetesNotConfigured"
+KUBERNETES_REQUEST_FAILED: Final = "KubernetesRequestFailed"
+KUBERNETES_FORBIDDEN: Final = "KubernetesForbidden"
+KUBERNETES_OBJECT_MISSING: Final = "KubernetesObjectMissing"
+KUBERNETES_OBJECT_FOREIGN: Final = "KubernetesObjectForeign"
+KUBERNETES_ROLLOUT_FAILED: Final = "KubernetesRolloutFailed"
+KUBERNETES_REQUEST_INVALID: Final = "KubernetesRequestInvalid"
 NOTIFIER_NOT_CONFIGURED: Final = "NotifierNotConfigured"
 NOTIFY_REJECTED: Final = "NotifyRejected"
 NOTIFY_FAILED: Final = "NotifyFailed"
@@ -84,6 +106,12 @@ NON_RETRYABLE: Final = frozenset(
         ROLLBACK_IMPOSSIBLE,
         ROLLBACK_FAILED,
         ROLLBACK_CONFLICT,
+        KUBERNETES_NOT_CONFIGURED,
+        KUBERNETES_FORBIDDEN,
+        KUBERNETES_OBJECT_MISSING,
+        KUBERNETES_OBJECT_FOREIGN,
+        KUBERNETES_ROLLOUT_FAILED,
+        KUBERNETES_REQUEST_INVALID,
         NOTIFIER_NOT_CONFIGURED,
         NOTIFY_REJECTED,
     }

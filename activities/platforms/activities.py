@@ -1,5 +1,5 @@
-"""Temporal activities that put versions onto hosts. Sync ``def``: the worker runs them on a
-thread pool.
+"""Temporal activities that put versions onto hosts and Kubernetes Deployments. Sync ``def``:
+the worker runs them on a thread pool.
 
 Both are declarative and keyed: ``deploy v2 to 10.0.0.5:8080`` twice runs v2 once when the
 platform can read back what runs (``changed=False`` the second time). While a command runs
@@ -7,6 +7,12 @@ the activity heartbeats every second with its latest output line, so set a
 ``heartbeat_timeout`` of a few seconds (the workflows use 3 s) and a cancel reaches the
 command, whose process group is then killed. Set ``start_to_close_timeout`` above the
 platform's own command timeout.
+
+The Kubernetes activities (``record_stable``, ``apply_canary``, ``set_stable``,
+``scale_workload``, ``restart_workload``) are declarative too: each sets a state (this
+template, these replicas, this restart time) and reads back first, so a retry after a
+SIGKILL finds the change made and only waits. They heartbeat every second (and with each
+rollout state they see), so a ``heartbeat_timeout`` of a few seconds notices a dead worker.
 """
 
 from __future__ import annotations
@@ -19,10 +25,23 @@ from temporalio.exceptions import ApplicationError
 
 from activities.clients import Clients
 from activities.errors import INVALID_SPEC, failure
+from activities.heartbeat import keep_alive
 from activities.log_fields import attempt, ms_since
 from activities.platforms.base import Action, ActionResult, Platform, Target
-from activities.platforms.factory import platform_for
-from activities.platforms.models import CurrentVersionInput, PlatformActionInput
+from activities.platforms.factory import deployments_for, platform_for
+from activities.platforms.kubernetes import KubernetesDeployments
+from activities.platforms.models import (
+    ApplyCanaryInput,
+    CurrentVersionInput,
+    PlatformActionInput,
+    RecordStableInput,
+    RestartInput,
+    ScaleInput,
+    SetStableInput,
+    StableRecord,
+    WorkloadState,
+)
+from activities.platforms.spec import KubernetesPlatformSpec
 
 log = structlog.get_logger()
 
@@ -75,6 +94,62 @@ class PlatformActivities:
             duration_ms=ms_since(started),
         )
         return version
+
+    @activity.defn(name="record_stable")
+    def record_stable(self, input: RecordStableInput) -> StableRecord:
+        """The stable Deployment's exact pod template, before the run changes anything."""
+        started = time.monotonic()
+        with keep_alive("reading the stable deployment"):
+            record = self._deployments(input.platform).record()
+        log.info(
+            "kubernetes_stable_recorded",
+            key=input.key,
+            deployment=record.deployment,
+            version=record.version,
+            replicas=record.replicas,
+            duration_ms=ms_since(started),
+        )
+        return record
+
+    @activity.defn(name="apply_canary")
+    def apply_canary(self, input: ApplyCanaryInput) -> WorkloadState:
+        """Create or update the canary Deployment and wait until it has rolled out."""
+        with keep_alive(f"canary {input.version}"):
+            state = self._deployments(input.platform).apply_canary(
+                input.stable, input.version, input.replicas, input.rollout
+            )
+        return _logged("kubernetes_canary_applied", input.key, state)
+
+    @activity.defn(name="set_stable")
+    def set_stable(self, input: SetStableInput) -> WorkloadState:
+        """Set the stable Deployment's pod template exactly and wait for its rollout."""
+        with keep_alive("updating the stable deployment"):
+            state = self._deployments(input.platform).set_stable(
+                input.template, input.strategy, input.progress_deadline_seconds, input.rollout
+            )
+        return _logged("kubernetes_stable_set", input.key, state)
+
+    @activity.defn(name="scale_workload")
+    def scale_workload(self, input: ScaleInput) -> WorkloadState:
+        """Set a Deployment's replicas (``/scale``); no wait."""
+        with keep_alive(f"scaling {input.workload} to {input.replicas}"):
+            state = self._deployments(input.platform).scale(input.workload, input.replicas)
+        return _logged("kubernetes_scaled", input.key, state)
+
+    @activity.defn(name="restart_workload")
+    def restart_workload(self, input: RestartInput) -> WorkloadState:
+        """``kubectl rollout restart`` at the workflow's time, then wait for the rollout."""
+        with keep_alive(f"restarting {input.workload}"):
+            state = self._deployments(input.platform).restart(input.workload, input.at)
+        return _logged("kubernetes_restarted", input.key, state)
+
+    def _deployments(self, spec: KubernetesPlatformSpec) -> KubernetesDeployments:
+        return deployments_for(spec, self.clients, _heartbeat)
+
+
+def _logged(event: str, key: str, state: WorkloadState) -> WorkloadState:
+    log.info(event, key=key, attempt=attempt(), **state.model_dump(by_alias=False))
+    return state
 
 
 def _heartbeat(line: str) -> None:

@@ -8,17 +8,33 @@
         current: [ssh, "{host}", cat, /opt/app/current-version]
         restart: [ssh, "{host}", sudo, systemctl, restart, "{service}"]
 
-What the command platform does with them: :mod:`activities.platforms.command`.
+    platform:
+      kubernetes:
+        deployment:
+          name: checkout                 # the team's Deployment: the stable version
+          namespace: shop                # default: default
+          context: prod-a                # a kubeconfig context of the worker's; default:
+                                         # in-cluster, else the kubeconfig's current context
+          container: app                 # default: the first container
+          image: "registry.example.com/checkout:{version}"  # default: the stable image,
+                                         # its tag replaced by the version
+          progressDeadlineSeconds: 600   # default: the Deployment's own
+          canaryReplicas: 1              # default: as many as the stable Deployment
+
+What the command platform does with them: :mod:`activities.platforms.command`; the
+Kubernetes one: :mod:`activities.platforms.kubernetes` (the ownership model is in
+docs/kubernetes.md). No credentials here: the worker holds them, the spec names a context.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Final
 
 from pydantic import AfterValidator, Field
 
-from activities.argv import placeholders
-from activities.model import Model, OneOf, PositiveSeconds
+from activities.argv import placeholders, render
+from activities.model import MAX_SECONDS, Model, OneOf, PositiveSeconds
 
 PLACEHOLDERS: Final = ("host", "port", "version", "service")
 _KNOWN: Final = f"known: {', '.join(PLACEHOLDERS)}"
@@ -54,9 +70,94 @@ class CommandPlatformSpec(Model):
     workdir: str | None = None
 
 
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+CANARY_SUFFIX: Final = "-canary"
+"""The canary Deployment deployflow owns is the stable one's name with this suffix."""
+
+
+def _matching(pattern: str, what: str, longest: int) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if len(value) > longest or not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what} (at most {longest} characters)")
+        return value
+
+    return AfterValidator(check)
+
+
+DeploymentName = Annotated[
+    str,
+    # 63 (a label value: the canary's name is one) less the canary suffix.
+    _matching(_DNS_LABEL, "a DNS-1123 label (a-z, 0-9, '-')", 63 - len(CANARY_SUFFIX)),
+]
+DnsLabel = Annotated[str, _matching(_DNS_LABEL, "a DNS-1123 label (a-z, 0-9, '-')", 63)]
+ContextName = Annotated[str, _matching(r"[^\x00-\x1f\x7f]+", "a kubeconfig context name", 253)]
+
+
+def _image_template(value: str) -> str:
+    placeholders(value, ("version",), "known: version")
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not an image reference")
+    return value
+
+
+ImageTemplate = Annotated[str, AfterValidator(_image_template)]
+
+
+class DeploymentTarget(Model):
+    """The team's Deployment, which stays the stable version, and where to find it."""
+
+    name: DeploymentName
+    namespace: DnsLabel = "default"
+    context: ContextName | None = None
+    container: DnsLabel | None = None
+    image: ImageTemplate | None = None
+    progress_deadline_seconds: int | None = Field(default=None, ge=1, le=MAX_SECONDS)
+    canary_replicas: int | None = Field(default=None, ge=1, le=10_000)
+
+    @property
+    def canary_name(self) -> str:
+        return self.name + CANARY_SUFFIX
+
+    def image_for(self, version: str, stable_image: str) -> str:
+        """The new version's image: ``image`` with ``{version}`` filled in, else the stable
+        image with its tag (or digest) replaced by ``version``."""
+        if self.image is not None:
+            return render([self.image], {"version": version}, "image")[0]
+        return f"{image_repository(stable_image)}:{version}"
+
+    def describe(self, name: str | None = None) -> str:
+        """``prod-a/shop/deployment/checkout`` (``default`` for the worker's own context)."""
+        return f"{self.context or 'default'}/{self.namespace}/deployment/{name or self.name}"
+
+
+def image_repository(image: str) -> str:
+    """``registry:5000/team/app`` of ``registry:5000/team/app:v1`` or ``...@sha256:...``."""
+    image = image.split("@", 1)[0]
+    slash = image.rfind("/")
+    colon = image.rfind(":")
+    return image[:colon] if colon > slash else image
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of an image reference, or None (a digest, or no tag: ``latest``)."""
+    if "@" in image:
+        return None
+    slash, colon = image.rfind("/"), image.rfind(":")
+    return image[colon + 1 :] if colon > slash else None
+
+
+class KubernetesPlatformSpec(Model):
+    """Versions run as Kubernetes Deployments: the team's (stable) and deployflow's canary."""
+
+    deployment: DeploymentTarget
+
+
 class PlatformSpec(OneOf):
     """One-of: exactly one platform kind is set (``platform: {command: {...}}``)."""
 
     label: ClassVar[str] = "platform"
 
     command: CommandPlatformSpec | None = None
+    kubernetes: KubernetesPlatformSpec | None = None

@@ -13,6 +13,8 @@ SPEC_SIDE = {
     *ROOMS,
     *(f"{room}.{name}" for room in ROOMS for name in ("base", "spec", "models")),
     "activities.migrations.url",  # the URL's environment variable name, for the spec
+    "activities.routing.kube_spec",  # the Kubernetes routers' spec vocabulary
+    "activities.platforms.deployments",  # pure: the pod template a promotion moves to
 }
 
 IMPORT_EVERY_WORKFLOW_MODULE = """
@@ -38,6 +40,7 @@ def test_workflows_load_no_router_platform_or_migrator_implementation():
     implementations = {m for m in loaded if m.startswith(ROOMS)} - SPEC_SIDE
     assert implementations == set()
     assert "activities.clients" not in loaded
+    assert {m for m in loaded if m.split(".")[0] == "kubernetes"} == set()
     assert {"alembic", "sqlalchemy"} & loaded == set()
 
 
@@ -51,6 +54,7 @@ def test_the_worker_does_load_them():
         "activities.routing.files",
         "activities.platforms.process",
         "activities.clients",
+        "activities.platforms.kubernetes",
     } <= loaded
 
 

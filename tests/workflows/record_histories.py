@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
@@ -109,12 +110,14 @@ async def main() -> None:
             save("canary-promoted", history)
 
         await record_safety(env)
+        await record_kubernetes_workloads(env)
         await record_argo_analysis(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
         await record_notify_history.record(env, save)
         await record_notify_history.record_pipeline(env, save)
+        await record_kube_traffic(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -123,6 +126,28 @@ async def main() -> None:
             await handle.result()
             history = await handle.fetch_history()
             save("canary-rolled-back", history)
+
+
+async def record_kube_traffic(env: WorkflowEnvironment) -> None:
+    """Canaries through the Kubernetes routers with a header route, and blue-green by
+    Service selector (the kapi double)."""
+    from tests.workflows import kube_traffic
+    from tests.workflows.test_kube_traffic import CANARY, blue_green
+
+    with tempfile.TemporaryDirectory() as directory:
+        for name, router, error_rate in (
+            ("canary-kube-istio-header-route-promoted", "istio", 0.001),
+            ("canary-kube-gateway-header-route-rolled-back", "gatewayAPI", 0.5),
+        ):
+            async with kube_traffic.cluster(Path(directory)) as found:
+                found.measure_values = lambda n, rate=error_rate: [rate]
+                spec = kube_traffic.traffic_rollout(router, CANARY)
+                handle = await kube_traffic.run(env, found, spec)
+                save(name, await handle.fetch_history())
+        async with kube_traffic.cluster(Path(directory)) as found:
+            spec = kube_traffic.traffic_rollout("service", blue_green())
+            handle = await kube_traffic.run(env, found, spec)
+            save("blue-green-kube-service-promoted", await handle.fetch_history())
 
 
 async def record_argo_analysis(env: WorkflowEnvironment) -> None:
@@ -308,6 +333,30 @@ async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:
         )
         await healer.result()
         save("self-healer-restarted", await healer.fetch_history())
+
+
+async def record_kubernetes_workloads(env: WorkflowEnvironment) -> None:
+    """Rollouts on Kubernetes Deployments (issue 11), against the API server double."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_strategies import BROKEN_IMAGE, CANARY, HELD, ROLLING
+
+    async def nothing() -> None:
+        return None
+
+    with tempfile.TemporaryDirectory() as directory:
+        for name, strategy, version, paused in (
+            ("canary-kube-workloads-promoted", CANARY, "v2", None),
+            ("canary-kube-workloads-aborted", HELD, "v2", nothing),
+            ("rolling-kube-workloads-promoted", ROLLING, "v2", None),
+            ("recreate-kube-workloads-stuck-rolled-back", {"recreate": {}}, "v9", None),
+        ):
+            async with kube_cluster.cluster(Path(directory)) as found:
+                found.server.controller.break_image(BROKEN_IMAGE)
+                spec = kube_cluster.kube_rollout(
+                    strategy, version=version, progressDeadlineSeconds=20
+                )
+                handle, _ = await kube_cluster.finished(env, found, spec, when_paused=paused)
+                save(name, await handle.fetch_history())
 
 
 if __name__ == "__main__":

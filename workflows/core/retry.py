@@ -73,3 +73,9 @@ PLATFORM = policy(timedelta(milliseconds=500), timedelta(seconds=30), attempts=3
 # check_health, run_smoke_tests: a verdict is a result, not an error, so a raise is a lost
 # worker (or a malformed target, non-retryable): one more attempt.
 CHECK = policy(timedelta(seconds=1), timedelta(seconds=10), attempts=2)
+
+# Kubernetes reads and writes moving forward: each reads back before it writes, so a retry
+# (a 5xx, a broken watch, a SIGKILLed worker) re-applies the same state or only waits. Five
+# attempts (~30 s of backoff) ride out an API server restart; a missed progress deadline,
+# RBAC or a missing Deployment are non-retryable and stop at once. Rolling back: ROLLBACK.
+KUBERNETES = policy(timedelta(seconds=1), timedelta(seconds=15), attempts=5)

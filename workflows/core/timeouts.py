@@ -32,3 +32,12 @@ replay in about 1 s on 2 loaded cores (``bench/replay_cost.py``: ~0.5 ms per eve
 worker runs at most ``workers.main.WORKFLOW_TASKS_IN_FLIGHT`` tasks at once, so a mass cold
 start (a worker restarted under 200 running rollouts) queues at the server instead of timing
 out tasks the worker started and could not finish in time."""
+KUBERNETES_HEARTBEAT = timedelta(seconds=5)
+"""Kubernetes activities heartbeat every second (``keep_alive``) and with every rollout state
+their watch sees; a watch read blocks at most 5 s, which is also how long a cancel waits."""
+KUBERNETES_CALL = timedelta(seconds=60)
+"""Start-to-close of a Kubernetes activity that does not wait for a rollout (read, scale):
+a few calls of at most 23 s each (``activities.kubeconfig.REQUEST_TIMEOUT``)."""
+KUBERNETES_WAIT_SLACK = timedelta(seconds=120)
+"""Added to a Deployment's ``progressDeadlineSeconds`` for an activity that waits for its
+rollout: the activity gives up 60 s after the deadline the controller should have noticed."""

@@ -5,6 +5,11 @@ with an optional background analysis from ``startingStep``; operators steer with
 ``promote``/``promote_full``/``pause``/``resume``/``abort`` updates (also accepted as
 signals). Failed or Error analysis, ``abort``, a missed progress deadline or cancellation
 send all traffic back to stable before anything else happens.
+
+On Kubernetes (``platform: kubernetes``) the new version runs in a canary Deployment
+deployflow owns beside the team's; a promotion moves the team's Deployment to the new pod
+template, sends traffic back to it and scales the canary to zero, and a rollback puts the
+recorded template back (workload_steps.py, docs/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import retry
     from workflows.core.failures import FATAL
     from workflows.rollouts.base import ROLLBACK_ALWAYS, Stop
+    from workflows.rollouts.header_routes import HEADER_ROUTES, HeaderRouteSteps
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import CanaryCarry, RolloutPhase, RolloutResult
     from workflows.rollouts.notifier import Notifier, notified
     from workflows.rollouts.spec import CanaryStep, Rollout
+    from workflows.rollouts.workload_steps import WorkloadSteps
 
 
 READS_LIVE_SIDE = "canary-reads-live-side"
@@ -36,7 +43,7 @@ CONTINUES_AS_NEW = "canary-continues-as-new"
 
 
 @workflow.defn(name="CanaryRollout")
-class CanaryRollout(HostSteps):
+class CanaryRollout(HostSteps, WorkloadSteps, HeaderRouteSteps):
     HISTORY_EVENTS_PER_RUN = 2_000
     """Continue as new past this many events (or when the server suggests it) while waiting:
     far below the server's 51,200-event limit, and a cold worker replays it in about 1 s
@@ -61,6 +68,9 @@ class CanaryRollout(HostSteps):
             self._status, self._new_side, self._runs = carry.status, carry.new_side, carry.runs + 1
             if carry.notifier is not None:
                 self._notifier = Notifier(self._rollout, self._record, carry.notifier)
+            self._stable_record = carry.stable
+            if carry.header_routes is not None:
+                self._header_routes = {r.name: r for r in carry.header_routes}
 
     # -- the runbook ---------------------------------------------------------------
 
@@ -75,6 +85,11 @@ class CanaryRollout(HostSteps):
         self._continues = workflow.patched(CONTINUES_AS_NEW)
         if self._reads_sides:
             refused = await self._read_sides()
+            if refused is None and self._kubernetes() is not None:
+                refused = self._refuse_flipped_workloads()
+            if refused is None and self._kubernetes() is not None:
+                stop = await self._record_stable()
+                refused = stop.reason if stop is not None else None
             if refused is not None:
                 return self._finish(RolloutPhase.ABORTED, refused)
             hosts = ", ".join(self._targets(self._new_side))
@@ -88,7 +103,9 @@ class CanaryRollout(HostSteps):
 
     async def _steps_then_promote(self) -> None:
         await self._migrate_up()
-        if self._reads_sides and self._rollout.spec.platform is not None:
+        if self._stable_record is not None:
+            await self._with_deadline("deploy", self._canary_up())
+        elif self._reads_sides and self._rollout.spec.platform is not None:
             hosts = self._targets(self._new_side)
             await self._with_deadline("deploy", self._deploy(hosts, self._rollout.spec.version))
             await self._check(hosts)
@@ -98,6 +115,23 @@ class CanaryRollout(HostSteps):
     async def _promote_fully(self) -> None:
         await self._cancel(self._background)
         await self._set_weight(100, "promoted")
+        await self._clear_header_routes("promoted", retry.ROUTER)
+        if self._stable_record is not None:
+            # Flagger's promotion: the team's Deployment takes the new template, gets the
+            # traffic back once it has rolled out, and the canary goes to zero.
+            await self._with_deadline("promotion", self._stable_to("promotion"))
+            await self._set_weight(0, "back-to-stable")
+            await self._canary_to_zero()
+
+    def _refuse_flipped_workloads(self) -> str | None:
+        """On Kubernetes the canary Deployment never keeps the traffic: all of it there
+        means a promotion was cut short."""
+        if self._new_side == "stable":
+            return (
+                f"all traffic is on {self._deployment().canary_name}: a previous promotion did "
+                "not finish; send it back to the stable deployment first"
+            )
+        return None
 
     async def _resume(self, carry: CanaryCarry) -> RolloutResult:
         """Pick up where the previous run continued as new: same step, same pause deadline,
@@ -150,6 +184,10 @@ class CanaryRollout(HostSteps):
             new_side=self._new_side,
             runs=self._runs,
             notifier=await self._notifier.hand_over(),
+            stable=self._stable_record,
+            header_routes=(
+                None if self._header_routes is None else list(self._header_routes.values())
+            ),
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
@@ -212,6 +250,8 @@ class CanaryRollout(HostSteps):
             await self._pause_step(step.pause.timeout)
         elif step.analysis is not None:
             await self._blocking_analysis(f"step-{index}", step.analysis)
+        elif step.set_header_route is not None and workflow.patched(HEADER_ROUTES):
+            await self._set_header_route(index, step.set_header_route)
 
     async def _run_background(self, run: AnalysisRun) -> None:
         try:
@@ -239,4 +279,6 @@ class CanaryRollout(HostSteps):
     async def _roll_back(self, reason: str) -> None:
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
         await self._set_weight(0, "rollback", retry=retry.ROLLBACK)
+        await self._clear_header_routes("rollback", retry.ROLLBACK)
+        await self._workload_back()
         await self._migrate_down()

@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import Field
 
 from activities.model import Model
-from activities.routing.base import Weights
+from activities.platforms.models import StableRecord
+from activities.routing.base import HeaderRoute, Weights
 from workflows.analysis.run import AnalysisRun
 from workflows.core.timeline import Event
 from workflows.notifications.spec import NotifierState
@@ -102,3 +103,7 @@ class CanaryCarry(Model):
     new_side: Literal["stable", "canary"] = "canary"
     runs: int = 1  # runs before the next one
     notifier: NotifierState | None = None
+    stable: StableRecord | None = Field(default=None, exclude_if=lambda v: v is None)
+    """On Kubernetes: the stable Deployment as the first run recorded it."""
+    header_routes: list[HeaderRoute] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The header routes held (setHeaderRoute steps); None if no such step ran yet."""

@@ -2,6 +2,8 @@
 
 For services that cannot run two versions side by side. If the new version fails to come
 up (or the run is aborted or cancelled), every host gets the version it ran before.
+
+On Kubernetes the Deployment's own ``Recreate`` strategy does it (workload_steps.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.models import RolloutPhase, RolloutResult
     from workflows.rollouts.notifier import notified
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.workload_steps import WorkloadSteps
 
 PARALLEL_RESTORE = "recreate-parallel-restore"
 """Patch: restore every host at once, then health-check them."""
@@ -26,7 +29,7 @@ STEPS = ("stop all hosts", "deploy", "start", "health checks")
 
 
 @workflow.defn(name="RecreateRollout")
-class RecreateRollout(HostSteps):
+class RecreateRollout(HostSteps, WorkloadSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         self._init_state(rollout, "recreate", len(STEPS))
@@ -35,6 +38,8 @@ class RecreateRollout(HostSteps):
     @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
+        if rollout.spec.targets.workloads is not None:
+            return await self._update_workload({"type": "Recreate"})
         hosts = rollout.spec.targets.everywhere()
         refused = await self._read_previous_versions(hosts)
         if refused is not None:

@@ -5,6 +5,9 @@ the router, deploy the new version, health-check, put them back; then
 ``pauseBetweenBatches`` (``promote`` skips a pause). ``pause``/``resume``/``abort`` act
 between batches. On a failure, abort, missed ``progressDeadlineSeconds`` or cancellation,
 every host already touched goes back to the version it ran before, newest first.
+
+On Kubernetes (``platform: kubernetes``) the Deployment's own RollingUpdate does the
+batches, with ``maxSurge``/``maxUnavailable`` from the spec (workload_steps.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.notifier import notified
     from workflows.rollouts.rolling_plan import plan_batches
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.workload_steps import WorkloadSteps
 
 
 DRAIN_WAIT = "rolling-drain-wait"
@@ -30,22 +34,30 @@ DRAIN_WAIT = "rolling-drain-wait"
 
 
 @workflow.defn(name="RollingRollout")
-class RollingRollout(HostSteps):
+class RollingRollout(HostSteps, WorkloadSteps):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         strategy = rollout.spec.strategy.rolling
         assert strategy is not None
+        self._touched: list[str] = []
+        if rollout.spec.targets.workloads is not None:
+            self._init_state(rollout, "rolling", 1)
+            return
         batches = plan_batches(
             rollout.spec.targets.everywhere(), strategy.max_unavailable, strategy.max_surge
         )
         self._init_state(rollout, "rolling", len(batches))
         self._status.batches = [BatchStatus(index=i, hosts=b) for i, b in enumerate(batches)]
-        self._touched: list[str] = []
 
     @workflow.run
     @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
+        strategy = rollout.spec.strategy.rolling
+        assert strategy is not None
+        if rollout.spec.targets.workloads is not None:
+            limits = {"maxSurge": strategy.max_surge, "maxUnavailable": strategy.max_unavailable}
+            return await self._update_workload({"type": "RollingUpdate", "rollingUpdate": limits})
         hosts = rollout.spec.targets.everywhere()
         refused = await self._read_previous_versions(hosts)
         if refused is not None:

@@ -4,8 +4,9 @@ A strategy asks here which targets run the stable and the canary version, and ha
 to the platform (activities/platforms) to deploy, start, stop and health-check; it never
 reads the router's spec for that. On VMs a target is a ``host:port`` and the inventory is
 the router's two server lists: the servers a list names run the version that list's
-traffic reaches. Kubernetes workloads, found from their own spec rather than from server
-lists, are the next kind of target.
+traffic reaches. On Kubernetes the targets are workloads found from the platform's own
+spec: the team's Deployment runs the stable version and the canary Deployment deployflow
+owns beside it runs the new one (``workloads``; docs/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from activities.platforms.spec import DeploymentTarget, PlatformSpec
 from activities.routing.base import Weights
 from activities.routing.spec import RouterSpec
 
@@ -21,10 +23,12 @@ Side = Literal["stable", "canary"]
 
 @dataclass(frozen=True)
 class Targets:
-    """The targets of each side, in spec order."""
+    """The targets of each side, in spec order; ``workloads`` is set when they are
+    Kubernetes Deployments (then each side is one ``context/namespace/deployment/name``)."""
 
     stable: tuple[str, ...]
     canary: tuple[str, ...]
+    workloads: DeploymentTarget | None = None
 
     def side(self, side: Side) -> list[str]:
         return list(self.stable if side == "stable" else self.canary)
@@ -38,8 +42,18 @@ class Targets:
         return [*(self.stable if weights.stable else ()), *(self.canary if weights.canary else ())]
 
 
-def targets_for(router: RouterSpec) -> Targets:
-    """VMs: the hosts of the router's server lists (every router kind today has them)."""
+def targets_for(router: RouterSpec, platform: PlatformSpec | None = None) -> Targets:
+    """Kubernetes: the platform's Deployment and its canary. VMs: the hosts of the router's
+    server lists. None of those (a Kubernetes router without the kubernetes platform: a
+    canary that only moves traffic): no targets."""
+    if platform is not None and platform.kubernetes is not None:
+        deployment = platform.kubernetes.deployment
+        return Targets(
+            stable=(deployment.describe(),),
+            canary=(deployment.describe(deployment.canary_name),),
+            workloads=deployment,
+        )
     pools = router.pools()
-    assert pools is not None, f"router {router.kind} lists no servers to deploy to"
+    if pools is None:
+        return Targets(stable=(), canary=())
     return Targets(stable=tuple(pools.stable), canary=tuple(pools.canary))
