@@ -21,6 +21,8 @@ from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.health.activities import check_health, run_smoke_tests
+from activities.health.certificates import check_certificate
+from activities.health.dns import resolve_names
 from activities.metrics.activities import measure
 from activities.metrics.trend import memory_trend
 from activities.migrations.activities import MigrationActivities
@@ -30,12 +32,14 @@ from activities.routing.activities import RouterActivities
 from activities.temporal.activities import WorkflowWatcher
 from workers.config import TemporalConfig
 from workers.remediation import Remediation
+from workers.scope_planning import ScopePlanning
 from workflows.emergency import EmergencyRollback
 from workflows.healer import SelfHealer
 from workflows.incident import IncidentRunbook
 from workflows.monitor import ServiceMonitorRun
 from workflows.pipeline import PromotionPipeline
 from workflows.registry import BY_STRATEGY
+from workflows.scope_rollback import ScopeRollback
 
 log = structlog.get_logger()
 
@@ -43,6 +47,7 @@ WORKFLOWS: Sequence[type] = (
     *BY_STRATEGY.values(),
     PromotionPipeline,
     EmergencyRollback,
+    ScopeRollback,
     IncidentRunbook,
     ServiceMonitorRun,
     SelfHealer,
@@ -52,6 +57,8 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     memory_trend,
     check_health,
     run_smoke_tests,
+    check_certificate,
+    resolve_names,
     page,
     post_slack,
 )
@@ -108,6 +115,7 @@ def build_worker(
             WorkflowWatcher(client).await_closed,
             remediation.plan_rollback,
             remediation.open_incident,
+            ScopePlanning(client).plan_scope_member,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,

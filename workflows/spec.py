@@ -33,6 +33,7 @@ from workflows.analysis_spec import (
     StepAnalysis,
 )
 from workflows.durations import Duration, parse_duration
+from workflows.groups import Groups
 from workflows.rolling_plan import batch_size, parse_int_or_percent
 from workflows.targets import Targets, targets_for
 
@@ -151,6 +152,8 @@ class RolloutSpec(Model):
     service: Name
     environment: Name
     version: Version
+    groups: Groups = Field(default_factory=list)
+    """What ``deployflow rollback --scope GROUP`` matches (workflows/groups.py)."""
     stable_version: Version | None = None
     """The version the stable servers run now: ``{{stableVersion}}`` in analysis queries (the
     baseline of a comparison), ``podTemplateHashValue: Stable`` in args."""
