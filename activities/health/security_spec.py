@@ -32,7 +32,7 @@ from pydantic import AfterValidator, Field, model_validator
 from activities.health.spec import PortNumber
 from activities.model import Model, PositiveSeconds
 
-_LABEL = r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)"
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 HOSTNAME_PATTERN = rf"^{_LABEL}(\.{_LABEL})*\.?$"
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
 
