@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.tls",
     "tests.fixtures.api",
+    "tests.fixtures.security_servers",
 ]

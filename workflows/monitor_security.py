@@ -71,11 +71,11 @@ def judge_certificate(
     if left >= check.min_days_left:
         return []
     when = f"{report.not_after:%Y-%m-%d %H:%M} UTC"
-    state = f"expired {when}" if left < 0 else f"expires {when} ({int(left)} days left)"
+    state = f"expired {when}" if left < 0 else f"expires {when} ({left:.1f} days left)"
     return [
         Finding(
             kind="certificate-expiry",
-            message=f"{report.endpoint}: certificate {state}, threshold {check.min_days_left} "
+            message=f"{report.endpoint}: certificate {state}, under {check.min_days_left} "
             f"days; subject {report.subject}, issuer {report.issuer}",
             servers=[report.endpoint],
             details={
