@@ -71,9 +71,7 @@ async def _plain_server() -> Any:
 
 
 async def test_names_resolve_through_the_given_nameserver(dns_server: StartDNS) -> None:
-    server = await dns_server(
-        {"checkout.test.": ["10.0.0.5", "10.0.0.6"]}, silent={"slow.test."}
-    )
+    server = await dns_server({"checkout.test.": ["10.0.0.5", "10.0.0.6"]}, silent={"slow.test."})
     check = DnsCheck.model_validate(
         {
             "nameservers": [server.address],

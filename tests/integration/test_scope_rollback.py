@@ -80,9 +80,7 @@ class Fleet:
 
 
 @pytest.fixture
-async def fleet(
-    demo_service: Any, nginx_factory: Any, worker_queue: tuple[str, str]
-) -> Fleet:
+async def fleet(demo_service: Any, nginx_factory: Any, worker_queue: tuple[str, str]) -> Fleet:
     address, queue = worker_queue
     environment = f"sc{uuid.uuid4().hex[:6]}"
     services = {}

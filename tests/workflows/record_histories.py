@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.clients import Clients
 from activities.routing.base import Weights
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import (
@@ -45,6 +46,8 @@ from tests.workflows.test_monitor import PROM, Pager, monitor
 from tests.workflows.test_monitor import worker as monitor_worker
 from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rollout_when, stage
 from tests.workflows.test_pipeline import start as start_pipeline
+from tests.workflows.test_scope_rollback import start as start_scope_rollback
+from tests.workflows.test_scope_rollback import worker as scope_worker
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.canary import CanaryRollout
@@ -111,6 +114,7 @@ async def main() -> None:
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
+        await record_scope_rollback(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -245,6 +249,15 @@ async def record_superseded_pipeline_and_cancelling_rollback(env: WorkflowEnviro
         )
         await handle.result()
         save("emergency-cancelled-canary", await handle.fetch_history())
+
+
+async def record_scope_rollback(env: WorkflowEnvironment) -> None:
+    """A scope of four: one rolled back by a router flip, one failing, one unplannable,
+    one skipped."""
+    async with scope_worker(env, Clients()) as tq:
+        handle = await start_scope_rollback(env, tq)
+        await handle.result()
+        save("scope-rollback-partly-failed", await handle.fetch_history())
 
 
 async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:
