@@ -4,8 +4,8 @@ own readings, then a ServiceMonitor run on the dev server turning them into find
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
 
 import pytest
 from temporalio import activity
@@ -50,18 +50,18 @@ async def test_a_refused_connection_and_a_non_tls_server_are_handshake_errors(
     tls_server: StartTLS, dns_server: StartDNS
 ) -> None:
     refused = await presented_certificate(certificate_input(free_port()))
-    assert refused.error is not None and refused.error.startswith("connect: ")
+    assert refused.error is not None
+    assert refused.error.startswith("connect: ")
     plain = await _plain_server()
     try:
         report = await presented_certificate(certificate_input(plain.sockets[0].getsockname()[1]))
     finally:
         plain.close()
-    assert report.error is not None and report.error.startswith("handshake: "), report
+    assert report.error is not None
+    assert report.error.startswith("handshake: "), report
 
 
-async def _plain_server() -> Any:
-    import asyncio
-
+async def _plain_server() -> asyncio.Server:
     async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
         await writer.drain()

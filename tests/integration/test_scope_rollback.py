@@ -13,7 +13,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,7 +133,8 @@ async def test_a_scope_rolls_back_its_services_in_parallel_and_one_failure_spare
     assert orders["outcome"] == "Failed"
     assert "RollbackImpossible" in orders["rootCause"]
     assert "no other good version" in orders["rootCause"]
-    assert "orders" in err and "api" in err  # progress streamed per service
+    assert "orders" in err
+    assert "api" in err
     assert await served(fleet.services["api"], {"v1"}) == {"v1"}
     assert set(await settled(fleet.services["orders"].url)) == {"v2"}
     assert set(await settled(fleet.services["web"].url)) == {"v2"}
@@ -144,7 +144,9 @@ async def test_a_scope_rolls_back_its_services_in_parallel_and_one_failure_spare
     code, out, err = await fleet.rollback("--scope", "backend", "--wait")
     assert code == 1, out + err
     [headline, *rows] = out.strip().splitlines()
-    assert "backend in" in headline and "1 Failed" in headline and "1 RolledBack" in headline
+    assert "backend in" in headline
+    assert "1 Failed" in headline
+    assert "1 RolledBack" in headline
     assert any(r.split()[:2] == ["api", "RolledBack"] and "v1 is live" in r for r in rows), rows
 
 
