@@ -19,7 +19,9 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests.fixtures.api import ApiClient, ServeApi
 from tests.fixtures.cli import run_cli
+from tests.fixtures.parts import eventually
 from tests.integration.test_emergency_rollback import eventually_served, settled
 from workflows.registry import workflow_type
 from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
@@ -190,3 +192,38 @@ async def test_a_scope_that_matches_nothing_is_invalid_input(fleet: Fleet) -> No
     assert code == 2
     assert "--scope: must be a name" in err
     assert Counter(await settled(fleet.services["web"].url, grace=0.2)).keys() == {"v2"}
+
+
+async def test_the_api_rolls_a_scope_back_with_an_operate_token(
+    fleet: Fleet, serve_api: ServeApi
+) -> None:
+    await fleet.promote("api", "v2", "v1", "v2")
+    await fleet.promote("web", "v2")
+    await fleet.visible(4)
+    api: ApiClient = await serve_api(fleet.queue)
+    path = f"/api/v1/scope-rollbacks/backend/{fleet.environment}"
+
+    status, body = await api.call("POST", path, who="reader", body={})
+    assert status == 403, body
+    status, body = await api.call("POST", f"/api/v1/scope-rollbacks/payments/{fleet.environment}")
+    assert status == 404, body
+    assert "no service is in group 'payments'" in body["error"]
+    status, body = await api.call("POST", f"/api/v1/scope-rollbacks/Back_End/{fleet.environment}")
+    assert status == 400, body
+    assert body["error"].startswith("scope: must be a name")
+
+    status, started = await api.call("POST", path, body={"reason": "pager"})
+    assert status == 202, started
+    assert started["services"] == ["api"]
+    assert started["workflowId"] == f"rollback-scope-backend-{fleet.environment}"
+
+    async def finished() -> dict[str, Any] | None:
+        code, view = await api.call("GET", path, who="reader")
+        assert code == 200, view
+        return None if view["running"] else view
+
+    view = await eventually(finished, "the scope rollback to finish", 60)
+    [service] = view["status"]["services"]
+    assert (service["service"], service["outcome"], service["after"]) == ("api", "RolledBack", "v1")
+    assert await served(fleet.services["api"], {"v1"}) == {"v1"}
+    assert set(await settled(fleet.services["web"].url)) == {"v2"}
