@@ -9,22 +9,30 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 
 from tests.fixtures.api import ApiClient, ServeApi
-from tests.fixtures.cli import run_cli
+from tests.fixtures.cli import REPO, run_cli
 from tests.fixtures.parts import eventually
 from tests.integration.test_emergency_rollback import eventually_served, settled
+from workers.main import ACTIVITY_THREADS, build_worker
+from workflows.canary import CanaryRollout
 from workflows.registry import workflow_type
 from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
+from workflows.scope_rollback import ScopeRollback
+from workflows.scope_rollback_models import ScopeRollbackStatus, ServiceOutcome
 from workflows.spec import Rollout
 
 pytestmark = pytest.mark.integration
@@ -227,3 +235,73 @@ async def test_the_api_rolls_a_scope_back_with_an_operate_token(
     assert (service["service"], service["outcome"], service["after"]) == ("api", "RolledBack", "v1")
     assert await served(fleet.services["api"], {"v1"}) == {"v1"}
     assert set(await settled(fleet.services["web"].url)) == {"v2"}
+
+
+async def worker_process(fleet: Fleet, queue: str, log: Path) -> asyncio.subprocess.Process:
+    """`deployflow worker` on ``queue`` as a process of its own (this test kills it)."""
+    env = {**fleet.cli_env, "DEPLOYFLOW_TASK_QUEUE": queue}
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "starters.cli", "worker",
+            env=env, cwd=REPO, stdout=out, stderr=out,
+        )  # fmt: skip
+
+
+async def test_a_worker_sigkilled_mid_scope_rollback_is_replaced_and_the_scope_finishes(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """api's canary runs on a queue of its own whose worker is stopped, so its cancel waits
+    there: the scope rollback (on another queue, a worker process) is held mid-way — child
+    started, waiting for the canary to close — when that worker is SIGKILLed. A new worker
+    process and the canary's worker coming back let it finish."""
+    canary_queue = f"canary-{uuid.uuid4().hex[:6]}"
+    scope_queue = f"scope-{uuid.uuid4().hex[:6]}"
+    api = fleet.services["api"].rollout("v2", SOAK)
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        async with build_worker(fleet.client, canary_queue, executor):
+            handle = await fleet.client.start_workflow(
+                workflow_type(api), api, id=api.workflow_id, task_queue=canary_queue
+            )
+
+            async def paused() -> bool:
+                status = await handle.query(CanaryRollout.status)
+                return status.phase is RolloutPhase.PAUSED
+
+            await eventually(paused, "the canary pausing at 50 %", 30)
+    assert await served(fleet.services["api"], {"v1", "v2"}) == {"v1", "v2"}
+
+    first = await worker_process(fleet, scope_queue, tmp_path / "worker.log")
+    env = {**fleet.cli_env, "DEPLOYFLOW_TASK_QUEUE": scope_queue}
+    code, out, err = await run_cli(
+        env, "rollback", "--env", fleet.environment, "--scope", "backend", "--canary-only",
+        "--json", timeout=60,
+    )  # fmt: skip
+    assert code == 0, out + err
+    scope = fleet.client.get_workflow_handle(
+        json.loads(out)["workflowId"], result_type=ScopeRollbackStatus
+    )
+
+    async def holding() -> bool:
+        try:
+            status = await scope.query(ScopeRollback.status)
+        except RPCError:
+            return False
+        return [s.outcome for s in status.services] == [ServiceOutcome.ROLLING_BACK]
+
+    await eventually(holding, "the scope rollback waiting for the canary to close", 60)
+    first.kill()  # SIGKILL
+    await first.wait()
+    assert (await scope.describe()).status == WorkflowExecutionStatus.RUNNING
+
+    second = await worker_process(fleet, scope_queue, tmp_path / "worker.log")
+    try:
+        with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+            async with build_worker(fleet.client, canary_queue, executor):
+                result = await asyncio.wait_for(scope.result(), 90)
+    finally:
+        second.terminate()
+        await second.wait()
+    [entry] = result.services
+    assert (entry.service, entry.outcome, entry.canary) == ("api", ServiceOutcome.ROLLED_BACK, "v2")
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert await served(fleet.services["api"], {"v1"}) == {"v1"}

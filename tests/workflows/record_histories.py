@@ -12,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import uuid
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities.clients import Clients
+from activities.health.certificates import check_certificate
+from activities.health.dns import resolve_names
 from activities.routing.base import Weights
+from tests.fixtures.parts import free_port
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import (
     ERROR_RATE_TEMPLATE,
@@ -115,6 +120,7 @@ async def main() -> None:
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
         await record_scope_rollback(env)
+        await record_monitor_security_checks(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -258,6 +264,28 @@ async def record_scope_rollback(env: WorkflowEnvironment) -> None:
         handle = await start_scope_rollback(env, tq)
         await handle.result()
         save("scope-rollback-partly-failed", await handle.fetch_history())
+
+
+async def record_monitor_security_checks(env: WorkflowEnvironment) -> None:
+    """A monitor run with the certificate and DNS checks (the patch marker recorded): a
+    refused TLS endpoint and localhost resolved by the system resolver."""
+    checks = {
+        "certificates": {"endpoints": [{"host": "localhost", "port": free_port()}]},
+        "dns": {"names": [{"name": "localhost"}]},
+    }
+    m = monitor(healthCheck=None, selfHealing=None, incident=None, servers=[], **checks)
+    queue = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[ServiceMonitorRun],
+        activities=[check_certificate, resolve_names],
+    ):
+        handle = await env.client.start_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-{uuid.uuid4().hex[:6]}", task_queue=queue
+        )
+        await handle.result()
+        save("monitor-run-security-findings", await handle.fetch_history())
 
 
 async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:
