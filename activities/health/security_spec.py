@@ -70,6 +70,12 @@ def split_nameserver(value: str) -> tuple[str, int]:
     return _ip(host), port
 
 
+def _refuse_repeats(field: str, shown: list[str]) -> None:
+    repeated = sorted({item for item in shown if shown.count(item) > 1})
+    if repeated:
+        raise ValueError(f"{field}: {', '.join(repeated)} listed twice")
+
+
 IpAddress = Annotated[str, AfterValidator(_ip)]
 Nameserver = Annotated[str, AfterValidator(_nameserver)]
 
@@ -90,10 +96,7 @@ class CertificateCheck(Model):
 
     @model_validator(mode="after")
     def _distinct(self) -> CertificateCheck:
-        shown = [str(e) for e in self.endpoints]
-        repeated = sorted({e for e in shown if shown.count(e) > 1})
-        if repeated:
-            raise ValueError(f"endpoints: {', '.join(repeated)} listed twice")
+        _refuse_repeats("endpoints", [str(e) for e in self.endpoints])
         return self
 
 
@@ -109,10 +112,7 @@ class DnsCheck(Model):
 
     @model_validator(mode="after")
     def _distinct(self) -> DnsCheck:
-        shown = [n.name.rstrip(".").lower() for n in self.names]
-        repeated = sorted({n for n in shown if shown.count(n) > 1})
-        if repeated:
-            raise ValueError(f"names: {', '.join(repeated)} listed twice")
+        _refuse_repeats("names", [n.name.rstrip(".").lower() for n in self.names])
         return self
 
 

@@ -13,9 +13,9 @@ import re
 from pydantic import Field
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from activities.errors import root_cause
 from activities.model import Model
 from starters.api.models import Failure
+from starters.api.operations import run_failure
 from starters.api.rollouts import flag
 from starters.api.routing import Call, Query, Route
 from starters.api.tokens import Scope
@@ -88,8 +88,7 @@ async def get_scope(call: Call) -> ScopeRollbackView:
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        outcome = (description.status.name if description.status else "FAILED").capitalize()
-        failure = Failure(outcome=outcome, reason=root_cause(exc).located)
+        failure = run_failure(description, exc)
         return ScopeRollbackView(workflow_id=workflow_id, url=url, running=False, failure=failure)
     return ScopeRollbackView(workflow_id=workflow_id, url=url, running=False, status=result)
 
