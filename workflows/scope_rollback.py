@@ -80,7 +80,9 @@ class ScopeRollback:
                     by=request.by,
                 ),
                 result_type=ScopeMemberPlan,
-                start_to_close_timeout=timedelta(minutes=2),
+                # A read of visibility and a few histories: seconds. A worker killed
+                # meanwhile costs this much before another plans again.
+                start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=retry.PLATFORM,
                 summary=f"plan the rollback of {service}",
             )
@@ -104,6 +106,8 @@ class ScopeRollback:
                 id=entry.workflow_id,
                 result_type=RollbackResult,
                 task_timeout=WORKFLOW_TASK_TIMEOUT,
+                # Ending this summary (terminate, reset) must not stop a rollback halfway.
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=f"scope {request.scope}: rollback of {service} "
                 f"to {planned.target or 'what ran before'}",
             )
