@@ -17,6 +17,7 @@ import re
 import sys
 from typing import Any, TextIO
 
+from pydantic import ValidationError
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -41,10 +42,11 @@ from workflows.scope_rollback_models import (
     ScopeRollbackStatus,
     scope_rollback_workflow_id,
 )
-from workflows.spec import Rollout
+from workflows.spec import Rollout, validation_problems
 from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
 
 SPEC_READS_IN_FLIGHT = 16
+MAX_REASON = 1000  # ScopeRollbackRequest.reason
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -61,6 +63,8 @@ def prepare(args: argparse.Namespace) -> None:
         raise UsageError("--scope: give SERVICE or --scope, not both")
     if args.to is not None:
         raise UsageError("--to: a scope's services go back to their own last good versions")
+    if args.reason is not None and len(args.reason) > MAX_REASON:
+        raise UsageError(f"--reason: at most {MAX_REASON} characters")
     for flag, value in (("--scope", args.scope), ("--env", args.env)):
         if len(value) > 63 or not re.fullmatch(NAME_PATTERN, value):
             raise UsageError(f"{flag}: must be a name like backend (a-z, 0-9, -), got {value!r}")
@@ -126,14 +130,17 @@ async def start_scope_rollback(
 
 async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     services = await members(client, args.scope, args.env)
-    request = ScopeRollbackRequest(
-        scope=args.scope,
-        environment=args.env,
-        services=services,
-        canary_only=args.canary_only,
-        reason=args.reason or "emergency rollback",
-        by=os.environ.get("DEPLOYFLOW_USER") or None,
-    )
+    try:
+        request = ScopeRollbackRequest(
+            scope=args.scope,
+            environment=args.env,
+            services=services,
+            canary_only=args.canary_only,
+            reason=args.reason or "emergency rollback",
+            by=os.environ.get("DEPLOYFLOW_USER") or None,
+        )
+    except ValidationError as exc:  # a scope of over 500 services
+        raise UsageError("; ".join(validation_problems(exc))) from None
     handle = await start_scope_rollback(client, config, request)
     url = config.workflow_url(handle.id)
     if not args.wait:

@@ -30,6 +30,7 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--scope", "backend", "--to", "v1", "--env", "production"], "--to: a scope's services"),
         (["--scope", "Back End", "--env", "production"], "--scope: must be a name"),
         (["--scope", "backend", "--env", "prod/eu"], "--env: must be a name"),
+        (["--scope", "all", "--env", "prod", "--reason", "x" * 1001], "--reason: at most 1000"),
     ],
 )
 def test_bad_rollback_arguments_exit_2_before_connecting(
