@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -132,9 +133,14 @@ async def test_a_scope_rolls_back_its_services_in_parallel_and_one_failure_spare
     for name in fleet.services:
         assert await served(fleet.services[name], {"v2"}) == {"v2"}
 
+    started = time.perf_counter()
     code, out, err = await fleet.rollback("--scope", "backend", "--wait", "--json")
+    elapsed = time.perf_counter() - started
 
     assert code == 1, out + err
+    print(
+        f"\n`deployflow rollback --scope backend --wait` (2 services), end to end: {elapsed:.2f} s"
+    )
     result = json.loads(out)
     by_service = {s["service"]: s for s in result["services"]}
     assert sorted(by_service) == ["api", "orders"]  # web is not backend
