@@ -102,4 +102,4 @@ TemplatedDuration = Annotated[
     str, BeforeValidator(_duration_text), AfterValidator(_check_templated)
 ]
 """A duration in an analysis provider spec, where ``{{args.NAME}}`` may stand for it: checked
-again once analysis placeholders are filled in (``workflows/analysis_plan.py``)."""
+again once analysis placeholders are filled in (``workflows/analysis/plan.py``)."""

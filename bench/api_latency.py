@@ -43,7 +43,7 @@ from common import (
 )
 from temporalio.worker import Worker
 
-from workflows.registry import BY_STRATEGY
+from workflows.rollouts.registry import BY_STRATEGY
 
 TOKEN = "bench-token-0123456789abcdef"
 

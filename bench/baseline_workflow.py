@@ -14,7 +14,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.routing.base import Weights
     from activities.routing.models import SetWeightInput
-    from workflows.spec import Rollout
+    from workflows.rollouts.spec import Rollout
 
 
 @workflow.defn(name="BenchBareSetWeightLoop")

@@ -24,7 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.platforms.models import PlatformActionInput
 from activities.routing.base import Weights
 from activities.routing.models import SetWeightInput
-from workflows.rollout_models import RolloutResult
+from workflows.rollouts.models import RolloutResult
 
 T = TypeVar("T")
 E = EventType

@@ -21,7 +21,7 @@ from chaos_parts import Worker
 from chaos_traffic import HAProxyLane, Hosts, NginxLane, Router
 
 from activities.routing.base import ServerState, Weights
-from workflows.spec import Rollout, parse_rollout
+from workflows.rollouts.spec import Rollout, parse_rollout
 
 LANES = ("canary-nginx", "canary-haproxy", "blue-green", "rolling", "recreate")
 STRATEGY = {

@@ -23,7 +23,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 
 from starters.devserver import build_command, find_temporal_binary
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
+from workflows.core import search_attributes as sa
 
 sys.path.insert(0, str(REPO / "examples" / "demo"))
 from processes import HOST, http_status

@@ -48,9 +48,9 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.routing.base import Weights
-from workflows.registry import workflow_type
-from workflows.rollout_models import OperatorInput
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.registry import workflow_type
 
 KILL_BEFORE_FIRE_S = 0.25  # abort-at-timer: the worker dies just before the pause ends ...
 ABORT_AFTER_FIRE_S = 0.05  # ... and the abort arrives just after: one activation for both

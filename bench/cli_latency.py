@@ -54,12 +54,12 @@ from common import (
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from workflows.canary import CanaryRollout
-from workflows.pipeline import PromotionPipeline
-from workflows.pipeline_models import PipelineRequest
-from workflows.pipeline_spec import parse_pipeline
-from workflows.registry import BY_STRATEGY
-from workflows.rollout_models import RolloutPhase
+from workflows.promotion.models import PipelineRequest
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.promotion.spec import parse_pipeline
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase
+from workflows.rollouts.registry import BY_STRATEGY
 
 DEPLOYFLOW = Path(sys.executable).parent / "deployflow"
 READY_TIMEOUT_S = 30.0

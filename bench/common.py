@@ -27,10 +27,10 @@ from temporalio.testing import WorkflowEnvironment
 from activities.routing.base import Weights
 from activities.routing.models import GetWeightsInput, SetWeightInput
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
-from workflows.rollout_models import RolloutPhase
-from workflows.search_attributes import ALL
-from workflows.spec import Rollout, parse_rollout
+from workflows.core import search_attributes as sa
+from workflows.core.search_attributes import ALL
+from workflows.rollouts.models import RolloutPhase
+from workflows.rollouts.spec import Rollout, parse_rollout
 
 REPO = Path(__file__).resolve().parents[1]
 

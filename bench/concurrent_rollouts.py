@@ -47,8 +47,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Worker
 
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutPhase, RolloutResult
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase, RolloutResult
 
 
 def lateness_s(result: RolloutResult, pause: float) -> float:

@@ -61,11 +61,12 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from workers.config import TemporalConfig
-from workflows.analysis import AnalysisPhase
-from workflows.canary import CanaryRollout
-from workflows.durations import parse_duration
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.analysis.run import AnalysisPhase
+from workflows.core.durations import parse_duration
+from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
 
 # examples/demo is not a package: its modules import each other by bare name.
 sys.path.insert(0, str(REPO / "examples" / "demo"))

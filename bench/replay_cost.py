@@ -29,7 +29,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
-from workflows.canary import CanaryRollout
+from workflows.rollouts.canary import CanaryRollout
 
 TEMPLATE = {
     "name": "bg",

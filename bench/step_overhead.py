@@ -43,8 +43,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutPhase
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase
 
 E = EventType
 # Consecutive history events whose gap is reported (median over all occurrences).

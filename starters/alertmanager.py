@@ -20,8 +20,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from workflows.incident_models import ALERT_LIMIT, Alert, AlertNotification
-from workflows.spec import validation_problems
+from workflows.core.spec import validation_problems
+from workflows.incidents.models import ALERT_LIMIT, Alert, AlertNotification
 
 MAX_ALERTS: Final = 10_000
 MAX_LABELS: Final = 256

@@ -5,7 +5,7 @@ real data before a rollout depends on them. A metric none of whose measurements 
 
 No workflow and no Temporal: the ``measure`` activity's function runs in this process (so
 secret args are read from this machine, as a worker would), and the judging is the
-workflow's own (``workflows/analysis.py``). With ``--count N`` each metric is measured N
+workflow's own (``workflows/analysis/run.py``). With ``--count N`` each metric is measured N
 times, one ``interval`` apart; the phase is the one the metric would have after those N.
 """
 
@@ -30,7 +30,8 @@ from starters.errors import (
     UsageError,
 )
 from workers.logging_setup import configure_logging
-from workflows.analysis import (
+from workflows.analysis.plan import PlanError, PlannedMetric, plan
+from workflows.analysis.run import (
     AnalysisPhase,
     Measurement,
     MetricResult,
@@ -39,10 +40,10 @@ from workflows.analysis import (
     record,
     run_phase,
 )
-from workflows.analysis_plan import PlanError, PlannedMetric, plan
-from workflows.analysis_spec import Argument
-from workflows.durations import parse_duration
-from workflows.spec import TEMPLATE_KINDS, Rollout, SpecError, parse_rollout, yaml_documents
+from workflows.analysis.spec import Argument
+from workflows.core.durations import parse_duration
+from workflows.core.spec import SpecError, yaml_documents
+from workflows.rollouts.spec import TEMPLATE_KINDS, Rollout, parse_rollout
 
 EXIT_CODES = {
     AnalysisPhase.SUCCESSFUL: EXIT_OK,

@@ -129,7 +129,7 @@ def _expected_failure(exc: Exception, profile: str | None) -> int | None:
         address = TemporalConfig.from_env(profile).address
         print(f"deployflow: Temporal is unreachable at {address}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
-    from workflows.spec import SpecError
+    from workflows.core.spec import SpecError
 
     if isinstance(exc, SpecError):
         print(str(exc), file=sys.stderr)

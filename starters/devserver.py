@@ -65,7 +65,7 @@ def build_command(
     """
     # Imported here: it imports temporalio, and this module's parser is built on every
     # CLI call (`deployflow --help` must stay fast).
-    from workflows import search_attributes as sa
+    from workflows.core import search_attributes as sa
 
     command = [
         binary,

@@ -29,12 +29,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from starters.errors import EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
-from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest, RollbackResult, rollback_workflow_id
-from workflows.registry import WORKFLOW_TYPES
-from workflows.rollout_models import RolloutPhase, RolloutResult
-from workflows.spec import Rollout, rollout_workflow_id
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import (
+    RollbackRequest,
+    RollbackResult,
+    rollback_workflow_id,
+)
+from workflows.rollouts.models import RolloutPhase, RolloutResult
+from workflows.rollouts.registry import WORKFLOW_TYPES
+from workflows.rollouts.spec import Rollout, rollout_workflow_id
 
 T = TypeVar("T")
 

@@ -18,8 +18,8 @@ from activities.errors import root_cause
 from starters.errors import EXIT_OK
 from starters.plain_json import moment
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
-from workflows.names import EMERGENCY_ROLLBACK_WORKFLOW_TYPE, ROLLOUT_WORKFLOW_TYPES
+from workflows.core import search_attributes as sa
+from workflows.core.names import EMERGENCY_ROLLBACK_WORKFLOW_TYPE, ROLLOUT_WORKFLOW_TYPES
 
 TYPES = (*ROLLOUT_WORKFLOW_TYPES, EMERGENCY_ROLLBACK_WORKFLOW_TYPE)
 

@@ -21,7 +21,7 @@ from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError
 from starters.plain_json import dumps, moment
 from starters.rollouts import _who, send_verb, visibility_rows
 from workers.config import TemporalConfig
-from workflows.names import INCIDENT_WORKFLOW_TYPE as WORKFLOW_TYPE
+from workflows.core.names import INCIDENT_WORKFLOW_TYPE as WORKFLOW_TYPE
 
 OPEN = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
 

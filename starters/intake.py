@@ -16,8 +16,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
-from workflows.incident_models import (
+from workflows.core import search_attributes as sa
+from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.incidents.models import (
     FIRING_SIGNAL,
     RESOLVED_SIGNAL,
     WORKFLOW_TYPE,
@@ -26,8 +27,7 @@ from workflows.incident_models import (
     IncidentPhase,
     incident_workflow_id,
 )
-from workflows.runbook_spec import Runbook, choose
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.incidents.spec import Runbook, choose
 
 SEARCH_ATTRIBUTE_MAX = 255  # a label longer than this is no service name; Temporal caps at 2 KiB
 SUMMARY_MAX = 200

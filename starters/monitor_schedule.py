@@ -23,9 +23,9 @@ from starters import spec_files
 from starters.errors import EXIT_INVALID, EXIT_OK
 from starters.monitors import schedule_url
 from workers.config import TemporalConfig
-from workflows.monitor_spec import ServiceMonitor, describe, load_monitor
-from workflows.schedules import schedule_for
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
+from workflows.monitors.schedules import schedule_for
+from workflows.monitors.spec import ServiceMonitor, describe, load_monitor
 
 SHOWN_NEXT_RUNS = 3
 

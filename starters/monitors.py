@@ -26,8 +26,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starters.errors import EXIT_OK, UsageError
 from workers.config import TemporalConfig
-from workflows.names import healer_workflow_id, monitor_schedule_id
-from workflows.search_attributes import DEPLOY_ENVIRONMENT, DEPLOY_SERVICE
+from workflows.core.names import healer_workflow_id, monitor_schedule_id
+from workflows.core.search_attributes import DEPLOY_ENVIRONMENT, DEPLOY_SERVICE
 
 PREFIX = monitor_schedule_id("")
 

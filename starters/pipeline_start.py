@@ -25,10 +25,10 @@ from starters import spec_files
 from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
-from workflows.pipeline import PromotionPipeline
-from workflows.pipeline_models import PipelineOutcome, PipelineRequest, PipelineResult, Submission
-from workflows.pipeline_spec import Pipeline, load_pipeline
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.promotion.models import PipelineOutcome, PipelineRequest, PipelineResult, Submission
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.promotion.spec import Pipeline, load_pipeline
 
 
 def read_pipeline(path: str) -> Pipeline:

@@ -19,7 +19,7 @@ from starters.errors import EXIT_OK
 from starters.plain_json import dumps, moment
 from starters.rollouts import send_verb
 from workers.config import TemporalConfig
-from workflows.names import pipeline_workflow_id
+from workflows.core.names import pipeline_workflow_id
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:

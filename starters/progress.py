@@ -8,7 +8,8 @@ from typing import Any, TextIO
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
-from workflows.rollout_models import Event, RolloutStatus
+from workflows.core.timeline import Event
+from workflows.rollouts.models import RolloutStatus
 
 POLL_SECONDS = 0.5
 

@@ -29,12 +29,12 @@ from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, print_failed
 from starters.progress import follow, print_events
 from starters.rollouts import _who
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
-from workflows.emergency_models import rollback_workflow_id
-from workflows.registry import workflow_type
-from workflows.rollout_models import RolloutPhase, RolloutResult
-from workflows.spec import Rollout, load_rollout
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.core import search_attributes as sa
+from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.rollouts.emergency_models import rollback_workflow_id
+from workflows.rollouts.models import RolloutPhase, RolloutResult
+from workflows.rollouts.registry import workflow_type
+from workflows.rollouts.spec import Rollout, load_rollout
 
 
 def read_spec(path: str) -> Rollout:

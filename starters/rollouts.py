@@ -28,8 +28,8 @@ from activities.errors import root_cause
 from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, NotFound, UsageError, print_failed
 from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
-from workflows.names import ROLLOUT_WORKFLOW_TYPES, rollout_workflow_id
+from workflows.core import search_attributes as sa
+from workflows.core.names import ROLLOUT_WORKFLOW_TYPES, rollout_workflow_id
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:

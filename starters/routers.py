@@ -30,7 +30,7 @@ from activities.routing.spec import HAProxyRouterSpec, NginxRouterSpec
 from starters import spec_files
 from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from workers.logging_setup import configure_logging
-from workflows.spec import load_rollout
+from workflows.rollouts.spec import load_rollout
 
 # How an --apply that did not happen ends: the router refused the file (1), the spec or
 # the file is wrong (2), the router could not be run or reached (3).

@@ -32,18 +32,18 @@ from starters.emergency import started_input
 from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError, print_failed
 from starters.progress import POLL_SECONDS, print_events
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
-from workflows.analysis_spec import NAME_PATTERN
-from workflows.groups import ALL, in_scope
-from workflows.registry import WORKFLOW_TYPES
-from workflows.scope_rollback import ScopeRollback
-from workflows.scope_rollback_models import (
+from workflows.core import search_attributes as sa
+from workflows.core.spec import NAME_PATTERN, validation_problems
+from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.rollouts.groups import ALL, in_scope
+from workflows.rollouts.registry import WORKFLOW_TYPES
+from workflows.rollouts.scope_rollback import ScopeRollback
+from workflows.rollouts.scope_rollback_models import (
     ScopeRollbackRequest,
     ScopeRollbackStatus,
     scope_rollback_workflow_id,
 )
-from workflows.spec import Rollout, validation_problems
-from workflows.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.rollouts.spec import Rollout
 
 SPEC_READS_IN_FLIGHT = 16
 MAX_REASON = 1000  # ScopeRollbackRequest.reason

@@ -42,9 +42,9 @@ from starters.http_errors import Refusal, describe, read_body, unreachable
 from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV, add_parser
 from workers.config import TemporalConfig
 from workers.logging_setup import configure_logging
-from workflows.incident_models import AlertNotification
-from workflows.runbook_spec import Runbook, load_runbooks
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
+from workflows.incidents.models import AlertNotification
+from workflows.incidents.spec import Runbook, load_runbooks
 
 DELIVER_TIMEOUT: Final = 10.0
 _BODY_HEADERS: Final = ("content-type", "content-length")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from starters.errors import EXIT_INVALID, EXIT_OK, UsageError
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
 
 T = TypeVar("T")
 

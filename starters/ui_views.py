@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from starters.errors import EXIT_OK
 from workers.config import TemporalConfig
-from workflows.names import INCIDENT_WORKFLOW_TYPE, ROLLOUT_WORKFLOW_TYPES
+from workflows.core.names import INCIDENT_WORKFLOW_TYPE, ROLLOUT_WORKFLOW_TYPES
 
 ROLLOUTS = f"WorkflowType IN ({', '.join(json.dumps(t) for t in ROLLOUT_WORKFLOW_TYPES)})"
 VIEWS = (

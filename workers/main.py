@@ -33,13 +33,13 @@ from activities.temporal.activities import WorkflowWatcher
 from workers.config import TemporalConfig
 from workers.remediation import Remediation
 from workers.scope_planning import ScopePlanning
-from workflows.emergency import EmergencyRollback
-from workflows.healer import SelfHealer
-from workflows.incident import IncidentRunbook
-from workflows.monitor import ServiceMonitorRun
-from workflows.pipeline import PromotionPipeline
-from workflows.registry import BY_STRATEGY
-from workflows.scope_rollback import ScopeRollback
+from workflows.incidents.runbook import IncidentRunbook
+from workflows.monitors.healer import SelfHealer
+from workflows.monitors.monitor import ServiceMonitorRun
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.registry import BY_STRATEGY
+from workflows.rollouts.scope_rollback import ScopeRollback
 
 log = structlog.get_logger()
 

@@ -15,8 +15,8 @@ from temporalio.client import Client
 from activities import errors
 from starters import emergency, intake
 from starters.errors import UsageError
-from workflows.emergency_models import PlanRollbackInput, RollbackRequest
-from workflows.incident_models import OpenIncidentInput
+from workflows.incidents.models import OpenIncidentInput
+from workflows.rollouts.emergency_models import PlanRollbackInput, RollbackRequest
 
 log = structlog.get_logger()
 

@@ -14,8 +14,8 @@ from temporalio.client import Client
 from activities import errors
 from starters import emergency
 from starters.errors import UsageError
-from workflows.scope_rollback_models import PlanScopeMemberInput, ScopeMemberPlan
-from workflows.spec import rollout_workflow_id
+from workflows.rollouts.scope_rollback_models import PlanScopeMemberInput, ScopeMemberPlan
+from workflows.rollouts.spec import rollout_workflow_id
 
 log = structlog.get_logger()
 

@@ -3,7 +3,7 @@
 Credentials never sit in a spec as text: ``authentication.basicAuth.password``,
 ``authentication.bearer.token`` and an ``Authorization`` header take a secret arg
 (``{{args.NAME}}`` with ``valueFrom.secretKeyRef``) that the worker fills in; lint refuses
-anything else (``workflows/analysis_plan.py``).
+anything else (``workflows/analysis/plan.py``).
 """
 
 from __future__ import annotations

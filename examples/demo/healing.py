@@ -69,9 +69,9 @@ from temporalio.service import RPCError
 
 from activities.metrics.trend import MemoryTrendOutput, SeriesTrend
 from workers.config import TemporalConfig
-from workflows.monitor_models import HealerStatus, MonitorResult, healer_workflow_id
-from workflows.monitor_spec import ServiceMonitor, load_monitor
-from workflows.rollout_models import Event
+from workflows.core.timeline import Event
+from workflows.monitors.models import HealerStatus, MonitorResult, healer_workflow_id
+from workflows.monitors.spec import ServiceMonitor, load_monitor
 
 T = TypeVar("T")
 

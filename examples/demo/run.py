@@ -83,10 +83,11 @@ import structlog
 import yaml
 from processes import HOST, LOGS, REPO, STATE, StackError
 
-from workflows.spec import SpecError, rollout_workflow_id
+from workflows.core.spec import SpecError
+from workflows.rollouts.spec import rollout_workflow_id
 
 if TYPE_CHECKING:
-    from workflows.spec import Rollout
+    from workflows.rollouts.spec import Rollout
 
 ROLLOUTS = REPO / "examples" / "rollouts"
 RENDERED = STATE / "rollouts"
@@ -338,7 +339,7 @@ def check_vm_router(source: str, router: dict[str, Any]) -> None:
 
 
 def load_rollout_file(spec: Path) -> Rollout:
-    from workflows.spec import load_rollout
+    from workflows.rollouts.spec import load_rollout
 
     return load_rollout(spec.read_text(), str(spec))
 
@@ -696,7 +697,7 @@ def emergency_rollback(environment: str, url: str, load: LoadLog) -> bool:
 
 def pipeline_demo(args: argparse.Namespace) -> bool:
     # Imported here, like vm_baseline's: the product's own reading of the rendered file.
-    from workflows.pipeline_spec import load_pipeline
+    from workflows.promotion.spec import load_pipeline
 
     spec = render_pipeline(PIPELINE_SOURCE)
     pipeline = load_pipeline(spec.read_text(), str(spec))

@@ -31,9 +31,9 @@ from activities.errors import root_cause
 from starters.api.routing import Call, Route
 from starters.api.tokens import Scope
 from starters.http_errors import Refusal, describe
-from workflows.pipeline_models import PipelineResult, PipelineStatus
-from workflows.rollout_models import RolloutResult, RolloutStatus
-from workflows.spec import rollout_workflow_id
+from workflows.promotion.models import PipelineResult, PipelineStatus
+from workflows.rollouts.models import RolloutResult, RolloutStatus
+from workflows.rollouts.spec import rollout_workflow_id
 
 POLL_SECONDS: Final = 0.5
 KEEP_ALIVE_SECONDS: Final = 15.0

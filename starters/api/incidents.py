@@ -7,8 +7,8 @@ from starters.api.models import Answer, IncidentApproveBody, RunRow, VerbBody
 from starters.api.rollouts import LIST_QUERY, list_runs
 from starters.api.routing import Call, Route
 from starters.api.tokens import Scope
-from workflows.incident_models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
-from workflows.rollout_models import OperatorInput
+from workflows.core.verbs import OperatorInput
+from workflows.incidents.models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
 
 
 async def list_incidents(call: Call) -> list[RunRow]:

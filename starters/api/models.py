@@ -11,9 +11,9 @@ from pydantic import Field
 from activities.health.activities import HealthReport, SmokeReport
 from activities.model import Model
 from activities.routing.base import Weights
-from workflows.pipeline_models import PipelineStatus
-from workflows.rollout_models import RolloutResult, RolloutStatus
-from workflows.spec import Version
+from workflows.core.spec import Version
+from workflows.promotion.models import PipelineStatus
+from workflows.rollouts.models import RolloutResult, RolloutStatus
 
 
 class ErrorBody(Model):

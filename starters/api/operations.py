@@ -49,10 +49,10 @@ from starters.api.tokens import Scope
 from starters.errors import NotFound
 from starters.http_errors import Refusal
 from workers.config import TemporalConfig
-from workflows import retry
-from workflows.emergency_models import RollbackResult, rollback_workflow_id
-from workflows.registry import WORKFLOW_TYPES
-from workflows.spec import Rollout
+from workflows.core import retry
+from workflows.rollouts.emergency_models import RollbackResult, rollback_workflow_id
+from workflows.rollouts.registry import WORKFLOW_TYPES
+from workflows.rollouts.spec import Rollout
 
 
 class RollbackView(Model):
@@ -162,7 +162,7 @@ async def _health(
     check = rollout.spec.health_check
     if check is None:
         raise Refusal(422, "spec.healthCheck: the latest rollout's spec has none")
-    # The budget the rollouts' own checks get (workflows/host_ops.py).
+    # The budget the rollouts' own checks get (workflows/rollouts/host_ops.py).
     rounds = check.failure_threshold + check.success_threshold
     budget = check.initial_delay_seconds + 10 * rounds * (
         check.period_seconds + check.timeout_seconds

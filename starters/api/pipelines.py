@@ -19,16 +19,16 @@ from starters.api.rollouts import LIST_QUERY, list_runs, spec_document
 from starters.api.routing import Call, Query, Route
 from starters.api.tokens import Scope
 from starters.http_errors import Refusal
-from workflows.durations import parse_duration
-from workflows.pipeline_models import (
+from workflows.core.durations import parse_duration
+from workflows.core.windows import next_opening
+from workflows.promotion.models import (
     ApprovalInput,
     PipelineOutcome,
     PipelineRequest,
     PipelineStatus,
     Submission,
 )
-from workflows.pipeline_spec import Pipeline, parse_pipeline
-from workflows.windows import next_opening
+from workflows.promotion.spec import Pipeline, parse_pipeline
 
 GATED = ("pending", "waiting-window", "soaking", "awaiting-approval")
 

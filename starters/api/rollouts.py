@@ -32,9 +32,11 @@ from starters.api.routing import Call, Query, Route
 from starters.api.tokens import Scope
 from starters.deploy_memo import parse_commit_time
 from starters.http_errors import Refusal
-from workflows.registry import WORKFLOW_TYPES
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
-from workflows.spec import Rollout, parse_rollout, rollout_workflow_id, yaml_documents
+from workflows.core.spec import yaml_documents
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
+from workflows.rollouts.registry import WORKFLOW_TYPES
+from workflows.rollouts.spec import Rollout, parse_rollout, rollout_workflow_id
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 MAX_LIST = 1000

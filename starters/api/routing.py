@@ -27,7 +27,7 @@ from starters.api.tokens import Caller, Scope, Tokens
 from starters.errors import Conflict, NotFound, UsageError
 from starters.http_errors import Refusal, describe, read_body, unreachable
 from workers.config import TemporalConfig
-from workflows.spec import SpecError, validation_problems
+from workflows.core.spec import SpecError, validation_problems
 
 PREFIX: Final = "/api/v1"
 CALLER: Final = web.RequestKey("api_caller", str)

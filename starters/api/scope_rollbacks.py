@@ -21,9 +21,9 @@ from starters.api.routing import Call, Query, Route
 from starters.api.tokens import Scope
 from starters.http_errors import Refusal
 from starters.scope_rollback import members, start_scope_rollback
-from workflows.analysis_spec import NAME_PATTERN
-from workflows.scope_rollback import ScopeRollback
-from workflows.scope_rollback_models import (
+from workflows.core.spec import NAME_PATTERN
+from workflows.rollouts.scope_rollback import ScopeRollback
+from workflows.rollouts.scope_rollback_models import (
     ScopeRollbackRequest,
     ScopeRollbackStatus,
     scope_rollback_workflow_id,

@@ -29,7 +29,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from activities.model import Model
 from starters.serve_command import API_TOKENS_ENV
-from workflows.spec import SpecError, validation_problems
+from workflows.core.spec import SpecError, validation_problems
 
 MIN_TOKEN_LENGTH: Final = 16
 

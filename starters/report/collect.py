@@ -21,11 +21,11 @@ from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 
 from starters.deploy_memo import commit_time_of
 from starters.report.dora import FAILED, Deployment, Incident, Rollback
-from workflows import search_attributes as sa
-from workflows.incident_models import WORKFLOW_TYPE as INCIDENT
-from workflows.incident_models import IncidentStatus
-from workflows.registry import WORKFLOW_TYPES
-from workflows.rollout_models import RolloutResult
+from workflows.core import search_attributes as sa
+from workflows.incidents.models import WORKFLOW_TYPE as INCIDENT
+from workflows.incidents.models import IncidentStatus
+from workflows.rollouts.models import RolloutResult
+from workflows.rollouts.registry import WORKFLOW_TYPES
 
 PAGE_SIZE: Final = 1000
 CONCURRENT_RESULTS: Final = 16

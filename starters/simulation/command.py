@@ -33,11 +33,12 @@ from starters.errors import EXIT_FAILED, EXIT_OK
 from starters.simulation.scenario import Scenario, load_scenario
 from starters.simulation.stand_ins import StandIns
 from starters.simulation.timeline import Rehearsal, print_timeline, rehearsal_json
-from workflows.analysis_plan import PlannedMetric, plan
-from workflows.registry import BY_STRATEGY, workflow_type
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
-from workflows.search_attributes import ALL
-from workflows.spec import Rollout, analysis_references, load_rollout
+from workflows.analysis.plan import PlannedMetric, plan
+from workflows.core.search_attributes import ALL
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
+from workflows.rollouts.registry import BY_STRATEGY, workflow_type
+from workflows.rollouts.spec import Rollout, analysis_references, load_rollout
 
 WALL_CLOCK_LIMIT = 300.0
 """Seconds of real time a rehearsal may take before it is given up (a bug, or a spec that

@@ -27,8 +27,8 @@ import yaml
 from pydantic import Field, JsonValue, ValidationError, model_validator
 
 from activities.model import Model
-from workflows.durations import Duration, parse_duration
-from workflows.spec import SpecError, validation_problems
+from workflows.core.durations import Duration, parse_duration
+from workflows.core.spec import SpecError, validation_problems
 
 
 class Piece(Model):

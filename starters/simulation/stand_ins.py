@@ -27,9 +27,9 @@ from activities.routing.models import (
     SetWeightInput,
 )
 from starters.simulation.scenario import Scenario
-from workflows.analysis import AnalysisPhase, Measurement, measurement_of
-from workflows.analysis_plan import PlannedMetric
-from workflows.spec import Rollout
+from workflows.analysis.plan import PlannedMetric
+from workflows.analysis.run import AnalysisPhase, Measurement, measurement_of
+from workflows.rollouts.spec import Rollout
 
 
 @dataclass

@@ -10,8 +10,8 @@ from datetime import timedelta
 from typing import Any, TextIO
 
 from starters.simulation.stand_ins import Call
-from workflows.durations import format_duration
-from workflows.rollout_models import RolloutResult
+from workflows.core.durations import format_duration
+from workflows.rollouts.models import RolloutResult
 
 
 @dataclass

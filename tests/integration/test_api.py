@@ -25,8 +25,8 @@ from tests.fixtures.parts import eventually, require_binary
 from tests.workflows.harness import Stubs
 from tests.workflows.test_pipeline import stage
 from workers.main import ACTIVITY_THREADS, build_worker
-from workflows.pipeline import PromotionPipeline
-from workflows.registry import BY_STRATEGY
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.rollouts.registry import BY_STRATEGY
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from temporalio.worker import Worker
 from starters.errors import EXIT_INVALID, EXIT_OK
 from tests.fixtures.cli import run_audited
 from tests.workflows.harness import Stubs, rollout, wait_for_status
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutPhase, RolloutStatus
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase, RolloutStatus
 
 pytestmark = pytest.mark.integration
 

@@ -37,10 +37,10 @@ from activities.routing.base import Weights
 from tests.fixtures.cli import run_cli
 from tests.fixtures.postgres import PostgresServer
 from tests.workflows.fleet import fleet_rollout
-from workflows.emergency_models import RollbackRequest, rollback_workflow_id
-from workflows.registry import workflow_type
-from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
-from workflows.spec import Rollout, rollout_workflow_id
+from workflows.rollouts.emergency_models import RollbackRequest, rollback_workflow_id
+from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
+from workflows.rollouts.registry import workflow_type
+from workflows.rollouts.spec import Rollout, rollout_workflow_id
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ from tests.fixtures.specs import worker_running, write_canary
 from workers.codec import ENCODING, EncryptionCodec
 from workers.codec_keys import parse_keys
 from workers.config import TemporalConfig
-from workflows.spec import load_rollout
+from workflows.rollouts.spec import load_rollout
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,13 @@ from tests.workflows.incident_harness import (
     notification,
     runbook,
 )
-from workflows.incident import IncidentRunbook
-from workflows.incident_models import (
+from workflows.incidents.models import (
     FIRING_SIGNAL,
     IncidentInput,
     IncidentPhase,
     incident_workflow_id,
 )
+from workflows.incidents.runbook import IncidentRunbook
 
 pytestmark = pytest.mark.integration
 

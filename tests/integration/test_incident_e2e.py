@@ -31,8 +31,8 @@ from tests.fixtures.parts import eventually, free_port
 from tests.fixtures.prometheus import DemoService, StartPrometheus
 from tests.integration.test_alertmanager_webhook import RATIO, RULES, Load
 from workers.main import ACTIVITY_THREADS, build_worker
-from workflows.incident_models import IncidentPhase, IncidentStatus
-from workflows.runbook_spec import Runbook, load_runbooks
+from workflows.incidents.models import IncidentPhase, IncidentStatus
+from workflows.incidents.spec import Runbook, load_runbooks
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,8 @@ from starters.errors import UsageError
 from tests.fixtures.cli import run_cli
 from tests.unit.test_schedules import next_fires
 from workers.config import TemporalConfig
-from workflows.monitor_spec import ServiceMonitor, load_monitor
-from workflows.schedules import schedule_spec
+from workflows.monitors.schedules import schedule_spec
+from workflows.monitors.spec import ServiceMonitor, load_monitor
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from activities.health.dns import resolve, resolve_names
 from activities.health.security_spec import CertificateInput, DnsCheck
 from tests.fixtures.parts import free_port
 from tests.fixtures.security_servers import TLS_NAME, StartDNS, StartTLS
-from workflows.incident_models import OpenIncidentInput
-from workflows.monitor import ServiceMonitorRun
-from workflows.monitor_models import MonitorResult
-from workflows.monitor_spec import ServiceMonitor
+from workflows.incidents.models import OpenIncidentInput
+from workflows.monitors.models import MonitorResult
+from workflows.monitors.monitor import ServiceMonitorRun
+from workflows.monitors.spec import ServiceMonitor
 
 pytestmark = pytest.mark.integration
 

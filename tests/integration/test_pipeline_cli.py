@@ -17,8 +17,8 @@ from temporalio.worker import Worker
 from tests.fixtures.cli import finish, run_cli, spawn
 from tests.workflows.harness import Stubs
 from tests.workflows.test_pipeline import stage
-from workflows.pipeline import PromotionPipeline
-from workflows.registry import BY_STRATEGY
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.rollouts.registry import BY_STRATEGY
 
 pytestmark = pytest.mark.integration
 

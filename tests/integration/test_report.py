@@ -31,9 +31,10 @@ from tests.fixtures.cli import run_cli
 from tests.fixtures.parts import eventually, require_binary
 from tests.workflows.harness import Stubs
 from workers.config import TemporalConfig
-from workflows.registry import BY_STRATEGY
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutStatus
-from workflows.spec import parse_rollout
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.models import RolloutPhase, RolloutStatus
+from workflows.rollouts.registry import BY_STRATEGY
+from workflows.rollouts.spec import parse_rollout
 
 pytestmark = pytest.mark.integration
 

@@ -29,12 +29,12 @@ from tests.fixtures.cli import REPO, run_cli
 from tests.fixtures.parts import eventually
 from tests.integration.test_emergency_rollback import eventually_served, settled
 from workers.main import ACTIVITY_THREADS, build_worker
-from workflows.canary import CanaryRollout
-from workflows.registry import workflow_type
-from workflows.rollout_models import RolloutPhase, RolloutResult, RolloutStatus
-from workflows.scope_rollback import ScopeRollback
-from workflows.scope_rollback_models import ScopeRollbackStatus, ServiceOutcome
-from workflows.spec import Rollout
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
+from workflows.rollouts.registry import workflow_type
+from workflows.rollouts.scope_rollback import ScopeRollback
+from workflows.rollouts.scope_rollback_models import ScopeRollbackStatus, ServiceOutcome
+from workflows.rollouts.spec import Rollout
 
 pytestmark = pytest.mark.integration
 PROMOTE = {"canary": {"steps": [{"setWeight": 100}]}}

@@ -24,8 +24,8 @@ from tests.fixtures.notify import NotifyEnv
 from tests.fixtures.parts import eventually
 from tests.fixtures.prometheus import http
 from workers.main import ACTIVITY_THREADS, build_worker
-from workflows.healer import SelfHealer
-from workflows.monitor_models import HealerStatus, healer_workflow_id
+from workflows.monitors.healer import SelfHealer
+from workflows.monitors.models import HealerStatus, healer_workflow_id
 
 pytestmark = pytest.mark.integration
 

@@ -33,15 +33,15 @@ from starters import serve
 from tests.fixtures.alertmanager import StartAlertmanager, alertmanager_server
 from tests.fixtures.parts import free_port
 from workers.config import TemporalConfig
-from workflows import search_attributes as sa
-from workflows.incident_models import (
+from workflows.core import search_attributes as sa
+from workflows.incidents.models import (
     FIRING_SIGNAL,
     RESOLVED_SIGNAL,
     AlertNotification,
     IncidentInput,
     incident_workflow_id,
 )
-from workflows.runbook_spec import load_runbooks
+from workflows.incidents.spec import load_runbooks
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from tests.fixtures.tls import TLSProxy
 from tests.integration.test_secure_connection import cli_env
 from workers.codec import ENCODING, EncryptionCodec
 from workers.codec_keys import parse_keys
-from workflows.incident_models import IncidentInput
+from workflows.incidents.models import IncidentInput
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from starters.alertmanager import (
     parse_payload,
     to_notification,
 )
-from workflows.incident_models import ALERT_LIMIT
+from workflows.incidents.models import ALERT_LIMIT
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "alertmanager"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from activities.metrics.activities import MetricProviderSpec
-from workflows.analysis import (
+from workflows.analysis.run import (
     MEASUREMENT_RETENTION,
     AnalysisPhase,
     Measurement,
@@ -18,7 +18,7 @@ from workflows.analysis import (
     record,
     run_phase,
 )
-from workflows.spec import Metric
+from workflows.analysis.spec import Metric
 
 P = AnalysisPhase
 PROVIDER = MetricProviderSpec.model_validate(

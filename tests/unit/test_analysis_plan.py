@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from workflows.analysis_plan import plan
-from workflows.analysis_spec import Argument
-from workflows.spec import SpecError, parse_rollout
+from workflows.analysis.plan import plan
+from workflows.analysis.spec import Argument
+from workflows.core.spec import SpecError
+from workflows.rollouts.spec import parse_rollout
 
 TEMPLATE: dict[str, Any] = {
     "apiVersion": "argoproj.io/v1alpha1",

@@ -30,7 +30,7 @@ from starters.api.openapi import OPENAPI_PATH
 from starters.api.routing import PREFIX
 from starters.api.tokens import Tokens, load_tokens, parse_tokens
 from workers.config import TemporalConfig
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CI_TOKEN = "ci-token-0123456789abcdef"

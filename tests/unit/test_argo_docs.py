@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.analysis import AnalysisPhase, classify
-from workflows.analysis_plan import plan
-from workflows.analysis_spec import Metric
-from workflows.spec import Rollout, SpecError, parse_rollout
+from workflows.analysis.plan import plan
+from workflows.analysis.run import AnalysisPhase, classify
+from workflows.analysis.spec import Metric
+from workflows.core.spec import SpecError
+from workflows.rollouts.spec import Rollout, parse_rollout
 
 DOCS = Path(__file__).resolve().parents[1] / "data" / "argo_docs"
 P = AnalysisPhase

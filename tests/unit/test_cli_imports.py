@@ -20,7 +20,7 @@ import tests.workflows.test_pipeline
 from starters.cli import build_parser, parse_args
 from starters.handler import Handler
 from tests.fixtures.cli import AUDIT, REPO
-from workflows import names
+from workflows.core import names
 
 
 def audited(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -194,12 +194,12 @@ def test_a_light_command_all_the_way_to_connecting_imports_nothing_heavy(argv):
 
 
 def test_the_plain_names_are_the_ones_the_workflows_register():
-    from workflows.emergency import EmergencyRollback
-    from workflows.incident_models import WORKFLOW_TYPE
-    from workflows.monitor_models import healer_workflow_id
-    from workflows.monitor_spec import monitor_schedule_id
-    from workflows.registry import WORKFLOW_TYPES
-    from workflows.spec import rollout_workflow_id
+    from workflows.incidents.models import WORKFLOW_TYPE
+    from workflows.monitors.models import healer_workflow_id
+    from workflows.monitors.spec import monitor_schedule_id
+    from workflows.rollouts.emergency import EmergencyRollback
+    from workflows.rollouts.registry import WORKFLOW_TYPES
+    from workflows.rollouts.spec import rollout_workflow_id
 
     pipeline = tests.workflows.test_pipeline.pipeline(tests.workflows.test_pipeline.stage("dev"))
 

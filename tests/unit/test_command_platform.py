@@ -20,7 +20,7 @@ from activities.platforms.factory import platform_for
 from activities.platforms.models import PlatformActionInput
 from activities.platforms.process import CommandRun
 from activities.platforms.spec import CommandPlatformSpec, PlatformSpec
-from workflows.spec import validation_problems
+from workflows.core.spec import validation_problems
 
 PLATFORMS = PlatformActivities(Clients())
 

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from workflows.conditions import ConditionError, compile_condition, evaluate_condition
-from workflows.expr_conditions import to_cel
+from workflows.core.conditions import ConditionError, compile_condition, evaluate_condition
+from workflows.core.expr_conditions import to_cel
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from workflows.durations import MAX_DURATION, format_duration, parse_duration
+from workflows.core.durations import MAX_DURATION, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

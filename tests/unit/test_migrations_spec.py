@@ -10,7 +10,7 @@ from activities.migrations.alembic import AlembicMigrator
 from activities.migrations.models import MigrateInput
 from activities.migrations.spec import AlembicMigrationSpec, CommandMigrationSpec, MigrationSpec
 from activities.migrations.url import database_url, display, redact
-from workflows.spec import validation_problems
+from workflows.core.spec import validation_problems
 
 URL = "postgresql+psycopg://app:s3cr%40t%2Fpw@db.internal:5432/checkout"
 COMMAND = {

@@ -11,14 +11,14 @@ import pytest
 import yaml
 
 from activities.metrics.trend import SeriesTrend
-from workflows.monitor_spec import (
+from workflows.core.spec import SpecError
+from workflows.monitors.spec import (
     ServiceMonitor,
     cadence_minutes,
     describe,
     load_monitor,
     parse_monitor,
 )
-from workflows.spec import SpecError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "monitors" / "checkout.yaml"
 PROMETHEUS = {"prometheus": {"address": "http://127.0.0.1:9090", "query": "up"}}

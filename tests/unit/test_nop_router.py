@@ -19,7 +19,7 @@ from activities.routing.spec import RouterSpec
 from starters.cli import main
 from tests.unit.test_spec import GOOD
 from tests.workflows.harness import rollout
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
 
 NOP = RouterSpec.model_validate({"nop": {"stable": ["10.0.0.1:80"], "canary": ["10.0.0.2:80"]}})
 READY, DRAIN = ServerState.READY, ServerState.DRAIN

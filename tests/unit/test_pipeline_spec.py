@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.workflows.test_pipeline import stage
-from workflows.pipeline_spec import parse_pipeline
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
+from workflows.promotion.spec import parse_pipeline
 
 
 def doc(*stages: dict[str, Any]) -> dict[str, Any]:

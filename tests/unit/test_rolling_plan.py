@@ -1,6 +1,6 @@
 import pytest
 
-from workflows.rolling_plan import batch_size, parse_int_or_percent, plan_batches, resolve
+from workflows.rollouts.rolling_plan import batch_size, parse_int_or_percent, plan_batches, resolve
 
 HOSTS = [f"10.0.0.{i}:80" for i in range(1, 11)]
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 from activities.routing.base import Weights
 from starters.rollouts import print_status
-from workflows.analysis import AnalysisPhase, AnalysisRun, Measurement, MetricResult
-from workflows.rollout_models import (
+from workflows.analysis.run import AnalysisPhase, AnalysisRun, Measurement, MetricResult
+from workflows.core.timeline import Event
+from workflows.rollouts.models import (
     BatchStatus,
-    Event,
     PoolStatus,
     RolloutPhase,
     RolloutResult,

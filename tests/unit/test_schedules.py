@@ -21,8 +21,8 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from workflows.monitor_spec import ServiceMonitor, parse_monitor
-from workflows.schedules import CATCHUP_WINDOW, ranges, schedule_for, schedule_spec
+from workflows.monitors.schedules import CATCHUP_WINDOW, ranges, schedule_for, schedule_spec
+from workflows.monitors.spec import ServiceMonitor, parse_monitor
 
 
 def _matches(value: int, field: Sequence[ScheduleRange]) -> bool:

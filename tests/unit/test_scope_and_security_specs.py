@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from tests.unit.test_monitor_spec import monitor_doc, problems
 from tests.unit.test_spec import GOOD as GOOD_ROLLOUT
 from tests.unit.test_spec_properties import NAMES_A_FIELD
-from workflows.groups import in_scope
-from workflows.monitor_spec import parse_monitor
-from workflows.spec import SpecError, parse_rollout
+from workflows.core.spec import SpecError
+from workflows.monitors.spec import parse_monitor
+from workflows.rollouts.groups import in_scope
+from workflows.rollouts.spec import parse_rollout
 
 CERTS = {"minDaysLeft": 14, "endpoints": [{"host": "checkout.example.com", "port": 8443}]}
 DNS = {

@@ -11,8 +11,12 @@ from hypothesis import strategies as st
 
 from starters.cli import main
 from starters.scope_rollback import summary
-from workflows.rollout_models import Event
-from workflows.scope_rollback_models import ScopeRollbackStatus, ServiceOutcome, ServiceRollback
+from workflows.core.timeline import Event
+from workflows.rollouts.scope_rollback_models import (
+    ScopeRollbackStatus,
+    ServiceOutcome,
+    ServiceRollback,
+)
 
 
 @pytest.fixture(autouse=True)

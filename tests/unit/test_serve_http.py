@@ -28,9 +28,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from starters import serve
 from starters.errors import UsageError
 from starters.intake import Delivery
-from workflows.incident_models import AlertNotification
-from workflows.runbook_spec import Runbook, load_runbooks
-from workflows.spec import SpecError
+from workflows.core.spec import SpecError
+from workflows.incidents.models import AlertNotification
+from workflows.incidents.spec import Runbook, load_runbooks
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "alertmanager"
 FIRING = json.loads((DATA / "firing.json").read_text())

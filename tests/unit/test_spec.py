@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.analysis_plan import plan
-from workflows.spec import SpecError, load_rollout, parse_rollout
+from workflows.analysis.plan import plan
+from workflows.core.spec import SpecError
+from workflows.rollouts.spec import load_rollout, parse_rollout
 
 GOOD = """
 apiVersion: deployflow/v1

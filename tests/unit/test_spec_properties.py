@@ -26,10 +26,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from tests.unit.test_monitor_spec import HEALING, monitor_doc, runbook_doc
 from tests.unit.test_spec import GOOD as GOOD_ROLLOUT
 from tests.workflows.test_pipeline import stage
-from workflows.monitor_spec import load_monitor, parse_monitor
-from workflows.pipeline_spec import load_pipeline, parse_pipeline
-from workflows.runbook_spec import load_runbooks, parse_runbooks
-from workflows.spec import SpecError, load_rollout, parse_rollout
+from workflows.core.spec import SpecError
+from workflows.incidents.spec import load_runbooks, parse_runbooks
+from workflows.monitors.spec import load_monitor, parse_monitor
+from workflows.promotion.spec import load_pipeline, parse_pipeline
+from workflows.rollouts.spec import load_rollout, parse_rollout
 
 CONVERTER = pydantic_data_converter.payload_converter
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

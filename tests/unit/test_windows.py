@@ -2,7 +2,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from workflows.windows import check_time_zone, in_allowed, next_opening, parse_clock
+from workflows.core.windows import check_time_zone, in_allowed, next_opening, parse_clock
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
 BUSINESS = (WEEKDAYS, time(9), time(17), "UTC")

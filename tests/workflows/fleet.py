@@ -25,7 +25,7 @@ from activities.platforms.models import CurrentVersionInput, PlatformActionInput
 from activities.routing.base import ServerState, Weights
 from activities.routing.models import GetWeightsInput, SetServerStatesInput, SetWeightInput
 from tests.workflows.harness import ERROR_RATE_TEMPLATE
-from workflows.spec import Rollout, parse_rollout
+from workflows.rollouts.spec import Rollout, parse_rollout
 
 STABLE = ["10.0.0.1:80", "10.0.0.2:80"]
 CANARY = ["10.0.0.3:80", "10.0.0.4:80"]

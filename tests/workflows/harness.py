@@ -20,9 +20,9 @@ from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import GetWeightsInput, SetWeightInput
 from activities.routing.spec import RouterSpec
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutStatus
-from workflows.spec import Rollout, parse_rollout
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutStatus
+from workflows.rollouts.spec import Rollout, parse_rollout
 
 ERROR_RATE_TEMPLATE = {
     "name": "error-rate",

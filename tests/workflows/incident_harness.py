@@ -19,18 +19,18 @@ from temporalio.worker import Worker
 from activities.notify.models import PageInput, PageResult, SlackMessage, SlackPostInput
 from activities.temporal.activities import WorkflowWatcher
 from tests.workflows.fleet import Fleet, fleet_rollout
-from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import PlanRollbackInput, RollbackRequest
-from workflows.incident import IncidentRunbook
-from workflows.incident_models import (
+from workflows.incidents.models import (
     FIRING_SIGNAL,
     AlertNotification,
     IncidentInput,
     IncidentStatus,
     incident_workflow_id,
 )
-from workflows.registry import BY_STRATEGY
-from workflows.runbook_spec import Runbook
+from workflows.incidents.runbook import IncidentRunbook
+from workflows.incidents.spec import Runbook
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import PlanRollbackInput, RollbackRequest
+from workflows.rollouts.registry import BY_STRATEGY
 
 
 def runbook(steps: list[dict[str, Any]], **spec: Any) -> Runbook:

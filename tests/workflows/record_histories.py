@@ -55,18 +55,19 @@ from tests.workflows.test_scope_rollback import start as start_scope_rollback
 from tests.workflows.test_scope_rollback import worker as scope_worker
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
-from workflows.canary import CanaryRollout
-from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest, rollback_workflow_id
-from workflows.incident import IncidentRunbook
-from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput
-from workflows.monitor import ServiceMonitorRun
-from workflows.monitor_models import healer_workflow_id
-from workflows.pipeline import PromotionPipeline
-from workflows.pipeline_models import Submission
-from workflows.registry import workflow_type
-from workflows.rollout_models import OperatorInput, RolloutPhase
-from workflows.search_attributes import ALL
+from workflows.core.search_attributes import ALL
+from workflows.core.verbs import OperatorInput
+from workflows.incidents.models import RESOLVED_SIGNAL, ApproveInput
+from workflows.incidents.runbook import IncidentRunbook
+from workflows.monitors.models import healer_workflow_id
+from workflows.monitors.monitor import ServiceMonitorRun
+from workflows.promotion.models import Submission
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import RollbackRequest, rollback_workflow_id
+from workflows.rollouts.models import RolloutPhase
+from workflows.rollouts.registry import workflow_type
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 ANALYSIS_REF = {"templates": [{"templateName": "error-rate"}]}

@@ -16,9 +16,9 @@ from temporalio.worker import Worker
 from activities.metrics.activities import measure
 from tests.unit.test_web_provider import Answer, WebServer, serve
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, canary_worker, rollout, start
-from workflows.analysis import AnalysisPhase
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutPhase, RolloutResult
+from workflows.analysis.run import AnalysisPhase
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase, RolloutResult
 
 SECRET = "tok-3f9a1c"  # what the worker's environment holds; never in the history
 ANALYSIS = {"analysis": {"templates": [{"templateName": "web-check"}]}}

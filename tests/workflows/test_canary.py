@@ -10,8 +10,9 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import CancelledError
 
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import OperatorInput, RolloutPhase
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase
 
 SOAK = {"pause": {"duration": "30m"}}
 ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}

@@ -14,9 +14,9 @@ from activities.routing.activities import RouterActivities
 from activities.routing.base import Weights
 from activities.routing.factory import router_for
 from tests.workflows.harness import rollout
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import RolloutPhase, RolloutResult
-from workflows.spec import Rollout
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase, RolloutResult
+from workflows.rollouts.spec import Rollout
 
 NOP = {"nop": {"stable": ["10.0.0.1:8080"], "canary": ["10.0.0.2:8080"]}}
 STEPS = [{"setWeight": 25}, {"pause": {"duration": "30m"}}, {"setWeight": 100}]

@@ -19,11 +19,11 @@ from activities.routing.base import Weights
 from activities.temporal.activities import AwaitClosedInput, WorkflowWatcher
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import wait_for_status
-from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest, RollbackResult
-from workflows.registry import BY_STRATEGY, workflow_type
-from workflows.rollout_models import RolloutPhase
-from workflows.spec import Rollout
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
+from workflows.rollouts.models import RolloutPhase
+from workflows.rollouts.registry import BY_STRATEGY, workflow_type
+from workflows.rollouts.spec import Rollout
 
 
 @asynccontextmanager

@@ -14,10 +14,10 @@ from tests.workflows.incident_harness import (
     runbook,
     status_when,
 )
-from workflows.incident import IncidentRunbook
-from workflows.incident_models import RESOLVED_SIGNAL, ApproveInput, IncidentPhase
-from workflows.rollout_models import OperatorInput
-from workflows.runbook_spec import Runbook
+from workflows.core.verbs import OperatorInput
+from workflows.incidents.models import RESOLVED_SIGNAL, ApproveInput, IncidentPhase
+from workflows.incidents.runbook import IncidentRunbook
+from workflows.incidents.spec import Runbook
 
 LEVELS = {
     "levels": [

@@ -34,9 +34,11 @@ from activities.routing.base import Weights
 from tests.fixtures.parts import eventually
 from tests.workflows.harness import Stubs, rollout, wait_for_status
 from workers.main import WORKFLOWS
-from workflows.canary import CanaryRollout
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult, RolloutStatus
-from workflows.spec import CanaryStep, Metadata, Rollout
+from workflows.core.spec import Metadata
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
+from workflows.rollouts.spec import CanaryStep, Rollout
 
 SOAK = {"pause": {"duration": "30m"}}
 

@@ -18,10 +18,9 @@ from temporalio.worker import Worker
 
 from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput, SeriesTrend
 from tests.workflows.fleet import STABLE, Fleet
-from workflows.healer import SelfHealer
-from workflows.incident_models import OpenIncidentInput
-from workflows.monitor import ServiceMonitorRun
-from workflows.monitor_models import (
+from workflows.incidents.models import OpenIncidentInput
+from workflows.monitors.healer import SelfHealer
+from workflows.monitors.models import (
     REPORT_SIGNAL,
     Finding,
     HealerInput,
@@ -30,7 +29,8 @@ from workflows.monitor_models import (
     MonitorResult,
     healer_workflow_id,
 )
-from workflows.monitor_spec import ServiceMonitor, parse_monitor
+from workflows.monitors.monitor import ServiceMonitorRun
+from workflows.monitors.spec import ServiceMonitor, parse_monitor
 
 PROM = {"prometheus": {"address": "http://127.0.0.1:9", "query": "up"}}
 RUNBOOK = {

@@ -22,9 +22,8 @@ from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import SetWeightInput
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, wait_for_status
-from workflows.canary import CanaryRollout
-from workflows.pipeline import PromotionPipeline
-from workflows.pipeline_models import (
+from workflows.core.verbs import OperatorInput
+from workflows.promotion.models import (
     ApprovalInput,
     PipelineOutcome,
     PipelineRequest,
@@ -32,9 +31,11 @@ from workflows.pipeline_models import (
     PipelineStatus,
     Submission,
 )
-from workflows.pipeline_spec import parse_pipeline
-from workflows.registry import BY_STRATEGY
-from workflows.rollout_models import OperatorInput, RolloutStatus
+from workflows.promotion.pipeline import PromotionPipeline
+from workflows.promotion.spec import parse_pipeline
+from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.models import RolloutStatus
+from workflows.rollouts.registry import BY_STRATEGY
 
 ANALYSIS = {"analysis": {"templates": [{"templateName": "error-rate"}]}}
 

@@ -22,18 +22,18 @@ from activities.routing.base import Weights
 from activities.routing.factory import router_for
 from activities.temporal.activities import WorkflowWatcher
 from tests.workflows.harness import rollout
-from workflows.emergency import EmergencyRollback
-from workflows.emergency_models import RollbackRequest
-from workflows.registry import BY_STRATEGY
-from workflows.scope_rollback import ScopeRollback
-from workflows.scope_rollback_models import (
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import RollbackRequest
+from workflows.rollouts.registry import BY_STRATEGY
+from workflows.rollouts.scope_rollback import ScopeRollback
+from workflows.rollouts.scope_rollback_models import (
     PlanScopeMemberInput,
     ScopeMemberPlan,
     ScopeRollbackRequest,
     ScopeRollbackStatus,
     ServiceOutcome,
 )
-from workflows.spec import Rollout
+from workflows.rollouts.spec import Rollout
 
 ENVIRONMENT = "production"
 

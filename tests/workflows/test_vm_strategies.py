@@ -17,9 +17,10 @@ from temporalio.worker import Worker
 from activities.routing.base import Weights
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import wait_for_status
-from workflows.registry import BY_STRATEGY, workflow_type
-from workflows.rollout_models import OperatorInput, RolloutPhase, RolloutResult
-from workflows.spec import Rollout
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.models import RolloutPhase, RolloutResult
+from workflows.rollouts.registry import BY_STRATEGY, workflow_type
+from workflows.rollouts.spec import Rollout
 
 ANALYSIS = {"templates": [{"templateName": "error-rate"}]}
 

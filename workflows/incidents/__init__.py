@@ -1,0 +1,1 @@
+"""Incidents: the runbook spec (``kind: Runbook``) and the IncidentRunbook workflow."""

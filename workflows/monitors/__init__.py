@@ -1,0 +1,1 @@
+"""Monitors: ``kind: ServiceMonitor``, its schedule, the scheduled check and the self-healer."""

@@ -1,0 +1,1 @@
+"""Promotion: a version moves through environments (``kind: Pipeline``) past gates."""

@@ -1,0 +1,242 @@
+"""EmergencyRollback: get a service in one environment back to a known good version, now.
+
+1. If a rollout of it is running, cancel it and wait until it has closed — a cancelled
+   rollout sends its traffic back to the version that was live before it.
+2. If the live version is still not the target (the bad version was already promoted, or
+   ``--to`` names another one), roll the target out as fast as safely possible, as a child
+   rollout with no analysis or pauses: blue-green onto the idle list for canary and
+   blue-green services, the spec's own batches for rolling, recreate for recreate. Without
+   a platform to deploy with, the router is flipped to the idle list, which still runs the
+   version that was live before the last promotion.
+
+Idempotent: with the target already live there is nothing to do, so running it twice is
+safe (the CLI also attaches to a rollback already in progress).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import errors
+    from activities.temporal.activities import AwaitClosedInput
+    from workflows.core import retry
+    from workflows.core import search_attributes as sa
+    from workflows.core.timeline import TIMELINE_LIMIT, Event
+    from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+    from workflows.rollouts import database, host_ops
+    from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
+    from workflows.rollouts.models import RolloutPhase, RolloutResult
+    from workflows.rollouts.registry import workflow_type
+    from workflows.rollouts.spec import Rollout
+
+# A rollout of the service (a person, a pipeline) may start between the cancelled one
+# closing and this rollback's child taking the id ``rollout-SERVICE-ENV``. The emergency
+# goes first: the newcomer is cancelled (its own rollback returns its traffic) and the child
+# started again; after RACE_ATTEMPTS starts it stops and says which rollout holds the id.
+RACE = "emergency-cancels-a-rollout-started-meanwhile"
+RACE_ATTEMPTS = 3
+
+
+@workflow.defn(name="EmergencyRollback")
+class EmergencyRollback:
+    @workflow.init
+    def __init__(self, request: RollbackRequest) -> None:
+        self._events: list[Event] = []
+        self._flipped = False
+
+    @workflow.run
+    async def run(self, request: RollbackRequest) -> RollbackResult:
+        spec = request.rollout.spec
+        workflow.upsert_search_attributes(
+            [
+                sa.DEPLOY_SERVICE.value_set(spec.service),
+                sa.DEPLOY_ENVIRONMENT.value_set(spec.environment),
+                sa.DEPLOY_STRATEGY.value_set("rollback"),
+            ]
+        )
+        self._event(
+            "started",
+            f"{spec.service} in {spec.environment} back to {request.target or 'what ran before'}"
+            f": {request.reason}",
+        )
+        if request.cancel_workflow_id:
+            await self._cancel_running(request.cancel_workflow_id)
+        if request.target is None:
+            return self._result(request, "the cancelled rollout returned traffic to stable")
+        body = request.rollout.model_dump(by_alias=True)
+        body["spec"]["version"] = request.target
+        rollout = Rollout.model_validate(body)
+        if spec.platform is None:
+            reason = await self._without_platform(request, bool(request.cancel_workflow_id))
+        elif await self._already_live(rollout):
+            reason = f"{request.target} is live: nothing more to do"
+        else:
+            await self._roll_out(rollout)
+            reason = f"{request.target} is live"
+        await self._restore_database(rollout, request.database_revision)
+        return self._result(request, reason)
+
+    async def _without_platform(self, request: RollbackRequest, cancelled: bool) -> str:
+        """Only a router flip is possible: do it when, and only when, the idle list runs the
+        target (so a second run, finding the target live, changes nothing). After a cancel,
+        the cancelled rollout already put back what was live; the idle list runs the
+        cancelled version, so there is nothing to flip to."""
+        if request.target == request.live:
+            return f"{request.target} is live: nothing more to do"
+        if cancelled and request.live is None:
+            return f"the cancelled rollout returned traffic to what ran before ({request.target})"
+        if cancelled:
+            raise ApplicationError(
+                f"the cancelled rollout restored {request.live}; without a platform "
+                f"deployflow cannot deploy {request.target}",
+                type=errors.ROLLBACK_IMPOSSIBLE,
+                non_retryable=True,
+            )
+        if request.target != request.idle:
+            raise ApplicationError(
+                f"{request.target} runs on neither list (live: {request.live or 'unknown'}, "
+                f"idle: {request.idle or 'unknown'}) and without a platform deployflow "
+                "cannot deploy it",
+                type=errors.ROLLBACK_IMPOSSIBLE,
+                non_retryable=True,
+            )
+        await self._flip(request.rollout)
+        self._flipped = True
+        return f"{request.target} is live (router flipped to the idle list)"
+
+    async def _restore_database(self, rollout: Rollout, recorded: str | None) -> None:
+        """After traffic is back, the database to the target's recorded revision, by name."""
+        migrations = rollout.spec.migrations
+        if migrations is None or recorded is None:
+            return
+        now = await database.revision(migrations, self._key("db/current"))
+        if now == recorded:
+            self._event("database", f"already at {recorded}")
+            return
+        result = await database.migrate(migrations, recorded, self._key("db/down"), down=True)
+        self._event("database", f"{result.before or 'base'} → {result.after or 'base'}")
+
+    async def _cancel_running(self, workflow_id: str) -> None:
+        self._event("cancel", f"cancelling {workflow_id}; its own rollback returns traffic")
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).cancel(
+                reason=f"emergency rollback {workflow.info().workflow_id}"
+            )
+        except ApplicationError as exc:  # already closed, or never existed
+            self._event("cancel", f"{workflow_id} could not be cancelled: {exc.message}")
+        status = await workflow.execute_activity(
+            "await_closed",
+            AwaitClosedInput(workflow_id=workflow_id),
+            result_type=str,
+            start_to_close_timeout=timedelta(minutes=30),
+            schedule_to_close_timeout=retry.AWAIT_CLOSED_DEADLINE,
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=retry.AWAIT_CLOSED,
+            summary=f"wait for {workflow_id} to close",
+        )
+        self._event("cancel", f"{workflow_id} closed: {status.lower()}")
+
+    async def _already_live(self, rollout: Rollout) -> bool:
+        """With a platform: whether every live server already runs the target."""
+        weights = await host_ops.get_weights(rollout)
+        live = rollout.spec.targets.serving(weights)
+        if rollout.spec.strategy.rolling or rollout.spec.strategy.recreate:
+            live = rollout.spec.targets.everywhere()
+        versions = await host_ops.previous_versions(rollout, live, self._key("current"))
+        return set(versions.values()) == {rollout.spec.version}
+
+    async def _flip(self, rollout: Rollout) -> None:
+        weights = await host_ops.get_weights(rollout)
+        target = weights.model_copy(update={"stable": weights.canary, "canary": weights.stable})
+        if weights.stable not in (0, 100):
+            target = target.model_copy(update={"stable": 100, "canary": 0})
+        applied = await host_ops.set_weights(rollout, target, self._key("flip"))
+        self._event("weights", f"stable {applied.stable} % / canary {applied.canary} % (flip)")
+
+    async def _roll_out(self, rollout: Rollout) -> None:
+        strategy = rollout.spec.strategy
+        if strategy.rolling is not None:
+            fast = {
+                "rolling": strategy.rolling.model_dump(
+                    by_alias=True, exclude={"pause_between_batches"}
+                )
+            }
+        elif strategy.recreate is not None:
+            fast = {"recreate": {}}
+        else:
+            delay = strategy.blue_green.scale_down_delay_seconds if strategy.blue_green else 30
+            fast = {"blueGreen": {"scaleDownDelaySeconds": delay}}
+        child = Rollout.model_validate(
+            {
+                **rollout.model_dump(by_alias=True),
+                "spec": {
+                    # The child must not migrate up: this workflow restores the database.
+                    **rollout.spec.model_dump(by_alias=True, exclude={"strategy", "migrations"}),
+                    "strategy": fast,
+                },
+            }
+        )
+        self._event("rollout", f"{child.spec.strategy.name} of {child.spec.version}")
+        started = await self._start_rollout(child)
+        result: RolloutResult = await started
+        self._event("rollout", f"{result.outcome.value}: {result.reason}")
+        if result.outcome is not RolloutPhase.PROMOTED:
+            raise ApplicationError(
+                f"rolling back to {child.spec.version} failed: {result.reason}",
+                type=errors.ROLLBACK_FAILED,
+                non_retryable=True,
+            )
+
+    async def _start_rollout(self, child: Rollout) -> workflow.ChildWorkflowHandle[Any, Any]:
+        """Start the child under ``rollout-SERVICE-ENV``, cancelling a rollout that took
+        the id meanwhile (RACE)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await workflow.start_child_workflow(
+                    workflow_type(child),
+                    child,
+                    id=child.workflow_id,
+                    task_timeout=WORKFLOW_TASK_TIMEOUT,
+                    result_type=RolloutResult,
+                    static_summary=f"emergency rollback to {child.spec.version}",
+                )
+            except WorkflowAlreadyStartedError:
+                if not workflow.patched(RACE):
+                    raise
+                if attempt == RACE_ATTEMPTS:
+                    raise ApplicationError(
+                        f"{child.workflow_id} was started again {attempt} times while rolling "
+                        f"back; the newest is still running and {child.spec.version} was not "
+                        "deployed: stop what starts it, then run `deployflow rollback` again",
+                        type=errors.ROLLBACK_CONFLICT,
+                        non_retryable=True,
+                    ) from None
+                self._event("conflict", f"a rollout started as {child.workflow_id} meanwhile")
+                await self._cancel_running(child.workflow_id)
+
+    def _key(self, label: str) -> str:
+        return f"{workflow.info().workflow_id}/{label}"
+
+    def _event(self, kind: str, message: str) -> None:
+        self._events.append(Event(at=workflow.now(), kind=kind, message=message))
+        del self._events[:-TIMELINE_LIMIT]
+        workflow.set_current_details(message)
+        workflow.logger.info("%s: %s", kind, message)
+
+    def _result(self, request: RollbackRequest, reason: str) -> RollbackResult:
+        self._event("finished", reason)
+        return RollbackResult(
+            service=request.rollout.spec.service,
+            environment=request.rollout.spec.environment,
+            version=request.target,
+            reason=reason,
+            events=self._events,
+            flipped=self._flipped,
+        )

@@ -1,0 +1,288 @@
+"""The rollout spec: Argo Rollouts' vocabulary as pydantic models, plus loading and linting.
+
+A spec file holds one ``kind: Rollout`` document and, optionally, ``kind: AnalysisTemplate``
+and ``kind: ClusterAnalysisTemplate`` documents (deployflow/v1 or Argo's
+argoproj.io/v1alpha1, so templates pasted from Argo docs work; the analysis vocabulary is
+``workflows/analysis/spec.py``). ``load_rollout`` returns a validated ``Rollout`` or raises
+``SpecError`` whose messages each start with the path of the offending field.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+
+from activities.health.spec import HealthCheck, SmokeTest
+from activities.migrations.spec import MigrationSpec
+from activities.model import Model, OneOf
+from activities.platforms.spec import PlatformSpec
+from activities.routing.spec import RouterSpec
+from workflows.analysis.plan import reference_problems, template_problems
+from workflows.analysis.spec import (
+    AnalysisTemplate,
+    BackgroundAnalysis,
+    StepAnalysis,
+)
+from workflows.core.durations import Duration, parse_duration
+from workflows.core.spec import (
+    Metadata,
+    Name,
+    SpecError,
+    Version,
+    validation_problems,
+    yaml_documents,
+)
+from workflows.rollouts.groups import Groups
+from workflows.rollouts.rolling_plan import batch_size, parse_int_or_percent
+from workflows.rollouts.targets import Targets, targets_for
+
+TEMPLATE_KINDS = {
+    "AnalysisTemplate": "analysisTemplates",
+    "ClusterAnalysisTemplate": "clusterAnalysisTemplates",
+}
+
+
+class Pause(Model):
+    """``pause: {duration: 30m}`` is a timer; ``pause: {}`` waits for ``promote``."""
+
+    duration: Duration | None = None
+
+    @property
+    def timeout(self) -> timedelta | None:
+        return None if self.duration is None else parse_duration(self.duration)
+
+
+class CanaryStep(Model):
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    pause: Pause | None = None
+    analysis: StepAnalysis | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CanaryStep:
+        chosen = [n for n in ("set_weight", "pause", "analysis") if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError("a step is exactly one of setWeight, pause or analysis")
+        return self
+
+    def describe(self) -> str:
+        if self.set_weight is not None:
+            return f"setWeight {self.set_weight}"
+        if self.pause is not None:
+            return (
+                f"pause {self.pause.duration}" if self.pause.duration else "pause (until promoted)"
+            )
+        assert self.analysis is not None
+        return "analysis " + ", ".join(t.template_name for t in self.analysis.templates)
+
+
+class CanaryStrategy(Model):
+    steps: list[CanaryStep] = Field(min_length=1)
+    analysis: BackgroundAnalysis | None = None
+
+
+IntOrPercent = Annotated[int | str, AfterValidator(parse_int_or_percent)]
+
+
+class BlueGreenStrategy(Model):
+    """Argo's blueGreen: deploy to the idle pool, check it, switch all traffic at once.
+
+    The router's two server lists are the two pools; whichever has 100 % is active.
+    """
+
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: int | None = Field(default=None, ge=0)
+    pre_promotion_analysis: StepAnalysis | None = None
+    post_promotion_analysis: StepAnalysis | None = None
+    scale_down_delay_seconds: int = Field(default=30, ge=0)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+
+
+class RollingStrategy(Model):
+    """Batches of hosts drained at the router, updated, health-checked and put back."""
+
+    max_unavailable: IntOrPercent = "25%"
+    max_surge: IntOrPercent = "25%"
+    pause_between_batches: Duration | None = None
+    # After a batch is drained, wait this long for its requests in flight to finish
+    # before deploying (a load balancer's deregistration delay).
+    drain_seconds: int = Field(default=10, ge=0)
+
+
+class RecreateStrategy(Model):
+    """Stop every host, deploy, start, health-check: downtime accepted."""
+
+
+class Strategy(OneOf):
+    label: ClassVar[str] = "strategy"
+
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
+    rolling: RollingStrategy | None = None
+    recreate: RecreateStrategy | None = None
+
+    @property
+    def name(self) -> str:
+        """``canary``, ``blueGreen``, ``rolling`` or ``recreate``."""
+        return self.kind
+
+
+class RolloutSpec(Model):
+    service: Name
+    environment: Name
+    version: Version
+    groups: Groups = Field(default_factory=list)
+    """What ``deployflow rollback --scope GROUP`` matches (workflows/rollouts/groups.py)."""
+    stable_version: Version | None = None
+    """The version the stable servers run now: ``{{stableVersion}}`` in analysis queries (the
+    baseline of a comparison), ``podTemplateHashValue: Stable`` in args."""
+    router: RouterSpec
+    strategy: Strategy
+    platform: PlatformSpec | None = None
+    health_check: HealthCheck | None = None
+    smoke_tests: list[SmokeTest] = Field(default_factory=list)
+    migrations: MigrationSpec | None = None
+    analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
+    cluster_analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
+    """``kind: ClusterAnalysisTemplate`` documents: referred to with ``clusterScope: true``."""
+    progress_deadline_seconds: int | None = Field(default=None, ge=1)
+
+    @property
+    def targets(self) -> Targets:
+        """Where the stable and the canary version run (see workflows/rollouts/targets.py)."""
+        return targets_for(self.router)
+
+
+class Rollout(Model):
+    api_version: Literal["deployflow/v1"]
+    kind: Literal["Rollout"]
+    metadata: Metadata
+    spec: RolloutSpec
+    carried: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Set only by a canary that continues as new (its ``CanaryCarry``); never in a file."""
+
+    @property
+    def workflow_id(self) -> str:
+        """One rollout per service and environment at a time: the id says which."""
+        return rollout_workflow_id(self.spec.service, self.spec.environment)
+
+    def template(self, name: str) -> AnalysisTemplate | None:
+        """The (cluster) analysis template called ``name`` (names are unique across both)."""
+        templates = [*self.spec.analysis_templates, *self.spec.cluster_analysis_templates]
+        return next((t for t in templates if t.name == name), None)
+
+
+def rollout_workflow_id(service: str, environment: str) -> str:
+    return f"rollout-{service}-{environment}"
+
+
+def analysis_references(rollout: Rollout) -> list[tuple[str, StepAnalysis, bool]]:
+    """Every reference to analysis templates in the strategy: (spec path, reference,
+    whether it blocks — a step's, which must finish — or runs in the background)."""
+    refs: list[tuple[str, StepAnalysis, bool]] = []
+    canary, blue_green = rollout.spec.strategy.canary, rollout.spec.strategy.blue_green
+    if canary is not None:
+        refs += [
+            (f"spec.strategy.canary.steps[{i}].analysis", s.analysis, True)
+            for i, s in enumerate(canary.steps)
+            if s.analysis is not None
+        ]
+        if canary.analysis is not None:
+            refs.append(("spec.strategy.canary.analysis", canary.analysis, False))
+    if blue_green is not None:
+        for field, analysis in (
+            ("prePromotionAnalysis", blue_green.pre_promotion_analysis),
+            ("postPromotionAnalysis", blue_green.post_promotion_analysis),
+        ):
+            if analysis is not None:
+                refs.append((f"spec.strategy.blueGreen.{field}", analysis, True))
+    return refs
+
+
+def rollout_problems(rollout: Rollout) -> list[str]:
+    """Cross-field checks pydantic cannot express per field; empty when the spec is sound."""
+    problems: list[str] = template_problems(rollout)
+    spec = rollout.spec
+    canary = spec.strategy.canary
+    starting = canary.analysis.starting_step if canary and canary.analysis else None
+    if canary is not None and starting is not None and starting >= len(canary.steps):
+        problems.append(
+            f"spec.strategy.canary.analysis.startingStep: {starting} is past the last step "
+            f"(there are {len(canary.steps)} steps, numbered from 0)"
+        )
+    rolling = spec.strategy.rolling
+    if rolling is not None:
+        try:
+            batch_size(len(spec.targets.everywhere()), rolling.max_unavailable, rolling.max_surge)
+        except ValueError as exc:
+            problems.append(f"spec.strategy.rolling.maxUnavailable: {exc}")
+    if spec.strategy.name != "canary" and spec.platform is None:
+        problems.append(
+            f"spec.platform: required by strategy {spec.strategy.name} "
+            "(it says how a version is deployed onto a host)"
+        )
+    command = spec.platform.command if spec.platform else None
+    if spec.strategy.recreate is not None and command is not None and not command.stop:
+        problems.append("spec.platform.command.stop: required by strategy recreate")
+    for path, analysis, blocking in analysis_references(rollout):
+        problems += reference_problems(rollout, path, analysis, blocking)
+    return problems
+
+
+def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
+    """Validate already-parsed YAML/JSON documents into a ``Rollout``."""
+    problems: list[str] = []
+    rollouts: list[dict[str, Any]] = []
+    templates: dict[str, list[dict[str, Any]]] = {field: [] for field in TEMPLATE_KINDS.values()}
+    for number, document in enumerate(documents, start=1):
+        kind = document.get("kind") if isinstance(document, dict) else None
+        if kind == "Rollout":
+            rollouts.append(document)
+        elif isinstance(kind, str) and kind in TEMPLATE_KINDS:
+            shape = _template_shape_problems(number, document)
+            problems += shape
+            if not shape:
+                metadata, template = document.get("metadata") or {}, document.get("spec") or {}
+                templates[TEMPLATE_KINDS[kind]].append({"name": metadata.get("name"), **template})
+        elif document is not None:
+            got = kind if isinstance(document, dict) else type(document).__name__
+            problems.append(
+                f"document {number}: kind must be Rollout, AnalysisTemplate or "
+                f"ClusterAnalysisTemplate, got {got!r}"
+            )
+    if len(rollouts) != 1:
+        problems.append(f"(top level): expected exactly one kind: Rollout, found {len(rollouts)}")
+        raise SpecError(source, problems)
+    body = dict(rollouts[0])
+    if "carried" in body:
+        problems.append("carried: written by a canary that continues as new, not part of a spec")
+    spec = body.get("spec")
+    for field, documents_of_kind in templates.items():
+        if documents_of_kind and isinstance(spec, dict):
+            inline = spec.get(field) or []
+            if isinstance(inline, list):
+                spec = body["spec"] = {**spec, field: [*inline, *documents_of_kind]}
+    try:
+        rollout = Rollout.model_validate(body)
+    except ValidationError as exc:
+        raise SpecError(source, problems + validation_problems(exc)) from None
+    problems += rollout_problems(rollout)
+    if problems:
+        raise SpecError(source, problems)
+    return rollout
+
+
+def _template_shape_problems(number: int, document: dict[str, Any]) -> list[str]:
+    """A ``kind: AnalysisTemplate`` document's metadata and spec must be mappings."""
+    return [
+        f"document {number}: {field}: must be a mapping (key: value), "
+        f"got {type(document[field]).__name__}"
+        for field in ("metadata", "spec")
+        if document.get(field) is not None and not isinstance(document[field], dict)
+    ]
+
+
+def load_rollout(text: str, source: str = "<spec>") -> Rollout:
+    """Parse and validate a spec file's text (YAML, possibly several documents)."""
+    return parse_rollout(yaml_documents(text, source), source)
