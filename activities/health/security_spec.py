@@ -113,6 +113,12 @@ class DnsCheck(Model):
     @model_validator(mode="after")
     def _distinct(self) -> DnsCheck:
         _refuse_repeats("names", [n.name.rstrip(".").lower() for n in self.names])
+        ports = {split_nameserver(n)[1] for n in self.nameservers}
+        if len(ports) > 1:
+            raise ValueError(
+                f"nameservers: all on one port (the resolver asks each on the same), "
+                f"got {', '.join(map(str, sorted(ports)))}"
+            )
         return self
 
 

@@ -110,6 +110,10 @@ def test_security_checks_alone_are_something_to_check() -> None:
         ),
         ({"dns": {"names": [{"name": "A.example"}, {"name": "a.example."}]}}, "spec.dns: names:"),
         ({"dns": {**DNS, "timeoutSeconds": 0}}, "spec.dns.timeoutSeconds:"),
+        (
+            {"dns": {**DNS, "nameservers": ["10.0.0.1:53", "10.0.0.2:5353"]}},
+            "spec.dns: nameservers: all on one port",
+        ),
         ({"dns": {**DNS, "servers": []}}, "spec.dns.servers: Extra inputs"),
     ],
 )
