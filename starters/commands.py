@@ -153,14 +153,31 @@ def add_pipeline(subparsers: Subparsers, *, full: bool = True) -> None:
 
 def add_rollback(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
-        "rollback", help="emergency rollback of a service to its last known good version"
+        "rollback",
+        help="emergency rollback of a service (or of a group: --scope) to its last good version",
     )
-    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("service", metavar="SERVICE", nargs="?", help="the service (or use --scope)")
     p.add_argument("--env", required=True, help="the environment")
+    p.add_argument(
+        "--scope",
+        metavar="GROUP",
+        help="every service whose spec.groups lists GROUP (all: every service), in parallel",
+    )
+    p.add_argument(
+        "--canary-only",
+        action="store_true",
+        help="with --scope: only stop running rollouts; promoted versions stay",
+    )
     p.add_argument("--to", metavar="VERSION", help="go back to this version")
     p.add_argument("--reason", help="recorded in history")
+    p.add_argument(
+        "--wait", action="store_true", help="with --scope: stream progress; exit code = outcome"
+    )
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=Handler("starters.emergency:rollback"))
+    p.set_defaults(
+        func=Handler("starters.scope_rollback:command"),
+        prepare=Handler("starters.scope_rollback:prepare"),
+    )
 
 
 def add_history(subparsers: Subparsers) -> None:

@@ -20,4 +20,5 @@ pytest_plugins = [
     "tests.fixtures.api",
     "tests.fixtures.worker",
     "tests.fixtures.kube",
+    "tests.fixtures.security_servers",
 ]

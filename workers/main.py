@@ -28,6 +28,8 @@ from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.health.activities import check_health, run_smoke_tests
+from activities.health.certificates import check_certificate
+from activities.health.dns import resolve_names
 from activities.metrics.activities import measure
 from activities.metrics.trend import memory_trend
 from activities.migrations.activities import MigrationActivities
@@ -44,6 +46,7 @@ from workers.health import Readiness, health_app
 from workers.options import DEFAULT_GRACE, WorkerOptions, bind_address
 from workers.remediation import Remediation
 from workers.rollout_incident import RollbackIncidents
+from workers.scope_planning import ScopePlanning
 from workers.telemetry import ActivityMetrics, runtime_with_metrics
 from workflows.incidents.runbook import IncidentRunbook
 from workflows.monitors.healer import SelfHealer
@@ -51,6 +54,7 @@ from workflows.monitors.monitor import ServiceMonitorRun
 from workflows.promotion.pipeline import PromotionPipeline
 from workflows.rollouts.emergency import EmergencyRollback
 from workflows.rollouts.registry import BY_STRATEGY
+from workflows.rollouts.scope_rollback import ScopeRollback
 
 log = structlog.get_logger()
 
@@ -58,6 +62,7 @@ WORKFLOWS: Sequence[type] = (
     *BY_STRATEGY.values(),
     PromotionPipeline,
     EmergencyRollback,
+    ScopeRollback,
     IncidentRunbook,
     ServiceMonitorRun,
     SelfHealer,
@@ -67,6 +72,8 @@ ACTIVITIES: Sequence[Callable[..., Any]] = (
     memory_trend,
     check_health,
     run_smoke_tests,
+    check_certificate,
+    resolve_names,
     page,
     post_slack,
 )
@@ -134,6 +141,7 @@ def build_worker(
             notices.notify_slack,
             notices.notify_webhook,
             RollbackIncidents(client, task_queue, ui_url).open_rollout_incident,
+            ScopePlanning(client).plan_scope_member,
         ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,

@@ -44,6 +44,7 @@ from workflows.rollouts.argo_rollout import (
     is_kubernetes_object,
     translate,
 )
+from workflows.rollouts.groups import Groups
 from workflows.rollouts.rolling_plan import batch_size, parse_int_or_percent, resolve
 from workflows.rollouts.targets import Targets, targets_for
 
@@ -163,6 +164,8 @@ class RolloutSpec(Model):
     service: Name
     environment: Name
     version: Version
+    groups: Groups = Field(default_factory=list)
+    """What ``deployflow rollback --scope GROUP`` matches (workflows/rollouts/groups.py)."""
     stable_version: Version | None = None
     """The version the stable servers run now: ``{{stableVersion}}`` in analysis queries (the
     baseline of a comparison), ``podTemplateHashValue: Stable`` in args."""
