@@ -44,23 +44,18 @@ def deployment(name: str = "web", image: str = "web:1", replicas: int = 3, **spe
     }
 
 
+def create_virtual_service(kube, custom, name: str, spec: dict) -> dict:
+    body = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    return custom.create_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", body)
+
+
 def status_of(exc: ApiException) -> dict:
     return json.loads(exc.body)
-
-
-@pytest.fixture
-def apps(kube):
-    return client.AppsV1Api(kube.api_client)
-
-
-@pytest.fixture
-def core(kube):
-    return client.CoreV1Api(kube.api_client)
-
-
-@pytest.fixture
-def custom(kube):
-    return client.CustomObjectsApi(kube.api_client)
 
 
 # -- object metadata ---------------------------------------------------------------------
@@ -71,7 +66,8 @@ def custom(kube):
 def test_create_fills_uid_version_generation_timestamp_and_namespace(kube, apps):
     body = deployment()
     created = apps.create_namespaced_deployment(kube.namespace, body)
-    assert created.metadata.uid and created.metadata.creation_timestamp
+    assert created.metadata.uid
+    assert created.metadata.creation_timestamp
     assert created.metadata.generation == 1
     assert created.metadata.namespace == kube.namespace  # from the URL, not the body
     assert int(created.metadata.resource_version) > 0
@@ -106,7 +102,8 @@ def test_create_answers_201_and_custom_objects_api_returns_the_object(kube, cust
     )
     assert code == 201
     got = custom.get_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", "web")
-    assert got["metadata"]["uid"] and got["metadata"]["generation"] == 1
+    assert got["metadata"]["uid"]
+    assert got["metadata"]["generation"] == 1
 
 
 def test_create_of_an_existing_name_is_409_already_exists(kube, apps):
@@ -215,17 +212,7 @@ def test_merge_patch_replaces_lists_whole(kube, apps):
 
 
 def test_strategic_merge_patch_on_a_custom_resource_is_415(kube, custom):
-    custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {"hosts": ["web"]},
-        },
-    )
+    create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
     with pytest.raises(ApiException) as caught:
         custom.patch_namespaced_custom_object(
             *ISTIO,
@@ -240,17 +227,7 @@ def test_strategic_merge_patch_on_a_custom_resource_is_415(kube, custom):
 
 def test_json_patch_with_a_failing_test_is_422_and_changes_nothing(kube, custom):
     routes = [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}]
-    created = custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {"hosts": ["web"], "http": routes},
-        },
-    )
+    created = create_virtual_service(kube, custom, "vs", {"hosts": ["web"], "http": routes})
     with pytest.raises(ApiException) as caught:
         custom.patch_namespaced_custom_object(
             *ISTIO,
@@ -269,18 +246,13 @@ def test_json_patch_with_a_failing_test_is_422_and_changes_nothing(kube, custom)
 
 
 def test_json_patch_with_a_passing_test_applies(kube, custom):
-    custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
+    create_virtual_service(
+        kube,
+        custom,
+        "vs",
         {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {
-                "hosts": ["web"],
-                "http": [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}],
-            },
+            "hosts": ["web"],
+            "http": [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}],
         },
     )
     patched = custom.patch_namespaced_custom_object(
@@ -302,17 +274,7 @@ def test_custom_objects_api_sends_a_list_as_a_merge_patch_unless_told(kube, cust
     """CustomObjectsApi's patch defaults to application/merge-patch+json even for a list
     body (the client, not the server, picks); a merge patch cannot turn an object into a
     list, so the server refuses it and the object is unchanged."""
-    custom.create_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        {
-            "apiVersion": "networking.istio.io/v1",
-            "kind": "VirtualService",
-            "metadata": {"name": "vs"},
-            "spec": {"hosts": ["web"]},
-        },
-    )
+    create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
     with pytest.raises(ApiException) as caught:
         custom.patch_namespaced_custom_object(
             *ISTIO,
@@ -428,7 +390,8 @@ def test_watch_from_a_resource_version_sends_only_later_events(kube, core):
         ("DELETED", "a"),
     ]
     versions = [int(e["object"].metadata.resource_version) for e in events]
-    assert versions == sorted(versions) and versions[0] > int(listed.metadata.resource_version)
+    assert versions == sorted(versions)
+    assert versions[0] > int(listed.metadata.resource_version)
 
 
 def test_watch_without_a_resource_version_starts_with_the_current_objects(kube, core):
@@ -510,6 +473,233 @@ def test_watch_bookmarks_carry_the_latest_resource_version(kube, core):
         )
     )
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
-    assert bookmarks and int(bookmarks[-1]["raw_object"]["metadata"]["resourceVersion"]) >= int(
-        latest
+    assert bookmarks
+    assert int(bookmarks[-1]["raw_object"]["metadata"]["resourceVersion"]) >= int(latest)
+
+
+# -- the kinds deployflow's routers write ------------------------------------------------
+
+
+def service(name: str, version: str) -> dict:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"app": "web", "version": version},
+            "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+        },
+    }
+
+
+def test_a_service_selector_switch_by_strategic_merge_keeps_ports(kube, core):
+    core.create_namespaced_service(kube.namespace, service("web-active", "blue"))
+    switched = core.patch_namespaced_service(
+        "web-active", kube.namespace, {"spec": {"selector": {"version": "green"}}}
     )
+    assert switched.spec.selector == {"app": "web", "version": "green"}
+    assert [(p.port, p.target_port, p.protocol) for p in switched.spec.ports] == [(80, 8080, "TCP")]
+    with_metrics = core.patch_namespaced_service(
+        "web-active", kube.namespace, {"spec": {"ports": [{"name": "metrics", "port": 9090}]}}
+    )
+    assert [p.port for p in with_metrics.spec.ports] == [80, 9090]  # ports merge by port
+
+
+def test_ingress_canary_annotations_by_merge_patch(kube):
+    networking = client.NetworkingV1Api(kube.api_client)
+    networking.create_namespaced_ingress(
+        kube.namespace,
+        {
+            "metadata": {
+                "name": "web-canary",
+                "annotations": {"nginx.ingress.kubernetes.io/canary": "true"},
+            },
+            "spec": {
+                "ingressClassName": "nginx",
+                "rules": [
+                    {
+                        "host": "web.example",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {
+                                        "service": {"name": "web-canary", "port": {"number": 80}}
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+        },
+    )
+    patched = networking.patch_namespaced_ingress(
+        "web-canary",
+        kube.namespace,
+        {"metadata": {"annotations": {"nginx.ingress.kubernetes.io/canary-weight": "25"}}},
+    )
+    assert patched.metadata.annotations == {
+        "nginx.ingress.kubernetes.io/canary": "true",
+        "nginx.ingress.kubernetes.io/canary-weight": "25",
+    }
+    assert patched.metadata.generation == 1  # annotations are metadata
+
+
+def test_http_route_weights_by_json_patch(kube, custom):
+    gateway = ("gateway.networking.k8s.io", "v1")
+    custom.create_namespaced_custom_object(
+        *gateway,
+        kube.namespace,
+        "httproutes",
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web"},
+            "spec": {
+                "parentRefs": [{"name": "gw"}],
+                "rules": [
+                    {
+                        "backendRefs": [
+                            {"name": "web-stable", "port": 80, "weight": 100},
+                            {"name": "web-canary", "port": 80, "weight": 0},
+                        ]
+                    }
+                ],
+            },
+        },
+    )
+    patched = custom.patch_namespaced_custom_object(
+        *gateway,
+        kube.namespace,
+        "httproutes",
+        "web",
+        [
+            {"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 75},
+            {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 25},
+        ],
+        _content_type="application/json-patch+json",
+    )
+    assert [b["weight"] for b in patched["spec"]["rules"][0]["backendRefs"]] == [75, 25]
+    status = custom.patch_namespaced_custom_object_status(
+        *gateway, kube.namespace, "httproutes", "web", {"status": {"parents": []}}
+    )
+    assert status["metadata"]["generation"] == 2  # the weights, not the status write
+
+
+def test_custom_object_merge_patch_replaces_route_lists(kube, custom):
+    """Why routers send whole route lists: a merge patch replaces a list (RFC 7386)."""
+    create_virtual_service(
+        kube,
+        custom,
+        "web",
+        {
+            "hosts": ["web"],
+            "http": [
+                {
+                    "name": "primary",
+                    "route": [{"destination": {"host": "web-stable"}, "weight": 100}],
+                }
+            ],
+        },
+    )
+    patched = custom.patch_namespaced_custom_object(
+        *ISTIO,
+        kube.namespace,
+        "virtualservices",
+        "web",
+        {"spec": {"http": [{"route": [{"destination": {"host": "web-canary"}, "weight": 100}]}]}},
+    )
+    assert patched["spec"]["http"] == [
+        {"route": [{"destination": {"host": "web-canary"}, "weight": 100}]}
+    ]
+
+
+def test_argo_rollouts_are_served_with_status_and_scale(kube, custom):
+    argo = ("argoproj.io", "v1alpha1")
+    custom.create_namespaced_custom_object(
+        *argo,
+        kube.namespace,
+        "rollouts",
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+            "status": {"phase": "ignored on create"},
+        },
+    )
+    got = custom.get_namespaced_custom_object(*argo, kube.namespace, "rollouts", "web")
+    assert "status" not in got
+    scale = custom.get_namespaced_custom_object_scale(*argo, kube.namespace, "rollouts", "web")
+    assert scale["spec"]["replicas"] == 2
+
+
+def test_listing_across_namespaces_and_namespace_mismatch(kube, core):
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
+    everywhere = core.list_config_map_for_all_namespaces()
+    assert [
+        (c.metadata.namespace, c.metadata.name) for c in everywhere.items if c.metadata.name == "a"
+    ] == [(kube.namespace, "a")]
+    with pytest.raises(ApiException) as caught:
+        core.create_namespaced_config_map(
+            kube.namespace, {"metadata": {"name": "b", "namespace": "elsewhere"}}
+        )
+    assert caught.value.status == 400
+
+
+def test_a_deployment_whose_selector_misses_its_labels_is_422_invalid(kube, apps):
+    body = deployment()
+    body["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    with pytest.raises(ApiException) as caught:
+        apps.create_namespaced_deployment(kube.namespace, body)
+    assert caught.value.status == 422
+    assert status_of(caught.value)["reason"] == "Invalid"
+
+
+def test_generate_name_and_delete_collection_by_label(kube, core):
+    made = core.create_namespaced_config_map(
+        kube.namespace, {"metadata": {"generateName": "run-", "labels": {"batch": "1"}}}
+    )
+    assert made.metadata.name.startswith("run-")
+    assert len(made.metadata.name) == len("run-") + 5
+    core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "keep"}})
+    core.delete_collection_namespaced_config_map(kube.namespace, label_selector="batch=1")
+    assert [c.metadata.name for c in core.list_namespaced_config_map(kube.namespace).items] == [
+        "keep"
+    ]
+
+
+def test_server_side_apply_is_refused_with_415(kube, apps):
+    apps.create_namespaced_deployment(kube.namespace, deployment())
+    with pytest.raises(ApiException) as caught:
+        apps.patch_namespaced_deployment(
+            "web",
+            kube.namespace,
+            {"spec": {"replicas": 1}},
+            field_manager="t",
+            _content_type="application/apply-patch+yaml",
+        )
+    assert caught.value.status == 415
+
+
+def test_a_custom_resource_put_needs_a_resource_version(kube, custom):
+    """Custom resources allow no unconditional update: a PUT without
+    metadata.resourceVersion is 422; with the current one it replaces."""
+    created = create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
+    body = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "vs"},
+        "spec": {"hosts": ["x"]},
+    }
+    with pytest.raises(ApiException) as caught:
+        custom.replace_namespaced_custom_object(
+            *ISTIO, kube.namespace, "virtualservices", "vs", body
+        )
+    assert caught.value.status == 422
+    body["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    replaced = custom.replace_namespaced_custom_object(
+        *ISTIO, kube.namespace, "virtualservices", "vs", body
+    )
+    assert replaced["spec"] == {"hosts": ["x"]}
+    assert replaced["metadata"]["generation"] == 2

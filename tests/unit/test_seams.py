@@ -56,3 +56,10 @@ def test_the_worker_does_load_them():
         "activities.clients",
         "activities.platforms.kubernetes",
     } <= loaded
+
+
+def test_workflows_load_neither_the_kubernetes_client_nor_its_test_double():
+    loaded = loaded_after(IMPORT_EVERY_WORKFLOW_MODULE)
+
+    assert {m for m in loaded if m.split(".")[0] in ("kubernetes", "kmock")} == set()
+    assert {m for m in loaded if m.startswith("activities.kubernetes")} == set()

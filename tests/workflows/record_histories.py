@@ -109,6 +109,7 @@ async def main() -> None:
             save("canary-promoted", history)
 
         await record_safety(env)
+        await record_kubernetes_workloads(env)
         await record_argo_analysis(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
@@ -329,6 +330,30 @@ async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:
         )
         await healer.result()
         save("self-healer-restarted", await healer.fetch_history())
+
+
+async def record_kubernetes_workloads(env: WorkflowEnvironment) -> None:
+    """Rollouts on Kubernetes Deployments (issue 11), against the API server double."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_strategies import BROKEN_IMAGE, CANARY, HELD, ROLLING
+
+    async def nothing() -> None:
+        return None
+
+    with tempfile.TemporaryDirectory() as directory:
+        for name, strategy, version, paused in (
+            ("canary-kube-workloads-promoted", CANARY, "v2", None),
+            ("canary-kube-workloads-aborted", HELD, "v2", nothing),
+            ("rolling-kube-workloads-promoted", ROLLING, "v2", None),
+            ("recreate-kube-workloads-stuck-rolled-back", {"recreate": {}}, "v9", None),
+        ):
+            async with kube_cluster.cluster(Path(directory)) as found:
+                found.server.controller.break_image(BROKEN_IMAGE)
+                spec = kube_cluster.kube_rollout(
+                    strategy, version=version, progressDeadlineSeconds=20
+                )
+                handle, _ = await kube_cluster.finished(env, found, spec, when_paused=paused)
+                save(name, await handle.fetch_history())
 
 
 if __name__ == "__main__":

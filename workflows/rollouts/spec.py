@@ -103,6 +103,7 @@ class CanaryStrategy(Model):
     analysis: BackgroundAnalysis | None = None
 
 
+DRAIN_SECONDS = 10
 IntOrPercent = Annotated[int | str, AfterValidator(parse_int_or_percent)]
 
 
@@ -128,7 +129,7 @@ class RollingStrategy(Model):
     pause_between_batches: Duration | None = None
     # After a batch is drained, wait this long for its requests in flight to finish
     # before deploying (a load balancer's deregistration delay).
-    drain_seconds: int = Field(default=10, ge=0)
+    drain_seconds: int = Field(default=DRAIN_SECONDS, ge=0)
 
 
 class RecreateStrategy(Model):
@@ -298,13 +299,12 @@ def kubernetes_problems(spec: RolloutSpec) -> list[str]:
         )
     rolling = spec.strategy.rolling
     if rolling is not None:
-        for field in ("pause_between_batches", "drain_seconds"):
-            if field in rolling.model_fields_set:
-                name = RollingStrategy.model_fields[field].alias
-                problems.append(
-                    f"spec.strategy.rolling.{name}: not used with platform kubernetes "
-                    "(the Deployment controller paces the update)"
-                )
+        # Compared with the defaults, not ``model_fields_set``: a spec that went through a
+        # workflow's input has every field set.
+        if rolling.pause_between_batches is not None:
+            problems.append(_not_on_kubernetes("pauseBetweenBatches"))
+        if rolling.drain_seconds != DRAIN_SECONDS:
+            problems.append(_not_on_kubernetes("drainSeconds"))
         if all(
             resolve(value, 100, round_up=False) == 0
             for value in (rolling.max_unavailable, rolling.max_surge)
@@ -314,6 +314,13 @@ def kubernetes_problems(spec: RolloutSpec) -> list[str]:
                 "(the Deployment could never start its update)"
             )
     return problems
+
+
+def _not_on_kubernetes(field: str) -> str:
+    return (
+        f"spec.strategy.rolling.{field}: not used with platform kubernetes "
+        "(the Deployment controller paces the update)"
+    )
 
 
 def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:

@@ -1,5 +1,6 @@
-"""The HTTP face of the double: kmock's ``KubernetesScaffold`` (discovery, aiohttp, request
-recording, reactions) with the resource endpoints served from :class:`Store`.
+"""The HTTP face of the double: kmock's ``KubernetesScaffold`` (aiohttp, discovery of the
+groups, request recording, reactions) with the resource endpoints served from a
+:class:`~.store.Store`.
 
 Reactions a test adds with kmock's DSL (``double[...] << 500``) take precedence over the
 endpoints here, which are the scaffold's fallback.
@@ -10,40 +11,29 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp.web
 import attrs
 import kmock
 from kmock._internal import rendering
 
-from activities.kubernetes.testing import errors, tables
+from activities.kubernetes.testing import discovery, errors, tables, watch
 from activities.kubernetes.testing.errors import ApiError
 from activities.kubernetes.testing.faults import Faults
 from activities.kubernetes.testing.resources import Kind
+from activities.kubernetes.testing.scale import scale_of, update_scale
 from activities.kubernetes.testing.selectors import (
     Selector,
     SelectorError,
     field_selector,
     label_selector,
-    selector_string,
 )
-from activities.kubernetes.testing.store import Event, Obj, Store
+from activities.kubernetes.testing.store import Obj, Store
 
-# The real server closes a watch after a random 30-60 min when no timeoutSeconds is given.
-DEFAULT_WATCH_TIMEOUT_S = 1800.0
-SERVER_VERSION = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0-deployflow-double",
-    "gitCommit": "",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.23",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
+_NOT_FOUND = "the server could not find the requested resource"
 
 
 @dataclass(frozen=True)
@@ -55,17 +45,6 @@ class Recorded:
     params: dict[str, str]
     content_type: str
     body: Any
-
-    @property
-    def plural(self) -> str | None:
-        parts = self.path.strip("/").split("/")
-        if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2:
-            return parts[parts.index("namespaces") + 2]
-        return (
-            parts[3]
-            if parts[0] == "apis" and len(parts) > 3
-            else (parts[2] if len(parts) > 2 else None)
-        )
 
 
 @attrs.define(kw_only=True)
@@ -82,82 +61,39 @@ class ApiServerDouble(kmock.KubernetesScaffold):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        for kind in self.store.kinds:
+        for kind in self.store.kinds:  # what the scaffold's /apis and /apis/<group> list
             self.resources[kmock.resource(kind.group, kind.version, kind.plural)] = (
                 kmock.ResourceInfo(
                     kind=kind.kind,
-                    singular=kind.singular,
                     namespaced=kind.namespaced,
-                    verbs={
-                        "get",
-                        "list",
-                        "watch",
-                        "create",
-                        "update",
-                        "patch",
-                        "delete",
-                        "deletecollection",
-                    },
-                    shortnames=set(kind.short_names),
-                    categories=set(kind.categories),
-                    subresources=set(kind.subresources),
+                    verbs=set(discovery.VERBS),
                 )
             )
         # The Python client asks for /api/ and /version/ with a trailing slash.
         self.fallback["get", re.compile(r"^/api/$")] << self._serve_api
         self.fallback["get", re.compile(r"^/apis/$")] << self._serve_apis
-        self.fallback["get", re.compile(r"^/version/?$")] << (lambda: SERVER_VERSION)
+        self.fallback["get", re.compile(r"^/version/?$")] << (lambda: discovery.SERVER_VERSION)
         self.fallback[self._is_resource_request] << self._serve
 
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # Go clients send some built-in kinds as protobuf (kubectl create deployment does);
+        # the double speaks JSON only and says so, as a server without protobuf would.
+        if "protobuf" in raw_request.headers.get("Content-Type", ""):
+            refusal = ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the API server double accepts JSON bodies only, not protobuf "
+                "(kubectl apply -f sends JSON)",
+            )
+            return aiohttp.web.json_response(refusal.status(), status=415)
+        return await super().__call__(raw_request)
+
     async def _serve_version(self, request: kmock.Request) -> rendering.Payload:
-        """``/api/v1``, ``/apis/<group>/<version>``: the APIResourceList, with subresources
-        listed as the real server lists them (``deployments/scale`` is an autoscaling/v1 Scale)."""
         assert request.resource is not None  # the scaffold routes only such paths here
-        group, version = str(request.resource.group or ""), str(request.resource.version)
-        kinds = [k for k in self.store.kinds if (k.group, k.version) == (group, version)]
-        if not kinds:
-            return _status(
-                ApiError(404, "NotFound", "the server could not find the requested resource")
-            )
-        resources: list[dict[str, Any]] = []
-        for kind in kinds:
-            resources.append(
-                {
-                    "name": kind.plural,
-                    "singularName": kind.singular,
-                    "namespaced": kind.namespaced,
-                    "kind": kind.kind,
-                    "shortNames": list(kind.short_names),
-                    "categories": list(kind.categories),
-                    "verbs": [
-                        "create",
-                        "delete",
-                        "deletecollection",
-                        "get",
-                        "list",
-                        "patch",
-                        "update",
-                        "watch",
-                    ],
-                }
-            )
-            for sub in kind.subresources:
-                entry = {
-                    "name": f"{kind.plural}/{sub}",
-                    "singularName": "",
-                    "namespaced": kind.namespaced,
-                    "kind": kind.kind,
-                    "verbs": ["get", "patch", "update"],
-                }
-                if sub == "scale":
-                    entry.update(group="autoscaling", version="v1", kind="Scale")
-                resources.append(entry)
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": f"{group}/{version}" if group else version,
-            "resources": resources,
-        }
+        listed = discovery.resource_list(
+            self.store.kinds, str(request.resource.group or ""), str(request.resource.version)
+        )
+        return listed if listed is not None else _status(ApiError(404, "NotFound", _NOT_FOUND))
 
     def close_watches(self) -> None:
         """End every open watch (the server is shutting down)."""
@@ -193,68 +129,74 @@ class ApiServerDouble(kmock.KubernetesScaffold):
         assert kind is not None  # the criteria above
         method = str(request.method.value).upper()
         fault = self.faults.take(method, kind.plural, request.subresource)
-        if fault is not None:
+        if fault is not None and fault.delay_s:
+            await asyncio.sleep(fault.delay_s)  # a slow server, for the client's timeout
+        if fault is not None and fault.status is not None:
             return _status(ApiError(fault.status, fault.reason, fault.message))
         if self.before_request is not None:
             self.before_request()
         try:
-            return await self._dispatch(request, kind, method)
+            if request.name is None:
+                return self._collection(request, kind, method)
+            return self._object(request, kind, method, request.name)
         except ApiError as exc:
             return _status(exc)
 
-    async def _dispatch(
-        self, request: kmock.Request, kind: Kind, method: str
-    ) -> rendering.Response:
+    def _collection(self, request: kmock.Request, kind: Kind, method: str) -> rendering.Response:
         params = dict(request.params)
-        namespace = request.namespace or ""
-        if kind.namespaced and request.name is not None and not namespace:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if request.name is None:
-            if method == "GET" and params.get("watch") in ("true", "1"):
-                return rendering.Response(
-                    status=200,
-                    headers={"Content-Type": "application/json"},
-                    payload=self._watch(kind, request.namespace, _selectors(kind, params), params),
-                )
-            if method == "GET":
-                items, version = self.store.objects(
-                    kind, request.namespace, *_selectors(kind, params)
-                )
-                if tables.wanted(_header(request, "Accept")):
-                    return _ok(tables.table(kind, items, str(version), self.store.clock.now()))
-                return _ok(
-                    {
-                        "apiVersion": kind.api_version,
-                        "kind": f"{kind.kind}List",
-                        "metadata": {"resourceVersion": str(version)},
-                        "items": items,
-                    }
-                )
-            if method == "POST":
-                body = _body(request)
-                target = namespace or body.get("metadata", {}).get("namespace") or "default"
-                return _ok(self.store.create(kind, target if kind.namespaced else "", body), 201)
-            if method == "DELETE":
-                items, _ = self.store.objects(kind, request.namespace, *_selectors(kind, params))
-                for item in items:
-                    meta = item["metadata"]
-                    self.store.delete(kind, meta.get("namespace", ""), meta["name"])
-                return _ok(
-                    {
-                        "apiVersion": kind.api_version,
-                        "kind": f"{kind.kind}List",
-                        "metadata": {},
-                        "items": items,
-                    }
-                )
-            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
-        name = request.name
-        sub = request.subresource
-        if sub not in (None, *kind.subresources):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if sub == "scale":
-            return _ok(self._scale(kind, namespace, name, method, request))
+        if method == "GET" and params.get("watch") in ("true", "1"):
+            events = watch.stream(
+                self.store,
+                watch.WatchRequest(kind, request.namespace, _selectors(kind, params), params),
+                budget=self.faults.take_watch_drop(),
+                closing=lambda: self._closing,
+                on_idle=self.on_idle_watch,
+            )
+            return rendering.Response(
+                status=200, headers={"Content-Type": "application/json"}, payload=events
+            )
         if method == "GET":
+            items, version = self.store.objects(kind, request.namespace, *_selectors(kind, params))
+            if tables.wanted(_header(request, "Accept")):
+                return _ok(tables.table(kind, items, str(version), self.store.clock.now()))
+            return _ok(_list(kind, items, str(version)))
+        if method == "POST":
+            body = _body(request)
+            namespace = request.namespace or body.get("metadata", {}).get("namespace") or "default"
+            return _ok(self.store.create(kind, namespace if kind.namespaced else "", body), 201)
+        if method == "DELETE":
+            items, version = self.store.objects(kind, request.namespace, *_selectors(kind, params))
+            for item in items:
+                self.store.delete(
+                    kind, item["metadata"].get("namespace", ""), item["metadata"]["name"]
+                )
+            return _ok(_list(kind, items, str(version)))
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
+
+    def _object(
+        self, request: kmock.Request, kind: Kind, method: str, name: str
+    ) -> rendering.Response:
+        namespace, sub = request.namespace or "", request.subresource
+        if (kind.namespaced and not namespace) or sub not in (None, *kind.subresources):
+            raise ApiError(404, "NotFound", _NOT_FOUND)
+        content_type = _header(request, "Content-Type")
+        if sub == "scale":
+            if method == "GET":
+                return _ok(scale_of(self.store.get(kind, namespace, name)))
+            if method == "PUT":
+                return _ok(update_scale(self.store, kind, namespace, name, body=_body(request)))
+            if method == "PATCH":
+                return _ok(
+                    update_scale(
+                        self.store,
+                        kind,
+                        namespace,
+                        name,
+                        patch=_patch_body(request),
+                        content_type=content_type,
+                    )
+                )
+        elif method == "GET":
             obj = self.store.get(kind, namespace, name)
             if tables.wanted(_header(request, "Accept")):
                 return _ok(
@@ -263,185 +205,38 @@ class ApiServerDouble(kmock.KubernetesScaffold):
                     )
                 )
             return _ok(obj)
-        if method == "PUT":
+        elif method == "PUT":
             return _ok(self.store.replace(kind, namespace, name, _body(request), sub))
-        if method == "PATCH":
-            content_type = _header(request, "Content-Type")
+        elif method == "PATCH":
             return _ok(
                 self.store.patch(kind, namespace, name, _patch_body(request), content_type, sub)
             )
-        if method == "DELETE":
+        elif method == "DELETE" and sub is None:
             gone = self.store.delete(kind, namespace, name)
+            details = {
+                "name": name,
+                "group": kind.group,
+                "kind": kind.plural,
+                "uid": gone["metadata"]["uid"],
+            }
             return _ok(
                 {
                     "kind": "Status",
                     "apiVersion": "v1",
                     "metadata": {},
                     "status": "Success",
-                    "details": {
-                        "name": name,
-                        "group": kind.group,
-                        "kind": kind.plural,
-                        "uid": gone["metadata"]["uid"],
-                    },
+                    "details": details,
                 }
             )
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
 
-    # -- scale subresource -----------------------------------------------------------------
 
-    def _scale(
-        self, kind: Kind, namespace: str, name: str, method: str, request: kmock.Request
-    ) -> Obj:
-        """``/scale``: an ``autoscaling/v1`` Scale view of ``spec.replicas``."""
-        with self.store.lock:
-            current = scale_of(self.store.get(kind, namespace, name))
-            if method == "GET":
-                return current
-            if method == "PUT":
-                wanted = _body(request)
-            elif method == "PATCH":
-                from activities.kubernetes.testing.patches import PatchError, apply_patch
-
-                try:
-                    wanted = apply_patch(
-                        current,
-                        _patch_body(request),
-                        _header(request, "Content-Type"),
-                        lambda _path: None,
-                    )
-                except PatchError as exc:
-                    raise ApiError(422, "Invalid", str(exc)) from exc
-            else:
-                raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on scale")
-            sent = (wanted.get("metadata") or {}).get("resourceVersion")
-            if sent not in (None, "") and sent != current["metadata"]["resourceVersion"]:
-                raise errors.conflict(kind, name)
-            replicas = (wanted.get("spec") or {}).get("replicas")
-            if not isinstance(replicas, int) or replicas < 0:
-                raise errors.invalid(
-                    kind, name, "spec.replicas", "Invalid value: must be a non-negative integer"
-                )
-
-            def set_replicas(obj: Obj) -> None:
-                obj["spec"]["replicas"] = replicas
-
-            return scale_of(self.store.write(kind, namespace, name, set_replicas))
-
-    # -- watch -----------------------------------------------------------------------------
-
-    async def _watch(
-        self, kind: Kind, namespace: str | None, selectors: list[Selector], params: dict[str, str]
-    ) -> AsyncIterator[Any]:
-        yield b""  # sends the headers now, as the real server does before any event
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + float(params.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT_S)
-        bookmarks = params.get("allowWatchBookmarks") in ("true", "1")
-        budget = self.faults.take_watch_drop()
-        wake = asyncio.Event()
-
-        def wake_up() -> None:
-            loop.call_soon_threadsafe(wake.set)
-
-        unsubscribe = self.store.subscribe(wake_up)
-        try:
-            since = params.get("resourceVersion") or "0"
-            if since == "0":
-                items, cursor = self.store.objects(kind, namespace, *selectors)
-                pending: list[dict[str, Any]] = [
-                    {"type": "ADDED", "object": item} for item in items
-                ]
-            else:
-                try:
-                    cursor = int(since)
-                except ValueError:
-                    yield {
-                        "type": "ERROR",
-                        "object": errors.bad_request(f"invalid resourceVersion {since!r}").status(),
-                    }
-                    return
-                pending = []
-            while not self._closing:
-                wake.clear()
-                try:
-                    new = self.store.events_after(cursor)
-                except ApiError as exc:
-                    yield {"type": "ERROR", "object": exc.status()}
-                    return
-                if new:
-                    cursor = new[-1].resource_version
-                pending += [
-                    e for e in (_as_seen(ev, kind, namespace, selectors) for ev in new) if e
-                ]
-                for event in pending:
-                    if budget is not None:
-                        if budget <= 0:
-                            return
-                        budget -= 1
-                    yield event
-                pending = []
-                if new:
-                    continue
-                if self.on_idle_watch is not None and self.on_idle_watch():
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(wake.wait(), remaining)
-                except TimeoutError:
-                    break
-            if bookmarks:
-                yield {
-                    "type": "BOOKMARK",
-                    "object": {
-                        "apiVersion": kind.api_version,
-                        "kind": kind.kind,
-                        "metadata": {
-                            "resourceVersion": str(max(cursor, self.store.resource_version))
-                        },
-                    },
-                }
-        finally:
-            unsubscribe()
-
-
-def _as_seen(
-    event: Event, kind: Kind, namespace: str | None, selectors: list[Selector]
-) -> dict[str, Any] | None:
-    """The event a watch with these selectors sends for a change, if any (an object that stops
-    matching a selector is DELETED for that watch; one that starts matching is ADDED)."""
-    if event.kind != kind or (namespace is not None and event.namespace != namespace):
-        return None
-    now = event.type != "DELETED" and all(s(event.obj) for s in selectors)
-    before = event.old is not None and all(s(event.old) for s in selectors)
-    if event.type == "DELETED":
-        return {"type": "DELETED", "object": event.obj} if before else None
-    if now and before:
-        return {"type": "MODIFIED", "object": event.obj}
-    if now:
-        return {"type": "ADDED", "object": event.obj}
-    if before:
-        return {"type": "DELETED", "object": event.obj}
-    return None
-
-
-def scale_of(obj: Obj) -> Obj:
-    meta = obj["metadata"]
-    match_labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+def _list(kind: Kind, items: list[Obj], version: str) -> Obj:
     return {
-        "apiVersion": "autoscaling/v1",
-        "kind": "Scale",
-        "metadata": {
-            k: meta[k]
-            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-            if k in meta
-        },
-        "spec": {"replicas": obj["spec"].get("replicas", 1)},
-        "status": {
-            "replicas": (obj.get("status") or {}).get("replicas", 0),
-            "selector": selector_string(match_labels),
-        },
+        "apiVersion": kind.api_version,
+        "kind": f"{kind.kind}List",
+        "metadata": {"resourceVersion": version},
+        "items": items,
     }
 
 

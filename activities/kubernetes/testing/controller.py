@@ -4,29 +4,36 @@ Tests advance it explicitly: :meth:`DeploymentController.step` runs one round (t
 moves ``step_seconds``), :meth:`DeploymentController.settle` runs rounds until nothing
 changes. With :meth:`DeploymentController.auto_advance` it runs a round before each API
 request and whenever a watch has nothing to send (deterministic: no timers, no threads).
-
-Modelled on kube-controller-manager's deployment controller (pkg/controller/deployment:
-``rolling.go``, ``recreate.go``, ``progress.go``): one ReplicaSet per pod-template-hash,
-surge/unavailable arithmetic, revisions, ``observedGeneration``, the ``Available`` and
-``Progressing`` conditions and ``ProgressDeadlineExceeded``. Pods of an image declared
-broken never become ready (as with ``ImagePullBackOff``).
+The arithmetic (budgets, sizes, status, conditions) is in :mod:`.rollouts`; here are the
+rounds and the writes, all through the store, so watchers see every change. Pods of an
+image declared broken never become ready (as with ``ImagePullBackOff``).
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from activities.kubernetes.testing.resources import DEPLOYMENTS, PODS, REPLICA_SETS
+from activities.kubernetes.testing import rollouts
+from activities.kubernetes.testing.resources import DEPLOYMENTS, PODS, REPLICA_SETS, Kind
+from activities.kubernetes.testing.rollouts import (
+    HASH_LABEL,
+    REVISION,
+    max_revision,
+    owner_reference,
+    pod_ready,
+    replicas_of,
+    revision_of,
+    status_count,
+    template_of,
+)
 from activities.kubernetes.testing.store import Obj, Store, safe_hash
 
 if TYPE_CHECKING:
     from activities.kubernetes.testing.api import ApiServerDouble
-
-HASH_LABEL = "pod-template-hash"
-REVISION = "deployment.kubernetes.io/revision"
 
 
 class DeploymentController:
@@ -71,10 +78,20 @@ class DeploymentController:
             return self.store.resource_version != before
 
     def settle(self, max_steps: int = 1000) -> int:
-        """Step until a round changes nothing; the number of rounds that changed something."""
-        for count in range(max_steps):
-            if not self.step():
-                return count
+        """Step until nothing changes, not even a pending progress deadline (the clock then
+        jumps to it); the number of rounds that changed something."""
+        changed = 0
+        for _ in range(max_steps):
+            if self.step():
+                changed += 1
+                continue
+            now = self.store.clock.stamp()
+            wait = min(
+                (rollouts.deadline_in(d, now) for d in self._all(DEPLOYMENTS)), default=math.inf
+            )
+            if wait == math.inf:
+                return changed
+            self.store.clock.advance(max(0.0, wait))
         raise RuntimeError(f"the simulated cluster did not settle within {max_steps} steps")
 
     def _before_request(self) -> None:
@@ -86,10 +103,10 @@ class DeploymentController:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _all(self, kind: Any) -> list[Obj]:
+    def _all(self, kind: Kind) -> list[Obj]:
         return self.store.objects(kind, None)[0]
 
-    def _owned(self, kind: Any, owner: Obj) -> list[Obj]:
+    def _owned(self, kind: Kind, owner: Obj) -> list[Obj]:
         uid = owner["metadata"]["uid"]
         return [
             o
@@ -101,8 +118,13 @@ class DeploymentController:
         ]
 
     def _set(
-        self, kind: Any, obj: Obj, path: tuple[str, ...], value: Any, subresource: str | None = None
-    ) -> Obj:
+        self,
+        kind: Kind,
+        obj: Obj,
+        path: tuple[str, ...],
+        value: object,
+        subresource: str | None = None,
+    ) -> None:
         def mutate(target: Obj) -> None:
             node = target
             for key in path[:-1]:
@@ -110,11 +132,15 @@ class DeploymentController:
             node[path[-1]] = value
 
         meta = obj["metadata"]
-        return self.store.write(kind, meta.get("namespace", ""), meta["name"], mutate, subresource)
+        self.store.write(kind, meta.get("namespace", ""), meta["name"], mutate, subresource)
+
+    def _resize(self, rs: Obj, replicas: int) -> None:
+        self._set(REPLICA_SETS, rs, ("spec", "replicas"), replicas)
 
     # -- garbage collector and kubelet -----------------------------------------------------
 
     def _collect_garbage(self) -> None:
+        """Dependents whose controlling owner is gone are deleted (background propagation)."""
         for kind, owner_kind in ((REPLICA_SETS, DEPLOYMENTS), (PODS, REPLICA_SETS)):
             owners = {o["metadata"]["uid"] for o in self._all(owner_kind)}
             for obj in self._all(kind):
@@ -125,87 +151,88 @@ class DeploymentController:
                     self.store.delete(kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
 
     def _kubelet(self) -> None:
+        """Pods start (Running, Ready) one round after they are created, unless an image is
+        broken: then they wait in ImagePullBackOff, not ready, for good."""
+        now = self.store.clock.stamp()
         for pod in self._all(PODS):
             status = pod.get("status") or {}
             if status.get("phase") == "Running":
                 continue
-            images = [c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []]
-            broken = [i for i in images if i in self.broken_images]
-            now = self.store.clock.stamp()
-            if broken:
-                waiting = {
-                    "reason": "ImagePullBackOff",
-                    "message": f'Back-off pulling image "{broken[0]}"',
+            containers = (pod.get("spec") or {}).get("containers") or []
+            broken = next(
+                (c["image"] for c in containers if c.get("image") in self.broken_images), None
+            )
+            if broken is not None:
+                state: Obj = {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{broken}"',
+                    }
                 }
-                new = {
+                new: Obj = {
                     "phase": "Pending",
                     "conditions": [
                         {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}
                     ],
-                    "containerStatuses": [
-                        {
-                            "name": c.get("name"),
-                            "image": c.get("image"),
-                            "ready": False,
-                            "restartCount": 0,
-                            "state": {"waiting": waiting},
-                        }
-                        for c in pod["spec"].get("containers") or []
-                    ],
                 }
             else:
+                state = {"running": {"startedAt": now}}
                 new = {
                     "phase": "Running",
                     "startTime": now,
                     "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-                    "containerStatuses": [
-                        {
-                            "name": c.get("name"),
-                            "image": c.get("image"),
-                            "ready": True,
-                            "restartCount": 0,
-                            "state": {"running": {"startedAt": now}},
-                        }
-                        for c in pod["spec"].get("containers") or []
-                    ],
                 }
+            new["containerStatuses"] = [
+                {
+                    "name": c.get("name"),
+                    "image": c.get("image"),
+                    "ready": broken is None,
+                    "restartCount": 0,
+                    "state": state,
+                    "imageID": ""
+                    if broken
+                    else f"{c.get('image')}@sha256:{safe_hash(str(c.get('image')), 64)}",
+                }
+                for c in containers
+            ]
             if status != new:
                 self._set(PODS, pod, ("status",), new, "status")
 
     # -- replica sets ----------------------------------------------------------------------
 
     def _sync_replica_set(self, rs: Obj) -> None:
+        """Create or delete pods to match ``spec.replicas`` (not-ready and newest go first)."""
         pods = self._owned(PODS, rs)
-        want = int(rs["spec"].get("replicas", 1))
-        namespace = rs["metadata"]["namespace"]
-        if len(pods) > want:
-            doomed = sorted(pods, key=lambda p: (_pod_ready(p), p["metadata"]["creationTimestamp"]))
-            for pod in doomed[: len(pods) - want]:
-                self.store.delete(PODS, namespace, pod["metadata"]["name"])
+        want = replicas_of(rs)
+        namespace, rs_name = rs["metadata"]["namespace"], rs["metadata"]["name"]
+        doomed = sorted(pods, key=lambda p: (pod_ready(p), p["metadata"]["creationTimestamp"]))
+        for pod in doomed[: max(0, len(pods) - want)]:
+            self.store.delete(PODS, namespace, pod["metadata"]["name"])
         for _ in range(want - len(pods)):
             self._pods_made += 1
             template = copy.deepcopy(rs["spec"]["template"])
-            rs_name = rs["metadata"]["name"]
             name = f"{rs_name}-{safe_hash(rs_name + str(self._pods_made), 5)}"
-            meta = template.get("metadata") or {}
             self.store.create(
                 PODS,
                 namespace,
                 {
-                    "metadata": {**meta, "name": name, "ownerReferences": [_owner_ref(rs)]},
+                    "metadata": {
+                        **(template.get("metadata") or {}),
+                        "name": name,
+                        "ownerReferences": [owner_reference(rs)],
+                    },
                     "spec": template.get("spec") or {},
-                    "status": {"phase": "Pending"},
                 },
             )
 
     def _replica_set_status(self, rs: Obj) -> None:
         pods = self._owned(PODS, rs)
         min_ready = int(rs["spec"].get("minReadySeconds", 0))
-        ready = [p for p in pods if _pod_ready(p)]
-        available = [p for p in ready if self._ready_for(p) >= min_ready]
-        status = _without_zeros(
+        now = self.store.clock.now()
+        ready = [p for p in pods if pod_ready(p)]
+        available = [p for p in ready if (now - _ready_since(p)).total_seconds() >= min_ready]
+        status = {"replicas": len(pods)} | rollouts.without_zeros(
             {
-                "replicas": len(pods),
                 "fullyLabeledReplicas": len(pods),
                 "readyReplicas": len(ready),
                 "availableReplicas": len(available),
@@ -215,15 +242,6 @@ class DeploymentController:
         if (rs.get("status") or {}) != status:
             self._set(REPLICA_SETS, rs, ("status",), status, "status")
 
-    def _ready_for(self, pod: Obj) -> float:
-        since = next(
-            c.get("lastTransitionTime") for c in pod["status"]["conditions"] if c["type"] == "Ready"
-        )
-        import datetime
-
-        born = datetime.datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-        return (self.store.clock.now() - born).total_seconds()
-
     # -- deployments -----------------------------------------------------------------------
 
     def _sync_deployment(self, deployment: Obj) -> None:
@@ -231,89 +249,31 @@ class DeploymentController:
         if spec.get("paused"):
             return
         sets = self._owned(REPLICA_SETS, deployment)
-        new = next((rs for rs in sets if _template_of(rs) == spec["template"]), None)
-        old = [rs for rs in sets if new is None or rs["metadata"]["uid"] != new["metadata"]["uid"]]
+        new = next((rs for rs in sets if template_of(rs) == spec["template"]), None)
+        old = [rs for rs in sets if rs is not new]
         desired = int(spec.get("replicas", 1))
-        strategy = spec.get("strategy") or {}
-        if strategy.get("type") == "Recreate":
-            if any(int(rs["spec"].get("replicas", 0)) for rs in old):
+        if (spec.get("strategy") or {}).get("type") == "Recreate":
+            if any(replicas_of(rs) for rs in old):  # first every old pod goes
                 for rs in old:
-                    self._set(REPLICA_SETS, rs, ("spec", "replicas"), 0)
-                return
-            if any(int((rs.get("status") or {}).get("replicas", 0)) for rs in old):
-                return  # old pods still running
-            new = new or self._create_replica_set(deployment, sets, 0)
-            if int(new["spec"].get("replicas", 0)) != desired:
-                self._set(REPLICA_SETS, new, ("spec", "replicas"), desired)
-            self._revision(deployment, new, sets)
+                    self._resize(rs, 0)
+            elif not any(status_count(rs, "replicas") for rs in old):  # then the new ones come
+                new = new or self._create_replica_set(deployment, sets, 0)
+                if replicas_of(new) != desired:
+                    self._resize(new, desired)
+                self._revision(deployment, new, sets)
             return
-        rolling = strategy.get("rollingUpdate") or {}
-        surge = _resolve(rolling.get("maxSurge", "25%"), desired, up=True)
-        unavailable = _resolve(rolling.get("maxUnavailable", "25%"), desired, up=False)
-        if surge == 0 and unavailable == 0:
-            unavailable = 1
+        surge, unavailable = rollouts.budgets(spec)
         if new is None:
-            total = sum(int(rs["spec"].get("replicas", 0)) for rs in old)
-            first = desired if not old else max(0, min(desired, desired + surge - total))
-            new = self._create_replica_set(deployment, sets, first)
-            self._revision(deployment, new, sets)
+            created = self._create_replica_set(
+                deployment, sets, rollouts.first_size(desired, surge, old)
+            )
+            self._revision(deployment, created, sets)
             return
         self._revision(deployment, new, sets)
-        if self._scale_new(new, old, desired, surge):
-            return
-        self._scale_old(new, old, desired, unavailable)
+        by_name = {rs["metadata"]["name"]: rs for rs in sets}
+        for name, size in rollouts.rolling_sizes(new, old, desired, surge, unavailable).items():
+            self._resize(by_name[name], size)
         self._prune_history(deployment, old)
-
-    def _scale_new(self, new: Obj, old: list[Obj], desired: int, surge: int) -> bool:
-        current = int(new["spec"].get("replicas", 0))
-        if current > desired:
-            target = desired
-        else:
-            total = current + sum(int(rs["spec"].get("replicas", 0)) for rs in old)
-            target = min(desired, current + max(0, desired + surge - total))
-        if target == current:
-            return False
-        self._set(REPLICA_SETS, new, ("spec", "replicas"), target)
-        return True
-
-    def _scale_old(self, new: Obj, old: list[Obj], desired: int, unavailable: int) -> None:
-        active = sorted(
-            (rs for rs in old if int(rs["spec"].get("replicas", 0)) > 0),
-            key=lambda rs: rs["metadata"]["creationTimestamp"],
-        )
-        if not active:
-            return
-        everything = [new, *active]
-        min_available = desired - unavailable
-        new_spec = int(new["spec"].get("replicas", 0))
-        new_unavailable = new_spec - int((new.get("status") or {}).get("availableReplicas", 0))
-        room = (
-            sum(int(rs["spec"].get("replicas", 0)) for rs in everything)
-            - min_available
-            - new_unavailable
-        )
-        if room <= 0:
-            return
-        for rs in active:  # unhealthy old pods go first: removing them costs no availability
-            replicas = int(rs["spec"].get("replicas", 0))
-            unhealthy = replicas - int((rs.get("status") or {}).get("availableReplicas", 0))
-            cut = min(room, max(0, unhealthy))
-            if cut:
-                self._set(REPLICA_SETS, rs, ("spec", "replicas"), replicas - cut)
-                rs["spec"]["replicas"] = replicas - cut
-                room -= cut
-        available = sum(
-            int((rs.get("status") or {}).get("availableReplicas", 0)) for rs in everything
-        )
-        budget = min(room, available - min_available)
-        for rs in active:
-            if budget <= 0:
-                break
-            replicas = int(rs["spec"].get("replicas", 0))
-            cut = min(replicas, budget)
-            if cut:
-                self._set(REPLICA_SETS, rs, ("spec", "replicas"), replicas - cut)
-                budget -= cut
 
     def _create_replica_set(self, deployment: Obj, sets: list[Obj], replicas: int) -> Obj:
         template = copy.deepcopy(deployment["spec"]["template"])
@@ -330,12 +290,12 @@ class DeploymentController:
                     "name": f"{meta['name']}-{pod_hash}",
                     "labels": dict(template["metadata"]["labels"]),
                     "annotations": {
-                        REVISION: str(_max_revision(sets) + 1),
+                        REVISION: str(max_revision(sets) + 1),
                         "deployment.kubernetes.io/desired-replicas": str(
                             deployment["spec"]["replicas"]
                         ),
                     },
-                    "ownerReferences": [_owner_ref(deployment)],
+                    "ownerReferences": [owner_reference(deployment)],
                 },
                 "spec": {
                     "replicas": replicas,
@@ -347,223 +307,36 @@ class DeploymentController:
         )
 
     def _revision(self, deployment: Obj, new: Obj, sets: list[Obj]) -> None:
-        """The new ReplicaSet carries the highest revision; the Deployment repeats it."""
-        others = [rs for rs in sets if rs["metadata"]["uid"] != new["metadata"]["uid"]]
-        revision = _revision_of(new)
-        if revision <= _max_revision(others):
-            revision = _max_revision(others) + 1
+        """The new ReplicaSet carries the highest revision (an old one that becomes new again
+        gets the next one); the Deployment repeats it."""
+        others = max_revision(
+            [rs for rs in sets if rs["metadata"]["uid"] != new["metadata"]["uid"]]
+        )
+        revision = revision_of(new)
+        if revision <= others:
+            revision = others + 1
             self._set(REPLICA_SETS, new, ("metadata", "annotations", REVISION), str(revision))
         if (deployment["metadata"].get("annotations") or {}).get(REVISION) != str(revision):
             self._set(DEPLOYMENTS, deployment, ("metadata", "annotations", REVISION), str(revision))
 
     def _prune_history(self, deployment: Obj, old: list[Obj]) -> None:
+        """Old ReplicaSets without pods beyond ``revisionHistoryLimit`` go, oldest first."""
         limit = int(deployment["spec"].get("revisionHistoryLimit", 10))
         idle = sorted(
-            (
-                rs
-                for rs in old
-                if not int(rs["spec"].get("replicas", 0))
-                and not int((rs.get("status") or {}).get("replicas", 0))
-            ),
-            key=_revision_of,
+            (rs for rs in old if not replicas_of(rs) and not status_count(rs, "replicas")),
+            key=revision_of,
         )
         for rs in idle[: max(0, len(idle) - limit)]:
             self.store.delete(REPLICA_SETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
 
     def _deployment_status(self, deployment: Obj) -> None:
-        spec = deployment["spec"]
         sets = self._owned(REPLICA_SETS, deployment)
-        new = next((rs for rs in sets if _template_of(rs) == spec["template"]), None)
-        desired = int(spec.get("replicas", 1))
-
-        def total(field: str, among: list[Obj]) -> int:
-            return sum(int((rs.get("status") or {}).get(field, 0)) for rs in among)
-
-        updated = total("replicas", [new]) if new else 0
-        available = total("availableReplicas", sets)
-        replicas = total("replicas", sets)
-        old = status = deployment.get("status") or {}
-        rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-        unavailable = _resolve(rolling.get("maxUnavailable", "25%"), desired, up=False)
-        status = _without_zeros(
-            {
-                "observedGeneration": deployment["metadata"].get("generation", 1),
-                "replicas": replicas,
-                "updatedReplicas": updated,
-                "readyReplicas": total("readyReplicas", sets),
-                "availableReplicas": available,
-                "unavailableReplicas": max(0, desired - available),
-            }
-        )
-        if "collisionCount" in old:
-            status["collisionCount"] = old["collisionCount"]
-        conditions = {c["type"]: c for c in old.get("conditions") or []}
-        now = self.store.clock.stamp()
-        if available >= desired - unavailable:
-            _condition(
-                conditions,
-                "Available",
-                "True",
-                "MinimumReplicasAvailable",
-                "Deployment has minimum availability.",
-                now,
-            )
-        else:
-            _condition(
-                conditions,
-                "Available",
-                "False",
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.",
-                now,
-            )
-        name = new["metadata"]["name"] if new else deployment["metadata"]["name"]
-        progressing = conditions.get("Progressing")
-        complete = (
-            new is not None
-            and updated == desired
-            and replicas == desired
-            and available == desired
-            and int(new["spec"].get("replicas", 0)) == desired
-        )
-        progressed = _counts(old) != _counts(status) or new is None
-        if spec.get("paused"):
-            _condition(
-                conditions,
-                "Progressing",
-                "Unknown",
-                "DeploymentPaused",
-                "Deployment is paused",
-                now,
-            )
-        elif complete:
-            _condition(
-                conditions,
-                "Progressing",
-                "True",
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{name}" has successfully progressed.',
-                now,
-            )
-        elif (
-            progressing is None
-            or progressing.get("reason") in ("NewReplicaSetAvailable", "DeploymentPaused")
-            or progressed
-        ):
-            _condition(
-                conditions,
-                "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                f'ReplicaSet "{name}" is progressing.',
-                now,
-                refresh=True,
-            )
-        elif progressing.get("reason") != "ProgressDeadlineExceeded":
-            deadline = int(spec.get("progressDeadlineSeconds", 600))
-            last = progressing.get("lastUpdateTime", now)
-            if _seconds_between(last, now) > deadline:
-                _condition(
-                    conditions,
-                    "Progressing",
-                    "False",
-                    "ProgressDeadlineExceeded",
-                    f'ReplicaSet "{name}" has timed out progressing.',
-                    now,
-                )
-        status["conditions"] = [
-            conditions[t] for t in ("Available", "Progressing") if t in conditions
-        ]
-        if old != status:
+        new = next((rs for rs in sets if template_of(rs) == deployment["spec"]["template"]), None)
+        status = rollouts.deployment_status(deployment, sets, new, self.store.clock.stamp())
+        if (deployment.get("status") or {}) != status:
             self._set(DEPLOYMENTS, deployment, ("status",), status, "status")
 
 
-def _counts(status: Obj) -> tuple[int, ...]:
-    return tuple(
-        int(status.get(f, 0))
-        for f in ("replicas", "updatedReplicas", "availableReplicas", "observedGeneration")
-    )
-
-
-def _condition(
-    conditions: dict[str, Obj],
-    kind: str,
-    status: str,
-    reason: str,
-    message: str,
-    now: str,
-    refresh: bool = False,
-) -> None:
-    """Set a condition the way the controller does: lastTransitionTime moves when the status
-    does, lastUpdateTime when anything does (or on ``refresh``: progress was made)."""
-    current = conditions.get(kind)
-    if (
-        current
-        and (current["status"], current["reason"], current["message"]) == (status, reason, message)
-        and not refresh
-    ):
-        return
-    transition = current["lastTransitionTime"] if current and current["status"] == status else now
-    conditions[kind] = {
-        "type": kind,
-        "status": status,
-        "lastUpdateTime": now,
-        "lastTransitionTime": transition,
-        "reason": reason,
-        "message": message,
-    }
-
-
-def _seconds_between(earlier: str, later: str) -> float:
-    import datetime
-
-    def parse(stamp: str) -> datetime.datetime:
-        return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
-
-    return (parse(later) - parse(earlier)).total_seconds()
-
-
-def _resolve(value: int | str, total: int, up: bool) -> int:
-    """maxSurge (rounded up) / maxUnavailable (rounded down): an int or a percentage."""
-    if isinstance(value, int):
-        return value
-    percent = float(str(value).rstrip("%")) * total / 100
-    return math.ceil(percent) if up else math.floor(percent)
-
-
-def _template_of(rs: Obj) -> Obj:
-    template: Obj = copy.deepcopy(rs["spec"]["template"])
-    labels = (template.get("metadata") or {}).get("labels") or {}
-    labels.pop(HASH_LABEL, None)
-    return template
-
-
-def _revision_of(rs: Obj) -> int:
-    return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0)
-
-
-def _max_revision(sets: list[Obj]) -> int:
-    return max((_revision_of(rs) for rs in sets), default=0)
-
-
-def _owner_ref(owner: Obj) -> Obj:
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def _pod_ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
-def _without_zeros(status: dict[str, int]) -> Obj:
-    """Status fields as the API serialises them (``omitempty``: zero counts are absent)."""
-    return {k: v for k, v in status.items() if v}
+def _ready_since(pod: Obj) -> datetime.datetime:
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    return rollouts.parse_stamp(ready["lastTransitionTime"])

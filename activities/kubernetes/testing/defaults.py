@@ -22,6 +22,11 @@ Obj = dict[str, Any]
 
 
 def apply(kind: Kind, obj: Obj) -> None:
+    if (kind.group, kind.kind) == ("apps", "ReplicaSet"):
+        # ReplicaSetStatus.replicas has no omitempty: it is always there, 0 included.
+        obj.setdefault("status", {}).setdefault("replicas", 0)
+    if (kind.group, kind.kind) == ("", "Pod"):
+        obj.setdefault("status", {}).setdefault("phase", "Pending")  # as PrepareForCreate does
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return

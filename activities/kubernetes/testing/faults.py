@@ -2,7 +2,9 @@
 
 ``faults.fail("PATCH", "deployments", status=409)`` makes the next PATCH of a Deployment
 answer 409 (with a ``Status`` body, as the real server would), before anything is
-written; ``faults.drop_watch_after(2)`` closes the next watch after its second event.
+written; ``faults.slow("GET", "deployments", 2.0)`` answers the next GET of a Deployment
+normally but only after 2 s (for client timeouts); ``faults.drop_watch_after(2)`` closes the
+next watch after its second event.
 """
 
 from __future__ import annotations
@@ -27,18 +29,20 @@ _REASONS = {
 
 @dataclass
 class Fault:
-    """Fail ``times`` requests whose method and resource plural match (None: any)."""
+    """Fail (``status``) or delay (``delay_s``) ``times`` requests whose method, resource
+    plural and subresource match (None: any method or plural)."""
 
     method: str | None
     plural: str | None
-    status: int
+    status: int | None  # None: served normally, after the delay
     times: int = 1
     subresource: str | None = None
     message: str = "injected by the test"
+    delay_s: float = 0.0
 
     @property
     def reason(self) -> str:
-        return _REASONS.get(self.status, "InternalError")
+        return _REASONS.get(self.status or 500, "InternalError")
 
 
 @dataclass
@@ -60,9 +64,32 @@ class Faults:
         message: str = "injected by the test",
     ) -> Fault:
         """Arm a fault; returns it (its ``times`` counts down to 0 as it fires)."""
-        fault = Fault(
-            method.upper() if method else None, plural, status, times, subresource, message
+        return self._arm(
+            Fault(method.upper() if method else None, plural, status, times, subresource, message)
         )
+
+    def slow(
+        self,
+        method: str | None,
+        plural: str | None,
+        seconds: float,
+        *,
+        times: int = 1,
+        subresource: str | None = None,
+    ) -> Fault:
+        """Answer matching requests normally, but only after ``seconds``."""
+        return self._arm(
+            Fault(
+                method.upper() if method else None,
+                plural,
+                None,
+                times,
+                subresource,
+                delay_s=seconds,
+            )
+        )
+
+    def _arm(self, fault: Fault) -> Fault:
         with self._lock:
             self._armed.append(fault)
         return fault

@@ -60,20 +60,30 @@ class KubeApiServer:
     def write_kubeconfig(
         self, path: Path, context: str = DEFAULT_CONTEXT, namespace: str = "default"
     ) -> Path:
-        """A kubeconfig whose ``context`` points at this server (also the current context)."""
-        config = {
+        """Point ``context`` (cluster and user of the same name) at this server in the
+        kubeconfig at ``path``, keeping what else the file holds: several doubles can share
+        one kubeconfig as several clusters do. The first context written is the current one."""
+        config = yaml.safe_load(path.read_text()) if path.exists() else None
+        config = config or {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": context, "user": {}}],
-            "contexts": [
-                {
-                    "name": context,
-                    "context": {"cluster": context, "user": context, "namespace": namespace},
-                }
-            ],
-            "current-context": context,
+            "clusters": [],
+            "users": [],
+            "contexts": [],
         }
+        entries = {
+            "clusters": {"name": context, "cluster": {"server": self.url}},
+            "users": {"name": context, "user": {}},
+            "contexts": {
+                "name": context,
+                "context": {"cluster": context, "user": context, "namespace": namespace},
+            },
+        }
+        for section, entry in entries.items():
+            config[section] = [e for e in config.get(section) or [] if e.get("name") != context] + [
+                entry
+            ]
+        config.setdefault("current-context", context)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 

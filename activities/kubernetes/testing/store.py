@@ -168,6 +168,14 @@ class Store:
                     f"the name of the object ({meta.get('name')}) does not match "
                     f"the name on the URL ({name})"
                 )
+            if kind.merge_keys is None and not meta.get("resourceVersion"):
+                # Custom resources do not allow unconditional updates.
+                raise errors.invalid(
+                    kind,
+                    name,
+                    "metadata.resourceVersion",
+                    "Invalid value: 0x0: must be specified for an update",
+                )
             return self._update(kind, namespace, name, old, new, subresource)
 
     def patch(
