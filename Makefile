@@ -40,6 +40,7 @@ system-packages:
 	command -v prometheus-alertmanager >/dev/null || [ -x /usr/bin/prometheus-alertmanager ] \
 		|| missing="$$missing prometheus-alertmanager"; \
 	command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	[ -x $(BIN)/python ] || $(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -67,6 +68,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 		|| { tail -n 30 $(VENV)/pip.log; exit 1; }
 	@touch $@
 
+# Most tests wait on real servers (Temporal, NGINX, Prometheus), not on the CPU: three
+# workers on two cores run the suite in about a fifth of the serial time (5.4 min against
+# 25 min on a loaded 2-core machine). `--dist loadfile` keeps each module's shared servers
+# in one worker. PYTEST_WORKERS=0 runs it serially.
+PYTEST_WORKERS ?= 3
+
 test: bootstrap
 	@echo "==> ruff check"
 	@$(BIN)/ruff check .
@@ -74,8 +81,8 @@ test: bootstrap
 	@$(BIN)/ruff format --check .
 	@echo "==> mypy"
 	@$(BIN)/mypy
-	@echo "==> pytest"
-	@$(BIN)/pytest -q
+	@echo "==> pytest ($(PYTEST_WORKERS) workers, one test file per worker at a time)"
+	@$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: bootstrap
 	$(BIN)/ruff check .

@@ -41,6 +41,8 @@
                                           selector cannot be told apart from a canary's
     KubernetesRolloutFailed non-retryable a Deployment exceeded its progress deadline
                                           (ProgressDeadlineExceeded), naming it and why
+    KubernetesRequestInvalid non-retryable the API server refused a router's change as
+                                          invalid (400, 422): the message quotes its reason
     NotifierNotConfigured  non-retryable  a notifier's secret or endpoint is missing from the
                                           worker's environment (the message names the env var)
     NotifyRejected         non-retryable  PagerDuty or Slack refused the request itself (invalid
@@ -89,6 +91,7 @@ KUBERNETES_FORBIDDEN: Final = "KubernetesForbidden"
 KUBERNETES_OBJECT_MISSING: Final = "KubernetesObjectMissing"
 KUBERNETES_OBJECT_FOREIGN: Final = "KubernetesObjectForeign"
 KUBERNETES_ROLLOUT_FAILED: Final = "KubernetesRolloutFailed"
+KUBERNETES_REQUEST_INVALID: Final = "KubernetesRequestInvalid"
 NOTIFIER_NOT_CONFIGURED: Final = "NotifierNotConfigured"
 NOTIFY_REJECTED: Final = "NotifyRejected"
 NOTIFY_FAILED: Final = "NotifyFailed"
@@ -108,6 +111,7 @@ NON_RETRYABLE: Final = frozenset(
         KUBERNETES_OBJECT_MISSING,
         KUBERNETES_OBJECT_FOREIGN,
         KUBERNETES_ROLLOUT_FAILED,
+        KUBERNETES_REQUEST_INVALID,
         NOTIFIER_NOT_CONFIGURED,
         NOTIFY_REJECTED,
     }

@@ -29,6 +29,7 @@ from starters import (
 )
 from starters.errors import EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from starters.handler import Handler
+from workers import options as worker_options
 from workers.codec_keys import CodecKeyError
 from workers.config import TemporalConfig, TemporalConfigError, TemporalConnectError
 
@@ -55,6 +56,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     devserver.add_parser(subparsers)
     worker = subparsers.add_parser("worker", help="run a worker for all deployflow workflows")
+    worker_options.add_arguments(worker)
     worker.set_defaults(func=Handler("workers.main:run"), needs_client=False)
     commands.add_rollout(subparsers, full=full("rollout"))
     rehearsal_commands.add_analysis(subparsers, full=full("analysis"))

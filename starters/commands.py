@@ -40,12 +40,24 @@ INCIDENT_VERBS = (
 )
 
 
-def _add_lint(cmds: Subparsers, text: str, module: str) -> None:
+def _add_lint(cmds: Subparsers, text: str, module: str) -> argparse.ArgumentParser:
     """``lint FILE [--json]``: validate a spec file, no Temporal needed."""
     p = cmds.add_parser("lint", help=text)
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=Handler(f"{module}:lint"), needs_client=False)
+    return p
+
+
+def _add_templates(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--templates",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="AnalysisTemplates kept apart from FILE: a YAML file, or a directory of them "
+        "(repeatable)",
+    )
 
 
 def add_rollout(subparsers: Subparsers, *, full: bool = True) -> None:
@@ -54,10 +66,12 @@ def add_rollout(subparsers: Subparsers, *, full: bool = True) -> None:
         return
     cmds = rollout.add_subparsers(dest="rollout_command", required=True, metavar="COMMAND")
 
-    _add_lint(cmds, "validate a spec without starting anything", "starters.rollout_start")
+    lint = _add_lint(cmds, "validate a spec without starting anything", "starters.rollout_start")
+    _add_templates(lint)
 
     p = cmds.add_parser("start", help="start a rollout from a spec file")
     p.add_argument("file", metavar="FILE")
+    _add_templates(p)
     p.add_argument("--wait", action="store_true", help="stream progress; exit code = outcome")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument(
@@ -139,14 +153,31 @@ def add_pipeline(subparsers: Subparsers, *, full: bool = True) -> None:
 
 def add_rollback(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
-        "rollback", help="emergency rollback of a service to its last known good version"
+        "rollback",
+        help="emergency rollback of a service (or of a group: --scope) to its last good version",
     )
-    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("service", metavar="SERVICE", nargs="?", help="the service (or use --scope)")
     p.add_argument("--env", required=True, help="the environment")
+    p.add_argument(
+        "--scope",
+        metavar="GROUP",
+        help="every service whose spec.groups lists GROUP (all: every service), in parallel",
+    )
+    p.add_argument(
+        "--canary-only",
+        action="store_true",
+        help="with --scope: only stop running rollouts; promoted versions stay",
+    )
     p.add_argument("--to", metavar="VERSION", help="go back to this version")
     p.add_argument("--reason", help="recorded in history")
+    p.add_argument(
+        "--wait", action="store_true", help="with --scope: stream progress; exit code = outcome"
+    )
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=Handler("starters.emergency:rollback"))
+    p.set_defaults(
+        func=Handler("starters.scope_rollback:command"),
+        prepare=Handler("starters.scope_rollback:prepare"),
+    )
 
 
 def add_history(subparsers: Subparsers) -> None:

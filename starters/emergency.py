@@ -102,7 +102,7 @@ async def plan(
     back to, the spec, what the router lists run. ``UsageError`` when history knows no
     good version and ``to`` names none."""
     running_id = rollout_workflow_id(service, env)
-    running = await _running(client, running_id)
+    running = await is_running(client, running_id)
     timeline = await deployments(client, service, env)
     live, idle = lists_after(timeline)
     target = to or last_good(timeline, running)
@@ -178,7 +178,8 @@ async def start_rollback(
     )
 
 
-async def _running(client: Client, workflow_id: str) -> bool:
+async def is_running(client: Client, workflow_id: str) -> bool:
+    """Whether a run with ``workflow_id`` is running now."""
     try:
         description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as exc:

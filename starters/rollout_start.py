@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
@@ -30,21 +32,37 @@ from starters.progress import follow, print_events
 from starters.rollouts import _who
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
+from workflows.core.spec import yaml_documents
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.rollouts.argo_rollout import beside_the_rollout
 from workflows.rollouts.emergency_models import rollback_workflow_id
 from workflows.rollouts.models import RolloutPhase, RolloutResult
 from workflows.rollouts.registry import workflow_type
 from workflows.rollouts.spec import Rollout, load_rollout
 
 
-def read_spec(path: str) -> Rollout:
-    return spec_files.read(path, load_rollout)
+def read_spec(path: str, templates: list[str] | None = None) -> Rollout:
+    return spec_files.read(path, loader(templates or []))
+
+
+def loader(templates: list[str]) -> Callable[[str, str], Rollout]:
+    """``load_rollout`` with the documents of ``--templates`` files (or of the ``*.yaml`` and
+    ``*.yml`` files of a directory) after the spec file's own: AnalysisTemplates kept apart,
+    as ``kubectl apply -f analysis-templates.yaml`` keeps them in Argo's examples."""
+    files: list[Path] = []
+    for name in templates:
+        path = Path(name)
+        files += sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
+    extra = [spec_files.read_text(f, f"--templates {f}") for f in files]
+    return lambda text, source: load_rollout("\n---\n".join([text, *extra]), source)
 
 
 def describe(rollout: Rollout) -> str:
     """One line: what this spec does."""
     spec = rollout.spec
     what = f"{spec.strategy.name} of {spec.service} {spec.version} in {spec.environment}"
+    if spec.targets.workloads is not None:
+        what += f" on {spec.targets.workloads.describe()} by router {spec.router.kind}"
     if spec.strategy.canary is not None:
         steps = spec.strategy.canary.steps
         return f"{what}, {len(steps)} steps: " + " → ".join(s.describe() for s in steps)
@@ -52,12 +70,18 @@ def describe(rollout: Rollout) -> str:
 
 
 def lint(args: argparse.Namespace) -> int:
-    return spec_files.lint(args, load_rollout, lambda r: (r.workflow_id, describe(r)))
+    load = loader(args.templates)
+    code = spec_files.lint(args, load, lambda r: (r.workflow_id, describe(r)))
+    if not args.json:
+        text = spec_files.read_text(Path(args.file), f"FILE {args.file}")
+        for name in beside_the_rollout(yaml_documents(text, args.file)):
+            print(f"  {name}: not applied by deployflow (kubectl apply it)")
+    return code
 
 
 def prepare_start(args: argparse.Namespace) -> None:
     """Validate the spec before contacting Temporal: bad input is exit 2 even offline."""
-    args.rollout = read_spec(args.file)
+    args.rollout = read_spec(args.file, args.templates)
     args.commit = None if args.commit_time is None else parse_commit_time(args.commit_time)
 
 

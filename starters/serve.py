@@ -230,12 +230,12 @@ def load_runbook_path(path: Path) -> list[Runbook]:
     return runbooks
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9095`` for IPv6) into its parts."""
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9095`` for IPv6) into its parts; ``flag`` names it in errors."""
     host, _, port = text.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--listen: expected HOST:PORT (e.g. {DEFAULT_LISTEN}), got {text!r}")
+        raise UsageError(f"{flag}: expected HOST:PORT (e.g. {DEFAULT_LISTEN}), got {text!r}")
     return host, int(port)
 
 
@@ -317,16 +317,21 @@ async def _serve(
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, shutdown_timeout: float = 60.0
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_timeout: float = 60.0,
+    flag: str = "--listen",
 ) -> web.AppRunner:
-    """``app`` listening on ``host:port``; a port that cannot be bound is a ``UsageError``."""
+    """``app`` listening on ``host:port``; a port that cannot be bound is a ``UsageError``
+    naming ``flag``."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise UsageError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
+        raise UsageError(f"{flag} {host}:{port}: {exc.strerror or exc}") from None
     return runner
 
 

@@ -14,8 +14,10 @@ Retrying. ``page`` is keyed by its dedup key: PagerDuty folds a repeated trigger
 open incident and acknowledge/resolve are idempotent, so Temporal may retry it freely.
 ``post_slack`` has no such key, so right after ``chat.postMessage`` succeeds it heartbeats the
 message's ts, and an attempt that finds a ts in its heartbeat details edits that message
-instead of posting again. Only a worker killed in the milliseconds between the post and the
-heartbeat reaching the server can still post twice.
+instead of posting again. A post with a ``key`` also carries it as Slack message metadata:
+a retry whose worker died before its heartbeat reached the server (the answer in flight)
+looks the key up in the channel or thread and edits what it finds, so it never posts twice.
+Without a key, only that window can still post twice.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ log = structlog.get_logger()
 PAGERDUTY_EVENTS_URL = "PAGERDUTY_EVENTS_URL"
 PAGERDUTY_CA_BUNDLE = "PAGERDUTY_CA_BUNDLE"
 SLACK_API_URL = "SLACK_API_URL"
+LOOKUP_SLACK_S = 60  # look this far before the first attempt for its post (clock skew)
 
 
-def _secret(env_name: str, what: str) -> str:
+def secret(env_name: str, what: str) -> str:
+    """The value of the worker's variable ``env_name`` (never logged); NotifierNotConfigured
+    naming the variable when it is unset."""
     value = os.environ.get(env_name, "").strip()
     if not value:
         raise failure(NOTIFIER_NOT_CONFIGURED, f"{what}: {env_name} is not set on the worker")
@@ -52,7 +57,7 @@ def _secret(env_name: str, what: str) -> str:
 
 
 def _events_client(input: PageInput) -> pagerduty.EventsClient:
-    routing_key = _secret(input.routing_key_env, "PagerDuty routing key")
+    routing_key = secret(input.routing_key_env, "PagerDuty routing key")
     url = os.environ.get(PAGERDUTY_EVENTS_URL) or pagerduty.DEFAULT_EVENTS_URL
     ca_bundle = os.environ.get(PAGERDUTY_CA_BUNDLE) or None
     try:
@@ -65,7 +70,7 @@ def _events_client(input: PageInput) -> pagerduty.EventsClient:
 
 
 def _slack_client(input: SlackPostInput) -> WebClient:
-    token = _secret(input.token_env, "Slack bot token")
+    token = secret(input.token_env, "Slack bot token")
     url = os.environ.get(SLACK_API_URL) or slack.DEFAULT_API_URL
     if not url.startswith(("https://", "http://")):
         raise failure(NOTIFIER_NOT_CONFIGURED, f"{SLACK_API_URL}: {url!r} is not an http(s) URL")
@@ -135,11 +140,31 @@ def _post_or_update(
             if slack.error_code(e) != slack.MESSAGE_NOT_FOUND:
                 raise
             # Someone deleted the earlier post: the message is still owed.
+    if (found := _found_by_key(client, input, fields)) is not None:
+        fields.update(call="chat.update", recovered_ts=found.ts)
+        return slack.update(client, found.channel, found.ts, input.text, input.thread_ts)
     fields["call"] = "chat.postMessage"
-    message = slack.post(client, input.channel, input.text, input.thread_ts)
+    message = slack.post(client, input.channel, input.text, input.thread_ts, input.key)
     if activity.in_activity():
         activity.heartbeat(message.ts, message.channel)
     return message
+
+
+def _found_by_key(
+    client: WebClient, input: SlackPostInput, fields: dict[str, Any]
+) -> SlackMessage | None:
+    """On a retry, the message an earlier attempt posted with ``input.key`` but never
+    heartbeat (its worker died with the answer in flight). A failed lookup (a channel given
+    by name, a token without the history scope) is logged and the message posted."""
+    if input.key is None or not activity.in_activity() or activity.info().attempt == 1:
+        return None
+    oldest = activity.info().scheduled_time.timestamp() - LOOKUP_SLACK_S
+    try:
+        return slack.find_keyed(client, input.channel, input.key, input.thread_ts, oldest)
+    except (SlackApiError, OSError) as e:
+        code = slack.error_code(e) if isinstance(e, SlackApiError) else type(e).__name__
+        log.warning("post_slack_lookup_failed", **fields, error=code)
+        return None
 
 
 @activity.defn(name="post_slack")

@@ -42,6 +42,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ STATE_FILE = "notify-servers.json"
 ENV_FILE = "notify.env"
 SEVERITIES = ("critical", "error", "warning", "info")
 ACTIONS = ("trigger", "acknowledge", "resolve")
+HOLD_MAX_S = 60.0  # a held answer is sent after this even if never released
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,17 @@ class Reply:
 
 
 @dataclass
+class Hold:
+    """A request handled but not yet answered (``LocalServer.hold``)."""
+
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class _Fault:
     status: int
     times: int | None  # None: until cleared
@@ -107,6 +120,7 @@ class LocalServer:
         self._lock = threading.Lock()
         self._fault: _Fault | None = None
         self._requests: list[dict[str, Any]] = []
+        self._holds: dict[str, Hold] = {}
         self._httpd = _HTTPServer(("127.0.0.1", port), _handler_for(self))
         if tls is not None:  # handshake in the request's thread, not in the accept loop
             self._httpd.socket = tls.wrap_socket(
@@ -194,7 +208,19 @@ class LocalServer:
             else:
                 reply = self.handle(path, headers, body)
             self._requests.append({"path": path, "status": reply.status})
-            return reply
+            hold = self._holds.pop(path, None) if fault is None else None
+        if hold is not None:  # handled (the message exists); the answer waits
+            hold.reached.set()
+            hold.released.wait(HOLD_MAX_S)
+        return reply
+
+    def hold(self, path: str) -> Hold:
+        """Handle the next request to ``path`` (``/api/chat.postMessage``), then keep its
+        answer until ``release()``: the client's process can die with the answer in flight."""
+        hold = Hold()
+        with self._lock:
+            self._holds[path] = hold
+        return hold
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -386,16 +412,26 @@ class Message:
     thread_ts: str | None
     edits: list[str] = field(default_factory=list)  # earlier texts, oldest first
     replies: list[str] = field(default_factory=list)  # ts of replies in its thread
+    metadata: dict[str, Any] | None = None
 
 
 class SlackServer(LocalServer):
     """Slack's Web API (``chat.postMessage``, ``chat.update``, ``auth.test`` under
-    ``/api/``) over HTTP for the bot ``token``; with ``channels`` (names), others do not
-    exist. Channel ids are ``C`` + 8 digits; message ts are ``1700000000.000100`` onwards."""
+        ``/api/``) over HTTP for the bot ``token``; with ``channels`` (names), others do not
+        exist. Channel ids are ``C`` + 8 digits; message ts are ``<epoch>.000100`` onwards, the
+    epoch being the server's start (or ``epoch``) in Unix seconds."""
 
-    def __init__(self, token: str, channels: Iterable[str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        token: str,
+        channels: Iterable[str] | None = None,
+        port: int = 0,
+        epoch: int | None = None,
+    ) -> None:
         super().__init__(port)
         self.token = token
+        # Slack's ts is the post's Unix time (then a sequence): ``oldest`` filters by it.
+        self.epoch = int(time.time()) if epoch is None else epoch
         self.allow_listed = channels is not None
         self._channels: dict[str, str] = {}  # name -> id
         for name in channels or ():
@@ -443,6 +479,10 @@ class SlackServer(LocalServer):
             return self._post(params)
         if method == "chat.update":
             return self._update(params)
+        if method in ("conversations.history", "conversations.replies"):
+            return self._read(method, params)
+        if method == "conversations.list":
+            return self._list(params)
         return _slack_error("unknown_method")
 
     def _channel_id(self, channel: str, create: bool) -> str | None:
@@ -467,9 +507,10 @@ class SlackServer(LocalServer):
         if _blank(params.get("text")) and not params.get("blocks"):
             return _slack_error("no_text")
         n = len(self._messages) + 1
-        ts = f"{1_700_000_000 + n // 10_000}.{n % 10_000 * 100:06d}"
+        ts = f"{self.epoch + n // 10_000}.{n % 10_000 * 100:06d}"
         thread_ts = params.get("thread_ts") or None
-        message = Message(channel, ts, str(params.get("text", "")), thread_ts)
+        metadata = _json_param(params.get("metadata"))
+        message = Message(channel, ts, str(params.get("text", "")), thread_ts, metadata=metadata)
         if thread_ts is not None and (parent := self._find(channel, thread_ts)) is not None:
             parent.replies.append(ts)
         self._messages.append(message)
@@ -489,15 +530,59 @@ class SlackServer(LocalServer):
         shown = {"channel": channel, "ts": message.ts, "text": message.text}
         return Reply(200, {"ok": True, **shown, "message": _shown(message)})
 
+    def _list(self, params: dict[str, Any]) -> Reply:
+        """``conversations.list``, paginated by ``cursor`` (an offset here) and ``limit``."""
+        limit = int(params.get("limit") or 100)
+        start = int(params.get("cursor") or 0)
+        every = [{"id": i, "name": n, "is_channel": True} for n, i in self._channels.items()]
+        page = every[start : start + limit]
+        more = start + limit < len(every)
+        cursor = str(start + limit) if more else ""
+        return Reply(
+            200, {"ok": True, "channels": page, "response_metadata": {"next_cursor": cursor}}
+        )
+
+    def _read(self, method: str, params: dict[str, Any]) -> Reply:
+        """``conversations.history`` (top-level messages since ``oldest``, newest first) and
+        ``conversations.replies`` (the parent ``ts``, then its replies, oldest first). Like
+        Slack, these want a channel id; metadata only with ``include_all_metadata``."""
+        channel = str(params.get("channel", ""))
+        if channel not in self._channels.values() and not CHANNEL_ID.match(channel):
+            return _slack_error("channel_not_found")
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        limit = int(params.get("limit") or 100)
+        if method == "conversations.history":
+            oldest = float(params.get("oldest") or 0)
+            found = [
+                m
+                for m in reversed(self._messages)
+                if m.channel == channel and m.thread_ts is None and float(m.ts) >= oldest
+            ]
+        else:
+            parent = self._find(channel, params.get("ts"))
+            if parent is None:
+                return _slack_error("thread_not_found")
+            found = [parent, *(m for m in self._messages if m.thread_ts == parent.ts)]
+        shown = [_shown(m, with_metadata) for m in found[:limit]]
+        return Reply(200, {"ok": True, "messages": shown, "has_more": len(found) > limit})
+
+
+def _json_param(value: object) -> dict[str, Any] | None:
+    """A JSON-object parameter sent as an object (JSON body) or a string (form body)."""
+    if isinstance(value, str):
+        return _json_object(value.encode())
+    return value if isinstance(value, dict) else None
+
 
 def _slack_error(code: str) -> Reply:
     return Reply(200, {"ok": False, "error": code})
 
 
-def _shown(message: Message) -> dict[str, Any]:
+def _shown(message: Message, with_metadata: bool = False) -> dict[str, Any]:
     shown = {"type": "message", "user": "U00000001", "bot_id": "B00000001"}
     thread = {"thread_ts": message.thread_ts} if message.thread_ts else {}
-    return {**shown, "text": message.text, "ts": message.ts, **thread}
+    metadata = {"metadata": message.metadata} if with_metadata and message.metadata else {}
+    return {**shown, "text": message.text, "ts": message.ts, **thread, **metadata}
 
 
 def _write_state(state_dir: Path, pd: PagerDutyServer, sl: SlackServer, key: str) -> None:

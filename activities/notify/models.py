@@ -69,6 +69,9 @@ class SlackPostInput(Model):
     thread_ts: str | None = None
     update_ts: str | None = None
     token_env: str = Field(default="SLACK_BOT_TOKEN", pattern=ENV_NAME_PATTERN)
+    key: str | None = Field(default=None, max_length=255)
+    """Posted as the message's metadata: a retry whose worker died before it could
+    heartbeat finds the message by it (``conversations.history``/``.replies``) and edits it."""
 
 
 class SlackMessage(Model):

@@ -9,6 +9,7 @@ Temporal retry edit that message instead of posting a second one.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_sdk import WebClient
@@ -31,6 +32,10 @@ TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 MESSAGE_NOT_FOUND = "message_not_found"
+METADATA_EVENT = "deployflow_notice"
+LOOKUP_LIMIT = 200  # messages (channels) read back per page when looking for a post
+LIST_PAGES = 10  # pages of conversations.list read to find a channel named in a spec
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 
 
 def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
@@ -46,10 +51,66 @@ def web_client(token: str, api_url: str = DEFAULT_API_URL) -> WebClient:
     )
 
 
-def post(client: WebClient, channel: str, text: str, thread_ts: str | None) -> SlackMessage:
-    """``chat.postMessage``, as a reply in ``thread_ts`` if given."""
-    data = _data(client.chat_postMessage(channel=channel, text=text, thread_ts=thread_ts))
+def post(
+    client: WebClient, channel: str, text: str, thread_ts: str | None, key: str | None = None
+) -> SlackMessage:
+    """``chat.postMessage``, as a reply in ``thread_ts`` if given, carrying ``key`` as
+    metadata if given."""
+    data = _data(
+        client.chat_postMessage(
+            channel=channel, text=text, thread_ts=thread_ts, metadata=_metadata(key)
+        )
+    )
     return SlackMessage(channel=str(data["channel"]), ts=str(data["ts"]), thread_ts=thread_ts)
+
+
+def find_keyed(
+    client: WebClient, channel: str, key: str, thread_ts: str | None, oldest: float
+) -> SlackMessage | None:
+    """The message an earlier attempt posted with metadata ``key``: among the replies of
+    ``thread_ts``, or the channel's messages since ``oldest`` (needs ``channels:history``)."""
+    found_id = channel_id(client, channel)
+    if found_id is None:
+        return None
+    if thread_ts is not None:
+        response = client.conversations_replies(
+            channel=found_id, ts=thread_ts, include_all_metadata=True, limit=LOOKUP_LIMIT
+        )
+    else:
+        response = client.conversations_history(
+            channel=found_id, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=LOOKUP_LIMIT
+        )
+    for message in _data(response).get("messages") or []:
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
+            return SlackMessage(channel=found_id, ts=str(message["ts"]), thread_ts=thread_ts)
+    return None
+
+
+def channel_id(client: WebClient, channel: str) -> str | None:
+    """``channel`` if it is an id, else the id of the channel so named (``conversations.list``,
+    needs ``channels:read``; the history methods take ids only), or None if none is."""
+    if CHANNEL_ID.match(channel):
+        return channel
+    name, cursor = channel.removeprefix("#"), None
+    for _ in range(LIST_PAGES):
+        data = _data(
+            client.conversations_list(
+                types="public_channel,private_channel", limit=LOOKUP_LIMIT, cursor=cursor
+            )
+        )
+        for found in data.get("channels") or []:
+            if found.get("name") == name:
+                return str(found["id"])
+        cursor = (data.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    return None
+
+
+def _metadata(key: str | None) -> dict[str, Any] | None:
+    return None if key is None else {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
 
 
 def update(

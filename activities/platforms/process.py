@@ -15,6 +15,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,10 @@ from activities.log_fields import ms_since
 OUTPUT_LINES: Final = 20
 PROGRESS_INTERVAL_S = 1.0
 KILL_GRACE_S = 2.0
+
+_running: set[int] = set()
+"""The process groups (their leaders' PIDs) of the commands running now."""
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def run_command(
         cwd=cwd,
         start_new_session=True,
     ) as proc:
+        with _running_lock:
+            _running.add(proc.pid)
         out_fd, err_fd = _fileno(proc.stdout), _fileno(proc.stderr)
         try:
             with selectors.DefaultSelector() as selector:
@@ -110,6 +117,9 @@ def run_command(
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            with _running_lock:
+                _running.discard(proc.pid)
     return CommandRun(
         returncode=proc.returncode,
         output=list(tail),
@@ -144,6 +154,18 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def kill_running() -> int:
+    """SIGKILL the process group of every command running now; how many there were. For a
+    worker forced to exit at once, whose activity threads get no chance to: a deploy left
+    running would race the retry of its activity on another worker."""
+    with _running_lock:
+        groups = list(_running)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    return len(groups)
 
 
 def command_failure(error_type: str, head: str, run: CommandRun | None = None) -> ApplicationError:

@@ -17,11 +17,12 @@ from temporalio import activity
 from activities.clients import Clients
 from activities.heartbeat import keep_alive
 from activities.log_fields import attempt, ms_since
-from activities.routing.base import ServerState, Weights
-from activities.routing.factory import rotation_for, router_for
+from activities.routing.base import HeaderRoute, ServerState, Weights
+from activities.routing.factory import header_routing_for, rotation_for, router_for
 from activities.routing.models import (
     GetServerStatesInput,
     GetWeightsInput,
+    SetHeaderRoutesInput,
     SetServerStatesInput,
     SetWeightInput,
 )
@@ -91,6 +92,18 @@ class RouterActivities:
         not_ready = {a: str(s) for a, s in states.items() if s != "ready"}
         _log("get_server_states", input.router, started, not_ready=not_ready)
         return states
+
+    @activity.defn(name="set_header_routes")
+    def set_header_routes(self, input: SetHeaderRoutesInput) -> list[HeaderRoute]:
+        """Hold exactly ``routes`` (by header, to the canary); returns what it reads back."""
+        started = time.monotonic()
+        router = header_routing_for(input.router, self.clients)
+        with keep_alive():
+            router.set_header_routes(input.routes)
+            applied = router.get_header_routes()
+        names = [route.name for route in applied]
+        _log("set_header_routes", input.router, started, key=input.key, routes=names)
+        return applied
 
 
 def _log(event: str, router: RouterSpec, started: float, **fields: object) -> None:

@@ -3,21 +3,22 @@
 ``TrafficRouter`` is all a router must do. Routers whose sides are lists of servers
 (nginx, haproxy, nop) also take single servers in and out of rotation: that is the
 optional ``ServerRotation`` capability, which a router in front of workloads (a
-Kubernetes Service, Istio, Gateway API) does not have. Header and mirror routes are the
-next capability when a router needs them. One implementation per file beside this one;
-``factory.py`` picks one for a spec.
+Kubernetes Service, Istio, Gateway API) does not have. Routers that can send requests
+matching headers to the canary (ingress-nginx, Istio, Gateway API) have the optional
+``HeaderRouting`` capability (Argo's ``setHeaderRoute``). One implementation per file
+beside this one; ``factory.py`` picks one for a spec.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Annotated, ClassVar, Protocol, runtime_checkable
 
 from pydantic import Field, model_validator
 
 from activities.errors import INVALID_SPEC, failure
-from activities.model import Model
+from activities.model import Model, OneOf
 
 
 class Weights(Model):
@@ -89,3 +90,53 @@ def merge_states(
     if unknown:
         raise failure(INVALID_SPEC, f"not a server of this router: {unknown} (servers: {servers})")
     return {s: ServerState(changes.get(s, current.get(s, ServerState.READY))) for s in servers}
+
+
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")]
+"""An HTTP header field name (an RFC 9110 token)."""
+
+
+class HeaderValue(OneOf):
+    """Argo's ``headerValue``: exactly one of ``exact``, ``prefix``, ``regex``."""
+
+    label: ClassVar[str] = "headerValue"
+
+    exact: str | None = Field(default=None, min_length=1, max_length=4096)
+    prefix: str | None = Field(default=None, min_length=1, max_length=4096)
+    regex: str | None = Field(default=None, min_length=1, max_length=4096)
+
+    @property
+    def value(self) -> str:
+        chosen = self.exact or self.prefix or self.regex
+        assert chosen is not None  # exactly one is set
+        return chosen
+
+
+class HeaderMatch(Model):
+    """``{headerName: X-Canary, headerValue: {exact: "yes"}}``."""
+
+    header_name: HeaderName
+    header_value: HeaderValue
+
+
+class HeaderRoute(Model):
+    """A route sending every request whose headers all ``match`` to the canary, whatever the
+    weights (Argo's ``setHeaderRoute`` with a ``match``)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    match: list[HeaderMatch] = Field(min_length=1)
+
+
+@runtime_checkable
+class HeaderRouting(Protocol):
+    """Routes chosen by request headers to the canary, beside the weights.
+
+    ``set_header_routes`` is declarative: afterwards the router holds exactly ``routes``
+    (an empty list removes every header route deployflow made), in one change, or nothing
+    changed. Routes it did not make are never touched. ``get_header_routes`` reads back
+    the ones it holds.
+    """
+
+    def set_header_routes(self, routes: Sequence[HeaderRoute]) -> None: ...
+
+    def get_header_routes(self) -> list[HeaderRoute]: ...

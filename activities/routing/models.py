@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from activities.model import Model
-from activities.routing.base import ServerState, Weights
+from activities.routing.base import HeaderRoute, ServerState, Weights
 from activities.routing.spec import RouterSpec
 
 
@@ -29,3 +29,12 @@ class SetServerStatesInput(Model):
 
 class GetServerStatesInput(Model):
     router: RouterSpec
+
+
+class SetHeaderRoutesInput(Model):
+    """Every header route the router should hold (Argo's ``setHeaderRoute`` steps so far);
+    an empty list removes them all."""
+
+    router: RouterSpec
+    routes: list[HeaderRoute]
+    key: str

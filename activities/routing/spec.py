@@ -6,6 +6,9 @@ spec without importing subprocess, sockets or API clients.
       nginx:   {upstream: ..., configPath: ..., stable: [...], canary: [...]}
       haproxy: {backend: ..., socket: ..., configPath: ..., stable: [...], canary: [...]}
       nop:     {stable: [...], canary: [...]}     # a dry run: moves no traffic
+
+and the Kubernetes routers of ``kube_spec.py`` (``service``, ``ingressNginx``, ``istio``,
+``gatewayAPI``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from typing import Annotated, ClassVar
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from activities.model import Model, OneOf
+from activities.routing.base import HeaderRoute
+from activities.routing.kube_spec import (
+    GatewayAPIRouterSpec,
+    HeaderRouted,
+    IngressNginxRouterSpec,
+    IstioRouterSpec,
+    ServiceRouterSpec,
+)
 
 # host:port where host is a DNS name, an IPv4 address or a bracketed IPv6 address. The
 # character set also keeps ';', '{', '#', whitespace and quotes out of rendered configs.
@@ -164,9 +175,26 @@ class RouterSpec(OneOf):
     nginx: NginxRouterSpec | None = None
     haproxy: HAProxyRouterSpec | None = None
     nop: NopRouterSpec | None = None
+    service: ServiceRouterSpec | None = None
+    ingress_nginx: IngressNginxRouterSpec | None = None
+    istio: IstioRouterSpec | None = None
+    gateway_api: GatewayAPIRouterSpec | None = Field(default=None, alias="gatewayAPI")
 
     def pools(self) -> ServerPools | None:
-        """The stable and canary server lists, for routers that route to servers (all kinds
-        today); None for a router in front of workloads (a Kubernetes Service, Istio)."""
+        """The stable and canary server lists, for routers that route to servers (nginx,
+        haproxy, nop); None for a router in front of workloads (a Kubernetes Service, Istio)."""
         chosen = self.selected()
         return chosen if isinstance(chosen, ServerPools) else None
+
+    @property
+    def splits(self) -> bool:
+        """Whether the router can split traffic (a Service selector only switches it)."""
+        return not isinstance(self.selected(), ServiceRouterSpec)
+
+    def header_routes_problem(self, routes: list[HeaderRoute]) -> str | None:
+        """Why this router cannot hold the header ``routes`` at once (``setHeaderRoute``);
+        None when it can."""
+        chosen = self.selected()
+        if not isinstance(chosen, HeaderRouted):
+            return f"router {self.kind} cannot route by header (setHeaderRoute)"
+        return chosen.header_routes_problem(routes)

@@ -20,6 +20,10 @@ belong to the local host agent (examples/demo/host.py, state in ``.state/demo/ho
 which the worker runs through the command platform; this stack never starts a process on
 them itself, and ``down`` stops them through the agent, by its recorded PIDs.
 
+The worker serves its Prometheus metrics on :19464 and ``/readyz`` on :19465 (its readiness
+here); Prometheus scrapes it as job ``deployflow-worker`` with the alert rules of
+``examples/prometheus/worker-rules.yml``.
+
 The incident demo adds: Prometheus's alert rule ``CheckoutHighErrorRate`` (the stable
 slot's 5xx ratio over 10 s above 0.5) sent to Alertmanager (:19093), whose webhook posts to
 ``deployflow serve`` (:19095, runbooks ``examples/runbooks/checkout.yaml``) with a Bearer
@@ -84,6 +88,8 @@ ALERTMANAGER_PORT = 19093
 SERVE_PORT = 19095
 PAGERDUTY_PORT = 19443
 SLACK_PORT = 19444
+WORKER_METRICS_PORT = 19464
+WORKER_HEALTH_PORT = 19465
 # The VM strategies' hosts, one port each, split into the router's two lists (for blue-green
 # the two pools; rolling and recreate treat them as one fleet at 50/50). The specs in
 # examples/rollouts/ list exactly these, in this order.
@@ -115,6 +121,8 @@ NOTIFY_ENV = NOTIFY_DIR / "notify.env"  # written by the notify servers once the
 NOTIFY_STATE = NOTIFY_DIR / "notify-servers.json"  # likewise, last: "ready"
 WEBHOOK_TOKEN_FILE = STATE / "webhook-token"
 RUNBOOKS = REPO / "examples" / "runbooks" / "checkout.yaml"
+WORKER_RULES = REPO / "examples" / "prometheus" / "worker-rules.yml"
+WORKER_JOB = "deployflow-worker"  # the job worker-rules.yml selects on
 NOTIFY_MARKER = "activities.notify.local_servers"
 HOSTS_DIR = STATE / "hosts"
 HOST_AGENT = REPO / "examples" / "demo" / "host.py"
@@ -219,7 +227,8 @@ def prometheus_ready() -> bool:
     for target in prometheus_targets():
         labels = target["labels"]
         assert isinstance(labels, dict)
-        health[labels["instance"]] = target["health"]
+        if labels["job"] == SERVICE:  # the worker's target is up once the worker is
+            health[labels["instance"]] = target["health"]
     running = [
         f"{HOST}:{port}"
         for slot, port in SLOT_PORTS.items()
@@ -250,8 +259,8 @@ def haproxy_ready() -> bool:
 
 
 def worker_polling() -> bool:
-    described = temporal("task-queue", "describe", "--task-queue", TASK_QUEUE, "-o", "json")
-    return described.returncode == 0 and '"identity"' in described.stdout
+    """The worker's readiness: Temporal lists it as a poller of its queue."""
+    return http_status(f"http://{HOST}:{WORKER_HEALTH_PORT}/readyz") == 200
 
 
 def service_argv(slot: str, version: str, error_rate: float = 0.0) -> list[str]:
@@ -378,7 +387,10 @@ scrape_configs:
   - job_name: {SERVICE}
     static_configs:
       - targets: [{targets}]
-rule_files: [{PROMETHEUS_RULES.name}]
+  - job_name: {WORKER_JOB}
+    static_configs:
+      - targets: ['{HOST}:{WORKER_METRICS_PORT}']
+rule_files: [{PROMETHEUS_RULES.name}, '{WORKER_RULES}']
 alerting:
   alertmanagers:
     - api_version: v2
@@ -631,10 +643,16 @@ def worker_component() -> Component:
     PATH is the venv's (runbook and monitor commands run ``python examples/demo/...``)."""
     return Component(
         name="worker",
-        argv=[deployflow_binary(), "worker"],
+        argv=[
+            deployflow_binary(),
+            "worker",
+            f"--metrics-listen={HOST}:{WORKER_METRICS_PORT}",
+            f"--health-listen={HOST}:{WORKER_HEALTH_PORT}",
+        ],
         marker="worker",
         ready=worker_polling,
-        url=f"task queue {TASK_QUEUE}",
+        url=f"task queue {TASK_QUEUE}, metrics http://{HOST}:{WORKER_METRICS_PORT}/metrics, "
+        f"health http://{HOST}:{WORKER_HEALTH_PORT}/readyz",
         env={
             "TEMPORAL_ADDRESS": f"{HOST}:{TEMPORAL_PORT}",
             **notify_env(),

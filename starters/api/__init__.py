@@ -17,7 +17,15 @@ from importlib import metadata
 
 from aiohttp import web
 
-from starters.api import events, incidents, openapi, operations, pipelines, rollouts
+from starters.api import (
+    events,
+    incidents,
+    openapi,
+    operations,
+    pipelines,
+    rollouts,
+    scope_rollbacks,
+)
 from starters.api.models import Caller
 from starters.api.routing import Api, Call, Route, register
 from starters.api.tokens import Tokens, parse_tokens
@@ -32,6 +40,7 @@ ROUTES: list[Route] = [
     *rollouts.ROUTES,
     *events.ROUTES,
     *operations.ROUTES,
+    *scope_rollbacks.ROUTES,
     *pipelines.ROUTES,
     *incidents.ROUTES,
 ]

@@ -19,7 +19,12 @@ import json
 import uuid
 from datetime import timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
@@ -85,10 +90,15 @@ async def get_rollback(call: Call) -> RollbackView:
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
-        outcome = (description.status.name if description.status else "FAILED").capitalize()
-        failure = Failure(outcome=outcome, reason=root_cause(exc).located)
+        failure = run_failure(description, exc)
         return RollbackView(workflow_id=workflow_id, url=url, running=False, failure=failure)
     return RollbackView(workflow_id=workflow_id, url=url, running=False, result=result)
+
+
+def run_failure(description: WorkflowExecutionDescription, exc: WorkflowFailureError) -> Failure:
+    """How a closed run without a result ended, and its root cause."""
+    outcome = (description.status.name if description.status else "FAILED").capitalize()
+    return Failure(outcome=outcome, reason=root_cause(exc).located)
 
 
 async def latest_rollout(client: Client, service: str, environment: str) -> tuple[str, Rollout]:

@@ -121,7 +121,11 @@ async def test_the_judge_fails_a_canary_30_percent_slower_and_passes_an_equal_on
         assert (code, report["phase"]) == (1, "Failed"), judgement
         latency = next(m for m in judgement["metrics"] if m["name"] == "mean-latency")
         assert latency["classification"] == "High"
-        assert latency["ratio"] == pytest.approx(1.3, abs=0.1)
+        # The service sleeps 13 ms against 10 ms, but what Prometheus measures also holds the
+        # request's own overhead, which grows with the machine's load and is the same for both
+        # versions: (13 + x) / (10 + x) is 1.3 on a quiet machine and 1.2 at load average 10.
+        # The judgement above is what must not move; the ratio only has to point the right way.
+        assert 1.1 < latency["ratio"] <= 1.4
         assert latency["canary"]["count"] >= 15
         assert judgement["score"] == 50
         assert metric["measurements"][0]["message"].startswith("score 50 (Fail): mean-latency High")

@@ -16,7 +16,7 @@ from tests.integration.test_kube_double import deployment
 @pytest.fixture
 def web(kube, apps):
     apps.create_namespaced_deployment(kube.namespace, deployment(replicas=3))
-    kube.controller.settle()
+    kube.settle()
 
 
 def kubectl_ok(kube, *args: str) -> str:
@@ -45,7 +45,7 @@ def test_kubectl_set_image_keeps_the_sidecar_and_rollout_status_completes(kube, 
         ("app", "web:2"),
         ("sidecar", "envoy:1.30"),
     ]
-    kube.controller.settle()
+    kube.settle()
     out = kubectl_ok(kube, "rollout", "status", "deployment/web", "--timeout=30s")
     assert 'deployment "web" successfully rolled out' in out
 
@@ -76,7 +76,7 @@ def test_kubectl_scale_goes_through_the_scale_subresource(kube, apps):
     assert any(
         r.path.endswith("/deployments/web/scale") and r.method == "PATCH" for r in kube.requests()
     )
-    kube.controller.settle()
+    kube.settle()
     assert (
         kubectl_ok(kube, "get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}")
         == "5"
@@ -86,9 +86,9 @@ def test_kubectl_scale_goes_through_the_scale_subresource(kube, apps):
 @pytest.mark.usefixtures("web")
 def test_kubectl_rollout_undo_restores_the_previous_template_and_replica_set(kube, apps):
     kubectl_ok(kube, "set", "image", "deployment/web", "app=web:2")
-    kube.controller.settle()
+    kube.settle()
     kubectl_ok(kube, "rollout", "undo", "deployment/web")
-    kube.controller.settle()
+    kube.settle()
     images = [
         c.image
         for c in apps.read_namespaced_deployment(
@@ -105,7 +105,7 @@ def test_kubectl_rollout_undo_restores_the_previous_template_and_replica_set(kub
 @pytest.mark.usefixtures("web")
 def test_kubectl_rollout_restart_rolls_a_new_replica_set(kube, apps):
     kubectl_ok(kube, "rollout", "restart", "deployment/web")
-    kube.controller.settle()
+    kube.settle()
     template = apps.read_namespaced_deployment("web", kube.namespace).spec.template
     assert "kubectl.kubernetes.io/restartedAt" in template.metadata.annotations
     assert len(apps.list_namespaced_replica_set(kube.namespace).items) == 2

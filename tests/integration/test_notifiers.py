@@ -186,8 +186,9 @@ def test_post_then_reply_in_the_thread_then_edit(notify_env):
         SlackPostInput(channel=posted.channel, text="resolved", update_ts=posted.ts)
     )
 
-    assert posted == SlackMessage(channel="C00000001", ts="1700000000.000100")
-    assert reply == SlackMessage(channel="C00000001", ts="1700000000.000200", thread_ts=posted.ts)
+    epoch = notify_env.slack.epoch
+    assert posted == SlackMessage(channel="C00000001", ts=f"{epoch}.000100")
+    assert reply == SlackMessage(channel="C00000001", ts=f"{epoch}.000200", thread_ts=posted.ts)
     assert edited == posted
     parent, child = notify_env.slack.messages("#incidents")
     assert (parent["text"], parent["edits"], parent["replies"]) == (

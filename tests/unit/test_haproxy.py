@@ -329,7 +329,8 @@ def test_router_spec_refuses_two_router_kinds():
     nginx = {"upstream": "x", "configPath": "/x.conf", "stable": ["a:1"], "canary": ["b:1"]}
 
     with pytest.raises(
-        ValidationError, match="set exactly one of nginx, haproxy, nop; got nginx, haproxy"
+        ValidationError,
+        match="set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI; got nginx, haproxy",
     ):
         RouterSpec.model_validate({"nginx": nginx, "haproxy": haproxy_spec()})
 

@@ -174,7 +174,7 @@ SCHEDULE = monitor_doc()["spec"]["schedule"]
         ({"servers": ["127.0.0.1"]}, "spec.servers[0]: '127.0.0.1' is not host:port"),
         ({"servers": ["127.0.0.1:1", "127.0.0.1:1"]}, "spec.servers: 127.0.0.1:1 listed twice"),
         ({"servers": []}, "spec.servers: healthCheck needs at least one server to probe"),
-        ({"healthCheck": None}, "spec: nothing to check; set healthCheck, slos or memoryLeak"),
+        ({"healthCheck": None}, "spec: nothing to check; set healthCheck, slos, memoryLeak, certificates or dns"),
         ({"slos": [{"name": "e", "provider": PROMETHEUS}]},
          "spec.slos[0]: set successCondition, failureCondition or both"),
         ({"slos": [{"name": "e", "provider": PROMETHEUS, "successCondition": "result <"}]},

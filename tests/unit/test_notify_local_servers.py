@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -64,7 +65,7 @@ def test_a_routing_key_list_refuses_other_keys():
 
 @pytest.fixture
 def slack() -> Iterator[SlackServer]:
-    with SlackServer("xoxb-right", channels=["incidents"]) as server:
+    with SlackServer("xoxb-right", channels=["incidents"], epoch=1_700_000_000) as server:
         yield server
 
 
@@ -127,3 +128,44 @@ def test_faults_can_be_set_and_read_over_http(slack):
     assert status == 200
     assert [r["status"] for r in received["requests"]] == [503, 503, 200]
     assert received["channels"] == {"incidents": "C00000001"}
+
+
+def test_slack_reads_back_history_replies_and_channels_like_slack(slack):
+    def api(method: str, body: dict[str, Any]) -> Any:
+        return call(slack, f"/api/{method}", body, "xoxb-right")[1]
+
+    metadata = {"event_type": "deployflow_notice", "event_payload": {"key": "k1"}}
+    root = api("chat.postMessage", {"channel": "#incidents", "text": "root", "metadata": metadata})
+    api("chat.postMessage", {"channel": "C00000001", "text": "reply", "thread_ts": root["ts"]})
+
+    assert api("conversations.history", {"channel": "#incidents"})["error"] == "channel_not_found"
+    history = api("conversations.history", {"channel": "C00000001", "include_all_metadata": True})
+    assert [(m["text"], m["metadata"]) for m in history["messages"]] == [("root", metadata)]
+    plain = api("conversations.history", {"channel": "C00000001"})
+    assert "metadata" not in plain["messages"][0]
+    later = api("conversations.history", {"channel": "C00000001", "oldest": "1700000001"})
+    assert later["messages"] == []
+    replies = api("conversations.replies", {"channel": "C00000001", "ts": root["ts"]})
+    assert [m["text"] for m in replies["messages"]] == ["root", "reply"]
+    channels = api("conversations.list", {"limit": 1})
+    assert channels["channels"] == [{"id": "C00000001", "name": "incidents", "is_channel": True}]
+    assert channels["response_metadata"] == {"next_cursor": ""}
+
+
+def test_a_held_answer_is_sent_only_when_released(slack):
+    hold = slack.hold("/api/chat.postMessage")
+    answers: list[Any] = []
+    poster = threading.Thread(
+        target=lambda: answers.append(
+            call(
+                slack, "/api/chat.postMessage", {"channel": "#incidents", "text": "t"}, "xoxb-right"
+            )
+        )
+    )
+    poster.start()
+    assert hold.reached.wait(10)
+    assert [m["text"] for m in slack.messages()] == ["t"]  # posted before it answers
+    assert answers == []
+    hold.release()
+    poster.join(10)
+    assert answers[0][1]["ok"] is True

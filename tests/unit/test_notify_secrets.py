@@ -17,6 +17,10 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import NOTIFIER_NOT_CONFIGURED, NOTIFY_FAILED, NOTIFY_REJECTED
 from activities.notify import PageInput, SlackPostInput
 from activities.notify.activities import page, post_slack
+from activities.notify.notice import Notice
+from activities.notify.rollout import RolloutNotices
+from activities.notify.rollout_models import WebhookNoticeInput
+from tests.fixtures.webhooks import WEBHOOK_SECRET, WEBHOOK_SECRET_ENV
 
 # Until tests/conftest.py lists it; importing from it here would defeat assert rewriting.
 
@@ -97,3 +101,23 @@ def test_a_missing_secret_names_the_env_var(notify_env, monkeypatch):
     assert missing_token.message == "Slack bot token: SLACK_OPS_TOKEN is not set on the worker"
     assert notify_env.pagerduty.requests() == []
     assert notify_env.slack.requests() == []
+
+
+async def test_the_webhook_secret_never_reaches_logs_or_failures(webhook_receiver):
+    notice = Notice.model_validate(
+        {"seq": 1, "trigger": "on-promoted", "at": "2026-12-02T00:00:00Z", "rolloutId": "r",
+         "runId": "1", "service": "s", "environment": "e", "version": "v", "strategy": "canary",
+         "phase": "Promoted", "message": "done"}
+    )  # fmt: skip
+    request = WebhookNoticeInput(
+        url=webhook_receiver.url, secret_env=WEBHOOK_SECRET_ENV, notice=notice, delivery="r/1/1/0"
+    )
+    notices = RolloutNotices()
+    webhook_receiver.answer(403)
+    with capture_logs() as logs:
+        with pytest.raises(ApplicationError) as refused:
+            await notices.notify_webhook(request)
+        assert await notices.notify_webhook(request) == 200
+    assert refused.value.type == NOTIFY_REJECTED
+    assert WEBHOOK_SECRET not in f"{logs!r} {shown(refused.value)}"
+    assert [entry["event"] for entry in logs] == ["notify_webhook_failed", "notify_webhook"]

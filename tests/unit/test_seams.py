@@ -13,6 +13,7 @@ SPEC_SIDE = {
     *ROOMS,
     *(f"{room}.{name}" for room in ROOMS for name in ("base", "spec", "models")),
     "activities.migrations.url",  # the URL's environment variable name, for the spec
+    "activities.routing.kube_spec",  # the Kubernetes routers' spec vocabulary
     "activities.platforms.deployments",  # pure: the pod template a promotion moves to
 }
 

@@ -140,7 +140,8 @@ BAD: list[tuple[str, Any, str]] = [
     (
         f"{C}.steps.0",
         {"setWeight": 5, "pause": {}},
-        "spec.strategy.canary.steps[0]: a step is exactly one of setWeight, pause or analysis",
+        "spec.strategy.canary.steps[0]: a step is exactly one of setWeight, pause, analysis or "
+        "setHeaderRoute",
     ),
     (
         f"{C}.steps.0",
@@ -206,10 +207,16 @@ BAD: list[tuple[str, Any, str]] = [
         0,
         "spec.progressDeadlineSeconds: Input should be greater than or equal to 1",
     ),
-    (f"{S}.router", {}, "spec.router: router: set exactly one of nginx, haproxy, nop; got none"),
+    (
+        f"{S}.router",
+        {},
+        "spec.router: router: set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI; got none",
+    ),
     (f"{S}.router.nginx.stable", [], "spec.router.nginx.stable"),
     (f"{S}.environment", _DELETE, "spec.environment: Field required"),
-    ("apiVersion", "argoproj.io/v1alpha1", "apiVersion: Input should be 'deployflow/v1'"),
+    ("apiVersion", "argo/v1", "apiVersion: Input should be 'deployflow/v1'"),
+    # A deployflow spec labelled as an Argo manifest is read as one (workflows/rollouts/argo_rollout.py).
+    ("apiVersion", "argoproj.io/v1alpha1", "spec.service: not a field of an Argo Rollout"),
     (
         f"{S}.strategy",
         {},

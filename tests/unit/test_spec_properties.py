@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests.unit.test_argo_manifests import STEP_TEMPLATES
+from tests.unit.test_argo_manifests import documents as argo_documents
 from tests.unit.test_monitor_spec import HEALING, monitor_doc, runbook_doc
 from tests.unit.test_spec import GOOD as GOOD_ROLLOUT
 from tests.workflows.test_pipeline import stage
@@ -157,6 +159,7 @@ def _pipeline(*stages: dict[str, Any]) -> dict[str, Any]:
 
 
 ROLLOUT_DOC = _documents(GOOD_ROLLOUT)[0]
+ARGO_ROLLOUTS = ("rollout-canary", "getting-started-nginx-rollout", "getting-started-istio-rollout")
 GATED_STAGE = stage(
     "production",
     requiredSoakTime="1h",
@@ -199,6 +202,18 @@ KINDS = [
             [ROLLOUT_DOC],
             _templates_as_documents(ROLLOUT_DOC, "deployflow/v1"),
             _templates_as_documents(ROLLOUT_DOC, "argoproj.io/v1alpha1"),
+        ],
+    ),
+    Kind(
+        "ArgoRollout",
+        load_rollout,
+        parse_rollout,
+        [
+            *(argo_documents(f"{name}.yaml") for name in ARGO_ROLLOUTS),
+            argo_documents("rollout-analysis-step.yaml") + _documents(STEP_TEMPLATES),
+            # A file as Argo's examples have it: the Rollout, then its Services.
+            argo_documents("getting-started-nginx-rollout.yaml")
+            + argo_documents("getting-started-nginx-services.yaml"),
         ],
     ),
     Kind(

@@ -13,13 +13,20 @@ import asyncio
 import math
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.clients import Clients
+from activities.health.certificates import check_certificate
+from activities.health.dns import resolve_names
 from activities.routing.base import Weights
+from tests.fixtures.parts import free_port
+from tests.workflows import record_notify_history
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import (
     ERROR_RATE_TEMPLATE,
@@ -46,6 +53,8 @@ from tests.workflows.test_monitor import PROM, Pager, monitor
 from tests.workflows.test_monitor import worker as monitor_worker
 from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rollout_when, stage
 from tests.workflows.test_pipeline import start as start_pipeline
+from tests.workflows.test_scope_rollback import start as start_scope_rollback
+from tests.workflows.test_scope_rollback import worker as scope_worker
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.core.search_attributes import ALL
@@ -114,6 +123,11 @@ async def main() -> None:
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
+        await record_notify_history.record(env, save)
+        await record_notify_history.record_pipeline(env, save)
+        await record_kube_traffic(env)
+        await record_scope_rollback(env)
+        await record_monitor_security_checks(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -122,6 +136,28 @@ async def main() -> None:
             await handle.result()
             history = await handle.fetch_history()
             save("canary-rolled-back", history)
+
+
+async def record_kube_traffic(env: WorkflowEnvironment) -> None:
+    """Canaries through the Kubernetes routers with a header route, and blue-green by
+    Service selector (the kapi double)."""
+    from tests.workflows import kube_traffic
+    from tests.workflows.test_kube_traffic import CANARY, blue_green
+
+    with tempfile.TemporaryDirectory() as directory:
+        for name, router, error_rate in (
+            ("canary-kube-istio-header-route-promoted", "istio", 0.001),
+            ("canary-kube-gateway-header-route-rolled-back", "gatewayAPI", 0.5),
+        ):
+            async with kube_traffic.cluster(Path(directory)) as found:
+                found.measure_values = lambda n, rate=error_rate: [rate]
+                spec = kube_traffic.traffic_rollout(router, CANARY)
+                handle = await kube_traffic.run(env, found, spec)
+                save(name, await handle.fetch_history())
+        async with kube_traffic.cluster(Path(directory)) as found:
+            spec = kube_traffic.traffic_rollout("service", blue_green())
+            handle = await kube_traffic.run(env, found, spec)
+            save("blue-green-kube-service-promoted", await handle.fetch_history())
 
 
 async def record_argo_analysis(env: WorkflowEnvironment) -> None:
@@ -248,6 +284,37 @@ async def record_superseded_pipeline_and_cancelling_rollback(env: WorkflowEnviro
         )
         await handle.result()
         save("emergency-cancelled-canary", await handle.fetch_history())
+
+
+async def record_scope_rollback(env: WorkflowEnvironment) -> None:
+    """A scope of four: one rolled back by a router flip, one failing, one unplannable,
+    one skipped."""
+    async with scope_worker(env, Clients()) as tq:
+        handle = await start_scope_rollback(env, tq)
+        await handle.result()
+        save("scope-rollback-partly-failed", await handle.fetch_history())
+
+
+async def record_monitor_security_checks(env: WorkflowEnvironment) -> None:
+    """A monitor run with the certificate and DNS checks (the patch marker recorded): a
+    refused TLS endpoint and localhost resolved by the system resolver."""
+    checks = {
+        "certificates": {"endpoints": [{"host": "localhost", "port": free_port()}]},
+        "dns": {"names": [{"name": "localhost"}]},
+    }
+    m = monitor(healthCheck=None, selfHealing=None, incident=None, servers=[], **checks)
+    queue = f"tq-{uuid.uuid4().hex}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[ServiceMonitorRun],
+        activities=[check_certificate, resolve_names],
+    ):
+        handle = await env.client.start_workflow(
+            ServiceMonitorRun.run, m, id=f"monitor-{uuid.uuid4().hex[:6]}", task_queue=queue
+        )
+        await handle.result()
+        save("monitor-run-security-findings", await handle.fetch_history())
 
 
 async def record_incident_and_monitor(env: WorkflowEnvironment) -> None:

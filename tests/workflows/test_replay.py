@@ -21,7 +21,10 @@ def test_there_are_histories_to_replay():
         for p in HISTORIES
     }
     expected = {"canary", "blue-green", "rolling", "recreate", "pipeline", "emergency"}
-    assert expected | {"incident-escalated", "monitor-run", "self-healer"} <= kinds
+    assert (
+        expected | {"incident-escalated", "monitor-run", "self-healer", "scope-rollback-partly"}
+        <= kinds
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         record,
         run_phase,
     )
-    from workflows.core import retry
+    from workflows.core import retry, telemetry
     from workflows.core.durations import parse_duration
     from workflows.core.timeouts import ROUTER_HEARTBEAT
     from workflows.rollouts.spec import Rollout
@@ -96,6 +96,7 @@ async def _measure_until_done(
             raw_values=raw,
         )
         measurement = await _measure(request, planned, timeout, started)
+        telemetry.measurement(metric.provider.kind, measurement.phase.value)
         run.metrics[index] = record(metric, run.metrics[index], measurement, planned.retention)
         run.phase = run_phase(run.metrics)
         if run.metrics[index].phase.completed:

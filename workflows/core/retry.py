@@ -42,6 +42,9 @@ INTAKE = policy(timedelta(seconds=1), timedelta(seconds=10), attempts=5)
 # every retry safe, so keep trying through an outage — for NOTIFY_DEADLINE.
 NOTIFY = policy(timedelta(seconds=1), timedelta(seconds=30))
 NOTIFY_DEADLINE = timedelta(minutes=10)
+# A rollout's own notices (notify_slack, notify_webhook): the same policy, for less time —
+# they go out one after another, and a notice that is minutes late is noise.
+ROLLOUT_NOTIFY_DEADLINE = timedelta(minutes=2)
 
 # await_closed: it polls and heartbeats, so a retry means a lost worker or the server
 # restarting. A rollout whose rollback cannot finish stays open (and says so), so the

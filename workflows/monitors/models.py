@@ -21,9 +21,19 @@ Problem = Literal["unresponsive", "memory-leak"]
 class Finding(Model):
     """One thing a monitor run found wrong."""
 
-    kind: Literal["unresponsive", "memory-leak", "slo", "inconclusive"]
+    kind: Literal[
+        "unresponsive",
+        "memory-leak",
+        "slo",
+        "inconclusive",
+        "certificate-expiry",
+        "tls-handshake",
+        "dns",
+    ]
     message: str
     servers: list[str] = Field(default_factory=list)
+    # What a check measured, for machines (a certificate's notAfter, subject and issuer).
+    details: dict[str, str] = Field(default_factory=dict)
 
 
 class HealReport(Model):

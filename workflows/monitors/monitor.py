@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         healer_workflow_id,
         monitor_notification,
     )
+    from workflows.monitors.security import certificate_findings, dns_findings
     from workflows.monitors.spec import ServiceMonitor, Slo
     from workflows.rollouts import host_ops
 
@@ -54,6 +55,8 @@ T = TypeVar("T")
 # measurement activity that failed — is an inconclusive finding, not a failed workflow task
 # retried for ever (a stuck run blocks its schedule).
 JUDGE_WHAT_IT_CAN = "monitor-inconclusive-on-errors"
+# Certificate expiry and DNS resolution (workflows/monitors/security.py).
+SECURITY_CHECKS = "monitor-certificates-and-dns"
 
 
 @workflow.defn(name="ServiceMonitor")
@@ -71,6 +74,9 @@ class ServiceMonitorRun:
         result = MonitorResult(service=spec.service, environment=spec.environment, healthy=True)
         workflow.set_current_details(f"checking {spec.service} in {spec.environment}")
         checks = [self._health(monitor), *(self._slo(s) for s in spec.slos), self._leak(monitor)]
+        if (spec.certificates or spec.dns) and workflow.patched(SECURITY_CHECKS):
+            key = _key()
+            checks += [certificate_findings(spec.certificates, key), dns_findings(spec.dns, key)]
         for found in await asyncio.gather(*checks):
             result.findings += found
         # A query that cannot be judged (no traffic: 0/0, Prometheus down) is noted, like an

@@ -18,6 +18,11 @@ spec:
     - name: error-rate
       provider: {prometheus: {address: http://127.0.0.1:19090, query: '...'}}
       successCondition: result[0] < 0.01
+  certificates:                      # TLS handshake with SNI; days left vs minDaysLeft
+    minDaysLeft: 14
+    endpoints: [{host: checkout.example.com, port: 443}]
+  dns:                               # each name resolves (to the expected addresses)
+    names: [{name: checkout.example.com, expectedAddresses: [10.0.0.5]}]
   memoryLeak:
     provider: {prometheus: {address: ..., query: 'process_resident_memory_bytes{...}'}}
     window: 10m
@@ -50,6 +55,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
+from activities.health.security_spec import CertificateCheck, DnsCheck
 from activities.health.spec import HealthCheck
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.trend import SeriesTrend
@@ -261,6 +267,8 @@ class MonitorSpec(Model):
     health_check: HealthCheck | None = None
     slos: list[Slo] = Field(default_factory=list)
     memory_leak: MemoryLeak | None = None
+    certificates: CertificateCheck | None = None
+    dns: DnsCheck | None = None
     self_healing: SelfHealing | None = None
     incident: IncidentPolicy | None = None
 
@@ -299,6 +307,14 @@ def describe(monitor: ServiceMonitor) -> str:
         checks.append(f"SLOs {', '.join(s.name for s in spec.slos)}")
     if spec.memory_leak is not None:
         checks.append(f"memory leak over {spec.memory_leak.window}")
+    if spec.certificates is not None:
+        certificates = spec.certificates
+        checks.append(
+            f"certificates of {len(certificates.endpoints)} endpoint(s) "
+            f"≥{certificates.min_days_left} days"
+        )
+    if spec.dns is not None:
+        checks.append(f"DNS of {', '.join(n.name for n in spec.dns.names)}")
     actions = []
     if spec.self_healing is not None:
         healing = spec.self_healing
@@ -316,8 +332,11 @@ def monitor_problems(monitor: ServiceMonitor) -> list[str]:
     """Cross-field checks the models cannot express; empty when the monitor is sound."""
     problems: list[str] = []
     spec = monitor.spec
-    if spec.health_check is None and not spec.slos and spec.memory_leak is None:
-        problems.append("spec: nothing to check; set healthCheck, slos or memoryLeak")
+    checks = (spec.health_check, spec.memory_leak, spec.certificates, spec.dns)
+    if not spec.slos and all(c is None for c in checks):
+        problems.append(
+            "spec: nothing to check; set healthCheck, slos, memoryLeak, certificates or dns"
+        )
     for server in sorted({s for s in spec.servers if spec.servers.count(s) > 1}):
         problems.append(f"spec.servers: {server} listed twice")
     names = [s.name for s in spec.slos]

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         PipelineStatus,
         StageStatus,
     )
+    from workflows.promotion.notifier import PipelineNotifier
     from workflows.promotion.spec import Approval, Stage, pipeline_problems
     from workflows.promotion.verbs import DRAIN_SUBMITS, PipelineVerbs
     from workflows.rollouts.models import RolloutPhase, RolloutResult
@@ -78,6 +79,7 @@ class PromotionPipeline(PipelineVerbs):
         self._escalated = False
         self._superseded_by: str | None = None
         self._rolling_out: str | None = None  # the stage rollout's workflow id while it runs
+        self._notifier = PipelineNotifier(request, self._note)
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> PipelineResult:
@@ -116,6 +118,7 @@ class PromotionPipeline(PipelineVerbs):
         if self._status.queued:
             # Queued versions run next, oldest first, as a fresh run of this pipeline.
             await self._continue_with(self._status.queued[0], self._status.queued[1:])
+        await self._notifier.drain()
         return result
 
     async def _run_stages(self) -> None:
@@ -342,6 +345,7 @@ class PromotionPipeline(PipelineVerbs):
         )
 
     async def _continue_with(self, version: str, queued: list[str]) -> NoReturn:
+        await self._notifier.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             PipelineRequest(pipeline=self._request.pipeline, version=version, queued=queued)

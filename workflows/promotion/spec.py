@@ -35,6 +35,7 @@ from workflows.analysis.spec import StepAnalysis
 from workflows.core.durations import Duration
 from workflows.core.spec import Name, SpecError, Version, validation_problems, yaml_documents
 from workflows.core.windows import DAYS, check_time_zone, parse_clock
+from workflows.notifications.spec import Notifications, OnRollback, inherited
 from workflows.rollouts.spec import Rollout, parse_rollout
 
 
@@ -132,6 +133,9 @@ class PipelineSpec(Model):
     version: Version | None = None
     policy: Literal["supersede", "queue"] = "supersede"
     stages: list[Stage] = Field(min_length=1)
+    notifications: Notifications | None = None
+    """Every stage's rollout notifies so unless its own ``rollout`` sets notifications."""
+    on_rollback: OnRollback | None = None
 
 
 class Pipeline(Model):
@@ -156,6 +160,7 @@ class Pipeline(Model):
             "kind": "Rollout",
             "metadata": {"name": f"{self.name}-{stage.environment}"},
             "spec": {
+                **inherited(self.spec, stage.rollout),
                 **stage.rollout,
                 "service": self.spec.service,
                 "environment": stage.environment,

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         PipelineStatus,
         Submission,
     )
+    from workflows.promotion.notifier import PipelineNotifier
 
 # Submissions that arrived as the run was ending (or while it wound down after being
 # superseded) were dropped; since this patch they run next.
@@ -31,6 +32,7 @@ class PipelineVerbs:
     _status: PipelineStatus
     _open_gate: int | None  # the stage whose approval gate is open
     _superseded_by: str | None  # supersede policy: the version that runs next
+    _notifier: PipelineNotifier
 
     @workflow.update(name="approve", description="Approve the open gate: {approver, comment}.")
     def approve(self, request: ApprovalInput) -> str:
@@ -133,6 +135,10 @@ class PipelineVerbs:
         self._record(request, decision)
 
     def _event(self, kind: str, message: str) -> None:
+        self._note(kind, message)
+        self._notifier.on_event(kind, message, self._status)
+
+    def _note(self, kind: str, message: str) -> None:
         events = self._status.events
         events.append(Event(at=workflow.now(), kind=kind, message=message))
         del events[:-TIMELINE_LIMIT]

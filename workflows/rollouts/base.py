@@ -27,13 +27,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.analysis.spec import StepAnalysis
     from workflows.core import retry as retry_policies
     from workflows.core import search_attributes as sa
-    from workflows.core import timeline
+    from workflows.core import telemetry, timeline
     from workflows.core.durations import format_duration
     from workflows.core.failures import FATAL
     from workflows.core.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
     from workflows.core.verbs import OperatorInput
     from workflows.rollouts import database
     from workflows.rollouts.models import DatabaseStatus, RolloutPhase, RolloutResult, RolloutStatus
+    from workflows.rollouts.notifier import Notifier
     from workflows.rollouts.spec import Rollout, rollout_problems
     from workflows.rollouts.targets import Side
 
@@ -90,6 +91,7 @@ class RolloutBase:
         self._pause_until: datetime | None = None
         # The router list the new version runs on: "canary", or "stable" once roles flipped.
         self._new_side: Side = "canary"
+        self._notifier = Notifier(rollout, self._record)
 
     def _begin(self) -> None:
         """Refuse an unsound spec (the UI can start anything), then announce the run."""
@@ -112,6 +114,7 @@ class RolloutBase:
         self._event(
             "started", f"{self._strategy} of {spec.service} {spec.version} in {spec.environment}"
         )
+        telemetry.rollout_phase(self._strategy, RolloutPhase.PROGRESSING.value)
         self._set_phase(RolloutPhase.PROGRESSING, "starting")
 
     async def _before_changes(self, what: str, read: Coroutine[Any, Any, T]) -> T | Stop:
@@ -527,6 +530,10 @@ class RolloutBase:
         return f"{workflow.info().workflow_id}/{label}"
 
     def _event(self, kind: str, message: str) -> None:
+        self._record(kind, message)
+        self._notifier.on_event(kind, message, self._status)
+
+    def _record(self, kind: str, message: str) -> None:
         timeline.record(self._status.events, kind, message)
 
     def _set_phase(self, phase: RolloutPhase, message: str) -> None:
@@ -535,6 +542,7 @@ class RolloutBase:
             message = f"paused ({self._status.paused_reason}); {message}"
         if phase is not self._status.phase:
             workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(phase.value)])
+            telemetry.rollout_phase(self._strategy, phase.value)
         self._status.phase = phase
         self._status.message = message
         step = self._status.current_step
@@ -544,6 +552,7 @@ class RolloutBase:
         workflow.set_current_details(
             f"**{phase.value}** — {message}\n\n{where}{split}({self._rollout.spec.version})"
         )
+        self._notifier.on_phase(self._status, message)
 
     def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
         self._event("finished", f"{phase.value}: {reason}")

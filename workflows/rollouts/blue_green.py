@@ -11,6 +11,9 @@ the one holding 100 % of traffic is active, the other is the preview:
 6. postPromotionAnalysis — on failure, switch straight back
 7. after ``scaleDownDelaySeconds``, stop the old pool
 
+On Kubernetes (``platform: kubernetes``) the preview is deployflow's canary Deployment and
+the switch is the router's (a Service selector): blue_green_workloads.py.
+
 The next rollout finds the new pool active and deploys to the other one. Until the switch,
 any failure leaves traffic where it was; the preview pool is stopped after
 ``abortScaleDownDelaySeconds``.
@@ -29,33 +32,32 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core.failures import FATAL
     from workflows.rollouts import host_ops
     from workflows.rollouts.base import ROLLBACK_ALWAYS
-    from workflows.rollouts.host_steps import HostSteps
+    from workflows.rollouts.blue_green_workloads import (
+        BLUE_GREEN_WORKLOADS,
+        STEPS,
+        WorkloadBlueGreen,
+    )
     from workflows.rollouts.models import PoolStatus, RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import notified
     from workflows.rollouts.spec import Rollout
     from workflows.rollouts.targets import Side
 
 PROMOTED_BEFORE_SCALE_DOWN = "blue-green-promoted-before-scale-down"
 
-STEPS = (
-    "deploy to the preview pool",
-    "health checks and smoke tests",
-    "pre-promotion analysis",
-    "promotion",
-    "switch traffic",
-    "post-promotion analysis",
-)
-
 
 @workflow.defn(name="BlueGreenRollout")
-class BlueGreenRollout(HostSteps):
+class BlueGreenRollout(WorkloadBlueGreen):
     @workflow.init
     def __init__(self, rollout: Rollout) -> None:
         self._init_state(rollout, "blueGreen", len(STEPS))
         self._switched = False
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
+        if self._kubernetes() is not None and workflow.patched(BLUE_GREEN_WORKLOADS):
+            return await self._run_on_workloads()
         strategy = rollout.spec.strategy.blue_green
         assert strategy is not None
         refused = await self._read_sides()
@@ -100,16 +102,7 @@ class BlueGreenRollout(HostSteps):
         await self._with_deadline("deploy to the preview pool", self._deploy(preview, version))
         self._step(1, "health checks and smoke tests on the preview pool")
         await self._check(preview)
-        if strategy.pre_promotion_analysis is not None:
-            self._step(2, "pre-promotion analysis")
-            await self._blocking_analysis("pre-promotion", strategy.pre_promotion_analysis)
-            await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
-        self._step(3, "promotion")
-        if not strategy.auto_promotion_enabled:
-            await self._pause_step(None)
-        elif strategy.auto_promotion_seconds:
-            await self._pause_step(timedelta(seconds=strategy.auto_promotion_seconds))
-        await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
+        await self._judge_then_hold(strategy)
         self._step(4, f"switching all traffic to the {self._preview} pool")
         await self._switch_to(self._preview, "switch")
         self._switched = True
@@ -147,12 +140,6 @@ class BlueGreenRollout(HostSteps):
             )
         )
         self._event("scale-down", f"stopped the {what} pool ({pool})")
-
-    def _step(self, index: int, message: str) -> None:
-        self._status.current_step = index
-        self._status.step = STEPS[index]
-        self._event("step", f"step {index}: {message}")
-        self._set_phase(RolloutPhase.PROGRESSING, message)
 
     def _show_pools(self, preview_version: str) -> None:
         self._status.pools = [

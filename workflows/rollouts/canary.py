@@ -27,8 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import retry
     from workflows.core.failures import FATAL
     from workflows.rollouts.base import ROLLBACK_ALWAYS, Stop
+    from workflows.rollouts.header_routes import HEADER_ROUTES, HeaderRouteSteps
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import CanaryCarry, RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import Notifier, notified
     from workflows.rollouts.spec import CanaryStep, Rollout
     from workflows.rollouts.workload_steps import WorkloadSteps
 
@@ -41,7 +43,7 @@ CONTINUES_AS_NEW = "canary-continues-as-new"
 
 
 @workflow.defn(name="CanaryRollout")
-class CanaryRollout(HostSteps, WorkloadSteps):
+class CanaryRollout(HostSteps, WorkloadSteps, HeaderRouteSteps):
     HISTORY_EVENTS_PER_RUN = 2_000
     """Continue as new past this many events (or when the server suggests it) while waiting:
     far below the server's 51,200-event limit, and a cold worker replays it in about 1 s
@@ -64,11 +66,16 @@ class CanaryRollout(HostSteps, WorkloadSteps):
             self._rollout = rollout.model_copy(update={"carried": None})
             carry = self._carry
             self._status, self._new_side, self._runs = carry.status, carry.new_side, carry.runs + 1
+            if carry.notifier is not None:
+                self._notifier = Notifier(self._rollout, self._record, carry.notifier)
             self._stable_record = carry.stable
+            if carry.header_routes is not None:
+                self._header_routes = {r.name: r for r in carry.header_routes}
 
     # -- the runbook ---------------------------------------------------------------
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         if self._carry is not None:  # a long canary continued as new
             return await self._resume(self._carry)
@@ -108,6 +115,7 @@ class CanaryRollout(HostSteps, WorkloadSteps):
     async def _promote_fully(self) -> None:
         await self._cancel(self._background)
         await self._set_weight(100, "promoted")
+        await self._clear_header_routes("promoted", retry.ROUTER)
         if self._stable_record is not None:
             # Flagger's promotion: the team's Deployment takes the new template, gets the
             # traffic back once it has rolled out, and the canary goes to zero.
@@ -175,7 +183,11 @@ class CanaryRollout(HostSteps, WorkloadSteps):
             pause_until=self._pause_until if in_pause else None,
             new_side=self._new_side,
             runs=self._runs,
+            notifier=await self._notifier.hand_over(),
             stable=self._stable_record,
+            header_routes=(
+                None if self._header_routes is None else list(self._header_routes.values())
+            ),
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
@@ -238,6 +250,8 @@ class CanaryRollout(HostSteps, WorkloadSteps):
             await self._pause_step(step.pause.timeout)
         elif step.analysis is not None:
             await self._blocking_analysis(f"step-{index}", step.analysis)
+        elif step.set_header_route is not None and workflow.patched(HEADER_ROUTES):
+            await self._set_header_route(index, step.set_header_route)
 
     async def _run_background(self, run: AnalysisRun) -> None:
         try:
@@ -265,5 +279,6 @@ class CanaryRollout(HostSteps, WorkloadSteps):
     async def _roll_back(self, reason: str) -> None:
         self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
         await self._set_weight(0, "rollback", retry=retry.ROLLBACK)
+        await self._clear_header_routes("rollback", retry.ROLLBACK)
         await self._workload_back()
         await self._migrate_down()

@@ -14,9 +14,10 @@ from pydantic import Field
 
 from activities.model import Model
 from activities.platforms.models import StableRecord
-from activities.routing.base import Weights
+from activities.routing.base import HeaderRoute, Weights
 from workflows.analysis.run import AnalysisRun
 from workflows.core.timeline import Event
+from workflows.notifications.spec import NotifierState
 
 
 class RolloutPhase(StrEnum):
@@ -101,5 +102,8 @@ class CanaryCarry(Model):
     pause_until: datetime | None = None  # when that timed pause ends
     new_side: Literal["stable", "canary"] = "canary"
     runs: int = 1  # runs before the next one
+    notifier: NotifierState | None = None
     stable: StableRecord | None = Field(default=None, exclude_if=lambda v: v is None)
     """On Kubernetes: the stable Deployment as the first run recorded it."""
+    header_routes: list[HeaderRoute] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The header routes held (setHeaderRoute steps); None if no such step ran yet."""

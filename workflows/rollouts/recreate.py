@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.base import Stop
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import notified
     from workflows.rollouts.spec import Rollout
     from workflows.rollouts.workload_steps import WorkloadSteps
 
@@ -34,6 +35,7 @@ class RecreateRollout(HostSteps, WorkloadSteps):
         self._init_state(rollout, "recreate", len(STEPS))
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         if rollout.spec.targets.workloads is not None:

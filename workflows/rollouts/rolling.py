@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.base import Stop
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import BatchStatus, RolloutPhase, RolloutResult
+    from workflows.rollouts.notifier import notified
     from workflows.rollouts.rolling_plan import plan_batches
     from workflows.rollouts.spec import Rollout
     from workflows.rollouts.workload_steps import WorkloadSteps
@@ -49,6 +50,7 @@ class RollingRollout(HostSteps, WorkloadSteps):
         self._status.batches = [BatchStatus(index=i, hosts=b) for i, b in enumerate(batches)]
 
     @workflow.run
+    @notified
     async def run(self, rollout: Rollout) -> RolloutResult:
         self._begin()
         strategy = rollout.spec.strategy.rolling

@@ -1,6 +1,8 @@
 """The rollout spec: Argo Rollouts' vocabulary as pydantic models, plus loading and linting.
 
-A spec file holds one ``kind: Rollout`` document and, optionally, ``kind: AnalysisTemplate``
+A spec file holds one ``kind: Rollout`` document (deployflow/v1, or an Argo Rollout manifest,
+argoproj.io/v1alpha1, translated by ``workflows/rollouts/argo_rollout.py``) and, optionally,
+``kind: AnalysisTemplate``
 and ``kind: ClusterAnalysisTemplate`` documents (deployflow/v1 or Argo's
 argoproj.io/v1alpha1, so templates pasted from Argo docs work; the analysis vocabulary is
 ``workflows/analysis/spec.py``). ``load_rollout`` returns a validated ``Rollout`` or raises
@@ -18,6 +20,7 @@ from activities.health.spec import HealthCheck, SmokeTest
 from activities.migrations.spec import MigrationSpec
 from activities.model import Model, OneOf
 from activities.platforms.spec import PlatformSpec
+from activities.routing.base import HeaderMatch, HeaderRoute
 from activities.routing.spec import RouterSpec
 from workflows.analysis.plan import reference_problems, template_problems
 from workflows.analysis.spec import (
@@ -34,6 +37,14 @@ from workflows.core.spec import (
     validation_problems,
     yaml_documents,
 )
+from workflows.notifications.spec import Notifications, OnRollback, notification_problems
+from workflows.rollouts.argo_rollout import (
+    Translation,
+    is_argo_rollout,
+    is_kubernetes_object,
+    translate,
+)
+from workflows.rollouts.groups import Groups
 from workflows.rollouts.rolling_plan import batch_size, parse_int_or_percent, resolve
 from workflows.rollouts.targets import Targets, targets_for
 
@@ -53,16 +64,34 @@ class Pause(Model):
         return None if self.duration is None else parse_duration(self.duration)
 
 
+class SetHeaderRoute(Model):
+    """Argo's ``setHeaderRoute``: with ``match``, requests whose headers all match go to the
+    canary whatever the weights; without, the route called ``name`` is removed. Header
+    routes end with the rollout (promoted or rolled back)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    match: list[HeaderMatch] | None = None
+
+    @property
+    def route(self) -> HeaderRoute | None:
+        """The route to hold, or None to remove it."""
+        return HeaderRoute(name=self.name, match=self.match) if self.match else None
+
+
 class CanaryStep(Model):
     set_weight: int | None = Field(default=None, ge=0, le=100)
     pause: Pause | None = None
     analysis: StepAnalysis | None = None
+    set_header_route: SetHeaderRoute | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CanaryStep:
-        chosen = [n for n in ("set_weight", "pause", "analysis") if getattr(self, n) is not None]
+        kinds = ("set_weight", "pause", "analysis", "set_header_route")
+        chosen = [n for n in kinds if getattr(self, n) is not None]
         if len(chosen) != 1:
-            raise ValueError("a step is exactly one of setWeight, pause or analysis")
+            raise ValueError(
+                "a step is exactly one of setWeight, pause, analysis or setHeaderRoute"
+            )
         return self
 
     def describe(self) -> str:
@@ -72,6 +101,9 @@ class CanaryStep(Model):
             return (
                 f"pause {self.pause.duration}" if self.pause.duration else "pause (until promoted)"
             )
+        if self.set_header_route is not None:
+            route = self.set_header_route
+            return f"setHeaderRoute {route.name}" + ("" if route.match else " (remove)")
         assert self.analysis is not None
         return "analysis " + ", ".join(t.template_name for t in self.analysis.templates)
 
@@ -132,6 +164,8 @@ class RolloutSpec(Model):
     service: Name
     environment: Name
     version: Version
+    groups: Groups = Field(default_factory=list)
+    """What ``deployflow rollback --scope GROUP`` matches (workflows/rollouts/groups.py)."""
     stable_version: Version | None = None
     """The version the stable servers run now: ``{{stableVersion}}`` in analysis queries (the
     baseline of a comparison), ``podTemplateHashValue: Stable`` in args."""
@@ -145,6 +179,8 @@ class RolloutSpec(Model):
     cluster_analysis_templates: list[AnalysisTemplate] = Field(default_factory=list)
     """``kind: ClusterAnalysisTemplate`` documents: referred to with ``clusterScope: true``."""
     progress_deadline_seconds: int | None = Field(default=None, ge=1)
+    notifications: Notifications | None = None
+    on_rollback: OnRollback | None = None
 
     @property
     def targets(self) -> Targets:
@@ -227,17 +263,45 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         problems.append("spec.platform.command.stop: required by strategy recreate")
     for path, analysis, blocking in analysis_references(rollout):
         problems += reference_problems(rollout, path, analysis, blocking)
+    if canary is not None:
+        problems += traffic_problems(spec.router, canary)
+    if spec.platform is not None and spec.platform.kubernetes is None and not spec.targets.stable:
+        problems.append(
+            f"spec.platform: router {spec.router.kind} lists no hosts for platform "
+            f"{spec.platform.kind} to deploy to (use platform kubernetes)"
+        )
+    return problems + notification_problems(spec)
+
+
+def traffic_problems(router: RouterSpec, canary: CanaryStrategy) -> list[str]:
+    """What the steps ask of the router that it cannot do: a split of a router that only
+    switches, header routes it cannot hold (checked with every route set so far)."""
+    problems = []
+    held: dict[str, HeaderRoute] = {}
+    for index, step in enumerate(canary.steps):
+        path = f"spec.strategy.canary.steps[{index}]"
+        if step.set_weight is not None and step.set_weight not in (0, 100) and not router.splits:
+            problems.append(
+                f"{path}.setWeight: router {router.kind} moves all traffic at once "
+                "(0 or 100 only; use blueGreen, or a router that splits)"
+            )
+        header = step.set_header_route
+        if header is None:
+            continue
+        route = header.route
+        if route is None:
+            held.pop(header.name, None)
+        else:
+            held[header.name] = route
+        problem = router.header_routes_problem(list(held.values()))
+        if problem is not None:
+            problems.append(f"{path}.setHeaderRoute: {problem}")
     return problems
 
 
 def kubernetes_problems(spec: RolloutSpec) -> list[str]:
     """What a spec may not ask of Kubernetes workloads (docs/kubernetes.md)."""
     problems = []
-    if spec.strategy.blue_green is not None:
-        problems.append(
-            "spec.strategy.blueGreen: not supported with platform kubernetes yet "
-            "(use canary, rolling or recreate)"
-        )
     if spec.health_check is not None:
         problems.append(
             "spec.healthCheck: not used with platform kubernetes: health is the pods' "
@@ -278,9 +342,14 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
     problems: list[str] = []
     rollouts: list[dict[str, Any]] = []
     templates: dict[str, list[dict[str, Any]]] = {field: [] for field in TEMPLATE_KINDS.values()}
+    argo: Translation | None = None
     for number, document in enumerate(documents, start=1):
         kind = document.get("kind") if isinstance(document, dict) else None
-        if kind == "Rollout":
+        if is_argo_rollout(document):
+            argo = translate(document)
+            problems += argo.problems
+            rollouts.append(argo.body)
+        elif kind == "Rollout":
             rollouts.append(document)
         elif isinstance(kind, str) and kind in TEMPLATE_KINDS:
             shape = _template_shape_problems(number, document)
@@ -288,6 +357,8 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
             if not shape:
                 metadata, template = document.get("metadata") or {}, document.get("spec") or {}
                 templates[TEMPLATE_KINDS[kind]].append({"name": metadata.get("name"), **template})
+        elif is_kubernetes_object(document) and any(map(is_argo_rollout, documents)):
+            continue  # a Service or route beside an Argo Rollout: kubectl applies it, not us
         elif document is not None:
             got = kind if isinstance(document, dict) else type(document).__name__
             problems.append(
@@ -306,11 +377,14 @@ def parse_rollout(documents: list[Any], source: str = "<spec>") -> Rollout:
             inline = spec.get(field) or []
             if isinstance(inline, list):
                 spec = body["spec"] = {**spec, field: [*inline, *documents_of_kind]}
+    if argo is not None and argo.problems:
+        raise SpecError(source, problems)  # the body is incomplete: its errors would repeat
+    located = argo.located if argo is not None else str
     try:
         rollout = Rollout.model_validate(body)
     except ValidationError as exc:
-        raise SpecError(source, problems + validation_problems(exc)) from None
-    problems += rollout_problems(rollout)
+        raise SpecError(source, problems + [located(p) for p in validation_problems(exc)]) from None
+    problems += [located(p) for p in rollout_problems(rollout)]
     if problems:
         raise SpecError(source, problems)
     return rollout

@@ -44,7 +44,8 @@ class Targets:
 
 def targets_for(router: RouterSpec, platform: PlatformSpec | None = None) -> Targets:
     """Kubernetes: the platform's Deployment and its canary. VMs: the hosts of the router's
-    server lists."""
+    server lists. None of those (a Kubernetes router without the kubernetes platform: a
+    canary that only moves traffic): no targets."""
     if platform is not None and platform.kubernetes is not None:
         deployment = platform.kubernetes.deployment
         return Targets(
@@ -53,5 +54,6 @@ def targets_for(router: RouterSpec, platform: PlatformSpec | None = None) -> Tar
             workloads=deployment,
         )
     pools = router.pools()
-    assert pools is not None, f"router {router.kind} lists no servers to deploy to"
+    if pools is None:
+        return Targets(stable=(), canary=())
     return Targets(stable=tuple(pools.stable), canary=tuple(pools.canary))

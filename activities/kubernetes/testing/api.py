@@ -34,6 +34,8 @@ from activities.kubernetes.testing.selectors import (
 from activities.kubernetes.testing.store import Obj, Store
 
 _NOT_FOUND = "the server could not find the requested resource"
+# kmock's path parser reads /api/v1/namespaces/x as "in namespace x", not as a Namespace.
+_NAMESPACES_PATH = re.compile(r"^/api/v1/namespaces(?:/([^/]+))?/?$")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,34 @@ class ApiServerDouble(kmock.KubernetesScaffold):
                 "(kubectl apply -f sends JSON)",
             )
             return aiohttp.web.json_response(refusal.status(), status=415)
+        if match := _NAMESPACES_PATH.match(raw_request.path):
+            return await self._serve_namespaces(raw_request, match.group(1))
         return await super().__call__(raw_request)
+
+    async def _serve_namespaces(
+        self, raw_request: aiohttp.web.BaseRequest, name: str | None
+    ) -> aiohttp.web.StreamResponse:
+        body = await raw_request.read()
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = None
+        request = kmock.Request(
+            id=len(self._requests),
+            method=raw_request.method,
+            url=raw_request.url,
+            params=dict(raw_request.query),
+            headers=dict(raw_request.headers),
+            body=body,
+            text=body.decode(errors="replace"),
+            data=data,
+            name=name,
+            resource=kmock.resource("", "v1", "namespaces"),
+            raw_request=raw_request,
+        )
+        self._requests.append(request)  # recorded like every other request
+        response = await self._serve(request)
+        return await response(request)
 
     async def _serve_version(self, request: kmock.Request) -> rendering.Payload:
         assert request.resource is not None  # the scaffold routes only such paths here
@@ -213,6 +242,8 @@ class ApiServerDouble(kmock.KubernetesScaffold):
             )
         elif method == "DELETE" and sub is None:
             gone = self.store.delete(kind, namespace, name)
+            if kind.kind == "Namespace":
+                self.store.delete_namespace(name)
             details = {
                 "name": name,
                 "group": kind.group,

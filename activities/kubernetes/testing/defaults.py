@@ -25,6 +25,9 @@ def apply(kind: Kind, obj: Obj) -> None:
     if (kind.group, kind.kind) == ("apps", "ReplicaSet"):
         # ReplicaSetStatus.replicas has no omitempty: it is always there, 0 included.
         obj.setdefault("status", {}).setdefault("replicas", 0)
+    if (kind.group, kind.kind) == ("", "Namespace"):
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj.setdefault("status", {}).setdefault("phase", "Active")
     if (kind.group, kind.kind) == ("", "Pod"):
         obj.setdefault("status", {}).setdefault("phase", "Pending")  # as PrepareForCreate does
     spec = obj.get("spec")
@@ -35,6 +38,9 @@ def apply(kind: Kind, obj: Obj) -> None:
         template_spec = (spec.get("template") or {}).get("spec")
         if isinstance(template_spec, dict):
             _pod_spec(template_spec)
+    if (kind.group, kind.kind) == ("", "Namespace"):
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj.setdefault("status", {}).setdefault("phase", "Active")
     if (kind.group, kind.kind) == ("", "Pod"):
         _pod_spec(spec)
     if (kind.group, kind.kind) == ("apps", "Deployment"):

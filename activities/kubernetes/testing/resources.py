@@ -162,7 +162,19 @@ ANALYSIS_TEMPLATES = Kind(
     "argoproj.io", "v1alpha1", "analysistemplates", "AnalysisTemplate", generation=True
 )
 
+NAMESPACES = Kind(
+    "",
+    "v1",
+    "namespaces",
+    "Namespace",
+    namespaced=False,
+    merge_keys=table_merge_keys(_META_KEYS),
+    subresources=("status",),
+    short_names=("ns",),
+)
+
 ALL_KINDS: tuple[Kind, ...] = (
+    NAMESPACES,
     DEPLOYMENTS,
     REPLICA_SETS,
     PODS,

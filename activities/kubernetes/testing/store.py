@@ -220,6 +220,15 @@ class Store:
             self._record(Event("DELETED", kind, namespace, gone, old, self._version))
             return copy.deepcopy(gone)
 
+    def delete_namespace(self, name: str) -> None:
+        """Delete everything in namespace ``name`` (what the namespace controller does)."""
+        with self.lock:
+            for kind, namespace, obj_name in sorted(
+                self._objects, key=lambda k: (k[0].plural, k[2])
+            ):
+                if namespace == name and kind.namespaced:
+                    self.delete(kind, namespace, obj_name)
+
     def write(
         self,
         kind: Kind,

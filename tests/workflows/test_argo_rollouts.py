@@ -1,0 +1,395 @@
+"""Argo Rollouts' own example manifests (tests/data/argo_examples, verbatim) run end to end:
+the real platform and router activities against the Kubernetes API server double (its
+controller advancing on its own), time skipping for the pauses, analysis measured by a stub
+``measure`` activity. A test changes its copy's image to the new version, as
+``kubectl argo rollouts set image`` would; the cluster holds what ``kubectl apply`` of the
+example's other files and of the Rollout's stable Deployment would have made."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.clients import Clients
+from activities.kubeconfig import KubeClients
+from activities.kubernetes.testing import KubeApiServer
+from tests.unit.test_argo_manifests import documents
+from tests.workflows.harness import wait_for_status
+from tests.workflows.kube_cluster import Cluster, kube_worker
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.argo_rollout import stable_deployment
+from workflows.rollouts.models import RolloutPhase, RolloutResult
+from workflows.rollouts.registry import workflow_type
+from workflows.rollouts.spec import Rollout, parse_rollout
+
+Obj = dict[str, Any]
+NAMESPACE = "default"
+NEW_IMAGE = "argoproj/rollouts-demo:yellow"
+# The Gateway API example's image is another; only the tag is the version.
+ISTIO = ("networking.istio.io", "v1")
+GATEWAY = ("gateway.networking.k8s.io", "v1")
+CUSTOM = {"VirtualService": (ISTIO, "virtualservices"), "HTTPRoute": (GATEWAY, "httproutes")}
+# rollout-analysis-step.yaml's templates as a team without Kubernetes Jobs would write them.
+STEP_TEMPLATES = [
+    {
+        "kind": "AnalysisTemplate",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "metadata": {"name": "random-fail"},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "random-fail",
+                    "count": 2,
+                    "interval": "5s",
+                    "failureLimit": 1,
+                    "successCondition": "result < 0.05",
+                    "provider": {"prometheus": {"address": "http://127.0.0.1:9", "query": "e"}},
+                }
+            ]
+        },
+    },
+    {
+        "kind": "ClusterAnalysisTemplate",
+        "apiVersion": "argoproj.io/v1alpha1",
+        "metadata": {"name": "always-pass"},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "pass",
+                    "count": 1,
+                    "interval": "5s",
+                    "successCondition": "result >= 0",
+                    "provider": {"prometheus": {"address": "http://127.0.0.1:9", "query": "up"}},
+                }
+            ]
+        },
+    },
+]
+
+
+def manifest(name: str) -> Obj:
+    """The example's Rollout with the new version's image (its first container)."""
+    rollout = copy.deepcopy(documents(name)[0])
+    rollout["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
+    # One rollout per environment at a time, and tests share a Temporal server.
+    rollout["metadata"]["annotations"] = {"deployflow.io/environment": f"t{uuid.uuid4().hex[:8]}"}
+    return rollout
+
+
+class ArgoCluster(Cluster):
+    """The double holding the example's stable Deployment and objects (namespace
+    ``default``); the worker's clients and stub ``measure`` are kube_cluster's."""
+
+    def __post_init__(self) -> None:
+        self.clients = Clients(kubernetes=KubeClients(kubeconfig=str(self.kubeconfig)))
+
+    @property
+    def api(self) -> client.ApiClient:
+        return self.clients.kubernetes.api(None)
+
+    def apply(self, name: str) -> None:
+        """What ``kubectl apply -f`` of the example's Rollout would leave as the stable
+        Deployment: the manifest as Argo's controller first runs it (the old image)."""
+        deployment = stable_deployment(documents(name)[0])
+        client.AppsV1Api(self.api).create_namespaced_deployment(NAMESPACE, deployment)
+        self.server.controller.settle()
+        self.server.controller.auto_advance()
+
+    def create(self, name: str) -> None:
+        """The example file's Services, Ingresses, VirtualServices and HTTPRoutes (Istio
+        serves a ``v1alpha3`` object at ``v1`` too, Gateway API a ``v1beta1`` one at ``v1``;
+        the double has one version of each, so they go in at v1)."""
+        for obj in documents(name):
+            if obj["kind"] == "Service":
+                client.CoreV1Api(self.api).create_namespaced_service(NAMESPACE, obj)
+            elif obj["kind"] == "Ingress":
+                client.NetworkingV1Api(self.api).create_namespaced_ingress(NAMESPACE, obj)
+            elif obj["kind"] in CUSTOM:
+                group, plural = CUSTOM[obj["kind"]]
+                body = obj | {"apiVersion": "/".join(group)}
+                custom = client.CustomObjectsApi(self.api)
+                custom.create_namespaced_custom_object(*group, NAMESPACE, plural, body)
+
+    def deployment(self, name: str) -> Obj:
+        apps = client.AppsV1Api(self.api)
+        raw = apps.read_namespaced_deployment(name, NAMESPACE, _preload_content=False)
+        found: Obj = json.loads(raw.data)
+        return found
+
+    def ingress(self, name: str) -> Obj:
+        raw = client.NetworkingV1Api(self.api).read_namespaced_ingress(
+            name, NAMESPACE, _preload_content=False
+        )
+        found: Obj = json.loads(raw.data)
+        return found
+
+    def selector(self, service: str) -> dict[str, str]:
+        found = client.CoreV1Api(self.api).read_namespaced_service(service, NAMESPACE)
+        return dict(found.spec.selector)
+
+    def selectors_sent(self, service: str) -> list[dict[str, str | None]]:
+        """The selector changes PATCHed to ``service``, in order."""
+        return [
+            r.body["spec"]["selector"]
+            for r in self.server.double.recorded()
+            if r.method == "PATCH" and r.path.endswith(f"/services/{service}")
+        ]
+
+    def route_weights(self, virtual_service: str) -> list[list[int]]:
+        """Each http route's destination weights."""
+        custom = client.CustomObjectsApi(self.api)
+        vs = custom.get_namespaced_custom_object(
+            *ISTIO, NAMESPACE, "virtualservices", virtual_service
+        )
+        return [[d["weight"] for d in r["route"]] for r in vs["spec"]["http"]]
+
+    def backend_weights(self, http_route: str) -> list[list[int]]:
+        """Each rule's backendRef weights."""
+        custom = client.CustomObjectsApi(self.api)
+        route = custom.get_namespaced_custom_object(*GATEWAY, NAMESPACE, "httproutes", http_route)
+        return [[b["weight"] for b in r["backendRefs"]] for r in route["spec"]["rules"]]
+
+    def pin_backends(self, http_route: str, weights: list[int]) -> None:
+        """What a team does first: explicit weights on the route's one rule."""
+        custom = client.CustomObjectsApi(self.api)
+        route = custom.get_namespaced_custom_object(*GATEWAY, NAMESPACE, "httproutes", http_route)
+        for backend, weight in zip(route["spec"]["rules"][0]["backendRefs"], weights, strict=True):
+            backend["weight"] = weight
+        custom.replace_namespaced_custom_object(
+            *GATEWAY, NAMESPACE, "httproutes", http_route, route
+        )
+
+
+@asynccontextmanager
+async def cluster(
+    env: WorkflowEnvironment, tmp_path: Path
+) -> AsyncIterator[tuple[ArgoCluster, str]]:
+    """The double, and a worker's task queue whose activities talk to it."""
+    with KubeApiServer() as server:
+        found = ArgoCluster(server, server.write_kubeconfig(tmp_path / "kubeconfig"))
+        try:
+            async with kube_worker(env, found) as task_queue:
+                yield found, task_queue
+        finally:
+            found.clients.kubernetes.close()
+
+
+async def start(env: WorkflowEnvironment, tq: str, docs: list[Obj]) -> WorkflowHandle[Any, Any]:
+    spec: Rollout = parse_rollout(yaml.safe_load_all(yaml.safe_dump_all(docs)))  # as a file
+    return await env.client.start_workflow(
+        workflow_type(spec), spec, id=spec.workflow_id, task_queue=tq, result_type=RolloutResult
+    )
+
+
+async def paused(handle: WorkflowHandle[Any, Any], step: int | None = None) -> None:
+    """Until the rollout waits for ``promote`` (at ``step``, if given)."""
+    await wait_for_status(
+        handle,
+        lambda s: s.phase is RolloutPhase.PAUSED and step in (None, s.current_step),
+        timeout=60,
+    )
+
+
+async def promoted(handle: WorkflowHandle[Any, Any]) -> RolloutResult:
+    await handle.execute_update("promote", OperatorInput(by="alice", reason="looks good"))
+    result: RolloutResult = await handle.result()
+    return result
+
+
+def image(deployment: Obj) -> str:
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+async def test_rollout_canary_is_promoted_after_its_pauses(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("rollout-canary.yaml")
+        handle = await start(temporal_env, tq, [manifest("rollout-canary.yaml")])
+        await paused(handle)  # step 1: `pause: {}`
+        canary = found.deployment("rollout-canary-canary")
+        assert image(canary) == NEW_IMAGE
+        assert canary["spec"]["replicas"] == 5  # as many as the stable Deployment
+        assert image(found.deployment("rollout-canary")) == "argoproj/rollouts-demo:blue"
+
+        result = await promoted(handle)  # the 40 s and 20 s pauses are skipped in time
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        stable = found.deployment("rollout-canary")
+        assert image(stable) == NEW_IMAGE
+        assert stable["status"]["availableReplicas"] == 5
+        assert found.deployment("rollout-canary-canary")["spec"]["replicas"] == 0
+
+
+async def test_rollout_analysis_step_is_rolled_back_when_its_analysis_fails(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.measure_values = lambda n: [0.5]  # random-fail fails; always-pass passes
+        found.apply("rollout-analysis-step.yaml")
+        before = found.deployment("rollout-analysis-step")
+        handle = await start(
+            temporal_env, tq, [manifest("rollout-analysis-step.yaml"), *STEP_TEMPLATES]
+        )
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.ROLLED_BACK
+        assert "analysis step-1 Failed" in result.reason
+        stable = found.deployment("rollout-analysis-step")
+        assert stable["spec"]["template"] == before["spec"]["template"]
+        assert found.deployment("rollout-analysis-step-canary")["spec"]["replicas"] == 0
+
+
+async def test_the_nginx_getting_started_canary_weights_a_canary_ingress(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("getting-started-nginx-rollout.yaml")
+        found.create("getting-started-nginx-services.yaml")
+        found.create("getting-started-nginx-ingress.yaml")
+        handle = await start(temporal_env, tq, [manifest("getting-started-nginx-rollout.yaml")])
+        await paused(handle)  # after setWeight 5
+        canary = found.ingress("rollouts-demo-stable-canary")
+        annotations = canary["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
+        assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "5"
+        backend = canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+        assert backend["service"]["name"] == "rollouts-demo-canary"
+
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        weight = found.ingress("rollouts-demo-stable-canary")["metadata"]["annotations"]
+        assert weight["nginx.ingress.kubernetes.io/canary-weight"] == "0"  # back on stable
+        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+
+
+async def test_the_istio_getting_started_canary_weights_both_virtual_services(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("getting-started-istio-rollout.yaml")
+        found.create("getting-started-istio-services.yaml")
+        found.create("getting-started-istio-multipleVirtualsvc.yaml")
+        handle = await start(temporal_env, tq, [manifest("getting-started-istio-rollout.yaml")])
+        await paused(handle)  # after setWeight 5
+        assert found.route_weights("rollouts-demo-vsvc1") == [[95, 5]]
+        assert found.route_weights("rollouts-demo-vsvc2") == [[95, 5]]
+
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        assert found.route_weights("rollouts-demo-vsvc1") == [[100, 0]]
+        assert found.route_weights("rollouts-demo-vsvc2") == [[100, 0]]
+        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+
+
+BLUE = {"app": "rollout-bluegreen"}
+GREEN = {"app": "rollout-bluegreen-canary", "deployflow.io/role": "canary"}
+
+
+async def test_rollout_bluegreen_switches_the_active_service_after_promote(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("rollout-bluegreen.yaml")
+        found.create("rollout-bluegreen.yaml")
+        handle = await start(temporal_env, tq, [manifest("rollout-bluegreen.yaml")])
+        await paused(handle)  # autoPromotionEnabled: false
+        assert found.selector("rollout-bluegreen-preview") == GREEN
+        assert found.selector("rollout-bluegreen-active") == BLUE
+        assert image(found.deployment("rollout-bluegreen-canary")) == NEW_IMAGE
+
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        # Switched to the new pods, then back to the team's Deployment once it runs them.
+        assert found.selectors_sent("rollout-bluegreen-active") == [
+            GREEN,
+            {"app": "rollout-bluegreen", "deployflow.io/role": None},
+        ]
+        assert found.selector("rollout-bluegreen-active") == BLUE
+        stable = found.deployment("rollout-bluegreen")
+        assert image(stable) == NEW_IMAGE
+        assert stable["status"]["availableReplicas"] == 2
+        assert found.deployment("rollout-bluegreen-canary")["spec"]["replicas"] == 0
+
+
+async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.measure_values = lambda n: [0.5]
+        found.apply("rollout-bluegreen.yaml")
+        found.create("rollout-bluegreen.yaml")
+        before = found.deployment("rollout-bluegreen")
+        rollout = manifest("rollout-bluegreen.yaml")
+        rollout["spec"]["strategy"]["blueGreen"] |= {
+            "autoPromotionEnabled": True,
+            "postPromotionAnalysis": {"templates": [{"templateName": "random-fail"}]},
+        }
+        result: RolloutResult = await (
+            await start(temporal_env, tq, [rollout, STEP_TEMPLATES[0]])
+        ).result()
+
+        assert result.outcome is RolloutPhase.ROLLED_BACK
+        assert "post-promotion" in result.reason
+        assert found.selectors_sent("rollout-bluegreen-active")[0] == GREEN  # it was live
+        assert found.selector("rollout-bluegreen-active") == BLUE
+        stable = found.deployment("rollout-bluegreen")
+        assert stable["spec"]["template"] == before["spec"]["template"]
+        assert stable["metadata"]["generation"] == before["metadata"]["generation"]
+        assert found.deployment("rollout-bluegreen-canary")["spec"]["replicas"] == 0
+
+
+async def test_a_gateway_api_canary_weights_the_httproute_backends(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("gatewayapi-cilium-rollout.yml")
+        for name in ("stable", "canary", "httproute"):
+            found.create(f"gatewayapi-cilium-{name}.yml")
+        # Its backendRefs carry no weights: Gateway API's default of 1 each splits traffic
+        # 50/50, which deployflow takes for a rollout half-way and refuses to start on.
+        refused = await start(temporal_env, tq, [manifest("gatewayapi-cilium-rollout.yml")])
+        aborted: RolloutResult = await refused.result()
+        assert aborted.outcome is RolloutPhase.ABORTED
+        assert "traffic is split 50/50" in aborted.reason
+        found.pin_backends("argo-rollouts-http-route", [100, 0])
+
+        handle = await start(temporal_env, tq, [manifest("gatewayapi-cilium-rollout.yml")])
+        seen = []
+        for step in (1, 3, 5):  # each `pause: {}` after a setWeight
+            await paused(handle, step)
+            seen += found.backend_weights("argo-rollouts-http-route")
+            if step < 5:
+                await handle.execute_update("promote", OperatorInput(by="alice", reason="ok"))
+        result = await promoted(handle)
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        assert seen == [[70, 30], [40, 60], [0, 100]]
+        assert found.backend_weights("argo-rollouts-http-route") == [[100, 0]]
+        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+
+
+async def test_a_rollout_whose_stable_deployment_is_missing_stops_before_any_change(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        handle = await start(temporal_env, tq, [manifest("rollout-canary.yaml")])
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.ABORTED
+        assert "rollout-canary" in result.reason
+        writes = [r for r in found.server.double.recorded() if r.method != "GET"]
+        assert writes == []

@@ -1,0 +1,52 @@
+"""``plan_scope_member``: what ScopeRollback asks for one service of its scope.
+
+It reads the service's history with the worker's client, the way ``deployflow rollback
+SERVICE`` does (``starters.emergency.plan``), so it lives beside ``plan_rollback`` rather
+than in ``activities/``. A read only: retrying it is always safe.
+"""
+
+from __future__ import annotations
+
+import structlog
+from temporalio import activity
+from temporalio.client import Client
+
+from activities import errors
+from starters import emergency
+from starters.errors import UsageError
+from workflows.rollouts.scope_rollback_models import PlanScopeMemberInput, ScopeMemberPlan
+from workflows.rollouts.spec import rollout_workflow_id
+
+log = structlog.get_logger()
+
+
+class ScopePlanning:
+    """Registered as the bound method ``plan_scope_member``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @activity.defn(name="plan_scope_member")
+    async def plan_scope_member(self, input: PlanScopeMemberInput) -> ScopeMemberPlan:
+        """The member's EmergencyRollback request; with ``canaryOnly`` one that only stops
+        the running rollout, or ``skipped`` when none runs."""
+        running_id = rollout_workflow_id(input.service, input.environment)
+        if input.canary_only and not await emergency.is_running(self._client, running_id):
+            return ScopeMemberPlan(skipped="no rollout running: the promoted version stays")
+        try:
+            request = await emergency.plan(
+                self._client, input.service, input.environment, reason=input.reason, by=input.by
+            )
+        except UsageError as exc:
+            raise errors.failure(errors.ROLLBACK_IMPOSSIBLE, str(exc)) from None
+        if input.canary_only:
+            # Only the cancel: the rollout's own rollback puts back what was live.
+            request = request.model_copy(update={"target": None, "database_revision": None})
+        log.info(
+            "plan_scope_member",
+            service=input.service,
+            environment=input.environment,
+            target=request.target,
+            cancelling=request.cancel_workflow_id,
+        )
+        return ScopeMemberPlan(request=request)
