@@ -26,6 +26,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.platforms.models import StableRecord
 from starters.errors import EXIT_OK, UsageError, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
@@ -53,6 +54,7 @@ class Deployed:
     run_id: str
     revision: str | None = None
     flipped: bool = False
+    stable: StableRecord | None = None  # on Kubernetes: the Deployment as the run found it
 
 
 def lists_after(timeline: list[Deployed]) -> tuple[str | None, str | None]:
@@ -76,8 +78,8 @@ def lists_after(timeline: list[Deployed]) -> tuple[str | None, str | None]:
 def last_good(timeline: list[Deployed], running: bool) -> str | None:
     """The version to go back to: what is live when a rollout is running (its cancel
     restores it); else, newest first, the target of an earlier rollback (an operator
-    already called it good — so a second run finds it live and does nothing) or a promoted
-    version that is not the live one."""
+    already called it good — so a second run finds it live and does nothing), a promoted
+    version that is not the live one, or (on Kubernetes) the version a run found live."""
     live, _ = lists_after(timeline)
     if running:
         return live
@@ -86,7 +88,18 @@ def last_good(timeline: list[Deployed], running: bool) -> str | None:
             return run.version
         if run.kind == "promoted" and run.version and run.version != live:
             return run.version
+        if run.stable and run.stable.version and run.stable.version != live:
+            return run.stable.version  # on Kubernetes: what was live before this run
     return None
+
+
+def recorded_template(timeline: list[Deployed], target: str | None) -> StableRecord | None:
+    """On Kubernetes: the newest record a rollout made of the stable Deployment while it
+    ran ``target`` — its exact pod template, as live (a team's edits between rollouts
+    included), which an emergency rollback puts back."""
+    return next(
+        (r.stable for r in reversed(timeline) if r.stable and r.stable.version == target), None
+    )
 
 
 async def plan(
@@ -116,6 +129,7 @@ async def plan(
     revision = next(
         (r.revision for r in reversed(timeline) if r.version == target and r.revision), None
     )
+    restore = recorded_template(timeline, target)
     return RollbackRequest(
         rollout=await _spec(client, running_id if running else None, timeline),
         target=target,
@@ -123,6 +137,7 @@ async def plan(
         live=live,
         idle=idle,
         database_revision=revision,
+        restore=restore,
         reason=reason or "emergency rollback",
         by=by,
     )
@@ -215,7 +230,9 @@ async def deployments(client: Client, service: str, env: str) -> list[Deployed]:
         promoted = result.outcome is RolloutPhase.PROMOTED
         revision = result.database.now if result.database else None
         kind = "promoted" if promoted else "failed"
-        runs.append(Deployed(kind, result.version, wf.id, wf.run_id, revision))
+        runs.append(
+            Deployed(kind, result.version, wf.id, wf.run_id, revision, stable=result.stable)
+        )
     return runs[::-1]
 
 

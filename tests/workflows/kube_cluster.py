@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -146,14 +146,20 @@ async def cluster(directory: Path) -> AsyncIterator[Cluster]:
 
 
 @asynccontextmanager
-async def kube_worker(env: WorkflowEnvironment, found: Cluster) -> AsyncIterator[str]:
+async def kube_worker(
+    env: WorkflowEnvironment,
+    found: Cluster,
+    workflows: Sequence[type] = (),
+    activities: Sequence[Callable[..., Any]] = (),
+) -> AsyncIterator[str]:
+    """A worker for the rollouts (and ``workflows``) with the cluster's activities."""
     task_queue = f"tq-{uuid.uuid4().hex}"
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity") as executor:
         async with Worker(
             env.client,
             task_queue=task_queue,
-            workflows=list(BY_STRATEGY.values()),
-            activities=found.activities(),
+            workflows=[*BY_STRATEGY.values(), *workflows],
+            activities=[*found.activities(), *activities],
             activity_executor=executor,
         ):
             yield task_queue

@@ -7,7 +7,10 @@
    rollout with no analysis or pauses: blue-green onto the idle list for canary and
    blue-green services, the spec's own batches for rolling, recreate for recreate. Without
    a platform to deploy with, the router is flipped to the idle list, which still runs the
-   version that was live before the last promotion.
+   version that was live before the last promotion. On Kubernetes no child rollout runs:
+   traffic goes to the stable side, the team's Deployment takes back the exact pod
+   template a rollout recorded while the target was live (``request.restore``), and the
+   canary Deployment goes to 0 (KUBERNETES).
 
 Idempotent: with the target already live there is nothing to do, so running it twice is
 safe (the CLI also attaches to a rollback already in progress).
@@ -23,11 +26,18 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
+    from activities.platforms.models import ScaleInput, SetStableInput, StableRecord, WorkloadState
+    from activities.routing.base import Weights
     from activities.temporal.activities import AwaitClosedInput
     from workflows.core import retry
     from workflows.core import search_attributes as sa
     from workflows.core.timeline import TIMELINE_LIMIT, Event
-    from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+    from workflows.core.timeouts import (
+        KUBERNETES_CALL,
+        KUBERNETES_HEARTBEAT,
+        KUBERNETES_WAIT_SLACK,
+        WORKFLOW_TASK_TIMEOUT,
+    )
     from workflows.rollouts import database, host_ops
     from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
     from workflows.rollouts.models import RolloutPhase, RolloutResult
@@ -40,6 +50,9 @@ with workflow.unsafe.imports_passed_through():
 # started again; after RACE_ATTEMPTS starts it stops and says which rollout holds the id.
 RACE = "emergency-cancels-a-rollout-started-meanwhile"
 RACE_ATTEMPTS = 3
+# On Kubernetes the rollback restores the recorded pod template itself (set_stable) instead
+# of starting a child rollout, which would build a new template from the image tag.
+KUBERNETES = "emergency-restores-recorded-pod-template"
 
 
 @workflow.defn(name="EmergencyRollback")
@@ -73,6 +86,8 @@ class EmergencyRollback:
         rollout = Rollout.model_validate(body)
         if spec.platform is None:
             reason = await self._without_platform(request, bool(request.cancel_workflow_id))
+        elif spec.platform.kubernetes is not None and workflow.patched(KUBERNETES):
+            reason = await self._restore_workload(rollout, request)
         elif await self._already_live(rollout):
             reason = f"{request.target} is live: nothing more to do"
         else:
@@ -108,6 +123,67 @@ class EmergencyRollback:
         await self._flip(request.rollout)
         self._flipped = True
         return f"{request.target} is live (router flipped to the idle list)"
+
+    async def _restore_workload(self, rollout: Rollout, request: RollbackRequest) -> str:
+        """Traffic to the team's Deployment, its recorded pod template put back exactly (and
+        waited for), the canary at 0. Each step is idempotent: a second run changes nothing."""
+        kubernetes = rollout.spec.platform.kubernetes if rollout.spec.platform else None
+        assert kubernetes is not None
+        deployment = kubernetes.deployment
+        record = request.restore
+        if record is None and request.cancel_workflow_id:
+            return f"the cancelled rollout put back {deployment.name}'s recorded pod template"
+        if record is None:
+            raise ApplicationError(
+                f"history has no recorded pod template of {request.target} for "
+                f"{deployment.describe()}: deployflow restores only a template a rollout "
+                "recorded (roll the version out with `deployflow rollout start` instead)",
+                type=errors.ROLLBACK_IMPOSSIBLE,
+                non_retryable=True,
+            )
+        applied = await host_ops.set_weights(
+            rollout, Weights(stable=100, canary=0), self._key("traffic")
+        )
+        self._event("weights", f"stable {applied.stable} % / canary {applied.canary} %")
+        state = await self._workload_call(
+            "set_stable",
+            SetStableInput(
+                platform=kubernetes,
+                template=record.template,
+                strategy=record.strategy,
+                progress_deadline_seconds=record.progress_deadline_seconds,
+                rollout=workflow.info().workflow_id,
+                key=self._key("stable"),
+            ),
+            f"restore {deployment.name}'s recorded pod template ({request.target})",
+            timedelta(seconds=record.progress_deadline_seconds) + KUBERNETES_WAIT_SLACK,
+        )
+        self._event("restore", f"{state.deployment} on {request.target}: {state.message}")
+        scaled = await self._workload_call(
+            "scale_workload",
+            ScaleInput(platform=kubernetes, workload="canary", replicas=0, key=self._key("scale")),
+            f"scale {deployment.canary_name} to 0",
+            KUBERNETES_CALL,
+        )
+        if scaled.changed:
+            self._event("canary", f"{scaled.deployment} scaled to 0")
+        if not state.changed:
+            return f"{request.target} is live: nothing more to do"
+        return f"{request.target} is live ({_recorded(record)})"
+
+    async def _workload_call(
+        self, activity: str, input: SetStableInput | ScaleInput, summary: str, timeout: timedelta
+    ) -> WorkloadState:
+        state: WorkloadState = await workflow.execute_activity(
+            activity,
+            input,
+            result_type=WorkloadState,
+            start_to_close_timeout=timeout,
+            heartbeat_timeout=KUBERNETES_HEARTBEAT,
+            retry_policy=retry.ROLLBACK,
+            summary=summary,
+        )
+        return state
 
     async def _restore_database(self, rollout: Rollout, recorded: str | None) -> None:
         """After traffic is back, the database to the target's recorded revision, by name."""
@@ -240,3 +316,7 @@ class EmergencyRollback:
             events=self._events,
             flipped=self._flipped,
         )
+
+
+def _recorded(record: StableRecord) -> str:
+    return f"{record.deployment}'s pod template as recorded, {record.image}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from activities.model import Model
+from activities.platforms.models import StableRecord
 from workflows.core.timeline import Event
 from workflows.rollouts.spec import Rollout
 
@@ -26,6 +27,9 @@ class RollbackRequest(Model):
     idle: str | None = None
     # The revision the target version ran with (from its rollout's result); None: leave it.
     database_revision: str | None = None
+    # On Kubernetes: the target's exact pod template, as a rollout recorded it while the
+    # target was live (its result's ``stable``); None: history has none.
+    restore: StableRecord | None = None
     reason: str = Field(default="emergency rollback", max_length=1000)
     by: str | None = None
 

@@ -89,6 +89,10 @@ class RolloutResult(Model):
     pools: list[PoolStatus] = Field(default_factory=list)
     batches: list[BatchStatus] = Field(default_factory=list)
     database: DatabaseStatus | None = None
+    stable: StableRecord | None = Field(default=None, exclude_if=lambda v: v is None)
+    """On Kubernetes: the stable Deployment as this run found it, before changing it — the
+    exact pod template of the version live before the run (what an emergency rollback to
+    that version puts back)."""
 
 
 class CanaryCarry(Model):

@@ -182,6 +182,11 @@ class WorkloadSteps(RolloutBase):
             RolloutPhase.PROMOTED, f"{deployment.describe()} runs {self._rollout.spec.version}"
         )
 
+    def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
+        """The result carries the stable Deployment as recorded (for an emergency rollback)."""
+        result = super()._finish(phase, reason)
+        return result.model_copy(update={"stable": self._stable_record})
+
     # -- machinery ---------------------------------------------------------------------
 
     def _platform(self) -> KubernetesPlatformSpec:
