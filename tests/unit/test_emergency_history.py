@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from starters.emergency import Deployed, last_good, lists_after
+from activities.platforms.models import StableRecord
+from starters.emergency import Deployed, last_good, lists_after, recorded_template
 
 
 def promoted(v: str) -> Deployed:
@@ -51,3 +52,38 @@ def test_with_a_rollout_running_the_live_version_is_the_good_one():
 def test_nothing_known():
     assert last_good([promoted("v1")], running=False) is None
     assert last_good([], running=True) is None
+
+
+def record(version: str, image: str) -> StableRecord:
+    return StableRecord(
+        deployment="ctx/shop/deployment/checkout",
+        uid="u",
+        template={"spec": {"containers": [{"name": "app", "image": image}]}},
+        replicas=3,
+        strategy={"type": "RollingUpdate"},
+        progress_deadline_seconds=600,
+        container="app",
+        image=image,
+        version=version,
+    )
+
+
+def promoted_over(v: str, stable: StableRecord) -> Deployed:
+    return Deployed("promoted", v, f"rollout-{v}", "r", stable=stable)
+
+
+def test_on_kubernetes_the_version_a_promotion_found_live_is_the_last_good_one():
+    v1 = record("v1", "shop:v1")
+    timeline = [promoted_over("v2", v1)]  # v1 was the team's own, before deployflow
+    assert last_good(timeline, running=False) == "v1"
+    assert recorded_template(timeline, "v1") == v1
+
+
+def test_the_newest_record_of_the_target_wins_and_another_version_has_none():
+    old, edited = record("v1", "shop:v1"), record("v1", "shop:v1")
+    edited.template["metadata"] = {"annotations": {"team": "edited between rollouts"}}
+    timeline = [promoted_over("v2", old), promoted_over("v1", record("v2", "shop:v2"))]
+    timeline.append(promoted_over("v3", edited))
+    assert recorded_template(timeline, "v1") == edited
+    assert recorded_template(timeline, "v0") is None
+    assert recorded_template(timeline, None) is None

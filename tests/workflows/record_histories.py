@@ -119,6 +119,7 @@ async def main() -> None:
 
         await record_safety(env)
         await record_kubernetes_workloads(env)
+        await record_kubernetes_emergency(env)
         await record_argo_analysis(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
@@ -398,6 +399,18 @@ async def record_kubernetes_workloads(env: WorkflowEnvironment) -> None:
                 )
                 handle, _ = await kube_cluster.finished(env, found, spec, when_paused=paused)
                 save(name, await handle.fetch_history())
+
+
+async def record_kubernetes_emergency(env: WorkflowEnvironment) -> None:
+    """An emergency rollback restoring a recorded pod template (issue 11)."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_emergency import planned, promoted_then_bad, roll_back
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with kube_cluster.cluster(Path(directory)) as found:
+            _, promoted = await promoted_then_bad(env, found)
+            handle = await roll_back(env, found, planned(promoted))
+            save("emergency-kube-restored-template", await handle.fetch_history())
 
 
 if __name__ == "__main__":

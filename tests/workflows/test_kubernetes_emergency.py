@@ -5,12 +5,14 @@ Deployment must get v1's recorded pod template back exactly."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.kubernetes.testing import DEFAULT_CONTEXT
@@ -28,23 +30,28 @@ from tests.workflows.kube_cluster import (
 from workflows.rollouts.emergency import EmergencyRollback
 from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
 from workflows.rollouts.models import RolloutPhase, RolloutResult
+from workflows.rollouts.spec import Rollout
 
 QUICK = {"canary": {"steps": [{"setWeight": 50}]}}
 
 
 async def roll_back(
     env: WorkflowEnvironment, found: Cluster, request: RollbackRequest
-) -> RollbackResult:
+) -> WorkflowHandle[Any, RollbackResult]:
+    """Run the EmergencyRollback ``request`` to its end; its handle."""
     spec = request.rollout.spec
     watcher = WorkflowWatcher(env.client).await_closed
     async with kube_worker(env, found, [EmergencyRollback], [watcher]) as tq:
-        return await env.client.execute_workflow(
+        handle = await env.client.start_workflow(
             EmergencyRollback.run,
             request,
             id=f"rollback-{spec.service}-{spec.environment}-{uuid.uuid4().hex[:4]}",
             task_queue=tq,
             result_type=RollbackResult,
         )
+        with contextlib.suppress(WorkflowFailureError):
+            await handle.result()
+        return handle
 
 
 def scale_canary(found: Cluster, replicas: int) -> None:
@@ -68,27 +75,35 @@ def planned(promoted: RolloutResult, spec_version: str = "v2") -> RollbackReques
     )
 
 
+async def promoted_then_bad(
+    env: WorkflowEnvironment, found: Cluster
+) -> tuple[Rollout, RolloutResult]:
+    """v2 promoted over v1; then someone scales the canary up and sends traffic to it."""
+    spec = kube_rollout(QUICK)
+    _, promoted = await finished(env, found, spec)
+    assert promoted.outcome is RolloutPhase.PROMOTED, promoted.reason
+    scale_canary(found, 2)
+    nop = spec.spec.router.nop
+    assert nop is not None
+    with found.clients.nop.lock:
+        found.clients.nop.routes(nop).weights = Weights(stable=0, canary=100)
+    return spec, promoted
+
+
 async def test_rollback_after_a_promotion_restores_the_recorded_pod_template_exactly(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(tmp_path) as found:
         v1 = found.deployment()
-        spec = kube_rollout(QUICK)
-        _, promoted = await finished(temporal_env, found, spec)
-        assert promoted.outcome is RolloutPhase.PROMOTED, promoted.reason
+        spec, promoted = await promoted_then_bad(temporal_env, found)
         assert found.deployment()["spec"]["template"] != v1["spec"]["template"]
         assert promoted.stable is not None
         assert promoted.stable.template == v1["spec"]["template"]
-        # Someone scaled the canary up for a look and sent traffic to it.
-        scale_canary(found, 2)
-        nop = spec.spec.router.nop
-        assert nop is not None
-        with found.clients.nop.lock:
-            found.clients.nop.routes(nop).weights = Weights(stable=0, canary=100)
+        assert found.deployment("checkout-canary")["spec"]["replicas"] == 2
 
         request = planned(promoted)
         assert request.target == "v1"
-        result = await roll_back(temporal_env, found, request)
+        result = await (await roll_back(temporal_env, found, request)).result()
 
         assert result.reason.startswith("v1 is live ("), result.reason
         stable = found.deployment()
@@ -101,7 +116,7 @@ async def test_rollback_after_a_promotion_restores_the_recorded_pod_template_exa
         kinds = [e.kind for e in result.events]
         assert kinds.index("weights") < kinds.index("restore")  # traffic to stable first
 
-        again = await roll_back(temporal_env, found, request)
+        again = await (await roll_back(temporal_env, found, request)).result()
         assert again.reason == "v1 is live: nothing more to do"
         assert found.deployment()["metadata"]["generation"] == stable["metadata"]["generation"]
 
@@ -114,6 +129,6 @@ async def test_rollback_without_a_recorded_template_changes_nothing_and_says_why
         spec = kube_rollout(QUICK)
         request = RollbackRequest(rollout=spec, target="v0")
         with pytest.raises(WorkflowFailureError) as failed:
-            await roll_back(temporal_env, found, request)
+            await (await roll_back(temporal_env, found, request)).result()
         assert "no recorded pod template of v0" in str(failed.value.cause)
         assert found.deployment()["metadata"]["generation"] == before["metadata"]["generation"]
