@@ -22,11 +22,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.metrics.activities import MeasureInput, MeasureOutput, MetricProviderSpec
     from activities.notify.models import Link, PageInput, PageResult, SlackMessage, SlackPostInput
     from activities.platforms.base import ActionResult
-    from activities.platforms.models import PlatformActionInput
-    from activities.platforms.spec import PlatformSpec
+    from activities.platforms.models import PlatformActionInput, RestartInput, WorkloadState
+    from activities.platforms.spec import KubernetesPlatformSpec, PlatformSpec
     from activities.temporal.activities import AwaitClosedInput
     from workflows.core import retry
-    from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+    from workflows.core.timeouts import (
+        KUBERNETES_HEARTBEAT,
+        KUBERNETES_WAIT_SLACK,
+        WORKFLOW_TASK_TIMEOUT,
+    )
     from workflows.rollouts.emergency_models import (
         PlanRollbackInput,
         RollbackRequest,
@@ -156,6 +160,22 @@ async def restart(platform: PlatformSpec, service: str, server: str, key: str) -
         heartbeat_timeout=timedelta(seconds=30),
         retry_policy=retry.PLATFORM,
         summary=f"restart {service} on {server}",
+    )
+
+
+async def restart_deployment(platform: KubernetesPlatformSpec, key: str) -> WorkloadState:
+    """``kubectl rollout restart`` of the team's Deployment, stamped with the workflow's
+    clock (a retry is a no-op), waited for."""
+    deployment = platform.deployment
+    deadline = deployment.progress_deadline_seconds or 600
+    return await _effect(
+        "restart_workload",
+        RestartInput(platform=platform, workload="stable", at=workflow.now().isoformat(), key=key),
+        WorkloadState,
+        start_to_close_timeout=timedelta(seconds=deadline) + KUBERNETES_WAIT_SLACK,
+        heartbeat_timeout=KUBERNETES_HEARTBEAT,
+        retry_policy=retry.KUBERNETES,
+        summary=f"restart {deployment.describe()}",
     )
 
 

@@ -55,6 +55,8 @@ with workflow.unsafe.imports_passed_through():
 PAGER_SEVERITIES = {"critical", "error", "warning", "info"}
 # A wait condition that cannot be evaluated fails its step (it failed the workflow task).
 CONDITION_ERRORS_FAIL_THE_STEP = "incident-condition-errors-fail-the-step"
+# A restart on platform kubernetes restarts the Deployment (restart_workload), not servers.
+RESTART_DEPLOYMENTS = "incident-restarts-deployments"
 T = TypeVar("T")
 
 
@@ -274,6 +276,12 @@ class IncidentRunbook(IncidentBase):
         chosen_platform = platform or (target.platform if target else None)
         chosen = servers or (target.servers if target else [])
         service = self._values["service"]
+        kubernetes = chosen_platform.kubernetes if chosen_platform is not None else None
+        if kubernetes is not None and workflow.patched(RESTART_DEPLOYMENTS):
+            state = await effects.restart_deployment(kubernetes, key)
+            self._status.restarts += 1
+            await self._tell("restart", f"restarted {state.deployment}: {state.message}")
+            return
         if not service or chosen_platform is None:
             raise effects.EffectFailed("no service name or platform to restart with")
         for server in chosen:

@@ -181,8 +181,18 @@ class SlackTarget(Model):
 
 
 class RestartTarget(Model):
+    """Servers on a platform; on ``platform: kubernetes`` the Deployment (no servers)."""
+
     platform: PlatformSpec
-    servers: list[str] = Field(min_length=1)
+    servers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _servers_fit_the_platform(self) -> RestartTarget:
+        if self.platform.kubernetes is not None and self.servers:
+            raise ValueError("servers: on platform kubernetes the Deployment is restarted whole")
+        if self.platform.kubernetes is None and not self.servers:
+            raise ValueError("servers: at least one server to restart")
+        return self
 
 
 class RunbookSpec(Model):
@@ -230,7 +240,14 @@ def runbook_problems(runbook: Runbook) -> list[str]:
             except ValueError as exc:
                 problems.append(f"{path}.page.summary: {exc}")
         if step.restart is not None:
-            if not step.restart.servers and spec.target is None:
+            platform = step.restart.platform or (spec.target.platform if spec.target else None)
+            on_kubernetes = platform is not None and platform.kubernetes is not None
+            if on_kubernetes and step.restart.servers:
+                problems.append(
+                    f"{path}.restart.servers: on platform kubernetes the Deployment is "
+                    "restarted whole"
+                )
+            if not step.restart.servers and spec.target is None and not on_kubernetes:
                 problems.append(f"{path}.restart.servers: none here and no spec.target")
             if step.restart.platform is None and spec.target is None:
                 problems.append(f"{path}.restart.platform: none here and no spec.target")
