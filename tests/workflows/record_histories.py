@@ -120,6 +120,7 @@ async def main() -> None:
         await record_safety(env)
         await record_kubernetes_workloads(env)
         await record_kubernetes_emergency(env)
+        await record_kubernetes_incident_restart(env)
         await record_argo_analysis(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
@@ -411,6 +412,17 @@ async def record_kubernetes_emergency(env: WorkflowEnvironment) -> None:
             _, promoted = await promoted_then_bad(env, found)
             handle = await roll_back(env, found, planned(promoted))
             save("emergency-kube-restored-template", await handle.fetch_history())
+
+
+async def record_kubernetes_incident_restart(env: WorkflowEnvironment) -> None:
+    """An incident's restart step restarting a Deployment (issue 11)."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_incident import restarted
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with kube_cluster.cluster(Path(directory)) as found:
+            handle, _ = await restarted(env, found)
+            save("incident-kube-restarted-deployment", await handle.fetch_history())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -20,8 +22,9 @@ from tests.workflows.incident_harness import (
     runbook,
     status_when,
 )
-from tests.workflows.kube_cluster import NAMESPACE, cluster
+from tests.workflows.kube_cluster import NAMESPACE, Cluster, cluster
 from workflows.core.verbs import OperatorInput
+from workflows.incidents.models import IncidentStatus
 from workflows.incidents.runbook import IncidentRunbook
 from workflows.incidents.spec import runbook_problems
 
@@ -29,32 +32,37 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 DEPLOYMENT = {"name": "checkout", "namespace": NAMESPACE, "context": DEFAULT_CONTEXT}
 
 
+async def restarted(
+    env: WorkflowEnvironment, found: Cluster
+) -> tuple[WorkflowHandle[Any, Any], IncidentStatus]:
+    """An incident whose runbook restarts the Deployment, resolved by alice after it did."""
+    target = {"platform": {"kubernetes": {"deployment": DEPLOYMENT}}}
+    book = runbook([{"restart": {}}], service="checkout", target=target)
+    assert runbook_problems(book) == []
+    stubs = Notifiers()
+    task_queue = f"tq-{uuid.uuid4().hex}"
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with Worker(
+            env.client,
+            task_queue=task_queue,
+            workflows=[IncidentRunbook],
+            activities=[*stubs.activities(), PlatformActivities(found.clients).restart_workload],
+            activity_executor=executor,
+        ):
+            alert = notification(group=f"g-{uuid.uuid4().hex[:6]}")
+            handle = await open_incident(env, task_queue, book, alert)
+            status = await status_when(handle, lambda s: s.restarts == 1)
+            await handle.execute_update(IncidentRunbook.resolve, OperatorInput(by="alice"))
+            await handle.result()
+    return handle, status
+
+
 async def test_a_restart_step_on_kubernetes_restarts_the_deployment(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(tmp_path) as found:
         before = found.deployment()
-        target = {"platform": {"kubernetes": {"deployment": DEPLOYMENT}}}
-        book = runbook([{"restart": {}}], service="checkout", target=target)
-        assert runbook_problems(book) == []
-        stubs = Notifiers()
-        task_queue = f"tq-{uuid.uuid4().hex}"
-        with ThreadPoolExecutor(max_workers=4) as executor:
-            async with Worker(
-                temporal_env.client,
-                task_queue=task_queue,
-                workflows=[IncidentRunbook],
-                activities=[
-                    *stubs.activities(),
-                    PlatformActivities(found.clients).restart_workload,
-                ],
-                activity_executor=executor,
-            ):
-                alert = notification(group=f"g-{uuid.uuid4().hex[:6]}")
-                handle = await open_incident(temporal_env, task_queue, book, alert)
-                status = await status_when(handle, lambda s: s.restarts == 1)
-                await handle.execute_update(IncidentRunbook.resolve, OperatorInput(by="alice"))
-                await handle.result()
+        _, status = await restarted(temporal_env, found)
         after = found.deployment()
         assert RESTARTED_AT not in (before["spec"]["template"]["metadata"].get("annotations") or {})
         assert RESTARTED_AT in after["spec"]["template"]["metadata"]["annotations"]
