@@ -59,18 +59,18 @@ class Cluster:
         return DOUBLE_IMAGE if self.double else REAL_IMAGE
 
 
-def real_cluster() -> Cluster | None:
-    """The cluster in ``KUBECONFIG`` (its current context) if one is set and answers."""
+def real_cluster() -> tuple[Cluster | None, str]:
+    """The cluster in ``KUBECONFIG`` (its current context) if one is set and answers; else
+    None and why not."""
     path = os.environ.get("KUBECONFIG")
     if not path:
-        return None
+        return None, "no KUBECONFIG"
     try:
         api = config.new_client_from_config(config_file=path)
         client.VersionApi(api).get_code(_request_timeout=TIMEOUT)
     except Exception as e:  # any reason it is not usable: say it and use the double
-        print(f"KUBECONFIG={path} does not answer ({type(e).__name__}: {e})")
-        return None
-    return Cluster(api, path, double=False)
+        return None, f"KUBECONFIG={path} does not answer ({type(e).__name__}: {e})"
+    return Cluster(api, path, double=False), ""
 
 
 def double_cluster() -> Cluster:
@@ -79,21 +79,24 @@ def double_cluster() -> Cluster:
     return Cluster(config.new_client_from_config(config_file=path), path, double=True)
 
 
-def banner(cluster: Cluster | None) -> str:
+def banner(cluster: Cluster | None, why_not: str) -> str:
+    """The demo's first lines: where it runs and what is real there."""
     if cluster is not None:
         host = cluster.api.configuration.host
         return (
             f"KUBECONFIG: running against the cluster at {host} (current context), namespace "
-            f"{NAMESPACE}; pods run image {REAL_IMAGE} (DEPLOYFLOW_DEMO_IMAGE); the analysis "
-            "judges the local demo service processes standing in for each version"
+            f"{NAMESPACE}; its pods run image {REAL_IMAGE} (DEPLOYFLOW_DEMO_IMAGE), but the "
+            "analysis judges the local demo service processes (:18001, :18002) standing in "
+            "for each version, and the demo's traffic (not an ingress controller) follows "
+            "the canary Ingress weight deployflow writes"
         )
     return (
-        f"no KUBECONFIG: running against deployflow's Kubernetes API server double on "
-        f"{HOST}:{stack.KUBE_API_PORT} — no pods really run; the Deployments, ReplicaSets and "
-        "Ingresses are real API objects its controller simulation advances, and the local demo "
-        "service processes (:18001, :18002) stand in for each version's pods: Prometheus "
-        "scrapes them by version label, the analysis judges them, and the demo's traffic "
-        "follows the canary Ingress weight deployflow writes"
+        f"{why_not}: running against deployflow's Kubernetes API server double on "
+        f"{HOST}:{stack.KUBE_API_PORT} — no pods really run; the Deployments, ReplicaSets and\n"
+        "Ingresses are real API objects its controller simulation advances, and the local demo\n"
+        "service processes (:18001, :18002) stand in for each version's pods: Prometheus\n"
+        "scrapes them by version label, the analysis judges them, and the demo's traffic\n"
+        "follows the canary Ingress weight deployflow writes (no ingress controller runs)"
     )
 
 
@@ -241,7 +244,8 @@ class Workload:
     def __str__(self) -> str:
         if self.version is None:
             return f"{self.name}: none"
-        return f"{self.name} {self.image} {self.available}/{self.replicas} available"
+        where = f"{self.version} ({self.image})"
+        return f"{self.name} {where} {self.available}/{self.replicas} available"
 
 
 @dataclass(frozen=True)

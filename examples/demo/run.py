@@ -351,12 +351,14 @@ def kubectl_get(cluster: kube.Cluster) -> None:
         return
     for line in (done.stdout + done.stderr).splitlines():
         print(f"  {line}")
+    if cluster.double:
+        print("  (AGE is the double's simulated clock: 10 s a controller round, a round a request)")
 
 
 def kubernetes_demo(args: argparse.Namespace) -> bool:
     """The canary demo on the Kubernetes platform and the ingress-nginx router (kube.py)."""
-    real = kube.real_cluster()
-    print(kube.banner(real))
+    real, why_not = kube.real_cluster()
+    print(kube.banner(real, why_not))
     print()
     print("==> stack up")
     stack.up([p for p in stack.KUBE_PARTS if real is None or p != "kubeapi"])
