@@ -259,36 +259,46 @@ class State:
         return f"deploy/{self.stable}; deploy/{self.canary}; ingress/{CANARY}: {weight}"
 
 
-def workload(apps: client.AppsV1Api, name: str) -> Workload:
+def as_json(api: client.ApiClient, model: object) -> dict[str, Any]:
+    """A typed model as the API server's JSON (camelCase keys, unset fields left out)."""
+    body: dict[str, Any] = api.sanitize_for_serialization(model)
+    return body
+
+
+def workload(cluster: Cluster, name: str) -> Workload:
+    apps = client.AppsV1Api(cluster.api)
     try:
         found = apps.read_namespaced_deployment(name, NAMESPACE, _request_timeout=TIMEOUT)
     except ApiException as e:
         if e.status == 404:
             return Workload(name, None)
         raise
-    template = found.spec.template
-    image = template.spec.containers[0].image
-    version = (template.metadata.annotations or {}).get(VERSION) or image.rpartition(":")[2]
+    body = as_json(cluster.api, found)
+    template = body["spec"]["template"]
+    image: str = template["spec"]["containers"][0]["image"]
+    annotations = template.get("metadata", {}).get("annotations", {})
     return Workload(
         name,
-        version,
+        annotations.get(VERSION) or image.rpartition(":")[2],
         image.rpartition("/")[2],
-        found.spec.replicas or 0,
-        found.status.available_replicas or 0,
+        body["spec"].get("replicas", 0),
+        body.get("status", {}).get("availableReplicas", 0),
     )
 
 
 def read_state(cluster: Cluster) -> State:
     """Both Deployments and the canary Ingress's weight, read through the client."""
-    apps, net = client.AppsV1Api(cluster.api), client.NetworkingV1Api(cluster.api)
+    net = client.NetworkingV1Api(cluster.api)
     try:
-        canary = net.read_namespaced_ingress(CANARY, NAMESPACE, _request_timeout=TIMEOUT)
-        weight: int | None = int((canary.metadata.annotations or {}).get(WEIGHT, "0"))
+        canary = as_json(
+            cluster.api, net.read_namespaced_ingress(CANARY, NAMESPACE, _request_timeout=TIMEOUT)
+        )
+        weight: int | None = int(canary["metadata"].get("annotations", {}).get(WEIGHT, "0"))
     except ApiException as e:
         if e.status != 404:
             raise
         weight = None
-    return State(workload(apps, STABLE), workload(apps, CANARY), weight)
+    return State(workload(cluster, STABLE), workload(cluster, CANARY), weight)
 
 
 class Traffic:

@@ -25,7 +25,7 @@ import kube as demo  # noqa: E402
 SPECS = [REPO / "examples" / "kubernetes" / f"checkout-demo{s}.yaml" for s in ("", "-bad")]
 
 
-def test_demo_specs_name_the_objects_the_demo_seeds():
+def test_demo_specs_name_the_objects_the_demo_seeds() -> None:
     for path in SPECS:
         rollout = load_rollout(path.read_text(), str(path))
         router = rollout.spec.router.model_dump(by_alias=True, exclude_none=True)
@@ -36,7 +36,7 @@ def test_demo_specs_name_the_objects_the_demo_seeds():
         assert stable.endswith(f"/{demo.NAMESPACE}/deployment/{demo.STABLE}")
 
 
-def test_demo_reads_back_the_weight_the_router_wrote(kube: Any):
+def test_demo_reads_back_the_weight_the_router_wrote(kube: Any) -> None:
     kube.controller.auto_advance()
     cluster = demo.Cluster(kube.api_client, str(kube.kubeconfig), double=True)
     demo.seed(cluster, "v1")
