@@ -28,7 +28,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, Wor
 from temporalio.service import RPCError
 
 from activities.errors import root_cause
-from starters.api.routing import Call, Route
+from starters.api.routing import QUERY_TIMEOUT, Call, Route
 from starters.api.tokens import Scope
 from starters.http_errors import Refusal, describe
 from workflows.promotion.models import PipelineResult, PipelineStatus
@@ -90,7 +90,9 @@ async def _follow(
             await _end(response, handle, result_type, seen)
             break
         try:
-            status = await handle.query("status", result_type=status_type)
+            status = await handle.query(
+                "status", result_type=status_type, rpc_timeout=QUERY_TIMEOUT
+            )
         except RPCError:
             status = None  # no worker has it yet, or it is between tasks: try again
         if status is not None:

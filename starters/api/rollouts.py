@@ -28,7 +28,7 @@ from starters.api.models import (
     Started,
     VerbBody,
 )
-from starters.api.routing import Call, Query, Route
+from starters.api.routing import QUERY_TIMEOUT, Call, Query, Route, no_answer
 from starters.api.tokens import Scope
 from starters.deploy_memo import parse_commit_time
 from starters.http_errors import Refusal
@@ -126,10 +126,12 @@ async def view(client: Client, workflow_id: str, url: str) -> RolloutView:
     description = await handle.describe()
     if description.status == WorkflowExecutionStatus.RUNNING:
         try:
-            status = await handle.query("status", result_type=RolloutStatus)
+            status = await handle.query(
+                "status", result_type=RolloutStatus, rpc_timeout=QUERY_TIMEOUT
+            )
         except RPCError as exc:
             return RolloutView(
-                workflow_id=workflow_id, url=url, running=True, unreadable=exc.message
+                workflow_id=workflow_id, url=url, running=True, unreadable=no_answer(exc)
             )
         return RolloutView(workflow_id=workflow_id, url=url, running=True, status=status)
     try:

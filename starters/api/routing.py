@@ -15,6 +15,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
@@ -32,6 +33,27 @@ from workflows.core.spec import SpecError, validation_problems
 PREFIX: Final = "/api/v1"
 CALLER: Final = web.RequestKey("api_caller", str)
 M = TypeVar("M", bound=BaseModel)
+
+QUERY_TIMEOUT = timedelta(seconds=5)
+"""How long a query may wait for a worker. With no worker polling, the server holds a query
+until its own deadline; the API answers instead: a view says it could not read the run, an
+endpoint that needs the answer is a 503 naming the cause."""
+
+
+def timed_out(exc: RPCError) -> bool:
+    """A call's own ``rpc_timeout`` ran out: the SDK (1.35) reports it as CANCELLED with
+    "Timeout expired", a server-side deadline as DEADLINE_EXCEEDED."""
+    return exc.status == RPCStatusCode.DEADLINE_EXCEEDED or (
+        exc.status == RPCStatusCode.CANCELLED and exc.message == "Timeout expired"
+    )
+
+
+def no_answer(exc: RPCError) -> str:
+    """What a query that timed out means, said to whoever asked."""
+    if not timed_out(exc):
+        return exc.message
+    seconds = QUERY_TIMEOUT.total_seconds()
+    return f"no deployflow worker answered within {seconds:.0f} s (is one polling?)"
 
 
 class ConnectAs(Protocol):
@@ -152,6 +174,8 @@ def _endpoint(api: Api, route: Route) -> Callable[[web.Request], Awaitable[web.S
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Refusal(404, exc.message) from None
+            if timed_out(exc):
+                raise Refusal(503, no_answer(exc)) from None
             if not unreachable(exc):
                 raise
             raise Refusal(503, f"Temporal is unreachable, retry later: {describe(exc)}") from None

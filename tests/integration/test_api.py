@@ -314,3 +314,26 @@ async def test_schemathesis_finds_no_500_and_no_answer_outside_the_openapi_docum
     out, _ = await asyncio.wait_for(process.communicate(), 400)
     report = out.decode()
     assert process.returncode == 0, report[-6000:]
+
+
+async def test_a_run_no_worker_answers_for_is_shown_as_unreadable_not_held(
+    temporal_env, serve_api, nginx
+):
+    """With no worker polling, the server would hold a query until its own deadline (the
+    schemathesis run once timed out on a rollout's health this way); the API bounds it."""
+    api: ApiClient = await serve_api(f"api-{uuid.uuid4().hex[:8]}")
+    environment = f"api{uuid.uuid4().hex[:6]}"
+    spec = canary_spec(nginx, "127.0.0.1:1", "127.0.0.1:2", environment)
+    status, started = await api.call("POST", "/api/v1/rollouts", body=spec)
+    assert status == 201, started
+    path = f"/api/v1/rollouts/checkout/{environment}"
+
+    status, view = await api.call("GET", path, who="reader")
+    assert status == 200, view
+    assert view["running"] is True
+    assert "status" not in view or view["status"] is None
+    assert view["unreadable"] == "no deployflow worker answered within 5 s (is one polling?)"
+
+    status, health = await api.call("GET", path + "/health", who="reader")
+    assert status == 200, health
+    assert health["running"] is True

@@ -1,6 +1,7 @@
-"""Argo Rollout manifests as deployflow specs: Argo's own examples (tests/data/argo_examples,
-verbatim) translate to the router, platform and steps they mean; what deployflow does not do
-is refused naming the manifest's field."""
+"""Argo Rollout manifests as deployflow specs: our manifests in Argo Rollouts' vocabulary
+(tests/data/argo_style/rollouts, covering the fields of Argo's documented examples) translate
+to the router, platform and steps they mean; what deployflow does not do is refused naming the
+manifest's field."""
 
 from __future__ import annotations
 
@@ -17,16 +18,16 @@ from workflows.core.spec import SpecError
 from workflows.rollouts.argo_rollout import beside_the_rollout, stable_deployment, translate
 from workflows.rollouts.spec import Rollout, load_rollout, parse_rollout
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "argo_examples"
-# What `kubectl apply -f analysis-templates.yaml` would give rollout-analysis-step.yaml,
-# with Prometheus instead of Kubernetes Jobs (deployflow has no job provider).
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "argo_style" / "rollouts"
+# The templates analysis-step.yaml refers to, measured by Prometheus instead of the Kubernetes
+# Jobs of job-analysis-templates.yaml (deployflow has no job provider).
 STEP_TEMPLATES = """
 kind: AnalysisTemplate
 apiVersion: argoproj.io/v1alpha1
-metadata: {name: random-fail}
+metadata: {name: error-budget}
 spec:
   metrics:
-  - name: random-fail
+  - name: error-budget
     count: 2
     interval: 5s
     failureLimit: 1
@@ -35,10 +36,10 @@ spec:
 ---
 kind: ClusterAnalysisTemplate
 apiVersion: argoproj.io/v1alpha1
-metadata: {name: always-pass}
+metadata: {name: smoke-ok}
 spec:
   metrics:
-  - name: pass
+  - name: smoke
     count: 1
     interval: 5s
     failureLimit: 1
@@ -61,106 +62,132 @@ def problems_of(docs: list[Any]) -> list[str]:
     return caught.value.problems
 
 
-def argo_rollout(name: str = "getting-started-nginx-rollout.yaml") -> dict[str, Any]:
+def argo_rollout(name: str = "nginx-rollout.yaml") -> dict[str, Any]:
     return copy.deepcopy(documents(name)[0])
 
 
-def test_rollout_canary_runs_its_steps_on_the_deployment_named_after_it():
-    rollout = load_rollout(example("rollout-canary.yaml"))
+def test_a_canary_runs_its_steps_on_the_deployment_named_after_it():
+    rollout = load_rollout(example("canary-steps.yaml"))
 
     spec = rollout.spec
-    assert (spec.service, spec.environment, spec.version) == ("rollout-canary", "default", "blue")
-    assert rollout.workflow_id == "rollout-rollout-canary-default"
+    assert (spec.service, spec.environment, spec.version) == ("ledger", "default", "v1.4.0")
+    assert rollout.workflow_id == "rollout-ledger-default"
     deployment = spec.targets.workloads
     assert deployment is not None
     assert (deployment.name, deployment.namespace, deployment.container) == (
-        "rollout-canary",
+        "ledger",
         "default",
-        "rollouts-demo",
+        "ledger-api",
     )
-    assert deployment.image == "argoproj/rollouts-demo:blue"
-    assert spec.router.kind == "nop"  # Argo's replica-count canary: no traffic router
+    assert deployment.image == "registry.example.test/ledger:v1.4.0"
+    assert spec.router.kind == "nop"  # a replica-count canary: no traffic router
     assert spec.strategy.canary is not None
     assert [s.describe() for s in spec.strategy.canary.steps] == [
-        "setWeight 20",
+        "setWeight 25",
         "pause (until promoted)",
-        "setWeight 40",
-        "pause 40s",
-        "setWeight 60",
-        "pause 20s",
-        "setWeight 80",
-        "pause 20s",
+        "setWeight 50",
+        "pause 45s",
+        "setWeight 75",
+        "pause 15s",
     ]
 
 
-def test_the_nginx_getting_started_rollout_shifts_an_ingress_nginx_canary():
-    spec = load_rollout(example("getting-started-nginx-rollout.yaml")).spec
+def test_an_nginx_rollout_shifts_an_ingress_nginx_canary():
+    spec = load_rollout(example("nginx-rollout.yaml")).spec
 
     nginx = spec.router.ingress_nginx
     assert nginx is not None
     assert (nginx.stable_ingress, nginx.stable_service, nginx.canary_service) == (
-        "rollouts-demo-stable",
-        "rollouts-demo-stable",
-        "rollouts-demo-canary",
+        "catalog-web",
+        "catalog-stable",
+        "catalog-canary",
     )
-    assert nginx.canary_ingress_name == "rollouts-demo-stable-canary"
+    assert nginx.canary_ingress_name == "catalog-web-canary"
 
 
-def test_the_istio_getting_started_rollout_shifts_both_virtual_services():
-    spec = load_rollout(example("getting-started-istio-rollout.yaml")).spec
+def test_an_istio_rollout_shifts_both_virtual_services():
+    spec = load_rollout(example("istio-rollout.yaml")).spec
 
     istio = spec.router.istio
     assert istio is not None
     assert [(v.name, v.routes) for v in istio.all_virtual_services] == [
-        ("rollouts-demo-vsvc1", ["primary"]),
-        ("rollouts-demo-vsvc2", ["secondary"]),
+        ("reviews-public", ["web"]),
+        ("reviews-internal", ["mesh"]),
     ]
-    assert (istio.stable_service, istio.canary_service) == (
-        "rollouts-demo-stable",
-        "rollouts-demo-canary",
+    assert (istio.stable_service, istio.canary_service) == ("reviews-stable", "reviews-canary")
+    assert istio.mode == "host"
+
+
+def test_an_istio_subset_rollout_names_one_virtual_service_and_the_destination_rule():
+    spec = load_rollout(example("istio-subset-rollout.yaml")).spec
+
+    istio = spec.router.istio
+    assert istio is not None
+    assert [(v.name, v.routes) for v in istio.all_virtual_services] == [("ratings", [])]
+    assert istio.destination_rule is not None
+    assert (
+        istio.destination_rule.name,
+        istio.destination_rule.stable_subset_name,
+        istio.destination_rule.canary_subset_name,
+    ) == ("ratings", "current", "next")
+    assert istio.mode == "subset"
+
+
+def test_a_gateway_api_header_route_rollout_keeps_its_header_route_steps():
+    spec = load_rollout(example("gatewayapi-header-route-rollout.yaml")).spec
+
+    assert spec.router.kind == "gatewayAPI"
+    assert spec.strategy.canary is not None
+    assert [s.describe() for s in spec.strategy.canary.steps] == [
+        "setHeaderRoute beta-track",
+        "pause (until promoted)",
+        "setWeight 40",
+        "pause 1m",
+        "setHeaderRoute beta-track (remove)",
+    ]
+    refused = argo_rollout("gatewayapi-header-route-rollout.yaml")
+    refused["spec"]["strategy"]["canary"]["steps"][0] = {"setCanaryScale": {"replicas": 1}}
+    assert problems_of([refused])[0].startswith(
+        "spec.strategy.canary.steps[0].setCanaryScale: not supported by deployflow"
     )
 
 
-def test_rollout_analysis_step_takes_its_templates_from_the_same_file():
-    text = example("rollout-analysis-step.yaml") + "\n---\n" + STEP_TEMPLATES
+def test_an_analysis_step_takes_its_templates_from_the_same_file():
+    text = example("analysis-step.yaml") + "\n---\n" + STEP_TEMPLATES
     rollout = load_rollout(text)
 
-    assert rollout.template("random-fail") is not None
-    assert [t.name for t in rollout.spec.cluster_analysis_templates] == ["always-pass"]
+    assert rollout.template("error-budget") is not None
+    assert [t.name for t in rollout.spec.cluster_analysis_templates] == ["smoke-ok"]
     assert rollout.spec.strategy.canary is not None
-    assert rollout.spec.strategy.canary.steps[1].describe() == "analysis random-fail, always-pass"
+    assert rollout.spec.strategy.canary.steps[1].describe() == "analysis error-budget, smoke-ok"
 
 
-def test_argos_job_analysis_templates_are_refused_by_the_analysis_loader():
-    docs = documents("rollout-analysis-step.yaml") + documents("analysis-templates.yaml")
-    docs += documents("cluster-analysis-templates.yaml")
+def test_job_analysis_templates_are_refused_by_the_analysis_loader():
+    docs = documents("analysis-step.yaml") + documents("job-analysis-templates.yaml")
 
     assert any("job: not supported" in p for p in problems_of(docs))
 
 
-def test_rollout_bluegreen_switches_a_service_selector_between_the_two_deployments():
-    translated = translate(documents("rollout-bluegreen.yaml")[0])
+def test_a_bluegreen_rollout_switches_a_service_selector_between_the_two_deployments():
+    translated = translate(documents("bluegreen.yaml")[0])
 
     assert translated.problems == []
     assert translated.body["spec"]["router"] == {
         "service": {
             "namespace": "default",
-            "activeService": "rollout-bluegreen-active",
-            "previewService": "rollout-bluegreen-preview",
-            "stableSelector": {"app": "rollout-bluegreen"},
-            "canarySelector": {"app": "rollout-bluegreen-canary", "deployflow.io/role": "canary"},
+            "activeService": "storefront-live",
+            "previewService": "storefront-next",
+            "stableSelector": {"app": "storefront"},
+            "canarySelector": {"app": "storefront-canary", "deployflow.io/role": "canary"},
         }
     }
     assert translated.body["spec"]["strategy"] == {"blueGreen": {"autoPromotionEnabled": False}}
 
 
 def test_services_beside_the_rollout_are_read_past_and_listed():
-    docs = documents("rollout-bluegreen.yaml")
+    docs = documents("bluegreen.yaml")
 
-    assert beside_the_rollout(docs) == [
-        "Service rollout-bluegreen-active",
-        "Service rollout-bluegreen-preview",
-    ]
+    assert beside_the_rollout(docs) == ["Service storefront-live", "Service storefront-next"]
     # Without an Argo Rollout in the file a Service is no part of a spec.
     deployflow = {"apiVersion": "deployflow/v1", "kind": "Rollout"}
     assert any("got 'Service'" in p for p in problems_of([deployflow, docs[1]]))
@@ -249,7 +276,7 @@ def test_derived_fields_can_be_overridden_by_annotations():
 
     assert (spec.service, spec.environment, spec.version) == ("checkout", "production", "v2.4.1")
     assert spec.targets.workloads is not None
-    assert spec.targets.workloads.describe() == "prod-a/shop/deployment/rollouts-demo"
+    assert spec.targets.workloads.describe() == "prod-a/shop/deployment/catalog"
     assert spec.router.ingress_nginx is not None
     assert (spec.router.ingress_nginx.namespace, spec.router.ingress_nginx.context) == (
         "shop",
@@ -268,7 +295,7 @@ def test_the_environment_is_the_namespace_unless_a_label_says_otherwise():
 def test_an_image_by_digest_needs_the_version_annotation():
     manifest = argo_rollout()
     containers = manifest["spec"]["template"]["spec"]["containers"]
-    containers[0]["image"] = "argoproj/rollouts-demo@sha256:" + "a" * 64
+    containers[0]["image"] = "registry.example.test/catalog@sha256:" + "a" * 64
 
     assert problems_of([manifest]) == [
         "spec.template.spec.containers[0].image: has no tag to take the version from; "
@@ -316,24 +343,24 @@ def test_a_selector_that_misses_the_pods_is_refused():
 
 
 def test_the_stable_deployment_is_the_one_the_manifest_stands_for():
-    manifest = documents("rollout-canary.yaml")[0]
+    manifest = documents("canary-steps.yaml")[0]
 
     deployment = stable_deployment(manifest)
     assert deployment == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "rollout-canary"},
+        "metadata": {"name": "ledger"},
         "spec": {
-            "replicas": 5,
+            "replicas": 4,
             "selector": manifest["spec"]["selector"],
             "template": manifest["spec"]["template"],
-            "revisionHistoryLimit": 2,
+            "revisionHistoryLimit": 3,
         },
     }
 
 
 def test_a_translated_rollout_is_a_workflow_input_like_any_spec():
-    rollout = load_rollout(example("getting-started-nginx-rollout.yaml"))
+    rollout = load_rollout(example("nginx-rollout.yaml"))
 
     assert Rollout.model_validate_json(rollout.model_dump_json()) == rollout
 
@@ -341,28 +368,31 @@ def test_a_translated_rollout_is_a_workflow_input_like_any_spec():
 @pytest.mark.parametrize(
     "name",
     [
-        "rollout-canary.yaml",
-        "rollout-bluegreen.yaml",
-        "getting-started-nginx-rollout.yaml",
-        "getting-started-istio-rollout.yaml",
+        "canary-steps.yaml",
+        "bluegreen.yaml",
+        "nginx-rollout.yaml",
+        "istio-rollout.yaml",
+        "istio-subset-rollout.yaml",
+        "gatewayapi-rollout.yaml",
+        "gatewayapi-header-route-rollout.yaml",
     ],
 )
-def test_lint_passes_argos_examples(name: str, capsys: pytest.CaptureFixture[str]):
+def test_lint_passes_argo_style_rollouts(name: str, capsys: pytest.CaptureFixture[str]):
     assert main(["rollout", "lint", str(EXAMPLES / name)]) == 0
     assert ": valid — " in capsys.readouterr().out
 
 
 def test_lint_lists_the_services_it_leaves_to_kubectl(capsys: pytest.CaptureFixture[str]):
-    assert main(["rollout", "lint", str(EXAMPLES / "rollout-bluegreen.yaml")]) == 0
+    assert main(["rollout", "lint", str(EXAMPLES / "bluegreen.yaml")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1:] == [
-        "  Service rollout-bluegreen-active: not applied by deployflow (kubectl apply it)",
-        "  Service rollout-bluegreen-preview: not applied by deployflow (kubectl apply it)",
+        "  Service storefront-live: not applied by deployflow (kubectl apply it)",
+        "  Service storefront-next: not applied by deployflow (kubectl apply it)",
     ]
 
 
 def test_lint_refuses_an_experiment_step_naming_it(capsys: pytest.CaptureFixture[str]):
-    path = EXAMPLES / "rollout-experiment-step.yaml"
+    path = EXAMPLES / "experiment-step.yaml"
     assert main(["rollout", "lint", str(path)]) == 2
     assert (
         "spec.strategy.canary.steps[1].experiment: not supported by deployflow"
@@ -377,30 +407,30 @@ def test_lint_refuses_an_experiment_step_naming_it(capsys: pytest.CaptureFixture
     ]
 
 
-def test_lint_of_rollout_analysis_step_with_its_templates_in_the_file(
+def test_lint_of_an_analysis_step_with_its_templates_in_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    path = tmp_path / "rollout-analysis-step.yaml"
-    path.write_text(example("rollout-analysis-step.yaml") + "\n---\n" + STEP_TEMPLATES)
+    path = tmp_path / "analysis-step.yaml"
+    path.write_text(example("analysis-step.yaml") + "\n---\n" + STEP_TEMPLATES)
     assert main(["rollout", "lint", "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "valid": True,
         "file": str(path),
-        "workflowId": "rollout-rollout-analysis-step-default",
+        "workflowId": "rollout-payments-default",
     }
 
 
 def test_templates_kept_apart_are_read_from_a_file_or_a_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    rollout = str(EXAMPLES / "rollout-analysis-step.yaml")
+    rollout = str(EXAMPLES / "analysis-step.yaml")
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "analysis-templates.yaml").write_text(STEP_TEMPLATES)
     assert main(["rollout", "lint", rollout, "--templates", str(templates)]) == 0
     assert main(["rollout", "lint", rollout, "--templates", str(templates / "x.yaml")]) == 2
     assert "--templates" in capsys.readouterr().err
-    # Argo's own templates file: Kubernetes Jobs, which deployflow does not run.
-    argo = str(EXAMPLES / "analysis-templates.yaml")
-    assert main(["rollout", "lint", rollout, "--templates", argo]) == 2
+    # The same templates as Kubernetes Jobs, which deployflow does not run.
+    jobs = str(EXAMPLES / "job-analysis-templates.yaml")
+    assert main(["rollout", "lint", rollout, "--templates", jobs]) == 2
     assert "job: not supported" in capsys.readouterr().err

@@ -148,7 +148,9 @@ def test_platform_is_exactly_one_kind():
 
     assert spec.kind == "command"
     assert isinstance(platform_for(spec, "checkout", Clients()), CommandPlatform)
-    with pytest.raises(ValidationError, match="platform: set exactly one of command; got none"):
+    with pytest.raises(
+        ValidationError, match="platform: set exactly one of command, kubernetes; got none"
+    ):
         PlatformSpec()
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         PlatformSpec.model_validate({"kubernetes": {"deployment": "checkout"}})

@@ -159,7 +159,7 @@ def _pipeline(*stages: dict[str, Any]) -> dict[str, Any]:
 
 
 ROLLOUT_DOC = _documents(GOOD_ROLLOUT)[0]
-ARGO_ROLLOUTS = ("rollout-canary", "getting-started-nginx-rollout", "getting-started-istio-rollout")
+ARGO_ROLLOUTS = ("canary-steps", "nginx-rollout", "istio-rollout")
 GATED_STAGE = stage(
     "production",
     requiredSoakTime="1h",
@@ -210,10 +210,10 @@ KINDS = [
         parse_rollout,
         [
             *(argo_documents(f"{name}.yaml") for name in ARGO_ROLLOUTS),
-            argo_documents("rollout-analysis-step.yaml") + _documents(STEP_TEMPLATES),
-            # A file as Argo's examples have it: the Rollout, then its Services.
-            argo_documents("getting-started-nginx-rollout.yaml")
-            + argo_documents("getting-started-nginx-services.yaml"),
+            argo_documents("analysis-step.yaml") + _documents(STEP_TEMPLATES),
+            # One file with the Rollout, then its Services.
+            argo_documents("nginx-rollout.yaml") + argo_documents("nginx-services.yaml"),
+            argo_documents("bluegreen.yaml"),
         ],
     ),
     Kind(

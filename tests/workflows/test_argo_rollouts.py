@@ -1,9 +1,10 @@
-"""Argo Rollouts' own example manifests (tests/data/argo_examples, verbatim) run end to end:
+"""Our manifests in Argo Rollouts' vocabulary (tests/data/argo_style/rollouts, covering the
+fields of Argo's documented examples) run end to end:
 the real platform and router activities against the Kubernetes API server double (its
 controller advancing on its own), time skipping for the pauses, analysis measured by a stub
 ``measure`` activity. A test changes its copy's image to the new version, as
 ``kubectl argo rollouts set image`` would; the cluster holds what ``kubectl apply`` of the
-example's other files and of the Rollout's stable Deployment would have made."""
+manifest's other files and of the Rollout's stable Deployment would have made."""
 
 from __future__ import annotations
 
@@ -34,21 +35,20 @@ from workflows.rollouts.spec import Rollout, parse_rollout
 
 Obj = dict[str, Any]
 NAMESPACE = "default"
-NEW_IMAGE = "argoproj/rollouts-demo:yellow"
-# The Gateway API example's image is another; only the tag is the version.
+NEW_IMAGE = "registry.example.test/next:v9.0.0"  # only the tag is the version
 ISTIO = ("networking.istio.io", "v1")
 GATEWAY = ("gateway.networking.k8s.io", "v1")
 CUSTOM = {"VirtualService": (ISTIO, "virtualservices"), "HTTPRoute": (GATEWAY, "httproutes")}
-# rollout-analysis-step.yaml's templates as a team without Kubernetes Jobs would write them.
+# analysis-step.yaml's templates as a team without Kubernetes Jobs would write them.
 STEP_TEMPLATES = [
     {
         "kind": "AnalysisTemplate",
         "apiVersion": "argoproj.io/v1alpha1",
-        "metadata": {"name": "random-fail"},
+        "metadata": {"name": "error-budget"},
         "spec": {
             "metrics": [
                 {
-                    "name": "random-fail",
+                    "name": "error-budget",
                     "count": 2,
                     "interval": "5s",
                     "failureLimit": 1,
@@ -61,11 +61,11 @@ STEP_TEMPLATES = [
     {
         "kind": "ClusterAnalysisTemplate",
         "apiVersion": "argoproj.io/v1alpha1",
-        "metadata": {"name": "always-pass"},
+        "metadata": {"name": "smoke-ok"},
         "spec": {
             "metrics": [
                 {
-                    "name": "pass",
+                    "name": "smoke",
                     "count": 1,
                     "interval": "5s",
                     "successCondition": "result >= 0",
@@ -78,7 +78,7 @@ STEP_TEMPLATES = [
 
 
 def manifest(name: str) -> Obj:
-    """The example's Rollout with the new version's image (its first container)."""
+    """The file's Rollout with the new version's image (its first container)."""
     rollout = copy.deepcopy(documents(name)[0])
     rollout["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
     # One rollout per environment at a time, and tests share a Temporal server.
@@ -87,7 +87,7 @@ def manifest(name: str) -> Obj:
 
 
 class ArgoCluster(Cluster):
-    """The double holding the example's stable Deployment and objects (namespace
+    """The double holding the manifest's stable Deployment and objects (namespace
     ``default``); the worker's clients and stub ``measure`` are kube_cluster's."""
 
     def __post_init__(self) -> None:
@@ -98,7 +98,7 @@ class ArgoCluster(Cluster):
         return self.clients.kubernetes.api(None)
 
     def apply(self, name: str) -> None:
-        """What ``kubectl apply -f`` of the example's Rollout would leave as the stable
+        """What ``kubectl apply -f`` of the file's Rollout would leave as the stable
         Deployment: the manifest as Argo's controller first runs it (the old image)."""
         deployment = stable_deployment(documents(name)[0])
         client.AppsV1Api(self.api).create_namespaced_deployment(NAMESPACE, deployment)
@@ -106,7 +106,7 @@ class ArgoCluster(Cluster):
         self.server.controller.auto_advance()
 
     def create(self, name: str) -> None:
-        """The example file's Services, Ingresses, VirtualServices and HTTPRoutes (Istio
+        """The file's Services, Ingresses, VirtualServices and HTTPRoutes (Istio
         serves a ``v1alpha3`` object at ``v1`` too, Gateway API a ``v1beta1`` one at ``v1``;
         the double has one version of each, so they go in at v1)."""
         for obj in documents(name):
@@ -210,119 +210,117 @@ def image(deployment: Obj) -> str:
     return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-async def test_rollout_canary_is_promoted_after_its_pauses(
+async def test_a_canary_is_promoted_after_its_pauses(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
-        found.apply("rollout-canary.yaml")
-        handle = await start(temporal_env, tq, [manifest("rollout-canary.yaml")])
+        found.apply("canary-steps.yaml")
+        handle = await start(temporal_env, tq, [manifest("canary-steps.yaml")])
         await paused(handle)  # step 1: `pause: {}`
-        canary = found.deployment("rollout-canary-canary")
+        canary = found.deployment("ledger-canary")
         assert image(canary) == NEW_IMAGE
-        assert canary["spec"]["replicas"] == 5  # as many as the stable Deployment
-        assert image(found.deployment("rollout-canary")) == "argoproj/rollouts-demo:blue"
+        assert canary["spec"]["replicas"] == 4  # as many as the stable Deployment
+        assert image(found.deployment("ledger")) == "registry.example.test/ledger:v1.4.0"
 
-        result = await promoted(handle)  # the 40 s and 20 s pauses are skipped in time
+        result = await promoted(handle)  # the 45 s and 15 s pauses are skipped in time
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
-        stable = found.deployment("rollout-canary")
+        stable = found.deployment("ledger")
         assert image(stable) == NEW_IMAGE
-        assert stable["status"]["availableReplicas"] == 5
-        assert found.deployment("rollout-canary-canary")["spec"]["replicas"] == 0
+        assert stable["status"]["availableReplicas"] == 4
+        assert found.deployment("ledger-canary")["spec"]["replicas"] == 0
 
 
-async def test_rollout_analysis_step_is_rolled_back_when_its_analysis_fails(
+async def test_an_analysis_step_is_rolled_back_when_its_analysis_fails(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
-        found.measure_values = lambda n: [0.5]  # random-fail fails; always-pass passes
-        found.apply("rollout-analysis-step.yaml")
-        before = found.deployment("rollout-analysis-step")
-        handle = await start(
-            temporal_env, tq, [manifest("rollout-analysis-step.yaml"), *STEP_TEMPLATES]
-        )
+        found.measure_values = lambda n: [0.5]  # error-budget fails; smoke-ok passes
+        found.apply("analysis-step.yaml")
+        before = found.deployment("payments")
+        handle = await start(temporal_env, tq, [manifest("analysis-step.yaml"), *STEP_TEMPLATES])
         result: RolloutResult = await handle.result()
 
         assert result.outcome is RolloutPhase.ROLLED_BACK
         assert "analysis step-1 Failed" in result.reason
-        stable = found.deployment("rollout-analysis-step")
+        stable = found.deployment("payments")
         assert stable["spec"]["template"] == before["spec"]["template"]
-        assert found.deployment("rollout-analysis-step-canary")["spec"]["replicas"] == 0
+        assert found.deployment("payments-canary")["spec"]["replicas"] == 0
 
 
-async def test_the_nginx_getting_started_canary_weights_a_canary_ingress(
+async def test_an_nginx_canary_weights_a_canary_ingress(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
-        found.apply("getting-started-nginx-rollout.yaml")
-        found.create("getting-started-nginx-services.yaml")
-        found.create("getting-started-nginx-ingress.yaml")
-        handle = await start(temporal_env, tq, [manifest("getting-started-nginx-rollout.yaml")])
-        await paused(handle)  # after setWeight 5
-        canary = found.ingress("rollouts-demo-stable-canary")
+        found.apply("nginx-rollout.yaml")
+        found.create("nginx-services.yaml")
+        found.create("nginx-ingress.yaml")
+        handle = await start(temporal_env, tq, [manifest("nginx-rollout.yaml")])
+        await paused(handle)  # after setWeight 10
+        canary = found.ingress("catalog-web-canary")
         annotations = canary["metadata"]["annotations"]
         assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
-        assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "5"
+        assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "10"
         backend = canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]
-        assert backend["service"]["name"] == "rollouts-demo-canary"
+        assert backend["service"]["name"] == "catalog-canary"
 
         result = await promoted(handle)
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
-        weight = found.ingress("rollouts-demo-stable-canary")["metadata"]["annotations"]
+        weight = found.ingress("catalog-web-canary")["metadata"]["annotations"]
         assert weight["nginx.ingress.kubernetes.io/canary-weight"] == "0"  # back on stable
-        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+        assert image(found.deployment("catalog")) == NEW_IMAGE
 
 
-async def test_the_istio_getting_started_canary_weights_both_virtual_services(
+async def test_an_istio_canary_weights_both_virtual_services(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
-        found.apply("getting-started-istio-rollout.yaml")
-        found.create("getting-started-istio-services.yaml")
-        found.create("getting-started-istio-multipleVirtualsvc.yaml")
-        handle = await start(temporal_env, tq, [manifest("getting-started-istio-rollout.yaml")])
-        await paused(handle)  # after setWeight 5
-        assert found.route_weights("rollouts-demo-vsvc1") == [[95, 5]]
-        assert found.route_weights("rollouts-demo-vsvc2") == [[95, 5]]
+        found.apply("istio-rollout.yaml")
+        found.create("istio-services.yaml")
+        found.create("istio-virtualservices.yaml")
+        handle = await start(temporal_env, tq, [manifest("istio-rollout.yaml")])
+        await paused(handle)  # after setWeight 15
+        assert found.route_weights("reviews-public") == [[85, 15]]
+        assert found.route_weights("reviews-internal") == [[85, 15]]
 
         result = await promoted(handle)
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
-        assert found.route_weights("rollouts-demo-vsvc1") == [[100, 0]]
-        assert found.route_weights("rollouts-demo-vsvc2") == [[100, 0]]
-        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+        assert found.route_weights("reviews-public") == [[100, 0]]
+        assert found.route_weights("reviews-internal") == [[100, 0]]
+        assert image(found.deployment("reviews")) == NEW_IMAGE
 
 
-BLUE = {"app": "rollout-bluegreen"}
-GREEN = {"app": "rollout-bluegreen-canary", "deployflow.io/role": "canary"}
+BLUE = {"app": "storefront"}
+GREEN = {"app": "storefront-canary", "deployflow.io/role": "canary"}
 
 
-async def test_rollout_bluegreen_switches_the_active_service_after_promote(
+async def test_a_bluegreen_rollout_switches_the_active_service_after_promote(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
-        found.apply("rollout-bluegreen.yaml")
-        found.create("rollout-bluegreen.yaml")
-        handle = await start(temporal_env, tq, [manifest("rollout-bluegreen.yaml")])
+        found.apply("bluegreen.yaml")
+        found.create("bluegreen.yaml")
+        handle = await start(temporal_env, tq, [manifest("bluegreen.yaml")])
         await paused(handle)  # autoPromotionEnabled: false
-        assert found.selector("rollout-bluegreen-preview") == GREEN
-        assert found.selector("rollout-bluegreen-active") == BLUE
-        assert image(found.deployment("rollout-bluegreen-canary")) == NEW_IMAGE
+        assert found.selector("storefront-next") == GREEN
+        assert found.selector("storefront-live") == BLUE
+        assert image(found.deployment("storefront-canary")) == NEW_IMAGE
 
         result = await promoted(handle)
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
         # Switched to the new pods, then back to the team's Deployment once it runs them.
-        assert found.selectors_sent("rollout-bluegreen-active") == [
+        assert found.selectors_sent("storefront-live") == [
             GREEN,
-            {"app": "rollout-bluegreen", "deployflow.io/role": None},
+            {"app": "storefront", "deployflow.io/role": None},
         ]
-        assert found.selector("rollout-bluegreen-active") == BLUE
-        stable = found.deployment("rollout-bluegreen")
+        assert found.selector("storefront-live") == BLUE
+        stable = found.deployment("storefront")
         assert image(stable) == NEW_IMAGE
-        assert stable["status"]["availableReplicas"] == 2
-        assert found.deployment("rollout-bluegreen-canary")["spec"]["replicas"] == 0
+        assert stable["status"]["availableReplicas"] == 3
+        assert found.deployment("storefront-canary")["spec"]["replicas"] == 0
 
 
 async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
@@ -330,13 +328,13 @@ async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
         found.measure_values = lambda n: [0.5]
-        found.apply("rollout-bluegreen.yaml")
-        found.create("rollout-bluegreen.yaml")
-        before = found.deployment("rollout-bluegreen")
-        rollout = manifest("rollout-bluegreen.yaml")
+        found.apply("bluegreen.yaml")
+        found.create("bluegreen.yaml")
+        before = found.deployment("storefront")
+        rollout = manifest("bluegreen.yaml")
         rollout["spec"]["strategy"]["blueGreen"] |= {
             "autoPromotionEnabled": True,
-            "postPromotionAnalysis": {"templates": [{"templateName": "random-fail"}]},
+            "postPromotionAnalysis": {"templates": [{"templateName": "error-budget"}]},
         }
         result: RolloutResult = await (
             await start(temporal_env, tq, [rollout, STEP_TEMPLATES[0]])
@@ -344,52 +342,52 @@ async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
 
         assert result.outcome is RolloutPhase.ROLLED_BACK
         assert "post-promotion" in result.reason
-        assert found.selectors_sent("rollout-bluegreen-active")[0] == GREEN  # it was live
-        assert found.selector("rollout-bluegreen-active") == BLUE
-        stable = found.deployment("rollout-bluegreen")
+        assert found.selectors_sent("storefront-live")[0] == GREEN  # it was live
+        assert found.selector("storefront-live") == BLUE
+        stable = found.deployment("storefront")
         assert stable["spec"]["template"] == before["spec"]["template"]
         assert stable["metadata"]["generation"] == before["metadata"]["generation"]
-        assert found.deployment("rollout-bluegreen-canary")["spec"]["replicas"] == 0
+        assert found.deployment("storefront-canary")["spec"]["replicas"] == 0
 
 
 async def test_a_gateway_api_canary_weights_the_httproute_backends(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
-        found.apply("gatewayapi-cilium-rollout.yml")
-        for name in ("stable", "canary", "httproute"):
-            found.create(f"gatewayapi-cilium-{name}.yml")
+        found.apply("gatewayapi-rollout.yaml")
+        for name in ("services", "httproute"):
+            found.create(f"gatewayapi-{name}.yaml")
         # Its backendRefs carry no weights: Gateway API's default of 1 each splits traffic
         # 50/50, which deployflow takes for a rollout half-way and refuses to start on.
-        refused = await start(temporal_env, tq, [manifest("gatewayapi-cilium-rollout.yml")])
+        refused = await start(temporal_env, tq, [manifest("gatewayapi-rollout.yaml")])
         aborted: RolloutResult = await refused.result()
         assert aborted.outcome is RolloutPhase.ABORTED
         assert "traffic is split 50/50" in aborted.reason
-        found.pin_backends("argo-rollouts-http-route", [100, 0])
+        found.pin_backends("orders-route", [100, 0])
 
-        handle = await start(temporal_env, tq, [manifest("gatewayapi-cilium-rollout.yml")])
+        handle = await start(temporal_env, tq, [manifest("gatewayapi-rollout.yaml")])
         seen = []
         for step in (1, 3, 5):  # each `pause: {}` after a setWeight
             await paused(handle, step)
-            seen += found.backend_weights("argo-rollouts-http-route")
+            seen += found.backend_weights("orders-route")
             if step < 5:
                 await handle.execute_update("promote", OperatorInput(by="alice", reason="ok"))
         result = await promoted(handle)
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
-        assert seen == [[70, 30], [40, 60], [0, 100]]
-        assert found.backend_weights("argo-rollouts-http-route") == [[100, 0]]
-        assert image(found.deployment("rollouts-demo")) == NEW_IMAGE
+        assert seen == [[85, 15], [55, 45], [0, 100]]
+        assert found.backend_weights("orders-route") == [[100, 0]]
+        assert image(found.deployment("orders")) == NEW_IMAGE
 
 
 async def test_a_rollout_whose_stable_deployment_is_missing_stops_before_any_change(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
-        handle = await start(temporal_env, tq, [manifest("rollout-canary.yaml")])
+        handle = await start(temporal_env, tq, [manifest("canary-steps.yaml")])
         result: RolloutResult = await handle.result()
 
         assert result.outcome is RolloutPhase.ABORTED
-        assert "rollout-canary" in result.reason
+        assert "ledger" in result.reason
         writes = [r for r in found.server.double.recorded() if r.method != "GET"]
         assert writes == []

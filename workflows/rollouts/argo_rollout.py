@@ -61,7 +61,7 @@ def is_kubernetes_object(document: object) -> bool:
 
 
 def beside_the_rollout(documents: list[Any]) -> list[str]:
-    """``Service rollout-bluegreen-active`` for each object deployflow reads past."""
+    """``Service storefront-live`` for each object deployflow reads past."""
     if not any(map(is_argo_rollout, documents)):
         return []
     return [

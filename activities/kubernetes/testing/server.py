@@ -91,8 +91,14 @@ class KubeApiServer:
         await self.double.__aenter__()
         # aiohttp's raw server, not kmock.Server: that one also patches aiohttp's DNS resolution
         # process-wide, which other aiohttp clients in a test process should not inherit.
+        # No access log: requests are recorded by the double, and aiohttp's logging from the
+        # server's thread wrote to streams pytest had already closed ("Logging error").
         self._server = aiohttp.test_utils.RawTestServer(
-            self.double, host=self._host, port=self._port or None, shutdown_timeout=2.0
+            self.double,
+            host=self._host,
+            port=self._port or None,
+            shutdown_timeout=2.0,
+            access_log=None,
         )
         await self._server.start_server()
 
