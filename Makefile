@@ -9,6 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STRATEGY ?= canary
 SCENARIO ?=
+PLATFORM ?=
 
 .PHONY: help bootstrap system-packages test lint fmt demo down
 
@@ -21,6 +22,10 @@ help:
 	@echo "                          restart (Alertmanager -> deployflow serve -> incident runbook)"
 	@echo "make demo SCENARIO=self-healing  a scheduled monitor finds the service hung, then"
 	@echo "                          leaking: restarts within a budget, then a page once it is spent"
+	@echo "make demo PLATFORM=kubernetes  the canary demo on Kubernetes Deployments and an"
+	@echo "                          ingress-nginx canary Ingress: the cluster in KUBECONFIG, else"
+	@echo "                          deployflow's API server double (no pods run; local processes"
+	@echo "                          stand in for each version); stops everything at the end"
 	@echo "make down                 stop the demo stack"
 	@echo "make lint | make fmt      ruff + mypy | apply ruff's formatting and fixes"
 
@@ -94,7 +99,7 @@ fmt: bootstrap
 	$(BIN)/ruff check --fix .
 
 demo: bootstrap
-	$(BIN)/python examples/demo/run.py --strategy $(STRATEGY)$(if $(SCENARIO), --scenario $(SCENARIO))
+	$(BIN)/python examples/demo/run.py --strategy $(STRATEGY)$(if $(SCENARIO), --scenario $(SCENARIO))$(if $(PLATFORM), --platform $(PLATFORM))
 
 # By the PIDs the stack recorded in .state/demo/pids/ (and the host agent in
 # .state/demo/hosts/), never by process name.

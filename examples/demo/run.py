@@ -23,6 +23,12 @@ platform) behind HAProxy on :18090:
 4. The bad rollout (``checkout-STRATEGY-bad.yaml``, v3, which the host agent runs as a bad
    build answering 500 on ``/``), straight after: expect exit 1, rolled back to v2.
 
+Kubernetes (``--platform kubernetes``; see examples/demo/kube.py): the canary demo's two
+rollouts (``examples/kubernetes/checkout-demo.yaml``, ``checkout-demo-bad.yaml``) on the
+Kubernetes platform and the ingress-nginx router, against the cluster in ``KUBECONFIG`` or
+deployflow's API server double; the slots stand in for the pods. Everything is stopped at
+the end unless ``--keep-up``.
+
 Incident (``--scenario incident``; see examples/demo/incident.py): an alert on the stable
 slot becomes a PagerDuty page, a Slack thread and a restart by the runbook
 ``examples/runbooks/checkout.yaml``, through Alertmanager and ``deployflow serve``.
@@ -77,6 +83,7 @@ from typing import TYPE_CHECKING, Any
 
 import healing
 import incident
+import kube
 import processes
 import stack
 import structlog
@@ -212,7 +219,7 @@ LEFTOVERS: tuple[tuple[str, Callable[[str], None] | None], ...] = (
     (PIPELINE_ID, cancel_workflow),
     *(
         (rollout_workflow_id(stack.SERVICE, env), abort_rollout)
-        for env in ("demo", "staging", "production")
+        for env in ("demo", "demo-kubernetes", "staging", "production")
     ),
     (f"rollback-{stack.SERVICE}-production", None),
 )
@@ -319,6 +326,71 @@ def canary_demo(args: argparse.Namespace, good: tuple[Path, str], bad: tuple[Pat
     bad_ok = report(f"{bad_version} rollout", rollout(bad_spec), expected=1)
     load.show(settle_s=LOAD_REPORT_S)
     print()
+    return good_ok and bad_ok
+
+
+KUBE_SPECS = REPO / "examples" / "kubernetes"
+
+
+def render_kube_spec(source: Path, cluster: kube.Cluster) -> tuple[Path, str]:
+    """Copy of a Kubernetes demo spec with the image this cluster can run; it and its version."""
+    document: dict[str, Any] = yaml.safe_load(source.read_text())
+    document["spec"]["platform"]["kubernetes"]["deployment"]["image"] = cluster.image
+    return write_rendered(source, document, RENDERED), str(document["spec"]["version"])
+
+
+def kubectl_get(cluster: kube.Cluster) -> None:
+    command = ["kubectl", "--kubeconfig", cluster.kubeconfig, "-n", kube.NAMESPACE]
+    print(f"$ kubectl -n {kube.NAMESPACE} get deploy,ingress")
+    try:
+        done = subprocess.run(
+            [*command, "get", "deploy,ingress"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"  kubectl: {e}")
+        return
+    for line in (done.stdout + done.stderr).splitlines():
+        print(f"  {line}")
+    if cluster.double:
+        print("  (AGE is the double's simulated clock: 10 s a controller round, a round a request)")
+
+
+def kubernetes_demo(args: argparse.Namespace) -> bool:
+    """The canary demo on the Kubernetes platform and the ingress-nginx router (kube.py)."""
+    real, why_not = kube.real_cluster()
+    print(kube.banner(real, why_not))
+    print()
+    print("==> stack up")
+    stack.up([p for p in stack.KUBE_PARTS if real is None or p != "kubeapi"])
+    cluster = real or kube.double_cluster()
+    good_spec, good_version = render_kube_spec(KUBE_SPECS / "checkout-demo.yaml", cluster)
+    bad_spec, bad_version = render_kube_spec(KUBE_SPECS / "checkout-demo-bad.yaml", cluster)
+    end_leftovers()
+    processes.stop("load")  # the VM demo's load generator, if one runs: not ours here
+    stable_version = stack.DEFAULT_VERSIONS["stable"]
+    stack.set_slot("stable", stable_version)
+    stack.set_slot("canary", good_version)
+    print()
+    print(f"==> the team's objects in namespace {kube.NAMESPACE}, at {stable_version}")
+    kube.seed(cluster, stable_version)
+    print()
+
+    ports = {stable_version: stack.STABLE_PORT, good_version: stack.CANARY_PORT}
+    with kube.Traffic(cluster, ports, report_every=LOAD_REPORT_S) as traffic:
+        print(f"==> good canary: {good_version} healthy (stand-in :{stack.CANARY_PORT})")
+        good_ok = report(f"{good_version} rollout", rollout(good_spec), expected=0)
+        print()
+        print(f"==> {good_version} is stable now; bad canary: {bad_version} answering 500s")
+        # The stable stand-in becomes good_version; meanwhile the canary slot serves it.
+        stack.set_slot("stable", good_version)
+        traffic.ports = {good_version: stack.STABLE_PORT}
+        stack.set_slot("canary", bad_version, error_rate=1.0)
+        traffic.ports = {good_version: stack.STABLE_PORT, bad_version: stack.CANARY_PORT}
+        bad_ok = report(f"{bad_version} rollout", rollout(bad_spec), expected=1)
+        time.sleep(LOAD_REPORT_S)  # the traffic line covering the rollback
+    print()
+    print(f"==> read back: {kube.read_state(cluster)}")
+    kubectl_get(cluster)
     return good_ok and bad_ok
 
 
@@ -769,6 +841,29 @@ def scenario(args: argparse.Namespace) -> int:
         return 1
 
 
+PLATFORMS = ("vm", "kubernetes")
+
+
+def kubernetes(args: argparse.Namespace) -> int:
+    """``--platform kubernetes``: the canary demo there, then everything stopped by PID."""
+    if args.strategy != "canary":
+        print("demo: PLATFORM=kubernetes runs the canary demo only", file=sys.stderr)
+        return 2
+    try:
+        ok = kubernetes_demo(args)
+    except (StackError, SpecError, OSError) as e:
+        print(f"demo: {e}", file=sys.stderr)
+        ok = False
+    finally:
+        if args.keep_up:
+            stack.status(stack.KUBE_PARTS)
+            print("\nThe stack stays up (--keep-up); `make down` stops it.")
+        else:
+            print("\n==> stopping the stack (by the PIDs it recorded)")
+            stack.down()
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--strategy", default="canary")
@@ -779,11 +874,22 @@ def main(argv: list[str] | None = None) -> int:
         "self-healing (a scheduled monitor restarts a hung or leaking slot, then pages)",
     )
     parser.add_argument("--load-seconds", type=int, default=900, help="bound on the load")
+    parser.add_argument(
+        "--platform",
+        choices=PLATFORMS,
+        default="vm",
+        help="kubernetes: the canary on Deployments and an ingress-nginx canary Ingress, on "
+        "the cluster in KUBECONFIG or deployflow's API server double; the stack is stopped "
+        "at the end",
+    )
+    parser.add_argument("--keep-up", action="store_true", help="kubernetes: leave it running")
     args = parser.parse_args(argv)
     if isinstance(sys.stdout, io.TextIOWrapper):  # in order with the CLI's output under make
         sys.stdout.reconfigure(line_buffering=True)
     if args.scenario is not None:
         return scenario(args)
+    if args.platform == "kubernetes":
+        return kubernetes(args)
 
     pipeline = args.strategy == "pipeline"
     good_source = ROLLOUTS / f"checkout-{args.strategy}.yaml"

@@ -20,6 +20,11 @@ belong to the local host agent (examples/demo/host.py, state in ``.state/demo/ho
 which the worker runs through the command platform; this stack never starts a process on
 them itself, and ``down`` stops them through the agent, by its recorded PIDs.
 
+The Kubernetes demo (``run.py --platform kubernetes``, see kube.py) uses the same two slots
+as stand-ins for the versions' pods and, with no reachable cluster in ``KUBECONFIG``,
+``kubeapi``: deployflow's Kubernetes API server double on :19601, whose kubeconfig
+(``.state/demo/kube/kubeconfig``) the worker is then started with.
+
 The worker serves its Prometheus metrics on :19464 and ``/readyz`` on :19465 (its readiness
 here); Prometheus scrapes it as job ``deployflow-worker`` with the alert rules of
 ``examples/prometheus/worker-rules.yml``.
@@ -90,6 +95,7 @@ PAGERDUTY_PORT = 19443
 SLACK_PORT = 19444
 WORKER_METRICS_PORT = 19464
 WORKER_HEALTH_PORT = 19465
+KUBE_API_PORT = 19601  # the Kubernetes API server double (`make demo PLATFORM=kubernetes`)
 # The VM strategies' hosts, one port each, split into the router's two lists (for blue-green
 # the two pools; rolling and recreate treat them as one fleet at 50/50). The specs in
 # examples/rollouts/ list exactly these, in this order.
@@ -125,6 +131,9 @@ WORKER_RULES = REPO / "examples" / "prometheus" / "worker-rules.yml"
 WORKER_JOB = "deployflow-worker"  # the job worker-rules.yml selects on
 NOTIFY_MARKER = "activities.notify.local_servers"
 HOSTS_DIR = STATE / "hosts"
+KUBE_DIR = STATE / "kube"
+KUBE_KUBECONFIG = KUBE_DIR / "kubeconfig"  # written by the double once it listens
+KUBE_MARKER = "activities.kubernetes.testing"
 HOST_AGENT = REPO / "examples" / "demo" / "host.py"
 # What the worker and serve run: a change to any of it means the running one is out of date.
 WORKER_SOURCES = ("workflows", "activities", "workers", "starters")
@@ -147,6 +156,7 @@ ORDER = (
     "canary",
     "nginx",
     "haproxy",
+    "kubeapi",
     "notify",
     "worker",
     "serve",
@@ -156,6 +166,8 @@ ORDER = (
 # What each demo needs (`stack.py up` with no names starts everything).
 CANARY_PARTS = ["temporal", "stable", "canary", "nginx", "prometheus", "worker"]
 VM_PARTS = ["temporal", "haproxy", "worker"]
+# The Kubernetes demo: the slots stand in for the pods; "kubeapi" only without a cluster.
+KUBE_PARTS = ["temporal", "stable", "canary", "kubeapi", "prometheus", "worker"]
 PIPELINE_PARTS = ["temporal", "stable", "canary", "nginx", "haproxy", "prometheus", "worker"]
 INCIDENT_PARTS = [
     "temporal",
@@ -519,6 +531,17 @@ def notify_env() -> dict[str, str]:
     return env
 
 
+def kube_env() -> dict[str, str]:
+    """The worker's KUBECONFIG: the double's while it runs, else the one this shell has."""
+    if running_pid("kubeapi", KUBE_MARKER) is not None:
+        return {"KUBECONFIG": str(KUBE_KUBECONFIG)}
+    return {"KUBECONFIG": os.environ["KUBECONFIG"]} if os.environ.get("KUBECONFIG") else {}
+
+
+def kube_ready() -> bool:
+    return KUBE_KUBECONFIG.exists() and port_open(KUBE_API_PORT)
+
+
 def notify_ready() -> bool:
     return NOTIFY_STATE.exists() and port_open(SLACK_PORT)
 
@@ -596,6 +619,22 @@ def components() -> dict[str, Component]:
             port=HAPROXY_PORT,
         ),
         Component(
+            name="kubeapi",
+            argv=[
+                str(BIN / "python"),
+                "-m",
+                KUBE_MARKER,
+                f"--host={HOST}",
+                f"--port={KUBE_API_PORT}",
+                f"--kubeconfig={KUBE_KUBECONFIG}",
+            ],
+            marker=KUBE_MARKER,
+            ready=kube_ready,
+            url=f"http://{HOST}:{KUBE_API_PORT} (Kubernetes API server double, kubeconfig "
+            f"{KUBE_KUBECONFIG.relative_to(REPO)})",
+            port=KUBE_API_PORT,
+        ),
+        Component(
             name="notify",
             argv=[
                 str(BIN / "python"),
@@ -656,6 +695,7 @@ def worker_component() -> Component:
         env={
             "TEMPORAL_ADDRESS": f"{HOST}:{TEMPORAL_PORT}",
             **notify_env(),
+            **kube_env(),
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         },
         ready_timeout_s=20.0,
@@ -776,6 +816,10 @@ def up(names: list[str] | None = None) -> None:
         write_alertmanager_config()
     if "serve" in wanted or "alertmanager" in wanted:
         webhook_token()
+    if "kubeapi" in wanted and running_pid("kubeapi", KUBE_MARKER) is None:
+        # A fresh double is an empty cluster; its kubeconfig is written once it listens.
+        KUBE_KUBECONFIG.unlink(missing_ok=True)
+        KUBE_DIR.mkdir(parents=True, exist_ok=True)
     if "notify" in wanted and running_pid("notify", NOTIFY_MARKER) is None:
         # Written by the servers once they listen; a killed one leaves them behind.
         for stale in (NOTIFY_STATE, NOTIFY_ENV):

@@ -153,7 +153,7 @@ def test_platform_is_exactly_one_kind():
     ):
         PlatformSpec()
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        PlatformSpec.model_validate({"kubernetes": {"deployment": "checkout"}})
+        PlatformSpec.model_validate({"nomad": {"job": "checkout"}})
 
 
 def test_action_input_round_trips_as_json():
