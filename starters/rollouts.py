@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import sys
+from datetime import timedelta
 from typing import Any, TextIO
 
 from temporalio.client import (
@@ -140,11 +141,19 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     return EXIT_OK
 
 
-async def send_verb(handle: WorkflowHandle[Any, Any], name: str, request: Any) -> str:
+async def send_verb(
+    handle: WorkflowHandle[Any, Any],
+    name: str,
+    request: Any,
+    timeout: timedelta | None = None,
+) -> str:
     """Run the ``name`` update; the workflow's answer. ``Conflict`` (with the workflow's
-    reason) when its validator refuses it, ``NotFound`` when the run has closed."""
+    reason) when its validator refuses it, ``NotFound`` when the run has closed. ``timeout``
+    bounds the wait for a worker (the API's; the CLI waits as long as the server does)."""
     try:
-        message: str = await handle.execute_update(name, request, result_type=str)
+        message: str = await handle.execute_update(
+            name, request, result_type=str, rpc_timeout=timeout
+        )
     except WorkflowUpdateFailedError as exc:
         raise Conflict(f"{name} rejected: {root_cause(exc).message}") from None
     except RPCError as exc:

@@ -28,7 +28,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, Wor
 from temporalio.service import RPCError
 
 from activities.errors import root_cause
-from starters.api.routing import QUERY_TIMEOUT, Call, Route
+from starters.api.routing import WORKER_ANSWER_TIMEOUT, Call, Route
 from starters.api.tokens import Scope
 from starters.http_errors import Refusal, describe
 from workflows.promotion.models import PipelineResult, PipelineStatus
@@ -91,7 +91,7 @@ async def _follow(
             break
         try:
             status = await handle.query(
-                "status", result_type=status_type, rpc_timeout=QUERY_TIMEOUT
+                "status", result_type=status_type, rpc_timeout=WORKER_ANSWER_TIMEOUT
             )
         except RPCError:
             status = None  # no worker has it yet, or it is between tasks: try again

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starters import incidents, rollouts
 from starters.api.models import Answer, IncidentApproveBody, RunRow, VerbBody
 from starters.api.rollouts import LIST_QUERY, list_runs
-from starters.api.routing import QUERY_TIMEOUT, Call, Route
+from starters.api.routing import WORKER_ANSWER_TIMEOUT, Call, Route
 from starters.api.tokens import Scope
 from workflows.core.verbs import OperatorInput
 from workflows.incidents.models import WORKFLOW_TYPE, ApproveInput, IncidentStatus
@@ -19,7 +19,7 @@ async def get_incident(call: Call) -> IncidentStatus:
     client = await call.client()
     incident = await incidents.find(client, call.path("incident"), open_only=False)
     status: IncidentStatus = await client.get_workflow_handle(incident).query(
-        "status", result_type=IncidentStatus, rpc_timeout=QUERY_TIMEOUT
+        "status", result_type=IncidentStatus, rpc_timeout=WORKER_ANSWER_TIMEOUT
     )
     return status
 
@@ -34,7 +34,9 @@ def verb_route(verb: str, summary: str) -> Route:
             request = ApproveInput(approved=body.approved, by=call.caller.name, reason=body.reason)
         else:
             request = OperatorInput(by=call.caller.name, reason=(await call.body(VerbBody)).reason)
-        message = await rollouts.send_verb(client.get_workflow_handle(incident), verb, request)
+        message = await rollouts.send_verb(
+            client.get_workflow_handle(incident), verb, request, WORKER_ANSWER_TIMEOUT
+        )
         return Answer(workflow_id=incident, message=message)
 
     handler.__name__ = f"{verb}_incident"

@@ -16,7 +16,7 @@ from starters.api.models import (
     Started,
 )
 from starters.api.rollouts import LIST_QUERY, list_runs, spec_document
-from starters.api.routing import QUERY_TIMEOUT, Call, Query, Route
+from starters.api.routing import WORKER_ANSWER_TIMEOUT, Call, Query, Route
 from starters.api.tokens import Scope
 from starters.http_errors import Refusal
 from workflows.core.durations import parse_duration
@@ -128,7 +128,7 @@ async def get_pipeline(call: Call) -> PipelineView:
     client = await call.client()
     workflow_id = _workflow_id(call)
     status = await client.get_workflow_handle(workflow_id).query(
-        "status", result_type=PipelineStatus, rpc_timeout=QUERY_TIMEOUT
+        "status", result_type=PipelineStatus, rpc_timeout=WORKER_ANSWER_TIMEOUT
     )
     # The current run's input: a pipeline continues as new for each version.
     request = await emergency.started_input(client, workflow_id, PipelineRequest)
@@ -152,7 +152,7 @@ def decision_route(decision: str) -> Route:
         request = ApprovalInput(approver=call.caller.name, comment=body.comment, stage=body.stage)
         client = await call.client_as_caller()
         handle = client.get_workflow_handle(_workflow_id(call))
-        message = await rollouts.send_verb(handle, decision, request)
+        message = await rollouts.send_verb(handle, decision, request, WORKER_ANSWER_TIMEOUT)
         return Answer(workflow_id=handle.id, message=message)
 
     handler.__name__ = f"{decision}_pipeline_gate"

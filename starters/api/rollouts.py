@@ -28,7 +28,7 @@ from starters.api.models import (
     Started,
     VerbBody,
 )
-from starters.api.routing import QUERY_TIMEOUT, Call, Query, Route, no_answer
+from starters.api.routing import WORKER_ANSWER_TIMEOUT, Call, Query, Route, no_answer
 from starters.api.tokens import Scope
 from starters.deploy_memo import parse_commit_time
 from starters.http_errors import Refusal
@@ -127,7 +127,7 @@ async def view(client: Client, workflow_id: str, url: str) -> RolloutView:
     if description.status == WorkflowExecutionStatus.RUNNING:
         try:
             status = await handle.query(
-                "status", result_type=RolloutStatus, rpc_timeout=QUERY_TIMEOUT
+                "status", result_type=RolloutStatus, rpc_timeout=WORKER_ANSWER_TIMEOUT
             )
         except RPCError as exc:
             return RolloutView(
@@ -208,7 +208,9 @@ def verb_route(verb: str, update: str, summary: str) -> Route:
         client = await call.client_as_caller()
         workflow_id = rollout_workflow_id(call.path("service"), call.path("environment"))
         request = OperatorInput(reason=body.reason, by=call.caller.name)
-        message = await rollouts.send_verb(client.get_workflow_handle(workflow_id), update, request)
+        message = await rollouts.send_verb(
+            client.get_workflow_handle(workflow_id), update, request, WORKER_ANSWER_TIMEOUT
+        )
         return Answer(workflow_id=workflow_id, message=message)
 
     handler.__name__ = f"{update}_rollout"

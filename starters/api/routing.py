@@ -20,7 +20,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters.api.guard import RateLimits, authenticate, authorize
@@ -34,10 +34,10 @@ PREFIX: Final = "/api/v1"
 CALLER: Final = web.RequestKey("api_caller", str)
 M = TypeVar("M", bound=BaseModel)
 
-QUERY_TIMEOUT = timedelta(seconds=5)
-"""How long a query may wait for a worker. With no worker polling, the server holds a query
-until its own deadline; the API answers instead: a view says it could not read the run, an
-endpoint that needs the answer is a 503 naming the cause."""
+WORKER_ANSWER_TIMEOUT = timedelta(seconds=10)
+"""How long a query or a verb (an update) may wait for a worker. With no worker polling,
+the server holds either until its own deadline; the API answers instead: a view says it
+could not read the run, an endpoint that needs the answer is a 503 naming the cause."""
 
 
 def timed_out(exc: RPCError) -> bool:
@@ -48,12 +48,15 @@ def timed_out(exc: RPCError) -> bool:
     )
 
 
+NO_WORKER_ANSWERED = (
+    f"no deployflow worker answered within {WORKER_ANSWER_TIMEOUT.total_seconds():.0f} s "
+    "(is one polling?)"
+)
+
+
 def no_answer(exc: RPCError) -> str:
     """What a query that timed out means, said to whoever asked."""
-    if not timed_out(exc):
-        return exc.message
-    seconds = QUERY_TIMEOUT.total_seconds()
-    return f"no deployflow worker answered within {seconds:.0f} s (is one polling?)"
+    return NO_WORKER_ANSWERED if timed_out(exc) else exc.message
 
 
 class ConnectAs(Protocol):
@@ -175,10 +178,12 @@ def _endpoint(api: Api, route: Route) -> Callable[[web.Request], Awaitable[web.S
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Refusal(404, exc.message) from None
             if timed_out(exc):
-                raise Refusal(503, no_answer(exc)) from None
+                raise Refusal(503, NO_WORKER_ANSWERED) from None
             if not unreachable(exc):
                 raise
             raise Refusal(503, f"Temporal is unreachable, retry later: {describe(exc)}") from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise Refusal(503, NO_WORKER_ANSWERED) from None
         except (TimeoutError, ConnectionError) as exc:
             raise Refusal(503, f"Temporal is unreachable, retry later: {describe(exc)}") from None
         if isinstance(result, web.StreamResponse):

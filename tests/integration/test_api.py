@@ -319,8 +319,9 @@ async def test_schemathesis_finds_no_500_and_no_answer_outside_the_openapi_docum
 async def test_a_run_no_worker_answers_for_is_shown_as_unreadable_not_held(
     temporal_env, serve_api, nginx
 ):
-    """With no worker polling, the server would hold a query until its own deadline (the
-    schemathesis run once timed out on a rollout's health this way); the API bounds it."""
+    """With no worker polling, the server would hold a query or an update until its own
+    deadline (schemathesis runs timed out on a rollout's health and verbs this way); the API
+    bounds both."""
     api: ApiClient = await serve_api(f"api-{uuid.uuid4().hex[:8]}")
     environment = f"api{uuid.uuid4().hex[:6]}"
     spec = canary_spec(nginx, "127.0.0.1:1", "127.0.0.1:2", environment)
@@ -332,8 +333,12 @@ async def test_a_run_no_worker_answers_for_is_shown_as_unreadable_not_held(
     assert status == 200, view
     assert view["running"] is True
     assert "status" not in view or view["status"] is None
-    assert view["unreadable"] == "no deployflow worker answered within 5 s (is one polling?)"
+    assert view["unreadable"] == "no deployflow worker answered within 10 s (is one polling?)"
 
     status, health = await api.call("GET", path + "/health", who="reader")
     assert status == 200, health
     assert health["running"] is True
+
+    status, paused = await api.call("POST", path + "/pause", body={})
+    assert status == 503, paused
+    assert paused["error"] == "no deployflow worker answered within 10 s (is one polling?)"
