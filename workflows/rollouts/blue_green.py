@@ -28,10 +28,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import retry
     from workflows.core.failures import FATAL
     from workflows.rollouts import host_ops
-    from workflows.rollouts.base import ROLLBACK_ALWAYS
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.state import ROLLBACK_ALWAYS
     from workflows.rollouts.targets import Side
 
 PROMOTED_BEFORE_SCALE_DOWN = "blue-green-promoted-before-scale-down"

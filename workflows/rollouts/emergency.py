@@ -24,9 +24,9 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.temporal.activities import AwaitClosedInput
-    from workflows.core import retry
+    from workflows.core import retry, timeline
     from workflows.core import search_attributes as sa
-    from workflows.core.timeline import TIMELINE_LIMIT, Event
+    from workflows.core.timeline import Event
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
     from workflows.rollouts import database, host_ops
     from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
@@ -225,10 +225,8 @@ class EmergencyRollback:
         return f"{workflow.info().workflow_id}/{label}"
 
     def _event(self, kind: str, message: str) -> None:
-        self._events.append(Event(at=workflow.now(), kind=kind, message=message))
-        del self._events[:-TIMELINE_LIMIT]
+        timeline.record(self._events, kind, message)
         workflow.set_current_details(message)
-        workflow.logger.info("%s: %s", kind, message)
 
     def _result(self, request: RollbackRequest, reason: str) -> RollbackResult:
         self._event("finished", reason)

@@ -13,10 +13,10 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import Action
     from workflows.rollouts import host_ops
-    from workflows.rollouts.base import Stop
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import RolloutPhase, RolloutResult
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.state import Stop
 
 PARALLEL_RESTORE = "recreate-parallel-restore"
 """Patch: restore every host at once, then health-check them."""
