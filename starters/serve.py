@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from temporalio.client import Client
 
-from starters import intake, spec_files
+from starters import spec_files
 from starters.alertmanager import (
     OversizedNotification,
     PayloadError,
@@ -39,10 +39,11 @@ from starters.api.routing import CALLER
 from starters.api.tokens import load_tokens
 from starters.errors import EXIT_OK, UsageError
 from starters.http_errors import Refusal, describe, read_body, unreachable
-from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV, add_parser
+from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV
 from workers.config import TemporalConfig
 from workers.logging_setup import configure_logging
 from workflows.core.spec import SpecError
+from workflows.incidents import intake
 from workflows.incidents.models import AlertNotification
 from workflows.incidents.spec import Runbook, load_runbooks
 
@@ -377,4 +378,4 @@ def _reload(runbooks: list[Runbook], path: Path, tokens: Tokens, tokens_path: st
         log.info("API tokens reloaded", callers=tokens.names)
 
 
-__all__ = ["add_parser", "build_app", "run"]
+__all__ = ["build_app", "run"]

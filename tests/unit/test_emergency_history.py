@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starters.emergency import Deployed, last_good, lists_after
+from workflows.rollouts.emergency_plan import Deployed, last_good, lists_after
 
 
 def promoted(v: str) -> Deployed:

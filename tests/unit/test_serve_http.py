@@ -25,10 +25,10 @@ from structlog.testing import capture_logs
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import serve
+from starters import serve, serve_command
 from starters.errors import UsageError
-from starters.intake import Delivery
 from workflows.core.spec import SpecError
+from workflows.incidents.intake import Delivery
 from workflows.incidents.models import AlertNotification
 from workflows.incidents.spec import Runbook, load_runbooks
 
@@ -515,7 +515,7 @@ def test_the_token_is_required_unless_auth_is_explicitly_off(monkeypatch):
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="deployflow")
-    serve.add_parser(parser.add_subparsers(dest="command", required=True))
+    serve_command.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(["serve", *argv])
 
 
