@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,12 +14,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import GetWeightsInput, SetWeightInput
 from activities.routing.spec import RouterSpec
+from tests.fixtures.harness import worker
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutStatus
 from workflows.rollouts.spec import Rollout, parse_rollout
@@ -118,13 +118,8 @@ def _path(router: RouterSpec) -> str:
     return router.nginx.config_path if router.nginx else "?"
 
 
-@asynccontextmanager
-async def canary_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client, task_queue=task_queue, workflows=[CanaryRollout], activities=stubs.activities()
-    ):
-        yield task_queue
+def canary_worker(env: WorkflowEnvironment, stubs: Stubs) -> AbstractAsyncContextManager[str]:
+    return worker(env, [CanaryRollout], stubs.activities())
 
 
 async def start(

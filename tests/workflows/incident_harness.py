@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +14,10 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notify.models import PageInput, PageResult, SlackMessage, SlackPostInput
 from activities.temporal.activities import WorkflowWatcher
+from tests.fixtures.harness import worker
 from tests.workflows.fleet import Fleet, fleet_rollout
 from workflows.incidents.models import (
     FIRING_SIGNAL,
@@ -98,20 +98,12 @@ class Notifiers:
         return [page, post_slack, plan_rollback]
 
 
-@asynccontextmanager
-async def incident_worker(env: WorkflowEnvironment, stubs: Notifiers) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[IncidentRunbook, EmergencyRollback, *BY_STRATEGY.values()],
-        activities=[
-            *stubs.fleet.activities(),
-            *stubs.activities(),
-            WorkflowWatcher(env.client).await_closed,
-        ],
-    ):
-        yield task_queue
+def incident_worker(env: WorkflowEnvironment, stubs: Notifiers) -> AbstractAsyncContextManager[str]:
+    return worker(
+        env,
+        [IncidentRunbook, EmergencyRollback, *BY_STRATEGY.values()],
+        [*stubs.fleet.activities(), *stubs.activities(), WorkflowWatcher(env.client).await_closed],
+    )
 
 
 async def open_incident(

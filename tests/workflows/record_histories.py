@@ -36,13 +36,12 @@ from tests.workflows.incident_harness import (
     runbook,
     status_when,
 )
-from tests.workflows.test_emergency import worker as emergency_worker
+from tests.workflows.test_emergency import emergency_worker
 from tests.workflows.test_interleavings import (
     abort_before_the_next_shift_starts,
     rollback_failing_three_times,
 )
-from tests.workflows.test_monitor import PROM, Pager, monitor
-from tests.workflows.test_monitor import worker as monitor_worker
+from tests.workflows.test_monitor import PROM, Pager, monitor, monitor_worker
 from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rollout_when, stage
 from tests.workflows.test_pipeline import start as start_pipeline
 from tests.workflows.test_vm_strategies import fleet_worker

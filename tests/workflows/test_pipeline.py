@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from temporalio.worker import Worker
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import SetWeightInput
+from tests.fixtures.harness import worker
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, wait_for_status
 from workflows.core.verbs import OperatorInput
 from workflows.promotion.models import (
@@ -73,16 +73,8 @@ def pipeline(*stages: dict[str, Any], policy: str = "supersede") -> Any:
 APPROVAL = {"approval": {"approvers": ["alice", "bob"], "minApprovals": 1}}
 
 
-@asynccontextmanager
-async def pipeline_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-        activities=stubs.activities(),
-    ):
-        yield task_queue
+def pipeline_worker(env: WorkflowEnvironment, stubs: Stubs) -> AbstractAsyncContextManager[str]:
+    return worker(env, [PromotionPipeline, *BY_STRATEGY.values()], stubs.activities())
 
 
 async def start(
