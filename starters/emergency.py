@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -21,7 +20,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from starters.errors import EXIT_OK, UsageError, print_failed
+from starters.errors import EXIT_OK, print_failed
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
@@ -31,13 +30,13 @@ from workflows.rollouts.emergency_models import (
     RollbackResult,
     rollback_workflow_id,
 )
-from workflows.rollouts.emergency_plan import NoRollbackTarget, plan
+from workflows.rollouts.emergency_plan import plan
 
 T = TypeVar("T")
 
 
 async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
-    request = await planned(
+    request = await plan(
         client,
         args.service,
         args.env,
@@ -84,19 +83,3 @@ async def start_rollback(
             f"emergency rollback of {spec.service} in {spec.environment} to {request.target}"
         ),
     )
-
-
-async def planned(
-    client: Client,
-    service: str,
-    env: str,
-    to: str | None = None,
-    reason: str | None = None,
-    by: str | None = None,
-    warn: Callable[[str], None] = lambda message: None,
-) -> RollbackRequest:
-    """``emergency_plan.plan``, its refusal a ``UsageError`` (exit 2, the API's 400)."""
-    try:
-        return await plan(client, service, env, to, reason, by, warn)
-    except NoRollbackTarget as exc:
-        raise UsageError(str(exc)) from None

@@ -63,7 +63,7 @@ async def start_rollback(call: Call) -> RollbackStarted:
     body = await call.body(RollbackBody)
     service, environment = call.path("service"), call.path("environment")
     client = await call.client_as_caller()
-    request = await emergency.planned(
+    request = await emergency_plan.plan(
         client, service, environment, body.to, body.reason, call.caller.name
     )
     handle = await emergency.start_rollback(client, call.api.config, request)

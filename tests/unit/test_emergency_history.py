@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from workflows.rollouts.emergency_plan import Deployed, last_good, lists_after
+from starters.cli import _expected_failure
+from starters.errors import EXIT_INVALID
+from workflows.rollouts.emergency_plan import Deployed, NoRollbackTarget, last_good, lists_after
 
 
 def promoted(v: str) -> Deployed:
@@ -51,3 +53,11 @@ def test_with_a_rollout_running_the_live_version_is_the_good_one():
 def test_nothing_known():
     assert last_good([promoted("v1")], running=False) is None
     assert last_good([], running=True) is None
+
+
+def test_no_version_to_roll_back_to_is_a_usage_error_in_the_cli(capsys):
+    """The plan's refusal (raised below starters) exits 2 naming the argument, no traceback."""
+    refusal = NoRollbackTarget("--to: history knows no other good version")
+
+    assert _expected_failure(refusal, profile=None) == EXIT_INVALID
+    assert capsys.readouterr().err == "deployflow: --to: history knows no other good version\n"
