@@ -40,7 +40,7 @@ _MESSAGES: Final = {
     422: "Invalid spec or body: each problem names its field",
     429: "Over the rate limit: Retry-After says when to try again",
     501: "The Temporal server cannot do this (standalone activities)",
-    503: "Temporal is unreachable: retry later",
+    503: "Temporal is unreachable, or no worker answered in time: retry later",
 }
 
 

@@ -299,8 +299,15 @@ async def test_schemathesis_finds_no_500_and_no_answer_outside_the_openapi_docum
     request starts can progress."""
     schemathesis = require_binary("schemathesis", str(Path(sys.executable).parent))
     api: ApiClient = await serve_api(f"api-{uuid.uuid4().hex[:8]}", "--api-rate", "100000/minute")
+    # 503 is the API's documented answer when no worker answers a query or a verb within
+    # 10 s, which is every verb on a rollout this run starts (no worker polls here); any
+    # other 5xx still fails the check.
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        '[checks.not_a_server_error]\nexpected-statuses = ["2xx", "3xx", "4xx", "503"]\n'
+    )
     process = await asyncio.create_subprocess_exec(
-        schemathesis, "run", f"{api.base}/api/v1/openapi.json",
+        schemathesis, "--config-file", str(config), "run", f"{api.base}/api/v1/openapi.json",
         "--header", f"Authorization: Bearer {TOKENS['root'][0]}",
         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
         "response_schema_conformance",
