@@ -297,7 +297,6 @@ class RouterSpec(OneOf):
         merged = chosen.model_dump() | _aliased(instance)
         return RouterSpec.model_validate({field: type(chosen).model_validate(merged)})
 
-
     def pools(self) -> ServerPools | None:
         """The stable and canary server lists, for routers that route to servers (nginx,
         haproxy, nop); None for a router in front of workloads (a Kubernetes Service, Istio)."""

@@ -63,8 +63,10 @@ def test_each_instance_gets_the_shared_router_with_its_own_files_and_queue():
     )
     (a, spec_a), (b, spec_b) = router.on_instances()
     assert (a.queue, b.queue) == ("deployflow-router-lb-a", "prod-lb-b")
-    assert spec_a.instances is None and spec_a.nginx == router.nginx
-    assert spec_b.nginx is not None and router.nginx is not None
+    assert spec_a.instances is None
+    assert spec_a.nginx == router.nginx
+    assert spec_b.nginx is not None
+    assert router.nginx is not None
     assert spec_b.nginx.config_path == "/srv/nginx/app.conf"
     assert spec_b.nginx.reload_command == ["systemctl", "reload", "nginx"]
     assert spec_b.nginx.stable == router.nginx.stable  # one pair fronts the same servers
