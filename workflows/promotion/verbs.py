@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.promotion.models import (
         ApprovalInput,
         ApprovalRecord,
+        Decision,
         PipelineRequest,
         PipelineStatus,
         Submission,
@@ -112,7 +113,7 @@ class PipelineVerbs:
         if any(a.approver == request.approver for a in status.approvals):
             raise ValueError(f"{request.approver} already decided on {status.environment}")
 
-    def _record(self, request: ApprovalInput, decision: str) -> str:
+    def _record(self, request: ApprovalInput, decision: Decision) -> str:
         assert self._open_gate is not None  # the validator checked
         status = self._status.stages[self._open_gate]
         status.approvals.append(
@@ -127,7 +128,7 @@ class PipelineVerbs:
         self._event(decision, f"{status.environment} {decision} by {request.approver}{note}")
         return f"{status.environment} {decision} by {request.approver}"
 
-    def _signal(self, request: ApprovalInput, decision: str) -> None:
+    def _signal(self, request: ApprovalInput, decision: Decision) -> None:
         if signal_accepted(decision[:-1], self._check_approver, request, self._event):
             self._record(request, decision)
 
