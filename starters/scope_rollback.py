@@ -28,13 +28,13 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from starters import emergency
-from starters.emergency import started_input
 from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError, print_failed
 from starters.progress import POLL_SECONDS, print_events
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
 from workflows.core.spec import NAME_PATTERN, validation_problems
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.rollouts.emergency_plan import started_input
 from workflows.rollouts.groups import ALL, in_scope
 from workflows.rollouts.registry import WORKFLOW_TYPES
 from workflows.rollouts.scope_rollback import ScopeRollback
