@@ -11,7 +11,6 @@ What to go back to is ``workflows/rollouts/emergency_plan.py``'s (the worker pla
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -19,6 +18,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from starters.errors import EXIT_OK, print_failed
+from starters.operator import named
 from starters.progress import print_events
 from workers.config import TemporalConfig
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
@@ -38,7 +38,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
         args.env,
         args.to,
         args.reason,
-        os.environ.get("DEPLOYFLOW_USER") or None,
+        named(),
         warn=lambda message: print(message, file=sys.stderr),
     )
     target, running_id = request.target, request.cancel_workflow_id

@@ -18,8 +18,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
 from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError
+from starters.operator import who
 from starters.plain_json import dumps, moment
-from starters.rollouts import _who, send_verb, visibility_rows
+from starters.rollouts import send_verb, visibility_rows
 from workers.config import TemporalConfig
 from workflows.core.names import INCIDENT_WORKFLOW_TYPE as WORKFLOW_TYPE
 
@@ -77,7 +78,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     incident = await find(client, args.name, open_only=True)
     handle = client.get_workflow_handle(incident)
-    request: dict[str, Any] = {"by": _who(), "reason": args.reason}  # an OperatorInput
+    request: dict[str, Any] = {"by": who(), "reason": args.reason}  # an OperatorInput
     if args.verb == "approve":
         request["approved"] = not args.reject  # an ApproveInput
     message = await send_verb(handle, args.verb, request)

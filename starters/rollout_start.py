@@ -28,8 +28,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from starters import spec_files
 from starters.deploy_memo import parse_commit_time, start_memo
 from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, print_failed
+from starters.operator import who
 from starters.progress import follow, print_events
-from starters.rollouts import _who
 from workers.config import TemporalConfig
 from workers.usage import read_text
 from workflows.core import search_attributes as sa
@@ -88,7 +88,7 @@ def prepare_start(args: argparse.Namespace) -> None:
 
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     handle = await start_rollout(
-        client, config, args.rollout, by=_who(), source=args.file, commit_time=args.commit
+        client, config, args.rollout, by=who(), source=args.file, commit_time=args.commit
     )
     url = config.workflow_url(handle.id, handle.result_run_id)
     started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}

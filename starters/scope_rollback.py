@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import sys
 from typing import Any, TextIO
@@ -29,6 +28,7 @@ from temporalio.service import RPCError
 
 from starters import emergency
 from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError, print_failed
+from starters.operator import named
 from starters.progress import POLL_SECONDS, print_events
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
@@ -137,7 +137,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
             services=services,
             canary_only=args.canary_only,
             reason=args.reason or "emergency rollback",
-            by=os.environ.get("DEPLOYFLOW_USER") or None,
+            by=named(),
         )
     except ValidationError as exc:  # a scope of over 500 services
         raise UsageError("; ".join(validation_problems(exc))) from None
