@@ -24,6 +24,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters.errors import EXIT_OK, UsageError
+from starters.listing import print_rows
 from starters.operator import who
 from workers.config import TemporalConfig
 from workflows.core.names import healer_workflow_id, monitor_schedule_id
@@ -53,21 +54,18 @@ async def list_monitors(args: argparse.Namespace, config: TemporalConfig, client
             }
         )
     rows.sort(key=lambda row: str(row["scheduleId"]))
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print("no monitors scheduled (deployflow monitor schedule FILE)")
-        return EXIT_OK
-    print(f"{'MONITOR':<32} {'STATE':<7} {'NEXT RUN (UTC)':<17} {'LAST RUN (UTC)':<17} RESULT")
-    for row in rows:
-        print(
+    return print_rows(
+        rows,
+        json_output=args.json,
+        empty="no monitors scheduled (deployflow monitor schedule FILE)",
+        header=f"{'MONITOR':<32} {'STATE':<7} {'NEXT RUN (UTC)':<17} {'LAST RUN (UTC)':<17} RESULT",
+        line=lambda row: (
             f"{row['scheduleId'].removeprefix(PREFIX):<32} "
             f"{'paused' if row['paused'] else 'active':<7} "
             f"{_short(row['nextRun']):<17} {_short(row['lastRun']):<17} "
             f"{row['lastResult'] or '-'}"
-        )
-    return EXIT_OK
+        ),
+    )
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:

@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
 from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, NotFound, UsageError, print_failed
+from starters.listing import print_rows
 from starters.operator import who
 from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
@@ -100,17 +101,15 @@ async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client
     if not args.all:
         query += " AND ExecutionStatus = 'Running'"
     rows = await visibility_rows(client, query, args.limit)
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print("no rollouts" + ("" if args.all else " running (--all shows finished ones)"))
-    for row in rows:
-        print(
+    return print_rows(
+        rows,
+        json_output=args.json,
+        empty="no rollouts" + ("" if args.all else " running (--all shows finished ones)"),
+        line=lambda row: (
             f"{row['workflowId']:<40} {row['phase'] or '-':<12} {row['status']:<11} "
             f"{row['started']}"
-        )
-    return EXIT_OK
+        ),
+    )
 
 
 async def visibility_rows(client: Client, query: str, limit: int) -> list[dict[str, Any]]:
