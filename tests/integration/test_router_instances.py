@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,9 @@ from activities.routing.nginx import NginxRouter
 from tests.fixtures.agents import Agents
 from tests.fixtures.parts import eventually
 from tests.fixtures.prometheus import http
+from tests.workflows.harness import rollout
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase, RolloutResult
-from workflows.rollouts.spec import parse_rollout
 
 pytestmark = pytest.mark.integration
 
@@ -55,15 +56,7 @@ def lbs(agents: Agents) -> tuple[str, str]:
 
 
 def canary(router: dict[str, Any], steps: list[dict[str, Any]]) -> Any:
-    spec = {
-        "service": "checkout",
-        "environment": f"lb{uuid.uuid4().hex[:6]}",
-        "version": "v2",
-        "router": router,
-        "strategy": {"canary": {"steps": steps}},
-    }
-    doc = {"apiVersion": "deployflow/v1", "kind": "Rollout", "metadata": {"name": "checkout"}}
-    return parse_rollout([{**doc, "spec": spec}])
+    return rollout(steps, router=router, analysisTemplates=[])
 
 
 async def start(worker_queue: tuple[str, str], rollout: Any) -> WorkflowHandle[Any, Any]:
@@ -137,18 +130,26 @@ def shifts_in_step(history: Any) -> list[str]:
     return labels
 
 
+async def promoted_in_step(
+    handle: WorkflowHandle[Any, Any], weights: Callable[[], list[Weights]], urls: list[str]
+) -> None:
+    """The rollout promoted; both load balancers hold (and serve) the canary alone; every
+    shift was scheduled only after both reported the one before."""
+    result: RolloutResult = await handle.result()
+    assert result.outcome is RolloutPhase.PROMOTED, result.reason
+    assert weights() == [Weights(stable=0, canary=100)] * 2
+    for url in urls:
+        await serves(url, "v2")
+    labels = shifts_in_step(await handle.fetch_history())
+    assert [label.split("(")[-1] for label in labels] == ["step-0)", "step-1)", "promoted)"]
+
+
 async def test_a_canary_shifts_two_nginx_in_step_through_their_agents(
     lbs: tuple[str, str], two_nginx: list[Any], worker_queue: tuple[str, str]
 ) -> None:
-    rollout = canary(nginx_router(two_nginx, lbs), [{"setWeight": 25}, {"setWeight": 50}])
-    handle = await start(worker_queue, rollout)
-    result: RolloutResult = await handle.result()
-    assert result.outcome is RolloutPhase.PROMOTED, result.reason
-    assert nginx_weights(two_nginx) == [Weights(stable=0, canary=100)] * 2
-    for server in two_nginx:
-        await serves(server.url, "v2")
-    labels = shifts_in_step(await handle.fetch_history())
-    assert [label.split("(")[-1] for label in labels] == ["step-0)", "step-1)", "promoted)"]
+    spec = canary(nginx_router(two_nginx, lbs), [{"setWeight": 25}, {"setWeight": 50}])
+    handle = await start(worker_queue, spec)
+    await promoted_in_step(handle, lambda: nginx_weights(two_nginx), [s.url for s in two_nginx])
 
 
 async def test_an_agent_killed_mid_shift_is_restarted_and_the_shift_completes_on_both(
@@ -168,13 +169,7 @@ async def test_an_agent_killed_mid_shift_is_restarted_and_the_shift_completes_on
     (gate / "release").touch()  # the orphaned reload sees its agent gone and exits
     assert nginx_weights(two_nginx)[0] == Weights(stable=75, canary=25)  # lb-a: done
     agents.start(lbs[1])  # the supervisor restarts it
-    result: RolloutResult = await handle.result()
-    assert result.outcome is RolloutPhase.PROMOTED, result.reason
-    assert nginx_weights(two_nginx) == [Weights(stable=0, canary=100)] * 2
-    for server in two_nginx:
-        await serves(server.url, "v2")
-    labels = shifts_in_step(await handle.fetch_history())
-    assert [label.split("(")[-1] for label in labels] == ["step-0)", "step-1)", "promoted)"]
+    await promoted_in_step(handle, lambda: nginx_weights(two_nginx), [s.url for s in two_nginx])
 
 
 async def test_one_load_balancers_reload_failing_rolls_both_back_to_the_same_split(
@@ -212,18 +207,15 @@ async def test_a_canary_shifts_two_haproxy_in_step_through_their_agents(
     ]
     router = {"haproxy": servers[0].router_spec().model_dump(mode="json"), "instances": instances}
     handle = await start(worker_queue, canary(router, [{"setWeight": 25}, {"setWeight": 50}]))
-    result: RolloutResult = await handle.result()
-    assert result.outcome is RolloutPhase.PROMOTED, result.reason
-    weights = [HAProxyRouter(s.router_spec()).get_weights() for s in servers]
-    assert weights == [Weights(stable=0, canary=100)] * 2
-    for server in servers:
-        assert {server.get()[2] for _ in range(6)} == {"v2"}
-    labels = shifts_in_step(await handle.fetch_history())
-    assert [label.split("(")[-1] for label in labels] == ["step-0)", "step-1)", "promoted)"]
+    await promoted_in_step(
+        handle,
+        lambda: [HAProxyRouter(s.router_spec()).get_weights() for s in servers],
+        [f"http://127.0.0.1:{s.port}/" for s in servers],
+    )
 
 
 async def test_an_agent_answers_ready_once_it_polls_its_own_queue(
     lbs: tuple[str, str], agents: Agents
 ) -> None:
-    status, body = agents.running[lbs[0]].readyz()
+    status, body = agents.running[lbs[0]].health("/readyz")
     assert (status, body) == (200, {"status": "ready", "taskQueue": f"deployflow-router-{lbs[0]}"})

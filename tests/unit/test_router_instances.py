@@ -10,10 +10,10 @@ import pytest
 
 from activities.routing.spec import RouterSpec, agent_queue
 from starters.cli import parse_args
-from starters.errors import UsageError
+from tests.workflows.harness import rollout
 from workers.options import WorkerOptions
+from workers.usage import UsageError
 from workflows.core.spec import SpecError
-from workflows.rollouts.spec import parse_rollout
 
 NGINX = {
     "upstream": "app",
@@ -23,26 +23,9 @@ NGINX = {
 }
 
 
-def rollout_with(router: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Rollout",
-            "metadata": {"name": "checkout"},
-            "spec": {
-                "service": "checkout",
-                "environment": "production",
-                "version": "v2",
-                "router": router,
-                "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
-            },
-        }
-    ]
-
-
 def problems(router: dict[str, Any]) -> list[str]:
     with pytest.raises(SpecError) as raised:
-        parse_rollout(rollout_with(router))
+        rollout([{"setWeight": 50}], router=router)
     return raised.value.problems
 
 
