@@ -209,6 +209,10 @@ class KubernetesDeployments:
             self._patch(self._path(name), build.restart_patch(at), f"restart {name}")
         return self._state(self.wait(name), changed, started)
 
+    def read(self, workload: Workload) -> JSON | None:
+        """The Deployment as the API server has it, or None when there is none."""
+        return self._get(self._workload(workload))
+
     def wait(self, name: str, budget_s: float | None = None) -> JSON:
         """Until ``name`` has rolled out (the Deployment's own deadline, plus a minute, at
         most); returns it. Raises ``KubernetesRolloutFailed`` on ProgressDeadlineExceeded."""
