@@ -15,7 +15,6 @@ each state through ``progress`` (the activity heartbeats with it). A Deployment 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -25,6 +24,8 @@ import structlog
 from activities import errors
 from activities.errors import failure
 from activities.kubeconfig import REQUEST_TIMEOUT
+from activities.kubernetes import api as kube_api
+from activities.kubernetes.api import ApiStatus
 from activities.log_fields import ms_since
 from activities.platforms import deployments as build
 from activities.platforms.models import StableRecord, Workload, WorkloadState
@@ -42,15 +43,6 @@ CONFLICT_ATTEMPTS: Final = 5
 """Read-modify-write rounds on 409 before the activity fails (retryably)."""
 DEFAULT_DEADLINE: Final = 600
 """A Deployment's ``progressDeadlineSeconds`` when it has none (the API default)."""
-
-
-class ApiStatus(Exception):
-    """A non-2xx answer: ``status`` and the Status object's message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
 
 
 class KubernetesDeployments:
@@ -289,31 +281,13 @@ class KubernetesDeployments:
     ) -> JSON:
         from urllib3.exceptions import HTTPError
 
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        params = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
         try:
-            response = self.api.call_api(*params, _request_timeout=REQUEST_TIMEOUT)
-            response.read()
+            return kube_api.request(self.api, method, path, body, content_type)
         except HTTPError as e:
             raise failure(
                 errors.KUBERNETES_REQUEST_FAILED,
                 f"{what} on {self.target.context or 'the default cluster'}: {e}",
             ) from None
-        data = response.data or b"{}"
-        if not 200 <= response.status <= 299:
-            try:
-                message = json.loads(data).get("message", "")
-            except ValueError:
-                message = data[:200].decode(errors="replace")
-            raise ApiStatus(response.status, message)
-        parsed: JSON = json.loads(data)
-        return parsed
 
     def _patch(self, path: str, patch: build.Patch, what: str) -> JSON:
         try:

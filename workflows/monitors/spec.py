@@ -64,15 +64,14 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 
 from activities.health.security_spec import CertificateCheck, DnsCheck
 from activities.health.spec import HealthCheck
+from activities.kubernetes.names import ContextName, DnsLabel
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.trend import SeriesTrend
 from activities.model import Model
 from activities.platforms.base import Target
 from activities.platforms.spec import (
-    ContextName,
     DeploymentName,
     DeploymentTarget,
-    DnsLabel,
     KubernetesPlatformSpec,
     PlatformSpec,
 )
