@@ -29,7 +29,7 @@ from activities.kubernetes.api import ApiStatus
 from activities.log_fields import ms_since
 from activities.platforms import deployments as build
 from activities.platforms.models import StableRecord, Workload, WorkloadState
-from activities.platforms.spec import DeploymentTarget, image_tag
+from activities.platforms.spec import DeploymentTarget
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -84,7 +84,7 @@ class KubernetesDeployments:
             progress_deadline_seconds=spec.get("progressDeadlineSeconds", DEFAULT_DEADLINE),
             container=str(container["name"]),
             image=image,
-            version=image_tag(image),
+            version=build.template_version(template, image),
         )
 
     def apply_canary(
@@ -140,13 +140,24 @@ class KubernetesDeployments:
         strategy: JSON | None,
         deadline: int | None,
         rollout: str,
+        uid: str | None = None,
     ) -> WorkloadState:
-        """Set the stable Deployment's pod template exactly, then wait for the rollout."""
+        """Set the stable Deployment's pod template exactly, then wait for the rollout.
+        With ``uid``: only on the Deployment of that uid (``KubernetesObjectReplaced``)."""
         started = time.monotonic()
         name = self.target.name
         changed = False
         for _ in range(CONFLICT_ATTEMPTS):
             current = self._required(name)
+            found = current["metadata"].get("uid")
+            if uid is not None and found != uid:
+                raise failure(
+                    errors.KUBERNETES_OBJECT_REPLACED,
+                    f"deployment {self.target.describe(name)} is not the one its pod template "
+                    f"was recorded from (uid {found}, recorded {uid}): it was deleted and "
+                    "created again since, and deployflow does not overwrite it; roll the "
+                    "version out with `deployflow rollout start` instead",
+                )
             body = build.stable_changes(current, template, strategy, deadline)
             if body is None:
                 break
