@@ -35,7 +35,7 @@ RUNBOOK = {
 }
 
 
-def deployment_monitor() -> ServiceMonitor:
+def deployment_monitor(verify_after: str = "30s") -> ServiceMonitor:
     document = {
         "apiVersion": "deployflow/v1",
         "kind": "ServiceMonitor",
@@ -47,7 +47,7 @@ def deployment_monitor() -> ServiceMonitor:
             "deployments": [
                 {"name": "checkout", "namespace": NAMESPACE, "context": DEFAULT_CONTEXT}
             ],
-            "selfHealing": {"maxRestarts": 2, "per": "1h", "verifyAfter": "30s"},
+            "selfHealing": {"maxRestarts": 2, "per": "1h", "verifyAfter": verify_after},
             "incident": {"runbook": "checkout-unhealthy"},
         },
     }
