@@ -9,9 +9,7 @@ apply now), 3 Temporal unreachable. `lint` and `start` are in ``starters/rollout
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from datetime import timedelta
 from typing import Any, TextIO
@@ -27,6 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
 from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, NotFound, UsageError, print_failed
+from starters.listing import print_rows
+from starters.operator import who
 from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
@@ -101,17 +101,15 @@ async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client
     if not args.all:
         query += " AND ExecutionStatus = 'Running'"
     rows = await visibility_rows(client, query, args.limit)
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print("no rollouts" + ("" if args.all else " running (--all shows finished ones)"))
-    for row in rows:
-        print(
+    return print_rows(
+        rows,
+        json_output=args.json,
+        empty="no rollouts" + ("" if args.all else " running (--all shows finished ones)"),
+        line=lambda row: (
             f"{row['workflowId']:<40} {row['phase'] or '-':<12} {row['status']:<11} "
             f"{row['started']}"
-        )
-    return EXIT_OK
+        ),
+    )
 
 
 async def visibility_rows(client: Client, query: str, limit: int) -> list[dict[str, Any]]:
@@ -135,7 +133,7 @@ async def visibility_rows(client: Client, query: str, limit: int) -> list[dict[s
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     name = "promote_full" if args.verb == "promote" and args.full else args.verb
     handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
-    request = {"reason": getattr(args, "reason", None), "by": _who()}  # an OperatorInput
+    request = {"reason": getattr(args, "reason", None), "by": who()}  # an OperatorInput
     message = await send_verb(handle, name, request)
     print(f"{handle.id}: {message}")
     return EXIT_OK
@@ -185,7 +183,3 @@ async def resolve(client: Client, name: str, env: str | None, *, running_only: b
             return wf.id
         raise NotFound(f"NAME {name}: no rollout of that service found")
     raise NotFound(f"NAME {name}: no running rollout of that service")
-
-
-def _who() -> str:
-    return os.environ.get("DEPLOYFLOW_USER") or getpass.getuser()

@@ -50,6 +50,7 @@ from starters.errors import NotFound
 from starters.http_errors import Refusal
 from workers.config import TemporalConfig
 from workflows.core import retry
+from workflows.rollouts import emergency_plan
 from workflows.rollouts.emergency_models import RollbackResult, rollback_workflow_id
 from workflows.rollouts.registry import WORKFLOW_TYPES
 from workflows.rollouts.spec import Rollout
@@ -67,7 +68,7 @@ async def start_rollback(call: Call) -> RollbackStarted:
     body = await call.body(RollbackBody)
     service, environment = call.path("service"), call.path("environment")
     client = await call.client_as_caller()
-    request = await emergency.plan(
+    request = await emergency_plan.plan(
         client, service, environment, body.to, body.reason, call.caller.name
     )
     handle = await emergency.start_rollback(client, call.api.config, request)
@@ -109,7 +110,7 @@ async def latest_rollout(client: Client, service: str, environment: str) -> tupl
         f"AND DeployEnvironment = {json.dumps(environment)}"
     )
     async for wf in client.list_workflows(query, limit=1):
-        return wf.id, await emergency.started_input(client, wf.id, Rollout, wf.run_id)
+        return wf.id, await emergency_plan.started_input(client, wf.id, Rollout, wf.run_id)
     raise NotFound(f"no rollout of {service} in {environment} in history to take a spec from")
 
 
