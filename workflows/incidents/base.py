@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.core import search_attributes as sa
     from workflows.core import timeline
-    from workflows.core.verbs import OperatorInput
+    from workflows.core.verbs import OperatorInput, said_by, signal_accepted
     from workflows.incidents import effects
     from workflows.incidents.models import (
         AlertNotification,
@@ -28,8 +27,6 @@ with workflow.unsafe.imports_passed_through():
         IncidentStatus,
     )
     from workflows.incidents.spec import ApproveStep, EscalationLevel
-
-T = TypeVar("T")
 
 
 class IncidentBase:
@@ -141,22 +138,22 @@ class IncidentBase:
 
     @workflow.signal(name="acknowledge", description="Signal form of the acknowledge update.")
     async def acknowledge_signal(self, request: OperatorInput) -> None:
-        if self._signal_ok("acknowledge", self._validate_acknowledge, request):
+        if signal_accepted("acknowledge", self._validate_acknowledge, request, self._event):
             await IncidentBase.acknowledge(self, request)
 
     @workflow.signal(name="resolve", description="Signal form of the resolve update.")
     def resolve_signal(self, request: OperatorInput) -> None:
-        if self._signal_ok("resolve", self._validate_resolve, request):
+        if signal_accepted("resolve", self._validate_resolve, request, self._event):
             IncidentBase.resolve(self, request)
 
     @workflow.signal(name="escalate", description="Signal form of the escalate update.")
     def escalate_signal(self, request: OperatorInput) -> None:
-        if self._signal_ok("escalate", self._validate_escalate, request):
+        if signal_accepted("escalate", self._validate_escalate, request, self._event):
             IncidentBase.escalate(self, request)
 
     @workflow.signal(name="approve", description="Signal form of the approve update.")
     def approve_signal(self, request: ApproveInput) -> None:
-        if self._signal_ok("approve", self._validate_approve, request):
+        if signal_accepted("approve", self._validate_approve, request, self._event):
             IncidentBase.approve(self, request)
 
     @workflow.query(name="status", description="Phase, pages, timeline, time to ack/resolve.")
@@ -164,15 +161,6 @@ class IncidentBase:
         return self._status
 
     # -- machinery --------------------------------------------------------------------
-
-    def _signal_ok(self, verb: str, validate: Callable[[T], None], request: T) -> bool:
-        """Signals cannot be rejected like updates: an invalid one is noted and ignored."""
-        try:
-            validate(request)
-        except ValueError as exc:
-            self._event("ignored", f"signal {verb} ignored: {exc}")
-            return False
-        return True
 
     def _require_open(self, verb: str) -> None:
         if self._closing or self._human_resolve is not None:
@@ -242,9 +230,3 @@ class IncidentBase:
 
     def _event(self, kind: str, message: str) -> None:
         timeline.record(self._status.timeline, kind, message)
-
-
-def said_by(what: str, by: str | None, reason: str | None) -> str:
-    who = f" by {by}" if by else ""
-    because = f": {reason}" if reason else ""
-    return f"{what}{who}{because}"

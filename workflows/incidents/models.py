@@ -50,7 +50,7 @@ class AlertNotification(Model):
     # Alerts of the group not in ``alerts``: truncated by Alertmanager or left out here.
     alerts_left_out: int = Field(default=0, ge=0)
     external_url: str | None = None
-    source: str = "alertmanager"  # or "monitor"
+    source: str = "alertmanager"  # who sent it: alertmanager, monitor, rollout (onRollback)
 
     @property
     def labels(self) -> dict[str, str]:

@@ -32,9 +32,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import search_attributes as sa
     from workflows.core.conditions import ConditionError, evaluate_condition
     from workflows.core.durations import format_duration, parse_duration
-    from workflows.core.verbs import OperatorInput
+    from workflows.core.verbs import OperatorInput, said_by
     from workflows.incidents import effects
-    from workflows.incidents.base import IncidentBase, said_by
+    from workflows.incidents.base import IncidentBase
     from workflows.incidents.models import (
         ApproveInput,
         IncidentInput,

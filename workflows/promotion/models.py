@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field
 
@@ -43,18 +44,31 @@ class ApprovalInput(Model):
     stage: str | None = None
 
 
+Decision = Literal["approved", "rejected"]
+StageState = Literal[
+    "pending",
+    "waiting-window",
+    "soaking",
+    "awaiting-approval",
+    "rolling-out",
+    "verifying",
+    "succeeded",
+    "failed",
+    "rejected",
+    "cancelled",
+]
+
+
 class ApprovalRecord(Model):
     approver: str
-    decision: str  # approved | rejected
+    decision: Decision
     comment: str
     at: datetime
 
 
 class StageStatus(Model):
     environment: str
-    state: str = "pending"
-    # pending | waiting-window | soaking | awaiting-approval | rolling-out | verifying |
-    # succeeded | failed | rejected | cancelled
+    state: StageState = "pending"
     rollout_workflow_id: str | None = None
     waiting_until: datetime | None = None
     approvers: list[str] = Field(default_factory=list)

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PipelineRequest,
         PipelineResult,
         PipelineStatus,
+        StageState,
         StageStatus,
     )
     from workflows.promotion.notifier import PipelineNotifier
@@ -310,12 +311,12 @@ class PromotionPipeline(PipelineVerbs):
         approvers = self._status.stages[index].approvers
         return f"{approval.min_approvals} approval(s) from {', '.join(approvers)}"
 
-    def _fail(self, index: int, state: str, reason: str) -> None:
+    def _fail(self, index: int, state: StageState, reason: str) -> None:
         environment = self._status.stages[index].environment
         self._stage(index, state, reason)
         raise _Halt(PipelineOutcome.FAILED, f"{environment}: {reason}")
 
-    def _stage(self, index: int, state: str, message: str) -> None:
+    def _stage(self, index: int, state: StageState, message: str) -> None:
         status = self._status.stages[index]
         if state not in ("waiting-window", "soaking"):
             status.waiting_until = None

@@ -10,10 +10,12 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.core.timeline import TIMELINE_LIMIT, Event
+    from workflows.core import timeline
+    from workflows.core.verbs import signal_accepted
     from workflows.promotion.models import (
         ApprovalInput,
         ApprovalRecord,
+        Decision,
         PipelineRequest,
         PipelineStatus,
         Submission,
@@ -111,7 +113,7 @@ class PipelineVerbs:
         if any(a.approver == request.approver for a in status.approvals):
             raise ValueError(f"{request.approver} already decided on {status.environment}")
 
-    def _record(self, request: ApprovalInput, decision: str) -> str:
+    def _record(self, request: ApprovalInput, decision: Decision) -> str:
         assert self._open_gate is not None  # the validator checked
         status = self._status.stages[self._open_gate]
         status.approvals.append(
@@ -126,20 +128,13 @@ class PipelineVerbs:
         self._event(decision, f"{status.environment} {decision} by {request.approver}{note}")
         return f"{status.environment} {decision} by {request.approver}"
 
-    def _signal(self, request: ApprovalInput, decision: str) -> None:
-        try:
-            self._check_approver(request)
-        except ValueError as exc:
-            self._event("ignored", f"signal {decision[:-1]} ignored: {exc}")
-            return
-        self._record(request, decision)
+    def _signal(self, request: ApprovalInput, decision: Decision) -> None:
+        if signal_accepted(decision[:-1], self._check_approver, request, self._event):
+            self._record(request, decision)
 
     def _event(self, kind: str, message: str) -> None:
         self._note(kind, message)
         self._notifier.on_event(kind, message, self._status)
 
     def _note(self, kind: str, message: str) -> None:
-        events = self._status.events
-        events.append(Event(at=workflow.now(), kind=kind, message=message))
-        del events[:-TIMELINE_LIMIT]
-        workflow.logger.info("%s: %s", kind, message)
+        timeline.record(self._status.events, kind, message)

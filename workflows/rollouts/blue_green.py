@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import retry
     from workflows.core.failures import FATAL
     from workflows.rollouts import host_ops
-    from workflows.rollouts.base import ROLLBACK_ALWAYS
     from workflows.rollouts.blue_green_workloads import (
         BLUE_GREEN_WORKLOADS,
         STEPS,
@@ -40,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rollouts.models import PoolStatus, RolloutPhase, RolloutResult
     from workflows.rollouts.notifier import notified
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.state import ROLLBACK_ALWAYS
     from workflows.rollouts.targets import Side
 
 PROMOTED_BEFORE_SCALE_DOWN = "blue-green-promoted-before-scale-down"

@@ -25,10 +25,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from workflows.core import retry
     from workflows.core.failures import FATAL
-    from workflows.rollouts.base import ROLLBACK_ALWAYS
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import RolloutPhase, RolloutResult
     from workflows.rollouts.spec import BlueGreenStrategy
+    from workflows.rollouts.state import ROLLBACK_ALWAYS
     from workflows.rollouts.workload_steps import WorkloadSteps
 
 BLUE_GREEN_WORKLOADS = "blue-green-on-workloads"

@@ -26,12 +26,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.analysis.runner import run_analysis
     from workflows.core import retry
     from workflows.core.failures import FATAL
-    from workflows.rollouts.base import ROLLBACK_ALWAYS, Stop
     from workflows.rollouts.header_routes import HEADER_ROUTES, HeaderRouteSteps
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import CanaryCarry, RolloutPhase, RolloutResult
     from workflows.rollouts.notifier import Notifier, notified
     from workflows.rollouts.spec import CanaryStep, Rollout
+    from workflows.rollouts.state import ROLLBACK_ALWAYS, Stop
     from workflows.rollouts.workload_steps import WorkloadSteps
 
 

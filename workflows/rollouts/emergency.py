@@ -29,9 +29,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.models import ScaleInput, SetStableInput, StableRecord, WorkloadState
     from activities.routing.base import Weights
     from activities.temporal.activities import AwaitClosedInput
-    from workflows.core import retry
+    from workflows.core import retry, timeline
     from workflows.core import search_attributes as sa
-    from workflows.core.timeline import TIMELINE_LIMIT, Event
+    from workflows.core.timeline import Event
     from workflows.core.timeouts import (
         KUBERNETES_CALL,
         KUBERNETES_HEARTBEAT,
@@ -301,10 +301,8 @@ class EmergencyRollback:
         return f"{workflow.info().workflow_id}/{label}"
 
     def _event(self, kind: str, message: str) -> None:
-        self._events.append(Event(at=workflow.now(), kind=kind, message=message))
-        del self._events[:-TIMELINE_LIMIT]
+        timeline.record(self._events, kind, message)
         workflow.set_current_details(message)
-        workflow.logger.info("%s: %s", kind, message)
 
     def _result(self, request: RollbackRequest, reason: str) -> RollbackResult:
         self._event("finished", reason)

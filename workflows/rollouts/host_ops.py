@@ -32,9 +32,9 @@ with workflow.unsafe.imports_passed_through():
         ROUTER_HEARTBEAT,
         ROUTER_START_TO_CLOSE,
     )
-    from workflows.rollouts.base import Stop
     from workflows.rollouts.models import RolloutPhase
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.state import Stop
 
 
 def supports(rollout: Rollout, action: Action) -> bool:

@@ -10,7 +10,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.rollouts import host_ops
-    from workflows.rollouts.base import RolloutBase, Stop
+    from workflows.rollouts.base import RolloutBase
+    from workflows.rollouts.state import Stop
     from workflows.rollouts.targets import Side
 
 

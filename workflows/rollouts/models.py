@@ -33,11 +33,15 @@ class RolloutPhase(StrEnum):
         return self in (RolloutPhase.PROMOTED, RolloutPhase.ROLLED_BACK, RolloutPhase.ABORTED)
 
 
+PoolRole = Literal["active", "preview"]
+BatchState = Literal["pending", "draining", "deploying", "checking", "done", "rolledBack"]
+
+
 class PoolStatus(Model):
     """A blue-green pool: the router's ``stable`` or ``canary`` server list."""
 
     name: str
-    role: str  # active | preview
+    role: PoolRole
     servers: list[str]
     version: str | None = None
 
@@ -47,7 +51,7 @@ class BatchStatus(Model):
 
     index: int
     hosts: list[str]
-    state: str = "pending"  # pending | draining | deploying | checking | done | rolledBack
+    state: BatchState = "pending"
 
 
 class DatabaseStatus(Model):

@@ -15,11 +15,11 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import Action
     from workflows.rollouts import host_ops
-    from workflows.rollouts.base import Stop
     from workflows.rollouts.host_steps import HostSteps
     from workflows.rollouts.models import RolloutPhase, RolloutResult
     from workflows.rollouts.notifier import notified
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.state import Stop
     from workflows.rollouts.workload_steps import WorkloadSteps
 
 PARALLEL_RESTORE = "recreate-parallel-restore"

@@ -20,12 +20,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.routing.base import ServerState
     from workflows.core.durations import parse_duration
     from workflows.rollouts import host_ops
-    from workflows.rollouts.base import Stop
     from workflows.rollouts.host_steps import HostSteps
-    from workflows.rollouts.models import BatchStatus, RolloutPhase, RolloutResult
+    from workflows.rollouts.models import BatchState, BatchStatus, RolloutPhase, RolloutResult
     from workflows.rollouts.notifier import notified
     from workflows.rollouts.rolling_plan import plan_batches
     from workflows.rollouts.spec import Rollout
+    from workflows.rollouts.state import Stop
     from workflows.rollouts.workload_steps import WorkloadSteps
 
 
@@ -164,6 +164,6 @@ class RollingRollout(HostSteps, WorkloadSteps):
             )
             await workflow.sleep(strategy.drain_seconds)
 
-    def _batch_state(self, batch: BatchStatus, state: str, message: str) -> None:
+    def _batch_state(self, batch: BatchStatus, state: BatchState, message: str) -> None:
         batch.state = state
         self._set_phase(RolloutPhase.PROGRESSING, f"batch {batch.index + 1}: {message}")

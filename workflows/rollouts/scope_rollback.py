@@ -24,8 +24,7 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlr
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from activities.temporal.activities import AwaitClosedInput
-    from workflows.core import retry
-    from workflows.core.timeline import TIMELINE_LIMIT, Event
+    from workflows.core import retry, timeline
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
     from workflows.rollouts.emergency_models import RollbackResult, rollback_workflow_id
     from workflows.rollouts.scope_rollback_models import (
@@ -152,10 +151,8 @@ class ScopeRollback:
         self._event(entry.service, f"{outcome.value}: {cause or reason}")
 
     def _event(self, kind: str, message: str) -> None:
-        self._status.events.append(Event(at=workflow.now(), kind=kind, message=message))
-        del self._status.events[:-TIMELINE_LIMIT]
+        timeline.record(self._status.events, kind, message)
         running = [s.service for s in self._status.services if not s.outcome.finished]
         workflow.set_current_details(
             f"{message}\n\nwaiting for: {', '.join(running)}" if running else message
         )
-        workflow.logger.info("%s: %s", kind, message)

@@ -32,8 +32,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.spec import DeploymentTarget, KubernetesPlatformSpec
     from workflows.core import retry
     from workflows.core.timeouts import KUBERNETES_CALL, KUBERNETES_HEARTBEAT, KUBERNETES_WAIT_SLACK
-    from workflows.rollouts.base import RolloutBase, Stop
+    from workflows.rollouts.base import RolloutBase
     from workflows.rollouts.models import RolloutPhase, RolloutResult
+    from workflows.rollouts.state import Stop
 
 R = TypeVar("R")
 
