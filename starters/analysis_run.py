@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TextIO
 
 from activities.metrics.activities import MeasureInput, measure
-from starters import spec_files
 from starters.errors import (
     EXIT_FAILED,
     EXIT_INCONCLUSIVE,
@@ -30,6 +29,7 @@ from starters.errors import (
     UsageError,
 )
 from workers.logging_setup import configure_logging
+from workers.usage import read_text
 from workflows.analysis.plan import PlanError, PlannedMetric, plan
 from workflows.analysis.run import (
     AnalysisPhase,
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 def load(args: argparse.Namespace) -> Rollout:
     """The rollout spec in FILE (or one made around a file of templates), with the built-in
     placeholders the flags set."""
-    text = spec_files.read_text(Path(args.file), f"FILE {args.file}")
+    text = read_text(Path(args.file), f"FILE {args.file}")
     documents = yaml_documents(text, args.file)
     overrides = {
         "service": args.service,

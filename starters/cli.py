@@ -115,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _expected_failure(exc: Exception, profile: str | None) -> int | None:
-    """Print ``exc`` and give its exit code if Temporal is unreachable or a spec is
-    invalid; ``None`` for anything else (a bug: its traceback is wanted)."""
+    """Print ``exc`` and give its exit code if Temporal is unreachable, a spec is invalid or
+    history names no version to roll back to; ``None`` for anything else (a bug: its
+    traceback is wanted)."""
     # Imported here, not at start-up: only a command that called Temporal can raise an
     # RPCError, and only one that read a spec a SpecError.
     from temporalio.service import RPCError, RPCStatusCode
@@ -132,9 +133,13 @@ def _expected_failure(exc: Exception, profile: str | None) -> int | None:
         print(f"deployflow: Temporal is unreachable at {address}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     from workflows.core.spec import SpecError
+    from workflows.rollouts.emergency_plan import NoRollbackTarget
 
     if isinstance(exc, SpecError):
         print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    if isinstance(exc, NoRollbackTarget):  # raised below starters, read as a UsageError
+        print(f"deployflow: {exc}", file=sys.stderr)
         return EXIT_INVALID
     return None
 

@@ -27,10 +27,11 @@ from temporalio.converter import PayloadCodec
 from starters.codec_server_command import TOKEN_ENV
 from starters.errors import EXIT_OK, UsageError
 from starters.http_errors import Refusal
-from starters.serve import authorize, parse_listen, start_site, stop_on_signals
+from starters.serve import authorize, stop_on_signals
 from workers.codec import EncryptionCodec
 from workers.codec_keys import KEY_ENV, KEYS_FILE_ENV, CodecKeyError, keys_from_env
 from workers.config import TemporalConfig
+from workers.listen import parse_listen, start_site
 from workers.logging_setup import configure_logging
 
 MAX_BODY_BYTES = 16 * 1024 * 1024

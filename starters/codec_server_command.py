@@ -6,14 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
+from starters.handler import Handler
+
 TOKEN_ENV: Final = "DEPLOYFLOW_CODEC_SERVER_TOKEN"
 DEFAULT_LISTEN: Final = "127.0.0.1:8888"
-
-
-def _run(args: argparse.Namespace) -> int:
-    from starters import codec_server
-
-    return codec_server.run(args)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,4 +33,4 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="start without a token: anyone who can reach the port can decrypt payloads",
     )
-    p.set_defaults(func=_run, needs_client=False)
+    p.set_defaults(func=Handler("starters.codec_server:run"), needs_client=False)

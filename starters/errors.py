@@ -1,10 +1,13 @@
 """Exit codes of the CLI, the error that means "the user asked for something wrong", and
-how a run that ended without a result is shown."""
+how a run that ended without a result is shown. ``UsageError`` is defined in
+``workers/usage.py`` (the worker reads flags and files too) and shown here."""
 
 from __future__ import annotations
 
 import json
 from typing import Final
+
+from workers.usage import UsageError
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -12,10 +15,6 @@ EXIT_INVALID: Final = 2
 EXIT_UNREACHABLE: Final = 3
 EXIT_INCONCLUSIVE: Final = 4
 """`analysis run`: the analysis would hold the rollout for a human."""
-
-
-class UsageError(Exception):
-    """Invalid input: printed as one line, exit code 2 (the API answers 400)."""
 
 
 class NotFound(UsageError):
@@ -67,3 +66,15 @@ _WORDS = {
     "Terminated": "terminated",
     "TimedOut": "timed out",
 }
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INCONCLUSIVE",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "Conflict",
+    "NotFound",
+    "UsageError",
+    "print_failed",
+]

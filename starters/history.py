@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecution, WorkflowFailureError
 
 from activities.errors import root_cause
-from starters.errors import EXIT_OK
+from starters.listing import print_rows
 from starters.plain_json import moment
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
@@ -32,20 +32,22 @@ async def history(args: argparse.Namespace, config: TemporalConfig, client: Clie
     if args.env:
         query += f" AND DeployEnvironment = {json.dumps(args.env)}"
     rows = [await _row(client, wf) async for wf in client.list_workflows(query, limit=args.limit)]
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print(f"no finished rollouts of {args.service}" + (f" in {args.env}" if args.env else ""))
-    for row in rows:
-        people = ", ".join(row.get("approvals", []) + row.get("operators", []))
-        print(
-            f"{row['started'][:19]}  {row.get('environment') or '-':<12} "
-            f"{row['kind']:<10} {row.get('version', '?'):<10} {row['outcome']:<11} "
-            f"{row['duration'] or '-':>8}  {row.get('reason', '')}"
-            + (f"  [{people}]" if people else "")
-        )
-    return EXIT_OK
+    return print_rows(
+        rows,
+        json_output=args.json,
+        empty=f"no finished rollouts of {args.service}" + (f" in {args.env}" if args.env else ""),
+        line=_line,
+    )
+
+
+def _line(row: dict[str, Any]) -> str:
+    people = ", ".join(row.get("approvals", []) + row.get("operators", []))
+    return (
+        f"{row['started'][:19]}  {row.get('environment') or '-':<12} "
+        f"{row['kind']:<10} {row.get('version', '?'):<10} {row['outcome']:<11} "
+        f"{row['duration'] or '-':>8}  {row.get('reason', '')}"
+        + (f"  [{people}]" if people else "")
+    )
 
 
 async def _row(client: Client, wf: WorkflowExecution) -> dict[str, Any]:

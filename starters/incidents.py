@@ -18,8 +18,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
 from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError
+from starters.listing import print_rows
+from starters.operator import who
 from starters.plain_json import dumps, moment
-from starters.rollouts import _who, send_verb, visibility_rows
+from starters.rollouts import send_verb, visibility_rows
 from workers.config import TemporalConfig
 from workflows.core.names import INCIDENT_WORKFLOW_TYPE as WORKFLOW_TYPE
 
@@ -29,17 +31,15 @@ OPEN = f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
 async def list_incidents(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     query = OPEN if not args.all else f"WorkflowType = '{WORKFLOW_TYPE}'"
     rows = await visibility_rows(client, query, args.limit)
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print("no open incidents" + ("" if args.all else " (--all shows resolved ones)"))
-    for row in rows:
-        print(
+    return print_rows(
+        rows,
+        json_output=args.json,
+        empty="no open incidents" + ("" if args.all else " (--all shows resolved ones)"),
+        line=lambda row: (
             f"{row['workflowId']:<48} {row['service'] or '-':<16} {row['phase'] or '-':<13} "
             f"{row['started'][:19]}"
-        )
-    return EXIT_OK
+        ),
+    )
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
@@ -77,7 +77,7 @@ async def status(args: argparse.Namespace, config: TemporalConfig, client: Clien
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     incident = await find(client, args.name, open_only=True)
     handle = client.get_workflow_handle(incident)
-    request: dict[str, Any] = {"by": _who(), "reason": args.reason}  # an OperatorInput
+    request: dict[str, Any] = {"by": who(), "reason": args.reason}  # an OperatorInput
     if args.verb == "approve":
         request["approved"] = not args.reject  # an ApproveInput
     message = await send_verb(handle, args.verb, request)

@@ -9,7 +9,6 @@ Only talking to Temporal, these read payloads as plain JSON (``starters/plain_js
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,8 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from starters.errors import EXIT_OK, UsageError
+from starters.listing import print_rows
+from starters.operator import who
 from workers.config import TemporalConfig
 from workflows.core.names import healer_workflow_id, monitor_schedule_id
 from workflows.core.search_attributes import DEPLOY_ENVIRONMENT, DEPLOY_SERVICE
@@ -53,21 +54,18 @@ async def list_monitors(args: argparse.Namespace, config: TemporalConfig, client
             }
         )
     rows.sort(key=lambda row: str(row["scheduleId"]))
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print("no monitors scheduled (deployflow monitor schedule FILE)")
-        return EXIT_OK
-    print(f"{'MONITOR':<32} {'STATE':<7} {'NEXT RUN (UTC)':<17} {'LAST RUN (UTC)':<17} RESULT")
-    for row in rows:
-        print(
+    return print_rows(
+        rows,
+        json_output=args.json,
+        empty="no monitors scheduled (deployflow monitor schedule FILE)",
+        header=f"{'MONITOR':<32} {'STATE':<7} {'NEXT RUN (UTC)':<17} {'LAST RUN (UTC)':<17} RESULT",
+        line=lambda row: (
             f"{row['scheduleId'].removeprefix(PREFIX):<32} "
             f"{'paused' if row['paused'] else 'active':<7} "
             f"{_short(row['nextRun']):<17} {_short(row['lastRun']):<17} "
             f"{row['lastResult'] or '-'}"
-        )
-    return EXIT_OK
+        ),
+    )
 
 
 async def status(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
@@ -144,14 +142,14 @@ async def _last_result(client: Client, action: Any) -> dict[str, Any] | None:
 
 async def pause(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     handle, _ = await find(client, args.name)
-    await handle.pause(note=args.note or f"paused by {_who()} with deployflow")
+    await handle.pause(note=args.note or f"paused by {who()} with deployflow")
     print(f"{handle.id}: paused")
     return EXIT_OK
 
 
 async def unpause(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     handle, _ = await find(client, args.name)
-    await handle.unpause(note=args.note or f"unpaused by {_who()} with deployflow")
+    await handle.unpause(note=args.note or f"unpaused by {who()} with deployflow")
     print(f"{handle.id}: unpaused")
     return EXIT_OK
 
@@ -214,10 +212,3 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _short(iso: str | None) -> str:
     return iso[:16].replace("T", " ") if iso else "-"
-
-
-def _who() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

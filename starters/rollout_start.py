@@ -28,9 +28,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from starters import spec_files
 from starters.deploy_memo import parse_commit_time, start_memo
 from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, print_failed
+from starters.operator import who
 from starters.progress import follow, print_events
-from starters.rollouts import _who
 from workers.config import TemporalConfig
+from workers.usage import read_text
 from workflows.core import search_attributes as sa
 from workflows.core.spec import yaml_documents
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
@@ -53,7 +54,7 @@ def loader(templates: list[str]) -> Callable[[str, str], Rollout]:
     for name in templates:
         path = Path(name)
         files += sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) if path.is_dir() else [path]
-    extra = [spec_files.read_text(f, f"--templates {f}") for f in files]
+    extra = [read_text(f, f"--templates {f}") for f in files]
     return lambda text, source: load_rollout("\n---\n".join([text, *extra]), source)
 
 
@@ -76,7 +77,7 @@ def lint(args: argparse.Namespace) -> int:
     load = loader(args.templates)
     code = spec_files.lint(args, load, lambda r: (r.workflow_id, describe(r)))
     if not args.json:
-        text = spec_files.read_text(Path(args.file), f"FILE {args.file}")
+        text = read_text(Path(args.file), f"FILE {args.file}")
         for name in beside_the_rollout(yaml_documents(text, args.file)):
             print(f"  {name}: not applied by deployflow (kubectl apply it)")
     return code
@@ -90,7 +91,7 @@ def prepare_start(args: argparse.Namespace) -> None:
 
 async def start(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     handle = await start_rollout(
-        client, config, args.rollout, by=_who(), source=args.file, commit_time=args.commit
+        client, config, args.rollout, by=who(), source=args.file, commit_time=args.commit
     )
     url = config.workflow_url(handle.id, handle.result_run_id)
     started = {"workflowId": handle.id, "runId": handle.result_run_id, "url": url}

@@ -9,9 +9,8 @@ apply now), 3 Temporal unreachable. `lint` and `start` are in ``starters/rollout
 from __future__ import annotations
 
 import argparse
-import getpass
+import asyncio
 import json
-import os
 import sys
 from datetime import timedelta
 from typing import Any, TextIO
@@ -22,11 +21,14 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
 from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, NotFound, UsageError, print_failed
+from starters.listing import print_rows
+from starters.operator import who
 from starters.plain_json import dumps, moment
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
@@ -101,17 +103,15 @@ async def list_rollouts(args: argparse.Namespace, config: TemporalConfig, client
     if not args.all:
         query += " AND ExecutionStatus = 'Running'"
     rows = await visibility_rows(client, query, args.limit)
-    if args.json:
-        print(json.dumps(rows))
-        return EXIT_OK
-    if not rows:
-        print("no rollouts" + ("" if args.all else " running (--all shows finished ones)"))
-    for row in rows:
-        print(
+    return print_rows(
+        rows,
+        json_output=args.json,
+        empty="no rollouts" + ("" if args.all else " running (--all shows finished ones)"),
+        line=lambda row: (
             f"{row['workflowId']:<40} {row['phase'] or '-':<12} {row['status']:<11} "
             f"{row['started']}"
-        )
-    return EXIT_OK
+        ),
+    )
 
 
 async def visibility_rows(client: Client, query: str, limit: int) -> list[dict[str, Any]]:
@@ -135,7 +135,7 @@ async def visibility_rows(client: Client, query: str, limit: int) -> list[dict[s
 async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client) -> int:
     name = "promote_full" if args.verb == "promote" and args.full else args.verb
     handle = client.get_workflow_handle(await resolve(client, args.name, args.env))
-    request = {"reason": getattr(args, "reason", None), "by": _who()}  # an OperatorInput
+    request = {"reason": getattr(args, "reason", None), "by": who()}  # an OperatorInput
     message = await send_verb(handle, name, request)
     print(f"{handle.id}: {message}")
     return EXIT_OK
@@ -149,11 +149,17 @@ async def send_verb(
 ) -> str:
     """Run the ``name`` update; the workflow's answer. ``Conflict`` (with the workflow's
     reason) when its validator refuses it, ``NotFound`` when the run has closed. ``timeout``
-    bounds the wait for a worker (the API's; the CLI waits as long as the server does)."""
+    bounds the whole wait for a worker (the API's; the CLI waits as long as the server does):
+    the SDK repeats the update call while the server has not accepted it, so ``rpc_timeout``
+    alone bounds each round, not the wait."""
+    seconds = None if timeout is None else timeout.total_seconds()
     try:
-        message: str = await handle.execute_update(
-            name, request, result_type=str, rpc_timeout=timeout
-        )
+        async with asyncio.timeout(seconds):
+            message: str = await handle.execute_update(
+                name, request, result_type=str, rpc_timeout=timeout
+            )
+    except TimeoutError:
+        raise WorkflowUpdateRPCTimeoutOrCancelledError() from None
     except WorkflowUpdateFailedError as exc:
         raise Conflict(f"{name} rejected: {root_cause(exc).message}") from None
     except RPCError as exc:
@@ -185,7 +191,3 @@ async def resolve(client: Client, name: str, env: str | None, *, running_only: b
             return wf.id
         raise NotFound(f"NAME {name}: no rollout of that service found")
     raise NotFound(f"NAME {name}: no running rollout of that service")
-
-
-def _who() -> str:
-    return os.environ.get("DEPLOYFLOW_USER") or getpass.getuser()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import sys
 from typing import Any, TextIO
@@ -28,13 +27,14 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from starters import emergency
-from starters.emergency import started_input
 from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError, print_failed
+from starters.operator import named
 from starters.progress import POLL_SECONDS, print_events
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
 from workflows.core.spec import NAME_PATTERN, validation_problems
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+from workflows.rollouts.emergency_plan import started_input
 from workflows.rollouts.groups import ALL, in_scope
 from workflows.rollouts.registry import WORKFLOW_TYPES
 from workflows.rollouts.scope_rollback import ScopeRollback
@@ -137,7 +137,7 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
             services=services,
             canary_only=args.canary_only,
             reason=args.reason or "emergency rollback",
-            by=os.environ.get("DEPLOYFLOW_USER") or None,
+            by=named(),
         )
     except ValidationError as exc:  # a scope of over 500 services
         raise UsageError("; ".join(validation_problems(exc))) from None

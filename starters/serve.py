@@ -25,7 +25,6 @@ import structlog
 from aiohttp import web
 from temporalio.client import Client
 
-from starters import intake, spec_files
 from starters.alertmanager import (
     OversizedNotification,
     PayloadError,
@@ -39,12 +38,15 @@ from starters.api.routing import CALLER
 from starters.api.tokens import load_tokens
 from starters.errors import EXIT_OK, UsageError
 from starters.http_errors import Refusal, describe, read_body, unreachable
-from starters.serve_command import DEFAULT_LISTEN, DEFAULT_MAX_BODY, TOKEN_ENV, add_parser
+from starters.serve_command import DEFAULT_MAX_BODY, TOKEN_ENV
 from workers.config import TemporalConfig
+from workers.listen import parse_listen, start_site
 from workers.logging_setup import configure_logging
+from workers.runbook_files import load_runbook_path
 from workflows.core.spec import SpecError
+from workflows.incidents import intake
 from workflows.incidents.models import AlertNotification
-from workflows.incidents.spec import Runbook, load_runbooks
+from workflows.incidents.spec import Runbook
 
 DELIVER_TIMEOUT: Final = 10.0
 _BODY_HEADERS: Final = ("content-type", "content-length")
@@ -204,41 +206,6 @@ async def _access_log(
     return response
 
 
-def load_runbook_path(path: Path) -> list[Runbook]:
-    """Runbooks from a YAML file, or from every ``*.yaml``/``*.yml`` in a directory (by
-    name, so the first match is predictable); names must be unique across files."""
-    files = (
-        sorted(p for p in path.glob("*") if p.suffix in (".yaml", ".yml"))
-        if path.is_dir()
-        else [path]
-    )
-    if not files:
-        raise SpecError(str(path), ["(top level): no *.yaml or *.yml file in this directory"])
-    runbooks: list[Runbook] = []
-    problems: list[str] = []
-    for file in files:
-        text = spec_files.read_text(file, f"--runbooks: cannot read {file}")
-        try:
-            runbooks += load_runbooks(text, str(file))
-        except SpecError as exc:
-            problems += [f"{file.name}: {p}" if path.is_dir() else p for p in exc.problems]
-    names = [r.name for r in runbooks]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(f"metadata.name: runbook {name!r} is defined in more than one file")
-    if problems:
-        raise SpecError(str(path), problems)
-    return runbooks
-
-
-def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9095`` for IPv6) into its parts; ``flag`` names it in errors."""
-    host, _, port = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"{flag}: expected HOST:PORT (e.g. {DEFAULT_LISTEN}), got {text!r}")
-    return host, int(port)
-
-
 def webhook_token(insecure_no_auth: bool) -> str | None:
     """The token from the environment; without one, starting needs ``--insecure-no-auth``."""
     token = os.environ.get(TOKEN_ENV, "").strip()
@@ -316,25 +283,6 @@ async def _serve(
     log.info("stopped")
 
 
-async def start_site(
-    app: web.Application,
-    host: str,
-    port: int,
-    shutdown_timeout: float = 60.0,
-    flag: str = "--listen",
-) -> web.AppRunner:
-    """``app`` listening on ``host:port``; a port that cannot be bound is a ``UsageError``
-    naming ``flag``."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise UsageError(f"{flag} {host}:{port}: {exc.strerror or exc}") from None
-    return runner
-
-
 def stop_on_signals() -> asyncio.Event:
     """An event SIGINT or SIGTERM sets."""
     stop = asyncio.Event()
@@ -382,4 +330,4 @@ def _reload(runbooks: list[Runbook], path: Path, tokens: Tokens, tokens_path: st
         log.info("API tokens reloaded", callers=tokens.names)
 
 
-__all__ = ["add_parser", "build_app", "run"]
+__all__ = ["build_app", "run"]

@@ -7,16 +7,12 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
+from starters.handler import Handler
+
 TOKEN_ENV: Final = "DEPLOYFLOW_WEBHOOK_TOKEN"
 API_TOKENS_ENV: Final = "DEPLOYFLOW_API_TOKENS"
 DEFAULT_LISTEN: Final = "127.0.0.1:9095"
 DEFAULT_MAX_BODY: Final = 1024 * 1024
-
-
-def _run(args: argparse.Namespace) -> int:
-    from starters import serve  # the server, only when serving
-
-    return serve.run(args)
 
 
 def _positive(text: str) -> int:
@@ -66,4 +62,5 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="N/PERIOD",
         help="requests per API token (default 600/minute; second, minute or hour)",
     )
-    p.set_defaults(func=_run, needs_client=False)
+    # The server (aiohttp) is imported only when serving.
+    p.set_defaults(func=Handler("starters.serve:run"), needs_client=False)

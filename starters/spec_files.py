@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from starters.errors import EXIT_INVALID, EXIT_OK, UsageError
+from starters.errors import EXIT_INVALID, EXIT_OK
+from workers.usage import read_text
 from workflows.core.spec import SpecError
 
 T = TypeVar("T")
@@ -17,16 +18,6 @@ T = TypeVar("T")
 def read(path: str, load: Callable[[str, str], T]) -> T:
     """``load(text, source)`` of the file at ``path``; an unreadable file is a UsageError."""
     return load(read_text(Path(path), f"FILE {path}"), path)
-
-
-def read_text(path: Path, label: str) -> str:
-    """The UTF-8 text of ``path``; ``UsageError`` (``label: why``) if it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{label}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{label}: not UTF-8 text (byte {exc.start})") from None
 
 
 def lint(

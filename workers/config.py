@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workers.codec_keys import CodecKeys, keys_from_env
+from workflows.core import names
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -122,8 +123,7 @@ class TemporalConfig:
 
     def workflow_url(self, workflow_id: str, run_id: str | None = None) -> str:
         """The run's page in the Temporal UI."""
-        tail = f"/{run_id}" if run_id else ""
-        return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}{tail}"
+        return names.workflow_url(self.ui_url, self.namespace, workflow_id, run_id)
 
     async def connect(self, identity: str | None = None, *, plain_payloads: bool = False) -> Client:
         """A client with the pydantic data converter every deployflow workflow expects (and

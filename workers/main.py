@@ -39,15 +39,15 @@ from activities.platforms.activities import PlatformActivities
 from activities.platforms.process import kill_running
 from activities.routing.activities import RouterActivities
 from activities.temporal.activities import WorkflowWatcher
-from starters.errors import UsageError
-from starters.serve import start_site
 from workers.config import TemporalConfig
 from workers.health import Readiness, health_app
+from workers.listen import start_site
 from workers.options import DEFAULT_GRACE, WorkerOptions, bind_address
 from workers.remediation import Remediation
 from workers.rollout_incident import RollbackIncidents
 from workers.scope_planning import ScopePlanning
 from workers.telemetry import ActivityMetrics, runtime_with_metrics
+from workers.usage import UsageError
 from workflows.incidents.runbook import IncidentRunbook
 from workflows.monitors.healer import SelfHealer
 from workflows.monitors.monitor import ServiceMonitorRun

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from starters.errors import UsageError
+from workers.usage import UsageError
 
 METRICS_LISTEN_ENV = "DEPLOYFLOW_METRICS_LISTEN"
 HEALTH_LISTEN_ENV = "DEPLOYFLOW_HEALTH_LISTEN"
@@ -55,7 +55,7 @@ class WorkerOptions:
     ) -> WorkerOptions:
         """The options from ``args``, else the environment; a malformed one is a
         UsageError naming the flag or the variable it came from."""
-        from starters.serve import parse_listen  # heavy: only when the worker starts
+        from workers.listen import parse_listen  # aiohttp: only when the worker starts
 
         env = os.environ if env is None else env
         metrics = _given(args.metrics_listen, env, METRICS_LISTEN_ENV, "--metrics-listen")

@@ -1,9 +1,10 @@
 """Activities that act through Temporal itself on behalf of incidents and monitors.
 
 They hold the worker's client, so they live here rather than in ``activities/`` (which
-never imports workflow types): ``plan_rollback`` reads a service's history the way
-``deployflow rollback`` does, and ``open_incident`` delivers a notification the way the
-Alertmanager intake does (signal-with-start: an open incident is signalled, not reopened).
+never imports workflow types): ``plan_rollback`` reads a service's history as
+``deployflow rollback`` does (``workflows/rollouts/emergency_plan.py``), and
+``open_incident`` delivers a notification as the Alertmanager intake does
+(``workflows/incidents/intake.py``: signal-with-start, an open incident is signalled).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities import errors
-from starters import emergency, intake
-from starters.errors import UsageError
+from workflows.incidents import intake
 from workflows.incidents.models import OpenIncidentInput
 from workflows.rollouts.emergency_models import PlanRollbackInput, RollbackRequest
+from workflows.rollouts.emergency_plan import NoRollbackTarget, plan
 
 log = structlog.get_logger()
 
@@ -33,10 +34,10 @@ class Remediation:
     async def plan_rollback(self, input: PlanRollbackInput) -> RollbackRequest:
         """What an emergency rollback of the service needs, from its history."""
         try:
-            request = await emergency.plan(
+            request = await plan(
                 self._client, input.service, input.environment, input.to, input.reason, input.by
             )
-        except UsageError as exc:
+        except NoRollbackTarget as exc:
             raise errors.failure(errors.ROLLBACK_IMPOSSIBLE, str(exc)) from None
         log.info(
             "plan_rollback",

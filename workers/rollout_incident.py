@@ -1,11 +1,12 @@
 """``open_rollout_incident``: a rollout that rolled back on its own opens an incident.
 
-It takes the Alertmanager path (``starters.intake.deliver``): the runbook is the first of
-the worker's runbooks (``DEPLOYFLOW_RUNBOOKS``, a file or a directory, like ``deployflow
-serve --runbooks``) whose ``match`` labels the spec's ``onRollback.incident.labels`` (plus
-service, environment and severity) satisfy, and the group key is the rollout run's, so a
-retried activity signals the incident it opened instead of opening a second one. The page
-links to the rollout: its Temporal UI page is the alert's source, its id an annotation.
+It takes the Alertmanager path (``deliver`` in ``workflows/incidents/intake.py``): the
+runbook is the first of the worker's runbooks (``DEPLOYFLOW_RUNBOOKS``, a file or a
+directory, like ``deployflow serve --runbooks``) whose ``match`` labels the spec's
+``onRollback.incident.labels`` (plus service, environment and severity) satisfy, and the
+group key is the rollout run's, so a retried activity signals the incident it opened
+instead of opening a second one. The page links to the rollout: its Temporal UI page is
+the alert's source, its id an annotation.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.errors import NOTIFIER_NOT_CONFIGURED, failure
-from starters import intake
-from starters.errors import UsageError
-from starters.serve import load_runbook_path
+from workers.runbook_files import load_runbook_path
+from workers.usage import UsageError
+from workflows.core.names import workflow_url
 from workflows.core.spec import SpecError
+from workflows.incidents import intake
 from workflows.incidents.models import Alert, AlertNotification
 from workflows.incidents.spec import Runbook
 from workflows.notifications.spec import RollbackIncidentInput
@@ -98,8 +100,7 @@ class RollbackIncidents:
     def _rollout_url(self, input: RollbackIncidentInput) -> str | None:
         if self._ui_base is None:
             return None
-        namespace = self._client.namespace
-        return f"{self._ui_base}/namespaces/{namespace}/workflows/{input.rollout_id}/{input.run_id}"
+        return workflow_url(self._ui_base, self._client.namespace, input.rollout_id, input.run_id)
 
     @activity.defn(name="open_rollout_incident")
     async def open_rollout_incident(self, input: RollbackIncidentInput) -> str:

@@ -1,8 +1,8 @@
 """``plan_scope_member``: what ScopeRollback asks for one service of its scope.
 
 It reads the service's history with the worker's client, the way ``deployflow rollback
-SERVICE`` does (``starters.emergency.plan``), so it lives beside ``plan_rollback`` rather
-than in ``activities/``. A read only: retrying it is always safe.
+SERVICE`` does (``workflows/rollouts/emergency_plan.py``), so it lives beside
+``plan_rollback`` rather than in ``activities/``. A read only: retrying it is always safe.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities import errors
-from starters import emergency
-from starters.errors import UsageError
+from workflows.rollouts import emergency_plan
+from workflows.rollouts.emergency_plan import NoRollbackTarget
 from workflows.rollouts.scope_rollback_models import PlanScopeMemberInput, ScopeMemberPlan
 from workflows.rollouts.spec import rollout_workflow_id
 
@@ -31,13 +31,13 @@ class ScopePlanning:
         """The member's EmergencyRollback request; with ``canaryOnly`` one that only stops
         the running rollout, or ``skipped`` when none runs."""
         running_id = rollout_workflow_id(input.service, input.environment)
-        if input.canary_only and not await emergency.is_running(self._client, running_id):
+        if input.canary_only and not await emergency_plan.is_running(self._client, running_id):
             return ScopeMemberPlan(skipped="no rollout running: the promoted version stays")
         try:
-            request = await emergency.plan(
+            request = await emergency_plan.plan(
                 self._client, input.service, input.environment, reason=input.reason, by=input.by
             )
-        except UsageError as exc:
+        except NoRollbackTarget as exc:
             raise errors.failure(errors.ROLLBACK_IMPOSSIBLE, str(exc)) from None
         if input.canary_only:
             # Only the cancel: the rollout's own rollback puts back what was live.

@@ -20,11 +20,14 @@ import uuid
 from datetime import timedelta
 
 from temporalio.client import (
+    ActivityFailureError,
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.exceptions import TimeoutType
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
@@ -44,12 +47,13 @@ from starters.api.models import (
     RollbackStarted,
     SmokeOn,
 )
-from starters.api.routing import Call, Route
+from starters.api.routing import NO_WORKER_ANSWERED, WORKER_ANSWER_TIMEOUT, Call, Route
 from starters.api.tokens import Scope
 from starters.errors import NotFound
 from starters.http_errors import Refusal
 from workers.config import TemporalConfig
 from workflows.core import retry
+from workflows.rollouts import emergency_plan
 from workflows.rollouts.emergency_models import RollbackResult, rollback_workflow_id
 from workflows.rollouts.registry import WORKFLOW_TYPES
 from workflows.rollouts.spec import Rollout
@@ -67,7 +71,7 @@ async def start_rollback(call: Call) -> RollbackStarted:
     body = await call.body(RollbackBody)
     service, environment = call.path("service"), call.path("environment")
     client = await call.client_as_caller()
-    request = await emergency.plan(
+    request = await emergency_plan.plan(
         client, service, environment, body.to, body.reason, call.caller.name
     )
     handle = await emergency.start_rollback(client, call.api.config, request)
@@ -109,7 +113,7 @@ async def latest_rollout(client: Client, service: str, environment: str) -> tupl
         f"AND DeployEnvironment = {json.dumps(environment)}"
     )
     async for wf in client.list_workflows(query, limit=1):
-        return wf.id, await emergency.started_input(client, wf.id, Rollout, wf.run_id)
+        return wf.id, await emergency_plan.started_input(client, wf.id, Rollout, wf.run_id)
     raise NotFound(f"no rollout of {service} in {environment} in history to take a spec from")
 
 
@@ -141,6 +145,11 @@ async def run_checks(call: Call) -> CheckResult:
             passed=all(s.report.passed for s in smoke),
             smoke=list(smoke),
         )
+    except ActivityFailureError as exc:
+        cause = exc.cause
+        if isinstance(cause, ActivityTimeout) and cause.type is TimeoutType.SCHEDULE_TO_START:
+            raise Refusal(503, NO_WORKER_ANSWERED) from None
+        raise
     except RPCError as exc:
         if exc.status in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.FAILED_PRECONDITION):
             raise Refusal(
@@ -174,6 +183,8 @@ async def _health(
         id=key,
         task_queue=config.task_queue,
         result_type=HealthReport,
+        # No worker polling: a 503 after WORKER_ANSWER_TIMEOUT, not a request held for ever.
+        schedule_to_start_timeout=WORKER_ANSWER_TIMEOUT,
         start_to_close_timeout=timedelta(seconds=budget + 60),
         heartbeat_timeout=timedelta(seconds=3 * check.timeout_seconds + 2),
         retry_policy=retry.CHECK,
@@ -193,6 +204,8 @@ async def _smoke(client: Client, config: TemporalConfig, rollout: Rollout, targe
         id=key,
         task_queue=config.task_queue,
         result_type=SmokeReport,
+        # No worker polling: a 503 after WORKER_ANSWER_TIMEOUT, not a request held for ever.
+        schedule_to_start_timeout=WORKER_ANSWER_TIMEOUT,
         start_to_close_timeout=timedelta(seconds=sum(t.timeout_seconds for t in tests) + 30),
         heartbeat_timeout=timedelta(seconds=2 * max(t.timeout_seconds for t in tests) + 3),
         retry_policy=retry.CHECK,

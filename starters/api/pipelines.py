@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from starters import emergency, pipeline_start, rollouts
+from starters import pipeline_start, rollouts
 from starters.api.models import (
     Answer,
     ApproveBody,
@@ -29,6 +29,7 @@ from workflows.promotion.models import (
     Submission,
 )
 from workflows.promotion.spec import Pipeline, parse_pipeline
+from workflows.rollouts import emergency_plan
 
 GATED = ("pending", "waiting-window", "soaking", "awaiting-approval")
 
@@ -131,7 +132,7 @@ async def get_pipeline(call: Call) -> PipelineView:
         "status", result_type=PipelineStatus, rpc_timeout=WORKER_ANSWER_TIMEOUT
     )
     # The current run's input: a pipeline continues as new for each version.
-    request = await emergency.started_input(client, workflow_id, PipelineRequest)
+    request = await emergency_plan.started_input(client, workflow_id, PipelineRequest)
     return PipelineView(
         workflow_id=workflow_id,
         url=call.api.config.workflow_url(workflow_id),

@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.service import RPCError
 
 from activities.errors import root_cause
-from starters import emergency, rollout_start, rollouts
+from starters import rollout_start, rollouts
 from starters.api.models import (
     Answer,
     Failure,
@@ -34,6 +34,7 @@ from starters.deploy_memo import parse_commit_time
 from starters.http_errors import Refusal
 from workflows.core.spec import yaml_documents
 from workflows.core.verbs import OperatorInput
+from workflows.rollouts import emergency_plan
 from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
 from workflows.rollouts.registry import WORKFLOW_TYPES
 from workflows.rollouts.spec import Rollout, parse_rollout, rollout_workflow_id
@@ -152,7 +153,9 @@ async def rollout_health(call: Call) -> RolloutHealth:
     service, environment = call.path("service"), call.path("environment")
     client = await call.client()
     current = await view(client, rollout_workflow_id(service, environment), "")
-    live, _ = emergency.lists_after(await emergency.deployments(client, service, environment))
+    live, _ = emergency_plan.lists_after(
+        await emergency_plan.deployments(client, service, environment)
+    )
     shown = current.status or current.result
     measurements = [
         Measured(

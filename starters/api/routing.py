@@ -29,6 +29,7 @@ from starters.errors import Conflict, NotFound, UsageError
 from starters.http_errors import Refusal, describe, read_body, unreachable
 from workers.config import TemporalConfig
 from workflows.core.spec import SpecError, validation_problems
+from workflows.rollouts.emergency_plan import NoRollbackTarget
 
 PREFIX: Final = "/api/v1"
 CALLER: Final = web.RequestKey("api_caller", str)
@@ -172,7 +173,7 @@ def _endpoint(api: Api, route: Route) -> Callable[[web.Request], Awaitable[web.S
             raise Refusal(404, str(exc)) from None
         except Conflict as exc:
             raise Refusal(409, str(exc)) from None
-        except UsageError as exc:
+        except (UsageError, NoRollbackTarget) as exc:
             raise Refusal(400, str(exc)) from None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:

@@ -29,6 +29,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from activities.model import Model
 from starters.serve_command import API_TOKENS_ENV
+from workers.usage import read_text
 from workflows.core.spec import SpecError, validation_problems
 
 MIN_TOKEN_LENGTH: Final = 16
@@ -134,9 +135,7 @@ def parse_tokens(text: str, source: str) -> Tokens:
 def load_tokens(path: str | None, environ: dict[str, str]) -> Tokens:
     """Tokens from ``path`` (``--api-tokens``), else from ``DEPLOYFLOW_API_TOKENS``; none
     when neither is set (the API then refuses every call, saying how to configure it)."""
-    from starters import spec_files  # the CLI's file reading: a UsageError naming the file
-
     if path is not None:
-        return parse_tokens(spec_files.read_text(Path(path), f"--api-tokens {path}"), path)
+        return parse_tokens(read_text(Path(path), f"--api-tokens {path}"), path)
     text = environ.get(API_TOKENS_ENV, "").strip()
     return parse_tokens(text, API_TOKENS_ENV) if text else Tokens([])

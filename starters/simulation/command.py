@@ -33,6 +33,7 @@ from starters.errors import EXIT_FAILED, EXIT_OK
 from starters.simulation.scenario import Scenario, load_scenario
 from starters.simulation.stand_ins import StandIns
 from starters.simulation.timeline import Rehearsal, print_timeline, rehearsal_json
+from workers.usage import read_text
 from workflows.analysis.plan import PlannedMetric, plan
 from workflows.core.search_attributes import ALL
 from workflows.core.verbs import OperatorInput
@@ -53,7 +54,7 @@ simulated operator acts (so it does not act on a status that is already out of d
 def run(args: argparse.Namespace) -> int:
     rollout = spec_files.read(args.file, load_rollout)
     metrics = planned_metrics(rollout)
-    text = spec_files.read_text(Path(args.metrics), f"--metrics {args.metrics}")
+    text = read_text(Path(args.metrics), f"--metrics {args.metrics}")
     scenario = load_scenario(text, args.metrics, set(metrics))
     started = time.monotonic()
     rehearsal = asyncio.run(simulate(rollout, scenario, metrics))

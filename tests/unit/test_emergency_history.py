@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from activities.platforms.models import StableRecord
-from starters.emergency import Deployed, last_good, lists_after, recorded_template
+from starters.cli import _expected_failure
+from starters.errors import EXIT_INVALID
+from workflows.rollouts.emergency_plan import (
+    Deployed,
+    NoRollbackTarget,
+    last_good,
+    lists_after,
+    recorded_template,
+)
 
 
 def promoted(v: str) -> Deployed:
@@ -87,3 +95,11 @@ def test_the_newest_record_of_the_target_wins_and_another_version_has_none():
     assert recorded_template(timeline, "v1") == edited
     assert recorded_template(timeline, "v0") is None
     assert recorded_template(timeline, None) is None
+
+
+def test_no_version_to_roll_back_to_is_a_usage_error_in_the_cli(capsys):
+    """The plan's refusal (raised below starters) exits 2 naming the argument, no traceback."""
+    refusal = NoRollbackTarget("--to: history knows no other good version")
+
+    assert _expected_failure(refusal, profile=None) == EXIT_INVALID
+    assert capsys.readouterr().err == "deployflow: --to: history knows no other good version\n"

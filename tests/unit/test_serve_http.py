@@ -25,10 +25,12 @@ from structlog.testing import capture_logs
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from starters import serve
+from starters import serve, serve_command
 from starters.errors import UsageError
-from starters.intake import Delivery
+from workers.listen import parse_listen
+from workers.runbook_files import load_runbook_path
 from workflows.core.spec import SpecError
+from workflows.incidents.intake import Delivery
 from workflows.incidents.models import AlertNotification
 from workflows.incidents.spec import Runbook, load_runbooks
 
@@ -463,7 +465,7 @@ def test_runbooks_load_from_a_directory_in_name_order(tmp_path):
     (tmp_path / "a.yaml").write_text(RUNBOOK.replace("checkout-errors", "a-runbook"))
     (tmp_path / "notes.txt").write_text("not yaml")
 
-    assert [r.name for r in serve.load_runbook_path(tmp_path)] == ["a-runbook", "b-runbook"]
+    assert [r.name for r in load_runbook_path(tmp_path)] == ["a-runbook", "b-runbook"]
 
 
 def test_invalid_runbooks_name_file_and_field(tmp_path):
@@ -472,7 +474,7 @@ def test_invalid_runbooks_name_file_and_field(tmp_path):
     (tmp_path / "c.yaml").write_text(RUNBOOK)
 
     with pytest.raises(SpecError) as caught:
-        serve.load_runbook_path(tmp_path)
+        load_runbook_path(tmp_path)
 
     assert caught.value.problems == [
         "b.yaml: document 1: spec.steps[0].pag: Extra inputs are not permitted",
@@ -482,7 +484,7 @@ def test_invalid_runbooks_name_file_and_field(tmp_path):
 
 def test_an_empty_runbook_directory_is_an_error(tmp_path):
     with pytest.raises(SpecError, match=r"no \*\.yaml or \*\.yml file"):
-        serve.load_runbook_path(tmp_path)
+        load_runbook_path(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -494,13 +496,13 @@ def test_an_empty_runbook_directory_is_an_error(tmp_path):
     ],
 )
 def test_listen_addresses(text, expected):
-    assert serve.parse_listen(text) == expected
+    assert parse_listen(text) == expected
 
 
 @pytest.mark.parametrize("text", ["9095", ":9095", "host:", "host:http", "host:0", "host:65536"])
 def test_bad_listen_addresses_are_usage_errors(text):
     with pytest.raises(UsageError, match="--listen: expected HOST:PORT"):
-        serve.parse_listen(text)
+        parse_listen(text)
 
 
 def test_the_token_is_required_unless_auth_is_explicitly_off(monkeypatch):
@@ -515,7 +517,7 @@ def test_the_token_is_required_unless_auth_is_explicitly_off(monkeypatch):
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="deployflow")
-    serve.add_parser(parser.add_subparsers(dest="command", required=True))
+    serve_command.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(["serve", *argv])
 
 

@@ -18,7 +18,6 @@ from temporalio.testing import WorkflowEnvironment
 from activities.kubernetes.testing import DEFAULT_CONTEXT
 from activities.routing.base import Weights
 from activities.temporal.activities import WorkflowWatcher
-from starters.emergency import Deployed, last_good, recorded_template
 from tests.workflows.kube_cluster import (
     NAMESPACE,
     Cluster,
@@ -29,6 +28,7 @@ from tests.workflows.kube_cluster import (
 )
 from workflows.rollouts.emergency import EmergencyRollback
 from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
+from workflows.rollouts.emergency_plan import Deployed, last_good, recorded_template
 from workflows.rollouts.models import RolloutPhase, RolloutResult
 from workflows.rollouts.spec import Rollout
 

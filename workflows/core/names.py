@@ -33,5 +33,11 @@ def monitor_schedule_id(name: str) -> str:
     return f"monitor-{name}"
 
 
+def workflow_url(ui_url: str, namespace: str, workflow_id: str, run_id: str | None = None) -> str:
+    """A run's page in the Temporal UI at ``ui_url``."""
+    tail = f"/{run_id}" if run_id else ""
+    return f"{ui_url}/namespaces/{namespace}/workflows/{workflow_id}{tail}"
+
+
 def healer_workflow_id(service: str, environment: str) -> str:
     return f"healer-{service}-{environment}"

@@ -4,6 +4,10 @@ A firing group is delivered by signal-with-start, so the first notification star
 group's IncidentRunbook and every repeat — including the same notification from a second
 Alertmanager replica at the same moment — becomes a signal to that one run. A resolution
 only signals: with no open incident there is nothing to resolve.
+
+Client-side code, not workflow code: ``deployflow serve`` (the Alertmanager webhook) and the
+worker's ``open_incident`` and ``open_rollout_incident`` activities (``workers/``) deliver
+with it.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
+from workflows.core.names import workflow_url
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
 from workflows.incidents.models import (
     FIRING_SIGNAL,
@@ -67,8 +71,7 @@ async def deliver(
         return Delivery(incident, "ignored", f"no runbook matches labels {{{labels}}}")
     ui_url = None
     if ui_base is not None:
-        config = TemporalConfig(namespace=client.namespace, ui_url=ui_base.rstrip("/"))
-        ui_url = config.workflow_url(incident)
+        ui_url = workflow_url(ui_base.rstrip("/"), client.namespace, incident)
     await client.start_workflow(
         WORKFLOW_TYPE,
         IncidentInput(runbook=runbook, notification=notification, ui_url=ui_url),
