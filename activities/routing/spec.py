@@ -8,7 +8,7 @@ spec without importing subprocess, sockets or API clients.
       nop:     {stable: [...], canary: [...]}     # a dry run: moves no traffic
 
 and the Kubernetes routers of ``kube_spec.py`` (``service``, ``ingressNginx``, ``istio``,
-``gatewayAPI``).
+``gatewayAPI``, ``replicas``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from activities.routing.kube_spec import (
     HeaderRouted,
     IngressNginxRouterSpec,
     IstioRouterSpec,
+    ReplicasRouterSpec,
     ServiceRouterSpec,
 )
 
@@ -179,6 +180,7 @@ class RouterSpec(OneOf):
     ingress_nginx: IngressNginxRouterSpec | None = None
     istio: IstioRouterSpec | None = None
     gateway_api: GatewayAPIRouterSpec | None = Field(default=None, alias="gatewayAPI")
+    replicas: ReplicasRouterSpec | None = None
 
     def pools(self) -> ServerPools | None:
         """The stable and canary server lists, for routers that route to servers (nginx,
