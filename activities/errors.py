@@ -9,6 +9,12 @@
                                           cannot be taken over as it is (its servers are not
                                           the spec's, or rewriting it would lose settings);
                                           the message says what is in it and what to do
+    RouterInstanceFailed   non-retryable  a traffic activity failed on one load balancer of a
+                                          router with instances (the message names it and
+                                          why); raised by the workflow once every instance
+                                          finished its own, so the rollout rolls back all
+    InstancesDisagree      non-retryable  the load balancers of a router with instances read
+                                          back different splits (or states, or routes)
     MetricQueryFailed      retryable      the metrics provider could not be reached
     PlaceholderMissing     non-retryable  a templated command names an unknown placeholder
     PlatformCommandFailed  retryable      a deploy/start/stop/restart/current command exited
@@ -78,6 +84,8 @@ INVALID_SPEC: Final = "InvalidSpec"
 ROUTER_CONFIG_REJECTED: Final = "RouterConfigRejected"
 ROUTER_COMMAND_FAILED: Final = "RouterCommandFailed"
 ROUTER_CONFIG_FOREIGN: Final = "RouterConfigForeign"
+ROUTER_INSTANCE_FAILED: Final = "RouterInstanceFailed"
+INSTANCES_DISAGREE: Final = "InstancesDisagree"
 METRIC_QUERY_FAILED: Final = "MetricQueryFailed"
 PLACEHOLDER_MISSING: Final = "PlaceholderMissing"
 PLATFORM_COMMAND_FAILED: Final = "PlatformCommandFailed"
@@ -105,6 +113,8 @@ NON_RETRYABLE: Final = frozenset(
         INVALID_SPEC,
         ROUTER_CONFIG_REJECTED,
         ROUTER_CONFIG_FOREIGN,
+        ROUTER_INSTANCE_FAILED,
+        INSTANCES_DISAGREE,
         PLACEHOLDER_MISSING,
         MIGRATION_FAILED,
         ROLLBACK_IMPOSSIBLE,

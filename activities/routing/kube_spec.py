@@ -11,6 +11,7 @@ reading a spec never imports the ``kubernetes`` package.
                      stableService: checkout-stable, canaryService: checkout-canary}
       gatewayAPI:   {httpRoute: checkout, stableService: checkout-stable,
                      canaryService: checkout-canary}
+      replicas:     {deployment: checkout, replicas: 4, service: checkout}
 
 Each also names the worker's kubeconfig ``context`` (omitted: the worker's current context,
 or its in-cluster service account) and the ``namespace`` the objects live in. No spec carries
@@ -33,6 +34,7 @@ from activities.kubernetes.names import (
     ServiceName,
 )
 from activities.model import Model
+from activities.platforms.spec import CANARY_SUFFIX, DeploymentName
 from activities.routing.base import HeaderRoute
 
 
@@ -215,3 +217,23 @@ class GatewayAPIRouterSpec(KubeObjects, HeaderRouted):
 
     def header_routes_problem(self, routes: Sequence[HeaderRoute]) -> str | None:
         return _no_prefix("Gateway API", routes)
+
+
+class ReplicasRouterSpec(KubeObjects):
+    """Argo's basic canary (no ``trafficRouting``): one Service selects the pods of both the
+    stable Deployment and deployflow's ``<deployment>-canary``, and a weight is approximated
+    by how many pods each runs: ``replicas`` in all, the canary's share as close to the
+    weight as whole pods allow (at least one pod each between 1 and 99 %).
+
+    ``replicas`` omitted: the stable Deployment's own count when the canary first gets pods
+    (recorded on it until traffic is back on stable). ``service``, when named, is checked to
+    select both Deployments' pods.
+    """
+
+    deployment: DeploymentName
+    replicas: int | None = Field(default=None, ge=1, le=10_000)
+    service: ServiceName | None = None
+
+    @property
+    def canary_deployment(self) -> str:
+        return self.deployment + CANARY_SUFFIX

@@ -122,6 +122,7 @@ async def main() -> None:
         await record_kubernetes_emergency(env)
         await record_kubernetes_incident_restart(env)
         await record_argo_analysis(env)
+        await record_argo_replica_count(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
@@ -187,6 +188,19 @@ async def record_argo_analysis(env: WorkflowEnvironment) -> None:
         handle = await start(env, tq, spec)
         await handle.result()
         save("canary-argo-analysis", await handle.fetch_history())
+
+
+async def record_argo_replica_count(env: WorkflowEnvironment) -> None:
+    """Argo's basic canary (no trafficRouting): each setWeight scales the two Deployments."""
+    from tests.workflows import test_argo_rollouts as argo
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with argo.cluster(env, Path(directory)) as (found, tq):
+            found.apply("canary-steps.yaml")
+            handle = await argo.start(env, tq, [argo.manifest("canary-steps.yaml")])
+            await argo.paused(handle)
+            await argo.promoted(handle)
+            save("canary-argo-replica-count-promoted", await handle.fetch_history())
 
 
 async def record_safety(env: WorkflowEnvironment) -> None:
