@@ -45,6 +45,9 @@
     KubernetesObjectForeign non-retryable the canary Deployment's name is taken by one
                                           deployflow does not own, or the stable one's
                                           selector cannot be told apart from a canary's
+    KubernetesObjectReplaced non-retryable the Deployment a recorded pod template came from
+                                          was deleted and created again (another uid): an
+                                          emergency rollback refuses to overwrite it
     KubernetesRolloutFailed non-retryable a Deployment exceeded its progress deadline
                                           (ProgressDeadlineExceeded), naming it and why
     KubernetesRequestInvalid non-retryable the API server refused a router's change as
@@ -98,6 +101,7 @@ KUBERNETES_REQUEST_FAILED: Final = "KubernetesRequestFailed"
 KUBERNETES_FORBIDDEN: Final = "KubernetesForbidden"
 KUBERNETES_OBJECT_MISSING: Final = "KubernetesObjectMissing"
 KUBERNETES_OBJECT_FOREIGN: Final = "KubernetesObjectForeign"
+KUBERNETES_OBJECT_REPLACED: Final = "KubernetesObjectReplaced"
 KUBERNETES_ROLLOUT_FAILED: Final = "KubernetesRolloutFailed"
 KUBERNETES_REQUEST_INVALID: Final = "KubernetesRequestInvalid"
 NOTIFIER_NOT_CONFIGURED: Final = "NotifierNotConfigured"
@@ -120,6 +124,7 @@ NON_RETRYABLE: Final = frozenset(
         KUBERNETES_FORBIDDEN,
         KUBERNETES_OBJECT_MISSING,
         KUBERNETES_OBJECT_FOREIGN,
+        KUBERNETES_OBJECT_REPLACED,
         KUBERNETES_ROLLOUT_FAILED,
         KUBERNETES_REQUEST_INVALID,
         NOTIFIER_NOT_CONFIGURED,

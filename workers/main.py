@@ -31,6 +31,7 @@ from temporalio.worker import Worker
 from activities.clients import Clients
 from activities.health.activities import check_health, run_smoke_tests
 from activities.health.certificates import check_certificate
+from activities.health.deployments import ReadinessActivities
 from activities.health.dns import resolve_names
 from activities.metrics.activities import measure
 from activities.metrics.trend import memory_trend
@@ -102,6 +103,7 @@ def activities_with(clients: Clients) -> list[Callable[..., Any]]:
     routing = RouterActivities(clients)
     platforms = PlatformActivities(clients)
     migrations = MigrationActivities(clients)
+    readiness = ReadinessActivities(clients)
     return [
         *routing.all(),
         platforms.platform_action,
@@ -111,6 +113,7 @@ def activities_with(clients: Clients) -> list[Callable[..., Any]]:
         platforms.set_stable,
         platforms.scale_workload,
         platforms.restart_workload,
+        readiness.check_readiness,
         migrations.current_revision,
         migrations.resolve_target,
         migrations.migrate,

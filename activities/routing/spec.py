@@ -9,7 +9,7 @@ spec without importing subprocess, sockets or API clients.
       instances: [{name: lb-a}, {name: lb-b}]     # optional: several load balancers
 
 and the Kubernetes routers of ``kube_spec.py`` (``service``, ``ingressNginx``, ``istio``,
-``gatewayAPI``).
+``gatewayAPI``, ``replicas``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from activities.routing.kube_spec import (
     HeaderRouted,
     IngressNginxRouterSpec,
     IstioRouterSpec,
+    ReplicasRouterSpec,
     ServiceRouterSpec,
 )
 
@@ -255,6 +256,7 @@ class RouterSpec(OneOf):
     ingress_nginx: IngressNginxRouterSpec | None = None
     istio: IstioRouterSpec | None = None
     gateway_api: GatewayAPIRouterSpec | None = Field(default=None, alias="gatewayAPI")
+    replicas: ReplicasRouterSpec | None = None
     instances: (
         Annotated[list[RouterInstance], Field(min_length=1), AfterValidator(_check_instances)]
         | None
