@@ -110,6 +110,7 @@ def activities_with(clients: Clients) -> list[Callable[..., Any]]:
         platforms.apply_canary,
         platforms.set_stable,
         platforms.scale_workload,
+        platforms.pause_workload,
         platforms.restart_workload,
         migrations.current_revision,
         migrations.resolve_target,
