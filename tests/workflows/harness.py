@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
@@ -152,4 +153,18 @@ async def wait_for_status(
             else:
                 if predicate(status):
                     return status
+            await asyncio.sleep(0.05)
+
+
+async def activity_scheduled(
+    handle: WorkflowHandle[Any, Any], name: str, timeout: float = 15.0
+) -> None:
+    """Poll the run's history until it has scheduled activity ``name`` (bounded)."""
+    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    async with asyncio.timeout(timeout):
+        while True:
+            async for event in handle.fetch_history_events():
+                attributes = event.activity_task_scheduled_event_attributes
+                if event.event_type == scheduled and attributes.activity_type.name == name:
+                    return
             await asyncio.sleep(0.05)

@@ -132,6 +132,7 @@ async def main() -> None:
         await record_kube_traffic(env)
         await record_scope_rollback(env)
         await record_monitor_security_checks(env)
+        await record_kubernetes_monitor(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -456,6 +457,18 @@ async def record_kubernetes_incident_restart(env: WorkflowEnvironment) -> None:
         async with kube_cluster.cluster(Path(directory)) as found:
             handle, _ = await restarted(env, found)
             save("incident-kube-restarted-deployment", await handle.fetch_history())
+
+
+async def record_kubernetes_monitor(env: WorkflowEnvironment) -> None:
+    """A monitor finding a Deployment's pods unready; the healer restarting it (issue 11)."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_monitor import Intake, unready_then_healed
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with kube_cluster.cluster(Path(directory)) as found:
+            seen = await unready_then_healed(env, found, Intake())
+            save("monitor-run-kube-unready", await seen.unhealthy_run.fetch_history())
+            save("self-healer-restarted-deployment", await seen.healer_run.fetch_history())
 
 
 if __name__ == "__main__":
