@@ -181,3 +181,25 @@ async def test_an_abort_while_paused_mid_update_unpauses_and_restores_the_templa
         assert stable["spec"].get("paused") is False
         assert stable["spec"]["template"] == before["spec"]["template"]
         assert stable["status"]["availableReplicas"] == 3
+
+
+async def test_promote_full_while_paused_mid_update_unpauses_and_finishes_it(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
+        handle = await start(temporal_env, tq, kube_rollout(ROLLING))
+        await paused_mid_update(found, handle)
+        found.server.controller.auto_advance(False)  # the update cannot end before the pause
+
+        await handle.execute_update("promote_full", OperatorInput(by="alice", reason="ship"))
+        await eventually(lambda: found.deployment()["spec"].get("paused") is False, "unpaused")
+        # A pause after promote_full holds nothing: the update runs to its end.
+        await handle.execute_update("pause", OperatorInput(by="alice", reason="oops"))
+        found.server.controller.auto_advance()
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        stable = found.deployment()
+        assert stable["spec"].get("paused") is False
+        assert stable["status"]["availableReplicas"] == 3
+        assert images(stable) == [NEW_IMAGE, "envoy:1.30"]
