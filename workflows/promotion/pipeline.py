@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import search_attributes as sa
     from workflows.core.durations import parse_duration
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+    from workflows.core.waits import until
     from workflows.core.windows import next_opening
     from workflows.promotion.models import (
         PipelineOutcome,
@@ -215,15 +216,11 @@ class PromotionPipeline(PipelineVerbs):
         reads ``what`` and the duration in the UI."""
         left = parse_duration(duration) - (parse_duration(elapsed) if elapsed else timedelta(0))
         environment = self._status.stages[index].environment
-        try:
-            await workflow.wait_condition(
-                lambda: self._decided(index),
-                timeout=max(left, timedelta(0)),
-                timeout_summary=f"{environment}: {what} after {duration}",
-            )
-        except TimeoutError:
-            return False
-        return True
+        return await until(
+            lambda: self._decided(index),
+            max(left, timedelta(0)),
+            f"{environment}: {what} after {duration}",
+        )
 
     async def _roll_out(self, index: int) -> None:
         rollout = self._request.pipeline.stage_rollout(index, self._status.version)
