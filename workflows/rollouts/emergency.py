@@ -154,6 +154,7 @@ class EmergencyRollback:
                 progress_deadline_seconds=record.progress_deadline_seconds,
                 rollout=workflow.info().workflow_id,
                 key=self._key("stable"),
+                uid=record.uid,
             ),
             f"restore {deployment.name}'s recorded pod template ({request.target})",
             timedelta(seconds=record.progress_deadline_seconds) + KUBERNETES_WAIT_SLACK,
