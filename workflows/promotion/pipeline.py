@@ -26,12 +26,12 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
     from activities.errors import root_cause
     from workflows.analysis.run import AnalysisPhase, AnalysisRun
     from workflows.analysis.runner import run_analysis
     from workflows.core import search_attributes as sa
     from workflows.core.durations import parse_duration
+    from workflows.core.spec import refuse_problems
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
     from workflows.core.waits import until
     from workflows.core.windows import next_opening
@@ -85,13 +85,7 @@ class PromotionPipeline(PipelineVerbs):
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> PipelineResult:
-        problems = pipeline_problems(request.pipeline)
-        if problems:
-            raise ApplicationError(
-                "invalid pipeline:\n" + "\n".join(problems),
-                type=errors.INVALID_SPEC,
-                non_retryable=True,
-            )
+        refuse_problems("pipeline", pipeline_problems(request.pipeline))
         workflow.upsert_search_attributes(
             [
                 sa.DEPLOY_SERVICE.value_set(request.pipeline.spec.service),
