@@ -250,14 +250,18 @@ async def test_missed_progress_deadline_rolls_back(temporal_env):
 
 
 async def test_second_verb_after_abort_is_rejected(temporal_env):
-    stubs = Stubs()
+    # The rollback's weight change is held, so the run is still open (rolling back) when
+    # the second verb arrives: without it, a fast rollback closes the run first.
+    stubs = Stubs(hold_key="/rollback")
     spec = rollout([{"setWeight": 10}, {"pause": {}}])
     async with canary_worker(temporal_env, stubs) as tq:
         handle = await start(temporal_env, tq, spec)
         await wait_for_status(handle, in_pause_step)
         await handle.execute_update(CanaryRollout.abort, OperatorInput())
+        await stubs.held.wait()
         with pytest.raises(WorkflowUpdateFailedError):
             await handle.execute_update(CanaryRollout.promote, OperatorInput())
+        stubs.release.set()
         result = await handle.result()
     assert result.outcome is RolloutPhase.ABORTED
 
