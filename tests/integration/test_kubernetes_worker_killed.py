@@ -7,16 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes import client
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.kubeconfig import KubeClients
 from tests.fixtures.cli import spawn
+from tests.fixtures.harness import worker
 from tests.fixtures.kube import Kube
 from tests.workflows.kube_cluster import NAMESPACE, kube_rollout, team_deployment
 from workers.main import activities_with
@@ -71,15 +70,10 @@ async def test_a_worker_killed_mid_canary_rollout_is_retried_without_a_second_ca
 
     controller.auto_advance()
     clients = Clients(kubernetes=KubeClients(kubeconfig=str(kube.kubeconfig)))
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            temporal_env.client,
-            task_queue=queue,
-            workflows=list(BY_STRATEGY.values()),
-            activities=activities_with(clients),
-            activity_executor=executor,
-        ):
-            result: RolloutResult = await handle.result()
+    async with worker(
+        temporal_env, list(BY_STRATEGY.values()), activities_with(clients), task_queue=queue
+    ):
+        result: RolloutResult = await handle.result()
 
     assert result.outcome is RolloutPhase.PROMOTED, result.reason
     assert len(canary_creates(kube)) == 1

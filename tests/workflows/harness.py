@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import GetWeightsInput, SetWeightInput
 from activities.routing.spec import RouterSpec
+from tests.fixtures.harness import queried, worker
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutStatus
 from workflows.rollouts.spec import Rollout, parse_rollout
@@ -118,13 +117,8 @@ def _path(router: RouterSpec) -> str:
     return router.nginx.config_path if router.nginx else "?"
 
 
-@asynccontextmanager
-async def canary_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client, task_queue=task_queue, workflows=[CanaryRollout], activities=stubs.activities()
-    ):
-        yield task_queue
+def canary_worker(env: WorkflowEnvironment, stubs: Stubs) -> AbstractAsyncContextManager[str]:
+    return worker(env, [CanaryRollout], stubs.activities())
 
 
 async def start(
@@ -140,16 +134,5 @@ async def wait_for_status(
     predicate: Callable[[RolloutStatus], bool],
     timeout: float = 15.0,
 ) -> RolloutStatus:
-    """Poll the ``status`` query until ``predicate`` holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                status = await handle.query(CanaryRollout.status)
-            except RPCError as exc:
-                # A run that just continued as new answers once its first task has run.
-                if "not scheduled yet" not in exc.message:
-                    raise
-            else:
-                if predicate(status):
-                    return status
-            await asyncio.sleep(0.05)
+    """The rollout's ``status`` once ``predicate`` holds (bounded)."""
+    return await queried(handle, CanaryRollout.status, predicate, "the rollout's status", timeout)

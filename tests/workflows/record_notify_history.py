@@ -17,10 +17,10 @@ from temporalio import activity
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notify.models import SlackMessage
 from activities.notify.rollout_models import SlackNoticeInput, WebhookNoticeInput
+from tests.fixtures.harness import worker
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
 from tests.workflows.test_pipeline import at_gate, stage, status_when
 from workflows.core.search_attributes import ALL
@@ -69,11 +69,11 @@ async def record(env: WorkflowEnvironment, save: Callable[[str, WorkflowHistory]
     )
     stubs = Stubs(measure_values=lambda n: [0.5])
     queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
+    async with worker(
+        env,
+        [CanaryRollout],
+        [*stubs.activities(), notify_slack, notify_webhook, open_rollout_incident],
         task_queue=queue,
-        workflows=[CanaryRollout],
-        activities=[*stubs.activities(), notify_slack, notify_webhook, open_rollout_incident],
     ):
         handle = await start(env, queue, spec)
         await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED)
@@ -105,11 +105,11 @@ async def record_pipeline(
         }
     )
     queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
+    async with worker(
+        env,
+        [PromotionPipeline, *BY_STRATEGY.values()],
+        [*Stubs().activities(), notify_slack, notify_webhook],
         task_queue=queue,
-        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-        activities=[*Stubs().activities(), notify_slack, notify_webhook],
     ):
         handle = await env.client.start_workflow(
             PromotionPipeline.run,

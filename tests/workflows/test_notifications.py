@@ -4,21 +4,19 @@ aiohttp to a receiver that checks signatures; routing and metrics stubbed by nam
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notify.activities import page, post_slack
 from activities.notify.local_servers import SlackServer
 from activities.notify.rollout import RolloutNotices
+from tests.fixtures.harness import poll, worker
 from tests.fixtures.notify import SLACK_TOKEN
 from tests.fixtures.webhooks import WEBHOOK_SECRET, WEBHOOK_SECRET_ENV, WebhookReceiver
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
@@ -52,28 +50,24 @@ def ui_link(workflow_id: str, run_id: str | None) -> str:
     return f"{UI}/namespaces/default/workflows/{workflow_id}/{run_id}"
 
 
-@asynccontextmanager
-async def notify_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
+def notify_worker(env: WorkflowEnvironment, stubs: Stubs) -> AbstractAsyncContextManager[str]:
     """CanaryRollout and IncidentRunbook with stub routing/metrics and the real notifiers."""
     task_queue = f"tq-{uuid.uuid4().hex}"
     notices = RolloutNotices(ui_link)
     incidents = RollbackIncidents(env.client, task_queue, UI)
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[*BY_STRATEGY.values(), PromotionPipeline, IncidentRunbook],
-            activities=[
-                *stubs.activities(),
-                notices.notify_slack,
-                notices.notify_webhook,
-                incidents.open_rollout_incident,
-                page,
-                post_slack,
-            ],
-            activity_executor=executor,
-        ):
-            yield task_queue
+    return worker(
+        env,
+        [*BY_STRATEGY.values(), PromotionPipeline, IncidentRunbook],
+        [
+            *stubs.activities(),
+            notices.notify_slack,
+            notices.notify_webhook,
+            incidents.open_rollout_incident,
+            page,
+            post_slack,
+        ],
+        task_queue=task_queue,
+    )
 
 
 def notifying(steps: list[dict[str, Any]], receiver: WebhookReceiver, **spec: Any) -> Rollout:
@@ -92,11 +86,7 @@ def thread(slack: SlackServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
     """Poll what another process (the Slack or PagerDuty server) saw, bounded."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if check():
-                return
-            await asyncio.sleep(0.05)
+    await poll(check, "the notification server to see it", timeout, every_s=0.05)
 
 
 async def test_a_canary_tells_one_slack_thread_its_whole_life(
