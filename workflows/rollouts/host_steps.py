@@ -1,16 +1,20 @@
 """Bringing the new version up on a set of hosts before it gets traffic: deploy, health
 checks, smoke tests — shared by blue-green (the preview pool) and canary (the canary
-pool, when the spec has a platform)."""
+pool, when the spec has a platform); and the run of the strategies that update every host
+(recreate, rolling)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.rollouts import host_ops
     from workflows.rollouts.base import RolloutBase
+    from workflows.rollouts.models import RolloutPhase, RolloutResult
     from workflows.rollouts.state import Stop
     from workflows.rollouts.targets import Side
 
@@ -45,6 +49,22 @@ class HostSteps(RolloutBase):
         self._previous = previous
         self._event("versions", ", ".join(f"{h}={v or 'nothing'}" for h, v in previous.items()))
         return None
+
+    async def _on_every_host(
+        self,
+        update: Callable[[list[str]], Coroutine[Any, Any, None]],
+        undo: Callable[[str], Coroutine[Any, Any, None]],
+    ) -> RolloutResult:
+        """Recreate's and rolling's run on hosts: read what every host runs (a failed read
+        ends the run with nothing changed), then ``update`` them all, with ``undo`` on a stop."""
+        hosts = self._rollout.spec.targets.everywhere()
+        refused = await self._read_previous_versions(hosts)
+        if refused is not None:
+            return self._finish(refused.phase, refused.reason)
+        stopped = await self._guarded(update(hosts), undo)
+        return stopped or self._finish(
+            RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {self._rollout.spec.version}"
+        )
 
     def _targets(self, side: Side) -> list[str]:
         return self._rollout.spec.targets.side(side)

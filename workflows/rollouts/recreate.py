@@ -40,15 +40,8 @@ class RecreateRollout(HostSteps, WorkloadSteps):
         self._begin()
         if rollout.spec.targets.workloads is not None:
             return await self._update_workload({"type": "Recreate"})
-        hosts = rollout.spec.targets.everywhere()
-        refused = await self._read_previous_versions(hosts)
-        if refused is not None:
-            return self._finish(refused.phase, refused.reason)
-        stopped = await self._guarded(
-            self._with_deadline("recreate", self._recreate(hosts)), self._restore
-        )
-        return stopped or self._finish(
-            RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {rollout.spec.version}"
+        return await self._on_every_host(
+            lambda hosts: self._with_deadline("recreate", self._recreate(hosts)), self._restore
         )
 
     async def _recreate(self, hosts: list[str]) -> None:

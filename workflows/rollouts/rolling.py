@@ -58,14 +58,7 @@ class RollingRollout(HostSteps, WorkloadSteps):
         if rollout.spec.targets.workloads is not None:
             limits = {"maxSurge": strategy.max_surge, "maxUnavailable": strategy.max_unavailable}
             return await self._update_workload({"type": "RollingUpdate", "rollingUpdate": limits})
-        hosts = rollout.spec.targets.everywhere()
-        refused = await self._read_previous_versions(hosts)
-        if refused is not None:
-            return self._finish(refused.phase, refused.reason)
-        stopped = await self._guarded(self._update_batches(), self._restore)
-        return stopped or self._finish(
-            RolloutPhase.PROMOTED, f"all {len(hosts)} hosts run {rollout.spec.version}"
-        )
+        return await self._on_every_host(lambda hosts: self._update_batches(), self._restore)
 
     async def _update_batches(self) -> None:
         strategy = self._rollout.spec.strategy.rolling
