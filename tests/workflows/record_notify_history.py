@@ -23,12 +23,12 @@ from activities.notify.rollout_models import SlackNoticeInput, WebhookNoticeInpu
 from tests.fixtures.harness import worker
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
 from tests.workflows.test_pipeline import at_gate, stage, status_when
+from tests.workflows.test_pipeline import pipeline as pipeline_of
 from workflows.core.search_attributes import ALL
 from workflows.core.verbs import OperatorInput
 from workflows.notifications.spec import RollbackIncidentInput
 from workflows.promotion.models import ApprovalInput, PipelineOutcome, PipelineRequest
 from workflows.promotion.pipeline import PromotionPipeline
-from workflows.promotion.spec import parse_pipeline
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase
 from workflows.rollouts.registry import BY_STRATEGY
@@ -88,21 +88,10 @@ async def record_pipeline(
     env: WorkflowEnvironment, save: Callable[[str, WorkflowHistory], None]
 ) -> None:
     """``pipeline-notified-succeeded``: a pipeline thread with a gate approved."""
-    service = f"svc-{uuid.uuid4().hex[:8]}"
-    pipeline = parse_pipeline(
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Pipeline",
-            "metadata": {"name": service},
-            "spec": {
-                "service": service,
-                "notifications": {"slack": {"channel": "#deploys"}},
-                "stages": [
-                    stage("staging"),
-                    stage("production", approval={"approvers": ["alice"]}),
-                ],
-            },
-        }
+    pipeline = pipeline_of(
+        stage("staging"),
+        stage("production", approval={"approvers": ["alice"]}),
+        notifications={"slack": {"channel": "#deploys"}},
     )
     queue = f"tq-{uuid.uuid4().hex}"
     async with worker(

@@ -17,17 +17,17 @@ from activities.notify.activities import page, post_slack
 from activities.notify.local_servers import SlackServer
 from activities.notify.rollout import RolloutNotices
 from tests.fixtures.harness import poll, worker
-from tests.fixtures.notify import SLACK_TOKEN
+from tests.fixtures.notify import SLACK_TOKEN, rollback_incident
 from tests.fixtures.webhooks import WEBHOOK_SECRET, WEBHOOK_SECRET_ENV, WebhookReceiver
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
+from tests.workflows.test_pipeline import pipeline as pipeline_of
 from tests.workflows.test_pipeline import stage
 from workers.rollout_incident import RUNBOOKS_ENV, RollbackIncidents
 from workflows.core.verbs import OperatorInput
 from workflows.incidents.runbook import IncidentRunbook
-from workflows.notifications.spec import RollbackIncident, RollbackIncidentInput
+from workflows.notifications.spec import RollbackIncident
 from workflows.promotion.models import ApprovalInput, PipelineOutcome, PipelineRequest
 from workflows.promotion.pipeline import PromotionPipeline
-from workflows.promotion.spec import parse_pipeline
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase
 from workflows.rollouts.registry import BY_STRATEGY
@@ -240,15 +240,10 @@ async def test_a_repeated_rollback_incident_is_the_same_incident(
     temporal_env, notify_env, tmp_path: Path, monkeypatch
 ):
     rollback_runbook(tmp_path, monkeypatch)
-    request = RollbackIncidentInput(
+    request = rollback_incident(
         rollout_id=f"rollout-checkout-{uuid.uuid4().hex[:8]}",
         run_id="run-1",
-        service="checkout",
-        environment="production",
-        version="v2",
-        strategy="canary",
         reason="progress deadline of 60s exceeded at step 0",
-        incident=RollbackIncident(labels={"team": "payments"}),
     )
     async with notify_worker(temporal_env, Stubs()) as tq:
         incidents = RollbackIncidents(temporal_env.client, tq, UI)
@@ -280,20 +275,13 @@ async def test_an_aborted_rollout_opens_no_incident(temporal_env, notify_env, mo
 async def test_a_pipeline_thread_shows_its_gate_who_approved_and_the_end(
     temporal_env, notify_env, webhook_receiver
 ):
-    service = f"svc-{uuid.uuid4().hex[:8]}"
     gate = {"approval": {"approvers": ["alice", "bob"]}}
-    pipeline = parse_pipeline(
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Pipeline",
-            "metadata": {"name": service},
-            "spec": {
-                "service": service,
-                "notifications": {"slack": {"channel": "#deploys"}},
-                "stages": [stage("staging"), stage("production", **gate)],
-            },
-        }
+    pipeline = pipeline_of(
+        stage("staging"),
+        stage("production", **gate),
+        notifications={"slack": {"channel": "#deploys"}},
     )
+    service = pipeline.spec.service
     async with notify_worker(temporal_env, Stubs()) as tq:
         handle = await temporal_env.client.start_workflow(
             PromotionPipeline.run,

@@ -56,14 +56,18 @@ def stage(
     return {"environment": environment, "rollout": rollout, **gates}
 
 
-def pipeline(*stages: dict[str, Any], policy: str = "supersede") -> Any:
-    service = f"svc-{uuid.uuid4().hex[:8]}"
+def pipeline(
+    *stages: dict[str, Any], policy: str = "supersede", service: str = "", **spec: Any
+) -> Any:
+    """A Pipeline of ``stages`` for ``service`` (a fresh name if not given); ``spec`` adds
+    to its spec (``notifications``)."""
+    service = service or f"svc-{uuid.uuid4().hex[:8]}"
     return parse_pipeline(
         {
             "apiVersion": "deployflow/v1",
             "kind": "Pipeline",
             "metadata": {"name": service},
-            "spec": {"service": service, "policy": policy, "stages": list(stages)},
+            "spec": {"service": service, "policy": policy, "stages": list(stages), **spec},
         }
     )
 

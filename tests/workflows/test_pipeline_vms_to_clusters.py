@@ -22,10 +22,10 @@ from activities.routing.spec import NopRouterSpec
 from tests.fixtures.harness import worker
 from tests.fixtures.kube import Kube
 from tests.workflows.kube_cluster import NAMESPACE, team_deployment
+from tests.workflows.test_pipeline import pipeline as pipeline_of
 from workers.main import activities_with
 from workflows.promotion.models import PipelineOutcome, PipelineRequest, PipelineResult
 from workflows.promotion.pipeline import PromotionPipeline
-from workflows.promotion.spec import parse_pipeline
 from workflows.rollouts.registry import BY_STRATEGY
 
 QUICK = {"canary": {"steps": [{"setWeight": 50}]}}
@@ -76,25 +76,11 @@ async def test_a_version_goes_from_vms_in_staging_to_two_clusters_in_production(
 ):
     prod_a, prod_b = kube_cluster("prod-a"), kube_cluster("prod-b")
     before = {c.context: with_team_deployment(c) for c in (prod_a, prod_b)}
-    service = f"checkout-{uuid.uuid4().hex[:6]}"
-    pipeline = parse_pipeline(
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Pipeline",
-            "metadata": {"name": service},
-            "spec": {
-                "service": service,
-                "stages": [
-                    {"environment": "staging", "rollout": on_vms(tmp_path)},
-                    {
-                        "environment": "prod-a",
-                        "requiredSoakTime": "1h",
-                        "rollout": on_cluster("prod-a"),
-                    },
-                    {"environment": "prod-b", "rollout": on_cluster("prod-b")},
-                ],
-            },
-        }
+    pipeline = pipeline_of(
+        {"environment": "staging", "rollout": on_vms(tmp_path)},
+        {"environment": "prod-a", "requiredSoakTime": "1h", "rollout": on_cluster("prod-a")},
+        {"environment": "prod-b", "rollout": on_cluster("prod-b")},
+        service=f"checkout-{uuid.uuid4().hex[:6]}",
     )
     clients = Clients(kubernetes=KubeClients(kubeconfig=str(prod_a.kubeconfig)))
     task_queue = f"tq-{uuid.uuid4().hex}"
