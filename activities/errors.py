@@ -9,6 +9,12 @@
                                           cannot be taken over as it is (its servers are not
                                           the spec's, or rewriting it would lose settings);
                                           the message says what is in it and what to do
+    RouterInstanceFailed   non-retryable  a traffic activity failed on one load balancer of a
+                                          router with instances (the message names it and
+                                          why); raised by the workflow once every instance
+                                          finished its own, so the rollout rolls back all
+    InstancesDisagree      non-retryable  the load balancers of a router with instances read
+                                          back different splits (or states, or routes)
     MetricQueryFailed      retryable      the metrics provider could not be reached
     PlaceholderMissing     non-retryable  a templated command names an unknown placeholder
     PlatformCommandFailed  retryable      a deploy/start/stop/restart/current command exited
@@ -39,6 +45,9 @@
     KubernetesObjectForeign non-retryable the canary Deployment's name is taken by one
                                           deployflow does not own, or the stable one's
                                           selector cannot be told apart from a canary's
+    KubernetesObjectReplaced non-retryable the Deployment a recorded pod template came from
+                                          was deleted and created again (another uid): an
+                                          emergency rollback refuses to overwrite it
     KubernetesRolloutFailed non-retryable a Deployment exceeded its progress deadline
                                           (ProgressDeadlineExceeded), naming it and why
     KubernetesRequestInvalid non-retryable the API server refused a router's change as
@@ -75,6 +84,8 @@ INVALID_SPEC: Final = "InvalidSpec"
 ROUTER_CONFIG_REJECTED: Final = "RouterConfigRejected"
 ROUTER_COMMAND_FAILED: Final = "RouterCommandFailed"
 ROUTER_CONFIG_FOREIGN: Final = "RouterConfigForeign"
+ROUTER_INSTANCE_FAILED: Final = "RouterInstanceFailed"
+INSTANCES_DISAGREE: Final = "InstancesDisagree"
 METRIC_QUERY_FAILED: Final = "MetricQueryFailed"
 PLACEHOLDER_MISSING: Final = "PlaceholderMissing"
 PLATFORM_COMMAND_FAILED: Final = "PlatformCommandFailed"
@@ -90,6 +101,7 @@ KUBERNETES_REQUEST_FAILED: Final = "KubernetesRequestFailed"
 KUBERNETES_FORBIDDEN: Final = "KubernetesForbidden"
 KUBERNETES_OBJECT_MISSING: Final = "KubernetesObjectMissing"
 KUBERNETES_OBJECT_FOREIGN: Final = "KubernetesObjectForeign"
+KUBERNETES_OBJECT_REPLACED: Final = "KubernetesObjectReplaced"
 KUBERNETES_ROLLOUT_FAILED: Final = "KubernetesRolloutFailed"
 KUBERNETES_REQUEST_INVALID: Final = "KubernetesRequestInvalid"
 NOTIFIER_NOT_CONFIGURED: Final = "NotifierNotConfigured"
@@ -101,6 +113,8 @@ NON_RETRYABLE: Final = frozenset(
         INVALID_SPEC,
         ROUTER_CONFIG_REJECTED,
         ROUTER_CONFIG_FOREIGN,
+        ROUTER_INSTANCE_FAILED,
+        INSTANCES_DISAGREE,
         PLACEHOLDER_MISSING,
         MIGRATION_FAILED,
         ROLLBACK_IMPOSSIBLE,
@@ -110,6 +124,7 @@ NON_RETRYABLE: Final = frozenset(
         KUBERNETES_FORBIDDEN,
         KUBERNETES_OBJECT_MISSING,
         KUBERNETES_OBJECT_FOREIGN,
+        KUBERNETES_OBJECT_REPLACED,
         KUBERNETES_ROLLOUT_FAILED,
         KUBERNETES_REQUEST_INVALID,
         NOTIFIER_NOT_CONFIGURED,

@@ -40,13 +40,19 @@ class OneOf(Model):
     """
 
     label: ClassVar[str] = "one of"
+    besides: ClassVar[frozenset[str]] = frozenset()
+    """Fields that are not kinds (``router.instances``): never counted, never ``selected()``."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
         chosen = self._chosen()
         if len(chosen) != 1:
             fields = type(self).model_fields
-            kinds = ", ".join(self._spelling(n) for n, f in fields.items() if not f.exclude)
+            kinds = ", ".join(
+                self._spelling(n)
+                for n, f in fields.items()
+                if not f.exclude and n not in self.besides
+            )
             got = ", ".join(chosen) or "none"
             raise ValueError(f"{self.label}: set exactly one of {kinds}; got {got}")
         return self
@@ -57,13 +63,16 @@ class OneOf(Model):
 
     def selected(self) -> Model:
         """The spec of the kind that is set: for ``router: {nginx: {...}}``, the nginx spec."""
-        name = next(n for n in type(self).model_fields if getattr(self, n) is not None)
+        name = next(n for n in self._kinds() if getattr(self, n) is not None)
         chosen: Model = getattr(self, name)
         return chosen
 
     def _chosen(self) -> list[str]:
-        fields = type(self).model_fields
-        return [self._spelling(n) for n in fields if getattr(self, n) is not None]
+        return [self._spelling(n) for n in self._kinds() if getattr(self, n) is not None]
+
+    @classmethod
+    def _kinds(cls) -> list[str]:
+        return [n for n in cls.model_fields if n not in cls.besides]
 
     @classmethod
     def _spelling(cls, name: str) -> str:

@@ -29,6 +29,11 @@ while moving forward (router sampled every 50 ms, and every set_weight in the hi
 nothing moved forward after an accepted abort (history). Exit 0 only if every rollout was.
 
     .venv/bin/python bench/chaos.py [--rollouts 50] [--seed 1] [--strategies ...] [--json]
+
+``--kube`` runs the Kubernetes lanes instead (bench/chaos_kube.py): canaries through
+ingress-nginx, Istio and replica counts against the API server double, same kills.
+
+    .venv/bin/python bench/chaos.py --kube [--rollouts 30] [--seed 1] [--max-minutes 5]
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from chaos_judge import Plan, Result
+from chaos_kube import run_kube
 from chaos_lanes import LANES, STRATEGY, Lane, build, host_count
 from chaos_parts import DevServer, PartError, Prometheus, free_port
 from chaos_report import figures, print_report, print_result
@@ -171,7 +177,29 @@ async def soak(
         watcher.cancel()
 
 
+async def kube_async(args: argparse.Namespace) -> int:
+    """The Kubernetes lanes on a dev server of their own (no hosts, no Prometheus)."""
+    workdir = Path(tempfile.mkdtemp(prefix="deployflow-chaos-kube-"))
+    print(f"machine: {machine()}", file=sys.stderr)
+    print(f"work dir: {workdir}; seed {args.seed}; {args.rollouts} rollouts", file=sys.stderr)
+    server = DevServer(workdir)
+    try:
+        await server.start()
+        client = await server.client()
+        code = await run_kube(workdir, server, client, args.rollouts, args.seed, run_stamp(),
+                              args.max_minutes)  # fmt: skip
+    finally:
+        server.process.stop()
+    if code == 0 and not args.keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"logs: {workdir}", file=sys.stderr)
+    return code
+
+
 async def main_async(args: argparse.Namespace) -> int:
+    if args.kube:
+        return await kube_async(args)
     workdir = Path(tempfile.mkdtemp(prefix="deployflow-chaos-"))
     stamp = run_stamp()
     soaking, faults = plans(args.rollouts, args.strategies, args.seed)
@@ -260,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-server-restart", dest="server_restart", action="store_false")
     parser.add_argument("--json", action="store_true", help="the report as JSON on stdout")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work dir")
+    parser.add_argument("--kube", action="store_true", help="the Kubernetes lanes instead")
     args = parser.parse_args(argv)
     if not 1 <= args.rollouts <= 500 or not 1 <= args.parallel <= 5:
         parser.error("need 1 <= --rollouts <= 500 and 1 <= --parallel <= 5")

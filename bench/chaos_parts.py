@@ -189,7 +189,11 @@ class Worker:
     """``deployflow worker`` on a lane's task queue, as a user runs it (its settings are the
     code's). Ready = the moment its ``worker started`` line arrives."""
 
-    def __init__(self, address: str, task_queue: str, log: Path) -> None:
+    def __init__(
+        self, address: str, task_queue: str, log: Path, args: tuple[str, ...] = ()
+    ) -> None:
+        """``args``: more ``deployflow worker`` flags (``--host lb-a`` makes an agent)."""
+        self.args = args
         # This shell's Temporal profile, TLS, API key or payload codec are not the bench's
         # dev server's: only what is set here (and no profile file) reaches the worker.
         inherited = {
@@ -217,7 +221,7 @@ class Worker:
     async def spawn(self) -> asyncio.Future[float]:
         """Start one; the future is the moment (``time.time()``) its ready line arrived."""
         self.process = await asyncio.create_subprocess_exec(
-            str(BIN / "deployflow"), "worker",
+            str(BIN / "deployflow"), "worker", *self.args,
             cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,

@@ -55,7 +55,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     devserver.add_parser(subparsers)
-    worker = subparsers.add_parser("worker", help="run a worker for all deployflow workflows")
+    worker = subparsers.add_parser(
+        "worker",
+        help="run a worker for all deployflow workflows (with --host: a load balancer's agent)",
+    )
     worker_options.add_arguments(worker)
     worker.set_defaults(func=Handler("workers.main:run"), needs_client=False)
     commands.add_rollout(subparsers, full=full("rollout"))

@@ -64,6 +64,9 @@ def describe(rollout: Rollout) -> str:
     what = f"{spec.strategy.name} of {spec.service} {spec.version} in {spec.environment}"
     if spec.targets.workloads is not None:
         what += f" on {spec.targets.workloads.describe()} by router {spec.router.kind}"
+        if spec.router.replicas is not None:
+            pods = spec.router.replicas.replicas or "the stable Deployment's"
+            what += f" (weights as replica counts of {pods} pods, no traffic router)"
     if spec.strategy.canary is not None:
         steps = spec.strategy.canary.steps
         return f"{what}, {len(steps)} steps: " + " → ".join(s.describe() for s in steps)

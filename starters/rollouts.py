@@ -9,6 +9,7 @@ apply now), 3 Temporal unreachable. `lint` and `start` are in ``starters/rollout
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from datetime import timedelta
@@ -20,6 +21,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -147,11 +149,17 @@ async def send_verb(
 ) -> str:
     """Run the ``name`` update; the workflow's answer. ``Conflict`` (with the workflow's
     reason) when its validator refuses it, ``NotFound`` when the run has closed. ``timeout``
-    bounds the wait for a worker (the API's; the CLI waits as long as the server does)."""
+    bounds the whole wait for a worker (the API's; the CLI waits as long as the server does):
+    the SDK repeats the update call while the server has not accepted it, so ``rpc_timeout``
+    alone bounds each round, not the wait."""
+    seconds = None if timeout is None else timeout.total_seconds()
     try:
-        message: str = await handle.execute_update(
-            name, request, result_type=str, rpc_timeout=timeout
-        )
+        async with asyncio.timeout(seconds):
+            message: str = await handle.execute_update(
+                name, request, result_type=str, rpc_timeout=timeout
+            )
+    except TimeoutError:
+        raise WorkflowUpdateRPCTimeoutOrCancelledError() from None
     except WorkflowUpdateFailedError as exc:
         raise Conflict(f"{name} rejected: {root_cause(exc).message}") from None
     except RPCError as exc:

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.tls",
     "tests.fixtures.api",
     "tests.fixtures.worker",
+    "tests.fixtures.agents",
     "tests.fixtures.kube",
     "tests.fixtures.security_servers",
 ]

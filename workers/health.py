@@ -8,12 +8,16 @@ server lists this worker's identity among the pollers of its task queue, for wor
 for activity tasks. The last is the server's own view, so a worker whose polls never arrive
 (a wrong namespace, a proxy in between) is not ready even though it runs. The server keeps
 a poller listed for a while after it stops, which is why a worker that is shutting down
-says so itself.
+says so itself. An agent (``deployflow worker --host``) polls activity tasks only, so only
+those are asked for. A ready answer is kept for ``READY_FOR``: a probe every second costs
+the cluster three RPCs every few seconds, not three a second.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
@@ -23,6 +27,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 RPC_TIMEOUT = timedelta(seconds=2)
+READY_FOR = 5.0
+"""Seconds a ready answer is reused before Temporal is asked again."""
 POLLED_TYPES = {
     "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     "activity": TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
@@ -36,11 +42,22 @@ class Readiness:
     client: Client
     task_queue: str
     stopping: bool = False
+    polled: tuple[str, ...] = tuple(POLLED_TYPES)
+    """What the worker polls: workflow and activity tasks, or activity tasks (an agent)."""
+    _ready_until: float = field(default=0.0, init=False, repr=False)
 
     async def problem(self) -> str | None:
         """Why the worker is not ready, or None when it is."""
         if self.stopping:
             return "shutting down: no longer polling"
+        if time.monotonic() < self._ready_until:
+            return None
+        problem = await self._ask()
+        if problem is None:
+            self._ready_until = time.monotonic() + READY_FOR
+        return problem
+
+    async def _ask(self) -> str | None:
         address = self.client.service_client.config.target_host
         try:
             serving = await self.client.service_client.check_health(timeout=RPC_TIMEOUT)
@@ -48,18 +65,24 @@ class Readiness:
             return f"Temporal at {address} does not answer its health check: {exc}"
         if not serving:
             return f"Temporal at {address} reports its frontend as not serving"
-        missing = []
-        for kind, queue_type in POLLED_TYPES.items():
-            described = await self.client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=self.client.namespace,
-                    task_queue=TaskQueue(name=self.task_queue),
-                    task_queue_type=queue_type,
-                ),
-                timeout=RPC_TIMEOUT,
+        described = await asyncio.gather(
+            *(
+                self.client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=self.client.namespace,
+                        task_queue=TaskQueue(name=self.task_queue),
+                        task_queue_type=POLLED_TYPES[kind],
+                    ),
+                    timeout=RPC_TIMEOUT,
+                )
+                for kind in self.polled
             )
-            if all(p.identity != self.client.identity for p in described.pollers):
-                missing.append(kind)
+        )
+        missing = [
+            kind
+            for kind, queue in zip(self.polled, described, strict=True)
+            if all(p.identity != self.client.identity for p in queue.pollers)
+        ]
         if missing:
             return (
                 f"Temporal does not list {self.client.identity} as a poller of "

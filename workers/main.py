@@ -7,7 +7,9 @@ server retries it on another worker) and the worker exits 0. A second signal exi
 (128 + the signal's number), killing the commands running activities started and leaving
 the activities to their heartbeat timeouts.
 With ``--metrics-listen`` it serves Prometheus metrics (``workers/telemetry.py``), with
-``--health-listen`` liveness and readiness (``workers/health.py``).
+``--health-listen`` liveness and readiness (``workers/health.py``). With ``--host NAME`` it
+is a load balancer's agent instead (``workers/agent.py``): traffic activities only, on
+that host's own task queue.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from temporalio.worker import Worker
 from activities.clients import Clients
 from activities.health.activities import check_health, run_smoke_tests
 from activities.health.certificates import check_certificate
+from activities.health.deployments import ReadinessActivities
 from activities.health.dns import resolve_names
 from activities.metrics.activities import measure
 from activities.metrics.trend import memory_trend
@@ -38,7 +41,9 @@ from activities.notify.rollout import RolloutNotices
 from activities.platforms.activities import PlatformActivities
 from activities.platforms.process import kill_running
 from activities.routing.activities import RouterActivities
+from activities.routing.spec import agent_queue
 from activities.temporal.activities import WorkflowWatcher
+from workers.agent import AGENT_THREADS, build_agent
 from workers.config import TemporalConfig
 from workers.health import Readiness, health_app
 from workers.listen import start_site
@@ -98,12 +103,9 @@ def activities_with(clients: Clients) -> list[Callable[..., Any]]:
     routing = RouterActivities(clients)
     platforms = PlatformActivities(clients)
     migrations = MigrationActivities(clients)
+    readiness = ReadinessActivities(clients)
     return [
-        routing.set_weight,
-        routing.get_weights,
-        routing.set_server_states,
-        routing.get_server_states,
-        routing.set_header_routes,
+        *routing.all(),
         platforms.platform_action,
         platforms.current_version,
         platforms.record_stable,
@@ -111,6 +113,7 @@ def activities_with(clients: Clients) -> list[Callable[..., Any]]:
         platforms.set_stable,
         platforms.scale_workload,
         platforms.restart_workload,
+        readiness.check_readiness,
         migrations.current_revision,
         migrations.resolve_target,
         migrations.migrate,
@@ -164,8 +167,13 @@ async def run_worker(
     options = options or WorkerOptions()
     if options.metrics_listen is not None:
         config = _with_metrics(config, options.metrics_listen)
+    if options.host is not None:
+        queue = options.agent_queue or agent_queue(options.host)
+        config = dataclasses.replace(config, task_queue=queue)
     client = await config.connect()
     readiness = Readiness(client, config.task_queue)
+    if options.host is not None:
+        readiness.polled = ("activity",)
     health = None
     if options.health_listen is not None:
         host, port = options.health_listen
@@ -173,18 +181,21 @@ async def run_worker(
             health_app(readiness), host, port, shutdown_timeout=1.0, flag="--health-listen"
         )
     try:
-        with ThreadPoolExecutor(
-            max_workers=ACTIVITY_THREADS, thread_name_prefix="activity"
-        ) as executor:
-            worker = build_worker(
-                client,
-                config.task_queue,
-                executor,
-                config.ui_url,
-                graceful_shutdown_timeout=options.grace_period,
-            )
+        threads = ACTIVITY_THREADS if options.host is None else AGENT_THREADS
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="activity") as executor:
+            if options.host is None:
+                worker = build_worker(
+                    client,
+                    config.task_queue,
+                    executor,
+                    config.ui_url,
+                    graceful_shutdown_timeout=options.grace_period,
+                )
+            else:
+                worker = build_agent(client, config.task_queue, executor, options.grace_period)
             async with worker:
-                log.info("worker started", **config.describe(), **_endpoints(options))
+                role = {} if options.host is None else {"agent_of": options.host}
+                log.info("worker started", **config.describe(), **role, **_endpoints(options))
                 await stop.wait()
                 readiness.stopping = True
                 log.info(

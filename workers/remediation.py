@@ -33,19 +33,8 @@ class Remediation:
     @activity.defn(name="plan_rollback")
     async def plan_rollback(self, input: PlanRollbackInput) -> RollbackRequest:
         """What an emergency rollback of the service needs, from its history."""
-        try:
-            request = await plan(
-                self._client, input.service, input.environment, input.to, input.reason, input.by
-            )
-        except NoRollbackTarget as exc:
-            raise errors.failure(errors.ROLLBACK_IMPOSSIBLE, str(exc)) from None
-        log.info(
-            "plan_rollback",
-            service=input.service,
-            environment=input.environment,
-            target=request.target,
-            cancelling=request.cancel_workflow_id,
-        )
+        request = await plan_or_refuse(self._client, input)
+        log_plan("plan_rollback", input.service, input.environment, request)
         return request
 
     @activity.defn(name="open_incident")
@@ -56,3 +45,24 @@ class Remediation:
         )
         log.info("open_incident", workflow_id=delivery.workflow_id, action=delivery.action)
         return delivery.workflow_id
+
+
+async def plan_or_refuse(client: Client, input: PlanRollbackInput) -> RollbackRequest:
+    """``emergency_plan.plan`` as a planning activity answers it: a service whose history
+    knows nothing to go back to fails the activity, not retried (RollbackImpossible)."""
+    try:
+        return await plan(
+            client, input.service, input.environment, input.to, input.reason, input.by
+        )
+    except NoRollbackTarget as exc:
+        raise errors.failure(errors.ROLLBACK_IMPOSSIBLE, str(exc)) from None
+
+
+def log_plan(event: str, service: str, environment: str, request: RollbackRequest) -> None:
+    log.info(
+        event,
+        service=service,
+        environment=environment,
+        target=request.target,
+        cancelling=request.cancel_workflow_id,
+    )

@@ -7,17 +7,14 @@ SERVICE`` does (``workflows/rollouts/emergency_plan.py``), so it lives beside
 
 from __future__ import annotations
 
-import structlog
 from temporalio import activity
 from temporalio.client import Client
 
-from activities import errors
+from workers.remediation import log_plan, plan_or_refuse
 from workflows.rollouts import emergency_plan
-from workflows.rollouts.emergency_plan import NoRollbackTarget
+from workflows.rollouts.emergency_models import PlanRollbackInput
 from workflows.rollouts.scope_rollback_models import PlanScopeMemberInput, ScopeMemberPlan
 from workflows.rollouts.spec import rollout_workflow_id
-
-log = structlog.get_logger()
 
 
 class ScopePlanning:
@@ -33,20 +30,12 @@ class ScopePlanning:
         running_id = rollout_workflow_id(input.service, input.environment)
         if input.canary_only and not await emergency_plan.is_running(self._client, running_id):
             return ScopeMemberPlan(skipped="no rollout running: the promoted version stays")
-        try:
-            request = await emergency_plan.plan(
-                self._client, input.service, input.environment, reason=input.reason, by=input.by
-            )
-        except NoRollbackTarget as exc:
-            raise errors.failure(errors.ROLLBACK_IMPOSSIBLE, str(exc)) from None
+        member = PlanRollbackInput(
+            service=input.service, environment=input.environment, reason=input.reason, by=input.by
+        )
+        request = await plan_or_refuse(self._client, member)
         if input.canary_only:
             # Only the cancel: the rollout's own rollback puts back what was live.
             request = request.model_copy(update={"target": None, "database_revision": None})
-        log.info(
-            "plan_scope_member",
-            service=input.service,
-            environment=input.environment,
-            target=request.target,
-            cancelling=request.cancel_workflow_id,
-        )
+        log_plan("plan_scope_member", input.service, input.environment, request)
         return ScopeMemberPlan(request=request)

@@ -125,7 +125,11 @@ class PlatformActivities:
         """Set the stable Deployment's pod template exactly and wait for its rollout."""
         with keep_alive("updating the stable deployment"):
             state = self._deployments(input.platform).set_stable(
-                input.template, input.strategy, input.progress_deadline_seconds, input.rollout
+                input.template,
+                input.strategy,
+                input.progress_deadline_seconds,
+                input.rollout,
+                input.uid,
             )
         return _logged("kubernetes_stable_set", input.key, state)
 

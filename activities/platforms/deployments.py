@@ -17,7 +17,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
-from activities.platforms.spec import CANARY_SUFFIX
+from activities.platforms.spec import CANARY_SUFFIX, image_tag
 
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 ROLE: Final = "deployflow.io/role"
@@ -87,6 +87,15 @@ def with_image(template: JSON, container: str, image: str, version: str) -> JSON
     metadata = changed.setdefault("metadata", {})
     metadata["annotations"] = {**(metadata.get("annotations") or {}), VERSION: version}
     return changed
+
+
+def template_version(template: JSON, image: str) -> str | None:
+    """The version a pod template runs: its ``deployflow.io/version`` annotation (what
+    deployflow wrote; also right when every version shares one image), else the image's
+    tag."""
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    written = annotations.get(VERSION)
+    return str(written) if written else image_tag(image)
 
 
 def canary_match_labels(stable: JSON) -> dict[str, str]:

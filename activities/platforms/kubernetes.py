@@ -15,7 +15,6 @@ each state through ``progress`` (the activity heartbeats with it). A Deployment 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -25,10 +24,12 @@ import structlog
 from activities import errors
 from activities.errors import failure
 from activities.kubeconfig import REQUEST_TIMEOUT
+from activities.kubernetes import api as kube_api
+from activities.kubernetes.api import ApiStatus
 from activities.log_fields import ms_since
 from activities.platforms import deployments as build
 from activities.platforms.models import StableRecord, Workload, WorkloadState
-from activities.platforms.spec import DeploymentTarget, image_tag
+from activities.platforms.spec import DeploymentTarget
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -42,15 +43,6 @@ CONFLICT_ATTEMPTS: Final = 5
 """Read-modify-write rounds on 409 before the activity fails (retryably)."""
 DEFAULT_DEADLINE: Final = 600
 """A Deployment's ``progressDeadlineSeconds`` when it has none (the API default)."""
-
-
-class ApiStatus(Exception):
-    """A non-2xx answer: ``status`` and the Status object's message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
 
 
 class KubernetesDeployments:
@@ -92,7 +84,7 @@ class KubernetesDeployments:
             progress_deadline_seconds=spec.get("progressDeadlineSeconds", DEFAULT_DEADLINE),
             container=str(container["name"]),
             image=image,
-            version=image_tag(image),
+            version=build.template_version(template, image),
         )
 
     def apply_canary(
@@ -148,13 +140,24 @@ class KubernetesDeployments:
         strategy: JSON | None,
         deadline: int | None,
         rollout: str,
+        uid: str | None = None,
     ) -> WorkloadState:
-        """Set the stable Deployment's pod template exactly, then wait for the rollout."""
+        """Set the stable Deployment's pod template exactly, then wait for the rollout.
+        With ``uid``: only on the Deployment of that uid (``KubernetesObjectReplaced``)."""
         started = time.monotonic()
         name = self.target.name
         changed = False
         for _ in range(CONFLICT_ATTEMPTS):
             current = self._required(name)
+            found = current["metadata"].get("uid")
+            if uid is not None and found != uid:
+                raise failure(
+                    errors.KUBERNETES_OBJECT_REPLACED,
+                    f"deployment {self.target.describe(name)} is not the one its pod template "
+                    f"was recorded from (uid {found}, recorded {uid}): it was deleted and "
+                    "created again since, and deployflow does not overwrite it; roll the "
+                    "version out with `deployflow rollout start` instead",
+                )
             body = build.stable_changes(current, template, strategy, deadline)
             if body is None:
                 break
@@ -208,6 +211,10 @@ class KubernetesDeployments:
         if changed:
             self._patch(self._path(name), build.restart_patch(at), f"restart {name}")
         return self._state(self.wait(name), changed, started)
+
+    def read(self, workload: Workload) -> JSON | None:
+        """The Deployment as the API server has it, or None when there is none."""
+        return self._get(self._workload(workload))
 
     def wait(self, name: str, budget_s: float | None = None) -> JSON:
         """Until ``name`` has rolled out (the Deployment's own deadline, plus a minute, at
@@ -285,31 +292,13 @@ class KubernetesDeployments:
     ) -> JSON:
         from urllib3.exceptions import HTTPError
 
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        params = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
         try:
-            response = self.api.call_api(*params, _request_timeout=REQUEST_TIMEOUT)
-            response.read()
+            return kube_api.request(self.api, method, path, body, content_type)
         except HTTPError as e:
             raise failure(
                 errors.KUBERNETES_REQUEST_FAILED,
                 f"{what} on {self.target.context or 'the default cluster'}: {e}",
             ) from None
-        data = response.data or b"{}"
-        if not 200 <= response.status <= 299:
-            try:
-                message = json.loads(data).get("message", "")
-            except ValueError:
-                message = data[:200].decode(errors="replace")
-            raise ApiStatus(response.status, message)
-        parsed: JSON = json.loads(data)
-        return parsed
 
     def _patch(self, path: str, patch: build.Patch, what: str) -> JSON:
         try:

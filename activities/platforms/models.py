@@ -46,7 +46,8 @@ class StableRecord(Model):
     progress_deadline_seconds: int
     container: str  # the container deployflow sets the image of
     image: str  # its image now
-    version: str | None  # the image's tag (None: a digest, or untagged)
+    # The template's deployflow.io/version annotation, else the image's tag (None: neither).
+    version: str | None
 
 
 class RecordStableInput(Model):
@@ -76,6 +77,9 @@ class SetStableInput(Model):
     progress_deadline_seconds: int | None = None
     rollout: str
     key: str
+    # The uid of the Deployment ``template`` was recorded from: a Deployment by that name
+    # with another uid (deleted and created again since) is refused, never overwritten.
+    uid: str | None = None
 
 
 class ScaleInput(Model):

@@ -28,12 +28,12 @@ docs/kubernetes.md). No credentials here: the worker holds them, the spec names 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, ClassVar, Final
 
 from pydantic import AfterValidator, Field
 
 from activities.argv import placeholders, render
+from activities.kubernetes.names import DNS_LABEL, ContextName, DnsLabel, matching
 from activities.model import MAX_SECONDS, Model, OneOf, PositiveSeconds
 
 PLACEHOLDERS: Final = ("host", "port", "version", "service")
@@ -70,29 +70,14 @@ class CommandPlatformSpec(Model):
     workdir: str | None = None
 
 
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 CANARY_SUFFIX: Final = "-canary"
 """The canary Deployment deployflow owns is the stable one's name with this suffix."""
-
-
-def _matching(pattern: str, what: str, longest: int) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if len(value) > longest or not compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not {what} (at most {longest} characters)")
-        return value
-
-    return AfterValidator(check)
-
 
 DeploymentName = Annotated[
     str,
     # 63 (a label value: the canary's name is one) less the canary suffix.
-    _matching(_DNS_LABEL, "a DNS-1123 label (a-z, 0-9, '-')", 63 - len(CANARY_SUFFIX)),
+    matching(DNS_LABEL, "a DNS-1123 label (a-z, 0-9, '-')", 63 - len(CANARY_SUFFIX)),
 ]
-DnsLabel = Annotated[str, _matching(_DNS_LABEL, "a DNS-1123 label (a-z, 0-9, '-')", 63)]
-ContextName = Annotated[str, _matching(r"[^\x00-\x1f\x7f]+", "a kubeconfig context name", 253)]
 
 
 def _image_template(value: str) -> str:

@@ -10,6 +10,8 @@ re-applies the same state; the router skips the reload when it already holds it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from temporalio import activity
@@ -36,6 +38,16 @@ class RouterActivities:
 
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every traffic activity: what a worker registers, and all an agent does."""
+        return [
+            self.set_weight,
+            self.get_weights,
+            self.set_server_states,
+            self.get_server_states,
+            self.set_header_routes,
+        ]
 
     @activity.defn(name="set_weight")
     def set_weight(self, input: SetWeightInput) -> Weights:

@@ -13,10 +13,12 @@ from activities.routing.kube_spec import (
     GatewayAPIRouterSpec,
     IngressNginxRouterSpec,
     IstioRouterSpec,
+    ReplicasRouterSpec,
     ServiceRouterSpec,
 )
 from activities.routing.nginx import NginxRouter
 from activities.routing.nop import NopRouter
+from activities.routing.replicas import ReplicasRouter
 from activities.routing.service import ServiceRouter
 from activities.routing.spec import HAProxyRouterSpec, NginxRouterSpec, NopRouterSpec, RouterSpec
 
@@ -38,6 +40,8 @@ def router_for(spec: RouterSpec, clients: Clients) -> TrafficRouter:
             return IstioRouter(istio, clients.kubernetes)
         case GatewayAPIRouterSpec() as gateway:
             return GatewayAPIRouter(gateway, clients.kubernetes)
+        case ReplicasRouterSpec() as replicas:
+            return ReplicasRouter(replicas, clients.kubernetes)
     raise AssertionError(f"no router for {spec.kind}")  # a RouterSpec field without a case
 
 

@@ -1,5 +1,5 @@
-"""What the Kubernetes routers share: raw JSON calls with a timeout, the API server's answers
-mapped to deployflow's error types, and the optimistic read-change-write loop.
+"""What the Kubernetes routers share: raw JSON calls (``activities/kubernetes/api.py``), the
+API server's answers mapped to deployflow's error types, and the optimistic read-change-write loop.
 
 Every change is computed from an object just read and sent with that read's
 ``resourceVersion`` (in a merge patch's ``metadata``, or a JSON patch's
@@ -21,7 +21,8 @@ import urllib3
 
 from activities import errors
 from activities.errors import failure
-from activities.kubeconfig import REQUEST_TIMEOUT
+from activities.kubernetes import api as kube_api
+from activities.kubernetes.api import ApiStatus
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -57,9 +58,8 @@ class Patch:
 
 
 class Api:
-    """Raw JSON requests to one cluster through the official client's ``ApiClient``
-    (``param_serialize`` + ``call_api``): the objects travel as the API server's own JSON,
-    which the typed models would trim to the fields they know."""
+    """Raw JSON requests to one cluster (:mod:`activities.kubernetes.api`), their failures
+    as the routers' errors: 404 and 409 for the caller to decide, the rest classified."""
 
     def __init__(self, api: ApiClient) -> None:
         self.api = api
@@ -99,32 +99,17 @@ class Api:
         """One request with the timeout, its JSON answer as a dict. 409 raises
         ``Conflict`` and 404 ``NotFound`` for the caller to decide; every other failure
         becomes the ``ApplicationError`` that says whether retrying can help."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        params = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
         try:
-            response = self.api.call_api(*params, _request_timeout=REQUEST_TIMEOUT)
-            response.read()
+            return kube_api.request(self.api, method, path, body, content_type)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise failure(errors.KUBERNETES_REQUEST_FAILED, f"{what}: {exc}") from None
-        data = response.data or b"{}"
-        if not 200 <= response.status <= 299:
-            raise refusal(what, response.status, data)
-        parsed: Obj = json.loads(data)
-        return parsed
+        except ApiStatus as refused:
+            raise refusal(what, refused.status, refused.message) from None
 
 
-def refusal(what: str, status: int, data: bytes) -> Exception:
-    """The exception for a non-2xx answer (``data``: the API server's ``Status``)."""
-    try:
-        reason = str(json.loads(data).get("message") or status)
-    except (ValueError, AttributeError):
-        reason = data[:200].decode(errors="replace")
+def refusal(what: str, status: int, message: str) -> Exception:
+    """The exception for a non-2xx answer (``message``: the API server's ``Status``)."""
+    reason = message or str(status)
     if status == 409:
         return Conflict(f"{what}: {reason}")
     if status == 404:

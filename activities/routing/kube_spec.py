@@ -11,6 +11,7 @@ reading a spec never imports the ``kubernetes`` package.
                      stableService: checkout-stable, canaryService: checkout-canary}
       gatewayAPI:   {httpRoute: checkout, stableService: checkout-stable,
                      canaryService: checkout-canary}
+      replicas:     {deployment: checkout, replicas: 4, service: checkout}
 
 Each also names the worker's kubeconfig ``context`` (omitted: the worker's current context,
 or its in-cluster service account) and the ``namespace`` the objects live in. No spec carries
@@ -19,50 +20,22 @@ credentials: the worker holds them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
+from activities.kubernetes.names import (
+    AnnotationPrefix,
+    ContextName,
+    DnsLabel,
+    ObjectName,
+    Selector,
+    ServiceName,
+)
 from activities.model import Model
+from activities.platforms.spec import CANARY_SUFFIX, DeploymentName
 from activities.routing.base import HeaderRoute
-
-
-def _matching(pattern: str, what: str, max_length: int) -> AfterValidator:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if len(value) > max_length or not compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-DnsLabel = Annotated[str, _matching(_LABEL, "a DNS-1123 label (a Kubernetes namespace)", 63)]
-ServiceName = Annotated[
-    str, _matching(r"[a-z]([-a-z0-9]*[a-z0-9])?", "a DNS-1035 label (a Service name)", 63)
-]
-ObjectName = Annotated[
-    str, _matching(rf"{_LABEL}(\.{_LABEL})*", "a DNS-1123 subdomain (an object name)", 253)
-]
-ContextName = Annotated[
-    str, _matching(r"[^\x00-\x1f\x7f]+", "a kubeconfig context name (no control characters)", 253)
-]
-_LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
-LabelKey = Annotated[
-    str,
-    _matching(
-        rf"({_LABEL}(\.{_LABEL})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?",
-        "a label key ([prefix/]name)",
-        316,
-    ),
-]
-LabelValue = Annotated[str, _matching(_LABEL_VALUE, "a label value", 63)]
-Selector = Annotated[dict[LabelKey, LabelValue], Field(min_length=1)]
-AnnotationPrefix = Annotated[str, _matching(rf"{_LABEL}(\.{_LABEL})*", "a DNS subdomain", 253)]
 
 
 class KubeObjects(Model):
@@ -244,3 +217,23 @@ class GatewayAPIRouterSpec(KubeObjects, HeaderRouted):
 
     def header_routes_problem(self, routes: Sequence[HeaderRoute]) -> str | None:
         return _no_prefix("Gateway API", routes)
+
+
+class ReplicasRouterSpec(KubeObjects):
+    """Argo's basic canary (no ``trafficRouting``): one Service selects the pods of both the
+    stable Deployment and deployflow's ``<deployment>-canary``, and a weight is approximated
+    by how many pods each runs: ``replicas`` in all, the canary's share as close to the
+    weight as whole pods allow (at least one pod each between 1 and 99 %).
+
+    ``replicas`` omitted: the stable Deployment's own count when the canary first gets pods
+    (recorded on it until traffic is back on stable). ``service``, when named, is checked to
+    select both Deployments' pods.
+    """
+
+    deployment: DeploymentName
+    replicas: int | None = Field(default=None, ge=1, le=10_000)
+    service: ServiceName | None = None
+
+    @property
+    def canary_deployment(self) -> str:
+        return self.deployment + CANARY_SUFFIX

@@ -6,18 +6,26 @@ spec without importing subprocess, sockets or API clients.
       nginx:   {upstream: ..., configPath: ..., stable: [...], canary: [...]}
       haproxy: {backend: ..., socket: ..., configPath: ..., stable: [...], canary: [...]}
       nop:     {stable: [...], canary: [...]}     # a dry run: moves no traffic
+      instances: [{name: lb-a}, {name: lb-b}]     # optional: several load balancers
 
 and the Kubernetes routers of ``kube_spec.py`` (``service``, ``ingressNginx``, ``istio``,
-``gatewayAPI``).
+``gatewayAPI``, ``replicas``).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Self
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from activities.model import Model, OneOf
 from activities.routing.base import HeaderRoute
@@ -26,6 +34,7 @@ from activities.routing.kube_spec import (
     HeaderRouted,
     IngressNginxRouterSpec,
     IstioRouterSpec,
+    ReplicasRouterSpec,
     ServiceRouterSpec,
 )
 
@@ -167,10 +176,78 @@ class NopRouterSpec(ServerPools):
     """A dry run: the server lists a rollout would route between; nothing is touched."""
 
 
+AGENT_QUEUE_PREFIX = "deployflow-router-"
+InstanceName = Annotated[
+    str,
+    _name_like(
+        r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?",
+        "a host name (lowercase letters, digits, '-' and '.', at most 63)",
+    ),
+]
+TaskQueueName = Annotated[str, _name_like(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}", "a task queue")]
+# What may differ between the hosts of one router: the files and commands on each host.
+HOST_FIELDS = {
+    "nginx": ("config_path", "test_command", "reload_command"),
+    "haproxy": ("socket", "config_path", "check_command", "reload_command"),
+    "nop": (),
+}
+
+
+def agent_queue(name: str) -> str:
+    """The task queue ``deployflow worker --host NAME`` polls: ``deployflow-router-NAME``."""
+    return AGENT_QUEUE_PREFIX + name
+
+
+class RouterInstance(Model):
+    """One load balancer of a router: the host whose agent (``deployflow worker --host
+    NAME``) applies the router there, and what differs on that host (its files, commands)."""
+
+    name: InstanceName
+    task_queue: TaskQueueName | None = Field(default=None, exclude_if=lambda v: v is None)
+    config_path: AbsolutePath | None = Field(default=None, exclude_if=lambda v: v is None)
+    socket: AbsolutePath | None = Field(default=None, exclude_if=lambda v: v is None)
+    test_command: list[str] | None = Field(
+        default=None, min_length=1, exclude_if=lambda v: v is None
+    )
+    check_command: list[str] | None = Field(
+        default=None, min_length=1, exclude_if=lambda v: v is None
+    )
+    reload_command: list[str] | None = Field(
+        default=None, min_length=1, exclude_if=lambda v: v is None
+    )
+
+    @property
+    def queue(self) -> str:
+        return self.task_queue or agent_queue(self.name)
+
+    def host_fields(self) -> dict[str, object]:
+        """The router fields this host sets for itself (snake_case names)."""
+        names = {n for fields in HOST_FIELDS.values() for n in fields}
+        return {n: getattr(self, n) for n in sorted(names) if getattr(self, n) is not None}
+
+
+def _check_instances(instances: list[RouterInstance]) -> list[RouterInstance]:
+    for what, values in (
+        ("name", [i.name for i in instances]),
+        ("task queue", [i.queue for i in instances]),
+    ):
+        seen: dict[str, int] = {}
+        for index, value in enumerate(values):
+            if value in seen:
+                raise ValueError(
+                    f"instances[{index}] has the {what} {value!r} of instances[{seen[value]}]: "
+                    "each load balancer is listed once, with its own agent's task queue"
+                )
+            seen[value] = index
+    return instances
+
+
 class RouterSpec(OneOf):
-    """One-of: exactly one router kind is set (``router: {nginx: {...}}``)."""
+    """One-of: exactly one router kind is set (``router: {nginx: {...}}``), and optionally
+    the load balancers it runs on (``instances``: each host's agent applies it there)."""
 
     label: ClassVar[str] = "router"
+    besides: ClassVar[frozenset[str]] = frozenset({"instances"})
 
     nginx: NginxRouterSpec | None = None
     haproxy: HAProxyRouterSpec | None = None
@@ -179,6 +256,48 @@ class RouterSpec(OneOf):
     ingress_nginx: IngressNginxRouterSpec | None = None
     istio: IstioRouterSpec | None = None
     gateway_api: GatewayAPIRouterSpec | None = Field(default=None, alias="gatewayAPI")
+    replicas: ReplicasRouterSpec | None = None
+    instances: (
+        Annotated[list[RouterInstance], Field(min_length=1), AfterValidator(_check_instances)]
+        | None
+    ) = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="after")
+    def _instances_fit_kind(self) -> Self:
+        if not self.instances:
+            return self
+        if self.kind not in HOST_FIELDS:
+            raise ValueError(
+                f"instances: router {self.kind} is reached through its API, not on load-"
+                f"balancer hosts; only {', '.join(HOST_FIELDS)} routers take instances"
+            )
+        allowed = HOST_FIELDS[self.kind]
+        for index, instance in enumerate(self.instances):
+            for name in instance.host_fields():
+                if name not in allowed:
+                    takes = ", ".join(RouterInstance.model_fields[n].alias or n for n in allowed)
+                    raise ValueError(
+                        f"instances[{index}].{RouterInstance.model_fields[name].alias}: a "
+                        f"{self.kind} router has no such field on a host "
+                        f"(it takes {takes or 'none'})"
+                    )
+            try:
+                self._on(instance)
+            except ValidationError as exc:
+                why = "; ".join(validation_messages(exc))
+                raise ValueError(f"instances[{index}]: {why}") from None
+        return self
+
+    def on_instances(self) -> list[tuple[RouterInstance, RouterSpec]]:
+        """Each instance with the router its agent applies: this spec with the host's own
+        fields, and no instances. Empty when the router names none (the worker applies it)."""
+        return [(instance, self._on(instance)) for instance in self.instances or []]
+
+    def _on(self, instance: RouterInstance) -> RouterSpec:
+        chosen = self.selected()
+        field = next(n for n in self._kinds() if getattr(self, n) is not None)
+        merged = chosen.model_dump() | _aliased(instance)
+        return RouterSpec.model_validate({field: type(chosen).model_validate(merged)})
 
     def pools(self) -> ServerPools | None:
         """The stable and canary server lists, for routers that route to servers (nginx,
@@ -198,3 +317,16 @@ class RouterSpec(OneOf):
         if not isinstance(chosen, HeaderRouted):
             return f"router {self.kind} cannot route by header (setHeaderRoute)"
         return chosen.header_routes_problem(routes)
+
+
+def _aliased(instance: RouterInstance) -> dict[str, object]:
+    fields = RouterInstance.model_fields
+    return {fields[n].alias or n: v for n, v in instance.host_fields().items()}
+
+
+def validation_messages(error: ValidationError) -> list[str]:
+    """``field: message`` for each problem pydantic found (for a message inside another)."""
+    return [
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors()
+    ]

@@ -20,11 +20,14 @@ import uuid
 from datetime import timedelta
 
 from temporalio.client import (
+    ActivityFailureError,
     Client,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.exceptions import TimeoutType
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.errors import root_cause
@@ -44,7 +47,7 @@ from starters.api.models import (
     RollbackStarted,
     SmokeOn,
 )
-from starters.api.routing import Call, Route
+from starters.api.routing import NO_WORKER_ANSWERED, WORKER_ANSWER_TIMEOUT, Call, Route
 from starters.api.tokens import Scope
 from starters.errors import NotFound
 from starters.http_errors import Refusal
@@ -142,6 +145,11 @@ async def run_checks(call: Call) -> CheckResult:
             passed=all(s.report.passed for s in smoke),
             smoke=list(smoke),
         )
+    except ActivityFailureError as exc:
+        cause = exc.cause
+        if isinstance(cause, ActivityTimeout) and cause.type is TimeoutType.SCHEDULE_TO_START:
+            raise Refusal(503, NO_WORKER_ANSWERED) from None
+        raise
     except RPCError as exc:
         if exc.status in (RPCStatusCode.UNIMPLEMENTED, RPCStatusCode.FAILED_PRECONDITION):
             raise Refusal(
@@ -175,6 +183,8 @@ async def _health(
         id=key,
         task_queue=config.task_queue,
         result_type=HealthReport,
+        # No worker polling: a 503 after WORKER_ANSWER_TIMEOUT, not a request held for ever.
+        schedule_to_start_timeout=WORKER_ANSWER_TIMEOUT,
         start_to_close_timeout=timedelta(seconds=budget + 60),
         heartbeat_timeout=timedelta(seconds=3 * check.timeout_seconds + 2),
         retry_policy=retry.CHECK,
@@ -194,6 +204,8 @@ async def _smoke(client: Client, config: TemporalConfig, rollout: Rollout, targe
         id=key,
         task_queue=config.task_queue,
         result_type=SmokeReport,
+        # No worker polling: a 503 after WORKER_ANSWER_TIMEOUT, not a request held for ever.
+        schedule_to_start_timeout=WORKER_ANSWER_TIMEOUT,
         start_to_close_timeout=timedelta(seconds=sum(t.timeout_seconds for t in tests) + 30),
         heartbeat_timeout=timedelta(seconds=2 * max(t.timeout_seconds for t in tests) + 3),
         retry_policy=retry.CHECK,

@@ -324,8 +324,8 @@ async def test_a_run_no_worker_answers_for_is_shown_as_unreadable_not_held(
     temporal_env, serve_api, nginx
 ):
     """With no worker polling, the server would hold a query or an update until its own
-    deadline (schemathesis runs timed out on a rollout's health and verbs this way); the API
-    bounds both."""
+    deadline, and an on-demand check for ever (schemathesis runs timed out on a rollout's
+    health, verbs and checks this way); the API bounds all three."""
     api: ApiClient = await serve_api(f"api-{uuid.uuid4().hex[:8]}")
     environment = f"api{uuid.uuid4().hex[:6]}"
     spec = canary_spec(nginx, "127.0.0.1:1", "127.0.0.1:2", environment)
@@ -346,3 +346,7 @@ async def test_a_run_no_worker_answers_for_is_shown_as_unreadable_not_held(
     status, paused = await api.call("POST", path + "/pause", body={})
     assert status == 503, paused
     assert paused["error"] == "no deployflow worker answered within 10 s (is one polling?)"
+
+    status, checked = await api.call("POST", path + "/checks", body={})
+    assert status == 503, checked  # an on-demand check no worker picks up is not held
+    assert checked["error"] == "no deployflow worker answered within 10 s (is one polling?)"

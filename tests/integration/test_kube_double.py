@@ -658,3 +658,49 @@ def test_namespaces_are_cluster_scoped_and_deleting_one_deletes_its_objects(kube
         with pytest.raises(ApiException) as caught:
             core.read_namespace("shop")
         assert caught.value.status == 404
+
+
+def test_creating_a_namespace_answers_201_with_it_active(kube, core):
+    name = f"{kube.namespace}-made"
+    _, code, _ = core.create_namespace_with_http_info({"metadata": {"name": name}})
+    assert code == 201
+    made = json.loads(core.read_namespace(name, _preload_content=False).data)
+    assert made["kind"] == "Namespace"
+    assert made["status"] == {"phase": "Active"}
+    assert made["spec"] == {"finalizers": ["kubernetes"]}
+    core.delete_namespace(name)
+
+
+def test_deleting_a_namespace_answers_with_it_terminating(kube, core):
+    """Namespace storage finalizes: DELETE answers 200 with the Namespace, phase Terminating."""
+    name = f"{kube.namespace}-gone"
+    core.create_namespace({"metadata": {"name": name}})
+    answer = core.delete_namespace(name, _preload_content=False)
+    body = json.loads(answer.data)
+    assert answer.status == 200
+    assert body["kind"] == "Namespace"
+    assert body["metadata"]["name"] == name
+    assert body["status"]["phase"] == "Terminating"
+    assert "deletionTimestamp" in body["metadata"]
+
+
+def test_deleting_a_service_answers_with_the_service_others_with_a_status(kube, core, apps):
+    """Service and Pod storage set ReturnDeletedObject; Deployments (and custom resources)
+    answer with a Success Status naming what went."""
+    service = {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    core.create_namespaced_service(kube.namespace, service)
+    gone = core.delete_namespaced_service("web", kube.namespace)  # typed: a V1Service
+    assert gone.kind == "Service"
+    assert gone.metadata.name == "web"
+    assert gone.spec.selector == {"app": "web"}
+    created = apps.create_namespaced_deployment(kube.namespace, deployment())
+    answer = apps.delete_namespaced_deployment("web", kube.namespace, _preload_content=False)
+    status = json.loads(answer.data)
+    assert status["kind"] == "Status"
+    assert status["status"] == "Success"
+    assert status["details"]["name"] == "web"
+    assert status["details"]["kind"] == "deployments"
+    assert status["details"]["uid"] == created.metadata.uid

@@ -80,7 +80,13 @@ def test_a_canary_runs_its_steps_on_the_deployment_named_after_it():
         "ledger-api",
     )
     assert deployment.image == "registry.example.test/ledger:v1.4.0"
-    assert spec.router.kind == "nop"  # a replica-count canary: no traffic router
+    # Argo's basic canary (no trafficRouting): each weight is a number of pods of 4.
+    assert spec.router.replicas is not None
+    assert spec.router.replicas.model_dump(exclude_none=True) == {
+        "namespace": "default",
+        "deployment": "ledger",
+        "replicas": 4,
+    }
     assert spec.strategy.canary is not None
     assert [s.describe() for s in spec.strategy.canary.steps] == [
         "setWeight 25",
@@ -434,3 +440,13 @@ def test_templates_kept_apart_are_read_from_a_file_or_a_directory(
     jobs = str(EXAMPLES / "job-analysis-templates.yaml")
     assert main(["rollout", "lint", rollout, "--templates", jobs]) == 2
     assert "job: not supported" in capsys.readouterr().err
+
+
+def test_lint_says_a_canary_without_traffic_routing_weighs_by_replica_counts(
+    capsys: pytest.CaptureFixture[str],
+):
+    assert main(["rollout", "lint", str(EXAMPLES / "canary-steps.yaml")]) == 0
+    assert (
+        "by router replicas (weights as replica counts of 4 pods, no traffic router)"
+        in capsys.readouterr().out
+    )

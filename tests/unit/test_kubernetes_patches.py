@@ -22,6 +22,7 @@ from activities.platforms.deployments import (
     rollout_progress,
     scale_patch,
     stable_changes,
+    template_version,
     with_image,
 )
 
@@ -84,6 +85,23 @@ def test_with_image_changes_one_container_and_keeps_sidecars_and_annotations():
     ]
     assert changed["metadata"]["annotations"] == {"team": "shop", "deployflow.io/version": "v2"}
     assert TEMPLATE["spec"]["containers"][0]["image"] == "registry/checkout:v1"  # a copy
+
+
+@pytest.mark.parametrize(
+    ("annotations", "image", "version"),
+    [
+        ({"deployflow.io/version": "v2"}, "registry.k8s.io/pause:3.10", "v2"),  # one image for all
+        ({"deployflow.io/version": "v2"}, "registry.example.com/checkout:v2", "v2"),
+        ({"team": "shop"}, "registry.example.com/checkout:v1", "v1"),
+        (None, "registry.example.com:5000/checkout", None),
+        (None, "checkout@sha256:" + "a" * 64, None),
+    ],
+)
+def test_a_templates_version_is_deployflows_annotation_else_the_image_tag(
+    annotations, image, version
+):
+    template = {"metadata": {"annotations": annotations} if annotations else {}}
+    assert template_version(template, image) == version
 
 
 def test_container_named_defaults_to_the_first_and_names_what_is_there():

@@ -155,3 +155,23 @@ def test_any_value_for_any_field_loads_or_names_the_field(value: Any):
         except SpecError as exc:
             found = exc.problems
         assert all(p.startswith(f"spec.platform.kubernetes.deployment.{field}") for p in found)
+
+
+def test_a_replica_count_canary_scales_the_platforms_own_deployments():
+    body = canary()
+    deployment = body["spec"]["platform"]["kubernetes"]["deployment"]
+    where = {"context": deployment["context"], "namespace": deployment["namespace"]}
+    body["spec"]["router"] = {"replicas": {**where, "deployment": "checkout", "replicas": 4}}
+    deployment.pop("canaryReplicas", None)
+    assert load_rollout(yaml.safe_dump(body)).spec.router.kind == "replicas"
+
+    body["spec"]["router"]["replicas"]["deployment"] = "orders"
+    deployment["canaryReplicas"] = 2
+    assert problems(body) == [
+        "spec.router.replicas.deployment: must be the platform's Deployment "
+        "(prod-a/shop/deployment/checkout), got prod-a/shop/deployment/orders",
+        "spec.platform.kubernetes.deployment.canaryReplicas: not used with router replicas "
+        "(each setWeight sets the canary's pods)",
+    ]
+    del body["spec"]["platform"]
+    assert problems(body) == ["spec.router.replicas: scales Deployments: needs platform kubernetes"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from activities.metrics.trend import SeriesTrend
 from workflows.core.spec import SpecError
@@ -78,6 +81,17 @@ def test_the_example_loads_with_its_runbook_resolved():
     assert monitor.spec.memory_leak is not None
     assert monitor.spec.memory_leak.min_growth_per_minute == 10 * 2**20
     assert "runbook checkout-unhealthy" in describe(monitor)
+
+
+def test_the_kubernetes_example_loads():
+    path = EXAMPLE.with_name("checkout-kubernetes.yaml")
+    monitor = load_monitor(path.read_text(), str(path))
+    assert [d.describe() for d in monitor.spec.deployments] == [
+        "prod-a/shop/deployment/checkout",
+        "prod-b/shop/deployment/checkout",
+    ]
+    assert monitor.spec.self_healing is not None
+    assert monitor.spec.self_healing.platform is None
 
 
 def test_a_monitor_survives_the_trip_through_json_like_a_workflow_input():
@@ -174,7 +188,26 @@ SCHEDULE = monitor_doc()["spec"]["schedule"]
         ({"servers": ["127.0.0.1"]}, "spec.servers[0]: '127.0.0.1' is not host:port"),
         ({"servers": ["127.0.0.1:1", "127.0.0.1:1"]}, "spec.servers: 127.0.0.1:1 listed twice"),
         ({"servers": []}, "spec.servers: healthCheck needs at least one server to probe"),
-        ({"healthCheck": None}, "spec: nothing to check; set healthCheck, slos, memoryLeak, certificates or dns"),
+        ({"healthCheck": None},
+         "spec: nothing to check; set healthCheck, deployments, slos, memoryLeak, certificates or dns"),
+        ({"deployments": [{"name": "Checkout"}]},
+         "spec.deployments[0].name: 'Checkout' is not a DNS-1123 label"),
+        ({"deployments": [{"name": "checkout", "namespace": "Shop"}]},
+         "spec.deployments[0].namespace: 'Shop' is not a DNS-1123 label"),
+        ({"deployments": [{"name": "checkout", "context": "a\x00b"}]},
+         "spec.deployments[0].context: 'a\\x00b' is not a kubeconfig context name"),
+        ({"deployments": [{"name": "checkout", "cluster": "prod"}]},
+         "spec.deployments[0].cluster: Extra inputs are not permitted"),
+        ({"deployments": [{"name": "checkout"}, {"name": "checkout", "namespace": "default"}]},
+         "spec.deployments[1]: default/default/deployment/checkout listed twice"),
+        ({"selfHealing": {**HEALING, "platform": None}, "incident": {"runbook": "r"}},
+         "spec.selfHealing.platform: required to restart spec.servers"),
+        ({"selfHealing": {**HEALING, "platform": {"kubernetes": {"deployment": {"name": "c"}}}},
+          "deployments": [{"name": "c"}]},
+         "spec.selfHealing.platform.kubernetes: name the Deployment in spec.deployments"),
+        ({"selfHealing": HEALING, "servers": [], "healthCheck": None,
+          "slos": [{"name": "e", "provider": PROMETHEUS, "successCondition": "true"}]},
+         "spec.servers: selfHealing needs at least one server or deployment to restart"),
         ({"slos": [{"name": "e", "provider": PROMETHEUS}]},
          "spec.slos[0]: set successCondition, failureCondition or both"),
         ({"slos": [{"name": "e", "provider": PROMETHEUS, "successCondition": "result <"}]},
@@ -209,6 +242,71 @@ SCHEDULE = monitor_doc()["spec"]["schedule"]
 def test_a_bad_monitor_names_the_field(spec: dict[str, Any], message: str):
     found = problems(monitor_doc(**spec))
     assert any(p.startswith(message) for p in found), found
+
+
+def deployment_monitor(**deployment: Any) -> ServiceMonitor:
+    """A monitor of one Deployment alone, healed through the API (no platform, no servers)."""
+    healing = {k: v for k, v in HEALING.items() if k != "platform"}
+    doc = monitor_doc(
+        servers=[],
+        healthCheck=None,
+        deployments=[deployment],
+        selfHealing=healing,
+        incident={"runbook": "checkout-unhealthy"},
+    )
+    return parse_monitor([doc, runbook_doc()])
+
+
+def test_a_monitor_of_a_deployment_needs_no_servers_platform_or_health_check():
+    monitor = deployment_monitor(name="checkout", namespace="shop", context="prod-a")
+    [deployment] = monitor.spec.deployments
+    assert deployment.describe() == "prod-a/shop/deployment/checkout"
+    target = deployment.platform().deployment
+    assert (target.name, target.namespace, target.context) == ("checkout", "shop", "prod-a")
+    assert "readiness of prod-a/shop/deployment/checkout" in describe(monitor)
+    assert ServiceMonitor.model_validate_json(monitor.model_dump_json()) == monitor
+
+
+_LABEL = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    name=_LABEL,
+    namespace=st.one_of(st.none(), _LABEL),
+    context=st.one_of(
+        st.none(), st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=60)
+    ),
+)
+def test_any_valid_deployment_target_loads_and_names_itself(name, namespace, context):
+    fields = {"name": name, "namespace": namespace, "context": context}
+    monitor = deployment_monitor(**{k: v for k, v in fields.items() if v is not None})
+    [deployment] = monitor.spec.deployments
+    described = f"{context or 'default'}/{namespace or 'default'}/deployment/{name}"
+    assert deployment.describe() == described
+    assert deployment.platform().deployment.describe() == described
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    field=st.sampled_from(["name", "namespace"]),
+    value=st.one_of(
+        st.text(max_size=80).filter(
+            lambda v: re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", v) is None
+        ),
+        st.integers(),
+        st.none(),
+        st.just("a" * 64),
+    ),
+)
+def test_a_bad_deployment_target_is_refused_naming_its_field(field, value):
+    target: dict[str, Any] = {"name": "checkout", field: value}
+    if field == "namespace" and value is None:
+        target.pop("namespace")
+        target["name"] = None
+        field = "name"
+    found = problems(monitor_doc(deployments=[target]))
+    assert any(p.startswith(f"spec.deployments[0].{field}:") for p in found), found
 
 
 def test_the_runbook_must_watch_the_same_service():

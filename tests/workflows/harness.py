@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -18,7 +19,7 @@ from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import GetWeightsInput, SetWeightInput
 from activities.routing.spec import RouterSpec
-from tests.fixtures.harness import queried, worker
+from tests.fixtures.harness import poll, queried, worker
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutStatus
 from workflows.rollouts.spec import Rollout, parse_rollout
@@ -136,3 +137,19 @@ async def wait_for_status(
 ) -> RolloutStatus:
     """The rollout's ``status`` once ``predicate`` holds (bounded)."""
     return await queried(handle, CanaryRollout.status, predicate, "the rollout's status", timeout)
+
+
+async def activity_scheduled(
+    handle: WorkflowHandle[Any, Any], name: str, timeout: float = 15.0
+) -> None:
+    """Poll the run's history until it has scheduled activity ``name`` (bounded)."""
+    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+
+    async def found() -> bool:
+        async for event in handle.fetch_history_events():
+            attributes = event.activity_task_scheduled_event_attributes
+            if event.event_type == scheduled and attributes.activity_type.name == name:
+                return True
+        return False
+
+    await poll(found, f"activity {name} scheduled", timeout, every_s=0.05)

@@ -29,6 +29,7 @@ from workflows.incidents.spec import Runbook
 from workflows.rollouts.emergency import EmergencyRollback
 from workflows.rollouts.emergency_models import PlanRollbackInput, RollbackRequest
 from workflows.rollouts.registry import BY_STRATEGY
+from workflows.rollouts.spec import Rollout
 
 
 def runbook(steps: list[dict[str, Any]], **spec: Any) -> Runbook:
@@ -71,6 +72,10 @@ class Notifiers:
     pages: list[PageInput] = field(default_factory=list)
     posts: list[SlackPostInput] = field(default_factory=list)
     rollback_plans: list[PlanRollbackInput] = field(default_factory=list)
+    # What plan_rollback answers (its service and environment name the rollback's id).
+    rollback_rollout: Rollout = field(
+        default_factory=lambda: fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
+    )
 
     def page_log(self) -> list[tuple[str, str]]:
         return [(p.action, p.routing_key_env) for p in self.pages]
@@ -90,8 +95,7 @@ class Notifiers:
         @activity.defn(name="plan_rollback")
         async def plan_rollback(input: PlanRollbackInput) -> RollbackRequest:
             self.rollback_plans.append(input)
-            spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
-            return RollbackRequest(rollout=spec, target="v1", reason=input.reason)
+            return RollbackRequest(rollout=self.rollback_rollout, target="v1", reason=input.reason)
 
         return [page, post_slack, plan_rollback]
 

@@ -106,7 +106,7 @@ class Cluster:
     def __post_init__(self) -> None:
         self.clients = Clients(kubernetes=KubeClients(kubeconfig=str(self.kubeconfig)))
         api = self.clients.kubernetes.api(DEFAULT_CONTEXT)
-        # The double takes any namespace (creating a Namespace trips kmock's path parser).
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
         client.AppsV1Api(api).create_namespaced_deployment(NAMESPACE, team_deployment())
         self.server.controller.settle()
         self.server.controller.auto_advance()

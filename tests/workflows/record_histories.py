@@ -52,8 +52,8 @@ from tests.workflows.test_interleavings import (
 from tests.workflows.test_monitor import PROM, Pager, monitor, monitor_worker
 from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rollout_when, stage
 from tests.workflows.test_pipeline import start as start_pipeline
+from tests.workflows.test_scope_rollback import scope_worker
 from tests.workflows.test_scope_rollback import start as start_scope_rollback
-from tests.workflows.test_scope_rollback import worker as scope_worker
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.core.search_attributes import ALL
@@ -121,6 +121,7 @@ async def main() -> None:
         await record_kubernetes_emergency(env)
         await record_kubernetes_incident_restart(env)
         await record_argo_analysis(env)
+        await record_argo_replica_count(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
@@ -129,6 +130,7 @@ async def main() -> None:
         await record_kube_traffic(env)
         await record_scope_rollback(env)
         await record_monitor_security_checks(env)
+        await record_kubernetes_monitor(env)
 
         failing = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}])
         stubs = Stubs(measure_values=lambda n: [0.5])
@@ -185,6 +187,19 @@ async def record_argo_analysis(env: WorkflowEnvironment) -> None:
         handle = await start(env, tq, spec)
         await handle.result()
         save("canary-argo-analysis", await handle.fetch_history())
+
+
+async def record_argo_replica_count(env: WorkflowEnvironment) -> None:
+    """Argo's basic canary (no trafficRouting): each setWeight scales the two Deployments."""
+    from tests.workflows import test_argo_rollouts as argo
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with argo.cluster(env, Path(directory)) as (found, tq):
+            found.apply("canary-steps.yaml")
+            handle = await argo.start(env, tq, [argo.manifest("canary-steps.yaml")])
+            await argo.paused(handle)
+            await argo.promoted(handle)
+            save("canary-argo-replica-count-promoted", await handle.fetch_history())
 
 
 async def record_safety(env: WorkflowEnvironment) -> None:
@@ -419,6 +434,18 @@ async def record_kubernetes_incident_restart(env: WorkflowEnvironment) -> None:
         async with kube_cluster.cluster(Path(directory)) as found:
             handle, _ = await restarted(env, found)
             save("incident-kube-restarted-deployment", await handle.fetch_history())
+
+
+async def record_kubernetes_monitor(env: WorkflowEnvironment) -> None:
+    """A monitor finding a Deployment's pods unready; the healer restarting it (issue 11)."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_monitor import Intake, unready_then_healed
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with kube_cluster.cluster(Path(directory)) as found:
+            seen = await unready_then_healed(env, found, Intake())
+            save("monitor-run-kube-unready", await seen.unhealthy_run.fetch_history())
+            save("self-healer-restarted-deployment", await seen.healer_run.fetch_history())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.clients import Clients
 from activities.kubeconfig import KubeClients
 from activities.kubernetes.testing import KubeApiServer
+from activities.routing.base import Weights
 from tests.unit.test_argo_manifests import documents
 from tests.workflows.harness import wait_for_status
 from tests.workflows.kube_cluster import Cluster, kube_worker
@@ -215,7 +216,7 @@ def runs_the_new_image(found: ArgoCluster, name: str, replicas: int) -> None:
     deployflow's canary beside it is scaled to 0."""
     stable = found.deployment(name)
     assert image(stable) == NEW_IMAGE
-    assert stable["status"]["availableReplicas"] == replicas
+    assert (stable["spec"]["replicas"], stable["status"]["availableReplicas"]) == (replicas,) * 2
     assert found.deployment(f"{name}-canary")["spec"]["replicas"] == 0
 
 
@@ -234,16 +235,48 @@ async def test_a_canary_is_promoted_after_its_pauses(
     async with cluster(temporal_env, tmp_path) as (found, tq):
         found.apply("canary-steps.yaml")
         handle = await start(temporal_env, tq, [manifest("canary-steps.yaml")])
-        await paused(handle)  # step 1: `pause: {}`
+        await paused(handle)  # step 1: `pause: {}`, after setWeight 25
         canary = found.deployment("ledger-canary")
         assert image(canary) == NEW_IMAGE
-        assert canary["spec"]["replicas"] == 4  # as many as the stable Deployment
-        assert image(found.deployment("ledger")) == "registry.example.test/ledger:v1.4.0"
+        # No traffic router: 25 % of spec.replicas (4) is one canary pod, three stable ones.
+        assert (canary["spec"]["replicas"], canary["status"]["availableReplicas"]) == (1, 1)
+        stable = found.deployment("ledger")
+        assert stable["spec"]["replicas"] == 3
+        assert image(stable) == "registry.example.test/ledger:v1.4.0"
+        status = await wait_for_status(handle, lambda s: s.weights is not None)
+        assert status.weights == Weights(stable=75, canary=25)
 
         result = await promoted(handle)  # the 45 s and 15 s pauses are skipped in time
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
         runs_the_new_image(found, "ledger", replicas=4)
+        weights = [e.message for e in result.events if e.kind == "weights"]
+        assert [w.split(" (")[0] for w in weights] == [
+            "stable 75 % / canary 25 %",
+            "stable 50 % / canary 50 %",
+            "stable 25 % / canary 75 %",
+            "stable 0 % / canary 100 %",
+            "stable 100 % / canary 0 %",
+        ]
+
+
+async def test_an_aborted_replica_count_canary_gets_its_stable_replicas_back(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        found.apply("canary-steps.yaml")
+        handle = await start(temporal_env, tq, [manifest("canary-steps.yaml")])
+        await paused(handle)
+        await handle.execute_update("promote", OperatorInput(by="alice", reason="next"))
+        await wait_for_status(handle, lambda s: s.weights == Weights.canary_at(50), timeout=60)
+        await handle.execute_update("abort", OperatorInput(by="alice", reason="latency"))
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.ABORTED, result.reason
+        stable = found.deployment("ledger")
+        assert (stable["spec"]["replicas"], stable["status"]["availableReplicas"]) == (4, 4)
+        assert image(stable) == "registry.example.test/ledger:v1.4.0"
+        assert found.deployment("ledger-canary")["spec"]["replicas"] == 0
 
 
 async def test_an_analysis_step_is_rolled_back_when_its_analysis_fails(
@@ -258,7 +291,8 @@ async def test_an_analysis_step_is_rolled_back_when_its_analysis_fails(
 
         assert result.outcome is RolloutPhase.ROLLED_BACK
         assert "analysis step-1 Failed" in result.reason
-        runs_as_before(found, "payments", before)
+        stable = runs_as_before(found, "payments", before)
+        assert stable["spec"]["replicas"] == 2  # 1 while the canary had 30 %
 
 
 async def test_an_nginx_canary_weights_a_canary_ingress(

@@ -3,8 +3,10 @@ resolution, and repeated notifications that must not page twice."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+from tests.workflows.harness import activity_scheduled
 from tests.workflows.incident_harness import (
     Notifiers,
     incident_worker,
@@ -18,6 +20,7 @@ from workflows.core.verbs import OperatorInput
 from workflows.incidents.models import RESOLVED_SIGNAL, ApproveInput, IncidentPhase
 from workflows.incidents.runbook import IncidentRunbook
 from workflows.incidents.spec import Runbook
+from workflows.rollouts.emergency_models import RollbackRequest, rollback_workflow_id
 
 LEVELS = {
     "levels": [
@@ -130,6 +133,35 @@ async def test_approve_gate_blocks_the_rollback_until_approved(temporal_env):
     thread = [p for p in stubs.posts if p.thread_ts]
     assert any("approved by alice" in p.text for p in thread)
     assert any("rollback done" in p.text for p in thread)
+
+
+async def test_a_rollback_step_waits_for_the_operators_rollback_already_running(temporal_env):
+    stubs = Notifiers()
+    spec = stubs.rollback_rollout.spec
+    # The operator's rollback of the service, on a queue no worker polls: it runs until
+    # terminated, and the incident must wait for it rather than start a second one.
+    operators = await temporal_env.client.start_workflow(
+        "EmergencyRollback",
+        RollbackRequest(rollout=stubs.rollback_rollout, target="v1"),
+        id=rollback_workflow_id(spec.service, spec.environment),
+        task_queue=f"nobody-{uuid.uuid4().hex}",
+    )
+    book = runbook([{"rollback": {}}, {"notify": {"text": "after the rollback"}}])
+    async with incident_worker(temporal_env, stubs) as tq:
+        with temporal_env.with_time_skipping_disabled():
+            handle = await open_incident(temporal_env, tq, book)
+            await status_when(
+                handle, lambda s: any(e.message.startswith("rolling") for e in s.timeline)
+            )
+            await activity_scheduled(handle, "await_closed")
+            await operators.terminate("the operator gave up")
+            done = await status_when(handle, lambda s: s.slack is not None)
+        await handle.execute_update(IncidentRunbook.resolve, ALICE)
+        await handle.result()
+    rollback = [e.message for e in done.timeline if e.kind == "rollback"]
+    assert rollback[-1] == (
+        f"rollback done — a rollback already running ({operators.id}) closed: terminated"
+    )
 
 
 async def test_rejected_approval_skips_the_gated_step_only(temporal_env):

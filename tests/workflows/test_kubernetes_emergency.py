@@ -15,6 +15,7 @@ from kubernetes import client
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.errors import root_cause
 from activities.kubernetes.testing import DEFAULT_CONTEXT
 from activities.routing.base import Weights
 from activities.temporal.activities import WorkflowWatcher
@@ -25,6 +26,7 @@ from tests.workflows.kube_cluster import (
     finished,
     kube_rollout,
     kube_worker,
+    team_deployment,
 )
 from workflows.rollouts.emergency import EmergencyRollback
 from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
@@ -119,6 +121,29 @@ async def test_rollback_after_a_promotion_restores_the_recorded_pod_template_exa
         again = await (await roll_back(temporal_env, found, request)).result()
         assert again.reason == "v1 is live: nothing more to do"
         assert found.deployment()["metadata"]["generation"] == stable["metadata"]["generation"]
+
+
+async def test_rollback_refuses_a_deployment_deleted_and_created_again_since_it_was_recorded(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    """Someone else's object now has the name: its template is not ours to put back."""
+    async with cluster(tmp_path) as found:
+        _, promoted = await promoted_then_bad(temporal_env, found)
+        apps = client.AppsV1Api(found.clients.kubernetes.api(DEFAULT_CONTEXT))
+        apps.delete_namespaced_deployment("checkout", NAMESPACE)
+        apps.create_namespaced_deployment(NAMESPACE, team_deployment(replicas=2))
+        found.server.controller.settle()
+        recreated = found.deployment()
+        with pytest.raises(WorkflowFailureError) as failed:
+            await (await roll_back(temporal_env, found, planned(promoted))).result()
+        cause = root_cause(failed.value)
+        assert cause.type == "KubernetesObjectReplaced"
+        assert promoted.stable is not None
+        uids = f"(uid {recreated['metadata']['uid']}, recorded {promoted.stable.uid})"
+        assert uids in cause.message
+        after = found.deployment()
+        assert after["metadata"]["generation"] == recreated["metadata"]["generation"]
+        assert after["spec"]["template"] == recreated["spec"]["template"]
 
 
 async def test_rollback_without_a_recorded_template_changes_nothing_and_says_why(

@@ -66,16 +66,10 @@ def monitor(**spec: Any) -> ServiceMonitor:
     return parse_monitor([document, RUNBOOK])
 
 
-class Pager:
-    """Stub ``open_incident`` and ``memory_trend``; the fleet does hosts and health."""
+class Intake:
+    """Stub ``open_incident``: what monitors and healers escalated."""
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        trend: Callable[[], list[SeriesTrend]] = list,
-    ) -> None:
-        self.fleet = fleet
-        self.trend = trend
+    def __init__(self) -> None:
         self.opened: list[OpenIncidentInput] = []
         self.intake_down = False  # set: open_incident fails (the worker cannot reach Temporal)
         self.intake_attempts = 0
@@ -89,11 +83,7 @@ class Pager:
             self.opened.append(input)
             return "incident-serviceunhealthy-test"
 
-        @activity.defn(name="memory_trend")
-        async def memory_trend(input: MemoryTrendInput) -> MemoryTrendOutput:
-            return MemoryTrendOutput(series=self.trend())
-
-        return [*self.fleet.activities(), open_incident, memory_trend]
+        return [open_incident]
 
     def firing(self) -> list[str]:
         return [
@@ -101,6 +91,26 @@ class Pager:
             for o in self.opened
             if o.notification.status == "firing"
         ]
+
+
+class Pager(Intake):
+    """Stub ``open_incident`` and ``memory_trend``; the fleet does hosts and health."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        trend: Callable[[], list[SeriesTrend]] = list,
+    ) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.trend = trend
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="memory_trend")
+        async def memory_trend(input: MemoryTrendInput) -> MemoryTrendOutput:
+            return MemoryTrendOutput(series=self.trend())
+
+        return [*self.fleet.activities(), *super().activities(), memory_trend]
 
 
 def monitor_worker(env: WorkflowEnvironment, pager: Pager) -> AbstractAsyncContextManager[str]:
@@ -123,6 +133,13 @@ async def start_healer(
         HealerInput(monitor=m, report=report(STABLE[0]), reports_per_run=reports_per_run),
         id=healer_workflow_id(m.spec.service, m.spec.environment),
         task_queue=tq,
+    )
+
+
+def healer_of(env: WorkflowEnvironment, m: ServiceMonitor) -> WorkflowHandle[Any, HealerStatus]:
+    """The handle of ``m``'s service's SelfHealer (its newest run)."""
+    return env.client.get_workflow_handle_for(
+        SelfHealer.run, healer_workflow_id(m.spec.service, m.spec.environment)
     )
 
 

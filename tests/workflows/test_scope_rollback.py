@@ -19,7 +19,7 @@ from activities.routing.base import Weights
 from activities.routing.factory import router_for
 from activities.temporal.activities import WorkflowWatcher
 from tests.fixtures.harness import worker
-from tests.workflows.harness import rollout
+from tests.workflows.harness import activity_scheduled, rollout
 from workflows.rollouts.emergency import EmergencyRollback
 from workflows.rollouts.emergency_models import RollbackRequest
 from workflows.rollouts.registry import BY_STRATEGY
@@ -123,3 +123,36 @@ async def test_each_service_gets_its_own_outcome_and_a_failure_spares_the_others
     assert outcomes["batch"].outcome is ServiceOutcome.SKIPPED
     assert [s.service for s in result.failed] == ["orders", "web"]
     assert result.events[-1].message == "1 RolledBack, 1 Skipped, 2 Failed"
+
+
+async def test_a_rollback_of_the_service_already_running_is_waited_for_not_started_twice(
+    temporal_env: WorkflowEnvironment,
+) -> None:
+    api = plans()["api"]
+    assert isinstance(api, ScopeMemberPlan)
+    assert api.request is not None
+    # An operator's rollback of api, on a queue no worker polls: it runs until terminated.
+    operators = await temporal_env.client.start_workflow(
+        "EmergencyRollback",
+        api.request,
+        id=f"rollback-api-{ENVIRONMENT}",
+        task_queue=f"nobody-{uuid.uuid4().hex}",
+    )
+    clients = Clients()
+    async with scope_worker(temporal_env, clients) as queue:
+        handle = await temporal_env.client.start_workflow(
+            ScopeRollback.run,
+            ScopeRollbackRequest(
+                scope="backend", environment=ENVIRONMENT, services=["api"], reason="pager"
+            ),
+            id=f"rollback-scope-{uuid.uuid4().hex[:6]}",
+            task_queue=queue,
+        )
+        await activity_scheduled(handle, "await_closed")
+        await operators.terminate("the operator gave up")
+        result = await handle.result()
+    [entry] = result.services
+    assert entry.outcome is ServiceOutcome.FAILED
+    assert entry.reason == f"a rollback already running ({operators.id}) closed: terminated"
+    untouched = router_for(SPECS["api"].spec.router, clients).get_weights()
+    assert untouched == Weights(stable=100, canary=0)

@@ -17,6 +17,13 @@ ROUTER_HEARTBEAT = timedelta(seconds=2)
 """Router and measure activities heartbeat every second; the SDK sends one per 1.6 s. They
 take milliseconds, so only a dead worker (or a router command hanging for seconds, which
 the heartbeats cover) comes near it."""
+AGENT_DEADLINE = timedelta(seconds=90)
+"""Schedule-to-close of a traffic activity moving forward on one load balancer's agent (a
+router with ``instances``), over all its attempts: an attempt waits in the agent's task
+queue while no agent polls it. An agent its supervisor restarts is back within seconds and
+the shift completes; one that stays away fails the step, and the rollout rolls every
+instance back (its rollback waits for the agent for as long as it takes). Above one
+attempt's worst case (``ROUTER_START_TO_CLOSE``)."""
 PLATFORM_HEARTBEAT = timedelta(seconds=2)
 """Platform actions heartbeat every second with their latest output line (the SDK sends one
 per 1.6 s at this timeout): a worker killed mid-deploy is noticed within 2 s. At 3 s the

@@ -6,16 +6,13 @@ exception, because an incident must keep going when one remediation fails.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import (
-    ActivityError,
-    ChildWorkflowError,
-    WorkflowAlreadyStartedError,
-)
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
@@ -24,13 +21,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.base import ActionResult
     from activities.platforms.models import PlatformActionInput, RestartInput, WorkloadState
     from activities.platforms.spec import KubernetesPlatformSpec, PlatformSpec
-    from activities.temporal.activities import AwaitClosedInput
     from workflows.core import retry
     from workflows.core.timeouts import (
         KUBERNETES_HEARTBEAT,
         KUBERNETES_WAIT_SLACK,
         WORKFLOW_TASK_TIMEOUT,
     )
+    from workflows.core.waits import Closed, child_or_running
     from workflows.rollouts.emergency_models import (
         PlanRollbackInput,
         RollbackRequest,
@@ -52,15 +49,22 @@ class EffectFailed(Exception):
 async def _effect(
     name: str, arg: Any, result_type: type[T], *, since: str | None = None, **options: Any
 ) -> T:
-    """Run activity ``name``; its failure becomes ``EffectFailed`` with the cause's message
-    (only from patch ``since`` on, when one is named: before it the failure propagated)."""
-    try:
+    """Run activity ``name``; its failure becomes ``EffectFailed`` (see ``_failing_as_effect``)."""
+    with _failing_as_effect(since):
         result: T = await workflow.execute_activity(name, arg, result_type=result_type, **options)
+    return result
+
+
+@contextmanager
+def _failing_as_effect(since: str | None = None) -> Iterator[None]:
+    """An activity failing inside becomes ``EffectFailed`` with the cause's message (only
+    from patch ``since`` on, when one is named: before it the failure propagated)."""
+    try:
+        yield
     except ActivityError as exc:
         if since is not None and not workflow.patched(since):
             raise
         raise EffectFailed(str(root_cause(exc))) from None
-    return result
 
 
 async def page(
@@ -193,27 +197,17 @@ async def rollback(request: PlanRollbackInput) -> RollbackResult | str:
     spec = planned.rollout.spec
     child_id = rollback_workflow_id(spec.service, spec.environment)
     try:
-        result: RollbackResult = await workflow.execute_child_workflow(
-            "EmergencyRollback",
-            planned,
-            id=child_id,
-            result_type=RollbackResult,
-            task_timeout=WORKFLOW_TASK_TIMEOUT,
-            static_summary=f"incident rollback of {spec.service} to {planned.target}",
-        )
+        with _failing_as_effect(since=BOUNDED_EFFECTS):  # waiting for a rollback running
+            outcome = await child_or_running(
+                "EmergencyRollback",
+                planned,
+                id=child_id,
+                result_type=RollbackResult,
+                task_timeout=WORKFLOW_TASK_TIMEOUT,
+                static_summary=f"incident rollback of {spec.service} to {planned.target}",
+            )
     except ChildWorkflowError as exc:
         raise EffectFailed(str(root_cause(exc))) from None
-    except WorkflowAlreadyStartedError:  # an operator's rollback is running: wait for it
-        status = await _effect(
-            "await_closed",
-            AwaitClosedInput(workflow_id=child_id),
-            str,
-            since=BOUNDED_EFFECTS,
-            start_to_close_timeout=timedelta(minutes=30),
-            schedule_to_close_timeout=retry.AWAIT_CLOSED_DEADLINE,
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=retry.AWAIT_CLOSED,
-            summary=f"wait for {child_id} to close",
-        )
-        return f"a rollback already running ({child_id}) closed: {status.lower()}"
-    return result
+    if isinstance(outcome, Closed):  # an operator's rollback was running: it was waited for
+        return outcome.said("a rollback")
+    return outcome

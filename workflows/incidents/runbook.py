@@ -18,50 +18,40 @@ escalation and remediation is an event in this workflow's history.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+# EffectFailed from its module's full name: ``from workflows.incidents import effects`` here
+# would load a second copy of that module inside the sandbox, whose EffectFailed is not the
+# one the passed-through steps, thread and escalation raise.
 with workflow.unsafe.imports_passed_through():
     from activities import errors
-    from activities.notify.models import Link
-    from activities.platforms.spec import PlatformSpec
     from workflows.core import search_attributes as sa
-    from workflows.core.conditions import ConditionError, evaluate_condition
     from workflows.core.durations import format_duration, parse_duration
-    from workflows.core.verbs import OperatorInput, said_by
-    from workflows.incidents import effects
-    from workflows.incidents.base import IncidentBase
+    from workflows.core.verbs import OperatorInput, operator_said, said_by, signal_accepted
+    from workflows.core.waits import until
+    from workflows.incidents.effects import EffectFailed
+    from workflows.incidents.escalation import Escalation
     from workflows.incidents.models import (
+        AlertNotification,
         ApproveInput,
         IncidentInput,
         IncidentPhase,
         IncidentStatus,
     )
-    from workflows.incidents.spec import (
-        ApproveStep,
-        EscalationLevel,
-        PageStep,
-        RunbookStep,
-        WaitStep,
-        render,
-        runbook_problems,
-    )
-    from workflows.rollouts.emergency_models import PlanRollbackInput, RollbackResult
-
-PAGER_SEVERITIES = {"critical", "error", "warning", "info"}
-# A wait condition that cannot be evaluated fails its step (it failed the workflow task).
-CONDITION_ERRORS_FAIL_THE_STEP = "incident-condition-errors-fail-the-step"
-# A restart on platform kubernetes restarts the Deployment (restart_workload), not servers.
-RESTART_DEPLOYMENTS = "incident-restarts-deployments"
-T = TypeVar("T")
+    from workflows.incidents.spec import ApproveStep, RunbookStep, render, runbook_problems
+    from workflows.incidents.steps import RunbookSteps
+    from workflows.incidents.thread import IncidentThread
 
 
 @workflow.defn(name="IncidentRunbook")
-class IncidentRunbook(IncidentBase):
+class IncidentRunbook:
+    """The alert group's incident: its state, its verbs, its steps. It speaks through
+    ``IncidentThread`` (timeline, Slack, pages), pages through ``Escalation`` and runs its
+    restarts, rollbacks and waits through ``RunbookSteps``."""
+
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
         info = workflow.info()
@@ -83,30 +73,31 @@ class IncidentRunbook(IncidentBase):
             "url": self._ui_url or "",
         }
         title = render("{{alertname}} on {{service}}", self._values).removesuffix(" on ")
-        self._status = IncidentStatus(
-            incident=info.workflow_id,
-            title=title,
-            runbook=input.runbook.name,
-            service=self._values["service"] or None,
-            environment=self._values["environment"] or None,
-            severity=self._values["severity"],
-            step_count=len(spec.steps),
-            dedup_key=f"deployflow/{info.workflow_id}/{info.first_execution_run_id[:8]}",
-            opened_at=workflow.now(),
+        self._status = (
+            input.carried.model_copy()  # continued as new: the state so far
+            if input.carried is not None
+            else IncidentStatus(
+                incident=info.workflow_id,
+                title=title,
+                runbook=input.runbook.name,
+                service=self._values["service"] or None,
+                environment=self._values["environment"] or None,
+                severity=self._values["severity"],
+                step_count=len(spec.steps),
+                dedup_key=f"deployflow/{info.workflow_id}/{info.first_execution_run_id[:8]}",
+                opened_at=workflow.now(),
+            )
         )
         self._human_resolve: OperatorInput | None = None
-        self._escalate_now = False
         self._approval: ApproveInput | None = None
         self._awaiting: ApproveStep | None = None
         self._closing = False
-        self._escalation: asyncio.Task[None] | None = None
         self._steps: asyncio.Task[None] | None = None
-        self._triggered: list[EscalationLevel] = []
-        self._run_notifications = 0
-        if input.carried is not None:  # continued as new: the state so far
-            self._status = input.carried.model_copy()
-            done = set(input.carried.triggered_levels)
-            self._triggered = [lv for lv in spec.escalation.levels if lv.name in done]
+        self._run_notifications = 0  # Alertmanager notifications this run (not since the start)
+        self._thread = IncidentThread(input, self._status, self._ui_url)
+        closing = self._is_closing
+        self._escalation = Escalation(input, self._status, self._thread, self._values, closing)
+        self._runbook_steps = RunbookSteps(input, self._status, self._thread, self._values, closing)
 
     @workflow.run
     async def run(self, input: IncidentInput) -> IncidentStatus:
@@ -114,24 +105,138 @@ class IncidentRunbook(IncidentBase):
             self._begin()
             self._steps = asyncio.create_task(self._run_steps())
         else:
-            self._waiting("the alert to resolve, or someone to resolve the incident")
+            self._thread.waiting("the alert to resolve, or someone to resolve the incident")
         resolved_by = await self._await_resolution()
         if resolved_by is None:
             # A long incident (Alertmanager repeats every few seconds for days): a fresh
             # history with the state so far; the workflow id and the dedup key stay.
             await workflow.wait_condition(workflow.all_handlers_finished)
-            self._event(
+            self._thread.event(
                 "continued", f"continuing as new after {self._run_notifications} notifications"
             )
             workflow.continue_as_new(input.model_copy(update={"carried": self._status}))
         self._closing = True
         if self._steps is not None:
             await self._steps  # waits and approvals end at once; a running remediation finishes
-        if self._escalation is not None:
-            await self._escalation
+        if self._escalation.task is not None:
+            await self._escalation.task
         await self._close(resolved_by)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status
+
+    def _remediation_moot(self) -> bool:
+        """A restart or rollback is not run once the alert has resolved by itself."""
+        return self._alert_resolved() and workflow.patched("incident-skip-moot-remediation")
+
+    def _alert_resolved(self) -> bool:
+        return self._status.alert_status == "resolved"
+
+    def _is_closing(self) -> bool:
+        return self._closing
+
+    # -- signals, updates, query --------------------------------------------------------
+
+    @workflow.signal(name="alert_firing", description="Alertmanager: the group still fires.")
+    def alert_firing(self, notification: AlertNotification) -> None:
+        self._status.notifications += 1
+        self._run_notifications += 1
+        if self._status.alert_status == "resolved":
+            self._thread.event("alert", "firing again")
+        self._status.alert_status = "firing"
+
+    @workflow.signal(name="alert_resolved", description="Alertmanager: the group resolved.")
+    def alert_resolved(self, notification: AlertNotification) -> None:
+        self._status.notifications += 1
+        self._run_notifications += 1
+        if self._status.alert_status != "resolved":
+            self._thread.event("alert", "resolved in Alertmanager")
+        self._status.alert_status = "resolved"
+
+    @workflow.update(name="acknowledge", description="I am on it: stop escalating.")
+    async def acknowledge(self, request: OperatorInput) -> str:
+        status = self._status
+        status.acknowledged_at = workflow.now()
+        status.acknowledged_by = request.by or "an operator"
+        status.time_to_acknowledge_seconds = (
+            status.acknowledged_at - status.opened_at
+        ).total_seconds()
+        status.phase = IncidentPhase.ACKNOWLEDGED
+        workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(status.phase.value)])
+        triggered = self._escalation.triggered()
+        await self._thread.tell("acknowledge", operator_said("acknowledged", request))
+        await self._thread.pagers("acknowledge", triggered)
+        return f"acknowledged; escalation stopped (paged: {', '.join(status.paged_levels)})"
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, request: OperatorInput) -> None:
+        self._require_open("acknowledge")
+        if self._status.acknowledged_at is not None:
+            raise ValueError(f"already acknowledged by {self._status.acknowledged_by}")
+
+    @workflow.update(name="resolve", description="Resolve the incident now (pages resolve too).")
+    def resolve(self, request: OperatorInput) -> str:
+        self._thread.event("resolve", operator_said("resolve requested", request))
+        self._human_resolve = request
+        return "resolving: pages resolved, thread updated"
+
+    @resolve.validator
+    def _validate_resolve(self, request: OperatorInput) -> None:
+        self._require_open("resolve")
+
+    @workflow.update(name="escalate", description="Page the next escalation level now.")
+    def escalate(self, request: OperatorInput) -> str:
+        self._thread.event("escalate", operator_said("escalation requested", request))
+        self._escalation.escalate()
+        return "escalating to the next level"
+
+    @escalate.validator
+    def _validate_escalate(self, request: OperatorInput) -> None:
+        self._require_open("escalate")
+        self._escalation.check_escalate()
+
+    @workflow.update(name="approve", description="Decide the pending approval step.")
+    def approve(self, request: ApproveInput) -> str:
+        self._approval = request
+        return "approved: the next step runs" if request.approved else "rejected: step skipped"
+
+    @approve.validator
+    def _validate_approve(self, request: ApproveInput) -> None:
+        self._require_open("approve")
+        if self._awaiting is None:
+            raise ValueError("nothing is waiting for approval")
+        allowed = self._awaiting.approvers
+        if allowed and request.by not in allowed:
+            raise ValueError(f"by: must be one of {', '.join(allowed)}")
+
+    @workflow.signal(name="acknowledge", description="Signal form of the acknowledge update.")
+    async def acknowledge_signal(self, request: OperatorInput) -> None:
+        if signal_accepted("acknowledge", self._validate_acknowledge, request, self._thread.event):
+            await IncidentRunbook.acknowledge(self, request)
+
+    @workflow.signal(name="resolve", description="Signal form of the resolve update.")
+    def resolve_signal(self, request: OperatorInput) -> None:
+        if signal_accepted("resolve", self._validate_resolve, request, self._thread.event):
+            IncidentRunbook.resolve(self, request)
+
+    @workflow.signal(name="escalate", description="Signal form of the escalate update.")
+    def escalate_signal(self, request: OperatorInput) -> None:
+        if signal_accepted("escalate", self._validate_escalate, request, self._thread.event):
+            IncidentRunbook.escalate(self, request)
+
+    @workflow.signal(name="approve", description="Signal form of the approve update.")
+    def approve_signal(self, request: ApproveInput) -> None:
+        if signal_accepted("approve", self._validate_approve, request, self._thread.event):
+            IncidentRunbook.approve(self, request)
+
+    @workflow.query(name="status", description="Phase, pages, timeline, time to ack/resolve.")
+    def status(self) -> IncidentStatus:
+        return self._status
+
+    # -- machinery --------------------------------------------------------------------
+
+    def _require_open(self, verb: str) -> None:
+        if self._closing or self._human_resolve is not None:
+            raise ValueError(f"cannot {verb}: the incident is resolving")
 
     def _begin(self) -> None:
         problems = runbook_problems(self._input.runbook)
@@ -151,7 +256,9 @@ class IncidentRunbook(IncidentBase):
             attributes.append(sa.DEPLOY_ENVIRONMENT.value_set(self._status.environment))
         workflow.upsert_search_attributes(attributes)
         source = self._input.notification.source
-        self._event("opened", f"{self._status.title} ({source}); runbook {self._status.runbook}")
+        self._thread.event(
+            "opened", f"{self._status.title} ({source}); runbook {self._status.runbook}"
+        )
 
     # -- the runbook ------------------------------------------------------------------
 
@@ -159,204 +266,51 @@ class IncidentRunbook(IncidentBase):
         skip_next = False
         for index, step in enumerate(self._input.runbook.spec.steps):
             if self._closing:
-                self._event("steps", f"incident resolved: steps from {index + 1} not run")
+                self._thread.event("steps", f"incident resolved: steps from {index + 1} not run")
                 return
             self._status.step = index + 1
             if skip_next:
                 skip_next = False
-                self._event("skipped", f"step {index + 1} ({step.kind}): not approved")
+                self._thread.event("skipped", f"step {index + 1} ({step.kind}): not approved")
                 continue
-            self._waiting(f"step {index + 1}/{self._status.step_count}: {step.kind}")
+            self._thread.waiting(f"step {index + 1}/{self._status.step_count}: {step.kind}")
             skip_next = not await self._run_step(index, step)
         if not self._alert_resolved():  # else the quiet period is what it waits for
-            self._waiting("the alert to resolve, or someone to resolve the incident")
+            self._thread.waiting("the alert to resolve, or someone to resolve the incident")
 
     async def _run_step(self, index: int, step: RunbookStep) -> bool:
         """Run one step; False only from an ``approve`` that did not approve."""
         key = f"{self._status.incident}/step-{index + 1}"
         try:
             if step.page is not None:
-                await self._page_step(step.page)
+                await self._escalation.page_step(step.page)
             elif step.notify is not None:
                 channel = step.notify.channel
-                await self._notify(render(step.notify.text, self._values), channel)
+                await self._thread.notify(render(step.notify.text, self._values), channel)
             elif step.query is not None:
-                values = await effects.measure(step.query.name, step.query.provider, key)
-                shown = ", ".join(f"{v:g}" for v in values)
-                await self._tell("query", f"{step.query.name}: {shown}")
+                await self._runbook_steps.query(step.query, key)
             elif (step.restart or step.rollback) and self._remediation_moot():
-                await self._tell("skipped", f"step {index + 1} ({step.kind}): alert resolved")
+                await self._thread.tell(
+                    "skipped", f"step {index + 1} ({step.kind}): alert resolved"
+                )
             elif step.restart is not None:
-                await self._restart(step.restart.servers, step.restart.platform, key)
+                await self._runbook_steps.restart(step.restart.servers, step.restart.platform, key)
             elif step.rollback is not None:
-                await self._rollback(step.rollback.to, step.rollback.reason)
+                await self._runbook_steps.rollback(step.rollback.to, step.rollback.reason)
             elif step.wait is not None:
-                await self._wait(step.wait, key)
+                await self._runbook_steps.wait(step.wait, key)
             elif step.approve is not None:
                 return await self._approve(step.approve)
-        except effects.EffectFailed as exc:
-            await self._tell("failed", f"step {index + 1} ({step.kind}) failed: {exc}")
+        except EffectFailed as exc:
+            await self._thread.tell("failed", f"step {index + 1} ({step.kind}) failed: {exc}")
         return True
-
-    async def _page_step(self, step: PageStep) -> None:
-        if self._status.paged_levels:
-            self._event("page", "already paged")
-            return
-        levels = self._input.runbook.spec.escalation.levels
-        await self._page(levels[0], step)
-        if len(levels) > 1:
-            self._escalation = asyncio.create_task(self._escalate(levels, step))
-
-    async def _escalate(self, levels: list[EscalationLevel], step: PageStep) -> None:
-        """Page the next level whenever the current one is not acknowledged in time."""
-        for current, following in itertools.pairwise(levels):
-            assert current.ack_timeout is not None  # the spec requires it on all but the last
-            timeout = parse_duration(current.ack_timeout)
-            try:
-                await workflow.wait_condition(
-                    self._escalation_over,
-                    timeout=timeout,
-                    timeout_summary=f"wait {format_duration(timeout)} for {current.name} to ack",
-                )
-            except TimeoutError:
-                self._event("escalate", f"{current.name} did not acknowledge within {timeout}")
-            if self._status.acknowledged_at is not None or self._closing:
-                return
-            self._escalate_now = False
-            await self._page(following, step)
-
-    def _escalation_over(self) -> bool:
-        acked = self._status.acknowledged_at is not None
-        return acked or self._closing or self._escalate_now
-
-    async def _page(self, level: EscalationLevel, step: PageStep) -> None:
-        self._status.paged_levels.append(level.name)
-        self._status.level = level.name
-        severity = step.severity or self._values["severity"]
-        summary = render(step.summary or "{{alertname}} on {{service}}: {{summary}}", self._values)
-        links = []
-        if self._ui_url:
-            links.append(Link(href=self._ui_url, text="deployflow incident"))
-        generator = next(iter(self._input.notification.alerts), None)
-        if generator is not None and generator.generator_url:
-            links.append(Link(href=generator.generator_url, text="alert source"))
-        try:
-            await effects.page(
-                "trigger",
-                self._status.dedup_key,
-                level.routing_key_env,
-                level=level.name,
-                summary=summary.strip(" :") or self._status.title,
-                severity=severity if severity in PAGER_SEVERITIES else "critical",
-                source=self._values["service"] or "deployflow",
-                details={
-                    "incident": self._status.incident,
-                    "runbook": self._status.runbook,
-                    "level": level.name,
-                    "labels": self._input.notification.labels,
-                    "alerts": self._alert_count(),
-                    "annotations": self._input.notification.common_annotations,
-                },
-                links=links,
-            )
-        except effects.EffectFailed as exc:
-            await self._tell("page", f"paging {level.name} failed: {exc}")
-            return
-        # No await between these two lines: `acknowledge` snapshots `_triggered` when it
-        # sets acknowledged_at, so exactly one of them acknowledges this level.
-        acknowledged_meanwhile = self._status.acknowledged_at is not None
-        self._triggered.append(level)
-        self._status.triggered_levels.append(level.name)
-        await self._tell("page", f"paged {level.name}")
-        if acknowledged_meanwhile:
-            await self._pagers("acknowledge", [level])
-
-    async def _restart(self, servers: list[str], platform: PlatformSpec | None, key: str) -> None:
-        target = self._input.runbook.spec.target
-        chosen_platform = platform or (target.platform if target else None)
-        chosen = servers or (target.servers if target else [])
-        service = self._values["service"]
-        kubernetes = chosen_platform.kubernetes if chosen_platform is not None else None
-        if kubernetes is not None and workflow.patched(RESTART_DEPLOYMENTS):
-            state = await effects.restart_deployment(kubernetes, key)
-            self._status.restarts += 1
-            await self._tell("restart", f"restarted {state.deployment}: {state.message}")
-            return
-        if not service or chosen_platform is None:
-            raise effects.EffectFailed("no service name or platform to restart with")
-        for server in chosen:
-            result = await effects.restart(chosen_platform, service, server, f"{key}/{server}")
-            self._status.restarts += 1
-            took = f"{result.duration_ms / 1000:.1f} s"
-            await self._tell("restart", f"restarted {service} on {server} ({took})")
-
-    async def _rollback(self, to: str | None, reason: str | None) -> None:
-        service, environment = self._values["service"], self._values["environment"]
-        if not service or not environment:
-            raise effects.EffectFailed("no service and environment to roll back")
-        await self._tell("rollback", f"rolling {service} in {environment} back")
-        outcome = await effects.rollback(
-            PlanRollbackInput(
-                service=service,
-                environment=environment,
-                to=to,
-                reason=reason or f"incident {self._status.incident}: {self._status.title}",
-                by=f"incident {self._status.incident}",
-            )
-        )
-        if isinstance(outcome, RollbackResult):
-            outcome = f"{outcome.version or 'previous version'}: {outcome.reason}"
-        await self._tell("rollback", f"rollback done — {outcome}")
-
-    async def _wait(self, step: WaitStep, key: str) -> None:
-        timeout = parse_duration(step.timeout) if step.timeout else None
-        if step.duration is not None:
-            duration = parse_duration(step.duration)
-            self._waiting(f"wait step: {format_duration(duration)}")
-            await self._until(lambda: self._closing, duration, f"wait {format_duration(duration)}")
-        elif step.until is not None:
-            self._waiting("wait step: until the alert resolves")
-            resolved = await self._until(
-                lambda: self._alert_resolved() or self._closing,
-                timeout,
-                f"wait up to {step.timeout} for the alert to resolve",
-            )
-            if not resolved:
-                self._event("wait", f"alert still firing after {step.timeout}")
-        elif step.metric is not None:
-            await self._wait_metric(step, key, timeout)
-
-    async def _wait_metric(self, step: WaitStep, key: str, timeout: timedelta | None) -> None:
-        metric = step.metric
-        assert metric is not None
-        interval = parse_duration(metric.interval)
-        deadline = workflow.now() + timeout if timeout else None
-        self._waiting(f"wait step: until {metric.success_condition}")
-        attempt = 0
-        while not self._closing:
-            attempt += 1
-            summary = f"check {metric.success_condition} #{attempt}"
-            try:
-                values = await effects.measure("wait", metric.provider, f"{key}/{attempt}", summary)
-            except effects.EffectFailed as exc:
-                self._event("wait", f"measurement failed: {exc}")
-            else:
-                if _holds(metric.success_condition, values):
-                    self._event("wait", f"{metric.success_condition} holds")
-                    return
-            left = (deadline - workflow.now()) if deadline else interval
-            if left <= timedelta(0):
-                self._event("wait", f"{metric.success_condition} still false after {step.timeout}")
-                return
-            pause = min(interval, left)
-            await self._until(lambda: self._closing, pause, f"wait {format_duration(pause)}")
 
     async def _approve(self, step: ApproveStep) -> bool:
         self._approval, self._awaiting = None, step
         timeout = parse_duration(step.timeout) if step.timeout else None
-        await self._tell("approve", f"waiting for approval: {step.description}")
-        self._waiting(f"approval: {step.description} (update approve)")
-        await self._until(
+        await self._thread.tell("approve", f"waiting for approval: {step.description}")
+        self._thread.waiting(f"approval: {step.description} (update approve)")
+        await until(
             lambda: self._approval is not None or self._closing,
             timeout,
             f"approval timeout {step.timeout}",
@@ -365,10 +319,10 @@ class IncidentRunbook(IncidentBase):
         decision = self._approval
         if decision is None:
             why = "the incident resolved" if self._closing else f"no decision in {step.timeout}"
-            self._event("approve", f"not approved: {why}")
+            self._thread.event("approve", f"not approved: {why}")
             return False
         verdict = "approved" if decision.approved else "rejected"
-        await self._tell("approve", said_by(verdict, decision.by, decision.reason))
+        await self._thread.tell("approve", said_by(verdict, decision.by, decision.reason))
         return decision.approved
 
     # -- resolution -------------------------------------------------------------------
@@ -392,8 +346,10 @@ class IncidentRunbook(IncidentBase):
                 return None
             if quiet is None:
                 return "alertmanager"
-            self._waiting(f"quiet period of {format_duration(quiet)} after the alert resolved")
-            fired = await self._until(
+            self._thread.waiting(
+                f"quiet period of {format_duration(quiet)} after the alert resolved"
+            )
+            fired = await until(
                 lambda: self._human_resolve is not None or not self._alert_resolved(),
                 quiet,
                 f"quiet period {format_duration(quiet)}",
@@ -401,13 +357,13 @@ class IncidentRunbook(IncidentBase):
             if not fired:
                 return "alertmanager"
             if self._human_resolve is None:
-                self._event("alert", "fired again during the quiet period")
+                self._thread.event("alert", "fired again during the quiet period")
 
     def _history_long(self) -> bool:
         """Time to continue as new: the steps and escalation are over (nothing in flight
         to carry) and this run has taken many notifications, or the server suggests it."""
-        busy = [t for t in (self._steps, self._escalation) if t is not None and not t.done()]
-        if busy or self._awaiting is not None:
+        steps_running = self._steps is not None and not self._steps.done()
+        if steps_running or self._escalation.busy() or self._awaiting is not None:
             return False
         many = self._run_notifications >= self._input.notifications_per_run
         return many or workflow.info().is_continue_as_new_suggested()
@@ -419,29 +375,8 @@ class IncidentRunbook(IncidentBase):
         status.time_to_resolve_seconds = (status.resolved_at - status.opened_at).total_seconds()
         status.phase = IncidentPhase.RESOLVED
         workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(status.phase.value)])
-        await self._pagers("resolve", self._triggered)
+        await self._escalation.resolve()
         took = format_duration(timedelta(seconds=round(status.time_to_resolve_seconds)))
-        await self._tell("resolved", f"resolved by {resolved_by} after {took}")
-        slack = self._input.runbook.spec.slack
-        if status.slack is not None and slack is not None:
-            try:
-                await effects.post(
-                    status.slack.channel,
-                    f":white_check_mark: RESOLVED — {status.title}",
-                    slack.token_env,
-                    update_ts=status.slack.ts,
-                )
-            except effects.EffectFailed as exc:
-                self._event("slack", f"could not mark the message resolved: {exc}")
+        await self._thread.tell("resolved", f"resolved by {resolved_by} after {took}")
+        await self._thread.mark_resolved()
         workflow.set_current_details(f"**Resolved** by {resolved_by} after {took}")
-
-
-def _holds(condition: str, values: list[float]) -> bool:
-    """Whether ``condition`` holds on ``values``. One that cannot be evaluated on them
-    fails the wait step with CEL's message instead of failing the workflow task."""
-    try:
-        return evaluate_condition(condition, values)
-    except ConditionError as exc:
-        if not workflow.patched(CONDITION_ERRORS_FAIL_THE_STEP):
-            raise
-        raise effects.EffectFailed(str(exc)) from None

@@ -20,13 +20,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core.durations import format_duration, parse_duration
     from workflows.incidents import effects
     from workflows.incidents.models import OpenIncidentInput
+    from workflows.monitors import deployments as workloads
     from workflows.monitors.models import (
         HealerInput,
         HealerStatus,
         HealReport,
         monitor_notification,
     )
-    from workflows.monitors.spec import SelfHealing
+    from workflows.monitors.spec import MonitoredDeployment, SelfHealing
     from workflows.rollouts import host_ops
 
 INCIDENT_FAILURE_NOTED = "healer-incident-failure-noted"
@@ -79,6 +80,8 @@ class SelfHealer:
 
     async def _heal(self, report: HealReport) -> None:
         servers = sorted({s for f in report.findings for s in f.servers})
+        named = {d for f in report.findings for d in f.deployments}
+        deployments = [d for d in self._monitor.spec.deployments if d.describe() in named]
         problem = "; ".join(f.message for f in report.findings)
         self._event("report", f"{report.run_id}: {problem}")
         restarts = self._status.restarts
@@ -99,34 +102,67 @@ class SelfHealer:
             if ready_at > now:
                 self._waiting(f"backoff until {ready_at:%H:%M:%S} before restart {used + 1}")
                 await workflow.sleep(ready_at - now, summary=f"backoff before restart {used + 1}")
-        await self._restart(servers, problem)
+        await self._restart(servers, deployments, problem)
 
-    async def _restart(self, servers: list[str], problem: str) -> None:
+    async def _restart(
+        self, servers: list[str], deployments: list[MonitoredDeployment], problem: str
+    ) -> None:
         spec = self._monitor.spec
         key = f"{workflow.info().workflow_id}/restart-{self._status.reports}"
         self._status.restarts.append(workflow.now())
+        platform = self._policy.platform
         for server in servers:
             self._waiting(f"restarting {server}")
             try:
-                await effects.restart(
-                    self._policy.platform, spec.service, server, f"{key}/{server}"
-                )
+                if platform is None:  # monitor_problems requires one with servers
+                    raise effects.EffectFailed("selfHealing.platform is not set")
+                await effects.restart(platform, spec.service, server, f"{key}/{server}")
             except effects.EffectFailed as exc:
                 await self._incident(f"restart of {server} failed: {exc}")
                 return
             self._event("restart", f"restarted {server} ({problem})")
         check = spec.health_check
-        if check is None:
+        restarted: list[MonitoredDeployment] = []
+        if deployments and workflow.patched(workloads.CHECKS_DEPLOYMENTS):
+            if not await self._restart_deployments(deployments, key, problem):
+                return
+            restarted = deployments
+            check = check if servers else None
+        if check is None and not restarted:
             return
         verify = parse_duration(self._policy.verify_after)
         self._waiting(f"{format_duration(verify)} before checking the restart helped")
         await workflow.sleep(verify, summary=f"wait {format_duration(verify)}, then verify")
         for server in servers:
+            if check is None:
+                break
             report = await host_ops.check_target(check, server, f"{key}/verify/{server}")
             if not report.healthy:
                 await self._incident(f"restart did not help: {server} {report.message}")
                 return
-        self._event("verified", f"healthy after restart: {', '.join(servers)}")
+        for deployment in restarted:
+            ready = await workloads.check(deployment, f"{key}/verify")
+            if not ready.healthy:
+                await self._incident(f"restart did not help: {ready.deployment} {ready.message}")
+                return
+        healthy = [*servers, *(d.describe() for d in restarted)]
+        self._event("verified", f"healthy after restart: {', '.join(healthy)}")
+
+    async def _restart_deployments(
+        self, deployments: list[MonitoredDeployment], key: str, problem: str
+    ) -> bool:
+        """``kubectl rollout restart`` each, waiting for its new pods; False (an incident
+        opened) when one failed."""
+        for deployment in deployments:
+            where = deployment.describe()
+            self._waiting(f"restarting {where}")
+            try:
+                state = await effects.restart_deployment(deployment.platform(), f"{key}/{where}")
+            except effects.EffectFailed as exc:
+                await self._incident(f"restart of {where} failed: {exc}")
+                return False
+            self._event("restart", f"restarted {where}: {state.message} ({problem})")
+        return True
 
     async def _incident(self, reason: str) -> None:
         runbook = self._monitor.runbook

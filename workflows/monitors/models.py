@@ -32,12 +32,15 @@ class Finding(Model):
     ]
     message: str
     servers: list[str] = Field(default_factory=list)
+    # Kubernetes Deployments to restart, as MonitoredDeployment.describe() names them.
+    deployments: list[str] = Field(default_factory=list)
     # What a check measured, for machines (a certificate's notAfter, subject and issuer).
     details: dict[str, str] = Field(default_factory=dict)
 
 
 class HealReport(Model):
-    """A monitor run asking the healer to restart ``servers`` (unresponsive or leaking)."""
+    """A monitor run asking the healer to restart the servers and Deployments its findings
+    name (unresponsive or leaking)."""
 
     run_id: str
     at: datetime

@@ -1,9 +1,9 @@
 """ServiceMonitor: one scheduled check of a service (Temporal Schedules start it).
 
-1. Health-check every server, judge each SLO query, and fit a line through each server's
-   resident memory over the leak window.
-2. Unresponsive or leaking servers go to the service's SelfHealer (started as an abandoned
-   child, or signalled when it already runs), which restarts within a budget.
+1. Health-check every server, ask each Deployment's readiness, judge each SLO query, and
+   fit a line through each server's resident memory over the leak window.
+2. Unresponsive or leaking servers and Deployments go to the service's SelfHealer (started
+   as an abandoned child, or signalled when it already runs), which restarts within a budget.
 3. SLO breaches — and, without self-healing, everything else — open an incident through
    the same path Alertmanager alerts take; a clean run resolves the monitor's incident.
 
@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core.conditions import ConditionError, evaluate_condition
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
     from workflows.incidents.models import OpenIncidentInput
+    from workflows.monitors import deployments
     from workflows.monitors.models import (
         HEALER_WORKFLOW_TYPE,
         REPORT_SIGNAL,
@@ -77,6 +78,8 @@ class ServiceMonitorRun:
         if (spec.certificates or spec.dns) and workflow.patched(SECURITY_CHECKS):
             key = _key()
             checks += [certificate_findings(spec.certificates, key), dns_findings(spec.dns, key)]
+        if spec.deployments and workflow.patched(deployments.CHECKS_DEPLOYMENTS):
+            checks.append(deployments.findings(spec.deployments, _key()))
         for found in await asyncio.gather(*checks):
             result.findings += found
         # A query that cannot be judged (no traffic: 0/0, Prometheus down) is noted, like an
@@ -161,7 +164,10 @@ class ServiceMonitorRun:
             f"MiB/min (R² {s.r2 or 0:.2f}, {s.points} points over {leak.window})"
             for s in leaking
         )
-        return [Finding(kind="memory-leak", message=f"memory leak: {rates}", servers=chosen)]
+        # Restarting a Deployment replaces every pod: the leaking ones among them.
+        workloads = [d.describe() for d in monitor.spec.deployments]
+        message = f"memory leak: {rates}"
+        return [Finding(kind="memory-leak", message=message, servers=chosen, deployments=workloads)]
 
     async def _report(self, monitor: ServiceMonitor, findings: list[Finding]) -> str:
         """Hand the findings to the service's SelfHealer, starting it if it is not running."""

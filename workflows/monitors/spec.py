@@ -12,7 +12,9 @@ spec:
     businessHours: {days: [Mon, Tue, Wed, Thu, Fri], start: "09:00", end: "18:00", every: 5m}
     offHours: {every: 15m}
     runTimeout: 30m                  # a run still going after this is ended
-  servers: [127.0.0.1:18001]
+  servers: [127.0.0.1:18001]        # host:port servers, probed by healthCheck; or
+  deployments:                       # Kubernetes Deployments, judged by their pods' readiness
+    - {context: prod-a, namespace: shop, name: checkout}
   healthCheck: {http: {path: /healthz}, failureThreshold: 3, periodSeconds: 1}
   slos:
     - name: error-rate
@@ -29,7 +31,7 @@ spec:
     minGrowthPerMinute: 1Mi          # bytes per minute: 1048576, 512Ki, 1Mi, 2M ...
     minR2: 0.9                       # how steady the growth is (linear fit)
   selfHealing:
-    platform: {command: {...}}
+    platform: {command: {...}}       # how servers restart; Deployments restart through the API
     maxRestarts: 3
     per: 1h
     backoff: 1m                      # doubled after each restart
@@ -37,6 +39,11 @@ spec:
   incident:
     runbook: checkout-unhealthy      # a kind: Runbook document in the same file
 ```
+
+A Deployment is healthy while the API server says every replica is available (the
+``Available`` condition True and ``availableReplicas`` at ``replicas``); one in the middle
+of a rollout is noted, not restarted. Self-healing restarts it as ``kubectl rollout
+restart`` does and waits for the new pods (docs/kubernetes.md).
 
 A monitor file holds one ServiceMonitor and any number of Runbook documents.
 ``load_monitor`` puts the runbook named by ``spec.incident.runbook`` into
@@ -57,11 +64,17 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 
 from activities.health.security_spec import CertificateCheck, DnsCheck
 from activities.health.spec import HealthCheck
+from activities.kubernetes.names import ContextName, DnsLabel
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.trend import SeriesTrend
 from activities.model import Model
 from activities.platforms.base import Target
-from activities.platforms.spec import PlatformSpec
+from activities.platforms.spec import (
+    DeploymentName,
+    DeploymentTarget,
+    KubernetesPlatformSpec,
+    PlatformSpec,
+)
 from workflows.core.durations import Duration, parse_duration
 from workflows.core.spec import (
     Condition,
@@ -236,10 +249,28 @@ class MemoryLeak(Model):
         return growth >= self.min_growth_per_minute and trend.r2 >= self.min_r2
 
 
-class SelfHealing(Model):
-    """Restart an unhealthy or leaking service, at most ``maxRestarts`` per ``per``."""
+class MonitoredDeployment(Model):
+    """A Kubernetes Deployment a monitor watches, in a context of the worker's kubeconfig."""
 
-    platform: PlatformSpec
+    name: DeploymentName
+    namespace: DnsLabel = "default"
+    context: ContextName | None = None
+
+    def platform(self) -> KubernetesPlatformSpec:
+        """The platform spec the Kubernetes activities take for this Deployment."""
+        target = DeploymentTarget(name=self.name, namespace=self.namespace, context=self.context)
+        return KubernetesPlatformSpec(deployment=target)
+
+    def describe(self) -> str:
+        """``prod-a/shop/deployment/checkout``, as the platform names it."""
+        return self.platform().deployment.describe()
+
+
+class SelfHealing(Model):
+    """Restart an unhealthy or leaking service, at most ``maxRestarts`` per ``per``.
+    ``platform`` restarts ``servers``; Deployments are restarted through the API."""
+
+    platform: PlatformSpec | None = None
     max_restarts: int = Field(default=3, ge=1)
     per: Duration = "1h"
     backoff: Duration = "1m"
@@ -264,6 +295,7 @@ class MonitorSpec(Model):
     environment: Name
     schedule: MonitorSchedule
     servers: list[Server] = Field(default_factory=list)
+    deployments: list[MonitoredDeployment] = Field(default_factory=list)
     health_check: HealthCheck | None = None
     slos: list[Slo] = Field(default_factory=list)
     memory_leak: MemoryLeak | None = None
@@ -303,6 +335,8 @@ def describe(monitor: ServiceMonitor) -> str:
     checks = []
     if spec.health_check is not None:
         checks.append(f"{spec.health_check.kind} health on {len(spec.servers)} server(s)")
+    if spec.deployments:
+        checks.append(f"readiness of {', '.join(d.describe() for d in spec.deployments)}")
     if spec.slos:
         checks.append(f"SLOs {', '.join(s.name for s in spec.slos)}")
     if spec.memory_leak is not None:
@@ -333,30 +367,54 @@ def monitor_problems(monitor: ServiceMonitor) -> list[str]:
     problems: list[str] = []
     spec = monitor.spec
     checks = (spec.health_check, spec.memory_leak, spec.certificates, spec.dns)
-    if not spec.slos and all(c is None for c in checks):
+    if not spec.slos and not spec.deployments and all(c is None for c in checks):
         problems.append(
-            "spec: nothing to check; set healthCheck, slos, memoryLeak, certificates or dns"
+            "spec: nothing to check; set healthCheck, deployments, slos, memoryLeak, "
+            "certificates or dns"
         )
     for server in sorted({s for s in spec.servers if spec.servers.count(s) > 1}):
         problems.append(f"spec.servers: {server} listed twice")
+    named = [d.describe() for d in spec.deployments]
+    for number, name in enumerate(named):
+        if name in named[:number]:
+            problems.append(f"spec.deployments[{number}]: {name} listed twice")
     names = [s.name for s in spec.slos]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"spec.slos: SLO {name!r} defined twice")
     if spec.health_check is not None and not spec.servers:
-        problems.append("spec.servers: healthCheck needs at least one server to probe")
+        problems.append(
+            "spec.servers: healthCheck needs at least one server to probe "
+            "(deployments are judged by their pods' readiness)"
+        )
     if spec.self_healing is not None:
-        if not spec.servers:
-            problems.append("spec.servers: selfHealing needs at least one server to restart")
-        if spec.health_check is None:
-            problems.append("spec.healthCheck: selfHealing verifies each restart with it; set one")
-        command = spec.self_healing.platform.command
-        if command is not None and command.restart is None:
-            problems.append("spec.selfHealing.platform.command.restart: required by selfHealing")
-        if spec.incident is None:
-            problems.append(
-                "spec.incident.runbook: required by selfHealing "
-                "(the runbook to run when restarting does not help)"
-            )
+        problems += _healing_problems(spec, spec.self_healing)
+    return problems
+
+
+def _healing_problems(spec: MonitorSpec, healing: SelfHealing) -> list[str]:
+    problems = []
+    if not spec.servers and not spec.deployments:
+        problems.append(
+            "spec.servers: selfHealing needs at least one server or deployment to restart"
+        )
+    if spec.servers and spec.health_check is None:
+        problems.append("spec.healthCheck: selfHealing verifies each restart with it; set one")
+    platform = healing.platform
+    if spec.servers and platform is None:
+        problems.append("spec.selfHealing.platform: required to restart spec.servers")
+    if platform is not None and platform.kubernetes is not None:
+        problems.append(
+            "spec.selfHealing.platform.kubernetes: name the Deployment in spec.deployments; "
+            "it is restarted through the API"
+        )
+    command = platform.command if platform is not None else None
+    if command is not None and command.restart is None:
+        problems.append("spec.selfHealing.platform.command.restart: required by selfHealing")
+    if spec.incident is None:
+        problems.append(
+            "spec.incident.runbook: required by selfHealing "
+            "(the runbook to run when restarting does not help)"
+        )
     return problems
 
 

@@ -152,7 +152,7 @@ def translate(document: JSON) -> Translation:
         environment = namespace
         out.origins["spec.environment"] = "metadata.namespace"
     kube = {"namespace": namespace} | ({"context": context} if context else {})
-    strategy, router = _strategy(out, spec, kube, name)
+    strategy, router = _strategy(out, spec, kube, deployment["name"])
     out.body = {
         "apiVersion": "deployflow/v1",
         "kind": "Rollout",
@@ -191,7 +191,7 @@ def stable_deployment(document: JSON) -> JSON:
 # -- the strategy and the router it implies -----------------------------------------------
 
 
-def _strategy(out: Translation, spec: JSON, kube: JSON, name: Any) -> tuple[JSON, JSON]:
+def _strategy(out: Translation, spec: JSON, kube: JSON, deployment: Any) -> tuple[JSON, JSON]:
     strategy = _mapping(out, spec.get("strategy"), "spec.strategy", required=True)
     canary = _mapping(out, strategy.get("canary"), "spec.strategy.canary")
     blue_green = _mapping(out, strategy.get("blueGreen"), "spec.strategy.blueGreen")
@@ -204,7 +204,8 @@ def _strategy(out: Translation, spec: JSON, kube: JSON, name: Any) -> tuple[JSON
     body: JSON = {"steps": [{"setWeight": 100}] if steps is None else steps}
     if "analysis" in canary:
         body["analysis"] = canary["analysis"]
-    return {"canary": body}, _canary_router(out, canary, kube, name)
+    count = {"replicas": spec["replicas"]} if "replicas" in spec else {}
+    return {"canary": body}, _canary_router(out, canary, kube, deployment, count)
 
 
 def _blue_green(blue_green: JSON) -> JSON:
@@ -231,7 +232,9 @@ def _service_router(out: Translation, spec: JSON, blue_green: JSON, kube: JSON) 
     return {"service": {**kube, **route, "canarySelector": canary}}
 
 
-def _canary_router(out: Translation, canary: JSON, kube: JSON, name: Any) -> JSON:
+def _canary_router(
+    out: Translation, canary: JSON, kube: JSON, deployment: Any, replicas: JSON
+) -> JSON:
     where = "spec.strategy.canary.trafficRouting"
     routing = _mapping(out, canary.get("trafficRouting"), where)
     kinds = [k for k in ("nginx", "istio", "plugins") if routing.get(k) is not None]
@@ -242,17 +245,10 @@ def _canary_router(out: Translation, canary: JSON, kube: JSON, name: Any) -> JSO
         k: canary[k] for k in ("stableService", "canaryService") if canary.get(k) is not None
     }
     if not kinds:
-        # Argo's basic canary: a Service selecting both Deployments' pods, traffic by count.
-        stable = services.get("stableService", name)
-        canary_name = services.get("canaryService", f"{name}-canary")
-        namespace = kube["namespace"]
-        out.origins["spec.router.nop"] = "spec.strategy.canary"
-        return {
-            "nop": {
-                "stable": [f"{stable}.{namespace}.svc:80"],
-                "canary": [f"{canary_name}.{namespace}.svc:80"],
-            }
-        }
+        # Argo's basic canary: a Service selecting both Deployments' pods, weights by count.
+        out.origins["spec.router.replicas"] = "spec.strategy.canary"
+        out.origins["spec.router.replicas.replicas"] = "spec.replicas"
+        return {"replicas": {**kube, "deployment": deployment} | replicas}
     kind = kinds[0]
     router_where = f"{where}.{kind}"
     body = _mapping(out, routing[kind], router_where)

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core.durations import format_duration
     from workflows.core.failures import FATAL
     from workflows.core.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
-    from workflows.rollouts import database
+    from workflows.rollouts import database, instances
     from workflows.rollouts.models import DatabaseStatus, RolloutPhase
     from workflows.rollouts.spec import rollout_problems
     from workflows.rollouts.state import ROLLBACK_ALWAYS, Stop
@@ -187,14 +187,11 @@ class RolloutBase(RolloutVerbs, Stopping):
             else Weights(stable=share, canary=100 - share)
         )
         weights = await self._uncancellable(
-            workflow.execute_activity(
+            instances.on_router(
                 "set_weight",
-                SetWeightInput(
-                    router=self._rollout.spec.router,
-                    weights=wanted,
-                    key=self._key(label),
-                ),
-                result_type=Weights,
+                self._rollout.spec.router,
+                lambda router: SetWeightInput(router=router, weights=wanted, key=self._key(label)),
+                Weights,
                 start_to_close_timeout=ROUTER_START_TO_CLOSE,
                 heartbeat_timeout=ROUTER_HEARTBEAT,
                 retry_policy=retry,

@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.platforms.models import ScaleInput, SetStableInput, StableRecord, WorkloadState
     from activities.routing.base import Weights
-    from activities.temporal.activities import AwaitClosedInput
     from workflows.core import retry, timeline
     from workflows.core import search_attributes as sa
     from workflows.core.timeline import Event
@@ -38,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         KUBERNETES_WAIT_SLACK,
         WORKFLOW_TASK_TIMEOUT,
     )
+    from workflows.core.waits import await_closed
     from workflows.rollouts import database, host_ops
     from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
     from workflows.rollouts.models import RolloutPhase, RolloutResult
@@ -154,6 +154,7 @@ class EmergencyRollback:
                 progress_deadline_seconds=record.progress_deadline_seconds,
                 rollout=workflow.info().workflow_id,
                 key=self._key("stable"),
+                uid=record.uid,
             ),
             f"restore {deployment.name}'s recorded pod template ({request.target})",
             timedelta(seconds=record.progress_deadline_seconds) + KUBERNETES_WAIT_SLACK,
@@ -205,16 +206,7 @@ class EmergencyRollback:
             )
         except ApplicationError as exc:  # already closed, or never existed
             self._event("cancel", f"{workflow_id} could not be cancelled: {exc.message}")
-        status = await workflow.execute_activity(
-            "await_closed",
-            AwaitClosedInput(workflow_id=workflow_id),
-            result_type=str,
-            start_to_close_timeout=timedelta(minutes=30),
-            schedule_to_close_timeout=retry.AWAIT_CLOSED_DEADLINE,
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=retry.AWAIT_CLOSED,
-            summary=f"wait for {workflow_id} to close",
-        )
+        status = await await_closed(workflow_id)
         self._event("cancel", f"{workflow_id} closed: {status.lower()}")
 
     async def _already_live(self, rollout: Rollout) -> bool:

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.routing.models import SetHeaderRoutesInput
     from workflows.core import retry as retry_policies
     from workflows.core.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
+    from workflows.rollouts import instances
     from workflows.rollouts.base import RolloutBase
     from workflows.rollouts.models import RolloutPhase
     from workflows.rollouts.spec import SetHeaderRoute
@@ -56,12 +57,13 @@ class HeaderRouteSteps(RolloutBase):
     ) -> None:
         names = ", ".join(r.name for r in routes) or "none"
         await self._uncancellable(
-            workflow.execute_activity(
+            instances.on_router(
                 "set_header_routes",
-                SetHeaderRoutesInput(
-                    router=self._rollout.spec.router, routes=routes, key=self._key(label)
+                self._rollout.spec.router,
+                lambda router: SetHeaderRoutesInput(
+                    router=router, routes=routes, key=self._key(label)
                 ),
-                result_type=list[HeaderRoute],
+                list[HeaderRoute],
                 start_to_close_timeout=ROUTER_START_TO_CLOSE,
                 heartbeat_timeout=ROUTER_HEARTBEAT,
                 retry_policy=retry,

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ROUTER_HEARTBEAT,
         ROUTER_START_TO_CLOSE,
     )
+    from workflows.rollouts import instances
     from workflows.rollouts.models import RolloutPhase
     from workflows.rollouts.spec import Rollout
     from workflows.rollouts.state import Stop
@@ -168,10 +169,11 @@ async def require_smoke_tests(rollout: Rollout, targets: Iterable[str], key: str
 
 
 async def get_weights(rollout: Rollout) -> Weights:
-    weights: Weights = await workflow.execute_activity(
+    weights: Weights = await instances.on_router(
         "get_weights",
-        GetWeightsInput(router=rollout.spec.router),
-        result_type=Weights,
+        rollout.spec.router,
+        lambda router: GetWeightsInput(router=router),
+        Weights,
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
         retry_policy=retry.ROUTER,
@@ -182,10 +184,11 @@ async def get_weights(rollout: Rollout) -> Weights:
 
 async def set_weights(rollout: Rollout, weights: Weights, key: str) -> Weights:
     """Set absolute weights (no side semantics): for flips outside a rollout."""
-    applied: Weights = await workflow.execute_activity(
+    applied: Weights = await instances.on_router(
         "set_weight",
-        SetWeightInput(router=rollout.spec.router, weights=weights, key=key),
-        result_type=Weights,
+        rollout.spec.router,
+        lambda router: SetWeightInput(router=router, weights=weights, key=key),
+        Weights,
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
         retry_policy=retry.ROLLBACK,
@@ -197,10 +200,11 @@ async def set_weights(rollout: Rollout, weights: Weights, key: str) -> Weights:
 async def set_server_states(
     rollout: Rollout, states: dict[str, ServerState], key: str, *, rolling_back: bool = False
 ) -> None:
-    await workflow.execute_activity(
+    await instances.on_router(
         "set_server_states",
-        SetServerStatesInput(router=rollout.spec.router, states=states, key=key),
-        result_type=dict[str, ServerState],
+        rollout.spec.router,
+        lambda router: SetServerStatesInput(router=router, states=states, key=key),
+        dict[str, ServerState],
         start_to_close_timeout=ROUTER_START_TO_CLOSE,
         heartbeat_timeout=ROUTER_HEARTBEAT,
         retry_policy=retry.ROLLBACK if rolling_back else retry.ROUTER,

@@ -19,13 +19,13 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
-    from activities.temporal.activities import AwaitClosedInput
     from workflows.core import retry, timeline
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+    from workflows.core.waits import Closed, child_or_running
     from workflows.rollouts.emergency_models import RollbackResult, rollback_workflow_id
     from workflows.rollouts.scope_rollback_models import (
         PlanScopeMemberInput,
@@ -99,7 +99,7 @@ class ScopeRollback:
         entry.outcome = ServiceOutcome.ROLLING_BACK
         self._event(service, f"rolling back to {planned.target or 'what ran before'}")
         try:
-            result: RollbackResult = await workflow.execute_child_workflow(
+            outcome = await child_or_running(
                 "EmergencyRollback",
                 planned,
                 id=entry.workflow_id,
@@ -113,28 +113,17 @@ class ScopeRollback:
         except ChildWorkflowError as exc:
             self._finish(entry, ServiceOutcome.FAILED, "rollback failed", str(root_cause(exc)))
             return
-        except WorkflowAlreadyStartedError:
-            await self._await_other(entry, planned.target or planned.live)
+        if isinstance(outcome, Closed):
+            self._other_closed(entry, outcome, planned.target or planned.live)
             return
-        entry.after = result.version or planned.live
-        self._finish(entry, ServiceOutcome.ROLLED_BACK, result.reason)
+        entry.after = outcome.version or planned.live
+        self._finish(entry, ServiceOutcome.ROLLED_BACK, outcome.reason)
 
-    async def _await_other(self, entry: ServiceRollback, target: str | None) -> None:
-        """A rollback of the service was already running (an operator's, an incident's):
-        wait for it to close and take its end as this service's outcome."""
-        assert entry.workflow_id is not None
-        status: str = await workflow.execute_activity(
-            "await_closed",
-            AwaitClosedInput(workflow_id=entry.workflow_id),
-            result_type=str,
-            start_to_close_timeout=timedelta(minutes=30),
-            schedule_to_close_timeout=retry.AWAIT_CLOSED_DEADLINE,
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=retry.AWAIT_CLOSED,
-            summary=f"wait for {entry.workflow_id} to close",
-        )
-        reason = f"a rollback already running ({entry.workflow_id}) closed: {status.lower()}"
-        if status.upper() == "COMPLETED":
+    def _other_closed(self, entry: ServiceRollback, closed: Closed, target: str | None) -> None:
+        """A rollback of the service was already running (an operator's, an incident's): it
+        was waited for, and how it closed is this service's outcome."""
+        reason = closed.said("a rollback")
+        if closed.completed:
             entry.after = target
             self._finish(entry, ServiceOutcome.ROLLED_BACK, reason)
         else:

@@ -21,6 +21,7 @@ from activities.migrations.spec import MigrationSpec
 from activities.model import Model, OneOf
 from activities.platforms.spec import PlatformSpec
 from activities.routing.base import HeaderMatch, HeaderRoute
+from activities.routing.kube_spec import ReplicasRouterSpec
 from activities.routing.spec import RouterSpec
 from workflows.analysis.plan import reference_problems, template_problems
 from workflows.analysis.spec import (
@@ -265,6 +266,8 @@ def rollout_problems(rollout: Rollout) -> list[str]:
         problems += reference_problems(rollout, path, analysis, blocking)
     if canary is not None:
         problems += traffic_problems(spec.router, canary)
+    if spec.router.replicas is not None:
+        problems += replica_count_problems(spec, spec.router.replicas)
     if spec.platform is not None and spec.platform.kubernetes is None and not spec.targets.stable:
         problems.append(
             f"spec.platform: router {spec.router.kind} lists no hosts for platform "
@@ -296,6 +299,30 @@ def traffic_problems(router: RouterSpec, canary: CanaryStrategy) -> list[str]:
         problem = router.header_routes_problem(list(held.values()))
         if problem is not None:
             problems.append(f"{path}.setHeaderRoute: {problem}")
+    return problems
+
+
+def replica_count_problems(spec: RolloutSpec, router: ReplicasRouterSpec) -> list[str]:
+    """The replica-count canary scales the platform's two Deployments, so it needs them."""
+    where = "spec.router.replicas"
+    if spec.strategy.canary is None:
+        return [f"{where}: weights by replica counts are for strategy canary"]
+    deployment = spec.targets.workloads
+    if deployment is None:
+        return [f"{where}: scales Deployments: needs platform kubernetes"]
+    problems = []
+    mine = (router.deployment, router.namespace, router.context)
+    if mine != (deployment.name, deployment.namespace, deployment.context):
+        problems.append(
+            f"{where}.deployment: must be the platform's Deployment "
+            f"({deployment.describe()}), got {router.context or 'default'}/{router.namespace}/"
+            f"deployment/{router.deployment}"
+        )
+    if deployment.canary_replicas is not None:
+        problems.append(
+            "spec.platform.kubernetes.deployment.canaryReplicas: not used with router replicas "
+            "(each setWeight sets the canary's pods)"
+        )
     return problems
 
 

@@ -85,6 +85,8 @@ class WorkloadSteps(RolloutBase):
         """The canary Deployment at the new version, rolled out; no traffic yet."""
         deployment, version = self._deployment(), self._rollout.spec.version
         replicas = deployment.canary_replicas or max(1, self._stable.replicas)
+        if self._rollout.spec.router.replicas is not None:
+            replicas = 0  # the replica-count router gives it pods with each setWeight
         self._set_phase(RolloutPhase.PROGRESSING, f"rolling out {deployment.canary_name}")
         state = await self._forward(
             "apply_canary",

@@ -244,6 +244,13 @@ class ApiServerDouble(kmock.KubernetesScaffold):
             gone = self.store.delete(kind, namespace, name)
             if kind.kind == "Namespace":
                 self.store.delete_namespace(name)
+                # The real server answers with the namespace being finalized (its contents
+                # go first); here they are gone already.
+                gone["metadata"]["deletionTimestamp"] = self.store.clock.stamp()
+                gone["status"] = {"phase": "Terminating"}
+                return _ok(gone)
+            if kind.returns_deleted:  # Services, Pods
+                return _ok(gone)
             details = {
                 "name": name,
                 "group": kind.group,

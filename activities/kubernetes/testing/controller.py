@@ -52,6 +52,30 @@ class DeploymentController:
         """Pods of ``image`` never become ready: the rollout stalls, then passes its deadline."""
         self.broken_images.add(image)
 
+    def fail_readiness(self, namespace: str, deployment: str) -> list[str]:
+        """The pods ``deployment`` runs now fail their readiness probe (Running, not Ready)
+        and stay so until they are replaced (a restart, a new template); their names."""
+        with self.store.lock:
+            found = self.store.get(DEPLOYMENTS, namespace, deployment)
+            now = self.store.clock.stamp()
+            failed = []
+            for rs in self._owned(REPLICA_SETS, found):
+                for pod in self._owned(PODS, rs):
+                    status = copy.deepcopy(pod.get("status") or {})
+                    status["conditions"] = [
+                        {
+                            "type": "Ready",
+                            "status": "False",
+                            "reason": "ContainersNotReady",
+                            "lastTransitionTime": now,
+                        }
+                    ]
+                    for container in status.get("containerStatuses") or []:
+                        container["ready"] = False
+                    self._set(PODS, pod, ("status",), status, "status")
+                    failed.append(pod["metadata"]["name"])
+            return failed
+
     def auto_advance(self, enabled: bool = True) -> None:
         """Step before every API request and when a watch idles (for workflow tests)."""
         self._auto = enabled

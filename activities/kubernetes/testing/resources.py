@@ -51,6 +51,8 @@ class Kind:
     short_names: tuple[str, ...] = ()
     field_selectors: tuple[str, ...] = DEFAULT_FIELDS
     categories: tuple[str, ...] = field(default=())
+    # The real storage's ReturnDeletedObject: DELETE answers with the object, not a Status.
+    returns_deleted: bool = False
 
     @property
     def api_version(self) -> str:
@@ -95,6 +97,7 @@ PODS = Kind(
     short_names=("po",),
     field_selectors=(*DEFAULT_FIELDS, "status.phase", "spec.nodeName"),
     categories=("all",),
+    returns_deleted=True,
 )
 SERVICES = Kind(
     "",
@@ -105,6 +108,7 @@ SERVICES = Kind(
     subresources=("status",),
     short_names=("svc",),
     categories=("all",),
+    returns_deleted=True,
 )
 CONFIG_MAPS = Kind(
     "",

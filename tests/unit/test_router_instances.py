@@ -1,0 +1,128 @@
+"""A router that names several load balancers (``router.instances``): lint names the field
+of every mistake, each instance gets the router with its own host's files and commands,
+and ``deployflow worker --host NAME`` polls that instance's task queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from activities.routing.spec import RouterSpec, agent_queue
+from starters.cli import parse_args
+from tests.workflows.harness import rollout
+from workers.options import WorkerOptions
+from workers.usage import UsageError
+from workflows.core.spec import SpecError
+
+NGINX = {
+    "upstream": "app",
+    "configPath": "/etc/nginx/conf.d/app.conf",
+    "stable": ["10.0.0.1:80"],
+    "canary": ["10.0.0.2:80"],
+}
+
+
+def problems(router: dict[str, Any]) -> list[str]:
+    with pytest.raises(SpecError) as raised:
+        rollout([{"setWeight": 50}], router=router)
+    return raised.value.problems
+
+
+def test_each_instance_gets_the_shared_router_with_its_own_files_and_queue():
+    router = RouterSpec.model_validate(
+        {
+            "nginx": NGINX,
+            "instances": [
+                {"name": "lb-a"},
+                {
+                    "name": "lb-b.example.com",
+                    "taskQueue": "prod-lb-b",
+                    "configPath": "/srv/nginx/app.conf",
+                    "reloadCommand": ["systemctl", "reload", "nginx"],
+                },
+            ],
+        }
+    )
+    (a, spec_a), (b, spec_b) = router.on_instances()
+    assert (a.queue, b.queue) == ("deployflow-router-lb-a", "prod-lb-b")
+    assert spec_a.instances is None
+    assert spec_a.nginx == router.nginx
+    assert spec_b.nginx is not None
+    assert router.nginx is not None
+    assert spec_b.nginx.config_path == "/srv/nginx/app.conf"
+    assert spec_b.nginx.reload_command == ["systemctl", "reload", "nginx"]
+    assert spec_b.nginx.stable == router.nginx.stable  # one pair fronts the same servers
+    assert agent_queue("lb-a") == a.queue
+
+
+def test_a_router_without_instances_serialises_as_it_always_did():
+    dumped = RouterSpec.model_validate({"nginx": NGINX}).model_dump(mode="json")
+    assert "instances" not in dumped
+    assert RouterSpec.model_validate({"nginx": NGINX}).on_instances() == []
+
+
+@pytest.mark.parametrize(
+    ("instances", "expected"),
+    [
+        (
+            [{"name": "lb-a"}, {"name": "lb-a"}],
+            "spec.router.instances: instances[1] has the name 'lb-a' of instances[0]",
+        ),
+        (
+            [{"name": "a", "taskQueue": "q"}, {"name": "b", "taskQueue": "q"}],
+            "spec.router.instances: instances[1] has the task queue 'q' of instances[0]",
+        ),
+        (
+            [{"name": "lb-a", "taskQueue": "deployflow-router-lb-b"}, {"name": "lb-b"}],
+            "instances[1] has the task queue 'deployflow-router-lb-b' of instances[0]",
+        ),
+        ([{"name": "LB_A"}], "spec.router.instances[0].name: 'LB_A' is not a host name"),
+        ([], "spec.router.instances: List should have at least 1 item"),
+        ([{"name": "lb-a", "socket": "/run/haproxy.sock"}], "instances[0].socket: a nginx router"),
+        ([{"name": "lb-a", "configPath": "relative.conf"}], "instances[0].configPath: 'relative"),
+        ([{"name": "lb-a", "password": "x"}], "instances[0].password: Extra inputs"),
+    ],
+)
+def test_lint_names_the_field_of_each_instance_mistake(instances, expected):
+    found = problems({"nginx": NGINX, "instances": instances})
+    assert any(expected in p for p in found), found
+
+
+def test_a_kubernetes_router_takes_no_instances():
+    istio = {"virtualService": {"name": "checkout"}, "stableService": "s", "canaryService": "c"}
+    found = problems({"istio": istio, "instances": [{"name": "lb-a"}]})
+    assert any("instances: router istio is reached through its API" in p for p in found), found
+
+
+def test_an_haproxy_instances_check_command_still_needs_the_config_placeholder():
+    haproxy = {k: v for k, v in NGINX.items() if k != "upstream"}
+    haproxy |= {"backend": "app", "socket": "/run/haproxy/admin.sock"}
+    found = problems(
+        {"haproxy": haproxy, "instances": [{"name": "lb-a", "checkCommand": ["haproxy", "-c"]}]}
+    )
+    assert any("instances[0]: checkCommand: must contain '{config}'" in p for p in found), found
+
+
+def agent(*argv: str, **env: str) -> WorkerOptions:
+    return WorkerOptions.from_args(parse_args(["worker", *argv]), env)
+
+
+def test_worker_host_makes_an_agent_of_that_load_balancer():
+    assert agent().host is None
+    assert agent("--host", "lb-a").host == "lb-a"
+    assert agent(DEPLOYFLOW_AGENT_HOST="lb-b").host == "lb-b"
+    given = agent("--host", "lb-a", "--task-queue", "prod-lb-a")
+    assert (given.host, given.agent_queue) == ("lb-a", "prod-lb-a")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--host", "LB A"], "--host: 'LB A' is not a host name"),
+        (["--task-queue", "q"], "--task-queue is the agent's task queue: it needs --host NAME"),
+    ],
+)
+def test_a_bad_agent_option_names_the_flag(argv, message):
+    with pytest.raises(UsageError, match=message):
+        agent(*argv)
