@@ -19,6 +19,7 @@ from activities.errors import (
     KUBERNETES_NOT_CONFIGURED,
     KUBERNETES_OBJECT_FOREIGN,
     KUBERNETES_OBJECT_MISSING,
+    KUBERNETES_OBJECT_REPLACED,
     KUBERNETES_REQUEST_FAILED,
     KUBERNETES_ROLLOUT_FAILED,
 )
@@ -123,6 +124,27 @@ def test_promotion_then_rollback_restores_the_recorded_template_exactly(
     assert live["spec"]["template"] == record.template
     assert live["metadata"]["annotations"]["deployflow.io/rollout"] == "rollout-checkout-test"
     assert platform.set_stable(record.template, record.strategy, 120, "r").changed is False
+
+
+def test_a_template_goes_back_only_onto_the_deployment_it_was_recorded_from(
+    kube: Kube, apps: client.AppsV1Api, platform: KubernetesDeployments
+):
+    record = platform.record()
+    # One image for every version (as in the demo): the annotation tells them apart.
+    new = with_image(record.template, "app", record.image, "v2")
+    platform.set_stable(new, None, None, "rollout-checkout-test", uid=record.uid)
+    assert (record.version, platform.record().version) == ("v1", "v2")
+
+    apps.delete_namespaced_deployment("checkout", kube.namespace)
+    apps.create_namespaced_deployment(kube.namespace, team_deployment(replicas=2))
+    before = writes(kube)
+    with pytest.raises(ApplicationError) as refused:
+        platform.set_stable(record.template, record.strategy, 120, "rollback", uid=record.uid)
+    assert refused.value.type == KUBERNETES_OBJECT_REPLACED
+    assert refused.value.non_retryable
+    assert f"recorded {record.uid}" in refused.value.message
+    assert writes(kube) == before  # nothing sent
+    assert stored(kube, "checkout")["spec"]["replicas"] == 2
 
 
 def test_a_409_is_read_again_and_reapplied_never_overwriting_the_other_change(
