@@ -3,22 +3,20 @@ and helpers for IncidentRunbook tests. Hosts, health and rollouts come from the 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notify.models import PageInput, PageResult, SlackMessage, SlackPostInput
 from activities.temporal.activities import WorkflowWatcher
+from tests.fixtures.harness import queried, worker
 from tests.workflows.fleet import Fleet, fleet_rollout
 from workflows.incidents.models import (
     FIRING_SIGNAL,
@@ -107,20 +105,12 @@ class Notifiers:
         return [page, post_slack, plan_rollback]
 
 
-@asynccontextmanager
-async def incident_worker(env: WorkflowEnvironment, stubs: Notifiers) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[IncidentRunbook, EmergencyRollback, *BY_STRATEGY.values()],
-        activities=[
-            *stubs.fleet.activities(),
-            *stubs.activities(),
-            WorkflowWatcher(env.client).await_closed,
-        ],
-    ):
-        yield task_queue
+def incident_worker(env: WorkflowEnvironment, stubs: Notifiers) -> AbstractAsyncContextManager[str]:
+    return worker(
+        env,
+        [IncidentRunbook, EmergencyRollback, *BY_STRATEGY.values()],
+        [*stubs.fleet.activities(), *stubs.activities(), WorkflowWatcher(env.client).await_closed],
+    )
 
 
 async def open_incident(
@@ -153,17 +143,10 @@ async def status_when(
     predicate: Callable[[IncidentStatus], bool],
     timeout: float = 15.0,
 ) -> IncidentStatus:
-    """Poll the ``status`` query until ``predicate`` holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                status = await handle.query(IncidentRunbook.status)
-            except RPCError:  # a run just continued as new: no workflow task yet
-                await asyncio.sleep(0.05)
-                continue
-            if predicate(status):
-                return status
-            await asyncio.sleep(0.05)
+    """The incident's ``status`` once ``predicate`` holds (bounded)."""
+    return await queried(
+        handle, IncidentRunbook.status, predicate, "the incident's status", timeout
+    )
 
 
 async def rejection(handle: WorkflowHandle[Any, IncidentStatus], update: Any, arg: Any) -> str:

@@ -19,12 +19,12 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.health.certificates import check_certificate
 from activities.health.dns import resolve_names
 from activities.routing.base import Weights
+from tests.fixtures.harness import worker
 from tests.fixtures.parts import free_port
 from tests.workflows import record_notify_history
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
@@ -44,17 +44,16 @@ from tests.workflows.incident_harness import (
     runbook,
     status_when,
 )
-from tests.workflows.test_emergency import worker as emergency_worker
+from tests.workflows.test_emergency import emergency_worker
 from tests.workflows.test_interleavings import (
     abort_before_the_next_shift_starts,
     rollback_failing_three_times,
 )
-from tests.workflows.test_monitor import PROM, Pager, monitor
-from tests.workflows.test_monitor import worker as monitor_worker
+from tests.workflows.test_monitor import PROM, Pager, monitor, monitor_worker
 from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rollout_when, stage
 from tests.workflows.test_pipeline import start as start_pipeline
+from tests.workflows.test_scope_rollback import scope_worker
 from tests.workflows.test_scope_rollback import start as start_scope_rollback
-from tests.workflows.test_scope_rollback import worker as scope_worker
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.core.search_attributes import ALL
@@ -340,11 +339,8 @@ async def record_monitor_security_checks(env: WorkflowEnvironment) -> None:
     }
     m = monitor(healthCheck=None, selfHealing=None, incident=None, servers=[], **checks)
     queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[ServiceMonitorRun],
-        activities=[check_certificate, resolve_names],
+    async with worker(
+        env, [ServiceMonitorRun], [check_certificate, resolve_names], task_queue=queue
     ):
         handle = await env.client.start_workflow(
             ServiceMonitorRun.run, m, id=f"monitor-{uuid.uuid4().hex[:6]}", task_queue=queue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from starters.errors import Conflict
+from starters.rollouts import send_verb
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.canary import CanaryRollout
@@ -250,20 +253,21 @@ async def test_missed_progress_deadline_rolls_back(temporal_env):
 
 
 async def test_second_verb_after_abort_is_rejected(temporal_env):
-    # The rollback's weight change is held, so the run is still open (rolling back) when
-    # the second verb arrives: without it, a fast rollback closes the run first.
+    """While the abort's rollback runs (held at its set_weight), promote is refused as the
+    CLI and the API answer it: a Conflict naming the abort."""
     stubs = Stubs(hold_key="/rollback")
     spec = rollout([{"setWeight": 10}, {"pause": {}}])
     async with canary_worker(temporal_env, stubs) as tq:
         handle = await start(temporal_env, tq, spec)
         await wait_for_status(handle, in_pause_step)
         await handle.execute_update(CanaryRollout.abort, OperatorInput())
-        await stubs.held.wait()
-        with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(CanaryRollout.promote, OperatorInput())
+        await asyncio.wait_for(stubs.held.wait(), 15)
+        with pytest.raises(Conflict, match=r"^promote rejected: "):
+            await send_verb(handle, "promote", {"by": "bob"})
         stubs.release.set()
         result = await handle.result()
     assert result.outcome is RolloutPhase.ABORTED
+    assert stubs.canary_weights == [10, 0]
 
 
 async def test_a_spec_the_ui_started_unchecked_is_refused_before_any_change(temporal_env):

@@ -125,7 +125,10 @@ async def test_approve_gate_blocks_the_rollback_until_approved(temporal_env):
         result = await handle.result()
     assert waiting.step == 2
     assert [p.service for p in stubs.rollback_plans] == ["checkout"]
-    assert stubs.fleet.actions("deploy") != [] or "live" in done.timeline[-1].message
+    # The fleet already runs v1, the plan's target: the rollback ran and changed nothing.
+    rolled_back = [e.message for e in done.timeline if e.kind == "rollback"]
+    assert rolled_back[-1] == "rollback done — v1: v1 is live: nothing more to do"
+    assert stubs.fleet.actions("deploy") == []
     assert result.resolved_by == "alertmanager"
     thread = [p for p in stubs.posts if p.thread_ts]
     assert any("approved by alice" in p.text for p in thread)
