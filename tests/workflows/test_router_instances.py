@@ -110,14 +110,8 @@ async def test_an_emergency_flip_moves_both_load_balancers(temporal_env):
     spec, paths = two_instances([{"setWeight": 50}])
     stubs.live = dict.fromkeys(paths.values(), Weights(stable=0, canary=100))  # v2 live
     request = RollbackRequest(rollout=spec, target="v1", live="v2", idle="v1")
-    queue = f"tq-{uuid.uuid4().hex}"
     async with (
-        Worker(
-            temporal_env.client,
-            task_queue=queue,
-            workflows=[EmergencyRollback],
-            activities=stubs.activities(),
-        ),
+        worker(temporal_env, [EmergencyRollback], stubs.activities()) as queue,
         agents(temporal_env, stubs, [*paths]),
     ):
         result = await temporal_env.client.execute_workflow(
