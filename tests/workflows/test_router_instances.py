@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.routing.base import Weights
-from tests.fixtures.parts import eventually
+from tests.fixtures.harness import poll, worker
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.canary import CanaryRollout
@@ -46,9 +45,7 @@ async def agents(env: WorkflowEnvironment, stubs: Stubs, names: list[str]) -> As
     async with AsyncExitStack() as stack:
         for name in names:
             queue = f"deployflow-router-{name}"
-            await stack.enter_async_context(
-                Worker(env.client, task_queue=queue, activities=stubs.activities())
-            )
+            await stack.enter_async_context(worker(env, (), stubs.activities(), task_queue=queue))
         yield
 
 
@@ -99,7 +96,7 @@ async def test_an_agent_that_stays_away_fails_the_step_and_the_rollback_waits_fo
         await handle.execute_update(CanaryRollout.promote, OperatorInput())
         await wait_for_status(handle, lambda s: s.phase is RolloutPhase.ROLLING_BACK)
         rolled_back = Weights(stable=100, canary=0)
-        await eventually(lambda: stubs.live[paths[lb_a]] == rolled_back, "lb-a rolled back", 15)
+        await poll(lambda: stubs.live[paths[lb_a]] == rolled_back, "lb-a rolled back", 15)
         assert stubs.live[paths[lb_b]] == Weights(stable=80, canary=20)  # untouched meanwhile
         async with agents(temporal_env, stubs, [lb_b]):  # the agent of lb-b comes back
             result = await asyncio.wait_for(handle.result(), 60)
@@ -113,14 +110,8 @@ async def test_an_emergency_flip_moves_both_load_balancers(temporal_env):
     spec, paths = two_instances([{"setWeight": 50}])
     stubs.live = dict.fromkeys(paths.values(), Weights(stable=0, canary=100))  # v2 live
     request = RollbackRequest(rollout=spec, target="v1", live="v2", idle="v1")
-    queue = f"tq-{uuid.uuid4().hex}"
     async with (
-        Worker(
-            temporal_env.client,
-            task_queue=queue,
-            workflows=[EmergencyRollback],
-            activities=stubs.activities(),
-        ),
+        worker(temporal_env, [EmergencyRollback], stubs.activities()) as queue,
         agents(temporal_env, stubs, [*paths]),
     ):
         result = await temporal_env.client.execute_workflow(
