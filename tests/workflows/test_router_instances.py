@@ -12,7 +12,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.clients import Clients
+from activities.routing.activities import RouterActivities
 from activities.routing.base import Weights
+from activities.routing.spec import agent_queue
 from tests.fixtures.harness import poll, worker
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
 from workflows.core.verbs import OperatorInput
@@ -159,3 +162,31 @@ async def test_a_rollout_still_refuses_load_balancers_that_disagree(temporal_env
     assert result.outcome is not RolloutPhase.PROMOTED
     assert "the load balancers read back different values" in result.reason
     assert stubs.canary_weights == []  # nothing shifted
+
+
+async def test_an_agent_on_another_hosts_queue_refuses_its_shifts(temporal_env):
+    """lb-b's queue is polled by the agent of lb-a (``--host lb-a --task-queue`` of lb-b):
+    it refuses lb-b's read instead of reporting lb-a's split as lb-b's, and the rollout
+    stops before any shift, naming both hosts."""
+    stubs = Stubs()
+    suffix = uuid.uuid4().hex[:8]
+    lb_a, lb_b = f"lb-a-{suffix}", f"lb-b-{suffix}"
+    router = {
+        "nop": {"stable": ["127.0.0.1:1"], "canary": ["127.0.0.1:2"]},
+        "instances": [{"name": lb_a}, {"name": lb_b}],
+    }
+    agent_of_a = RouterActivities(Clients(), host=lb_a).all()
+    async with (
+        canary_worker(temporal_env, stubs) as tq,
+        worker(temporal_env, (), agent_of_a, task_queue=agent_queue(lb_a)),
+        worker(temporal_env, (), agent_of_a, task_queue=agent_queue(lb_b)),
+    ):
+        result = await (
+            await start(temporal_env, tq, rollout([{"setWeight": 20}], router=router))
+        ).result()
+    assert result.outcome is not RolloutPhase.PROMOTED
+    assert (
+        f"get_weights failed on load balancer {lb_b}: get_weights for load balancer {lb_b} "
+        f"reached the agent of {lb_a}"
+    ) in result.reason
+    assert "WrongLoadBalancer" in result.reason

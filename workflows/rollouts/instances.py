@@ -24,8 +24,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.errors import root_cause
-    from activities.model import Model
     from activities.routing.base import Weights
+    from activities.routing.models import TrafficInput
     from activities.routing.spec import RouterInstance, RouterSpec
     from workflows.core.timeouts import AGENT_DEADLINE
 
@@ -35,7 +35,7 @@ R = TypeVar("R")
 async def on_router(
     activity: str,
     router: RouterSpec,
-    make_input: Callable[[RouterSpec], Model],
+    make_input: Callable[[RouterSpec], TrafficInput],
     result_type: type[R],
     *,
     summary: str,
@@ -43,7 +43,8 @@ async def on_router(
 ) -> R:
     """``activity`` with ``make_input(router)`` on the worker's queue, or on every instance
     of ``router`` with its own spec; the result all of them agree on. ``options`` are
-    ``workflow.execute_activity``'s."""
+    ``workflow.execute_activity``'s. Each instance's input names it (``instance``), so
+    an agent refuses one meant for another host."""
     held = await on_each(activity, router, make_input, result_type, summary=summary, **options)
     return agreed(activity, held)
 
@@ -51,7 +52,7 @@ async def on_router(
 async def on_each(
     activity: str,
     router: RouterSpec,
-    make_input: Callable[[RouterSpec], Model],
+    make_input: Callable[[RouterSpec], TrafficInput],
     result_type: type[R],
     *,
     summary: str,
@@ -72,7 +73,7 @@ async def on_each(
         *(
             workflow.execute_activity(
                 activity,
-                make_input(spec),
+                make_input(spec).model_copy(update={"instance": instance.name}),
                 task_queue=instance.queue,
                 result_type=result_type,
                 summary=f"{summary} on {instance.name}",
