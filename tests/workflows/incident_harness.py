@@ -11,6 +11,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notify.models import PageInput, PageResult, SlackMessage, SlackPostInput
@@ -72,6 +73,8 @@ class Notifiers:
     pages: list[PageInput] = field(default_factory=list)
     posts: list[SlackPostInput] = field(default_factory=list)
     rollback_plans: list[PlanRollbackInput] = field(default_factory=list)
+    # Slack refuses the posts this says so of (not retried, like a 4xx).
+    refuse_post: Callable[[SlackPostInput], bool] = lambda input: False
     # What plan_rollback answers (its service and environment name the rollback's id).
     rollback_rollout: Rollout = field(
         default_factory=lambda: fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
@@ -88,6 +91,8 @@ class Notifiers:
 
         @activity.defn(name="post_slack")
         async def post_slack(input: SlackPostInput) -> SlackMessage:
+            if self.refuse_post(input):
+                raise ApplicationError("channel_not_found", type="SlackError", non_retryable=True)
             self.posts.append(input)
             ts = input.update_ts or f"1700000000.{len(self.posts):06d}"
             return SlackMessage(channel="C0INCIDENT", ts=ts, thread_ts=input.thread_ts)

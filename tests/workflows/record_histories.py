@@ -122,6 +122,7 @@ async def main() -> None:
         await record_kubernetes_incident_restart(env)
         await record_argo_analysis(env)
         await record_argo_replica_count(env)
+        await record_rolling_paused_mid_update(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
@@ -200,6 +201,24 @@ async def record_argo_replica_count(env: WorkflowEnvironment) -> None:
             await argo.paused(handle)
             await argo.promoted(handle)
             save("canary-argo-replica-count-promoted", await handle.fetch_history())
+
+
+async def record_rolling_paused_mid_update(env: WorkflowEnvironment) -> None:
+    """A rolling update on Kubernetes paused inside the Deployment's rollout, then resumed."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_strategies import ROLLING, paused_mid_update
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with (
+            kube_cluster.cluster(Path(directory)) as found,
+            kube_cluster.kube_worker(env, found) as tq,
+        ):
+            spec = kube_cluster.kube_rollout(ROLLING)
+            handle = await kube_cluster.start(env, tq, spec)
+            await paused_mid_update(found, handle)
+            await handle.execute_update("resume", OperatorInput(by="alice"))
+            await handle.result()
+            save("rolling-kube-paused-mid-update-promoted", await handle.fetch_history())
 
 
 async def record_safety(env: WorkflowEnvironment) -> None:

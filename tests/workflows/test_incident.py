@@ -332,6 +332,14 @@ async def test_a_wait_condition_that_cannot_be_evaluated_fails_its_step_and_the_
     assert stubs.posts[0].text.startswith("after the wait")
 
 
+async def test_a_notify_step_slack_refuses_fails_its_step_and_the_runbook_goes_on(temporal_env):
+    stubs = Notifiers(refuse_post=lambda post: post.text.startswith("first"))
+    book = runbook([{"notify": {"text": "first"}}, {"notify": {"text": "second"}}])
+    failed = await failed_steps(temporal_env, stubs, book)
+    assert failed == ["step 1 (notify) failed: channel_not_found (SlackError)"]
+    assert stubs.posts[0].text.startswith("second")
+
+
 async def test_a_query_whose_activity_keeps_failing_fails_its_step_after_two_tries(temporal_env):
     def broken(n: int) -> list[float]:
         raise RuntimeError("provider client bug")
