@@ -253,9 +253,9 @@ async def test_missed_progress_deadline_rolls_back(temporal_env):
 
 
 async def test_second_verb_after_abort_is_rejected(temporal_env):
-    # The rollback's weight change is held, so the run is still open (rolling back) when
-    # the second verb arrives: without it, a fast rollback closes the run first. Refused as
-    # the CLI and the API answer it: a Conflict.
+    """The rollback's weight change is held, so the run is still open (rolling back) when
+    promote arrives (without it, a fast rollback closes the run first): refused as the CLI
+    and the API answer it, a Conflict."""
     stubs = Stubs(hold_key="/rollback")
     spec = rollout([{"setWeight": 10}, {"pause": {}}])
     async with canary_worker(temporal_env, stubs) as tq:

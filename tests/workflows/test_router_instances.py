@@ -17,6 +17,8 @@ from tests.fixtures.harness import poll, worker
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import RollbackRequest
 from workflows.rollouts.models import RolloutPhase
 
 CENTRAL_PATH = "/nonexistent/upstream.conf"
@@ -101,3 +103,20 @@ async def test_an_agent_that_stays_away_fails_the_step_and_the_rollback_waits_fo
     assert result.outcome is RolloutPhase.ROLLED_BACK
     assert "progress deadline of 2s exceeded at step 2 (setWeight 50)" in result.reason
     assert [stubs.live[path] for path in paths.values()] == [Weights(stable=100, canary=0)] * 2
+
+
+async def test_an_emergency_flip_moves_both_load_balancers(temporal_env):
+    stubs = Stubs()
+    spec, paths = two_instances([{"setWeight": 50}])
+    stubs.live = dict.fromkeys(paths.values(), Weights(stable=0, canary=100))  # v2 live
+    request = RollbackRequest(rollout=spec, target="v1", live="v2", idle="v1")
+    async with (
+        worker(temporal_env, [EmergencyRollback], stubs.activities()) as queue,
+        agents(temporal_env, stubs, [*paths]),
+    ):
+        result = await temporal_env.client.execute_workflow(
+            EmergencyRollback.run, request, id=f"rollback-{uuid.uuid4().hex[:8]}", task_queue=queue
+        )
+    assert result.flipped
+    assert [stubs.live[path] for path in paths.values()] == [Weights(stable=100, canary=0)] * 2
+    assert CENTRAL_PATH not in stubs.live
