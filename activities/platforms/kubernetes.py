@@ -65,15 +65,16 @@ class KubernetesDeployments:
         stable = self._required(self.target.name)
         spec = stable["spec"]
         template = spec["template"]
+        for name in self.target.images or {}:
+            self._container(template, name, f"images.{name}")
         try:
             build.canary_match_labels(stable)
-            container = build.container_named(template, self.target.container)
         except ValueError as e:
-            field = "container" if "container" in str(e) else "name"
             raise failure(
                 errors.INVALID_SPEC,
-                f"spec.platform.kubernetes.deployment.{field}: {self._name()}: {e}",
+                f"spec.platform.kubernetes.deployment.name: {self._name()}: {e}",
             ) from None
+        container = self._container(template, self.target.version_container, "container")
         image = str(container.get("image", ""))
         return StableRecord(
             deployment=self.target.describe(),
@@ -87,6 +88,20 @@ class KubernetesDeployments:
             version=build.template_version(template, image),
         )
 
+    def _container(self, template: JSON, name: str | None, field: str) -> JSON:
+        """The stable template's container ``name``; with a whole ``template`` to roll out,
+        one it lacks (the manifest added or renamed it) falls back to the first."""
+        try:
+            return build.container_named(template, name)
+        except ValueError as e:
+            problem = e
+        if self.target.template is not None and name is not None and field == "container":
+            return self._container(template, None, field)
+        raise failure(
+            errors.INVALID_SPEC,
+            f"spec.platform.kubernetes.deployment.{field}: {self._name()}: {problem}",
+        )
+
     def apply_canary(
         self, record: StableRecord, version: str, replicas: int, rollout: str
     ) -> WorkloadState:
@@ -96,9 +111,7 @@ class KubernetesDeployments:
         stable = self._required(self.target.name)
         wanted = build.canary_deployment(
             stable,
-            record.template,
-            container=record.container,
-            image=self.target.image_for(version, record.image),
+            build.version_template(self.target, record, version),  # names checked by record
             version=version,
             replicas=replicas,
             rollout=rollout,

@@ -8,7 +8,8 @@ on the Rollout (or a label, for the environment):
 
 - service: ``deployflow.io/service``, else ``metadata.name``
 - environment: ``deployflow.io/environment``, else ``metadata.namespace``, else ``default``
-- version: ``deployflow.io/version``, else the tag of the first container's image
+- version: ``deployflow.io/version``, else the tag of the first container's image (the
+  whole ``spec.template`` rolls out, every container as written)
 - the worker's kubeconfig context: ``deployflow.io/context`` (else the worker's default)
 
 The stable Deployment is ``spec.workloadRef.name``, else one named ``metadata.name``: the
@@ -126,13 +127,13 @@ def translate(document: JSON) -> Translation:
     elif template:
         container = _first_container(out, template)
         if container:
-            deployment |= {"container": container.get("name"), "image": container.get("image")}
+            # The whole template rolls out, every container as written; the first one's
+            # image tag is the version, and says the stable Deployment's.
+            deployment |= {"container": container.get("name"), "template": template}
             out.origins["spec.platform.kubernetes.deployment.container"] = (
                 "spec.template.spec.containers[0].name"
             )
-            out.origins["spec.platform.kubernetes.deployment.image"] = (
-                "spec.template.spec.containers[0].image"
-            )
+            out.origins["spec.platform.kubernetes.deployment.template"] = "spec.template"
             if version is None:
                 version = _version_of(out, container.get("image"))
         _selector_matches(out, spec.get("selector"), template)

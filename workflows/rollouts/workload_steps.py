@@ -20,7 +20,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
-    from activities.platforms.deployments import with_image
+    from activities.platforms.deployments import version_template
     from activities.platforms.models import (
         ApplyCanaryInput,
         RecordStableInput,
@@ -106,10 +106,7 @@ class WorkloadSteps(RolloutBase):
     async def _stable_to(self, what: str, strategy: dict[str, Any] | None = None) -> None:
         """Move the stable Deployment to the new version's pod template and wait for it."""
         deployment, version = self._deployment(), self._rollout.spec.version
-        record = self._stable
-        template = with_image(
-            record.template, record.container, deployment.image_for(version, record.image), version
-        )
+        template = version_template(deployment, self._stable, version)
         self._set_phase(RolloutPhase.PROGRESSING, f"{what}: {deployment.name} to {version}")
         self._stable_changed = True  # from here on a rollback puts the recorded template back
         state = await self._forward(
