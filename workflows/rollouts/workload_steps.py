@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import root_cause
+    from activities.errors import KUBERNETES_OBJECT_REPLACED, root_cause
     from activities.platforms.deployments import version_template
     from activities.platforms.models import (
         ApplyCanaryInput,
@@ -42,6 +42,7 @@ R = TypeVar("R")
 class WorkloadSteps(RolloutBase):
     _stable_record: StableRecord | None = None
     _stable_changed = False
+    _not_restored: str | None = None  # the rollback found the Deployment replaced
 
     def _kubernetes(self) -> KubernetesPlatformSpec | None:
         platform = self._rollout.spec.platform
@@ -137,19 +138,30 @@ class WorkloadSteps(RolloutBase):
         exactly, and the canary at zero. Retried until it works."""
         if self._stable_record is None:
             return
-        if self._stable_changed:
+        if self._stable_changed and self._not_restored is None:
             record = self._stable
-            state: WorkloadState = await self._call(
-                "set_stable",
-                self._set_stable_input(
-                    record.template, record.strategy, record.progress_deadline_seconds
-                ),
-                WorkloadState,
-                f"restore {self._deployment().name}'s recorded pod template",
-                self._wait_timeout(record.progress_deadline_seconds),
-                retry.ROLLBACK,
-            )
-            self._event("restore", f"{state.deployment} back on {record.version}: {state.message}")
+            try:
+                state: WorkloadState = await self._call(
+                    "set_stable",
+                    self._set_stable_input(
+                        record.template, record.strategy, record.progress_deadline_seconds
+                    ),
+                    WorkloadState,
+                    f"restore {self._deployment().name}'s recorded pod template",
+                    self._wait_timeout(record.progress_deadline_seconds),
+                    retry.ROLLBACK,
+                )
+            except ActivityError as exc:
+                # Deleted and created again since: someone else's object, left as it is
+                # (retrying cannot make it ours); the run ends saying so.
+                if root_cause(exc).type != KUBERNETES_OBJECT_REPLACED:
+                    raise
+                self._not_restored = f"recorded pod template not put back: {root_cause(exc)}"
+                self._event("restore", self._not_restored)
+                self._set_phase(RolloutPhase.ROLLING_BACK, self._not_restored)
+            else:
+                message = f"{state.deployment} back on {record.version}: {state.message}"
+                self._event("restore", message)
         if self._strategy == "canary":
             await self._canary_to_zero(rolling_back=True)
 
@@ -184,6 +196,8 @@ class WorkloadSteps(RolloutBase):
 
     def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
         """The result carries the stable Deployment as recorded (for an emergency rollback)."""
+        if self._not_restored is not None:
+            reason = f"{reason}; {self._not_restored}"
         result = super()._finish(phase, reason)
         return result.model_copy(update={"stable": self._stable_record})
 
@@ -204,6 +218,9 @@ class WorkloadSteps(RolloutBase):
             progress_deadline_seconds=deadline,
             rollout=workflow.info().workflow_id,
             key=self._key("stable"),
+            # Only onto the Deployment the template was recorded from: one deleted and
+            # created again under its name is refused (KubernetesObjectReplaced).
+            uid=self._stable.uid,
         )
 
     def _wait_timeout(self, deadline: int | None) -> timedelta:
