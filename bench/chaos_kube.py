@@ -330,6 +330,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
+def slowest(results: list[Outcome], count: int = 5) -> list[str]:
+    """The kills whose replacement took longest to make progress once it polled."""
+    found = [
+        (k.progress - k.polling, f"#{r.number} {r.lane} {moment}")
+        for r in results
+        for k, moment in zip(r.kills, r.moments, strict=True)
+        if k.progress and k.polling
+    ]
+    return [f"{what}: {seconds:.2f} s" for seconds, what in sorted(found, reverse=True)[:count]]
+
+
 def report(results: list[Outcome], seconds: float) -> dict[str, Any]:
     kills = [k for r in results for k in r.kills]
     latency = [k.progress - k.polling for k in kills if k.progress and k.polling]
@@ -354,6 +365,7 @@ def report(results: list[Outcome], seconds: float) -> dict[str, Any]:
             "p95": round(percentile(stalled, 0.95), 2),
             "max": round(max(stalled, default=0.0), 2),
         },
+        "slowest_after_ready": slowest(results),
         "rollout_s_median": round(percentile([r.seconds for r in results], 0.5), 1),
         "wall_s": round(seconds),
     }

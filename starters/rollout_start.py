@@ -35,7 +35,7 @@ from workers.usage import read_text
 from workflows.core import search_attributes as sa
 from workflows.core.spec import yaml_documents
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
-from workflows.rollouts.argo_rollout import beside_the_rollout
+from workflows.rollouts.argo_rollout import beside_the_rollout, replica_count_notes
 from workflows.rollouts.emergency_models import rollback_workflow_id
 from workflows.rollouts.models import RolloutPhase, RolloutResult
 from workflows.rollouts.registry import workflow_type
@@ -78,8 +78,11 @@ def lint(args: argparse.Namespace) -> int:
     code = spec_files.lint(args, load, lambda r: (r.workflow_id, describe(r)))
     if not args.json:
         text = read_text(Path(args.file), f"FILE {args.file}")
-        for name in beside_the_rollout(yaml_documents(text, args.file)):
+        documents = yaml_documents(text, args.file)
+        for name in beside_the_rollout(documents):
             print(f"  {name}: not applied by deployflow (kubectl apply it)")
+        for note in replica_count_notes(documents):
+            print(f"  note: {note}")
     return code
 
 

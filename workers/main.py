@@ -112,6 +112,7 @@ def activities_with(clients: Clients) -> list[Callable[..., Any]]:
         platforms.apply_canary,
         platforms.set_stable,
         platforms.scale_workload,
+        platforms.pause_workload,
         platforms.restart_workload,
         readiness.check_readiness,
         migrations.current_revision,

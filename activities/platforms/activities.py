@@ -33,6 +33,7 @@ from activities.platforms.kubernetes import KubernetesDeployments
 from activities.platforms.models import (
     ApplyCanaryInput,
     CurrentVersionInput,
+    PauseInput,
     PlatformActionInput,
     RecordStableInput,
     RestartInput,
@@ -139,6 +140,14 @@ class PlatformActivities:
         with keep_alive(f"scaling {input.workload} to {input.replicas}"):
             state = self._deployments(input.platform).scale(input.workload, input.replicas)
         return _logged("kubernetes_scaled", input.key, state)
+
+    @activity.defn(name="pause_workload")
+    def pause_workload(self, input: PauseInput) -> WorkloadState:
+        """``kubectl rollout pause`` / ``resume`` (``spec.paused``); no wait."""
+        with keep_alive(f"{'pausing' if input.paused else 'resuming'} {input.workload}"):
+            state = self._deployments(input.platform).pause(input.workload, input.paused)
+        event = "kubernetes_paused" if input.paused else "kubernetes_resumed"
+        return _logged(event, input.key, state)
 
     @activity.defn(name="restart_workload")
     def restart_workload(self, input: RestartInput) -> WorkloadState:

@@ -57,6 +57,11 @@ def scale_patch(replicas: int) -> Patch:
     return Patch({"spec": {"replicas": replicas}}, MERGE)
 
 
+def pause_patch(paused: bool) -> Patch:
+    """``kubectl rollout pause`` / ``resume``: the controller holds the update where it is."""
+    return Patch({"spec": {"paused": paused}}, MERGE)
+
+
 def restart_patch(at: str) -> Patch:
     """``kubectl rollout restart``: a new pod template annotation, so new pods roll out.
     ``at`` comes from the workflow (its own clock), so a retried restart is a no-op."""

@@ -218,6 +218,17 @@ class KubernetesDeployments:
             current = self._required(name)
         return self._state(current, changed, started)
 
+    def pause(self, workload: Workload, paused: bool) -> WorkloadState:
+        """``kubectl rollout pause`` (or ``resume``): ``spec.paused``; no wait."""
+        started = time.monotonic()
+        name = self._workload(workload)
+        current = self._required(name)
+        changed = bool(current["spec"].get("paused", False)) != paused
+        if changed:
+            what = f"{'pause' if paused else 'resume'} {name}"
+            current = self._patch(self._path(name), build.pause_patch(paused), what)
+        return self._state(current, changed, started)
+
     def restart(self, workload: Workload, at: str) -> WorkloadState:
         """``kubectl rollout restart`` with the workflow's timestamp, then wait."""
         started = time.monotonic()

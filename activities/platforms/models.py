@@ -89,6 +89,15 @@ class ScaleInput(Model):
     key: str
 
 
+class PauseInput(Model):
+    """``kubectl rollout pause`` (``paused``) or ``kubectl rollout resume`` of one workload."""
+
+    platform: KubernetesPlatformSpec
+    workload: Workload
+    paused: bool
+    key: str
+
+
 class RestartInput(Model):
     """``kubectl rollout restart`` at ``at`` (the workflow's clock: a retry is a no-op)."""
 

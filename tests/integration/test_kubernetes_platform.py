@@ -296,6 +296,22 @@ def test_scale_and_restart_are_declarative(kube: Kube, platform: KubernetesDeplo
     assert platform.restart("stable", at).changed is False
 
 
+def test_pause_and_resume_are_declarative_merge_patches_of_spec_paused(
+    kube: Kube, platform: KubernetesDeployments
+):
+    assert platform.pause("stable", True).changed
+    assert stored(kube, "checkout")["spec"]["paused"] is True
+    assert platform.pause("stable", True).changed is False  # a retry writes nothing
+    assert platform.pause("stable", False).changed
+    assert stored(kube, "checkout")["spec"].get("paused") is False
+    if not kube.real:
+        patches = [r for r in kube.requests() if r.method == "PATCH"]
+        assert [(r.content_type, r.body) for r in patches] == [
+            ("application/merge-patch+json", {"spec": {"paused": True}}),
+            ("application/merge-patch+json", {"spec": {"paused": False}}),
+        ]
+
+
 def test_a_missing_deployment_and_an_unknown_context_are_named(kube: Kube):
     clients = KubeClients(kubeconfig=str(kube.kubeconfig))
     target = DeploymentTarget(name="nothere", namespace=kube.namespace, context=kube.context)

@@ -15,7 +15,12 @@ import yaml
 
 from starters.cli import main
 from workflows.core.spec import SpecError
-from workflows.rollouts.argo_rollout import beside_the_rollout, stable_deployment, translate
+from workflows.rollouts.argo_rollout import (
+    beside_the_rollout,
+    replica_count_notes,
+    stable_deployment,
+    translate,
+)
 from workflows.rollouts.spec import Rollout, load_rollout, parse_rollout
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "argo_style" / "rollouts"
@@ -452,3 +457,13 @@ def test_lint_says_a_canary_without_traffic_routing_weighs_by_replica_counts(
         "by router replicas (weights as replica counts of 4 pods, no traffic router)"
         in capsys.readouterr().out
     )
+
+
+def test_lint_notes_a_replica_count_canary_whose_pods_share_no_label_with_the_canary():
+    manifest = documents("canary-steps.yaml")[0]
+    assert [n.split(":")[0] for n in replica_count_notes([manifest])] == [
+        "weights are replica counts"
+    ]
+    manifest["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "ledger"
+    assert replica_count_notes([manifest]) == []  # a Service can select that label
+    assert replica_count_notes([argo_rollout("nginx-rollout.yaml")]) == []  # traffic routed

@@ -10,8 +10,10 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from activities.platforms.deployments import with_image
-from tests.workflows.kube_cluster import cluster, finished, kube_rollout
-from workflows.rollouts.models import RolloutPhase
+from tests.fixtures.parts import eventually
+from tests.workflows.kube_cluster import cluster, finished, kube_rollout, kube_worker, start
+from workflows.core.verbs import OperatorInput
+from workflows.rollouts.models import RolloutPhase, RolloutResult
 
 NEW_IMAGE = "registry.example.com/shop/checkout:v2"
 BROKEN_IMAGE = "registry.example.com/shop/checkout:v9"
@@ -119,3 +121,85 @@ async def test_a_stuck_rollout_passes_its_progress_deadline_and_is_rolled_back(
         assert stable["spec"]["strategy"] == before["spec"]["strategy"]
         assert stable["spec"]["progressDeadlineSeconds"] == 60
         assert stable["status"]["availableReplicas"] == 3
+
+
+async def paused_mid_update(found: Any, handle: Any) -> dict[str, Any]:
+    """Hold the controller until the rolling update has begun, then ``pause``: the
+    Deployment is paused where it is (``kubectl rollout pause``)."""
+    found.server.controller.auto_advance(False)
+    await eventually(lambda: images(found.deployment())[0] == NEW_IMAGE, "the update begun")
+    found.server.controller.step()  # one round: the update is under way, not done
+    await handle.execute_update("pause", OperatorInput(by="alice", reason="latency"))
+    await eventually(lambda: found.deployment()["spec"].get("paused"), "the Deployment paused")
+    found.server.controller.auto_advance()
+    held = found.deployment()
+    found.server.controller.step()
+    found.server.controller.step()
+    after = found.deployment()
+    assert after["status"].get("updatedReplicas") == held["status"].get("updatedReplicas")
+    reasons = [c.get("reason") for c in after["status"]["conditions"]]
+    assert "DeploymentPaused" in reasons
+    return after
+
+
+async def test_pause_during_a_rolling_update_pauses_the_deployment_and_resume_finishes_it(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
+        spec = kube_rollout(ROLLING)
+        handle = await start(temporal_env, tq, spec)
+        held = await paused_mid_update(found, handle)
+        assert held["status"]["updatedReplicas"] < 3
+
+        await handle.execute_update("resume", OperatorInput(by="alice", reason="fine"))
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        stable = found.deployment()
+        assert stable["spec"].get("paused") is False
+        assert images(stable) == [NEW_IMAGE, "envoy:1.30"]
+        assert stable["status"]["availableReplicas"] == 3
+        said = [e.message for e in result.events if e.kind == "stable"]
+        assert any("paused mid-update" in m for m in said)
+        assert any("resumed" in m for m in said)
+
+
+async def test_an_abort_while_paused_mid_update_unpauses_and_restores_the_template(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
+        before = found.deployment()
+        spec = kube_rollout(ROLLING)
+        handle = await start(temporal_env, tq, spec)
+        await paused_mid_update(found, handle)
+
+        await handle.execute_update("abort", OperatorInput(by="alice", reason="bad"))
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.ABORTED, result.reason
+        stable = found.deployment()
+        assert stable["spec"].get("paused") is False
+        assert stable["spec"]["template"] == before["spec"]["template"]
+        assert stable["status"]["availableReplicas"] == 3
+
+
+async def test_promote_full_while_paused_mid_update_unpauses_and_finishes_it(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    async with cluster(tmp_path) as found, kube_worker(temporal_env, found) as tq:
+        handle = await start(temporal_env, tq, kube_rollout(ROLLING))
+        await paused_mid_update(found, handle)
+        found.server.controller.auto_advance(False)  # the update cannot end before the pause
+
+        await handle.execute_update("promote_full", OperatorInput(by="alice", reason="ship"))
+        await eventually(lambda: found.deployment()["spec"].get("paused") is False, "unpaused")
+        # A pause after promote_full holds nothing: the update runs to its end.
+        await handle.execute_update("pause", OperatorInput(by="alice", reason="oops"))
+        found.server.controller.auto_advance()
+        result: RolloutResult = await handle.result()
+
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        stable = found.deployment()
+        assert stable["spec"].get("paused") is False
+        assert stable["status"]["availableReplicas"] == 3
+        assert images(stable) == [NEW_IMAGE, "envoy:1.30"]

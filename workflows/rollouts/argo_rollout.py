@@ -74,6 +74,30 @@ def beside_the_rollout(documents: list[Any]) -> list[str]:
     ]
 
 
+def replica_count_notes(documents: list[Any]) -> list[str]:
+    """What to tell about an Argo canary without ``trafficRouting`` whose pods carry only
+    their selector's labels: a Service selecting them never reaches the canary's pods
+    (their selector values are suffixed ``-canary``), so the weights would be pod counts
+    no request follows."""
+    notes = []
+    for document in filter(is_argo_rollout, documents):
+        spec = document.get("spec") if isinstance(document.get("spec"), dict) else {}
+        canary = (spec.get("strategy") or {}).get("canary")
+        template = spec.get("template")
+        if not isinstance(canary, dict) or canary.get("trafficRouting") or not template:
+            continue
+        labels = ((template.get("metadata") or {}).get("labels")) or {}
+        selected = ((spec.get("selector") or {}).get("matchLabels")) or {}
+        if isinstance(labels, dict) and isinstance(selected, dict) and set(labels) <= set(selected):
+            notes.append(
+                "weights are replica counts: the Service in front must select a pod label "
+                "both versions carry, and spec.template.metadata.labels has none beside the "
+                f"selector's ({', '.join(sorted(selected))}, which the canary's pods carry "
+                "suffixed -canary): add one (app.kubernetes.io/name, say) and select on it"
+            )
+    return notes
+
+
 @dataclass
 class Translation:
     """The deployflow/v1 body, where its derived fields came from, and what is wrong."""

@@ -11,6 +11,7 @@ lost worker finds the change made and only waits.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.platforms.deployments import version_template
     from activities.platforms.models import (
         ApplyCanaryInput,
+        PauseInput,
         RecordStableInput,
         ScaleInput,
         SetStableInput,
@@ -38,10 +40,15 @@ with workflow.unsafe.imports_passed_through():
 
 R = TypeVar("R")
 
+PAUSES_DEPLOYMENT = "rolling-pauses-the-deployment"
+"""Patch: ``pause`` during a rolling or recreate update on Kubernetes pauses the Deployment
+(``spec.paused``) mid-update; before it, the run held only before the update started."""
+
 
 class WorkloadSteps(RolloutBase):
     _stable_record: StableRecord | None = None
     _stable_changed = False
+    _workload_paused = False
     _not_restored: str | None = None  # the rollback found the Deployment replaced
 
     def _kubernetes(self) -> KubernetesPlatformSpec | None:
@@ -138,6 +145,8 @@ class WorkloadSteps(RolloutBase):
         exactly, and the canary at zero. Retried until it works."""
         if self._stable_record is None:
             return
+        if self._workload_paused:  # a paused Deployment would never roll the template back
+            await self._pause_workload(False)
         if self._stable_changed and self._not_restored is None:
             record = self._stable
             try:
@@ -182,7 +191,10 @@ class WorkloadSteps(RolloutBase):
             self._status.current_step = 0
             self._status.step = f"{strategy['type']} update of {deployment.describe()}"
             self._event("step", self._status.step)
-            await self._with_deadline("update", self._stable_to(self._strategy, strategy))
+            if workflow.patched(PAUSES_DEPLOYMENT):
+                await self._pausable_update(strategy)
+            else:
+                await self._with_deadline("update", self._stable_to(self._strategy, strategy))
 
         async def undo(reason: str) -> None:
             self._set_phase(RolloutPhase.ROLLING_BACK, f"rolling back: {reason}")
@@ -193,6 +205,43 @@ class WorkloadSteps(RolloutBase):
         return stopped or self._finish(
             RolloutPhase.PROMOTED, f"{deployment.describe()} runs {self._rollout.spec.version}"
         )
+
+    async def _pausable_update(self, strategy: dict[str, Any]) -> None:
+        """The update, held inside the Deployment's own rollout by ``pause`` as ``kubectl
+        rollout pause`` holds it (``spec.paused``) until ``resume``. Time paused never counts
+        against the progress deadline: each stretch of moving gets it anew."""
+        while True:
+            moving = asyncio.create_task(
+                self._with_deadline("update", self._stable_to(self._strategy, strategy))
+            )
+
+            def moved_or_paused(task: asyncio.Task[None] = moving) -> bool:
+                # After promote_full a pause holds nothing (as before a step).
+                return task.done() or (self._status.paused_reason is not None and not self._full)
+
+            await workflow.wait_condition(moved_or_paused)
+            if moving.done():
+                moving.result()
+                return
+            await self._cancel(moving)  # its watch ends within a few seconds
+            await self._pause_workload(True)
+            await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
+            await self._pause_workload(False)
+
+    async def _pause_workload(self, paused: bool) -> None:
+        self._workload_paused = paused
+        state: WorkloadState = await self._call(
+            "pause_workload",
+            PauseInput(
+                platform=self._platform(), workload="stable", paused=paused, key=self._key("pause")
+            ),
+            WorkloadState,
+            f"{'pause' if paused else 'resume'} the rollout of {self._deployment().name}",
+            KUBERNETES_CALL,
+            retry.ROLLBACK if not paused else retry.KUBERNETES,
+        )
+        what = "paused mid-update" if paused else "resumed"
+        self._event("stable", f"{state.deployment} {what}: {state.message}")
 
     def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
         """The result carries the stable Deployment as recorded (for an emergency rollback)."""
