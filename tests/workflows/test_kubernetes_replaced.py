@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes import client
 from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,6 +31,7 @@ from tests.workflows.kube_cluster import (
 )
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.models import RolloutPhase, RolloutResult
+from workflows.rollouts.spec import Rollout
 
 HELD = {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
 ROLLING = {"rolling": {"maxSurge": 1, "maxUnavailable": 0}}
@@ -55,18 +57,27 @@ def untouched(found: Cluster, replaced: dict[str, Any]) -> None:
     assert "deployflow.io/rollout" not in (live["metadata"].get("annotations") or {})
 
 
+async def promoted_onto_a_recreated_deployment(
+    env: WorkflowEnvironment, found: Cluster, spec: Rollout
+) -> tuple[WorkflowHandle[Any, Any], dict[str, Any]]:
+    """``spec`` (HELD) up to its pause; the Deployment recreated; then promoted."""
+    async with kube_worker(env, found) as tq:
+        handle = await start(env, tq, spec)
+        await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED, timeout=60)
+        replaced = recreate(found)
+        await handle.execute_update("promote", OperatorInput(by="alice", reason="ok"))
+        await handle.result()
+        return handle, replaced
+
+
 async def test_a_promotion_onto_a_recreated_deployment_is_refused_and_rolled_back(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
     async with cluster(tmp_path) as found:
         recorded = found.deployment()["metadata"]["uid"]
         spec = kube_rollout(HELD)
-        async with kube_worker(temporal_env, found) as tq:
-            handle = await start(temporal_env, tq, spec)
-            await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED, timeout=60)
-            replaced = recreate(found)
-            await handle.execute_update("promote", OperatorInput(by="alice", reason="ok"))
-            result: RolloutResult = await handle.result()
+        handle, replaced = await promoted_onto_a_recreated_deployment(temporal_env, found, spec)
+        result: RolloutResult = await handle.result()
 
         assert result.outcome is RolloutPhase.ROLLED_BACK, result.reason
         new = replaced["metadata"]["uid"]
