@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from starters import scope_rollback
 from starters.errors import NotFound
 from starters.rollout_start import start_rollout
+from tests.workflows import harness
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
 from workflows.rollouts.registry import workflow_type
@@ -26,20 +27,8 @@ from workflows.rollouts.spec import Rollout
 
 
 def rollout(service: str, environment: str, groups: list[str]) -> Rollout:
-    return Rollout.model_validate(
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Rollout",
-            "metadata": {"name": service},
-            "spec": {
-                "service": service,
-                "environment": environment,
-                "groups": groups,
-                "version": "v2",
-                "router": {"nop": {"stable": ["a:80"], "canary": ["b:80"]}},
-                "strategy": {"canary": {"steps": [{"setWeight": 100}]}},
-            },
-        }
+    return harness.rollout(
+        [{"setWeight": 100}], service=service, environment=environment, groups=groups
     )
 
 
