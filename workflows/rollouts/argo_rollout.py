@@ -350,16 +350,23 @@ def _workload_ref(out: Translation, workload: JSON) -> None:
 
 
 def _first_container(out: Translation, template: JSON) -> JSON:
+    """The template's first container (its image tag is the version), once every container
+    has a name and an image; ``{}`` and a problem naming the container otherwise."""
     pod = _mapping(out, template.get("spec"), "spec.template.spec", required=True)
     containers = pod.get("containers")
     if not isinstance(containers, list) or not containers:
         out.problems.append("spec.template.spec.containers: at least one container is required")
         return {}
-    first = _mapping(out, containers[0], "spec.template.spec.containers[0]", required=True)
-    for key in ("name", "image"):
-        if not isinstance(first.get(key), str):
-            out.problems.append(f"spec.template.spec.containers[0].{key}: required (a string)")
+    for index, container in enumerate(containers):  # each rolls out, as written
+        where = f"spec.template.spec.containers[{index}]"
+        found = _mapping(out, container, where, required=True)
+        if not found:
             return {}
+        for key in ("name", "image"):
+            if not isinstance(found.get(key), str) or not found.get(key):
+                out.problems.append(f"{where}.{key}: required (a string)")
+                return {}
+    first: JSON = containers[0]
     return first
 
 
