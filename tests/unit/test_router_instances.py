@@ -23,6 +23,7 @@ from tests.workflows.harness import rollout
 from workers.options import WorkerOptions
 from workers.usage import UsageError
 from workflows.core.spec import SpecError
+from workflows.rollouts.emergency import flip_target
 
 NGINX = {
     "upstream": "app",
@@ -191,3 +192,24 @@ def test_inputs_without_an_instance_serialise_as_before():
     assert set(json.loads(shift.model_dump_json())) == {"router", "weights", "key"}
     named = shift.model_copy(update={"instance": "lb-a"})
     assert json.loads(named.model_dump_json())["instance"] == "lb-a"
+
+
+def split(stable: int) -> Weights:
+    return Weights(stable=stable, canary=100 - stable)
+
+
+@pytest.mark.parametrize(
+    ("held", "flipped_to"),
+    [
+        ([split(0)], split(100)),  # one router: the other list
+        ([split(100)], split(0)),
+        ([split(70)], split(100)),  # a split goes to stable
+        ([split(0), split(0)], split(100)),
+        ([split(0), split(80)], split(100)),  # the whole one says the canary list is live
+        ([split(100), split(80)], split(0)),  # ... the stable list is live
+        ([split(20), split(80)], split(100)),  # none whole
+        ([split(0), split(100)], split(100)),  # different lists live: stable
+    ],
+)
+def test_an_emergency_flip_sends_every_load_balancer_to_one_split(held, flipped_to):
+    assert flip_target(held) == flipped_to

@@ -224,12 +224,10 @@ class EmergencyRollback:
     async def _flip(self, rollout: Rollout) -> None:
         held = await host_ops.weights_on_each(rollout)
         splits = list(held.values())
-        if all(weights == splits[0] for weights in splits):
-            target = _flipped(splits[0])
-        else:
+        target = flip_target(splits)
+        if any(weights != splits[0] for weights in splits):
             if not workflow.patched(DISAGREEING):
                 instances.agreed("get_weights", held)  # raises InstancesDisagree, as it did
-            target = _flip_of_disagreeing(splits)
             self._event(
                 "instances",
                 f"the load balancers disagree ({instances.held_by(held)}): all go to "
@@ -320,18 +318,16 @@ class EmergencyRollback:
         )
 
 
-def _flipped(weights: Weights) -> Weights:
-    """The other list when one list takes all traffic; a split goes all to stable."""
-    if weights.stable in (0, 100):
-        return Weights(stable=weights.canary, canary=weights.stable)
-    return Weights(stable=100, canary=0)
-
-
-def _flip_of_disagreeing(held: list[Weights]) -> Weights:
-    """One split for load balancers that hold different ones. Those sending all traffic to
-    one list say which list is live: all go to the other. When none does (all mid-shift)
-    or they name different lists, all go to stable, as a split does."""
-    flips = [_flipped(weights) for weights in held if weights.stable in (0, 100)]
+def flip_target(held: list[Weights]) -> Weights:
+    """The one split a flip sends every load balancer to, from what each holds. Those
+    sending all traffic to one list say which list is live: all go to the other. When none
+    does (a split: a rollout stopped mid-shift) or they name different lists, all go to
+    stable."""
+    flips = [
+        Weights(stable=weights.canary, canary=weights.stable)
+        for weights in held
+        if weights.stable in (0, 100)
+    ]
     if flips and all(flip == flips[0] for flip in flips):
         return flips[0]
     return Weights(stable=100, canary=0)
