@@ -6,7 +6,8 @@ to finish, even after one failed, so no change is still in flight on one load ba
 when the rollback starts on all of them. A failure on one is raised naming it, once all
 finished; the rollout's rollback path (any exception rolls back first) then sets every
 instance to the same stable split. Instances that succeed but read back different values
-(someone edited one by hand) are a failure too.
+(someone edited one by hand) are a failure too — except where a caller asks for each one's
+value (``on_each``: the emergency flip, which puts them all on one side).
 
 A router without instances takes exactly the one activity it always did, on the worker's
 own queue, so histories recorded before instances existed replay unchanged.
