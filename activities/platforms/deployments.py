@@ -132,13 +132,17 @@ def canary_match_labels(stable: JSON) -> dict[str, str]:
     ``-canary``, plus ``deployflow.io/role: canary``; ``ValueError`` when that cannot be
     told apart from the stable pods (``matchExpressions``, a value too long)."""
     selector: JSON = stable.get("spec", {}).get("selector") or {}
+    if not isinstance(selector, dict):
+        raise ValueError("its selector is not a mapping")
     if selector.get("matchExpressions"):
         raise ValueError("its selector uses matchExpressions; deployflow needs matchLabels only")
     labels: dict[str, str] = selector.get("matchLabels") or {}
-    if not labels:
+    if not isinstance(labels, dict) or not labels:
         raise ValueError("its selector has no matchLabels")
     canary = {}
     for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(f"selector label {key!r}: {value!r} is not a string")
         suffixed = value + CANARY_SUFFIX
         if len(suffixed) > LABEL_VALUE_MAX:
             raise ValueError(

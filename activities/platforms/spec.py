@@ -30,6 +30,7 @@ docs/kubernetes.md). No credentials here: the worker holds them, the spec names 
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, ClassVar, Final, Self
 
 from pydantic import AfterValidator, Field, model_validator
@@ -92,6 +93,27 @@ def _image_template(value: str) -> str:
 ImageTemplate = Annotated[str, AfterValidator(_image_template)]
 
 
+def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` if JSON carries it as it is: an infinite or NaN number would reach the
+    worker as something else (the Kubernetes API takes no such number either)."""
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValueError(f"{path}: {node} is not a number JSON can carry")
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{path}[{index}]")
+
+    walk(value, "template")
+    return value
+
+
+PodTemplate = Annotated[dict[str, Any], AfterValidator(_plain_json)]
+
+
 class DeploymentTarget(Model):
     """The team's Deployment, which stays the stable version, and where to find it.
 
@@ -106,7 +128,7 @@ class DeploymentTarget(Model):
     container: DnsLabel | None = None
     image: ImageTemplate | None = None
     images: dict[DnsLabel, ImageTemplate] | None = Field(default=None, min_length=1)
-    template: dict[str, Any] | None = None
+    template: PodTemplate | None = None
     progress_deadline_seconds: int | None = Field(default=None, ge=1, le=MAX_SECONDS)
     canary_replicas: int | None = Field(default=None, ge=1, le=10_000)
 
