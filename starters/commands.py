@@ -268,6 +268,11 @@ def add_router(subparsers: Subparsers, *, full: bool = True) -> None:
         p = cmds.add_parser(action, help=text)
         p.add_argument("file", metavar="FILE", help="the rollout spec naming the router")
         p.add_argument("--apply", action="store_true", help="write it (default: only show)")
+        p.add_argument(
+            "--host",
+            metavar="NAME",
+            help="for a router with instances: this load balancer's name (its files, commands)",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=Handler("starters.routers:run"), action=action, needs_client=False)
 

@@ -141,6 +141,10 @@ async def verb(args: argparse.Namespace, config: TemporalConfig, client: Client)
     return EXIT_OK
 
 
+CLOSING = "update was aborted by closing workflow"
+"""The server's NotFound for an update that reached a run as it closed."""
+
+
 async def send_verb(
     handle: WorkflowHandle[Any, Any],
     name: str,
@@ -148,7 +152,8 @@ async def send_verb(
     timeout: timedelta | None = None,
 ) -> str:
     """Run the ``name`` update; the workflow's answer. ``Conflict`` (with the workflow's
-    reason) when its validator refuses it, ``NotFound`` when the run has closed. ``timeout``
+    reason) when its validator refuses it or the run closes as it arrives (an abort just
+    finishing, say), ``NotFound`` when the run had closed. ``timeout``
     bounds the whole wait for a worker (the API's; the CLI waits as long as the server does):
     the SDK repeats the update call while the server has not accepted it, so ``rpc_timeout``
     alone bounds each round, not the wait."""
@@ -165,6 +170,8 @@ async def send_verb(
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
+        if CLOSING in exc.message:  # admitted, then the run closed before it ran the verb
+            raise Conflict(f"{name} rejected: {handle.id} closed as it arrived") from None
         raise NotFound(f"{handle.id}: not running ({exc.message})") from None
     return message
 

@@ -5,7 +5,8 @@ its servers are the spec's stable list and the canary servers are absent or down
 what the file holds, what deployflow's file would not keep and the file it would write;
 ``--apply`` writes it once the router's test command passes, keeps the original beside it
 and reloads. ``init`` writes a fresh file at stable 100 % where there is none. Neither
-talks to Temporal: run them where the file is, on the load balancer's host.
+talks to Temporal: run them where the file is, on the load balancer's host — with
+``--host NAME`` for a router with instances, as that host has it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from activities.routing.files import parse_weights_line
 from activities.routing.haproxy.plan import render_backend
 from activities.routing.haproxy.router import HAProxyRouter
 from activities.routing.nginx import NginxRouter, render_upstream
-from activities.routing.spec import HAProxyRouterSpec, NginxRouterSpec
+from activities.routing.spec import HAProxyRouterSpec, NginxRouterSpec, RouterSpec
 from starters import spec_files
 from starters.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_UNREACHABLE, UsageError
 from workers.logging_setup import configure_logging
@@ -42,7 +43,7 @@ _APPLY_EXIT = {
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(json=False, level=logging.WARNING)  # on stderr: stdout is the report
-    router = spec_files.read(args.file, load_rollout).spec.router
+    router = on_host(spec_files.read(args.file, load_rollout).spec.router, args.host)
     spec = router.selected()
     if not isinstance(spec, NginxRouterSpec | HAProxyRouterSpec):
         raise UsageError(f"router {router.kind} keeps no file: nothing to {args.action}")
@@ -95,6 +96,25 @@ def run(args: argparse.Namespace) -> int:
         return _APPLY_EXIT.get(failed.type or "", EXIT_INVALID)
     report["applied"] = True
     return _done(args, report, _applied(spec, report))
+
+
+def on_host(router: RouterSpec, host: str | None) -> RouterSpec:
+    """The router as load balancer ``host`` (one of its instances) has it: its own files and
+    commands; the router itself when it names no instances."""
+    on = {instance.name: spec for instance, spec in router.on_instances()}
+    if not on and host is None:
+        return router
+    if not on:
+        raise UsageError(f"--host {host}: the router names no instances")
+    if host not in on:
+        names = ", ".join(on)
+        if host is None:
+            raise UsageError(
+                f"the router runs on several load balancers ({names}): "
+                "say which this is with --host NAME"
+            )
+        raise UsageError(f"--host {host}: not one of the router's instances ({names})")
+    return on[host]
 
 
 def _read(path: Path) -> str | None:

@@ -42,7 +42,7 @@ from activities.errors import (
 )
 from activities.log_fields import ms_since
 from activities.platforms.base import Action, ActionResult, Target
-from activities.platforms.process import CommandRun, command_failure, run_command
+from activities.platforms.process import CommandRun, RunCommand, command_failure, run_command
 from activities.platforms.spec import CommandPlatformSpec
 
 log = structlog.get_logger()
@@ -54,17 +54,20 @@ class CommandPlatform:
     """Platform over the commands of a :class:`CommandPlatformSpec` for one service.
 
     ``progress`` receives the latest output line every second while a command
-    runs, so the activity can heartbeat."""
+    runs, so the activity can heartbeat; ``run`` runs a command (tests pass a pretend
+    host)."""
 
     def __init__(
         self,
         spec: CommandPlatformSpec,
         service: str,
         progress: Callable[[str], None] | None = None,
+        run: RunCommand = run_command,
     ) -> None:
         self.spec = spec
         self.service = service
         self.progress = progress
+        self.run = run
 
     def deploy(self, target: Target, version: str) -> ActionResult:
         """Run ``version`` on ``target``; a no-op if ``current`` already reports it."""
@@ -129,7 +132,7 @@ class CommandPlatform:
         argv = render(template, {**values, "version": version}, action)
         program = os.path.basename(argv[0])
         try:
-            run = run_command(
+            run = self.run(
                 argv,
                 self.spec.timeout_seconds,
                 env={**os.environ, **self.spec.env},

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Final
+from typing import IO, Final, Protocol
 
 from temporalio.exceptions import ApplicationError
 
@@ -43,6 +43,19 @@ class CommandRun:
     stdout: str
     timed_out: bool
     duration_ms: float
+
+
+class RunCommand(Protocol):
+    """``run_command``'s signature: what the command platform runs its commands with."""
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        timeout_s: float,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> CommandRun: ...
 
 
 def run_command(

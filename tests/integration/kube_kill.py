@@ -7,18 +7,17 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.kubeconfig import KubeClients
 from tests.fixtures.cli import spawn
+from tests.fixtures.harness import worker
 from tests.fixtures.kube import Kube
 from workers.main import activities_with
 
@@ -44,7 +43,7 @@ async def killed_when(
     assert kube.server is not None
     loop, changed = asyncio.get_running_loop(), asyncio.Event()
     unsubscribe = kube.server.store.subscribe(lambda: loop.call_soon_threadsafe(changed.set))
-    worker = await spawn(env, "worker")
+    process = await spawn(env, "worker")
     try:
         started = await start(queue)
         async with asyncio.timeout(60):
@@ -53,8 +52,8 @@ async def killed_when(
                 changed.clear()
     finally:
         unsubscribe()
-        worker.kill()  # SIGKILL: no cleanup, the attempt is lost with the process
-        await worker.wait()
+        process.kill()  # SIGKILL: no cleanup, the attempt is lost with the process
+        await process.wait()
     return queue, started
 
 
@@ -68,15 +67,8 @@ async def replacement_worker(
     kube.controller.auto_advance()
     clients = Clients(kubernetes=KubeClients(kubeconfig=str(kube.kubeconfig)))
     try:
-        with ThreadPoolExecutor(max_workers=4) as executor:
-            async with Worker(
-                temporal_env.client,
-                task_queue=queue,
-                workflows=list(workflows),
-                activities=activities_with(clients),
-                activity_executor=executor,
-            ):
-                yield
+        async with worker(temporal_env, workflows, activities_with(clients), task_queue=queue):
+            yield
     finally:
         clients.kubernetes.close()
 

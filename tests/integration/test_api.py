@@ -18,10 +18,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
 from tests.fixtures.api import TOKENS, ApiClient
-from tests.fixtures.parts import eventually, require_binary
+from tests.fixtures.harness import poll, worker
+from tests.fixtures.parts import require_binary
 from tests.workflows.harness import Stubs
 from tests.workflows.test_pipeline import stage
 from workers.main import ACTIVITY_THREADS, build_worker
@@ -106,7 +106,7 @@ async def test_ci_starts_follows_and_promotes_a_rollout_then_rolls_it_back(
                 _, view = await api.call("GET", path, who="reader")
                 return view if (view.get("status") or {}).get("phase") == "Paused" else None
 
-            view = await eventually(paused, "the canary paused for promotion", 60)
+            view = await poll(paused, "the canary paused for promotion", 60)
             assert view["status"]["weights"] == {"stable": 50, "canary": 50}
             _, health = await api.call("GET", path + "/health", who="reader")
             assert health["next"] == {
@@ -168,7 +168,7 @@ async def test_ci_starts_follows_and_promotes_a_rollout_then_rolls_it_back(
                 _, view = await api.call("GET", f"/api/v1/rollbacks/checkout/{environment}")
                 return view if not view["running"] else None
 
-            finished = await eventually(rolled_back, "the emergency rollback finished", 60)
+            finished = await poll(rolled_back, "the emergency rollback finished", 60)
             assert finished["result"]["version"] == "v1", finished
 
 
@@ -207,6 +207,11 @@ async def test_bad_requests_are_refused_with_the_field_and_start_nothing(
     status, body = await api.call("GET", "/api/v1/rollouts", params={"limit": "0"})
     assert status == 400
     assert body["error"].startswith("limit:")
+    # No rollout of the service in history, so no version to go back to: the plan's refusal.
+    status, body = await api.call("POST", f"/api/v1/rollbacks/checkout/{environment}", body={})
+    assert status == 400, body
+    assert body["error"].startswith("--to: history knows no other good version")
+    assert await not_started(client, f"rollback-checkout-{environment}")
     status, body = await api.call("GET", "/api/v1/incidents", who="reader")
     assert status == 200
     assert isinstance(body, list)
@@ -239,11 +244,8 @@ async def test_an_approvers_token_approves_a_gate_only_as_that_approver(temporal
         },
     }
     stubs = Stubs()
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-        activities=stubs.activities(),
+    async with worker(
+        client, [PromotionPipeline, *BY_STRATEGY.values()], stubs.activities(), task_queue=queue
     ):
         api: ApiClient = await serve_api(queue)
         status, started = await api.call(
@@ -257,7 +259,7 @@ async def test_an_approvers_token_approves_a_gate_only_as_that_approver(temporal
             next_stage = view.get("next") or {}
             return view if next_stage.get("state") == "awaiting-approval" else None
 
-        view = await eventually(gated, "production waiting for an approval", 60)
+        view = await poll(gated, "production waiting for an approval", 60)
         assert view["next"]["environment"] == "production"
         assert view["next"]["mayStart"] is False
         gates = {g["gate"]: g for g in view["next"]["gates"]}

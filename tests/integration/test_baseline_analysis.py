@@ -67,9 +67,12 @@ async def test_the_seed_baseline_rules_pass_a_healthy_canary_and_fail_a_worse_on
 
         code, report = await analysis_run(BASELINE, prometheus, "v2", *window)
         assert (code, report["phase"]) == (0, "Successful"), report
-        values = {m["name"]: m["measurements"][0]["value"][0] for m in report["metrics"]}
-        assert values["error-rate-vs-stable"] == pytest.approx(0.0, abs=0.001)
-        assert values["p99-latency-vs-stable"] <= 1.2
+        values = {
+            m["name"]: [taken["value"][0] for taken in m["measurements"]] for m in report["metrics"]
+        }
+        assert values["error-rate-vs-stable"] == pytest.approx([0.0, 0.0], abs=0.001)
+        # failureLimit 1: on a loaded machine one p99 ratio may pass 1.2, never both.
+        assert min(values["p99-latency-vs-stable"]) <= 1.2
 
         canary.set_error_rate(0.2)
         canary.set_latency_ms(40)

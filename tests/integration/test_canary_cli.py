@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.fixtures.cli import run_cli
+from tests.fixtures.harness import poll
 
 pytestmark = pytest.mark.integration
 
@@ -161,16 +162,17 @@ async def test_cli_wait_rolls_back_a_version_that_returns_5xx(stack: Stack, tmp_
     assert '"outcome":"RolledBack"' in out
     assert "analysis step-1 Failed" in out
     env = stack.spec["spec"]["environment"]
-    async with asyncio.timeout(20):  # visibility catches up with the close shortly after
-        while True:
-            code, out, err = await deployflow(
-                stack, tmp_path, "history", "checkout", "--env", env, "--json"
-            )
-            assert code == 0, err
-            rows = json.loads(out)
-            if rows:
-                break
-            await asyncio.sleep(0.2)
+
+    async def listed() -> list[dict[str, Any]]:
+        code, out, err = await deployflow(
+            stack, tmp_path, "history", "checkout", "--env", env, "--json"
+        )
+        assert code == 0, err
+        rows: list[dict[str, Any]] = json.loads(out)
+        return rows
+
+    # Visibility catches up with the close shortly after.
+    rows = await poll(listed, "the rolled-back rollout in history", 20, every_s=0.2)
     assert rows[0]["version"] == "v2"
     assert rows[0]["outcome"] == "RolledBack"
     assert rows[0]["reason"].startswith("analysis step-1 Failed")

@@ -4,18 +4,18 @@ the time the SDK's client takes to import; bench/cli_latency.py measures it)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from starters.errors import EXIT_INVALID, EXIT_OK
 from tests.fixtures.cli import run_audited
+from tests.fixtures.harness import poll, worker
 from tests.workflows.harness import Stubs, rollout, wait_for_status
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase, RolloutStatus
@@ -42,9 +42,7 @@ async def test_status_list_verbs_and_history_of_a_rollout_import_nothing_heavy(t
         assert heavy == [], f"deployflow {' '.join(argv)} imported {heavy}"
         return out, err
 
-    async with Worker(
-        client, task_queue=queue, workflows=[CanaryRollout], activities=Stubs().activities()
-    ):
+    async with worker(client, [CanaryRollout], Stubs().activities(), task_queue=queue):
         handle = await client.start_workflow(
             CanaryRollout.run, spec, id=spec.workflow_id, task_queue=queue
         )
@@ -73,12 +71,14 @@ async def test_status_list_verbs_and_history_of_a_rollout_import_nothing_heavy(t
 
         out, _ = await cli("rollout", "status", service)
         assert out.startswith(f"{handle.id}: Aborted — ")
-        async with asyncio.timeout(20):  # visibility catches up with the close shortly after
-            while True:
-                out, _ = await cli("history", service, "--json")
-                if rows := json.loads(out):
-                    break
-                await asyncio.sleep(0.2)
+
+        async def listed() -> list[dict[str, Any]]:
+            out, _ = await cli("history", service, "--json")
+            rows: list[dict[str, Any]] = json.loads(out)
+            return rows
+
+        # Visibility catches up with the close shortly after.
+        rows = await poll(listed, "the aborted rollout in history", 20, every_s=0.2)
         assert (rows[0]["version"], rows[0]["outcome"]) == ("v2", "Aborted")
         assert rows[0]["operators"] == [result.reason]
         out, _ = await cli("rollout", "list", "--all", "--json")

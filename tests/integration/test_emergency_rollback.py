@@ -35,6 +35,8 @@ from activities.migrations.models import MigrateInput
 from activities.migrations.spec import MigrationSpec
 from activities.routing.base import Weights
 from tests.fixtures.cli import run_cli
+from tests.fixtures.harness import poll
+from tests.fixtures.nginx import NginxServer
 from tests.fixtures.postgres import PostgresServer
 from tests.workflows.fleet import fleet_rollout
 from workflows.rollouts.emergency_models import RollbackRequest, rollback_workflow_id
@@ -60,6 +62,7 @@ class Stack:
     spec: dict[str, Any]
     database: str  # the database's name on postgres_server
     server: PostgresServer
+    nginx: NginxServer
 
     def schema(self) -> dict[str, Any]:
         """Tables and columns in ``public`` (information_schema), and alembic_version."""
@@ -134,7 +137,7 @@ def stack(
     }
     cli_env = {k: v for k, v in os.environ.items() if k != URL_ENV}
     cli_env |= {"TEMPORAL_ADDRESS": address, "DEPLOYFLOW_TASK_QUEUE": queue}
-    return Stack(address, nginx.url, cli_env, environment, spec, database, postgres_server)
+    return Stack(address, nginx.url, cli_env, environment, spec, database, postgres_server, nginx)
 
 
 async def deployflow(stack: Stack, tmp_path: Path, *args: str) -> tuple[int, str, str]:
@@ -173,13 +176,6 @@ async def eventually_served(url: str, wanted: set[str], deadline: float = 10.0) 
     return sample
 
 
-async def settled(url: str, grace: float = 1.0) -> Counter[str]:
-    """What NGINX serves once a reload the command may have made has taken effect (workers
-    swap ~0.1 s after a reload; ``grace`` leaves ample room on a loaded machine)."""
-    await asyncio.sleep(grace)
-    return await asyncio.to_thread(versions_served, url, 40)
-
-
 async def status_json(stack: Stack, tmp_path: Path) -> dict[str, Any]:
     code, out, err = await deployflow(
         stack, tmp_path, "rollout", "status", SERVICE, "--env", stack.environment, "--json"
@@ -196,13 +192,14 @@ async def workflow_status(stack: Stack, workflow_id: str) -> WorkflowExecutionSt
 
 async def wait_mid_soak(stack: Stack, tmp_path: Path) -> dict[str, Any]:
     """Poll `rollout status --json` until the rollout sits in its 30-minute pause at 50/50."""
-    async with asyncio.timeout(30):
-        while True:
-            status = await status_json(stack, tmp_path)
-            if status["phase"] == "Paused" and (status.get("weights") or {}).get("canary") == 50:
-                break
-            assert status["phase"] in ("Progressing", "Paused"), status
-            await asyncio.sleep(0.2)
+
+    async def mid_soak() -> dict[str, Any] | None:
+        status = await status_json(stack, tmp_path)
+        assert status["phase"] in ("Progressing", "Paused"), status
+        paused = status["phase"] == "Paused" and (status.get("weights") or {}).get("canary") == 50
+        return status if paused else None
+
+    status: dict[str, Any] = await poll(mid_soak, "the rollout paused at 50/50", 30, every_s=0.2)
     assert status["currentStep"] == 1
     assert status["weights"] == {"stable": 50, "canary": 50}
     assert set(await eventually_served(stack.nginx_url, {"v1", "v2"})) == {"v1", "v2"}
@@ -281,9 +278,11 @@ async def test_emergency_rollback_mid_soak_restores_nginx_and_the_database(
     assert await asyncio.to_thread(stack.schema) == before  # 0001 by name; no email column
     assert await workflow_status(stack, rollout_id) == WorkflowExecutionStatus.CANCELED
 
-    # Run a second time: nothing may change.
+    # Run a second time: nothing may change (no rewrite, no reload, so no wait either).
+    router = stack.nginx.snapshot()
     code, out, err = await rollback(stack, tmp_path, "--to", "v1", "--reason", "pager again")
-    assert set(await settled(stack.nginx_url)) == {"v1"}
+    assert stack.nginx.changes_since(router) == []
+    assert set(await asyncio.to_thread(versions_served, stack.nginx_url, 40)) == {"v1"}
     assert await asyncio.to_thread(stack.schema) == before
     assert await workflow_status(stack, rollout_id) == WorkflowExecutionStatus.CANCELED
     assert code == 0, out + err
@@ -316,22 +315,21 @@ async def test_a_second_rollback_after_promoted_history_keeps_the_good_version(
         f"DeployService = '{SERVICE}' AND DeployEnvironment = '{stack.environment}' "
         "AND DeployPhase = 'Promoted' AND ExecutionStatus = 'Completed'"
     )
-    for _ in range(100):  # the rollback finds promotions through visibility
-        if (await client.count_workflows(query)).count == 2:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail("visibility never listed the two promoted rollouts")
+
+    async def both_listed() -> bool:  # the rollback finds promotions through visibility
+        return (await client.count_workflows(query)).count == 2
+
+    await poll(both_listed, "visibility listing the two promoted rollouts", 10)
     code, out, err = await deployflow(stack, tmp_path, "rollout", "start", "{spec}")
     assert code == 0, out + err
     handle = client.get_workflow_handle(rollout_workflow_id(SERVICE, stack.environment))
-    for _ in range(150):
+
+    async def mid_soak() -> RolloutStatus | None:
         status = await handle.query("status", result_type=RolloutStatus)
-        if status.phase is RolloutPhase.PAUSED and status.weights and status.weights.canary:
-            break
-        await asyncio.sleep(0.1)
-    else:
-        pytest.fail(f"never paused mid-soak: {status.phase} {status.message}")
+        paused = status.phase is RolloutPhase.PAUSED and status.weights and status.weights.canary
+        return status if paused else None
+
+    status: RolloutStatus = await poll(mid_soak, "the rollout paused mid-soak", 15)
     assert status.weights == Weights(stable=50, canary=50)
     assert set(await eventually_served(stack.nginx_url, {"v1", "v2"})) == {"v1", "v2"}
 
@@ -340,10 +338,12 @@ async def test_a_second_rollback_after_promoted_history_keeps_the_good_version(
     assert "back to v1" in err  # the latest promotion is the last known good
     assert set(await eventually_served(stack.nginx_url, {"v1"})) == {"v1"}
 
+    router = stack.nginx.snapshot()
     code, out, err = await rollback(stack, tmp_path, "--reason", "pager again")
-    served = await settled(stack.nginx_url)
     assert code == 0, out + err
     assert "nothing more to do" in out
+    assert stack.nginx.changes_since(router) == []  # no rewrite, no reload
+    served = await asyncio.to_thread(versions_served, stack.nginx_url, 40)
     assert set(served) == {"v1"}, served
 
 

@@ -26,8 +26,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from tests.fixtures.cli import REPO, run_cli
+from tests.fixtures.harness import poll
 from tests.fixtures.nginx import stop_process
-from tests.fixtures.parts import eventually, free_port, require_binary
+from tests.fixtures.parts import free_port, require_binary
 from tests.fixtures.specs import worker_running, write_canary
 from workers.codec import ENCODING, EncryptionCodec
 from workers.codec_keys import parse_keys
@@ -145,7 +146,7 @@ async def wait_until_answering(url: str) -> None:
         except aiohttp.ClientConnectionError:
             return False
 
-    await eventually(answers, "codec server listening", deadline_s=20)
+    await poll(answers, "codec server listening", deadline_s=20)
 
 
 async def post(
@@ -312,6 +313,6 @@ async def test_a_worker_without_the_key_fails_the_task_naming_the_key(
                     return event.workflow_task_failed_event_attributes.failure.message
             return None
 
-        message = await eventually(task_failed, "a workflow task failed", deadline_s=30)
+        message = await poll(task_failed, "a workflow task failed", deadline_s=30)
     await handle.terminate("test over")
     assert "encrypted with key '2026-11', which this process does not have" in message

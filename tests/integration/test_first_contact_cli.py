@@ -5,7 +5,6 @@ and in --json, for `rollout start --wait`, `pipeline start --wait` and `rollback
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
@@ -19,6 +18,7 @@ import yaml
 
 from activities.routing.adoption import backup_path
 from tests.fixtures.cli import run_cli
+from tests.fixtures.harness import poll
 from tests.fixtures.nginx import NginxFactory, NginxServer
 from tests.integration.test_nginx_router import answers
 from tests.integration.test_router_adoption import hand_write_nginx, snapshot
@@ -198,13 +198,14 @@ async def test_an_emergency_rollback_that_cannot_happen_prints_why(vm: VM):
             "rollout", "start", vm.rollout(version, vm.router(), env), "--wait"
         )
         assert code == 0, (out, err)
-    async with asyncio.timeout(20):  # visibility lists both shortly after they close
-        while True:
-            code, out, err = await vm.cli("history", "checkout", "--env", env, "--json")
-            assert code == 0, err
-            if len(json.loads(out)) == 2:
-                break
-            await asyncio.sleep(0.2)
+
+    async def both_listed() -> bool:
+        code, out, err = await vm.cli("history", "checkout", "--env", env, "--json")
+        assert code == 0, err
+        return len(json.loads(out)) == 2
+
+    # Visibility lists both shortly after they close.
+    await poll(both_listed, "both rollouts in history", 20, every_s=0.2)
 
     code, out, err = await vm.cli("rollback", "checkout", "--env", env, "--to", "v1")
     assert code == 1, (out, err)

@@ -26,8 +26,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from starters.serve import build_app
 from tests.fixtures.alertmanager import StartAlertmanager
+from tests.fixtures.harness import poll
 from tests.fixtures.notify import NotifyEnv
-from tests.fixtures.parts import eventually, free_port
+from tests.fixtures.parts import free_port
 from tests.fixtures.prometheus import DemoService, StartPrometheus
 from tests.integration.test_alertmanager_webhook import RATIO, RULES, Load
 from workers.main import ACTIVITY_THREADS, build_worker
@@ -112,19 +113,17 @@ async def test_alert_pages_once_posts_a_thread_and_resolves_both(
         with Load(service.url, per_second=20, limit=20 * 120):
             async with worker(client, queue):
                 service.set_error_rate(1.0)
-                await eventually(lambda: am.alerts(), "the alert active in Alertmanager")
+                await poll(lambda: am.alerts(), "the alert active in Alertmanager")
                 active = time.monotonic()
-                await eventually(lambda: pagerduty.events(), "the page")
+                await poll(lambda: pagerduty.events(), "the page")
                 paged = time.monotonic()
-                handle = await eventually(lambda: incident(client, queue), "the incident workflow")
-                await eventually(lambda: slack.messages(), "the Slack post")
+                handle = await poll(lambda: incident(client, queue), "the incident workflow")
+                await poll(lambda: slack.messages(), "the Slack post")
             # A new worker takes over the open incident mid-way; repeats keep arriving.
             async with worker(client, queue):
-                await eventually(
-                    lambda: _notifications(handle, at_least=4), "repeated notifications"
-                )
+                await poll(lambda: _notifications(handle, at_least=4), "repeated notifications")
                 service.set_error_rate(0.0)
-                result = await eventually(lambda: _resolved(handle), "the incident resolved")
+                result = await poll(lambda: _resolved(handle), "the incident resolved")
     print(f"alert active in Alertmanager → page at PagerDuty: {paged - active:.2f} s")
     triggers = [e for e in pagerduty.events() if e["event_action"] == "trigger"]
     assert len(triggers) == 1, triggers

@@ -44,14 +44,46 @@ def deployment(name: str = "web", image: str = "web:1", replicas: int = 3, **spe
     }
 
 
-def create_virtual_service(kube, custom, name: str, spec: dict) -> dict:
+def create_custom(kube, custom, group, plural: str, kind: str, name: str, spec: dict, **extra):
+    """Create a custom object of ``kind`` (``group`` is its API group and version)."""
     body = {
-        "apiVersion": "networking.istio.io/v1",
-        "kind": "VirtualService",
+        "apiVersion": "/".join(group),
+        "kind": kind,
         "metadata": {"name": name},
         "spec": spec,
+        **extra,
     }
-    return custom.create_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", body)
+    return custom.create_namespaced_custom_object(*group, kube.namespace, plural, body)
+
+
+def create_virtual_service(kube, custom, name: str, spec: dict) -> dict:
+    return create_custom(kube, custom, ISTIO, "virtualservices", "VirtualService", name, spec)
+
+
+JSON_PATCH = "application/json-patch+json"
+
+
+def patch_custom(kube, custom, plural: str, name: str, body, content_type=JSON_PATCH, group=ISTIO):
+    """Patch a custom object as ``content_type``; ``None`` sends what CustomObjectsApi picks
+    (a merge patch, even for a list)."""
+    options = {"_content_type": content_type} if content_type else {}
+    return custom.patch_namespaced_custom_object(
+        *group, kube.namespace, plural, name, body, **options
+    )
+
+
+def first_weight(expected: int, weight: int) -> list[dict]:
+    """Test that the first route's weight is ``expected``, then set it to ``weight``."""
+    path = "/spec/http/0/route/0/weight"
+    return [
+        {"op": "test", "path": path, "value": expected},
+        {"op": "replace", "path": path, "value": weight},
+    ]
+
+
+def watched(list_objects, kube, **options) -> list[dict]:
+    """The events a one-second watch of ``list_objects`` in the test namespace sends."""
+    return list(watch.Watch().stream(list_objects, kube.namespace, timeout_seconds=1, **options))
 
 
 def status_of(exc: ApiException) -> dict:
@@ -221,15 +253,9 @@ def test_merge_patch_replaces_lists_whole(kube, apps):
 
 def test_strategic_merge_patch_on_a_custom_resource_is_415(kube, custom):
     create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
+    strategic = "application/strategic-merge-patch+json"
     with pytest.raises(ApiException) as caught:
-        custom.patch_namespaced_custom_object(
-            *ISTIO,
-            kube.namespace,
-            "virtualservices",
-            "vs",
-            {"spec": {"hosts": ["x"]}},
-            _content_type="application/strategic-merge-patch+json",
-        )
+        patch_custom(kube, custom, "virtualservices", "vs", {"spec": {"hosts": ["x"]}}, strategic)
     assert caught.value.status == 415
 
 
@@ -237,43 +263,16 @@ def test_json_patch_with_a_failing_test_is_422_and_changes_nothing(kube, custom)
     routes = [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}]
     created = create_virtual_service(kube, custom, "vs", {"hosts": ["web"], "http": routes})
     with pytest.raises(ApiException) as caught:
-        custom.patch_namespaced_custom_object(
-            *ISTIO,
-            kube.namespace,
-            "virtualservices",
-            "vs",
-            [
-                {"op": "test", "path": "/spec/http/0/route/0/weight", "value": 90},
-                {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 10},
-            ],
-            _content_type="application/json-patch+json",
-        )
+        patch_custom(kube, custom, "virtualservices", "vs", first_weight(90, 10))
     assert caught.value.status == 422
     after = custom.get_namespaced_custom_object(*ISTIO, kube.namespace, "virtualservices", "vs")
     assert after["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
 
 
 def test_json_patch_with_a_passing_test_applies(kube, custom):
-    create_virtual_service(
-        kube,
-        custom,
-        "vs",
-        {
-            "hosts": ["web"],
-            "http": [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}],
-        },
-    )
-    patched = custom.patch_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        "vs",
-        [
-            {"op": "test", "path": "/spec/http/0/route/0/weight", "value": 100},
-            {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 90},
-        ],
-        _content_type="application/json-patch+json",
-    )
+    routes = [{"route": [{"destination": {"host": "stable"}, "weight": 100}]}]
+    create_virtual_service(kube, custom, "vs", {"hosts": ["web"], "http": routes})
+    patched = patch_custom(kube, custom, "virtualservices", "vs", first_weight(100, 90))
     assert patched["spec"]["http"][0]["route"][0]["weight"] == 90
     assert patched["metadata"]["generation"] == 2
 
@@ -283,14 +282,9 @@ def test_custom_objects_api_sends_a_list_as_a_merge_patch_unless_told(kube, cust
     body (the client, not the server, picks); a merge patch cannot turn an object into a
     list, so the server refuses it and the object is unchanged."""
     create_virtual_service(kube, custom, "vs", {"hosts": ["web"]})
+    ops = [{"op": "replace", "path": "/spec/hosts", "value": ["x"]}]
     with pytest.raises(ApiException) as caught:
-        custom.patch_namespaced_custom_object(
-            *ISTIO,
-            kube.namespace,
-            "virtualservices",
-            "vs",
-            [{"op": "replace", "path": "/spec/hosts", "value": ["x"]}],
-        )
+        patch_custom(kube, custom, "virtualservices", "vs", ops, content_type=None)
     assert caught.value.status in (400, 422)
     if not kube.real:
         assert kube.requests()[-1].content_type == "application/merge-patch+json"
@@ -384,13 +378,8 @@ def test_watch_from_a_resource_version_sends_only_later_events(kube, core):
     core.patch_namespaced_config_map("a", kube.namespace, {"data": {"k": "v"}})
     core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "b"}})
     core.delete_namespaced_config_map("a", kube.namespace)
-    events = list(
-        watch.Watch().stream(
-            core.list_namespaced_config_map,
-            kube.namespace,
-            resource_version=listed.metadata.resource_version,
-            timeout_seconds=1,
-        )
+    events = watched(
+        core.list_namespaced_config_map, kube, resource_version=listed.metadata.resource_version
     )
     assert [(e["type"], e["object"].metadata.name) for e in events] == [
         ("MODIFIED", "a"),
@@ -404,9 +393,7 @@ def test_watch_from_a_resource_version_sends_only_later_events(kube, core):
 
 def test_watch_without_a_resource_version_starts_with_the_current_objects(kube, core):
     core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
-    events = list(
-        watch.Watch().stream(core.list_namespaced_config_map, kube.namespace, timeout_seconds=1)
-    )
+    events = watched(core.list_namespaced_config_map, kube)
     assert [(e["type"], e["object"].metadata.name) for e in events] == [("ADDED", "a")]
 
 
@@ -418,14 +405,7 @@ def test_watch_from_a_compacted_resource_version_is_410_gone(kube, core):
         "cannot compact a real etcd on demand"
     )
     with pytest.raises(ApiException) as caught:
-        list(
-            watch.Watch().stream(
-                core.list_namespaced_config_map,
-                kube.namespace,
-                resource_version=old,
-                timeout_seconds=1,
-            )
-        )
+        watched(core.list_namespaced_config_map, kube, resource_version=old)
     assert caught.value.status == 410
 
 
@@ -440,14 +420,8 @@ def test_a_label_selector_watch_sees_objects_leave_and_enter(kube, core):
     core.patch_namespaced_config_map(
         "a", kube.namespace, {"metadata": {"labels": {"track": "canary"}}}
     )
-    events = list(
-        watch.Watch().stream(
-            core.list_namespaced_config_map,
-            kube.namespace,
-            label_selector="track=canary",
-            resource_version=since,
-            timeout_seconds=1,
-        )
+    events = watched(
+        core.list_namespaced_config_map, kube, label_selector="track=canary", resource_version=since
     )
     assert [e["type"] for e in events] == ["DELETED", "ADDED"]
 
@@ -456,14 +430,11 @@ def test_a_namespaced_watch_sees_modifications(kube, apps):
     apps.create_namespaced_deployment(kube.namespace, deployment())
     since = apps.list_namespaced_deployment(kube.namespace).metadata.resource_version
     apps.patch_namespaced_deployment("web", kube.namespace, {"spec": {"replicas": 1}})
-    events = list(
-        watch.Watch().stream(
-            apps.list_namespaced_deployment,
-            kube.namespace,
-            field_selector="metadata.name=web",
-            resource_version=since,
-            timeout_seconds=1,
-        )
+    events = watched(
+        apps.list_namespaced_deployment,
+        kube,
+        field_selector="metadata.name=web",
+        resource_version=since,
     )
     assert (events[0]["type"], events[0]["object"].spec.replicas) == ("MODIFIED", 1)
     if not kube.real:  # a real cluster's controller adds status MODIFIED events
@@ -473,14 +444,8 @@ def test_a_namespaced_watch_sees_modifications(kube, apps):
 def test_watch_bookmarks_carry_the_latest_resource_version(kube, core):
     core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": "a"}})
     latest = core.list_namespaced_config_map(kube.namespace).metadata.resource_version
-    events = list(
-        watch.Watch().stream(
-            core.list_namespaced_config_map,
-            kube.namespace,
-            resource_version=latest,
-            allow_watch_bookmarks=True,
-            timeout_seconds=1,
-        )
+    events = watched(
+        core.list_namespaced_config_map, kube, resource_version=latest, allow_watch_bookmarks=True
     )
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
     assert bookmarks
@@ -557,38 +522,17 @@ def test_ingress_canary_annotations_by_merge_patch(kube):
 
 def test_http_route_weights_by_json_patch(kube, custom):
     gateway = ("gateway.networking.k8s.io", "v1")
-    custom.create_namespaced_custom_object(
-        *gateway,
-        kube.namespace,
-        "httproutes",
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": {"name": "web"},
-            "spec": {
-                "parentRefs": [{"name": "gw"}],
-                "rules": [
-                    {
-                        "backendRefs": [
-                            {"name": "web-stable", "port": 80, "weight": 100},
-                            {"name": "web-canary", "port": 80, "weight": 0},
-                        ]
-                    }
-                ],
-            },
-        },
-    )
-    patched = custom.patch_namespaced_custom_object(
-        *gateway,
-        kube.namespace,
-        "httproutes",
-        "web",
-        [
-            {"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 75},
-            {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 25},
-        ],
-        _content_type="application/json-patch+json",
-    )
+    backends = [
+        {"name": "web-stable", "port": 80, "weight": 100},
+        {"name": "web-canary", "port": 80, "weight": 0},
+    ]
+    spec = {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": backends}]}
+    create_custom(kube, custom, gateway, "httproutes", "HTTPRoute", "web", spec)
+    weights = [
+        {"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 75},
+        {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 25},
+    ]
+    patched = patch_custom(kube, custom, "httproutes", "web", weights, group=gateway)
     assert [b["weight"] for b in patched["spec"]["rules"][0]["backendRefs"]] == [75, 25]
     status = custom.patch_namespaced_custom_object_status(
         *gateway, kube.namespace, "httproutes", "web", {"status": {"parents": []}}
@@ -612,13 +556,10 @@ def test_custom_object_merge_patch_replaces_route_lists(kube, custom):
             ],
         },
     )
-    patched = custom.patch_namespaced_custom_object(
-        *ISTIO,
-        kube.namespace,
-        "virtualservices",
-        "web",
-        {"spec": {"http": [{"route": [{"destination": {"host": "web-canary"}, "weight": 100}]}]}},
-    )
+    canary = {
+        "spec": {"http": [{"route": [{"destination": {"host": "web-canary"}, "weight": 100}]}]}
+    }
+    patched = patch_custom(kube, custom, "virtualservices", "web", canary, content_type=None)
     assert patched["spec"]["http"] == [
         {"route": [{"destination": {"host": "web-canary"}, "weight": 100}]}
     ]
@@ -626,18 +567,9 @@ def test_custom_object_merge_patch_replaces_route_lists(kube, custom):
 
 def test_argo_rollouts_are_served_with_status_and_scale(kube, custom):
     argo = ("argoproj.io", "v1alpha1")
-    custom.create_namespaced_custom_object(
-        *argo,
-        kube.namespace,
-        "rollouts",
-        {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "web"},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
-            "status": {"phase": "ignored on create"},
-        },
-    )
+    spec = {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {}}
+    status = {"phase": "ignored on create"}
+    create_custom(kube, custom, argo, "rollouts", "Rollout", "web", spec, status=status)
     got = custom.get_namespaced_custom_object(*argo, kube.namespace, "rollouts", "web")
     assert "status" not in got
     scale = custom.get_namespaced_custom_object_scale(*argo, kube.namespace, "rollouts", "web")

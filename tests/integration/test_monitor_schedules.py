@@ -8,7 +8,6 @@ schedule hands over.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import uuid
@@ -25,11 +24,12 @@ import yaml
 from temporalio import workflow
 from temporalio.client import Client, ScheduleOverlapPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from starters import commands
 from starters.errors import UsageError
 from tests.fixtures.cli import run_cli
+from tests.fixtures.harness import poll, worker
 from tests.unit.test_schedules import next_fires
 from workers.config import TemporalConfig
 from workflows.monitors.schedules import schedule_spec
@@ -112,18 +112,6 @@ def run(client: Client, config: TemporalConfig, capsys: pytest.CaptureFixture[st
         return code, capsys.readouterr().out
 
     return invoke
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 20) -> None:
-    """Visibility (list_schedules) catches up with a change shortly after it."""
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                if await check():
-                    return
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        pytest.fail(f"{what}: not within {seconds:g}s")
 
 
 async def listed(run: Run) -> dict[str, dict[str, Any]]:
@@ -214,7 +202,7 @@ async def test_scheduling_again_updates_the_schedule_and_keeps_a_pause(
         rows = await listed(run)
         return f"monitor-{name}" in rows and rows[f"monitor-{name}"]["paused"]
 
-    await eventually(listed_once, "the updated schedule in list")
+    await poll(listed_once, "the updated schedule in list", 20, 0.2)
     await client.get_schedule_handle(f"monitor-{name}").delete()
 
 
@@ -238,10 +226,10 @@ async def test_pause_unpause_trigger_list_and_delete(
     assert (code, out.strip()) == (0, f"{schedule_id}: unpaused")
     assert not (await handle.describe()).schedule.state.paused
 
-    async with Worker(
+    async with worker(
         client,
+        [StubMonitor],
         task_queue=config.task_queue,
-        workflows=[StubMonitor],
         workflow_runner=UnsandboxedWorkflowRunner(),
     ):
         code, out = await run("trigger", name)
@@ -250,7 +238,7 @@ async def test_pause_unpause_trigger_list_and_delete(
         async def ran() -> bool:
             return bool((await handle.describe()).info.recent_actions)
 
-        await eventually(ran, "the triggered run")
+        await poll(ran, "the triggered run", 20, 0.2)
         action = (await handle.describe()).info.recent_actions[-1].action
         workflow_id = getattr(action, "workflow_id", "")
         assert workflow_id.startswith(f"{schedule_id}-run-")
@@ -261,7 +249,7 @@ async def test_pause_unpause_trigger_list_and_delete(
             row = (await listed(run)).get(schedule_id)
             return row is not None and row["lastResult"] == "Completed"
 
-        await eventually(completed, "list shows the completed run")
+        await poll(completed, "list shows the completed run", 20, 0.2)
     row = (await listed(run))[schedule_id]
     assert row["paused"] is False
     assert row["nextRun"] is not None
@@ -276,7 +264,7 @@ async def test_pause_unpause_trigger_list_and_delete(
     async def gone() -> bool:
         return schedule_id not in await listed(run)
 
-    await eventually(gone, "the deleted schedule leaves list")
+    await poll(gone, "the deleted schedule leaves list", 20, 0.2)
 
 
 @pytest.mark.parametrize("verb", ["pause", "unpause", "trigger", "delete"])

@@ -10,11 +10,11 @@ import uuid
 import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.health.certificates import check_certificate, presented_certificate
 from activities.health.dns import resolve, resolve_names
 from activities.health.security_spec import CertificateInput, DnsCheck
+from tests.fixtures.harness import worker
 from tests.fixtures.parts import free_port
 from tests.fixtures.security_servers import TLS_NAME, StartDNS, StartTLS
 from workflows.incidents.models import OpenIncidentInput
@@ -136,11 +136,11 @@ async def test_a_monitor_run_reports_an_expiring_certificate_and_broken_names(
         return "incident-test"
 
     queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        temporal_env.client,
+    async with worker(
+        temporal_env,
+        [ServiceMonitorRun],
+        [check_certificate, resolve_names, open_incident],
         task_queue=queue,
-        workflows=[ServiceMonitorRun],
-        activities=[check_certificate, resolve_names, open_incident],
     ):
         result: MonitorResult = await temporal_env.client.execute_workflow(
             ServiceMonitorRun.run, monitor, id=f"monitor-{uuid.uuid4().hex[:6]}", task_queue=queue

@@ -8,7 +8,6 @@ import json
 import ssl
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -17,12 +16,12 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
 
 from activities.errors import NOTIFY_FAILED, NOTIFY_REJECTED
 from activities.notify import Link, PageInput, SlackMessage, SlackPostInput
 from activities.notify.activities import page, post_slack
 from activities.notify.local_servers import ENV_FILE, STATE_FILE, SlackServer
+from tests.fixtures.harness import worker
 
 pytestmark = pytest.mark.integration
 # Until tests/conftest.py lists it.
@@ -331,17 +330,12 @@ class PostToSlack:
 
 async def test_temporal_retries_a_lost_post_as_an_edit(temporal_env, notify_env):
     queue = f"notify-{uuid.uuid4().hex[:8]}"
-    with ThreadPoolExecutor(max_workers=2) as executor:
-        async with Worker(
-            temporal_env.client,
-            task_queue=queue,
-            workflows=[PostToSlack],
-            activities=[post_slack_then_lose_the_result],
-            activity_executor=executor,
-        ):
-            message = await temporal_env.client.execute_workflow(
-                PostToSlack.run, POST, id=queue, task_queue=queue
-            )
+    async with worker(
+        temporal_env, [PostToSlack], [post_slack_then_lose_the_result], task_queue=queue
+    ):
+        message = await temporal_env.client.execute_workflow(
+            PostToSlack.run, POST, id=queue, task_queue=queue
+        )
 
     [posted] = notify_env.slack.messages()
     assert message == SlackMessage(channel=posted["channel"], ts=posted["ts"])

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from tests.fixtures.cli import finish, run_cli, spawn
+from tests.fixtures.harness import poll, worker
 from tests.workflows.harness import Stubs
 from tests.workflows.test_pipeline import stage
 from workflows.promotion.pipeline import PromotionPipeline
@@ -47,19 +47,16 @@ async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
     path.write_text(yaml.safe_dump(spec))
     env = {**os.environ, "TEMPORAL_ADDRESS": address, "DEPLOYFLOW_TASK_QUEUE": queue}
     stubs = Stubs()
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-        activities=stubs.activities(),
+    async with worker(
+        client, [PromotionPipeline, *BY_STRATEGY.values()], stubs.activities(), task_queue=queue
     ):
         waiting = await spawn(env, "pipeline", "start", str(path), "--version", "v7", "--wait")
-        async with asyncio.timeout(30):
-            while True:
-                code, out, _ = await run_cli(env, "pipeline", "status", service, "--json")
-                if code == 0 and json.loads(out)["stages"][2]["state"] == "awaiting-approval":
-                    break
-                await asyncio.sleep(0.2)
+
+        async def gated() -> bool:
+            code, out, _ = await run_cli(env, "pipeline", "status", service, "--json")
+            return code == 0 and json.loads(out)["stages"][2]["state"] == "awaiting-approval"
+
+        await poll(gated, "production awaiting an approval", 30, every_s=0.2)
         code, out, err = await run_cli(env, "pipeline", "status", service)
         assert code == 0, err
         assert out.startswith(f"pipeline-{service}: Running v7 — ")
@@ -79,13 +76,15 @@ async def test_pipeline_runs_to_production_with_an_approval_from_the_cli(
     assert code_b == 0, err_b
     assert f"pipeline-{service}: Succeeded v7" in out_b
     assert stubs.canary_weights == [50, 100, 100] * 3
-    async with asyncio.timeout(20):  # visibility catches up with the close shortly after
-        while True:
-            code, out, err = await run_cli(env, "history", service, "--env", "production", "--json")
-            assert code == 0, err
-            if rows := json.loads(out):
-                break
-            await asyncio.sleep(0.2)
+
+    async def listed() -> list[dict[str, Any]]:
+        code, out, err = await run_cli(env, "history", service, "--env", "production", "--json")
+        assert code == 0, err
+        rows: list[dict[str, Any]] = json.loads(out)
+        return rows
+
+    # Visibility catches up with the close shortly after.
+    rows = await poll(listed, "the promoted pipeline in history", 20, every_s=0.2)
     assert rows[0]["version"] == "v7"
     assert rows[0]["outcome"] == "Promoted"
     assert rows[0]["approvals"][0].startswith("approved by alice at ")

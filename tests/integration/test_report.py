@@ -23,12 +23,12 @@ import pytest
 from matplotlib import image
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from starters import report, rollout_start
 from starters.report.html import COLORS
 from tests.fixtures.cli import run_cli
-from tests.fixtures.parts import eventually, require_binary
+from tests.fixtures.harness import poll, worker
+from tests.fixtures.parts import require_binary
 from tests.workflows.harness import Stubs
 from workers.config import TemporalConfig
 from workflows.core.verbs import OperatorInput
@@ -79,12 +79,7 @@ async def recorded(temporal_env):
     service = f"svc-{uuid.uuid4().hex[:6]}"
     config = TemporalConfig(address=address, task_queue=queue)
     quick = [{"setWeight": 50}, {"setWeight": 100}]
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=list(BY_STRATEGY.values()),
-        activities=Stubs().activities(),
-    ):
+    async with worker(client, list(BY_STRATEGY.values()), Stubs().activities(), task_queue=queue):
         for version, hours in (("v1", 5), ("v2", 2)):
             commit = datetime.now(UTC) - timedelta(hours=hours)
             handle = await rollout_start.start_rollout(
@@ -103,16 +98,16 @@ async def recorded(temporal_env):
             status = await handle.query("status", result_type=RolloutStatus)
             return status.phase is RolloutPhase.PAUSED
 
-        await eventually(at_pause, "v3 paused", 30)
+        await poll(at_pause, "v3 paused", 30)
         await handle.execute_update("abort", OperatorInput(reason="bad"), result_type=str)
         assert (await handle.result()).outcome is RolloutPhase.ABORTED
     query = f"DeployService = '{service}' AND ExecutionStatus != 'Running'"
-    await eventually(lambda: client.count_workflows(query), "visibility", 30)
+    await poll(lambda: client.count_workflows(query), "visibility", 30)
 
     async def all_visible() -> bool:
         return (await client.count_workflows(query)).count == 3
 
-    await eventually(all_visible, "3 runs in visibility", 30)
+    await poll(all_visible, "3 runs in visibility", 30)
     env = {**os.environ, "TEMPORAL_ADDRESS": address}
     return client, env, service
 

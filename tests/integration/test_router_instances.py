@@ -26,7 +26,7 @@ from activities.routing.base import Weights
 from activities.routing.haproxy.router import HAProxyRouter
 from activities.routing.nginx import NginxRouter
 from tests.fixtures.agents import Agents
-from tests.fixtures.parts import eventually
+from tests.fixtures.harness import poll
 from tests.fixtures.prometheus import http
 from tests.workflows.harness import rollout
 from workflows.rollouts.canary import CanaryRollout
@@ -103,7 +103,7 @@ async def serves(url: str, version: str) -> None:
     def only() -> bool:
         return {http("GET", url)[1] for _ in range(6)} == {version}
 
-    await eventually(only, f"{url} serves only {version}", 10)
+    await poll(only, f"{url} serves only {version}", 10)
 
 
 def shifts_in_step(history: Any) -> list[str]:
@@ -164,7 +164,7 @@ async def test_an_agent_killed_mid_shift_is_restarted_and_the_shift_completes_on
     reload_b = ["/bin/sh", "-c", GATED, "gated", str(gate), *two_nginx[1].reload_command]
     router = nginx_router(two_nginx, lbs, reloadCommand=reload_b)
     handle = await start(worker_queue, canary(router, [{"setWeight": 25}, {"setWeight": 50}]))
-    await eventually(lambda: (gate / "started").exists(), "lb-b's reload started", 60)
+    await poll(lambda: (gate / "started").exists(), "lb-b's reload started", 60)
     agents.kill(lbs[1])  # SIGKILL while it runs the shift's reload
     (gate / "release").touch()  # the orphaned reload sees its agent gone and exits
     assert nginx_weights(two_nginx)[0] == Weights(stable=75, canary=25)  # lb-a: done

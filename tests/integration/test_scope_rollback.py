@@ -12,7 +12,7 @@ import os
 import sys
 import time
 import uuid
-from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,8 +26,9 @@ from temporalio.service import RPCError
 
 from tests.fixtures.api import ApiClient, ServeApi
 from tests.fixtures.cli import REPO, run_cli
-from tests.fixtures.parts import eventually
-from tests.integration.test_emergency_rollback import eventually_served, settled
+from tests.fixtures.harness import poll
+from tests.fixtures.nginx import NginxServer
+from tests.integration.test_emergency_rollback import eventually_served, versions_served
 from workers.main import ACTIVITY_THREADS, build_worker
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase, RolloutResult, RolloutStatus
@@ -46,6 +47,7 @@ class Service:
     name: str
     url: str
     spec: dict[str, Any]
+    nginx: NginxServer
 
     def rollout(self, version: str, strategy: dict[str, Any]) -> Rollout:
         spec = {**self.spec["spec"], "version": version, "strategy": strategy}
@@ -82,11 +84,11 @@ class Fleet:
     async def visible(self, runs: int) -> None:
         """Wait until visibility lists ``runs`` closed rollouts in the environment."""
         query = f"DeployEnvironment = '{self.environment}' AND ExecutionStatus != 'Running'"
-        for _ in range(200):
-            if (await self.client.count_workflows(query)).count >= runs:
-                return
-            await asyncio.sleep(0.1)
-        pytest.fail(f"visibility never listed {runs} finished rollouts")
+
+        async def listed() -> bool:
+            return (await self.client.count_workflows(query)).count >= runs
+
+        await poll(listed, f"visibility listing {runs} finished rollouts", 20)
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ async def fleet(demo_service: Any, nginx_factory: Any, worker_queue: tuple[str, 
                 "strategy": PROMOTE,
             },
         }
-        services[name] = Service(name, nginx.url, spec)
+        services[name] = Service(name, nginx.url, spec, nginx)
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     cli_env = {"TEMPORAL_ADDRESS": address, "DEPLOYFLOW_TASK_QUEUE": queue}
     return Fleet(client, queue, environment, {**os.environ, **cli_env}, services)
@@ -119,6 +121,26 @@ async def fleet(demo_service: Any, nginx_factory: Any, worker_queue: tuple[str, 
 
 async def served(service: Service, wanted: set[str]) -> set[str]:
     return set(await eventually_served(service.url, wanted))
+
+
+async def untouched(*services: Service) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Snapshots of the services' routers once each serves what it should now; call the
+    result after the command: each router's changes since (none, if the command left it
+    alone) and what it serves (no wait: nothing reloaded)."""
+    for service in services:
+        await served(service, {"v2"})
+    before = {service.name: service.nginx.snapshot() for service in services}
+
+    async def since() -> dict[str, Any]:
+        return {
+            s.name: (
+                s.nginx.changes_since(before[s.name]),
+                set(await asyncio.to_thread(versions_served, s.url, 20)),
+            )
+            for s in services
+        }
+
+    return since
 
 
 async def test_a_scope_rolls_back_its_services_in_parallel_and_one_failure_spares_the_rest(
@@ -133,6 +155,7 @@ async def test_a_scope_rolls_back_its_services_in_parallel_and_one_failure_spare
     for name in fleet.services:
         assert await served(fleet.services[name], {"v2"}) == {"v2"}
 
+    left_alone = await untouched(fleet.services["orders"], fleet.services["web"])
     started = time.perf_counter()
     code, out, err = await fleet.rollback("--scope", "backend", "--wait", "--json")
     elapsed = time.perf_counter() - started
@@ -152,8 +175,7 @@ async def test_a_scope_rolls_back_its_services_in_parallel_and_one_failure_spare
     assert "orders" in err
     assert "api" in err
     assert await served(fleet.services["api"], {"v1"}) == {"v1"}
-    assert set(await settled(fleet.services["orders"].url)) == {"v2"}
-    assert set(await settled(fleet.services["web"].url)) == {"v2"}
+    assert await left_alone() == {"orders": ([], {"v2"}), "web": ([], {"v2"})}
 
     # The text summary of the same run (attached: it has finished, so a new one starts,
     # finds api already on v1, and orders still without a good version).
@@ -175,14 +197,15 @@ async def test_canary_only_stops_running_rollouts_and_leaves_promoted_versions(
     handle = await fleet.client.start_workflow(
         workflow_type(api), api, id=api.workflow_id, task_queue=fleet.queue
     )
-    async with asyncio.timeout(30):
-        while True:
-            status = await handle.query("status", result_type=RolloutStatus)
-            if status.phase is RolloutPhase.PAUSED:
-                break
-            await asyncio.sleep(0.2)
+
+    async def paused() -> bool:
+        status = await handle.query("status", result_type=RolloutStatus)
+        return status.phase is RolloutPhase.PAUSED
+
+    await poll(paused, "api's canary paused", 30, every_s=0.2)
     assert await served(fleet.services["api"], {"v1", "v2"}) == {"v1", "v2"}
 
+    left_alone = await untouched(fleet.services["orders"])
     code, out, err = await fleet.rollback("--scope", "all", "--canary-only", "--wait", "--json")
 
     assert code == 0, out + err
@@ -193,19 +216,20 @@ async def test_canary_only_stops_running_rollouts_and_leaves_promoted_versions(
     assert "promoted version stays" in by_service["orders"]["reason"]
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     assert await served(fleet.services["api"], {"v1"}) == {"v1"}
-    assert set(await settled(fleet.services["orders"].url)) == {"v2"}
+    assert await left_alone() == {"orders": ([], {"v2"})}
 
 
 async def test_a_scope_that_matches_nothing_is_invalid_input(fleet: Fleet) -> None:
     await fleet.promote("web", "v2")
     await fleet.visible(1)
+    left_alone = await untouched(fleet.services["web"])
     code, out, err = await fleet.rollback("--scope", "backend", "--wait")
     assert code == 2, out + err
     assert "--scope: no service is in group 'backend'" in err
     code, out, err = await fleet.rollback("--scope", "Back End")
     assert code == 2
     assert "--scope: must be a name" in err
-    assert Counter(await settled(fleet.services["web"].url, grace=0.2)).keys() == {"v2"}
+    assert await left_alone() == {"web": ([], {"v2"})}
 
 
 async def test_the_api_rolls_a_scope_back_with_an_operate_token(
@@ -216,6 +240,7 @@ async def test_the_api_rolls_a_scope_back_with_an_operate_token(
     await fleet.visible(4)
     api: ApiClient = await serve_api(fleet.queue)
     path = f"/api/v1/scope-rollbacks/backend/{fleet.environment}"
+    left_alone = await untouched(fleet.services["web"])
 
     status, body = await api.call("POST", path, who="reader", body={})
     assert status == 403, body
@@ -236,11 +261,11 @@ async def test_the_api_rolls_a_scope_back_with_an_operate_token(
         assert code == 200, view
         return None if view["running"] else view
 
-    view = await eventually(finished, "the scope rollback to finish", 60)
+    view = await poll(finished, "the scope rollback to finish", 60)
     [service] = view["status"]["services"]
     assert (service["service"], service["outcome"], service["after"]) == ("api", "RolledBack", "v1")
     assert await served(fleet.services["api"], {"v1"}) == {"v1"}
-    assert set(await settled(fleet.services["web"].url)) == {"v2"}
+    assert await left_alone() == {"web": ([], {"v2"})}
 
 
 async def worker_process(fleet: Fleet, queue: str, log: Path) -> asyncio.subprocess.Process:
@@ -273,7 +298,7 @@ async def test_a_worker_sigkilled_mid_scope_rollback_is_replaced_and_the_scope_f
                 status = await handle.query(CanaryRollout.status)
                 return status.phase is RolloutPhase.PAUSED
 
-            await eventually(paused, "the canary pausing at 50 %", 30)
+            await poll(paused, "the canary pausing at 50 %", 30)
     assert await served(fleet.services["api"], {"v1", "v2"}) == {"v1", "v2"}
 
     first = await worker_process(fleet, scope_queue, tmp_path / "worker.log")
@@ -294,7 +319,7 @@ async def test_a_worker_sigkilled_mid_scope_rollback_is_replaced_and_the_scope_f
             return False
         return [s.outcome for s in status.services] == [ServiceOutcome.ROLLING_BACK]
 
-    await eventually(holding, "the scope rollback waiting for the canary to close", 60)
+    await poll(holding, "the scope rollback waiting for the canary to close", 60)
     first.kill()  # SIGKILL
     await first.wait()
     assert (await scope.describe()).status == WorkflowExecutionStatus.RUNNING

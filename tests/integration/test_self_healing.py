@@ -20,8 +20,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from starters.errors import EXIT_OK
 from tests.fixtures.cli import run_cli
 from tests.fixtures.fleet import DemoHosts
+from tests.fixtures.harness import poll
 from tests.fixtures.notify import NotifyEnv
-from tests.fixtures.parts import eventually
 from tests.fixtures.prometheus import http
 from workers.main import ACTIVITY_THREADS, build_worker
 from workflows.monitors.healer import SelfHealer
@@ -105,7 +105,7 @@ async def test_scheduled_monitor_restarts_a_hung_service_then_pages_when_the_bud
                 pid_before = (demo_hosts.state_dir / f"{server.rsplit(':', 1)[1]}.pid").read_text()
                 code, _, err = await run_cli(cli_env, "monitor", "trigger", name)
                 assert code == EXIT_OK, err
-                healed = await eventually(
+                healed = await poll(
                     lambda: _with(healer, lambda s: any(e.kind == "verified" for e in s.timeline)),
                     "the restart verified",
                 )
@@ -115,8 +115,8 @@ async def test_scheduled_monitor_restarts_a_hung_service_then_pages_when_the_bud
                 hang(server, True)
                 code, _, err = await run_cli(cli_env, "monitor", "trigger", name)
                 assert code == EXIT_OK, err
-                await eventually(lambda: notify_env.pagerduty.events(), "the page")
-                exhausted = await eventually(
+                await poll(lambda: notify_env.pagerduty.events(), "the page")
+                exhausted = await poll(
                     lambda: _with(healer, lambda s: s.incidents != []), "the incident"
                 )
                 incidents = exhausted.incidents

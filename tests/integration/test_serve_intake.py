@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from starters import serve
 from tests.fixtures.alertmanager import StartAlertmanager, alertmanager_server
+from tests.fixtures.harness import poll
 from tests.fixtures.parts import free_port
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
@@ -365,15 +365,6 @@ async def test_temporal_unreachable_is_503_naming_its_address(temporal_env):
     assert closed in answer["error"]
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], deadline_s: float, what: str) -> None:
-    """Poll ``check`` until it holds; fail after ``deadline_s``."""
-    deadline = time.monotonic() + deadline_s
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {deadline_s:g}s")
-        await asyncio.sleep(0.1)
-
-
 async def test_a_real_alertmanager_opens_and_resolves_an_incident(
     temporal_env, alertmanager_server: StartAlertmanager
 ):
@@ -395,16 +386,12 @@ async def test_a_real_alertmanager_opens_and_resolves_an_incident(
                 opened = await open_incident(client, incident)
                 return opened and f"signal:{name}" in await history(client, incident)
 
-            await eventually(
-                lambda: signalled(FIRING_SIGNAL), 20, "the incident Alertmanager opened"
-            )
+            await poll(lambda: signalled(FIRING_SIGNAL), "the incident Alertmanager opened", 20)
             started = await started_input(client, incident)
             assert started.notification.labels == labels
 
             await asyncio.to_thread(am.post_alert, labels, {"summary": "errors"}, datetime.now(UTC))
-            await eventually(
-                lambda: signalled(RESOLVED_SIGNAL), 20, "the resolution from Alertmanager"
-            )
+            await poll(lambda: signalled(RESOLVED_SIGNAL), "the resolution from Alertmanager", 20)
         finally:
             try:
                 await handle.terminate("test over")

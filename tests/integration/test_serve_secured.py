@@ -19,8 +19,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from tests.fixtures.cli import REPO
+from tests.fixtures.harness import poll
 from tests.fixtures.nginx import stop_process
-from tests.fixtures.parts import eventually, free_port
+from tests.fixtures.parts import free_port
 from tests.fixtures.tls import TLSProxy
 from tests.integration.test_secure_connection import cli_env
 from workers.codec import ENCODING, EncryptionCodec
@@ -95,7 +96,7 @@ async def test_serve_opens_an_encrypted_incident_through_mtls(
             except aiohttp.ClientConnectionError:
                 return None
 
-        answer = await eventually(post, "serve opened the incident", deadline_s=30)
+        answer = await poll(post, "serve opened the incident", deadline_s=30)
     assert '"security": "mTLS"' in secured_serve.log.read_text()
     [incident] = answer["incidents"]
     handle = temporal_env.client.get_workflow_handle(incident["workflowId"])

@@ -17,7 +17,8 @@ import yaml
 from temporalio.client import Client, WorkflowFailureError
 
 from tests.fixtures.cli import run_cli
-from tests.fixtures.parts import eventually, free_port
+from tests.fixtures.harness import poll
+from tests.fixtures.parts import free_port
 from tests.fixtures.prometheus import StartPrometheus
 from tests.fixtures.worker import ActivityCaller, StartWorker
 from workers.health import Readiness
@@ -117,7 +118,7 @@ async def test_prometheus_scrapes_the_sdk_metrics_and_ours_after_a_rollout(
         return scraped() == expected
 
     with contextlib.suppress(pytest.fail.Exception):
-        await eventually(all_scraped, "ours and the SDK's metrics in Prometheus", 15)
+        await poll(all_scraped, "ours and the SDK's metrics in Prometheus", 15)
     assert scraped() == expected
     assert value(f'sum(temporal_num_pollers{{{on},poller_type="workflow_task"}})') >= 1
     assert value(f'sum(temporal_long_request_total{{{on},operation="PollActivityTaskQueue"}})') > 0

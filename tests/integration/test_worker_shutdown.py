@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.parts import eventually
+from tests.fixtures.harness import poll
 from tests.fixtures.worker import ActivityCaller, StartWorker
 
 pytestmark = pytest.mark.integration
@@ -93,11 +93,11 @@ async def test_sigterm_lets_the_running_deploy_finish_within_the_grace_period(
 ):
     worker = worker_process(deploy.queue, grace_period=60)
     handle = await start_deploy(deploy, activity_caller)
-    await eventually(lambda: deploy.started(0) is not None, "the deploy running", 30)
+    await poll(lambda: deploy.started(0) is not None, "the deploy running", 30)
     assert deploy.started(0)[0] == worker.process.pid
 
     worker.process.send_signal(signal.SIGTERM)
-    await eventually(lambda: worker.health("/readyz")[0] == 503, "readiness off", 10)
+    await poll(lambda: worker.health("/readyz")[0] == 503, "readiness off", 10)
     assert worker.health("/readyz")[1]["reason"] == "shutting down: no longer polling"
     assert worker.process.poll() is None, "the worker must wait for its running deploy"
 
@@ -114,16 +114,16 @@ async def test_past_the_grace_period_the_deploy_is_cancelled_and_retried_by_anot
 ):
     first = worker_process(deploy.queue, grace_period=1)
     handle = await start_deploy(deploy, activity_caller)
-    await eventually(lambda: deploy.started(0) is not None, "the deploy running", 30)
+    await poll(lambda: deploy.started(0) is not None, "the deploy running", 30)
     _, command = deploy.started(0)
 
     first.process.send_signal(signal.SIGTERM)
     assert first.wait_exit(30) == 0, first.output()
     assert not deploy.finished(0)
-    await eventually(lambda: not alive(command), "the cancelled deploy's command killed", 10)
+    await poll(lambda: not alive(command), "the cancelled deploy's command killed", 10)
 
     second = worker_process(deploy.queue)
-    await eventually(lambda: deploy.started(1) is not None, "the deploy retried", 30)
+    await poll(lambda: deploy.started(1) is not None, "the deploy retried", 30)
     assert deploy.started(1)[0] == second.process.pid
     deploy.release()
     result = await handle.result()
@@ -136,13 +136,13 @@ async def test_a_second_signal_exits_at_once_without_waiting_for_the_deploy(
 ):
     worker = worker_process(deploy.queue, grace_period=60)
     await start_deploy(deploy, activity_caller)
-    await eventually(lambda: deploy.started(0) is not None, "the deploy running", 30)
+    await poll(lambda: deploy.started(0) is not None, "the deploy running", 30)
 
     worker.process.send_signal(signal.SIGTERM)
-    await eventually(lambda: worker.health("/readyz")[0] == 503, "readiness off", 10)
+    await poll(lambda: worker.health("/readyz")[0] == 503, "readiness off", 10)
     _, command = deploy.started(0)
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait_exit(10) == 128 + signal.SIGTERM
     assert '"commands_killed": 1' in worker.output()
-    await eventually(lambda: not alive(command), "the deploy's command killed with the worker", 5)
+    await poll(lambda: not alive(command), "the deploy's command killed with the worker", 5)
     assert not deploy.finished(0)

@@ -12,7 +12,6 @@ from temporalio.exceptions import ApplicationError
 from activities.argv import render
 from activities.clients import Clients
 from activities.errors import INVALID_SPEC, PLACEHOLDER_MISSING
-from activities.platforms import command
 from activities.platforms.activities import PlatformActivities
 from activities.platforms.base import Target
 from activities.platforms.command import PLATFORM_VERIFY_FAILED, CommandPlatform
@@ -190,7 +189,7 @@ def test_target_rejects_what_is_not_host_port(address: str):
 
 
 class FakeHost:
-    """Stands in for ``run_command``: commands named deploy/start/stop/restart/current act on
+    """Stands in for ``run_command`` (``CommandPlatform(run=...)``): commands named deploy/start/stop/restart/current act on
     one pretend host. ``sticks=False`` makes deploys exit 0 yet change nothing."""
 
     def __init__(self, running: str | None = None, sticks: bool = True) -> None:
@@ -221,14 +220,15 @@ HOST = Target.parse("10.0.0.5:8080")
 VERBS = {verb: [verb] for verb in ("start", "stop", "restart", "current")}
 
 
-def fake_platform(monkeypatch: pytest.MonkeyPatch, host: FakeHost, **spec: Any) -> CommandPlatform:
-    monkeypatch.setattr(command, "run_command", host)
-    return CommandPlatform(CommandPlatformSpec(deploy=["deploy", "{version}"], **spec), "checkout")
+def fake_platform(host: FakeHost, **spec: Any) -> CommandPlatform:
+    return CommandPlatform(
+        CommandPlatformSpec(deploy=["deploy", "{version}"], **spec), "checkout", run=host
+    )
 
 
-def test_deploy_skips_a_running_version_and_checks_a_new_one(monkeypatch: pytest.MonkeyPatch):
+def test_deploy_skips_a_running_version_and_checks_a_new_one():
     host = FakeHost(running="v1")
-    platform = fake_platform(monkeypatch, host, **VERBS)
+    platform = fake_platform(host, **VERBS)
 
     same = platform.deploy(HOST, "v1")
     new = platform.deploy(HOST, "v2")
@@ -238,10 +238,8 @@ def test_deploy_skips_a_running_version_and_checks_a_new_one(monkeypatch: pytest
     assert host.verbs == ["current", "current", "deploy", "current"]
 
 
-def test_deploy_that_current_does_not_confirm_is_a_retryable_verify_failure(
-    monkeypatch: pytest.MonkeyPatch,
-):
-    platform = fake_platform(monkeypatch, FakeHost(running="v1", sticks=False), **VERBS)
+def test_deploy_that_current_does_not_confirm_is_a_retryable_verify_failure():
+    platform = fake_platform(FakeHost(running="v1", sticks=False), **VERBS)
 
     with pytest.raises(ApplicationError) as caught:
         platform.deploy(HOST, "v2")
@@ -253,9 +251,9 @@ def test_deploy_that_current_does_not_confirm_is_a_retryable_verify_failure(
     )
 
 
-def test_start_and_stop_change_only_what_differs(monkeypatch: pytest.MonkeyPatch):
+def test_start_and_stop_change_only_what_differs():
     host = FakeHost(running=None)
-    platform = fake_platform(monkeypatch, host, **VERBS)
+    platform = fake_platform(host, **VERBS)
 
     assert [platform.stop(HOST).changed, platform.start(HOST).changed] == [False, True]
     assert [platform.start(HOST).changed, platform.stop(HOST).changed] == [False, True]
@@ -263,9 +261,9 @@ def test_start_and_stop_change_only_what_differs(monkeypatch: pytest.MonkeyPatch
     assert host.verbs.count("restart") == 1
 
 
-def test_without_current_every_action_runs_and_reports_a_change(monkeypatch: pytest.MonkeyPatch):
+def test_without_current_every_action_runs_and_reports_a_change():
     host = FakeHost(running="v1")
-    platform = fake_platform(monkeypatch, host, stop=["stop"])
+    platform = fake_platform(host, stop=["stop"])
 
     assert platform.deploy(HOST, "v1").changed
     assert platform.stop(HOST).changed
@@ -285,11 +283,12 @@ def test_without_current_every_action_runs_and_reports_a_change(monkeypatch: pyt
     ],
 )
 def test_current_reads_the_last_stdout_line_or_none(
-    monkeypatch: pytest.MonkeyPatch, returncode: int, stdout: str, expected: str | None
+    returncode: int, stdout: str, expected: str | None
 ):
-    monkeypatch.setattr(
-        command, "run_command", lambda *a, **k: CommandRun(returncode, [], stdout, False, 1.0)
+    platform = CommandPlatform(
+        CommandPlatformSpec(deploy=["true"], current=["current"]),
+        "x",
+        run=lambda *a, **k: CommandRun(returncode, [], stdout, False, 1.0),
     )
-    platform = CommandPlatform(CommandPlatformSpec(deploy=["true"], current=["current"]), "x")
 
     assert platform.current(HOST) == expected

@@ -330,7 +330,7 @@ def test_router_spec_refuses_two_router_kinds():
 
     with pytest.raises(
         ValidationError,
-        match="set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI; got nginx, haproxy",
+        match="set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI, replicas; got nginx, haproxy",
     ):
         RouterSpec.model_validate({"nginx": nginx, "haproxy": haproxy_spec()})
 

@@ -499,22 +499,32 @@ def test_an_istio_route_that_does_not_fit_the_spec_is_refused_naming_it(spec, vs
     assert expected in caught.value.message
 
 
+def shifted(
+    router: Any, spec: Any, start: dict, path: str, steps: list, header: Any, kept: Any = None
+) -> dict:
+    """``start`` after each of ``steps`` (its weights, then ``header`` routes) patched in as
+    ``router``'s activity would: each read back as asked, each repeat no patch at all, and
+    ``kept`` (a route the router does not own) still there after every step."""
+    desired = router.desired_http if router is istio else router.desired_rules
+    current = start
+    for wanted in steps:
+        for change in ((wanted, None), (None, header)):
+            patch = list_patch(current, path, *desired(spec, current, *change))
+            if patch is not None:
+                current = applied(current, patch)
+            assert list_patch(current, path, *desired(spec, current, *change)) is None
+        read = router.read_weights(spec, current)
+        assert (read, read.stable + read.canary) == (wanted, 100)
+        assert kept is None or kept in current["spec"][path.rpartition("/")[2]]
+    return current
+
+
 @PROPERTY
 @given(st.lists(weights, min_size=1, max_size=5), st.sampled_from([None, [], ["beta"]]))
 def test_any_istio_weights_read_back_and_a_repeat_changes_nothing(steps, routes):
-    current = VS
     header = None if routes is None else [header_route(n) for n in routes]
-    for wanted in steps:
-        for change in ((wanted, None), (None, header)):
-            http, names = istio.desired_http(ISTIO, current, *change)
-            patch = list_patch(current, "/spec/http", http, names)
-            if patch is not None:
-                current = applied(current, patch)
-            again = istio.desired_http(ISTIO, current, *change)
-            assert list_patch(current, "/spec/http", *again) is None
-        read = istio.read_weights(ISTIO, current)
-        assert (read, read.stable + read.canary) == (wanted, 100)
-        assert current["spec"]["http"][-1] == ADMIN
+    current = shifted(istio, ISTIO, VS, "/spec/http", steps, header, kept=ADMIN)
+    assert current["spec"]["http"][-1] == ADMIN
     assert [r.name for r in istio.read_header_routes(current)] == (routes or [])
 
 
@@ -616,18 +626,8 @@ def test_gateway_api_reads_weights_in_percent_and_refuses_a_rule_with_a_third_ba
 @PROPERTY
 @given(st.lists(weights, min_size=1, max_size=5), st.booleans())
 def test_any_gateway_api_weights_read_back_and_a_repeat_changes_nothing(steps, routed):
-    current = HTTP_ROUTE
     header = [header_route()] if routed else []
-    for wanted in steps:
-        for change in ((wanted, None), (None, header)):
-            rules, names = gateway_api.desired_rules(GATEWAY, current, *change)
-            patch = list_patch(current, "/spec/rules", rules, names)
-            if patch is not None:
-                current = applied(current, patch)
-            again = gateway_api.desired_rules(GATEWAY, current, *change)
-            assert list_patch(current, "/spec/rules", *again) is None
-        read = gateway_api.read_weights(GATEWAY, current)
-        assert (read, read.stable + read.canary) == (wanted, 100)
+    current = shifted(gateway_api, GATEWAY, HTTP_ROUTE, "/spec/rules", steps, header)
     assert json.loads(current["metadata"]["annotations"].get(HEADER_ROUTES, "[]")) == (
         ["beta"] if routed else []
     )

@@ -178,7 +178,7 @@ def test_spec_errors_name_the_field(overrides: dict[str, Any], location: str, sa
 def test_router_spec_requires_one_router_kind():
     with pytest.raises(
         ValidationError,
-        match="set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI; got none",
+        match="set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI, replicas; got none",
     ):
         RouterSpec.model_validate({})
 

@@ -15,8 +15,9 @@ from activities.errors import NOTIFY_FAILED, NOTIFY_REJECTED
 from activities.notify import webhook
 from activities.notify.notice import AnalysisNote, Notice, reply_text, root_text, webhook_body
 from activities.routing.base import Weights
+from tests.fixtures.notify import RUN, rollback_incident
 from workers.rollout_incident import rollback_notification
-from workflows.notifications.spec import RollbackIncident, RollbackIncidentInput
+from workflows.notifications.spec import RollbackIncident
 
 SECRET = "whsec-unit"
 NOW = 1_764_633_600
@@ -87,12 +88,7 @@ NOTICE = Notice(
     seq=3,
     trigger="on-paused",
     at=datetime(2026, 12, 2, tzinfo=UTC),
-    rollout_id="rollout-checkout-production",
-    run_id="r1",
-    service="checkout",
-    environment="production",
-    version="v2",
-    strategy="canary",
+    **RUN,
     phase="Paused",
     message="pause step: waiting until promoted",
     step=1,
@@ -134,15 +130,8 @@ def test_the_webhook_body_is_camel_case_with_the_delivery_and_link():
 
 
 def test_a_rollback_incident_is_keyed_by_the_run_and_carries_its_labels():
-    request = RollbackIncidentInput(
-        rollout_id="rollout-checkout-production",
-        run_id="r1",
-        service="checkout",
-        environment="production",
-        version="v2",
-        strategy="canary",
-        reason="analysis step-1 Failed: error-rate: 0.5",
-        incident=RollbackIncident(labels={"team": "payments"}, severity="error"),
+    request = rollback_incident(
+        incident=RollbackIncident(labels={"team": "payments"}, severity="error")
     )
     first = rollback_notification(request, "http://ui/r")
     again = rollback_notification(request, "http://ui/r")

@@ -4,12 +4,14 @@ and ``deployflow worker --host NAME`` polls that instance's task queue."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+import yaml
 
 from activities.routing.spec import RouterSpec, agent_queue
-from starters.cli import parse_args
+from starters.cli import main, parse_args
 from tests.workflows.harness import rollout
 from workers.options import WorkerOptions
 from workers.usage import UsageError
@@ -126,3 +128,22 @@ def test_worker_host_makes_an_agent_of_that_load_balancer():
 def test_a_bad_agent_option_names_the_flag(argv, message):
     with pytest.raises(UsageError, match=message):
         agent(*argv)
+
+
+def test_router_init_on_a_load_balancer_uses_that_hosts_file(tmp_path, capsys):
+    lb_b_file = tmp_path / "lb-b.conf"
+    router = {
+        "nginx": {**NGINX, "configPath": str(tmp_path / "shared.conf")},
+        "instances": [{"name": "lb-a"}, {"name": "lb-b", "configPath": str(lb_b_file)}],
+    }
+    spec = tmp_path / "rollout.yaml"
+    body = rollout([{"setWeight": 50}], router=router, analysisTemplates=[])
+    spec.write_text(yaml.safe_dump(body.model_dump(mode="json")))
+    assert main(["router", "init", str(spec), "--host", "lb-b", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"] == str(lb_b_file)
+    assert main(["router", "init", str(spec)]) == 2
+    assert "several load balancers (lb-a, lb-b): say which this is with --host NAME" in (
+        capsys.readouterr().err
+    )
+    assert main(["router", "init", str(spec), "--host", "lb-c"]) == 2
+    assert "--host lb-c: not one of the router's instances (lb-a, lb-b)" in capsys.readouterr().err

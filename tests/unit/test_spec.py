@@ -210,7 +210,7 @@ BAD: list[tuple[str, Any, str]] = [
     (
         f"{S}.router",
         {},
-        "spec.router: router: set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI; got none",
+        "spec.router: router: set exactly one of nginx, haproxy, nop, service, ingressNginx, istio, gatewayAPI, replicas; got none",
     ),
     (f"{S}.router.nginx.stable", [], "spec.router.nginx.stable"),
     (f"{S}.environment", _DELETE, "spec.environment: Field required"),

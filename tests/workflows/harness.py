@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,14 +13,13 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import GetWeightsInput, SetWeightInput
 from activities.routing.spec import RouterSpec
+from tests.fixtures.harness import poll, queried, worker
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutStatus
 from workflows.rollouts.spec import Rollout, parse_rollout
@@ -119,13 +118,8 @@ def _path(router: RouterSpec) -> str:
     return router.nginx.config_path if router.nginx else "?"
 
 
-@asynccontextmanager
-async def canary_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client, task_queue=task_queue, workflows=[CanaryRollout], activities=stubs.activities()
-    ):
-        yield task_queue
+def canary_worker(env: WorkflowEnvironment, stubs: Stubs) -> AbstractAsyncContextManager[str]:
+    return worker(env, [CanaryRollout], stubs.activities())
 
 
 async def start(
@@ -141,19 +135,8 @@ async def wait_for_status(
     predicate: Callable[[RolloutStatus], bool],
     timeout: float = 15.0,
 ) -> RolloutStatus:
-    """Poll the ``status`` query until ``predicate`` holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                status = await handle.query(CanaryRollout.status)
-            except RPCError as exc:
-                # A run that just continued as new answers once its first task has run.
-                if "not scheduled yet" not in exc.message:
-                    raise
-            else:
-                if predicate(status):
-                    return status
-            await asyncio.sleep(0.05)
+    """The rollout's ``status`` once ``predicate`` holds (bounded)."""
+    return await queried(handle, CanaryRollout.status, predicate, "the rollout's status", timeout)
 
 
 async def activity_scheduled(
@@ -161,10 +144,12 @@ async def activity_scheduled(
 ) -> None:
     """Poll the run's history until it has scheduled activity ``name`` (bounded)."""
     scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    async with asyncio.timeout(timeout):
-        while True:
-            async for event in handle.fetch_history_events():
-                attributes = event.activity_task_scheduled_event_attributes
-                if event.event_type == scheduled and attributes.activity_type.name == name:
-                    return
-            await asyncio.sleep(0.05)
+
+    async def found() -> bool:
+        async for event in handle.fetch_history_events():
+            attributes = event.activity_task_scheduled_event_attributes
+            if event.event_type == scheduled and attributes.activity_type.name == name:
+                return True
+        return False
+
+    await poll(found, f"activity {name} scheduled", timeout, every_s=0.05)

@@ -3,21 +3,20 @@ and helpers for IncidentRunbook tests. Hosts, health and rollouts come from the 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notify.models import PageInput, PageResult, SlackMessage, SlackPostInput
 from activities.temporal.activities import WorkflowWatcher
+from tests.fixtures.harness import queried, worker
 from tests.workflows.fleet import Fleet, fleet_rollout
 from workflows.incidents.models import (
     FIRING_SIGNAL,
@@ -74,6 +73,8 @@ class Notifiers:
     pages: list[PageInput] = field(default_factory=list)
     posts: list[SlackPostInput] = field(default_factory=list)
     rollback_plans: list[PlanRollbackInput] = field(default_factory=list)
+    # Slack refuses the posts this says so of (not retried, like a 4xx).
+    refuse_post: Callable[[SlackPostInput], bool] = lambda input: False
     # What plan_rollback answers (its service and environment name the rollback's id).
     rollback_rollout: Rollout = field(
         default_factory=lambda: fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
@@ -90,6 +91,8 @@ class Notifiers:
 
         @activity.defn(name="post_slack")
         async def post_slack(input: SlackPostInput) -> SlackMessage:
+            if self.refuse_post(input):
+                raise ApplicationError("channel_not_found", type="SlackError", non_retryable=True)
             self.posts.append(input)
             ts = input.update_ts or f"1700000000.{len(self.posts):06d}"
             return SlackMessage(channel="C0INCIDENT", ts=ts, thread_ts=input.thread_ts)
@@ -102,20 +105,12 @@ class Notifiers:
         return [page, post_slack, plan_rollback]
 
 
-@asynccontextmanager
-async def incident_worker(env: WorkflowEnvironment, stubs: Notifiers) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[IncidentRunbook, EmergencyRollback, *BY_STRATEGY.values()],
-        activities=[
-            *stubs.fleet.activities(),
-            *stubs.activities(),
-            WorkflowWatcher(env.client).await_closed,
-        ],
-    ):
-        yield task_queue
+def incident_worker(env: WorkflowEnvironment, stubs: Notifiers) -> AbstractAsyncContextManager[str]:
+    return worker(
+        env,
+        [IncidentRunbook, EmergencyRollback, *BY_STRATEGY.values()],
+        [*stubs.fleet.activities(), *stubs.activities(), WorkflowWatcher(env.client).await_closed],
+    )
 
 
 async def open_incident(
@@ -148,17 +143,10 @@ async def status_when(
     predicate: Callable[[IncidentStatus], bool],
     timeout: float = 15.0,
 ) -> IncidentStatus:
-    """Poll the ``status`` query until ``predicate`` holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                status = await handle.query(IncidentRunbook.status)
-            except RPCError:  # a run just continued as new: no workflow task yet
-                await asyncio.sleep(0.05)
-                continue
-            if predicate(status):
-                return status
-            await asyncio.sleep(0.05)
+    """The incident's ``status`` once ``predicate`` holds (bounded)."""
+    return await queried(
+        handle, IncidentRunbook.status, predicate, "the incident's status", timeout
+    )
 
 
 async def rejection(handle: WorkflowHandle[Any, IncidentStatus], update: Any, arg: Any) -> str:

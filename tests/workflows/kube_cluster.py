@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,13 @@ from kubernetes import client
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.kubeconfig import KubeClients
 from activities.kubernetes.testing import DEFAULT_CONTEXT, KubeApiServer
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
+from tests.fixtures.harness import worker
 from tests.workflows.harness import wait_for_status
 from workers.main import activities_with
 from workflows.core.verbs import OperatorInput
@@ -145,24 +144,14 @@ async def cluster(directory: Path) -> AsyncIterator[Cluster]:
             found.clients.kubernetes.close()
 
 
-@asynccontextmanager
-async def kube_worker(
+def kube_worker(
     env: WorkflowEnvironment,
     found: Cluster,
     workflows: Sequence[type] = (),
     activities: Sequence[Callable[..., Any]] = (),
-) -> AsyncIterator[str]:
+) -> AbstractAsyncContextManager[str]:
     """A worker for the rollouts (and ``workflows``) with the cluster's activities."""
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity") as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[*BY_STRATEGY.values(), *workflows],
-            activities=[*found.activities(), *activities],
-            activity_executor=executor,
-        ):
-            yield task_queue
+    return worker(env, [*BY_STRATEGY.values(), *workflows], [*found.activities(), *activities])
 
 
 async def start(env: WorkflowEnvironment, tq: str, spec: Rollout) -> WorkflowHandle[Any, Any]:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,12 @@ from kubernetes import client
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.kubeconfig import KubeClients
 from activities.kubernetes.testing import DEFAULT_CONTEXT, KubeApiServer
 from activities.metrics.activities import MeasureInput, MeasureOutput
+from tests.fixtures.harness import worker
 from tests.unit.test_kube_router_bodies import HTTP_ROUTE, STABLE_INGRESS, VS
 from tests.workflows.harness import ERROR_RATE_TEMPLATE
 from workers.main import activities_with
@@ -174,18 +173,8 @@ async def cluster(directory: Path) -> AsyncIterator[Cluster]:
             found.clients.kubernetes.close()
 
 
-@asynccontextmanager
-async def kube_worker(env: WorkflowEnvironment, found: Cluster) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity") as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=list(BY_STRATEGY.values()),
-            activities=found.activities(),
-            activity_executor=executor,
-        ):
-            yield task_queue
+def kube_worker(env: WorkflowEnvironment, found: Cluster) -> AbstractAsyncContextManager[str]:
+    return worker(env, list(BY_STRATEGY.values()), found.activities())
 
 
 async def run(env: WorkflowEnvironment, found: Cluster, spec: Rollout) -> WorkflowHandle[Any, Any]:

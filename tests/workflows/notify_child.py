@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
 
 from activities.notify.rollout import RolloutNotices
+from tests.fixtures.harness import worker
 from tests.workflows.harness import Stubs
 from workflows.rollouts.canary import CanaryRollout
 
@@ -24,16 +23,10 @@ from workflows.rollouts.canary import CanaryRollout
 async def main(address: str, task_queue: str) -> None:
     client = await Client.connect(address, data_converter=pydantic_data_converter)
     notices = RolloutNotices()
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[CanaryRollout],
-            activities=[*Stubs().activities(), notices.notify_slack, notices.notify_webhook],
-            activity_executor=executor,
-        ):
-            print("polling", flush=True)
-            await asyncio.Event().wait()
+    activities = [*Stubs().activities(), notices.notify_slack, notices.notify_webhook]
+    async with worker(client, [CanaryRollout], activities, task_queue=task_queue):
+        print("polling", flush=True)
+        await asyncio.Event().wait()
 
 
 if __name__ == "__main__":

@@ -19,12 +19,12 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.health.certificates import check_certificate
 from activities.health.dns import resolve_names
 from activities.routing.base import Weights
+from tests.fixtures.harness import worker
 from tests.fixtures.parts import free_port
 from tests.workflows import record_notify_history
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
@@ -44,17 +44,16 @@ from tests.workflows.incident_harness import (
     runbook,
     status_when,
 )
-from tests.workflows.test_emergency import worker as emergency_worker
+from tests.workflows.test_emergency import emergency_worker
 from tests.workflows.test_interleavings import (
     abort_before_the_next_shift_starts,
     rollback_failing_three_times,
 )
-from tests.workflows.test_monitor import PROM, Pager, monitor
-from tests.workflows.test_monitor import worker as monitor_worker
+from tests.workflows.test_monitor import PROM, Pager, monitor, monitor_worker
 from tests.workflows.test_pipeline import paused, pipeline, pipeline_worker, rollout_when, stage
 from tests.workflows.test_pipeline import start as start_pipeline
+from tests.workflows.test_scope_rollback import scope_worker
 from tests.workflows.test_scope_rollback import start as start_scope_rollback
-from tests.workflows.test_scope_rollback import worker as scope_worker
 from tests.workflows.test_vm_strategies import fleet_worker
 from tests.workflows.test_vm_strategies import start as start_vm
 from workflows.core.search_attributes import ALL
@@ -124,6 +123,7 @@ async def main() -> None:
         await record_argo_analysis(env)
         await record_argo_replica_count(env)
         await record_rolling_paused_mid_update(env)
+        await record_kubernetes_replaced(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
@@ -220,6 +220,22 @@ async def record_rolling_paused_mid_update(env: WorkflowEnvironment) -> None:
             await handle.execute_update("resume", OperatorInput(by="alice"))
             await handle.result()
             save("rolling-kube-paused-mid-update-promoted", await handle.fetch_history())
+
+
+async def record_kubernetes_replaced(env: WorkflowEnvironment) -> None:
+    """A canary on Kubernetes whose Deployment was deleted and created again before its
+    promotion: the promotion and the restore refused, rolled back."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_replaced import (
+        HELD,
+        promoted_onto_a_recreated_deployment,
+    )
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with kube_cluster.cluster(Path(directory)) as found:
+            spec = kube_cluster.kube_rollout(HELD)
+            handle, _ = await promoted_onto_a_recreated_deployment(env, found, spec)
+            save("canary-kube-replaced-rolled-back", await handle.fetch_history())
 
 
 async def record_safety(env: WorkflowEnvironment) -> None:
@@ -340,11 +356,8 @@ async def record_monitor_security_checks(env: WorkflowEnvironment) -> None:
     }
     m = monitor(healthCheck=None, selfHealing=None, incident=None, servers=[], **checks)
     queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=queue,
-        workflows=[ServiceMonitorRun],
-        activities=[check_certificate, resolve_names],
+    async with worker(
+        env, [ServiceMonitorRun], [check_certificate, resolve_names], task_queue=queue
     ):
         handle = await env.client.start_workflow(
             ServiceMonitorRun.run, m, id=f"monitor-{uuid.uuid4().hex[:6]}", task_queue=queue

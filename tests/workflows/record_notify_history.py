@@ -17,18 +17,18 @@ from temporalio import activity
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notify.models import SlackMessage
 from activities.notify.rollout_models import SlackNoticeInput, WebhookNoticeInput
+from tests.fixtures.harness import worker
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
 from tests.workflows.test_pipeline import at_gate, stage, status_when
+from tests.workflows.test_pipeline import pipeline as pipeline_of
 from workflows.core.search_attributes import ALL
 from workflows.core.verbs import OperatorInput
 from workflows.notifications.spec import RollbackIncidentInput
 from workflows.promotion.models import ApprovalInput, PipelineOutcome, PipelineRequest
 from workflows.promotion.pipeline import PromotionPipeline
-from workflows.promotion.spec import parse_pipeline
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase
 from workflows.rollouts.registry import BY_STRATEGY
@@ -69,11 +69,11 @@ async def record(env: WorkflowEnvironment, save: Callable[[str, WorkflowHistory]
     )
     stubs = Stubs(measure_values=lambda n: [0.5])
     queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
+    async with worker(
+        env,
+        [CanaryRollout],
+        [*stubs.activities(), notify_slack, notify_webhook, open_rollout_incident],
         task_queue=queue,
-        workflows=[CanaryRollout],
-        activities=[*stubs.activities(), notify_slack, notify_webhook, open_rollout_incident],
     ):
         handle = await start(env, queue, spec)
         await wait_for_status(handle, lambda s: s.phase is RolloutPhase.PAUSED)
@@ -88,28 +88,17 @@ async def record_pipeline(
     env: WorkflowEnvironment, save: Callable[[str, WorkflowHistory], None]
 ) -> None:
     """``pipeline-notified-succeeded``: a pipeline thread with a gate approved."""
-    service = f"svc-{uuid.uuid4().hex[:8]}"
-    pipeline = parse_pipeline(
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Pipeline",
-            "metadata": {"name": service},
-            "spec": {
-                "service": service,
-                "notifications": {"slack": {"channel": "#deploys"}},
-                "stages": [
-                    stage("staging"),
-                    stage("production", approval={"approvers": ["alice"]}),
-                ],
-            },
-        }
+    pipeline = pipeline_of(
+        stage("staging"),
+        stage("production", approval={"approvers": ["alice"]}),
+        notifications={"slack": {"channel": "#deploys"}},
     )
     queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
+    async with worker(
+        env,
+        [PromotionPipeline, *BY_STRATEGY.values()],
+        [*Stubs().activities(), notify_slack, notify_webhook],
         task_queue=queue,
-        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-        activities=[*Stubs().activities(), notify_slack, notify_webhook],
     ):
         handle = await env.client.start_workflow(
             PromotionPipeline.run,

@@ -7,13 +7,12 @@ import base64
 import math
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from temporalio.worker import Worker
 
 from activities.metrics.activities import measure
+from tests.fixtures.harness import worker
 from tests.unit.test_web_provider import Answer, WebServer, serve
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, canary_worker, rollout, start
 from workflows.analysis.run import AnalysisPhase
@@ -60,16 +59,11 @@ async def test_a_secret_arg_is_sent_by_the_worker_and_never_enters_the_history(
     spec = rollout([{"setWeight": 20}, ANALYSIS, {"setWeight": 100}], analysisTemplates=[template])
     set_weight, get_weights, _ = stubs.activities()
     task_queue = f"tq-{uuid.uuid4().hex}"
-    with ThreadPoolExecutor(max_workers=2) as executor:
-        async with Worker(
-            temporal_env.client,
-            task_queue=task_queue,
-            workflows=[CanaryRollout],
-            activities=[set_weight, get_weights, measure],
-            activity_executor=executor,
-        ):
-            handle = await start(temporal_env, task_queue, spec)
-            result = await handle.result()
+    async with worker(
+        temporal_env, [CanaryRollout], [set_weight, get_weights, measure], task_queue=task_queue
+    ):
+        handle = await start(temporal_env, task_queue, spec)
+        result = await handle.result()
     assert result.outcome is RolloutPhase.PROMOTED
     assert web.seen[0]["headers"]["authorization"] == f"Bearer {SECRET}"
     assert web.seen[0]["path"] == "/check?service=checkout"

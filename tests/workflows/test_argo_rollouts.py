@@ -106,11 +106,11 @@ class ArgoCluster(Cluster):
         self.server.controller.settle()
         self.server.controller.auto_advance()
 
-    def create(self, name: str) -> None:
-        """The file's Services, Ingresses, VirtualServices and HTTPRoutes (Istio
+    def create(self, *names: str) -> None:
+        """The files' Services, Ingresses, VirtualServices and HTTPRoutes (Istio
         serves a ``v1alpha3`` object at ``v1`` too, Gateway API a ``v1beta1`` one at ``v1``;
         the double has one version of each, so they go in at v1)."""
-        for obj in documents(name):
+        for obj in (obj for name in names for obj in documents(name)):
             if obj["kind"] == "Service":
                 client.CoreV1Api(self.api).create_namespaced_service(NAMESPACE, obj)
             elif obj["kind"] == "Ingress":
@@ -211,6 +211,24 @@ def image(deployment: Obj) -> str:
     return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
+def runs_the_new_image(found: ArgoCluster, name: str, replicas: int) -> None:
+    """After a promotion: the team's Deployment runs the new image on all ``replicas``,
+    deployflow's canary beside it is scaled to 0."""
+    stable = found.deployment(name)
+    assert image(stable) == NEW_IMAGE
+    assert (stable["spec"]["replicas"], stable["status"]["availableReplicas"]) == (replicas,) * 2
+    assert found.deployment(f"{name}-canary")["spec"]["replicas"] == 0
+
+
+def runs_as_before(found: ArgoCluster, name: str, before: Obj) -> Obj:
+    """After a rollback: the team's Deployment has the pod template it had, the canary is
+    scaled to 0; the Deployment."""
+    stable = found.deployment(name)
+    assert stable["spec"]["template"] == before["spec"]["template"]
+    assert found.deployment(f"{name}-canary")["spec"]["replicas"] == 0
+    return stable
+
+
 async def test_a_canary_is_promoted_after_its_pauses(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ):
@@ -231,10 +249,7 @@ async def test_a_canary_is_promoted_after_its_pauses(
         result = await promoted(handle)  # the 45 s and 15 s pauses are skipped in time
 
         assert result.outcome is RolloutPhase.PROMOTED, result.reason
-        stable = found.deployment("ledger")
-        assert image(stable) == NEW_IMAGE
-        assert (stable["spec"]["replicas"], stable["status"]["availableReplicas"]) == (4, 4)
-        assert found.deployment("ledger-canary")["spec"]["replicas"] == 0
+        runs_the_new_image(found, "ledger", replicas=4)
         weights = [e.message for e in result.events if e.kind == "weights"]
         assert [w.split(" (")[0] for w in weights] == [
             "stable 75 % / canary 25 %",
@@ -276,10 +291,8 @@ async def test_an_analysis_step_is_rolled_back_when_its_analysis_fails(
 
         assert result.outcome is RolloutPhase.ROLLED_BACK
         assert "analysis step-1 Failed" in result.reason
-        stable = found.deployment("payments")
-        assert stable["spec"]["template"] == before["spec"]["template"]
+        stable = runs_as_before(found, "payments", before)
         assert stable["spec"]["replicas"] == 2  # 1 while the canary had 30 %
-        assert found.deployment("payments-canary")["spec"]["replicas"] == 0
 
 
 async def test_an_nginx_canary_weights_a_canary_ingress(
@@ -287,8 +300,7 @@ async def test_an_nginx_canary_weights_a_canary_ingress(
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
         found.apply("nginx-rollout.yaml")
-        found.create("nginx-services.yaml")
-        found.create("nginx-ingress.yaml")
+        found.create("nginx-services.yaml", "nginx-ingress.yaml")
         handle = await start(temporal_env, tq, [manifest("nginx-rollout.yaml")])
         await paused(handle)  # after setWeight 10
         canary = found.ingress("catalog-web-canary")
@@ -311,8 +323,7 @@ async def test_an_istio_canary_weights_both_virtual_services(
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
         found.apply("istio-rollout.yaml")
-        found.create("istio-services.yaml")
-        found.create("istio-virtualservices.yaml")
+        found.create("istio-services.yaml", "istio-virtualservices.yaml")
         handle = await start(temporal_env, tq, [manifest("istio-rollout.yaml")])
         await paused(handle)  # after setWeight 15
         assert found.route_weights("reviews-public") == [[85, 15]]
@@ -351,10 +362,7 @@ async def test_a_bluegreen_rollout_switches_the_active_service_after_promote(
             {"app": "storefront", "deployflow.io/role": None},
         ]
         assert found.selector("storefront-live") == BLUE
-        stable = found.deployment("storefront")
-        assert image(stable) == NEW_IMAGE
-        assert stable["status"]["availableReplicas"] == 3
-        assert found.deployment("storefront-canary")["spec"]["replicas"] == 0
+        runs_the_new_image(found, "storefront", replicas=3)
 
 
 async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
@@ -378,10 +386,8 @@ async def test_a_bluegreen_failing_post_promotion_analysis_switches_back(
         assert "post-promotion" in result.reason
         assert found.selectors_sent("storefront-live")[0] == GREEN  # it was live
         assert found.selector("storefront-live") == BLUE
-        stable = found.deployment("storefront")
-        assert stable["spec"]["template"] == before["spec"]["template"]
+        stable = runs_as_before(found, "storefront", before)
         assert stable["metadata"]["generation"] == before["metadata"]["generation"]
-        assert found.deployment("storefront-canary")["spec"]["replicas"] == 0
 
 
 async def test_a_gateway_api_canary_weights_the_httproute_backends(
@@ -389,8 +395,7 @@ async def test_a_gateway_api_canary_weights_the_httproute_backends(
 ):
     async with cluster(temporal_env, tmp_path) as (found, tq):
         found.apply("gatewayapi-rollout.yaml")
-        for name in ("services", "httproute"):
-            found.create(f"gatewayapi-{name}.yaml")
+        found.create("gatewayapi-services.yaml", "gatewayapi-httproute.yaml")
         # Its backendRefs carry no weights: Gateway API's default of 1 each splits traffic
         # 50/50, which deployflow takes for a rollout half-way and refuses to start on.
         refused = await start(temporal_env, tq, [manifest("gatewayapi-rollout.yaml")])
@@ -425,3 +430,47 @@ async def test_a_rollout_whose_stable_deployment_is_missing_stops_before_any_cha
         assert "ledger" in result.reason
         writes = [r for r in found.server.double.recorded() if r.method != "GET"]
         assert writes == []
+
+
+def with_sidecar(rollout: Obj, image: str) -> Obj:
+    """``rollout`` with a second container (a proxy on ``image``) in its pod template."""
+    changed = copy.deepcopy(rollout)
+    changed["spec"]["template"]["spec"]["containers"].append({"name": "proxy", "image": image})
+    return changed
+
+
+def images(deployment: Obj) -> list[str]:
+    return [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+
+
+async def test_every_container_of_the_manifest_rolls_out_and_an_abort_puts_both_back(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    old = "registry.example.test/ledger:v1.4.0"
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        first = with_sidecar(documents("canary-steps.yaml")[0], "envoy:1.30")
+        apps = client.AppsV1Api(found.api)
+        apps.create_namespaced_deployment(NAMESPACE, stable_deployment(first))
+        found.server.controller.settle()
+        found.server.controller.auto_advance()
+        recorded = found.deployment("ledger")["spec"]["template"]
+
+        # v9 upgrades the proxy too: the canary runs both new images.
+        handle = await start(
+            temporal_env, tq, [with_sidecar(manifest("canary-steps.yaml"), "envoy:1.31")]
+        )
+        await paused(handle)
+        assert images(found.deployment("ledger-canary")) == [NEW_IMAGE, "envoy:1.31"]
+        assert images(found.deployment("ledger")) == [old, "envoy:1.30"]
+        await handle.execute_update("abort", OperatorInput(by="alice", reason="latency"))
+        result: RolloutResult = await handle.result()
+        assert result.outcome is RolloutPhase.ABORTED, result.reason
+        assert found.deployment("ledger")["spec"]["template"] == recorded
+
+        # v9 again, the proxy unchanged this time: promoted, the sidecar still there.
+        again = with_sidecar(manifest("canary-steps.yaml"), "envoy:1.30")
+        handle = await start(temporal_env, tq, [again])
+        await paused(handle)
+        result = await promoted(handle)
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        assert images(found.deployment("ledger")) == [NEW_IMAGE, "envoy:1.30"]

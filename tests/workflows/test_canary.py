@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
-from temporalio.exceptions import CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError
 
+from starters.errors import Conflict
+from starters.rollouts import send_verb
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.canary import CanaryRollout
@@ -250,13 +253,45 @@ async def test_missed_progress_deadline_rolls_back(temporal_env):
 
 
 async def test_second_verb_after_abort_is_rejected(temporal_env):
-    stubs = Stubs()
+    """The rollback's weight change is held, so the run is still open (rolling back) when
+    promote arrives (without it, a fast rollback closes the run first): refused as the CLI
+    and the API answer it, a Conflict."""
+    stubs = Stubs(hold_key="/rollback")
     spec = rollout([{"setWeight": 10}, {"pause": {}}])
     async with canary_worker(temporal_env, stubs) as tq:
         handle = await start(temporal_env, tq, spec)
         await wait_for_status(handle, in_pause_step)
         await handle.execute_update(CanaryRollout.abort, OperatorInput())
-        with pytest.raises(WorkflowUpdateFailedError):
-            await handle.execute_update(CanaryRollout.promote, OperatorInput())
+        await asyncio.wait_for(stubs.held.wait(), 15)
+        with pytest.raises(Conflict, match=r"^promote rejected: "):
+            await send_verb(handle, "promote", {"by": "bob"})
+        stubs.release.set()
         result = await handle.result()
     assert result.outcome is RolloutPhase.ABORTED
+    assert stubs.canary_weights == [10, 0]
+
+
+async def test_a_spec_the_ui_started_unchecked_is_refused_before_any_change(temporal_env):
+    stubs = Stubs()
+    sound = rollout([{"setWeight": 50}], canary={"analysis": ANALYSIS["analysis"]})
+    canary = sound.spec.strategy.canary
+    assert canary is not None
+    assert canary.analysis is not None
+    # As the Temporal UI can send it: past the last step, which parse_rollout refuses.
+    past = canary.analysis.model_copy(update={"starting_step": 5})
+    strategy = sound.spec.strategy.model_copy(
+        update={"canary": canary.model_copy(update={"analysis": past})}
+    )
+    spec = sound.model_copy(update={"spec": sound.spec.model_copy(update={"strategy": strategy})})
+    async with canary_worker(temporal_env, stubs) as tq:
+        handle = await start(temporal_env, tq, spec)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "InvalidSpec"
+    assert cause.non_retryable
+    assert cause.message.startswith(
+        "invalid rollout spec:\nspec.strategy.canary.analysis.startingStep: 5 is past the last"
+    )
+    assert stubs.canary_weights == []

@@ -3,16 +3,13 @@ activities, remembering the split on the worker, touching no load balancer."""
 
 from __future__ import annotations
 
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.routing.activities import RouterActivities
 from activities.routing.base import Weights
 from activities.routing.factory import router_for
+from tests.fixtures.harness import worker
 from tests.workflows.harness import rollout
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase, RolloutResult
@@ -24,18 +21,11 @@ STEPS = [{"setWeight": 25}, {"pause": {"duration": "30m"}}, {"setWeight": 100}]
 
 async def run_on(env: WorkflowEnvironment, clients: Clients, spec: Rollout) -> RolloutResult:
     routing = RouterActivities(clients)
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            env.client,
-            task_queue=(queue := f"tq-{uuid.uuid4().hex}"),
-            workflows=[CanaryRollout],
-            activities=[routing.set_weight, routing.get_weights],
-            activity_executor=executor,
-        ):
-            handle = await env.client.start_workflow(
-                CanaryRollout.run, spec, id=spec.workflow_id, task_queue=queue
-            )
-            return await handle.result()
+    async with worker(env, [CanaryRollout], [routing.set_weight, routing.get_weights]) as queue:
+        handle = await env.client.start_workflow(
+            CanaryRollout.run, spec, id=spec.workflow_id, task_queue=queue
+        )
+        return await handle.result()
 
 
 async def test_a_nop_canary_runs_every_step_and_the_next_one_finds_the_sides_flipped(

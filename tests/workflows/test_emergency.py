@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -13,10 +13,10 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.routing.base import Weights
 from activities.temporal.activities import AwaitClosedInput, WorkflowWatcher
+from tests.fixtures.harness import worker
 from tests.workflows.fleet import CANARY, STABLE, Fleet, fleet_rollout
 from tests.workflows.harness import wait_for_status
 from workflows.rollouts.emergency import EmergencyRollback
@@ -26,18 +26,14 @@ from workflows.rollouts.registry import BY_STRATEGY, workflow_type
 from workflows.rollouts.spec import Rollout
 
 
-@asynccontextmanager
-async def worker(
+def emergency_worker(
     env: WorkflowEnvironment, fleet: Fleet, await_closed: Callable[..., Any] | None = None
-) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[EmergencyRollback, *BY_STRATEGY.values()],
-        activities=[*fleet.activities(), await_closed or WorkflowWatcher(env.client).await_closed],
-    ):
-        yield task_queue
+) -> AbstractAsyncContextManager[str]:
+    return worker(
+        env,
+        [EmergencyRollback, *BY_STRATEGY.values()],
+        [*fleet.activities(), await_closed or WorkflowWatcher(env.client).await_closed],
+    )
 
 
 async def roll_back(env: WorkflowEnvironment, tq: str, request: RollbackRequest) -> RollbackResult:
@@ -56,7 +52,7 @@ async def test_a_promoted_bad_version_is_replaced_by_the_last_good_one(temporal_
         versions={**dict.fromkeys(STABLE, "v1"), **dict.fromkeys(CANARY, "v2")},
     )
     spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}})
-    async with worker(temporal_env, fleet) as tq:
+    async with emergency_worker(temporal_env, fleet) as tq:
         result = await roll_back(temporal_env, tq, RollbackRequest(rollout=spec, target="v1"))
     assert result.reason == "v1 is live"
     assert fleet.weights.stable == 100
@@ -66,7 +62,7 @@ async def test_a_promoted_bad_version_is_replaced_by_the_last_good_one(temporal_
 async def test_a_running_canary_is_cancelled_and_its_rollback_is_enough(temporal_env):
     fleet = Fleet()
     spec = fleet_rollout({"canary": {"steps": [{"setWeight": 30}, {"pause": {"duration": "30m"}}]}})
-    async with worker(temporal_env, fleet) as tq:
+    async with emergency_worker(temporal_env, fleet) as tq:
         with temporal_env.with_time_skipping_disabled():
             canary = await temporal_env.client.start_workflow(
                 workflow_type(spec), spec, id=spec.workflow_id, task_queue=tq
@@ -90,7 +86,7 @@ async def test_without_a_platform_the_router_flips_to_the_idle_list_once(tempora
     first = RollbackRequest(rollout=spec, target="v1", live="v2", idle="v1")
     # What history tells the second run: the flip made v1 live and left v2 idle.
     second = RollbackRequest(rollout=spec, target="v1", live="v1", idle="v2")
-    async with worker(temporal_env, fleet) as tq:
+    async with emergency_worker(temporal_env, fleet) as tq:
         result = await roll_back(temporal_env, tq, first)
         again = await roll_back(temporal_env, tq, second)
     assert fleet.weights.stable == 100
@@ -105,7 +101,7 @@ async def test_without_a_platform_a_version_on_neither_list_is_refused(temporal_
     fleet = Fleet(weights=Weights(stable=0, canary=100))
     spec = fleet_rollout({"canary": {"steps": [{"setWeight": 50}]}}, platform=None)
     request = RollbackRequest(rollout=spec, target="v0", live="v2", idle="v1")
-    async with worker(temporal_env, fleet) as tq:
+    async with emergency_worker(temporal_env, fleet) as tq:
         with pytest.raises(WorkflowFailureError) as failed:
             await roll_back(temporal_env, tq, request)
     assert "v0 runs on neither list (live: v2, idle: v1)" in str(failed.value.cause)
@@ -122,7 +118,7 @@ async def test_the_database_returns_to_the_good_versions_revision_after_traffic(
         {"blueGreen": {}}, migrations={"alembic": {"config": "/srv/checkout/alembic.ini"}}
     )
     request = RollbackRequest(rollout=spec, target="v1", database_revision="0001")
-    async with worker(temporal_env, fleet) as tq:
+    async with emergency_worker(temporal_env, fleet) as tq:
         result = await roll_back(temporal_env, tq, request)
     kinds = [c[0] for c in fleet.calls]
     assert fleet.revision == "0001"
@@ -197,7 +193,7 @@ async def test_a_rollout_started_while_rolling_back_is_cancelled_and_the_rollbac
     temporal_env,
 ):
     fleet, request, racer, running = race_setup(temporal_env, times=1)
-    async with worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
+    async with emergency_worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
         await racer.start_running(running, tq)
         result = await roll_back(temporal_env, tq, request)
         [newcomer_run] = racer.started
@@ -214,7 +210,7 @@ async def test_a_rollout_started_while_rolling_back_is_cancelled_and_the_rollbac
 
 async def test_a_rollback_that_keeps_losing_the_race_stops_and_says_so(temporal_env):
     fleet, request, racer, running = race_setup(temporal_env, times=10)
-    async with worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
+    async with emergency_worker(temporal_env, fleet, racer.await_closed) as tq, asyncio.timeout(60):
         await racer.start_running(running, tq)
         with pytest.raises(WorkflowFailureError) as failed:
             await roll_back(temporal_env, tq, request)

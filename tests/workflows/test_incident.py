@@ -125,7 +125,10 @@ async def test_approve_gate_blocks_the_rollback_until_approved(temporal_env):
         result = await handle.result()
     assert waiting.step == 2
     assert [p.service for p in stubs.rollback_plans] == ["checkout"]
-    assert stubs.fleet.actions("deploy") != [] or "live" in done.timeline[-1].message
+    # The fleet already runs v1, the plan's target: the rollback ran and changed nothing.
+    rolled_back = [e.message for e in done.timeline if e.kind == "rollback"]
+    assert rolled_back[-1] == "rollback done — v1: v1 is live: nothing more to do"
+    assert stubs.fleet.actions("deploy") == []
     assert result.resolved_by == "alertmanager"
     thread = [p for p in stubs.posts if p.thread_ts]
     assert any("approved by alice" in p.text for p in thread)
@@ -327,6 +330,14 @@ async def test_a_wait_condition_that_cannot_be_evaluated_fails_its_step_and_the_
     )
     assert stubs.fleet.measurements == 1  # not measured again until the timeout
     assert stubs.posts[0].text.startswith("after the wait")
+
+
+async def test_a_notify_step_slack_refuses_fails_its_step_and_the_runbook_goes_on(temporal_env):
+    stubs = Notifiers(refuse_post=lambda post: post.text.startswith("first"))
+    book = runbook([{"notify": {"text": "first"}}, {"notify": {"text": "second"}}])
+    failed = await failed_steps(temporal_env, stubs, book)
+    assert failed == ["step 1 (notify) failed: channel_not_found (SlackError)"]
+    assert stubs.posts[0].text.startswith("second")
 
 
 async def test_a_query_whose_activity_keeps_failing_fails_its_step_after_two_tries(temporal_env):

@@ -28,10 +28,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
 from activities.routing.base import Weights
-from tests.fixtures.parts import eventually
+from tests.fixtures.harness import poll, worker
 from tests.workflows.harness import Stubs, rollout, wait_for_status
 from workers.main import WORKFLOWS
 from workflows.core.spec import Metadata
@@ -50,13 +50,13 @@ def in_pause_step(status) -> bool:
 @asynccontextmanager
 async def workflows_only(env: WorkflowEnvironment, tq: str) -> AsyncIterator[None]:
     """Polls workflow tasks only (no sticky cache: the next task goes to any worker)."""
-    async with Worker(env.client, task_queue=tq, workflows=[CanaryRollout], max_cached_workflows=0):
+    async with worker(env, [CanaryRollout], task_queue=tq, max_cached_workflows=0):
         yield
 
 
 @asynccontextmanager
 async def activities_only(env: WorkflowEnvironment, tq: str, stubs: Stubs) -> AsyncIterator[None]:
-    async with Worker(env.client, task_queue=tq, activities=stubs.activities()):
+    async with worker(env, (), stubs.activities(), task_queue=tq):
         yield
 
 
@@ -88,7 +88,7 @@ async def admitted(handle: WorkflowHandle[Any, Any], update_id: str) -> None:
             return False
         return True
 
-    await eventually(known, f"update {update_id} admitted", deadline_s=10)
+    await poll(known, f"update {update_id} admitted", deadline_s=10)
 
 
 async def history_types(handle: WorkflowHandle[Any, Any]) -> list[int]:
@@ -99,7 +99,7 @@ async def until_event(handle: WorkflowHandle[Any, Any], event_type: int, count: 
     async def seen() -> bool:
         return (await history_types(handle)).count(event_type) >= count
 
-    await eventually(seen, f"{count} event(s) of type {event_type}", deadline_s=10)
+    await poll(seen, f"{count} event(s) of type {event_type}", deadline_s=10)
 
 
 def send(handle: WorkflowHandle[Any, Any], verb: str, update_id: str) -> asyncio.Task[Any]:
@@ -292,10 +292,7 @@ async def under_test(
     env: WorkflowEnvironment, stubs: Stubs, spec: Rollout
 ) -> AsyncIterator[WorkflowHandle[Any, Any]]:
     """``spec`` started on ``CanaryUnderTest``, with a worker running it."""
-    tq = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client, task_queue=tq, workflows=[CanaryUnderTest], activities=stubs.activities()
-    ):
+    async with worker(env, [CanaryUnderTest], stubs.activities()) as tq:
         yield await env.client.start_workflow(
             CanaryUnderTest.run, spec, id=spec.workflow_id, task_queue=tq
         )

@@ -5,16 +5,15 @@ the API server double, under time skipping."""
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.kubernetes.testing import DEFAULT_CONTEXT
 from activities.platforms.activities import PlatformActivities
+from tests.fixtures.harness import worker
 from tests.workflows.incident_harness import (
     Notifiers,
     notification,
@@ -41,19 +40,17 @@ async def restarted(
     assert runbook_problems(book) == []
     stubs = Notifiers()
     task_queue = f"tq-{uuid.uuid4().hex}"
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[IncidentRunbook],
-            activities=[*stubs.activities(), PlatformActivities(found.clients).restart_workload],
-            activity_executor=executor,
-        ):
-            alert = notification(group=f"g-{uuid.uuid4().hex[:6]}")
-            handle = await open_incident(env, task_queue, book, alert)
-            status = await status_when(handle, lambda s: s.restarts == 1)
-            await handle.execute_update(IncidentRunbook.resolve, OperatorInput(by="alice"))
-            await handle.result()
+    async with worker(
+        env,
+        [IncidentRunbook],
+        [*stubs.activities(), PlatformActivities(found.clients).restart_workload],
+        task_queue=task_queue,
+    ):
+        alert = notification(group=f"g-{uuid.uuid4().hex[:6]}")
+        handle = await open_incident(env, task_queue, book, alert)
+        status = await status_when(handle, lambda s: s.restarts == 1)
+        await handle.execute_update(IncidentRunbook.resolve, OperatorInput(by="alice"))
+        await handle.result()
     return handle, status
 
 

@@ -6,18 +6,16 @@ server that cannot answer is an inconclusive check, never a restart."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.kubernetes.testing import DEFAULT_CONTEXT
+from tests.fixtures.harness import worker
 from tests.workflows.kube_cluster import NAMESPACE, Cluster, cluster
 from tests.workflows.test_monitor import Intake, healer_of, healer_when
 from workflows.monitors.healer import SelfHealer
@@ -54,20 +52,11 @@ def deployment_monitor(verify_after: str = "30s") -> ServiceMonitor:
     return parse_monitor([document, RUNBOOK])
 
 
-@asynccontextmanager
-async def monitor_worker(
+def monitor_worker(
     env: WorkflowEnvironment, found: Cluster, intake: Intake
-) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    with ThreadPoolExecutor(max_workers=4) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[ServiceMonitorRun, SelfHealer],
-            activities=[*found.activities(), *intake.activities()],
-            activity_executor=executor,
-        ):
-            yield task_queue
+) -> AbstractAsyncContextManager[str]:
+    activities = [*found.activities(), *intake.activities()]
+    return worker(env, [ServiceMonitorRun, SelfHealer], activities)
 
 
 async def run_monitor(env: WorkflowEnvironment, tq: str, m: ServiceMonitor) -> MonitorResult:

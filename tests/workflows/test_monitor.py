@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput, SeriesTrend
+from tests.fixtures.harness import queried, worker
 from tests.workflows.fleet import STABLE, Fleet
 from workflows.incidents.models import OpenIncidentInput
 from workflows.monitors.healer import SelfHealer
@@ -114,16 +113,8 @@ class Pager(Intake):
         return [*self.fleet.activities(), *super().activities(), memory_trend]
 
 
-@asynccontextmanager
-async def worker(env: WorkflowEnvironment, pager: Pager) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[ServiceMonitorRun, SelfHealer],
-        activities=pager.activities(),
-    ):
-        yield task_queue
+def monitor_worker(env: WorkflowEnvironment, pager: Pager) -> AbstractAsyncContextManager[str]:
+    return worker(env, [ServiceMonitorRun, SelfHealer], pager.activities())
 
 
 def report(*servers: str, at: datetime | None = None) -> HealReport:
@@ -153,16 +144,8 @@ def healer_of(env: WorkflowEnvironment, m: ServiceMonitor) -> WorkflowHandle[Any
 
 
 async def healer_when(handle, predicate, timeout: float = 15.0) -> HealerStatus:
-    """Poll the healer's ``status`` (its newest run) until ``predicate`` holds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                status = await handle.query(SelfHealer.status)
-            except RPCError:  # a run just continued as new: no workflow task yet
-                status = None
-            if status is not None and predicate(status):
-                return status
-            await asyncio.sleep(0.05)
+    """The healer's ``status`` (its newest run) once ``predicate`` holds."""
+    return await queried(handle, SelfHealer.status, predicate, "the healer's status", timeout)
 
 
 async def test_restart_budget_holds_across_reports_then_an_incident_opens(temporal_env):
@@ -170,7 +153,7 @@ async def test_restart_budget_holds_across_reports_then_an_incident_opens(tempor
     fleet = Fleet()
     pager = Pager(fleet)
     m = monitor()
-    async with worker(temporal_env, pager) as tq:
+    async with monitor_worker(temporal_env, pager) as tq:
         with temporal_env.with_time_skipping_disabled():
             first = await start_healer(temporal_env, tq, m, reports_per_run=1)
             handle = temporal_env.client.get_workflow_handle_for(SelfHealer.run, first.id)
@@ -200,7 +183,7 @@ async def test_a_report_from_checks_before_the_last_restart_is_ignored(temporal_
     fleet = Fleet()
     pager = Pager(fleet)
     m = monitor()
-    async with worker(temporal_env, pager) as tq:
+    async with monitor_worker(temporal_env, pager) as tq:
         with temporal_env.with_time_skipping_disabled():
             handle = await start_healer(temporal_env, tq, m)
             once = await healer_when(
@@ -222,7 +205,7 @@ async def test_slos_that_cannot_be_measured_neither_page_nor_resolve(temporal_en
     pager = Pager(fleet)
     slo = {"name": "error-rate", "provider": PROM, "successCondition": "result[0] < 0.01"}
     m = monitor(slos=[slo])
-    async with worker(temporal_env, pager) as tq:
+    async with monitor_worker(temporal_env, pager) as tq:
         result: MonitorResult = await temporal_env.client.execute_workflow(
             ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
         )
@@ -236,7 +219,7 @@ async def test_a_restart_that_does_not_help_opens_an_incident(temporal_env):
     fleet = Fleet(unhealthy={(STABLE[0], "v1")})
     pager = Pager(fleet)
     m = monitor()
-    async with worker(temporal_env, pager) as tq:
+    async with monitor_worker(temporal_env, pager) as tq:
         handle = await start_healer(temporal_env, tq, m)
         result = await handle.result()
     assert fleet.actions("restart") == [("restart", STABLE[0], None)]
@@ -251,7 +234,7 @@ async def test_monitor_run_hands_unhealthy_servers_to_the_healer_and_slo_breache
     pager = Pager(fleet)
     slo = {"name": "error-rate", "provider": PROM, "successCondition": "result[0] < 0.01"}
     m = monitor(slos=[slo])
-    async with worker(temporal_env, pager) as tq:
+    async with monitor_worker(temporal_env, pager) as tq:
         result: MonitorResult = await temporal_env.client.execute_workflow(
             ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
         )
@@ -283,7 +266,7 @@ async def test_a_steady_memory_climb_is_a_leak_and_a_clean_run_resolves(temporal
     leak = {"provider": PROM, "window": "10m", "minGrowthPerMinute": "10Mi"}
     pager = Pager(fleet, trend=lambda: climbing)
     m = monitor(memoryLeak=leak, selfHealing=None)
-    async with worker(temporal_env, pager) as tq:
+    async with monitor_worker(temporal_env, pager) as tq:
         leaking: MonitorResult = await temporal_env.client.execute_workflow(
             ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
         )
@@ -310,7 +293,7 @@ async def test_slo_conditions_that_cannot_be_evaluated_are_inconclusive_not_stuc
         {"name": "all-series", "provider": PROM, "successCondition": "result.all(r, r < 0.1)"},
     ]
     m = monitor(slos=slos)
-    async with worker(temporal_env, pager) as tq, asyncio.timeout(30):
+    async with monitor_worker(temporal_env, pager) as tq, asyncio.timeout(30):
         result: MonitorResult = await temporal_env.client.execute_workflow(
             ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
         )
@@ -345,7 +328,7 @@ async def test_a_measurement_activity_that_keeps_failing_is_inconclusive_after_t
     pager = Pager(fleet, trend=no_trend)
     slo = {"name": "error-rate", "provider": PROM, "successCondition": "result < 0.01"}
     m = monitor(slos=[slo], memoryLeak=leak)
-    async with worker(temporal_env, pager) as tq, asyncio.timeout(30):
+    async with monitor_worker(temporal_env, pager) as tq, asyncio.timeout(30):
         result: MonitorResult = await temporal_env.client.execute_workflow(
             ServiceMonitorRun.run, m, id=f"monitor-run-{uuid.uuid4().hex}", task_queue=tq
         )
@@ -367,7 +350,7 @@ async def test_the_healer_outlives_an_incident_it_could_not_open(temporal_env):
     pager = Pager(fleet)
     pager.intake_down = True
     m = monitor()
-    async with worker(temporal_env, pager) as tq, asyncio.timeout(60):
+    async with monitor_worker(temporal_env, pager) as tq, asyncio.timeout(60):
         result = await (await start_healer(temporal_env, tq, m)).result()
     noted = [e.message for e in result.timeline if e.kind == "escalate"]
     assert len(noted) == 1

@@ -4,32 +4,30 @@ aiohttp to a receiver that checks signatures; routing and metrics stubbed by nam
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.notify.activities import page, post_slack
 from activities.notify.local_servers import SlackServer
 from activities.notify.rollout import RolloutNotices
-from tests.fixtures.notify import SLACK_TOKEN
+from tests.fixtures.harness import poll, worker
+from tests.fixtures.notify import SLACK_TOKEN, rollback_incident
 from tests.fixtures.webhooks import WEBHOOK_SECRET, WEBHOOK_SECRET_ENV, WebhookReceiver
 from tests.workflows.harness import Stubs, rollout, start, wait_for_status
+from tests.workflows.test_pipeline import pipeline as pipeline_of
 from tests.workflows.test_pipeline import stage
 from workers.rollout_incident import RUNBOOKS_ENV, RollbackIncidents
 from workflows.core.verbs import OperatorInput
 from workflows.incidents.runbook import IncidentRunbook
-from workflows.notifications.spec import RollbackIncident, RollbackIncidentInput
+from workflows.notifications.spec import RollbackIncident
 from workflows.promotion.models import ApprovalInput, PipelineOutcome, PipelineRequest
 from workflows.promotion.pipeline import PromotionPipeline
-from workflows.promotion.spec import parse_pipeline
 from workflows.rollouts.canary import CanaryRollout
 from workflows.rollouts.models import RolloutPhase
 from workflows.rollouts.registry import BY_STRATEGY
@@ -52,28 +50,24 @@ def ui_link(workflow_id: str, run_id: str | None) -> str:
     return f"{UI}/namespaces/default/workflows/{workflow_id}/{run_id}"
 
 
-@asynccontextmanager
-async def notify_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
+def notify_worker(env: WorkflowEnvironment, stubs: Stubs) -> AbstractAsyncContextManager[str]:
     """CanaryRollout and IncidentRunbook with stub routing/metrics and the real notifiers."""
     task_queue = f"tq-{uuid.uuid4().hex}"
     notices = RolloutNotices(ui_link)
     incidents = RollbackIncidents(env.client, task_queue, UI)
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=task_queue,
-            workflows=[*BY_STRATEGY.values(), PromotionPipeline, IncidentRunbook],
-            activities=[
-                *stubs.activities(),
-                notices.notify_slack,
-                notices.notify_webhook,
-                incidents.open_rollout_incident,
-                page,
-                post_slack,
-            ],
-            activity_executor=executor,
-        ):
-            yield task_queue
+    return worker(
+        env,
+        [*BY_STRATEGY.values(), PromotionPipeline, IncidentRunbook],
+        [
+            *stubs.activities(),
+            notices.notify_slack,
+            notices.notify_webhook,
+            incidents.open_rollout_incident,
+            page,
+            post_slack,
+        ],
+        task_queue=task_queue,
+    )
 
 
 def notifying(steps: list[dict[str, Any]], receiver: WebhookReceiver, **spec: Any) -> Rollout:
@@ -92,11 +86,7 @@ def thread(slack: SlackServer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
     """Poll what another process (the Slack or PagerDuty server) saw, bounded."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if check():
-                return
-            await asyncio.sleep(0.05)
+    await poll(check, "the notification server to see it", timeout, every_s=0.05)
 
 
 async def test_a_canary_tells_one_slack_thread_its_whole_life(
@@ -250,15 +240,10 @@ async def test_a_repeated_rollback_incident_is_the_same_incident(
     temporal_env, notify_env, tmp_path: Path, monkeypatch
 ):
     rollback_runbook(tmp_path, monkeypatch)
-    request = RollbackIncidentInput(
+    request = rollback_incident(
         rollout_id=f"rollout-checkout-{uuid.uuid4().hex[:8]}",
         run_id="run-1",
-        service="checkout",
-        environment="production",
-        version="v2",
-        strategy="canary",
         reason="progress deadline of 60s exceeded at step 0",
-        incident=RollbackIncident(labels={"team": "payments"}),
     )
     async with notify_worker(temporal_env, Stubs()) as tq:
         incidents = RollbackIncidents(temporal_env.client, tq, UI)
@@ -290,20 +275,13 @@ async def test_an_aborted_rollout_opens_no_incident(temporal_env, notify_env, mo
 async def test_a_pipeline_thread_shows_its_gate_who_approved_and_the_end(
     temporal_env, notify_env, webhook_receiver
 ):
-    service = f"svc-{uuid.uuid4().hex[:8]}"
     gate = {"approval": {"approvers": ["alice", "bob"]}}
-    pipeline = parse_pipeline(
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Pipeline",
-            "metadata": {"name": service},
-            "spec": {
-                "service": service,
-                "notifications": {"slack": {"channel": "#deploys"}},
-                "stages": [stage("staging"), stage("production", **gate)],
-            },
-        }
+    pipeline = pipeline_of(
+        stage("staging"),
+        stage("production", **gate),
+        notifications={"slack": {"channel": "#deploys"}},
     )
+    service = pipeline.spec.service
     async with notify_worker(temporal_env, Stubs()) as tq:
         handle = await temporal_env.client.start_workflow(
             PromotionPipeline.run,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,13 +13,12 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.metrics.activities import MeasureInput, MeasureOutput
 from activities.routing.base import Weights
 from activities.routing.models import SetWeightInput
+from tests.fixtures.harness import poll, queried, worker
 from tests.workflows.harness import ERROR_RATE_TEMPLATE, Stubs, wait_for_status
 from workflows.core.verbs import OperatorInput
 from workflows.promotion.models import (
@@ -58,14 +56,18 @@ def stage(
     return {"environment": environment, "rollout": rollout, **gates}
 
 
-def pipeline(*stages: dict[str, Any], policy: str = "supersede") -> Any:
-    service = f"svc-{uuid.uuid4().hex[:8]}"
+def pipeline(
+    *stages: dict[str, Any], policy: str = "supersede", service: str = "", **spec: Any
+) -> Any:
+    """A Pipeline of ``stages`` for ``service`` (a fresh name if not given); ``spec`` adds
+    to its spec (``notifications``)."""
+    service = service or f"svc-{uuid.uuid4().hex[:8]}"
     return parse_pipeline(
         {
             "apiVersion": "deployflow/v1",
             "kind": "Pipeline",
             "metadata": {"name": service},
-            "spec": {"service": service, "policy": policy, "stages": list(stages)},
+            "spec": {"service": service, "policy": policy, "stages": list(stages), **spec},
         }
     )
 
@@ -73,16 +75,8 @@ def pipeline(*stages: dict[str, Any], policy: str = "supersede") -> Any:
 APPROVAL = {"approval": {"approvers": ["alice", "bob"], "minApprovals": 1}}
 
 
-@asynccontextmanager
-async def pipeline_worker(env: WorkflowEnvironment, stubs: Stubs) -> AsyncIterator[str]:
-    task_queue = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-        activities=stubs.activities(),
-    ):
-        yield task_queue
+def pipeline_worker(env: WorkflowEnvironment, stubs: Stubs) -> AbstractAsyncContextManager[str]:
+    return worker(env, [PromotionPipeline, *BY_STRATEGY.values()], stubs.activities())
 
 
 async def start(
@@ -97,12 +91,7 @@ async def start(
 
 
 async def status_when(handle: WorkflowHandle[Any, Any], predicate: Any) -> PipelineStatus:
-    async with asyncio.timeout(20):
-        while True:
-            status: PipelineStatus = await handle.query(PromotionPipeline.status)
-            if predicate(status):
-                return status
-            await asyncio.sleep(0.05)
+    return await queried(handle, PromotionPipeline.status, predicate, "the pipeline's status", 20)
 
 
 def at_gate(environment: str) -> Any:
@@ -315,12 +304,12 @@ def replace_activity(stubs: Stubs, replacement: Any) -> list[Any]:
 
 async def wait_for_event(handle: WorkflowHandle[Any, Any], event_type: Any, after: int) -> None:
     """Poll the history until an event of ``event_type`` follows event ``after`` (bounded)."""
-    async with asyncio.timeout(10):
-        while True:
-            history = await handle.fetch_history()
-            if any(e.event_type == event_type and e.event_id > after for e in history.events):
-                return
-            await asyncio.sleep(0.05)
+
+    async def followed() -> bool:
+        history = await handle.fetch_history()
+        return any(e.event_type == event_type and e.event_id > after for e in history.events)
+
+    await poll(followed, f"a {event_type} after event {after}", 10, every_s=0.05)
 
 
 def paused(status: RolloutStatus) -> bool:
@@ -330,17 +319,8 @@ def paused(status: RolloutStatus) -> bool:
 async def rollout_when(env: WorkflowEnvironment, workflow_id: str, predicate: Any) -> None:
     """Poll a stage's rollout (its newest run, which may not have started yet) until
     ``predicate`` holds on its status (bounded)."""
-    async with asyncio.timeout(20):
-        while True:
-            try:
-                status = await env.client.get_workflow_handle(workflow_id).query(
-                    CanaryRollout.status
-                )
-            except RPCError:
-                status = None
-            if status is not None and predicate(status):
-                return
-            await asyncio.sleep(0.05)
+    handle = env.client.get_workflow_handle(workflow_id)
+    await queried(handle, CanaryRollout.status, predicate, f"{workflow_id}'s status", 20)
 
 
 @pytest.mark.parametrize("policy", ["supersede", "queue"])
@@ -364,15 +344,15 @@ async def test_a_submit_in_the_same_activation_as_the_last_stage_finishing_runs_
     workflows = [PromotionPipeline, *BY_STRATEGY.values()]
     tq = f"tq-{uuid.uuid4().hex}"
     client = temporal_env.client
-    async with Worker(client, task_queue=tq, activities=replace_activity(stubs, measure)):
-        async with Worker(client, task_queue=tq, workflows=workflows, max_cached_workflows=0):
+    async with worker(client, (), replace_activity(stubs, measure), task_queue=tq):
+        async with worker(client, workflows, task_queue=tq, max_cached_workflows=0):
             handle = await start(temporal_env, tq, p, version="v2")
             await asyncio.wait_for(held.reached.wait(), 20)
         await handle.signal(PromotionPipeline.submit_signal, Submission(version="v3"))
         signalled = (await handle.fetch_history()).events[-1].event_id
         held.release.set()
         await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, signalled)
-        async with Worker(client, task_queue=tq, workflows=workflows, max_cached_workflows=0):
+        async with worker(client, workflows, task_queue=tq, max_cached_workflows=0):
             latest = client.get_workflow_handle_for(PromotionPipeline.run, p.workflow_id)
             result: PipelineResult = await asyncio.wait_for(latest.result(), 30)
             first = await client.get_workflow_handle(
@@ -403,14 +383,9 @@ async def test_a_submit_in_the_same_activation_as_the_last_stage_ending_runs_nex
     client = temporal_env.client
     child_id = f"rollout-{p.spec.service}-production"
 
-    def workflow_worker() -> Worker:
-        return Worker(
-            client,
-            task_queue=tq,
-            workflows=workflows,
-            activities=stubs.activities(),
-            max_cached_workflows=0,  # no sticky queue: the next task waits for a worker
-        )
+    def workflow_worker() -> AbstractAsyncContextManager[str]:
+        # No sticky queue: the next task waits for a worker.
+        return worker(client, workflows, stubs.activities(), task_queue=tq, max_cached_workflows=0)
 
     with temporal_env.with_time_skipping_disabled():
         handle = await start(temporal_env, tq, p, version="v2")
@@ -459,11 +434,11 @@ async def test_a_version_submitted_while_a_superseded_run_winds_down_runs_instea
     p = pipeline(stage("staging", steps=[{"setWeight": 50}, {"pause": {}}]), policy="supersede")
     child_id = f"rollout-{p.spec.service}-staging"
     tq = f"tq-{uuid.uuid4().hex}"
-    async with Worker(
-        temporal_env.client,
+    async with worker(
+        temporal_env,
+        [PromotionPipeline, *BY_STRATEGY.values()],
+        replace_activity(stubs, set_weight),
         task_queue=tq,
-        workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-        activities=replace_activity(stubs, set_weight),
     ):
         handle = await start(temporal_env, tq, p, version="v2")
         await rollout_when(temporal_env, child_id, lambda s: s.version == "v2" and paused(s))

@@ -8,25 +8,24 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.clients import Clients
 from activities.kubeconfig import KubeClients
 from activities.platforms.deployments import with_image
 from activities.routing.spec import NopRouterSpec
+from tests.fixtures.harness import worker
 from tests.fixtures.kube import Kube
 from tests.workflows.kube_cluster import NAMESPACE, team_deployment
+from tests.workflows.test_pipeline import pipeline as pipeline_of
 from workers.main import activities_with
 from workflows.promotion.models import PipelineOutcome, PipelineRequest, PipelineResult
 from workflows.promotion.pipeline import PromotionPipeline
-from workflows.promotion.spec import parse_pipeline
 from workflows.rollouts.registry import BY_STRATEGY
 
 QUICK = {"canary": {"steps": [{"setWeight": 50}]}}
@@ -77,44 +76,28 @@ async def test_a_version_goes_from_vms_in_staging_to_two_clusters_in_production(
 ):
     prod_a, prod_b = kube_cluster("prod-a"), kube_cluster("prod-b")
     before = {c.context: with_team_deployment(c) for c in (prod_a, prod_b)}
-    service = f"checkout-{uuid.uuid4().hex[:6]}"
-    pipeline = parse_pipeline(
-        {
-            "apiVersion": "deployflow/v1",
-            "kind": "Pipeline",
-            "metadata": {"name": service},
-            "spec": {
-                "service": service,
-                "stages": [
-                    {"environment": "staging", "rollout": on_vms(tmp_path)},
-                    {
-                        "environment": "prod-a",
-                        "requiredSoakTime": "1h",
-                        "rollout": on_cluster("prod-a"),
-                    },
-                    {"environment": "prod-b", "rollout": on_cluster("prod-b")},
-                ],
-            },
-        }
+    pipeline = pipeline_of(
+        {"environment": "staging", "rollout": on_vms(tmp_path)},
+        {"environment": "prod-a", "requiredSoakTime": "1h", "rollout": on_cluster("prod-a")},
+        {"environment": "prod-b", "rollout": on_cluster("prod-b")},
+        service=f"checkout-{uuid.uuid4().hex[:6]}",
     )
     clients = Clients(kubernetes=KubeClients(kubeconfig=str(prod_a.kubeconfig)))
     task_queue = f"tq-{uuid.uuid4().hex}"
     try:
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity") as executor:
-            async with Worker(
-                temporal_env.client,
+        async with worker(
+            temporal_env,
+            [PromotionPipeline, *BY_STRATEGY.values()],
+            activities_with(clients),
+            task_queue=task_queue,
+        ):
+            result = await temporal_env.client.execute_workflow(
+                PromotionPipeline.run,
+                PipelineRequest(pipeline=pipeline, version="v2"),
+                id=pipeline.workflow_id,
                 task_queue=task_queue,
-                workflows=[PromotionPipeline, *BY_STRATEGY.values()],
-                activities=activities_with(clients),
-                activity_executor=executor,
-            ):
-                result = await temporal_env.client.execute_workflow(
-                    PromotionPipeline.run,
-                    PipelineRequest(pipeline=pipeline, version="v2"),
-                    id=pipeline.workflow_id,
-                    task_queue=task_queue,
-                    result_type=PipelineResult,
-                )
+                result_type=PipelineResult,
+            )
     finally:
         clients.kubernetes.close()
 

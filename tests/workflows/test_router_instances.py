@@ -11,13 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.routing.base import Weights
-from tests.fixtures.parts import eventually
+from tests.fixtures.harness import poll, worker
 from tests.workflows.harness import Stubs, canary_worker, rollout, start, wait_for_status
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.canary import CanaryRollout
+from workflows.rollouts.emergency import EmergencyRollback
+from workflows.rollouts.emergency_models import RollbackRequest
 from workflows.rollouts.models import RolloutPhase
 
 CENTRAL_PATH = "/nonexistent/upstream.conf"
@@ -44,9 +45,7 @@ async def agents(env: WorkflowEnvironment, stubs: Stubs, names: list[str]) -> As
     async with AsyncExitStack() as stack:
         for name in names:
             queue = f"deployflow-router-{name}"
-            await stack.enter_async_context(
-                Worker(env.client, task_queue=queue, activities=stubs.activities())
-            )
+            await stack.enter_async_context(worker(env, (), stubs.activities(), task_queue=queue))
         yield
 
 
@@ -97,10 +96,27 @@ async def test_an_agent_that_stays_away_fails_the_step_and_the_rollback_waits_fo
         await handle.execute_update(CanaryRollout.promote, OperatorInput())
         await wait_for_status(handle, lambda s: s.phase is RolloutPhase.ROLLING_BACK)
         rolled_back = Weights(stable=100, canary=0)
-        await eventually(lambda: stubs.live[paths[lb_a]] == rolled_back, "lb-a rolled back", 15)
+        await poll(lambda: stubs.live[paths[lb_a]] == rolled_back, "lb-a rolled back", 15)
         assert stubs.live[paths[lb_b]] == Weights(stable=80, canary=20)  # untouched meanwhile
         async with agents(temporal_env, stubs, [lb_b]):  # the agent of lb-b comes back
             result = await asyncio.wait_for(handle.result(), 60)
     assert result.outcome is RolloutPhase.ROLLED_BACK
     assert "progress deadline of 2s exceeded at step 2 (setWeight 50)" in result.reason
     assert [stubs.live[path] for path in paths.values()] == [Weights(stable=100, canary=0)] * 2
+
+
+async def test_an_emergency_flip_moves_both_load_balancers(temporal_env):
+    stubs = Stubs()
+    spec, paths = two_instances([{"setWeight": 50}])
+    stubs.live = dict.fromkeys(paths.values(), Weights(stable=0, canary=100))  # v2 live
+    request = RollbackRequest(rollout=spec, target="v1", live="v2", idle="v1")
+    async with (
+        worker(temporal_env, [EmergencyRollback], stubs.activities()) as queue,
+        agents(temporal_env, stubs, [*paths]),
+    ):
+        result = await temporal_env.client.execute_workflow(
+            EmergencyRollback.run, request, id=f"rollback-{uuid.uuid4().hex[:8]}", task_queue=queue
+        )
+    assert result.flipped
+    assert [stubs.live[path] for path in paths.values()] == [Weights(stable=100, canary=0)] * 2
+    assert CENTRAL_PATH not in stubs.live

@@ -6,14 +6,11 @@ one, tests/integration/test_scope_rollback.py)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities import errors
 from activities.clients import Clients
@@ -21,6 +18,7 @@ from activities.routing.activities import RouterActivities
 from activities.routing.base import Weights
 from activities.routing.factory import router_for
 from activities.temporal.activities import WorkflowWatcher
+from tests.fixtures.harness import worker
 from tests.workflows.harness import activity_scheduled, rollout
 from workflows.rollouts.emergency import EmergencyRollback
 from workflows.rollouts.emergency_models import RollbackRequest
@@ -65,8 +63,7 @@ def plans() -> dict[str, ScopeMemberPlan | str]:
     }
 
 
-@asynccontextmanager
-async def worker(env: WorkflowEnvironment, clients: Clients) -> AsyncIterator[str]:
+def scope_worker(env: WorkflowEnvironment, clients: Clients) -> AbstractAsyncContextManager[str]:
     written = plans()
 
     @activity.defn(name="plan_scope_member")
@@ -77,20 +74,16 @@ async def worker(env: WorkflowEnvironment, clients: Clients) -> AsyncIterator[st
         return plan
 
     routing = RouterActivities(clients)
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with Worker(
-            env.client,
-            task_queue=(queue := f"tq-{uuid.uuid4().hex}"),
-            workflows=[ScopeRollback, EmergencyRollback, *BY_STRATEGY.values()],
-            activities=[
-                plan_scope_member,
-                routing.get_weights,
-                routing.set_weight,
-                WorkflowWatcher(env.client).await_closed,
-            ],
-            activity_executor=executor,
-        ):
-            yield queue
+    return worker(
+        env,
+        [ScopeRollback, EmergencyRollback, *BY_STRATEGY.values()],
+        [
+            plan_scope_member,
+            routing.get_weights,
+            routing.set_weight,
+            WorkflowWatcher(env.client).await_closed,
+        ],
+    )
 
 
 async def start(
@@ -108,7 +101,7 @@ async def test_each_service_gets_its_own_outcome_and_a_failure_spares_the_others
     temporal_env: WorkflowEnvironment,
 ) -> None:
     clients = Clients()
-    async with worker(temporal_env, clients) as queue:
+    async with scope_worker(temporal_env, clients) as queue:
         handle = await start(temporal_env, queue)
         result = await handle.result()
     outcomes = {s.service: s for s in result.services}
@@ -146,7 +139,7 @@ async def test_a_rollback_of_the_service_already_running_is_waited_for_not_start
         task_queue=f"nobody-{uuid.uuid4().hex}",
     )
     clients = Clients()
-    async with worker(temporal_env, clients) as queue:
+    async with scope_worker(temporal_env, clients) as queue:
         handle = await temporal_env.client.start_workflow(
             ScopeRollback.run,
             ScopeRollbackRequest(

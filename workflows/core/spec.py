@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, Field, ValidationError
 
+from activities import errors
 from activities.model import Model
 from workflows.core.conditions import ConditionError, compile_condition
 
@@ -51,6 +52,13 @@ class SpecError(ValueError):
         self.source = source
         self.problems = problems
         super().__init__(f"{source}: invalid spec\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def refuse_problems(what: str, problems: list[str]) -> None:
+    """Fail the run (InvalidSpec, not retried) when its ``what`` has ``problems``: the
+    Temporal UI and the API can start a workflow with any input, so each checks its own."""
+    if problems:
+        raise errors.failure(errors.INVALID_SPEC, f"invalid {what}:\n" + "\n".join(problems))
 
 
 def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:

@@ -21,15 +21,14 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 # EffectFailed from its module's full name: ``from workflows.incidents import effects`` here
 # would load a second copy of that module inside the sandbox, whose EffectFailed is not the
 # one the passed-through steps, thread and escalation raise.
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
     from workflows.core import search_attributes as sa
     from workflows.core.durations import format_duration, parse_duration
+    from workflows.core.spec import refuse_problems
     from workflows.core.verbs import OperatorInput, operator_said, said_by, signal_accepted
     from workflows.core.waits import until
     from workflows.incidents.effects import EffectFailed
@@ -239,13 +238,7 @@ class IncidentRunbook:
             raise ValueError(f"cannot {verb}: the incident is resolving")
 
     def _begin(self) -> None:
-        problems = runbook_problems(self._input.runbook)
-        if problems:
-            raise ApplicationError(
-                "invalid runbook:\n" + "\n".join(problems),
-                type=errors.INVALID_SPEC,
-                non_retryable=True,
-            )
+        refuse_problems("runbook", runbook_problems(self._input.runbook))
         attributes = [
             sa.DEPLOY_STRATEGY.value_set("incident"),
             sa.DEPLOY_PHASE.value_set(IncidentPhase.TRIGGERED.value),

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, is_cancelled_exception
 with workflow.unsafe.imports_passed_through():
     from workflows.core import retry, timeline
     from workflows.core.durations import format_duration, parse_duration
+    from workflows.core.waits import until
     from workflows.incidents import effects
     from workflows.incidents.models import OpenIncidentInput
     from workflows.monitors import deployments as workloads
@@ -57,13 +58,11 @@ class SelfHealer:
         handled = 0
         while True:
             self._waiting(f"a report (ends after {format_duration(window)} without one)")
-            try:
-                await workflow.wait_condition(
-                    lambda: self._pending is not None,
-                    timeout=window,
-                    timeout_summary=f"end after {format_duration(window)} without a report",
-                )
-            except TimeoutError:
+            if not await until(
+                lambda: self._pending is not None,
+                window,
+                f"end after {format_duration(window)} without a report",
+            ):
                 break
             report, self._pending = self._pending, None
             assert report is not None  # the condition above

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify.notice import Notice
     from activities.notify.rollout_models import SlackNoticeInput, WebhookNoticeInput
     from workflows.core import retry
+    from workflows.core.waits import until
     from workflows.notifications.spec import Notifications, NotifierState, Trigger
 
 DRAIN_TIMEOUT = timedelta(minutes=5)
@@ -76,15 +77,11 @@ class NoticeSender:
 
     async def flush(self) -> None:
         """Send what is queued, for at most ``DRAIN_TIMEOUT``; then stop the sender."""
-        if self._queue or self._sending:
-            try:
-                await workflow.wait_condition(
-                    lambda: not self._queue and not self._sending,
-                    timeout=DRAIN_TIMEOUT,
-                    timeout_summary="last notifications",
-                )
-            except TimeoutError:
-                self._record("notify", f"gave up on {len(self._queue)} notice(s) at the end")
+        busy = bool(self._queue or self._sending)
+        if busy and not await until(
+            lambda: not self._queue and not self._sending, DRAIN_TIMEOUT, "last notifications"
+        ):
+            self._record("notify", f"gave up on {len(self._queue)} notice(s) at the end")
         if self._sender is not None:
             self._sender.cancel()
             self._sender = None

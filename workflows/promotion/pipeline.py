@@ -26,13 +26,14 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
     from activities.errors import root_cause
     from workflows.analysis.run import AnalysisPhase, AnalysisRun
     from workflows.analysis.runner import run_analysis
     from workflows.core import search_attributes as sa
     from workflows.core.durations import parse_duration
+    from workflows.core.spec import refuse_problems
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
+    from workflows.core.waits import until
     from workflows.core.windows import next_opening
     from workflows.promotion.models import (
         PipelineOutcome,
@@ -84,13 +85,7 @@ class PromotionPipeline(PipelineVerbs):
 
     @workflow.run
     async def run(self, request: PipelineRequest) -> PipelineResult:
-        problems = pipeline_problems(request.pipeline)
-        if problems:
-            raise ApplicationError(
-                "invalid pipeline:\n" + "\n".join(problems),
-                type=errors.INVALID_SPEC,
-                non_retryable=True,
-            )
+        refuse_problems("pipeline", pipeline_problems(request.pipeline))
         workflow.upsert_search_attributes(
             [
                 sa.DEPLOY_SERVICE.value_set(request.pipeline.spec.service),
@@ -215,15 +210,11 @@ class PromotionPipeline(PipelineVerbs):
         reads ``what`` and the duration in the UI."""
         left = parse_duration(duration) - (parse_duration(elapsed) if elapsed else timedelta(0))
         environment = self._status.stages[index].environment
-        try:
-            await workflow.wait_condition(
-                lambda: self._decided(index),
-                timeout=max(left, timedelta(0)),
-                timeout_summary=f"{environment}: {what} after {duration}",
-            )
-        except TimeoutError:
-            return False
-        return True
+        return await until(
+            lambda: self._decided(index),
+            max(left, timedelta(0)),
+            f"{environment}: {what} after {duration}",
+        )
 
     async def _roll_out(self, index: int) -> None:
         rollout = self._request.pipeline.stage_rollout(index, self._status.version)

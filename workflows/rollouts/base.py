@@ -14,10 +14,9 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities import errors
     from activities.errors import root_cause
     from activities.routing.base import Weights
     from activities.routing.models import SetWeightInput
@@ -29,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import telemetry
     from workflows.core.durations import format_duration
     from workflows.core.failures import FATAL
+    from workflows.core.spec import refuse_problems
     from workflows.core.timeouts import ROUTER_HEARTBEAT, ROUTER_START_TO_CLOSE
     from workflows.rollouts import database, instances
     from workflows.rollouts.models import DatabaseStatus, RolloutPhase
@@ -45,13 +45,7 @@ class RolloutBase(RolloutVerbs, Stopping):
 
     def _begin(self) -> None:
         """Refuse an unsound spec (the UI can start anything), then announce the run."""
-        problems = rollout_problems(self._rollout)
-        if problems:
-            raise ApplicationError(
-                "invalid rollout spec:\n" + "\n".join(problems),
-                type=errors.INVALID_SPEC,
-                non_retryable=True,
-            )
+        refuse_problems("rollout spec", rollout_problems(self._rollout))
         spec = self._rollout.spec
         workflow.upsert_search_attributes(
             [
