@@ -224,9 +224,19 @@ class WorkloadSteps(RolloutBase):
                 moving.result()
                 return
             await self._cancel(moving)  # its watch ends within a few seconds
+            self._unless_stopping()
             await self._pause_workload(True)
+            self._unless_stopping()
             await workflow.wait_condition(lambda: self._status.paused_reason is None or self._full)
             await self._pause_workload(False)
+            self._unless_stopping()
+
+    def _unless_stopping(self) -> None:
+        """An abort or cancel that arrived while an activity finished (or while the update
+        was being cancelled) was swallowed by that result: end the update here, so the
+        rollback that waits for it starts (as ``_uncancellable`` does for weights)."""
+        if self._cancelling_steps or self._stop is not None:
+            raise asyncio.CancelledError
 
     async def _pause_workload(self, paused: bool) -> None:
         self._workload_paused = paused
