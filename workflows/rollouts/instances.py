@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
@@ -87,8 +87,8 @@ def _raise_first_failure(
         (i, o) for i, o in zip(instances, outcomes, strict=True) if isinstance(o, BaseException)
     ]
     for _, outcome in failures:
-        if isinstance(outcome, asyncio.CancelledError) or is_cancelled_exception(outcome):
-            raise outcome  # the step is being cancelled: as a single activity would be
+        if not isinstance(outcome, ActivityError) or is_cancelled_exception(outcome):
+            raise outcome  # cancelled (or not the activity's failure): as a single one would
     if failures:
         instance, exc = failures[0]
         others = f" (and {', '.join(i.name for i, _ in failures[1:])})" if failures[1:] else ""
