@@ -46,8 +46,9 @@
                                           deployflow does not own, or the stable one's
                                           selector cannot be told apart from a canary's
     KubernetesObjectReplaced non-retryable the Deployment a recorded pod template came from
-                                          was deleted and created again (another uid): an
-                                          emergency rollback refuses to overwrite it
+                                          was deleted and created again (another uid): a
+                                          promotion, a rollback or an emergency rollback
+                                          refuses to overwrite it
     KubernetesRolloutFailed non-retryable a Deployment exceeded its progress deadline
                                           (ProgressDeadlineExceeded), naming it and why
     KubernetesRequestInvalid non-retryable the API server refused a router's change as

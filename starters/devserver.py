@@ -83,8 +83,9 @@ def build_command(
     command += ["--headless"] if headless else ["--ui-port", str(ui_port)]
     if db_filename is not None:
         command += ["--db-filename", str(db_filename)]
-    for attribute in sa.ALL:  # all of them keywords
-        command += ["--search-attribute", f"{attribute.name}=Keyword"]
+    for attribute in sa.ALL:
+        kind = sa.CLI_TYPES[attribute.indexed_value_type]
+        command += ["--search-attribute", f"{attribute.name}={kind}"]
     for key, value in (dynamic_config or {}).items():
         command += ["--dynamic-config-value", f"{key}={value}"]
     return command

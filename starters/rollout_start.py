@@ -136,6 +136,8 @@ async def start_rollout(
                     SearchAttributePair(sa.DEPLOY_ENVIRONMENT, spec.environment),
                     SearchAttributePair(sa.DEPLOY_STRATEGY, spec.strategy.name),
                     SearchAttributePair(sa.DEPLOY_PHASE, RolloutPhase.PROGRESSING.value),
+                    # spec.groups, for `rollback --scope` (set here: no workflow command)
+                    *([SearchAttributePair(sa.DEPLOY_GROUPS, spec.groups)] if spec.groups else []),
                 ]
             ),
             memo=start_memo(by, commit_time),

@@ -1,10 +1,12 @@
 """`deployflow rollback --scope GROUP --env ENV [--canary-only]`: a group of services back.
 
 The members of a scope are found in Temporal visibility: every service with a rollout in
-the environment, judged by its newest rollout's spec (``spec.groups``; ``--scope all``
-takes them all). Then one ScopeRollback runs their rollbacks in parallel as child
-workflows. Exit codes: 0 every member rolled back (or had nothing to stop), 1 any failed,
-2 invalid input (a scope with no member), 3 Temporal unreachable.
+the environment, judged by its newest rollout's ``spec.groups`` (the ``DeployGroups``
+search attribute the starter sets; read from the run's input for a run without it, as
+before it existed; ``--scope all`` takes them all). Then one ScopeRollback runs their
+rollbacks in parallel as child workflows. Exit codes: 0 every member rolled back (or had
+nothing to stop), 1 any failed, 2 invalid input (a scope with no member), 3 Temporal
+unreachable.
 """
 
 from __future__ import annotations
@@ -82,18 +84,20 @@ async def members(client: Client, scope: str, environment: str) -> list[str]:
     ``NotFound`` when there is none."""
     types = ", ".join(repr(t) for t in WORKFLOW_TYPES)
     query = f"WorkflowType IN ({types}) AND DeployEnvironment = {json.dumps(environment)}"
-    newest: dict[str, tuple[str, str]] = {}
+    newest: dict[str, tuple[str, str, list[str] | None]] = {}
     async for wf in client.list_workflows(query, page_size=1000):  # newest first
         service = wf.typed_search_attributes.get(sa.DEPLOY_SERVICE)
         if service is not None and service not in newest:
-            newest[service] = (wf.id, wf.run_id)
+            newest[service] = (wf.id, wf.run_id, sa.groups_of(wf.typed_search_attributes))
     reads = asyncio.Semaphore(SPEC_READS_IN_FLIGHT)
 
-    async def groups(workflow_id: str, run_id: str) -> list[str]:
-        async with reads:
+    async def groups(workflow_id: str, run_id: str, listed: list[str] | None) -> list[str]:
+        if listed is not None or scope == ALL:
+            return listed or []  # DeployGroups, set by the starter
+        async with reads:  # no groups, or started before DeployGroups: its input says
             return (await started_input(client, workflow_id, Rollout, run_id)).spec.groups
 
-    found = await asyncio.gather(*(groups(*ids) for ids in newest.values()))
+    found = await asyncio.gather(*(groups(*entry) for entry in newest.values()))
     chosen = sorted(s for s, g in zip(newest, found, strict=True) if in_scope(scope, g))
     if not chosen:
         what = "no service has a rollout" if scope == ALL else f"no service is in group {scope!r}"

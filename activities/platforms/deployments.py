@@ -17,7 +17,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
-from activities.platforms.spec import CANARY_SUFFIX, image_tag
+from activities.platforms.models import StableRecord
+from activities.platforms.spec import CANARY_SUFFIX, DeploymentTarget, image_tag
 
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 ROLE: Final = "deployflow.io/role"
@@ -87,11 +88,34 @@ def container_named(template: JSON, wanted: str | None) -> JSON:
 def with_image(template: JSON, container: str, image: str, version: str) -> JSON:
     """A copy of ``template`` running ``image`` in ``container``, annotated with ``version``;
     everything else (sidecars, probes, other annotations) as it was."""
+    return with_images(template, {container: image}, version)
+
+
+def with_images(template: JSON, images: dict[str, str], version: str) -> JSON:
+    """A copy of ``template`` with each named container on its new image (``ValueError``
+    for a name it lacks), annotated with ``version``; every other container as it was."""
     changed = copy.deepcopy(template)
-    container_named(changed, container)["image"] = image
+    for container, image in images.items():
+        container_named(changed, container)["image"] = image
+    return annotated(changed, version)
+
+
+def annotated(template: JSON, version: str) -> JSON:
+    """A copy of ``template`` with the ``deployflow.io/version`` annotation."""
+    changed = copy.deepcopy(template)
     metadata = changed.setdefault("metadata", {})
     metadata["annotations"] = {**(metadata.get("annotations") or {}), VERSION: version}
     return changed
+
+
+def version_template(target: DeploymentTarget, record: StableRecord, version: str) -> JSON:
+    """The pod template a rollout of ``version`` runs, on the canary and, once promoted,
+    on the stable Deployment: the spec's ``template`` as written (every container: an Argo
+    Rollout's), else the recorded one with the new images, annotated with ``version``."""
+    if target.template is not None:
+        return annotated(target.template, version)
+    images = target.images_for(version, record.container, record.image)
+    return with_images(record.template, images, version)
 
 
 def template_version(template: JSON, image: str) -> str | None:
@@ -128,20 +152,18 @@ def canary_deployment(
     stable: JSON,
     template: JSON,
     *,
-    container: str,
-    image: str,
     version: str,
     replicas: int,
     rollout: str,
     progress_deadline_seconds: int | None,
 ) -> JSON:
-    """The whole canary Deployment: ``template`` (the recorded stable one) with the new
-    image, the canary's labels, and owner marks; the stable Deployment as its owner, so
+    """The whole canary Deployment: ``template`` (``version_template``: what ``version``
+    runs) with the canary's labels, and owner marks; the stable Deployment as its owner, so
     deleting the team's Deployment garbage-collects it."""
     metadata: JSON = stable["metadata"]
     name = metadata["name"] + CANARY_SUFFIX
     match = canary_match_labels(stable)
-    pods = with_image(template, container, image, version)
+    pods = copy.deepcopy(template)
     pod_metadata = pods.setdefault("metadata", {})
     pod_metadata["labels"] = {**(pod_metadata.get("labels") or {}), **match}
     spec: JSON = {

@@ -65,15 +65,16 @@ class KubernetesDeployments:
         stable = self._required(self.target.name)
         spec = stable["spec"]
         template = spec["template"]
+        for name in self.target.images or {}:
+            self._container(template, name, f"images.{name}")
         try:
             build.canary_match_labels(stable)
-            container = build.container_named(template, self.target.container)
         except ValueError as e:
-            field = "container" if "container" in str(e) else "name"
             raise failure(
                 errors.INVALID_SPEC,
-                f"spec.platform.kubernetes.deployment.{field}: {self._name()}: {e}",
+                f"spec.platform.kubernetes.deployment.name: {self._name()}: {e}",
             ) from None
+        container = self._container(template, self.target.version_container, "container")
         image = str(container.get("image", ""))
         return StableRecord(
             deployment=self.target.describe(),
@@ -87,6 +88,20 @@ class KubernetesDeployments:
             version=build.template_version(template, image),
         )
 
+    def _container(self, template: JSON, name: str | None, field: str) -> JSON:
+        """The stable template's container ``name``; with a whole ``template`` to roll out,
+        one it lacks (the manifest added or renamed it) falls back to the first."""
+        try:
+            return build.container_named(template, name)
+        except ValueError as e:
+            problem = e
+        if self.target.template is not None and name is not None and field == "container":
+            return self._container(template, None, field)
+        raise failure(
+            errors.INVALID_SPEC,
+            f"spec.platform.kubernetes.deployment.{field}: {self._name()}: {problem}",
+        )
+
     def apply_canary(
         self, record: StableRecord, version: str, replicas: int, rollout: str
     ) -> WorkloadState:
@@ -96,9 +111,7 @@ class KubernetesDeployments:
         stable = self._required(self.target.name)
         wanted = build.canary_deployment(
             stable,
-            record.template,
-            container=record.container,
-            image=self.target.image_for(version, record.image),
+            build.version_template(self.target, record, version),  # names checked by record
             version=version,
             replicas=replicas,
             rollout=rollout,
@@ -149,15 +162,7 @@ class KubernetesDeployments:
         changed = False
         for _ in range(CONFLICT_ATTEMPTS):
             current = self._required(name)
-            found = current["metadata"].get("uid")
-            if uid is not None and found != uid:
-                raise failure(
-                    errors.KUBERNETES_OBJECT_REPLACED,
-                    f"deployment {self.target.describe(name)} is not the one its pod template "
-                    f"was recorded from (uid {found}, recorded {uid}): it was deleted and "
-                    "created again since, and deployflow does not overwrite it; roll the "
-                    "version out with `deployflow rollout start` instead",
-                )
+            self._same_object(current, uid)
             body = build.stable_changes(current, template, strategy, deadline)
             if body is None:
                 break
@@ -175,7 +180,19 @@ class KubernetesDeployments:
             break
         else:
             raise self._conflicts(name)
-        return self._state(self.wait(name), changed, started)
+        return self._state(self.wait(name, uid=uid), changed, started)
+
+    def _same_object(self, deployment: JSON, uid: str | None) -> None:
+        """``KubernetesObjectReplaced`` when ``deployment`` is not the one of ``uid``."""
+        found = deployment["metadata"].get("uid")
+        if uid is not None and found != uid:
+            raise failure(
+                errors.KUBERNETES_OBJECT_REPLACED,
+                f"deployment {self.target.describe(deployment['metadata']['name'])} is not the "
+                f"one its pod template was recorded from (uid {found}, recorded {uid}): it was "
+                "deleted and created again since, and deployflow does not overwrite it; roll "
+                "the version out with `deployflow rollout start` instead",
+            )
 
     def scale(self, workload: Workload, replicas: int) -> WorkloadState:
         """``kubectl scale`` through ``/scale``; a canary that does not exist is at 0."""
@@ -227,10 +244,13 @@ class KubernetesDeployments:
         """The Deployment as the API server has it, or None when there is none."""
         return self._get(self._workload(workload))
 
-    def wait(self, name: str, budget_s: float | None = None) -> JSON:
+    def wait(self, name: str, budget_s: float | None = None, uid: str | None = None) -> JSON:
         """Until ``name`` has rolled out (the Deployment's own deadline, plus a minute, at
-        most); returns it. Raises ``KubernetesRolloutFailed`` on ProgressDeadlineExceeded."""
+        most); returns it. Raises ``KubernetesRolloutFailed`` on ProgressDeadlineExceeded,
+        and ``KubernetesObjectReplaced`` when, with ``uid``, another Deployment took the
+        name meanwhile (its rollout is not ours to judge)."""
         deployment = self._required(name)
+        self._same_object(deployment, uid)
         if budget_s is None:
             budget_s = deployment["spec"].get("progressDeadlineSeconds", DEFAULT_DEADLINE) + 60
         ends = time.monotonic() + budget_s
@@ -246,10 +266,11 @@ class KubernetesDeployments:
                     f"deployment {self.target.describe(name)} did not roll out in "
                     f"{budget_s:g}s: {progress.message}",
                 )
-            found = self._watch(name, deployment, min(WATCH_SECONDS, max(1, int(left))))
+            found = self._watch(name, deployment, min(WATCH_SECONDS, max(1, int(left))), uid)
             # A watch that ended (timeoutSeconds, a disconnect, 410 Gone) resumes from a
             # fresh read: nothing between the two is missed, whatever the watch saw.
             deployment = found if found is not None else self._required(name)
+            self._same_object(deployment, uid)
 
     # -- machinery ---------------------------------------------------------------------
 
@@ -263,9 +284,11 @@ class KubernetesDeployments:
         self.progress(progress.message)
         return deployment if progress.done else None
 
-    def _watch(self, name: str, deployment: JSON, seconds: int) -> JSON | None:
+    def _watch(
+        self, name: str, deployment: JSON, seconds: int, uid: str | None = None
+    ) -> JSON | None:
         """Watch ``name`` from ``deployment``'s resourceVersion for ``seconds``; the first
-        version that is done, or None when the watch ended first."""
+        version that is done, or None when the watch ended first (or it was deleted)."""
         from kubernetes import client, watch
         from urllib3.exceptions import HTTPError
 
@@ -281,8 +304,12 @@ class KubernetesDeployments:
                 _request_timeout=(REQUEST_TIMEOUT[0], seconds + 5),
                 deserialize=False,
             ):
+                if event.get("type") == "DELETED" and uid is not None:
+                    stream.stop()  # a fresh read says what took its place, if anything
+                    return None
                 if event.get("type") not in ("ADDED", "MODIFIED"):
                     continue
+                self._same_object(event["object"], uid)
                 if self._judge(event["object"]) is not None:
                     stream.stop()
                     return dict(event["object"])

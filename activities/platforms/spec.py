@@ -18,6 +18,8 @@
           container: app                 # default: the first container
           image: "registry.example.com/checkout:{version}"  # default: the stable image,
                                          # its tag replaced by the version
+          # or several containers' images (instead of container/image); the others stay:
+          # images: {app: "registry.example.com/checkout:{version}", proxy: "envoy:v1.31"}
           progressDeadlineSeconds: 600   # default: the Deployment's own
           canaryReplicas: 1              # default: as many as the stable Deployment
 
@@ -28,9 +30,9 @@ docs/kubernetes.md). No credentials here: the worker holds them, the spec names 
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final, Self
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from activities.argv import placeholders, render
 from activities.kubernetes.names import DNS_LABEL, ContextName, DnsLabel, matching
@@ -91,19 +93,53 @@ ImageTemplate = Annotated[str, AfterValidator(_image_template)]
 
 
 class DeploymentTarget(Model):
-    """The team's Deployment, which stays the stable version, and where to find it."""
+    """The team's Deployment, which stays the stable version, and where to find it.
+
+    What a rollout runs is the recorded stable pod template with new images (``image`` in
+    ``container``, or ``images`` by container name: the other containers as recorded), or
+    ``template``, a whole pod template as written (an Argo Rollout's ``spec.template``:
+    every container, sidecars included)."""
 
     name: DeploymentName
     namespace: DnsLabel = "default"
     context: ContextName | None = None
     container: DnsLabel | None = None
     image: ImageTemplate | None = None
+    images: dict[DnsLabel, ImageTemplate] | None = Field(default=None, min_length=1)
+    template: dict[str, Any] | None = None
     progress_deadline_seconds: int | None = Field(default=None, ge=1, le=MAX_SECONDS)
     canary_replicas: int | None = Field(default=None, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_images(self) -> Self:
+        if self.images is not None and (self.image is not None or self.container is not None):
+            raise ValueError("images: not with image or container (images names each container)")
+        if self.template is not None:
+            if self.image is not None or self.images is not None:
+                raise ValueError("template: not with image or images (its containers name theirs)")
+            names = template_containers(self.template)
+            if self.container is not None and self.container not in names:
+                raise ValueError(f"container: {self.container!r} is not in template ({names})")
+        return self
 
     @property
     def canary_name(self) -> str:
         return self.name + CANARY_SUFFIX
+
+    @property
+    def version_container(self) -> str | None:
+        """The container whose image tag says a stable template's version (None: the
+        first): ``container``, else the first of ``images``."""
+        return self.container or next(iter(self.images or {}), None)
+
+    def images_for(self, version: str, container: str, stable_image: str) -> dict[str, str]:
+        """The new images by container name: ``images`` rendered, else ``container``'s."""
+        if self.images is not None:
+            return {
+                name: render([image], {"version": version}, f"images.{name}")[0]
+                for name, image in self.images.items()
+            }
+        return {container: self.image_for(version, stable_image)}
 
     def image_for(self, version: str, stable_image: str) -> str:
         """The new version's image: ``image`` with ``{version}`` filled in, else the stable
@@ -115,6 +151,23 @@ class DeploymentTarget(Model):
     def describe(self, name: str | None = None) -> str:
         """``prod-a/shop/deployment/checkout`` (``default`` for the worker's own context)."""
         return f"{self.context or 'default'}/{self.namespace}/deployment/{name or self.name}"
+
+
+def template_containers(template: dict[str, Any]) -> list[str]:
+    """The container names of a pod template; ``ValueError`` unless each has a name and an
+    image (what ``template`` must give, as a Deployment's would)."""
+    spec = template.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list) or not containers:
+        raise ValueError("template.spec.containers: at least one container is required")
+    names = []
+    for i, container in enumerate(containers):
+        if not isinstance(container, dict) or not all(
+            isinstance(container.get(k), str) and container.get(k) for k in ("name", "image")
+        ):
+            raise ValueError(f"template.spec.containers[{i}]: needs a name and an image")
+        names.append(container["name"])
+    return names
 
 
 def image_repository(image: str) -> str:

@@ -207,6 +207,11 @@ async def test_bad_requests_are_refused_with_the_field_and_start_nothing(
     status, body = await api.call("GET", "/api/v1/rollouts", params={"limit": "0"})
     assert status == 400
     assert body["error"].startswith("limit:")
+    # No rollout of the service in history, so no version to go back to: the plan's refusal.
+    status, body = await api.call("POST", f"/api/v1/rollbacks/checkout/{environment}", body={})
+    assert status == 400, body
+    assert body["error"].startswith("--to: history knows no other good version")
+    assert await not_started(client, f"rollback-checkout-{environment}")
     status, body = await api.call("GET", "/api/v1/incidents", who="reader")
     assert status == 200
     assert isinstance(body, list)

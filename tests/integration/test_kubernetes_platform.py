@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -145,6 +146,33 @@ def test_a_template_goes_back_only_onto_the_deployment_it_was_recorded_from(
     assert f"recorded {record.uid}" in refused.value.message
     assert writes(kube) == before  # nothing sent
     assert stored(kube, "checkout")["spec"]["replicas"] == 2
+
+
+def test_a_wait_stops_when_the_deployment_is_replaced_under_it(
+    kube: Kube, apps: client.AppsV1Api, platform: KubernetesDeployments
+):
+    if kube.real:
+        pytest.skip("needs the double's controller (a rollout that never finishes)")
+    record = platform.record()
+    kube.controller.break_image("registry.example.com/shop/checkout:v9")
+    new = with_image(record.template, "app", "registry.example.com/shop/checkout:v9", "v9")
+    with ThreadPoolExecutor(1) as pool:
+        # A deadline the simulated clock does not reach: only the replacement ends it.
+        waiting = pool.submit(platform.set_stable, new, None, 100_000, "r", record.uid)
+        ends = time.monotonic() + 30
+        while ("PUT", "checkout", "application/json") not in writes(kube):
+            assert time.monotonic() < ends, "the update was never sent"
+            assert not waiting.done(), waiting.result()
+            time.sleep(0.05)
+        apps.delete_namespaced_deployment("checkout", kube.namespace)
+        apps.create_namespaced_deployment(kube.namespace, team_deployment(replicas=2))
+        with pytest.raises(ApplicationError) as refused:
+            waiting.result(timeout=30)
+    assert refused.value.type == KUBERNETES_OBJECT_REPLACED
+    assert f"recorded {record.uid}" in refused.value.message
+    assert stored(kube, "checkout")["spec"]["template"]["metadata"].get("annotations") == {
+        "team": "shop"
+    }
 
 
 def test_a_409_is_read_again_and_reapplied_never_overwriting_the_other_change(

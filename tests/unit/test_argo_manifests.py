@@ -84,7 +84,9 @@ def test_a_canary_runs_its_steps_on_the_deployment_named_after_it():
         "default",
         "ledger-api",
     )
-    assert deployment.image == "registry.example.test/ledger:v1.4.0"
+    # The whole pod template rolls out as written; the first container's tag is the version.
+    assert deployment.image is None
+    assert deployment.template == argo_rollout("canary-steps.yaml")["spec"]["template"]
     # Argo's basic canary (no trafficRouting): each weight is a number of pods of 4.
     assert spec.router.replicas is not None
     assert spec.router.replicas.model_dump(exclude_none=True) == {
@@ -465,3 +467,10 @@ def test_lint_notes_a_replica_count_canary_whose_pods_share_no_label_with_the_ca
     manifest["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] = "ledger"
     assert replica_count_notes([manifest]) == []  # a Service can select that label
     assert replica_count_notes([argo_rollout("nginx-rollout.yaml")]) == []  # traffic routed
+
+
+def test_every_container_of_the_template_needs_a_name_and_an_image():
+    manifest = argo_rollout()
+    manifest["spec"]["template"]["spec"]["containers"].append({"name": "proxy"})
+
+    assert "spec.template.spec.containers[1].image: required (a string)" in problems_of([manifest])

@@ -23,8 +23,12 @@ from activities.platforms.deployments import (
     scale_patch,
     stable_changes,
     template_version,
+    version_template,
     with_image,
+    with_images,
 )
+from activities.platforms.models import StableRecord
+from activities.platforms.spec import DeploymentTarget
 
 TEMPLATE: dict[str, Any] = {
     "metadata": {"labels": {"app": "checkout", "tier": "web"}, "annotations": {"team": "shop"}},
@@ -87,6 +91,87 @@ def test_with_image_changes_one_container_and_keeps_sidecars_and_annotations():
     assert TEMPLATE["spec"]["containers"][0]["image"] == "registry/checkout:v1"  # a copy
 
 
+def record_of(template: dict[str, Any]) -> StableRecord:
+    return StableRecord(
+        deployment="default/shop/deployment/checkout",
+        uid="u-1",
+        template=template,
+        replicas=4,
+        strategy={},
+        progress_deadline_seconds=600,
+        container="app",
+        image="registry/checkout:v1",
+        version="v1",
+    )
+
+
+def test_with_images_sets_each_named_container_and_keeps_the_unnamed_sidecar():
+    three = copy.deepcopy(TEMPLATE)
+    three["spec"]["containers"].append({"name": "logs", "image": "fluent-bit:3.0"})
+    changed = with_images(three, {"app": "registry/checkout:v2", "proxy": "envoy:1.31"}, "v2")
+    assert changed["spec"]["containers"] == [
+        {"name": "app", "image": "registry/checkout:v2", "ports": [{"containerPort": 8080}]},
+        {"name": "proxy", "image": "envoy:1.31"},
+        {"name": "logs", "image": "fluent-bit:3.0"},  # not named: as recorded
+    ]
+    assert changed["metadata"]["annotations"] == {"team": "shop", "deployflow.io/version": "v2"}
+    with pytest.raises(ValueError, match="no container 'sidecar'"):
+        with_images(TEMPLATE, {"sidecar": "x:1"}, "v2")
+
+
+def test_the_version_template_of_images_by_name_renders_each_with_the_version():
+    target = DeploymentTarget.model_validate(
+        {
+            "name": "checkout",
+            "images": {"app": "registry/checkout:{version}", "proxy": "envoy:1.31"},
+        }
+    )
+    template = version_template(target, record_of(TEMPLATE), "v2")
+    assert [c["image"] for c in template["spec"]["containers"]] == [
+        "registry/checkout:v2",
+        "envoy:1.31",
+    ]
+    one = DeploymentTarget.model_validate({"name": "checkout"})  # the stable image, new tag
+    assert version_template(one, record_of(TEMPLATE), "v2") == with_image(
+        TEMPLATE, "app", "registry/checkout:v2", "v2"
+    )
+
+
+def test_the_version_template_of_a_whole_template_is_it_as_written_not_the_recorded_one():
+    manifest = {
+        "metadata": {"labels": {"app": "checkout"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "registry/checkout:v2",
+                    "env": [{"name": "MODE", "value": "b"}],
+                },
+                {"name": "proxy", "image": "envoy:1.31"},
+            ]
+        },
+    }
+    target = DeploymentTarget.model_validate({"name": "checkout", "template": manifest})
+    assert version_template(target, record_of(TEMPLATE), "v2") == {
+        "metadata": {"labels": {"app": "checkout"}, "annotations": {"deployflow.io/version": "v2"}},
+        "spec": manifest["spec"],
+    }
+    assert "annotations" not in manifest["metadata"]  # a copy
+    body = canary_deployment(
+        STABLE,
+        version_template(target, record_of(TEMPLATE), "v2"),
+        version="v2",
+        replicas=1,
+        rollout="r",
+        progress_deadline_seconds=None,
+    )
+    assert body["spec"]["template"]["spec"] == manifest["spec"]  # the sidecar's new image too
+    assert body["spec"]["template"]["metadata"]["labels"] == {
+        "app": "checkout-canary",
+        "deployflow.io/role": "canary",
+    }
+
+
 @pytest.mark.parametrize(
     ("annotations", "image", "version"),
     [
@@ -113,9 +198,7 @@ def test_container_named_defaults_to_the_first_and_names_what_is_there():
 def test_the_canary_deployment_is_the_stable_template_with_its_own_labels_and_owner():
     body = canary_deployment(
         STABLE,
-        TEMPLATE,
-        container="app",
-        image="registry/checkout:v2",
+        with_image(TEMPLATE, "app", "registry/checkout:v2", "v2"),
         version="v2",
         replicas=1,
         rollout="rollout-checkout-prod",
@@ -199,9 +282,7 @@ def test_canary_and_stable_selectors_never_overlap(labels: dict[str, str]):
     stable["spec"]["template"]["metadata"]["labels"] = dict(labels)
     body = canary_deployment(
         stable,
-        stable["spec"]["template"],
-        container="app",
-        image="i:v2",
+        with_image(stable["spec"]["template"], "app", "i:v2", "v2"),
         version="v2",
         replicas=1,
         rollout="r",

@@ -55,6 +55,44 @@ def test_defaults_namespace_context_and_derived_image():
 
 
 @pytest.mark.parametrize(
+    ("deployment", "problem"),
+    [
+        (
+            {"images": {"app": "a:{version}"}, "image": "a:{version}"},
+            "images: not with image or container",
+        ),
+        ({"images": {"app": "a:{version}"}, "container": "app"}, "images: not with image"),
+        ({"images": {}}, "images"),
+        ({"images": {"App": "a:{version}"}}, "images.App"),
+        ({"images": {"app": "a:{tag}"}}, "images.app"),
+        (
+            {
+                "template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}},
+                "image": "a:2",
+            },
+            "template: not with image or images",
+        ),
+        ({"template": {"spec": {"containers": []}}}, "template.spec.containers: at least one"),
+        ({"template": {"spec": {"containers": [{"name": "app"}]}}}, "containers[0]: needs"),
+        (
+            {
+                "template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}},
+                "container": "web",
+            },
+            "container: 'web' is not in template",
+        ),
+    ],
+)
+def test_images_and_template_are_refused_naming_the_field(deployment, problem):
+    body = canary()
+    body["spec"]["platform"] = {"kubernetes": {"deployment": {"name": "checkout", **deployment}}}
+    found = problems(body)
+    assert any(
+        p.startswith("spec.platform.kubernetes.deployment") and problem in p for p in found
+    ), found
+
+
+@pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
         (

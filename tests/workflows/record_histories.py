@@ -123,6 +123,7 @@ async def main() -> None:
         await record_argo_analysis(env)
         await record_argo_replica_count(env)
         await record_rolling_paused_mid_update(env)
+        await record_kubernetes_replaced(env)
         await record_vm_strategies(env)
         await record_pipeline_and_rollback(env)
         await record_incident_and_monitor(env)
@@ -219,6 +220,22 @@ async def record_rolling_paused_mid_update(env: WorkflowEnvironment) -> None:
             await handle.execute_update("resume", OperatorInput(by="alice"))
             await handle.result()
             save("rolling-kube-paused-mid-update-promoted", await handle.fetch_history())
+
+
+async def record_kubernetes_replaced(env: WorkflowEnvironment) -> None:
+    """A canary on Kubernetes whose Deployment was deleted and created again before its
+    promotion: the promotion and the restore refused, rolled back."""
+    from tests.workflows import kube_cluster
+    from tests.workflows.test_kubernetes_replaced import (
+        HELD,
+        promoted_onto_a_recreated_deployment,
+    )
+
+    with tempfile.TemporaryDirectory() as directory:
+        async with kube_cluster.cluster(Path(directory)) as found:
+            spec = kube_cluster.kube_rollout(HELD)
+            handle, _ = await promoted_onto_a_recreated_deployment(env, found, spec)
+            save("canary-kube-replaced-rolled-back", await handle.fetch_history())
 
 
 async def record_safety(env: WorkflowEnvironment) -> None:

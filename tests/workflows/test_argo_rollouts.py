@@ -430,3 +430,47 @@ async def test_a_rollout_whose_stable_deployment_is_missing_stops_before_any_cha
         assert "ledger" in result.reason
         writes = [r for r in found.server.double.recorded() if r.method != "GET"]
         assert writes == []
+
+
+def with_sidecar(rollout: Obj, image: str) -> Obj:
+    """``rollout`` with a second container (a proxy on ``image``) in its pod template."""
+    changed = copy.deepcopy(rollout)
+    changed["spec"]["template"]["spec"]["containers"].append({"name": "proxy", "image": image})
+    return changed
+
+
+def images(deployment: Obj) -> list[str]:
+    return [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+
+
+async def test_every_container_of_the_manifest_rolls_out_and_an_abort_puts_both_back(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+):
+    old = "registry.example.test/ledger:v1.4.0"
+    async with cluster(temporal_env, tmp_path) as (found, tq):
+        first = with_sidecar(documents("canary-steps.yaml")[0], "envoy:1.30")
+        apps = client.AppsV1Api(found.api)
+        apps.create_namespaced_deployment(NAMESPACE, stable_deployment(first))
+        found.server.controller.settle()
+        found.server.controller.auto_advance()
+        recorded = found.deployment("ledger")["spec"]["template"]
+
+        # v9 upgrades the proxy too: the canary runs both new images.
+        handle = await start(
+            temporal_env, tq, [with_sidecar(manifest("canary-steps.yaml"), "envoy:1.31")]
+        )
+        await paused(handle)
+        assert images(found.deployment("ledger-canary")) == [NEW_IMAGE, "envoy:1.31"]
+        assert images(found.deployment("ledger")) == [old, "envoy:1.30"]
+        await handle.execute_update("abort", OperatorInput(by="alice", reason="latency"))
+        result: RolloutResult = await handle.result()
+        assert result.outcome is RolloutPhase.ABORTED, result.reason
+        assert found.deployment("ledger")["spec"]["template"] == recorded
+
+        # v9 again, the proxy unchanged this time: promoted, the sidecar still there.
+        again = with_sidecar(manifest("canary-steps.yaml"), "envoy:1.30")
+        handle = await start(temporal_env, tq, [again])
+        await paused(handle)
+        result = await promoted(handle)
+        assert result.outcome is RolloutPhase.PROMOTED, result.reason
+        assert images(found.deployment("ledger")) == [NEW_IMAGE, "envoy:1.30"]

@@ -253,8 +253,9 @@ async def test_missed_progress_deadline_rolls_back(temporal_env):
 
 
 async def test_second_verb_after_abort_is_rejected(temporal_env):
-    """While the abort's rollback runs (held at its set_weight), promote is refused as the
-    CLI and the API answer it: a Conflict naming the abort."""
+    """The rollback's weight change is held, so the run is still open (rolling back) when
+    promote arrives (without it, a fast rollback closes the run first): refused as the CLI
+    and the API answer it, a Conflict."""
     stubs = Stubs(hold_key="/rollback")
     spec = rollout([{"setWeight": 10}, {"pause": {}}])
     async with canary_worker(temporal_env, stubs) as tq:

@@ -10,7 +10,7 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from activities.platforms.deployments import with_image
-from tests.fixtures.parts import eventually
+from tests.fixtures.harness import poll
 from tests.workflows.kube_cluster import cluster, finished, kube_rollout, kube_worker, start
 from workflows.core.verbs import OperatorInput
 from workflows.rollouts.models import RolloutPhase, RolloutResult
@@ -127,10 +127,10 @@ async def paused_mid_update(found: Any, handle: Any) -> dict[str, Any]:
     """Hold the controller until the rolling update has begun, then ``pause``: the
     Deployment is paused where it is (``kubectl rollout pause``)."""
     found.server.controller.auto_advance(False)
-    await eventually(lambda: images(found.deployment())[0] == NEW_IMAGE, "the update begun")
+    await poll(lambda: images(found.deployment())[0] == NEW_IMAGE, "the update begun")
     found.server.controller.step()  # one round: the update is under way, not done
     await handle.execute_update("pause", OperatorInput(by="alice", reason="latency"))
-    await eventually(lambda: found.deployment()["spec"].get("paused"), "the Deployment paused")
+    await poll(lambda: found.deployment()["spec"].get("paused"), "the Deployment paused")
     found.server.controller.auto_advance()
     held = found.deployment()
     found.server.controller.step()
@@ -192,7 +192,7 @@ async def test_promote_full_while_paused_mid_update_unpauses_and_finishes_it(
         found.server.controller.auto_advance(False)  # the update cannot end before the pause
 
         await handle.execute_update("promote_full", OperatorInput(by="alice", reason="ship"))
-        await eventually(lambda: found.deployment()["spec"].get("paused") is False, "unpaused")
+        await poll(lambda: found.deployment()["spec"].get("paused") is False, "unpaused")
         # A pause after promote_full holds nothing: the update runs to its end.
         await handle.execute_update("pause", OperatorInput(by="alice", reason="oops"))
         found.server.controller.auto_advance()

@@ -8,7 +8,8 @@ on the Rollout (or a label, for the environment):
 
 - service: ``deployflow.io/service``, else ``metadata.name``
 - environment: ``deployflow.io/environment``, else ``metadata.namespace``, else ``default``
-- version: ``deployflow.io/version``, else the tag of the first container's image
+- version: ``deployflow.io/version``, else the tag of the first container's image (the
+  whole ``spec.template`` rolls out, every container as written)
 - the worker's kubeconfig context: ``deployflow.io/context`` (else the worker's default)
 
 The stable Deployment is ``spec.workloadRef.name``, else one named ``metadata.name``: the
@@ -150,13 +151,13 @@ def translate(document: JSON) -> Translation:
     elif template:
         container = _first_container(out, template)
         if container:
-            deployment |= {"container": container.get("name"), "image": container.get("image")}
+            # The whole template rolls out, every container as written; the first one's
+            # image tag is the version, and says the stable Deployment's.
+            deployment |= {"container": container.get("name"), "template": template}
             out.origins["spec.platform.kubernetes.deployment.container"] = (
                 "spec.template.spec.containers[0].name"
             )
-            out.origins["spec.platform.kubernetes.deployment.image"] = (
-                "spec.template.spec.containers[0].image"
-            )
+            out.origins["spec.platform.kubernetes.deployment.template"] = "spec.template"
             if version is None:
                 version = _version_of(out, container.get("image"))
         _selector_matches(out, spec.get("selector"), template)
@@ -349,16 +350,23 @@ def _workload_ref(out: Translation, workload: JSON) -> None:
 
 
 def _first_container(out: Translation, template: JSON) -> JSON:
+    """The template's first container (its image tag is the version), once every container
+    has a name and an image; ``{}`` and a problem naming the container otherwise."""
     pod = _mapping(out, template.get("spec"), "spec.template.spec", required=True)
     containers = pod.get("containers")
     if not isinstance(containers, list) or not containers:
         out.problems.append("spec.template.spec.containers: at least one container is required")
         return {}
-    first = _mapping(out, containers[0], "spec.template.spec.containers[0]", required=True)
-    for key in ("name", "image"):
-        if not isinstance(first.get(key), str):
-            out.problems.append(f"spec.template.spec.containers[0].{key}: required (a string)")
+    for index, container in enumerate(containers):  # each rolls out, as written
+        where = f"spec.template.spec.containers[{index}]"
+        found = _mapping(out, container, where, required=True)
+        if not found:
             return {}
+        for key in ("name", "image"):
+            if not isinstance(found.get(key), str) or not found.get(key):
+                out.problems.append(f"{where}.{key}: required (a string)")
+                return {}
+    first: JSON = containers[0]
     return first
 
 

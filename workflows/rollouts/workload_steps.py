@@ -20,8 +20,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import root_cause
-    from activities.platforms.deployments import with_image
+    from activities.errors import KUBERNETES_OBJECT_REPLACED, root_cause
+    from activities.platforms.deployments import version_template
     from activities.platforms.models import (
         ApplyCanaryInput,
         PauseInput,
@@ -49,6 +49,7 @@ class WorkloadSteps(RolloutBase):
     _stable_record: StableRecord | None = None
     _stable_changed = False
     _workload_paused = False
+    _not_restored: str | None = None  # the rollback found the Deployment replaced
 
     def _kubernetes(self) -> KubernetesPlatformSpec | None:
         platform = self._rollout.spec.platform
@@ -113,10 +114,7 @@ class WorkloadSteps(RolloutBase):
     async def _stable_to(self, what: str, strategy: dict[str, Any] | None = None) -> None:
         """Move the stable Deployment to the new version's pod template and wait for it."""
         deployment, version = self._deployment(), self._rollout.spec.version
-        record = self._stable
-        template = with_image(
-            record.template, record.container, deployment.image_for(version, record.image), version
-        )
+        template = version_template(deployment, self._stable, version)
         self._set_phase(RolloutPhase.PROGRESSING, f"{what}: {deployment.name} to {version}")
         self._stable_changed = True  # from here on a rollback puts the recorded template back
         state = await self._forward(
@@ -149,19 +147,30 @@ class WorkloadSteps(RolloutBase):
             return
         if self._workload_paused:  # a paused Deployment would never roll the template back
             await self._pause_workload(False)
-        if self._stable_changed:
+        if self._stable_changed and self._not_restored is None:
             record = self._stable
-            state: WorkloadState = await self._call(
-                "set_stable",
-                self._set_stable_input(
-                    record.template, record.strategy, record.progress_deadline_seconds
-                ),
-                WorkloadState,
-                f"restore {self._deployment().name}'s recorded pod template",
-                self._wait_timeout(record.progress_deadline_seconds),
-                retry.ROLLBACK,
-            )
-            self._event("restore", f"{state.deployment} back on {record.version}: {state.message}")
+            try:
+                state: WorkloadState = await self._call(
+                    "set_stable",
+                    self._set_stable_input(
+                        record.template, record.strategy, record.progress_deadline_seconds
+                    ),
+                    WorkloadState,
+                    f"restore {self._deployment().name}'s recorded pod template",
+                    self._wait_timeout(record.progress_deadline_seconds),
+                    retry.ROLLBACK,
+                )
+            except ActivityError as exc:
+                # Deleted and created again since: someone else's object, left as it is
+                # (retrying cannot make it ours); the run ends saying so.
+                if root_cause(exc).type != KUBERNETES_OBJECT_REPLACED:
+                    raise
+                self._not_restored = f"recorded pod template not put back: {root_cause(exc)}"
+                self._event("restore", self._not_restored)
+                self._set_phase(RolloutPhase.ROLLING_BACK, self._not_restored)
+            else:
+                message = f"{state.deployment} back on {record.version}: {state.message}"
+                self._event("restore", message)
         if self._strategy == "canary":
             await self._canary_to_zero(rolling_back=True)
 
@@ -236,6 +245,8 @@ class WorkloadSteps(RolloutBase):
 
     def _finish(self, phase: RolloutPhase, reason: str) -> RolloutResult:
         """The result carries the stable Deployment as recorded (for an emergency rollback)."""
+        if self._not_restored is not None:
+            reason = f"{reason}; {self._not_restored}"
         result = super()._finish(phase, reason)
         return result.model_copy(update={"stable": self._stable_record})
 
@@ -256,6 +267,9 @@ class WorkloadSteps(RolloutBase):
             progress_deadline_seconds=deadline,
             rollout=workflow.info().workflow_id,
             key=self._key("stable"),
+            # Only onto the Deployment the template was recorded from: one deleted and
+            # created again under its name is refused (KubernetesObjectReplaced).
+            uid=self._stable.uid,
         )
 
     def _wait_timeout(self, deadline: int | None) -> timedelta:
