@@ -15,6 +15,9 @@
                                           finished its own, so the rollout rolls back all
     InstancesDisagree      non-retryable  the load balancers of a router with instances read
                                           back different splits (or states, or routes)
+    WrongLoadBalancer      non-retryable  an agent (``--host NAME``) got a traffic activity
+                                          meant for another instance: two agents share a
+                                          task queue; nothing was applied
     MetricQueryFailed      retryable      the metrics provider could not be reached
     PlaceholderMissing     non-retryable  a templated command names an unknown placeholder
     PlatformCommandFailed  retryable      a deploy/start/stop/restart/current command exited
@@ -87,6 +90,7 @@ ROUTER_COMMAND_FAILED: Final = "RouterCommandFailed"
 ROUTER_CONFIG_FOREIGN: Final = "RouterConfigForeign"
 ROUTER_INSTANCE_FAILED: Final = "RouterInstanceFailed"
 INSTANCES_DISAGREE: Final = "InstancesDisagree"
+WRONG_LOAD_BALANCER: Final = "WrongLoadBalancer"
 METRIC_QUERY_FAILED: Final = "MetricQueryFailed"
 PLACEHOLDER_MISSING: Final = "PlaceholderMissing"
 PLATFORM_COMMAND_FAILED: Final = "PlatformCommandFailed"
@@ -116,6 +120,7 @@ NON_RETRYABLE: Final = frozenset(
         ROUTER_CONFIG_FOREIGN,
         ROUTER_INSTANCE_FAILED,
         INSTANCES_DISAGREE,
+        WRONG_LOAD_BALANCER,
         PLACEHOLDER_MISSING,
         MIGRATION_FAILED,
         ROLLBACK_IMPOSSIBLE,

@@ -26,15 +26,17 @@ AGENT_THREADS = 4
 
 def build_agent(
     client: Client,
+    host: str,
     task_queue: str,
     executor: ThreadPoolExecutor,
     graceful_shutdown_timeout: timedelta,
 ) -> Worker:
-    """A worker for the traffic activities only, on this host's ``task_queue``."""
+    """A worker for the traffic activities only, on this host's ``task_queue``; it refuses
+    those meant for another instance than ``host``."""
     return Worker(
         client,
         task_queue=task_queue,
-        activities=RouterActivities(Clients()).all(),
+        activities=RouterActivities(Clients(), host=host).all(),
         activity_executor=executor,
         max_concurrent_activities=AGENT_THREADS,
         graceful_shutdown_timeout=graceful_shutdown_timeout,

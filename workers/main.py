@@ -193,7 +193,9 @@ async def run_worker(
                     graceful_shutdown_timeout=options.grace_period,
                 )
             else:
-                worker = build_agent(client, config.task_queue, executor, options.grace_period)
+                worker = build_agent(
+                    client, options.host, config.task_queue, executor, options.grace_period
+                )
             async with worker:
                 role = {} if options.host is None else {"agent_of": options.host}
                 log.info("worker started", **config.describe(), **role, **_endpoints(options))

@@ -15,7 +15,9 @@ from typing import Any
 
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities import errors
 from activities.clients import Clients
 from activities.heartbeat import keep_alive
 from activities.log_fields import attempt, ms_since
@@ -27,6 +29,7 @@ from activities.routing.models import (
     SetHeaderRoutesInput,
     SetServerStatesInput,
     SetWeightInput,
+    TrafficInput,
 )
 from activities.routing.spec import RouterSpec
 
@@ -34,10 +37,12 @@ log = structlog.get_logger()
 
 
 class RouterActivities:
-    """The traffic activities, building each router with the worker's ``clients``."""
+    """The traffic activities, building each router with the worker's ``clients``. An
+    agent's (``host``: its ``--host NAME``) refuse an input meant for another load balancer."""
 
-    def __init__(self, clients: Clients) -> None:
+    def __init__(self, clients: Clients, host: str | None = None) -> None:
         self.clients = clients
+        self.host = host
 
     def all(self) -> list[Callable[..., Any]]:
         """Every traffic activity: what a worker registers, and all an agent does."""
@@ -53,6 +58,7 @@ class RouterActivities:
     def set_weight(self, input: SetWeightInput) -> Weights:
         """Set the traffic split and return what the router reads back afterwards."""
         started = time.monotonic()
+        self._require_mine("set_weight", input)
         router = router_for(input.router, self.clients)
         with keep_alive():
             router.set_weights(input.weights)
@@ -71,6 +77,7 @@ class RouterActivities:
     def get_weights(self, input: GetWeightsInput) -> Weights:
         """The traffic split the router currently holds."""
         started = time.monotonic()
+        self._require_mine("get_weights", input)
         with keep_alive():
             weights = router_for(input.router, self.clients).get_weights()
         _log("get_weights", input.router, started, **weights.model_dump())
@@ -80,6 +87,7 @@ class RouterActivities:
     def set_server_states(self, input: SetServerStatesInput) -> dict[str, ServerState]:
         """Drain, take out or bring back servers; returns every server's state read back."""
         started = time.monotonic()
+        self._require_mine("set_server_states", input)
         router = rotation_for(input.router, self.clients)
         with keep_alive():
             router.set_server_states(input.states)
@@ -99,6 +107,7 @@ class RouterActivities:
     def get_server_states(self, input: GetServerStatesInput) -> dict[str, ServerState]:
         """Every server's state (``ready``, ``drain``, ``maint``) by address."""
         started = time.monotonic()
+        self._require_mine("get_server_states", input)
         with keep_alive():
             states = rotation_for(input.router, self.clients).get_server_states()
         not_ready = {a: str(s) for a, s in states.items() if s != "ready"}
@@ -109,6 +118,7 @@ class RouterActivities:
     def set_header_routes(self, input: SetHeaderRoutesInput) -> list[HeaderRoute]:
         """Hold exactly ``routes`` (by header, to the canary); returns what it reads back."""
         started = time.monotonic()
+        self._require_mine("set_header_routes", input)
         router = header_routing_for(input.router, self.clients)
         with keep_alive():
             router.set_header_routes(input.routes)
@@ -116,6 +126,22 @@ class RouterActivities:
         names = [route.name for route in applied]
         _log("set_header_routes", input.router, started, key=input.key, routes=names)
         return applied
+
+    def _require_mine(self, activity: str, input: TrafficInput) -> None:
+        """On an agent, refuse another load balancer's input: applied here it would put
+        that host's files and commands on this one (two agents polling one task queue).
+        Inputs naming no instance (the central worker's, or sent before instances were
+        named in inputs) are applied as they always were."""
+        if self.host is None or input.instance is None or input.instance == self.host:
+            return
+        raise ApplicationError(
+            f"{activity} for load balancer {input.instance} reached the agent of "
+            f"{self.host}: refused, it would apply {input.instance}'s router here. Each "
+            "agent needs its own task queue: check the instances' taskQueue and the "
+            "agents' --host/--task-queue",
+            type=errors.WRONG_LOAD_BALANCER,
+            non_retryable=True,
+        )
 
 
 def _log(event: str, router: RouterSpec, started: float, **fields: object) -> None:

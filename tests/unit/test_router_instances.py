@@ -9,13 +9,21 @@ from typing import Any
 
 import pytest
 import yaml
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities import errors
+from activities.clients import Clients
+from activities.routing.activities import RouterActivities
+from activities.routing.base import Weights
+from activities.routing.models import GetWeightsInput, SetWeightInput
 from activities.routing.spec import RouterSpec, agent_queue
 from starters.cli import main, parse_args
 from tests.workflows.harness import rollout
 from workers.options import WorkerOptions
 from workers.usage import UsageError
 from workflows.core.spec import SpecError
+from workflows.rollouts.emergency import flip_target
 
 NGINX = {
     "upstream": "app",
@@ -147,3 +155,61 @@ def test_router_init_on_a_load_balancer_uses_that_hosts_file(tmp_path, capsys):
     )
     assert main(["router", "init", str(spec), "--host", "lb-c"]) == 2
     assert "--host lb-c: not one of the router's instances (lb-a, lb-b)" in capsys.readouterr().err
+
+
+NOP = RouterSpec.model_validate({"nop": {"stable": ["10.0.0.1:80"], "canary": ["10.0.0.2:80"]}})
+
+
+def test_an_agent_refuses_a_shift_meant_for_another_load_balancer():
+    clients = Clients()
+    agent_of_a = RouterActivities(clients, host="lb-a")
+    shift = SetWeightInput(router=NOP, weights=Weights.canary_at(20), key="k", instance="lb-b")
+    with pytest.raises(ApplicationError) as raised:
+        agent_of_a.set_weight(shift)
+    assert raised.value.type == errors.WRONG_LOAD_BALANCER
+    assert raised.value.non_retryable
+    assert "set_weight for load balancer lb-b reached the agent of lb-a" in raised.value.message
+    held = ActivityEnvironment().run(agent_of_a.get_weights, GetWeightsInput(router=NOP))
+    assert held == Weights(stable=100, canary=0)  # nothing applied
+
+
+def test_an_agent_applies_its_own_and_unnamed_inputs_and_the_worker_any():
+    env = ActivityEnvironment()
+    for routing, instance in [
+        (RouterActivities(Clients(), host="lb-a"), "lb-a"),
+        (RouterActivities(Clients(), host="lb-a"), None),  # sent before inputs named hosts
+        (RouterActivities(Clients()), "lb-b"),  # the central worker checks nothing
+    ]:
+        shift = SetWeightInput(
+            router=NOP, weights=Weights.canary_at(20), key="k", instance=instance
+        )
+        assert env.run(routing.set_weight, shift) == Weights.canary_at(20)
+
+
+def test_inputs_without_an_instance_serialise_as_before():
+    """Histories recorded before inputs named their instance replay: no new field."""
+    shift = SetWeightInput(router=NOP, weights=Weights.canary_at(20), key="k")
+    assert set(json.loads(shift.model_dump_json())) == {"router", "weights", "key"}
+    named = shift.model_copy(update={"instance": "lb-a"})
+    assert json.loads(named.model_dump_json())["instance"] == "lb-a"
+
+
+def split(stable: int) -> Weights:
+    return Weights(stable=stable, canary=100 - stable)
+
+
+@pytest.mark.parametrize(
+    ("held", "flipped_to"),
+    [
+        ([split(0)], split(100)),  # one router: the other list
+        ([split(100)], split(0)),
+        ([split(70)], split(100)),  # a split goes to stable
+        ([split(0), split(0)], split(100)),
+        ([split(0), split(80)], split(100)),  # the whole one says the canary list is live
+        ([split(100), split(80)], split(0)),  # ... the stable list is live
+        ([split(20), split(80)], split(100)),  # none whole
+        ([split(0), split(100)], split(100)),  # different lists live: stable
+    ],
+)
+def test_an_emergency_flip_sends_every_load_balancer_to_one_split(held, flipped_to):
+    assert flip_target(held) == flipped_to

@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_TASK_TIMEOUT,
     )
     from workflows.core.waits import await_closed
-    from workflows.rollouts import database, host_ops
+    from workflows.rollouts import database, host_ops, instances
     from workflows.rollouts.emergency_models import RollbackRequest, RollbackResult
     from workflows.rollouts.models import RolloutPhase, RolloutResult
     from workflows.rollouts.registry import workflow_type
@@ -53,6 +53,9 @@ RACE_ATTEMPTS = 3
 # On Kubernetes the rollback restores the recorded pod template itself (set_stable) instead
 # of starting a child rollout, which would build a new template from the image tag.
 KUBERNETES = "emergency-restores-recorded-pod-template"
+# Load balancers holding different splits (router.instances) all go to one side instead of
+# failing the flip with InstancesDisagree: an emergency is no time to refuse.
+DISAGREEING = "emergency-flips-disagreeing-instances"
 
 
 @workflow.defn(name="EmergencyRollback")
@@ -219,10 +222,17 @@ class EmergencyRollback:
         return set(versions.values()) == {rollout.spec.version}
 
     async def _flip(self, rollout: Rollout) -> None:
-        weights = await host_ops.get_weights(rollout)
-        target = weights.model_copy(update={"stable": weights.canary, "canary": weights.stable})
-        if weights.stable not in (0, 100):
-            target = target.model_copy(update={"stable": 100, "canary": 0})
+        held = await host_ops.weights_on_each(rollout)
+        splits = list(held.values())
+        target = flip_target(splits)
+        if any(weights != splits[0] for weights in splits):
+            if not workflow.patched(DISAGREEING):
+                instances.agreed("get_weights", held)  # raises InstancesDisagree, as it did
+            self._event(
+                "instances",
+                f"the load balancers disagree ({instances.held_by(held)}): all go to "
+                f"stable {target.stable} % / canary {target.canary} %",
+            )
         applied = await host_ops.set_weights(rollout, target, self._key("flip"))
         self._event("weights", f"stable {applied.stable} % / canary {applied.canary} % (flip)")
 
@@ -306,6 +316,21 @@ class EmergencyRollback:
             events=self._events,
             flipped=self._flipped,
         )
+
+
+def flip_target(held: list[Weights]) -> Weights:
+    """The one split a flip sends every load balancer to, from what each holds. Those
+    sending all traffic to one list say which list is live: all go to the other. When none
+    does (a split: a rollout stopped mid-shift) or they name different lists, all go to
+    stable."""
+    flips = [
+        Weights(stable=weights.canary, canary=weights.stable)
+        for weights in held
+        if weights.stable in (0, 100)
+    ]
+    if flips and all(flip == flips[0] for flip in flips):
+        return flips[0]
+    return Weights(stable=100, canary=0)
 
 
 def _recorded(record: StableRecord) -> str:

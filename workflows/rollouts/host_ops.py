@@ -169,7 +169,14 @@ async def require_smoke_tests(rollout: Rollout, targets: Iterable[str], key: str
 
 
 async def get_weights(rollout: Rollout) -> Weights:
-    weights: Weights = await instances.on_router(
+    """The split the router holds (every instance the same, else ``InstancesDisagree``)."""
+    return instances.agreed("get_weights", await weights_on_each(rollout))
+
+
+async def weights_on_each(rollout: Rollout) -> dict[str, Weights]:
+    """The split each load balancer holds, by instance name, also when they differ
+    (``{"": weights}`` for a router without instances)."""
+    weights: dict[str, Weights] = await instances.on_each(
         "get_weights",
         rollout.spec.router,
         lambda router: GetWeightsInput(router=router),

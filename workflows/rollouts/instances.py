@@ -6,7 +6,8 @@ to finish, even after one failed, so no change is still in flight on one load ba
 when the rollback starts on all of them. A failure on one is raised naming it, once all
 finished; the rollout's rollback path (any exception rolls back first) then sets every
 instance to the same stable split. Instances that succeed but read back different values
-(someone edited one by hand) are a failure too.
+(someone edited one by hand) are a failure too — except where a caller asks for each one's
+value (``on_each``: the emergency flip, which puts them all on one side).
 
 A router without instances takes exactly the one activity it always did, on the worker's
 own queue, so histories recorded before instances existed replay unchanged.
@@ -24,8 +25,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.errors import root_cause
-    from activities.model import Model
     from activities.routing.base import Weights
+    from activities.routing.models import TrafficInput
     from activities.routing.spec import RouterInstance, RouterSpec
     from workflows.core.timeouts import AGENT_DEADLINE
 
@@ -35,7 +36,7 @@ R = TypeVar("R")
 async def on_router(
     activity: str,
     router: RouterSpec,
-    make_input: Callable[[RouterSpec], Model],
+    make_input: Callable[[RouterSpec], TrafficInput],
     result_type: type[R],
     *,
     summary: str,
@@ -43,13 +44,29 @@ async def on_router(
 ) -> R:
     """``activity`` with ``make_input(router)`` on the worker's queue, or on every instance
     of ``router`` with its own spec; the result all of them agree on. ``options`` are
-    ``workflow.execute_activity``'s."""
+    ``workflow.execute_activity``'s. Each instance's input names it (``instance``), so
+    an agent refuses one meant for another host."""
+    held = await on_each(activity, router, make_input, result_type, summary=summary, **options)
+    return agreed(activity, held)
+
+
+async def on_each(
+    activity: str,
+    router: RouterSpec,
+    make_input: Callable[[RouterSpec], TrafficInput],
+    result_type: type[R],
+    *,
+    summary: str,
+    **options: Any,
+) -> dict[str, R]:
+    """What each instance returned, by name, even when they differ (``on_router`` without
+    the agreement check); ``{"": result}`` for a router without instances."""
     on = router.on_instances()
     if not on:
         result: R = await workflow.execute_activity(
             activity, make_input(router), result_type=result_type, summary=summary, **options
         )
-        return result
+        return {"": result}
     policy = options.get("retry_policy")
     if policy is not None and policy.maximum_attempts:  # a bounded step, not a rollback
         options = {"schedule_to_close_timeout": AGENT_DEADLINE, **options}
@@ -57,7 +74,7 @@ async def on_router(
         *(
             workflow.execute_activity(
                 activity,
-                make_input(spec),
+                make_input(spec).model_copy(update={"instance": instance.name}),
                 task_queue=instance.queue,
                 result_type=result_type,
                 summary=f"{summary} on {instance.name}",
@@ -69,15 +86,26 @@ async def on_router(
     )
     instances = [instance for instance, _ in on]
     _raise_first_failure(activity, instances, outcomes)
-    first: R = outcomes[0]  # type: ignore[assignment]  # no failures: every outcome is an R
-    if any(outcome != first for outcome in outcomes[1:]):
-        held = "; ".join(f"{i.name}: {_shown(o)}" for i, o in zip(instances, outcomes, strict=True))
+    # No failures were raised: every outcome is an R.
+    return {i.name: o for i, o in zip(instances, outcomes, strict=True)}  # type: ignore[misc]
+
+
+def agreed(activity: str, held: dict[str, R]) -> R:
+    """The one value every instance in ``held`` returned; ``InstancesDisagree`` naming
+    what each holds when they differ."""
+    values = list(held.values())
+    if any(value != values[0] for value in values[1:]):
         raise ApplicationError(
-            f"{activity}: the load balancers read back different values ({held})",
+            f"{activity}: the load balancers read back different values ({held_by(held)})",
             type=errors.INSTANCES_DISAGREE,
             non_retryable=True,
         )
-    return first
+    return values[0]
+
+
+def held_by(held: dict[str, Any]) -> str:
+    """``lb-a: stable 0 % / canary 100 %; lb-b: ...``: what each instance returned."""
+    return "; ".join(f"{name}: {_shown(value)}" for name, value in held.items())
 
 
 def _raise_first_failure(
