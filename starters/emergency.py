@@ -14,12 +14,11 @@ import argparse
 import sys
 from typing import Any
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from starters.errors import EXIT_OK, print_failed
 from starters.operator import named
-from starters.progress import print_events
+from starters.progress import print_result
 from workers.config import TemporalConfig
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
 from workflows.rollouts.emergency import EmergencyRollback
@@ -50,16 +49,12 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
     )
     handle = await start_rollback(client, config, request)
     print(f"{handle.id} — {config.workflow_url(handle.id)}", file=sys.stderr)
-    try:
-        result: RollbackResult = await handle.result()
-    except WorkflowFailureError as exc:
-        return print_failed(handle.id, exc, json_output=args.json)
-    print_events(result.events, out=sys.stderr)
-    if args.json:
-        print(result.model_dump_json(by_alias=True))
-    else:
-        print(f"{handle.id}: {result.version or '-'} — {result.reason}")
-    return EXIT_OK
+    return await print_result(
+        handle,
+        lambda result: f"{handle.id}: {result.version or '-'} — {result.reason}",
+        lambda result: True,
+        json_output=args.json,
+    )
 
 
 async def start_rollback(

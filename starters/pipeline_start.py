@@ -16,17 +16,16 @@ from typing import Any
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
-    WorkflowFailureError,
     WorkflowHandle,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
 from starters import spec_files
-from starters.errors import EXIT_FAILED, EXIT_OK, UsageError, print_failed
-from starters.progress import print_events
+from starters.errors import EXIT_OK, UsageError
+from starters.progress import print_result
 from workers.config import TemporalConfig
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
-from workflows.promotion.models import PipelineOutcome, PipelineRequest, PipelineResult, Submission
+from workflows.promotion.models import PipelineOutcome, PipelineRequest, Submission
 from workflows.promotion.pipeline import PromotionPipeline
 from workflows.promotion.spec import Pipeline, load_pipeline
 
@@ -83,13 +82,9 @@ async def start(args: argparse.Namespace, config: TemporalConfig, client: Client
             print(json.dumps({"workflowId": handle.id, "url": url, "submitted": answer}))
         return EXIT_OK
     latest = client.get_workflow_handle_for(PromotionPipeline.run, handle.id)
-    try:
-        result: PipelineResult = await latest.result()
-    except WorkflowFailureError as exc:
-        return print_failed(handle.id, exc, json_output=args.json)
-    print_events(result.events, out=sys.stderr)
-    if args.json:
-        print(result.model_dump_json(by_alias=True))
-    else:
-        print(f"{handle.id}: {result.outcome.value} {result.version} — {result.reason}")
-    return EXIT_OK if result.outcome is PipelineOutcome.SUCCEEDED else EXIT_FAILED
+    return await print_result(
+        latest,
+        lambda result: f"{handle.id}: {result.outcome.value} {result.version} — {result.reason}",
+        lambda result: result.outcome is PipelineOutcome.SUCCEEDED,
+        json_output=args.json,
+    )

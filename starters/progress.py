@@ -1,13 +1,16 @@
-"""Showing a rollout to a person: progress streamed while ``--wait`` waits."""
+"""Showing a run to a person: progress streamed while ``--wait`` waits, then its result."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TextIO
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol, TextIO, TypeVar
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
+from starters.errors import EXIT_FAILED, EXIT_OK, print_failed
 from workflows.core.timeline import Event
 from workflows.rollouts.models import RolloutStatus
 
@@ -52,3 +55,34 @@ async def follow(handle: WorkflowHandle[Any, Any], *, out: TextIO) -> int:
 def print_events(events: list[Event], *, out: TextIO) -> None:
     for event in events:
         print(f"{event.at:%H:%M:%S} {event.kind:<12} {event.message}", file=out, flush=True)
+
+
+class Finished(Protocol):
+    """A run's result as the CLI shows it: its timeline, and itself as JSON."""
+
+    events: list[Event]
+
+    def model_dump_json(self, *, by_alias: bool) -> str: ...
+
+
+R = TypeVar("R", bound=Finished)
+
+
+async def print_result(
+    handle: WorkflowHandle[Any, R],
+    line: Callable[[R], str],
+    succeeded: Callable[[R], bool],
+    *,
+    json_output: bool,
+    shown: int = 0,
+) -> int:
+    """Wait for the run's result: the events after the ``shown`` ones on stderr, the result
+    on stdout (JSON, or ``line``); exit 0 when it ``succeeded``, else 1 (a run that failed,
+    was cancelled or timed out is shown by ``print_failed``)."""
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        return print_failed(handle.id, exc, json_output=json_output)
+    print_events(result.events[shown:], out=sys.stderr)
+    print(result.model_dump_json(by_alias=True) if json_output else line(result))
+    return EXIT_OK if succeeded(result) else EXIT_FAILED

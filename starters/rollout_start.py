@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -27,9 +27,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from starters import spec_files
 from starters.deploy_memo import parse_commit_time, start_memo
-from starters.errors import EXIT_FAILED, EXIT_OK, Conflict, print_failed
+from starters.errors import EXIT_OK, Conflict
 from starters.operator import who
-from starters.progress import follow, print_events
+from starters.progress import follow, print_result
 from workers.config import TemporalConfig
 from workers.usage import read_text
 from workflows.core import search_attributes as sa
@@ -177,16 +177,13 @@ async def _refuse_beside_a_rollback(client: Client, rollout: Rollout) -> None:
 async def wait_for_result(handle: WorkflowHandle[Any, Any], *, json_output: bool) -> int:
     """Stream progress to stderr until the run closes; the result on stdout; the exit code."""
     printed = await follow(handle, out=sys.stderr)
-    try:
-        result: RolloutResult = await handle.result()
-    except WorkflowFailureError as exc:
-        return print_failed(handle.id, exc, json_output=json_output)
-    print_events(result.events[printed:], out=sys.stderr)
-    if json_output:
-        print(result.model_dump_json(by_alias=True))
-    else:
-        print(f"{handle.id}: {result.outcome.value} — {result.reason}")
-    return EXIT_OK if result.outcome is RolloutPhase.PROMOTED else EXIT_FAILED
+    return await print_result(
+        handle,
+        lambda result: f"{handle.id}: {result.outcome.value} — {result.reason}",
+        lambda result: result.outcome is RolloutPhase.PROMOTED,
+        json_output=json_output,
+        shown=printed,
+    )
 
 
 def _err(line: str) -> None:

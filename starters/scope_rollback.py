@@ -19,7 +19,7 @@ import sys
 from typing import Any, TextIO
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -29,9 +29,9 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from starters import emergency
-from starters.errors import EXIT_FAILED, EXIT_OK, NotFound, UsageError, print_failed
+from starters.errors import EXIT_OK, NotFound, UsageError
 from starters.operator import named
-from starters.progress import POLL_SECONDS, print_events
+from starters.progress import POLL_SECONDS, print_events, print_result
 from workers.config import TemporalConfig
 from workflows.core import search_attributes as sa
 from workflows.core.spec import NAME_PATTERN, validation_problems
@@ -155,16 +155,13 @@ async def rollback(args: argparse.Namespace, config: TemporalConfig, client: Cli
         return EXIT_OK
     print(f"{handle.id} ({', '.join(services)}) — {url}", file=sys.stderr)
     shown = await follow(handle, out=sys.stderr)
-    try:
-        result = await handle.result()
-    except WorkflowFailureError as exc:
-        return print_failed(handle.id, exc, json_output=args.json)
-    print_events(result.events[shown:], out=sys.stderr)
-    if args.json:
-        print(result.model_dump_json(by_alias=True))
-    else:
-        print(summary(handle.id, result))
-    return EXIT_FAILED if result.failed else EXIT_OK
+    return await print_result(
+        handle,
+        lambda result: summary(handle.id, result),
+        lambda result: not result.failed,
+        json_output=args.json,
+        shown=shown,
+    )
 
 
 async def follow(handle: WorkflowHandle[Any, ScopeRollbackStatus], *, out: TextIO) -> int:

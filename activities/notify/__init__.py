@@ -4,7 +4,9 @@ models.py         PageInput/PageResult, SlackPostInput/SlackMessage (pure pydant
 pagerduty.py      the bounded-retry Events v2 client, the event, error classification
 slack.py          the bounded-retry Slack WebClient, post-or-update, error classification
 activities.py     the ``page`` and ``post_slack`` activities (secrets from the worker's env)
-local_servers.py  PagerDuty and Slack servers on 127.0.0.1 for tests and the demo
+local_servers.py  PagerDuty and Slack servers on 127.0.0.1 for tests and the demo (``python -m``):
+                  local_http.py (the recording, fault-injecting server both run on),
+                  local_pagerduty.py, local_slack.py
 
 This package exports the models only, which are safe to import from workflow code.
 """

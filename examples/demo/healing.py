@@ -385,19 +385,7 @@ def end_leftovers(temporal: Temporal, healer_id: str) -> None:
         )
         if done.returncode != 0:
             raise StackError(f"could not terminate {healer_id}: {done.stderr.strip()}")
-    for row in incident.open_incidents():
-        workflow_id = row["workflowId"]
-        print(f"  {workflow_id} is still open from an earlier run: resolving it")
-        stack.cli("incident", "resolve", workflow_id, "--reason", "make demo starts afresh")
-        deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while stack.workflow_running(workflow_id):
-            if time.monotonic() > deadline:
-                print(f"  {workflow_id} did not close in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it")
-                stack.temporal(
-                    "workflow", "terminate", "--workflow-id", workflow_id, "--reason", "make demo"
-                )
-                break
-            time.sleep(0.5)
+    incident.resolve_open_incidents()
     pid = slot_pid()
     if pid is None:
         return

@@ -264,20 +264,16 @@ def end_leftovers() -> None:
         if time.monotonic() > deadline:
             raise StackError(f"{stack.ALERT_NAME} still active after {ALERT_CLEAR_TIMEOUT_S:.0f}s")
         time.sleep(0.5)
+    resolve_open_incidents()
+
+
+def resolve_open_incidents() -> None:
+    """Resolve the incidents an earlier run left open (terminated if they do not close)."""
     for row in open_incidents():
         workflow_id = row["workflowId"]
         print(f"  {workflow_id} is still open from an earlier run: resolving it")
         stack.cli("incident", "resolve", workflow_id, "--reason", "make demo starts afresh")
-        deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while stack.workflow_running(workflow_id):
-            if time.monotonic() > deadline:
-                print(f"  {workflow_id} did not close in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it")
-                reason = "make demo: it did not close"
-                stack.temporal(
-                    "workflow", "terminate", "--workflow-id", workflow_id, "--reason", reason
-                )
-                break
-            time.sleep(1.0)
+        stack.close_or_terminate(workflow_id, LEFTOVER_TIMEOUT_S)
 
 
 def find_incident(since: datetime) -> Incident | None:

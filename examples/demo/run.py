@@ -236,18 +236,7 @@ def end_leftovers() -> None:
         print(f"  {workflow_id} is still running from an earlier demo: {doing}")
         if end is not None:
             end(workflow_id)
-        deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while stack.workflow_running(workflow_id):
-            if time.monotonic() > deadline:
-                print(
-                    f"  {workflow_id} did not finish in {LEFTOVER_TIMEOUT_S:.0f}s: terminating it"
-                )
-                reason = "make demo: it did not finish"
-                stack.temporal(
-                    "workflow", "terminate", "--workflow-id", workflow_id, "--reason", reason
-                )
-                break
-            time.sleep(1.0)
+        stack.close_or_terminate(workflow_id, LEFTOVER_TIMEOUT_S)
 
 
 def rollout(spec: Path) -> tuple[int, float]:

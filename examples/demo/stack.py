@@ -218,6 +218,19 @@ def workflow_running(workflow_id: str) -> bool:
     return bool(info["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING")
 
 
+def close_or_terminate(workflow_id: str, timeout_s: float) -> None:
+    """Wait until the workflow has closed; terminate it if it has not within ``timeout_s``
+    (an earlier demo's leftover whose workflow task keeps failing, say)."""
+    deadline = time.monotonic() + timeout_s
+    while workflow_running(workflow_id):
+        if time.monotonic() > deadline:
+            print(f"  {workflow_id} did not close in {timeout_s:.0f}s: terminating it")
+            reason = "make demo: it did not close"
+            temporal("workflow", "terminate", "--workflow-id", workflow_id, "--reason", reason)
+            return
+        time.sleep(0.5)
+
+
 def temporal_ready() -> bool:
     listed = temporal("operator", "search-attribute", "list")
     return listed.returncode == 0 and "DeployPhase" in listed.stdout

@@ -10,7 +10,7 @@ import pytest
 from activities.metrics.activities import MetricProviderSpec
 from activities.metrics.trend import MemoryTrendInput, MemoryTrendOutput, memory_trend
 from tests.fixtures.prometheus import DemoService, PrometheusServer, StartPrometheus, http
-from workflows.monitors.spec import MemoryLeak
+from workflows.monitors.checks import MemoryLeak
 
 pytestmark = pytest.mark.integration
 

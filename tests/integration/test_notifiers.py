@@ -20,7 +20,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.errors import NOTIFY_FAILED, NOTIFY_REJECTED
 from activities.notify import Link, PageInput, SlackMessage, SlackPostInput
 from activities.notify.activities import page, post_slack
-from activities.notify.local_servers import ENV_FILE, STATE_FILE, SlackServer
+from activities.notify.local_servers import ENV_FILE, STATE_FILE
+from activities.notify.local_slack import SlackServer
 from tests.fixtures.harness import worker
 
 pytestmark = pytest.mark.integration

@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 
 from activities.metrics.trend import SeriesTrend
 from workflows.core.spec import SpecError
-from workflows.monitors.spec import (
-    ServiceMonitor,
-    cadence_minutes,
-    describe,
-    load_monitor,
-    parse_monitor,
-)
+from workflows.monitors.cadence import cadence_minutes
+from workflows.monitors.spec import ServiceMonitor, describe, load_monitor, parse_monitor
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "monitors" / "checkout.yaml"
 PROMETHEUS = {"prometheus": {"address": "http://127.0.0.1:9090", "query": "up"}}

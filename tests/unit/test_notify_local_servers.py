@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from activities.notify.local_servers import SlackServer, event_errors
+from activities.notify.local_pagerduty import event_errors
+from activities.notify.local_slack import SlackServer
 
 TRIGGER = {
     "routing_key": "R",

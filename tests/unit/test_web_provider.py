@@ -19,7 +19,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.metrics.activities import MeasureInput, MeasureOutput, measure
 from activities.metrics.web import WebProviderSpec
-from activities.notify.local_servers import TlsCert
+from activities.notify.local_http import TlsCert
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notify.activities import page, post_slack
-from activities.notify.local_servers import SlackServer
+from activities.notify.local_slack import SlackServer
 from activities.notify.rollout import RolloutNotices
 from tests.fixtures.harness import poll, worker
 from tests.fixtures.notify import SLACK_TOKEN, rollback_incident

@@ -29,12 +29,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core import search_attributes as sa
     from workflows.core.durations import format_duration, parse_duration
     from workflows.core.spec import refuse_problems
-    from workflows.core.verbs import OperatorInput, operator_said, said_by, signal_accepted
+    from workflows.core.verbs import OperatorInput, said_by
     from workflows.core.waits import until
     from workflows.incidents.effects import EffectFailed
     from workflows.incidents.escalation import Escalation
     from workflows.incidents.models import (
-        AlertNotification,
         ApproveInput,
         IncidentInput,
         IncidentPhase,
@@ -43,13 +42,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incidents.spec import ApproveStep, RunbookStep, render, runbook_problems
     from workflows.incidents.steps import RunbookSteps
     from workflows.incidents.thread import IncidentThread
+    from workflows.incidents.verbs import IncidentVerbs
 
 
 @workflow.defn(name="IncidentRunbook")
-class IncidentRunbook:
-    """The alert group's incident: its state, its verbs, its steps. It speaks through
-    ``IncidentThread`` (timeline, Slack, pages), pages through ``Escalation`` and runs its
-    restarts, rollbacks and waits through ``RunbookSteps``."""
+class IncidentRunbook(IncidentVerbs):
+    """The alert group's incident: its state, its steps, its resolution; its verbs are in
+    ``IncidentVerbs``. It speaks through ``IncidentThread`` (timeline, Slack, pages), pages
+    through ``Escalation`` and runs its restarts, rollbacks and waits through
+    ``RunbookSteps``."""
 
     @workflow.init
     def __init__(self, input: IncidentInput) -> None:
@@ -92,7 +93,7 @@ class IncidentRunbook:
         self._awaiting: ApproveStep | None = None
         self._closing = False
         self._steps: asyncio.Task[None] | None = None
-        self._run_notifications = 0  # Alertmanager notifications this run (not since the start)
+        self._run_notifications = 0
         self._thread = IncidentThread(input, self._status, self._ui_url)
         closing = self._is_closing
         self._escalation = Escalation(input, self._status, self._thread, self._values, closing)
@@ -132,110 +133,6 @@ class IncidentRunbook:
 
     def _is_closing(self) -> bool:
         return self._closing
-
-    # -- signals, updates, query --------------------------------------------------------
-
-    @workflow.signal(name="alert_firing", description="Alertmanager: the group still fires.")
-    def alert_firing(self, notification: AlertNotification) -> None:
-        self._status.notifications += 1
-        self._run_notifications += 1
-        if self._status.alert_status == "resolved":
-            self._thread.event("alert", "firing again")
-        self._status.alert_status = "firing"
-
-    @workflow.signal(name="alert_resolved", description="Alertmanager: the group resolved.")
-    def alert_resolved(self, notification: AlertNotification) -> None:
-        self._status.notifications += 1
-        self._run_notifications += 1
-        if self._status.alert_status != "resolved":
-            self._thread.event("alert", "resolved in Alertmanager")
-        self._status.alert_status = "resolved"
-
-    @workflow.update(name="acknowledge", description="I am on it: stop escalating.")
-    async def acknowledge(self, request: OperatorInput) -> str:
-        status = self._status
-        status.acknowledged_at = workflow.now()
-        status.acknowledged_by = request.by or "an operator"
-        status.time_to_acknowledge_seconds = (
-            status.acknowledged_at - status.opened_at
-        ).total_seconds()
-        status.phase = IncidentPhase.ACKNOWLEDGED
-        workflow.upsert_search_attributes([sa.DEPLOY_PHASE.value_set(status.phase.value)])
-        triggered = self._escalation.triggered()
-        await self._thread.tell("acknowledge", operator_said("acknowledged", request))
-        await self._thread.pagers("acknowledge", triggered)
-        return f"acknowledged; escalation stopped (paged: {', '.join(status.paged_levels)})"
-
-    @acknowledge.validator
-    def _validate_acknowledge(self, request: OperatorInput) -> None:
-        self._require_open("acknowledge")
-        if self._status.acknowledged_at is not None:
-            raise ValueError(f"already acknowledged by {self._status.acknowledged_by}")
-
-    @workflow.update(name="resolve", description="Resolve the incident now (pages resolve too).")
-    def resolve(self, request: OperatorInput) -> str:
-        self._thread.event("resolve", operator_said("resolve requested", request))
-        self._human_resolve = request
-        return "resolving: pages resolved, thread updated"
-
-    @resolve.validator
-    def _validate_resolve(self, request: OperatorInput) -> None:
-        self._require_open("resolve")
-
-    @workflow.update(name="escalate", description="Page the next escalation level now.")
-    def escalate(self, request: OperatorInput) -> str:
-        self._thread.event("escalate", operator_said("escalation requested", request))
-        self._escalation.escalate()
-        return "escalating to the next level"
-
-    @escalate.validator
-    def _validate_escalate(self, request: OperatorInput) -> None:
-        self._require_open("escalate")
-        self._escalation.check_escalate()
-
-    @workflow.update(name="approve", description="Decide the pending approval step.")
-    def approve(self, request: ApproveInput) -> str:
-        self._approval = request
-        return "approved: the next step runs" if request.approved else "rejected: step skipped"
-
-    @approve.validator
-    def _validate_approve(self, request: ApproveInput) -> None:
-        self._require_open("approve")
-        if self._awaiting is None:
-            raise ValueError("nothing is waiting for approval")
-        allowed = self._awaiting.approvers
-        if allowed and request.by not in allowed:
-            raise ValueError(f"by: must be one of {', '.join(allowed)}")
-
-    @workflow.signal(name="acknowledge", description="Signal form of the acknowledge update.")
-    async def acknowledge_signal(self, request: OperatorInput) -> None:
-        if signal_accepted("acknowledge", self._validate_acknowledge, request, self._thread.event):
-            await IncidentRunbook.acknowledge(self, request)
-
-    @workflow.signal(name="resolve", description="Signal form of the resolve update.")
-    def resolve_signal(self, request: OperatorInput) -> None:
-        if signal_accepted("resolve", self._validate_resolve, request, self._thread.event):
-            IncidentRunbook.resolve(self, request)
-
-    @workflow.signal(name="escalate", description="Signal form of the escalate update.")
-    def escalate_signal(self, request: OperatorInput) -> None:
-        if signal_accepted("escalate", self._validate_escalate, request, self._thread.event):
-            IncidentRunbook.escalate(self, request)
-
-    @workflow.signal(name="approve", description="Signal form of the approve update.")
-    def approve_signal(self, request: ApproveInput) -> None:
-        if signal_accepted("approve", self._validate_approve, request, self._thread.event):
-            IncidentRunbook.approve(self, request)
-
-    @workflow.query(name="status", description="Phase, pages, timeline, time to ack/resolve.")
-    def status(self) -> IncidentStatus:
-        return self._status
-
-    # -- machinery --------------------------------------------------------------------
-
-    def _require_open(self, verb: str) -> None:
-        if self._closing or self._human_resolve is not None:
-            raise ValueError(f"cannot {verb}: the incident is resolving")
 
     def _begin(self) -> None:
         refuse_problems("runbook", runbook_problems(self._input.runbook))

@@ -14,8 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import root_cause
     from activities.health.readiness import CheckReadinessInput, ReadinessReport
     from workflows.core import retry
+    from workflows.monitors.checks import MonitoredDeployment
     from workflows.monitors.models import Finding
-    from workflows.monitors.spec import MonitoredDeployment
 
 # A monitor with spec.deployments asks check_readiness; a healer restarts them through the API.
 CHECKS_DEPLOYMENTS = "monitor-checks-deployments"

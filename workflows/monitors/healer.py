@@ -22,13 +22,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incidents import effects
     from workflows.incidents.models import OpenIncidentInput
     from workflows.monitors import deployments as workloads
+    from workflows.monitors.checks import MonitoredDeployment
     from workflows.monitors.models import (
         HealerInput,
         HealerStatus,
         HealReport,
         monitor_notification,
     )
-    from workflows.monitors.spec import MonitoredDeployment, SelfHealing
+    from workflows.monitors.spec import SelfHealing
     from workflows.rollouts import host_ops
 
 INCIDENT_FAILURE_NOTED = "healer-incident-failure-noted"

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
     from workflows.incidents.models import OpenIncidentInput
     from workflows.monitors import deployments
+    from workflows.monitors.checks import Slo
     from workflows.monitors.models import (
         HEALER_WORKFLOW_TYPE,
         REPORT_SIGNAL,
@@ -47,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
         monitor_notification,
     )
     from workflows.monitors.security import certificate_findings, dns_findings
-    from workflows.monitors.spec import ServiceMonitor, Slo
+    from workflows.monitors.spec import ServiceMonitor
     from workflows.rollouts import host_ops
 
 HEALABLE = ("unresponsive", "memory-leak")

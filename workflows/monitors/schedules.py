@@ -27,14 +27,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from workflows.core.durations import parse_duration
 from workflows.core.search_attributes import DEPLOY_ENVIRONMENT, DEPLOY_SERVICE
 from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
-from workflows.monitors.spec import (
-    DAY_MINUTES,
-    MonitorSchedule,
-    ServiceMonitor,
-    cadence_minutes,
-    describe,
-    minute_of_day,
-)
+from workflows.monitors.cadence import DAY_MINUTES, MonitorSchedule, cadence_minutes, minute_of_day
+from workflows.monitors.spec import ServiceMonitor, describe
 
 MONITOR_WORKFLOW = "ServiceMonitor"
 # A monitor that missed its time (server down) runs once when it can, never a burst.

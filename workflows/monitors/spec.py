@@ -40,230 +40,30 @@ spec:
     runbook: checkout-unhealthy      # a kind: Runbook document in the same file
 ```
 
-A Deployment is healthy while the API server says every replica is available (the
-``Available`` condition True and ``availableReplicas`` at ``replicas``); one in the middle
-of a rollout is noted, not restarted. Self-healing restarts it as ``kubectl rollout
-restart`` does and waits for the new pods (docs/kubernetes.md).
-
 A monitor file holds one ServiceMonitor and any number of Runbook documents.
 ``load_monitor`` puts the runbook named by ``spec.incident.runbook`` into
 ``spec.incident.definition``, so the monitor is a self-contained workflow input.
-
-Business hours run from ``start`` every ``every`` until ``end`` (exclusive); off-hours
-runs are aligned to midnight. Cadences divide an hour (1m … 30m) or a day (1h … 24h)
-evenly, so every hour and every day look the same.
+``spec.schedule`` is in ``cadence.py``; servers, deployments, SLOs and the memory leak are
+in ``checks.py``. Self-healing restarts a Deployment as ``kubectl rollout restart`` does
+and waits for the new pods (docs/kubernetes.md).
 """
 
 from __future__ import annotations
 
-import re
-from datetime import time, timedelta
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 from activities.health.security_spec import CertificateCheck, DnsCheck
 from activities.health.spec import HealthCheck
-from activities.kubernetes.names import ContextName, DnsLabel
-from activities.metrics.activities import MetricProviderSpec
-from activities.metrics.trend import SeriesTrend
 from activities.model import Model
-from activities.platforms.base import Target
-from activities.platforms.spec import (
-    DeploymentName,
-    DeploymentTarget,
-    KubernetesPlatformSpec,
-    PlatformSpec,
-)
+from activities.platforms.spec import PlatformSpec
 from workflows.core.durations import Duration, parse_duration
-from workflows.core.spec import (
-    Condition,
-    Metadata,
-    Name,
-    SpecError,
-    validation_problems,
-    yaml_documents,
-)
-from workflows.core.windows import check_time_zone, parse_clock
+from workflows.core.spec import Metadata, Name, SpecError, validation_problems, yaml_documents
 from workflows.incidents.spec import Runbook, parse_runbooks
-from workflows.promotion.spec import Clock
-
-Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-WEEKDAYS: list[Day] = ["Mon", "Tue", "Wed", "Thu", "Fri"]
-DAY_MINUTES = 24 * 60
-MIN_LEAK_WINDOW = timedelta(seconds=10)
-MIN_RUN_TIMEOUT = timedelta(seconds=10)
-_BYTE_UNITS = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-_QUANTITY = re.compile(r"(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|k|M|G|T)?")
-
-
-def cadence_minutes(every: str) -> int:
-    """Whole minutes between two runs; ``ValueError`` unless they divide an hour or a day."""
-    seconds = parse_duration(every).total_seconds()
-    minutes, rest = divmod(round(seconds), 60)
-    if rest or seconds != round(seconds) or minutes == 0:
-        raise ValueError(f"must be whole minutes, got {every!r}")
-    if 60 % minutes and (minutes % 60 or DAY_MINUTES % minutes):
-        raise ValueError(
-            f"must divide an hour (1m, 2m, 5m, 10m, 15m, 20m, 30m …) or a day "
-            f"(1h, 2h, 3h, 4h, 6h, 8h, 12h, 24h) evenly, got {every!r}"
-        )
-    return minutes
-
-
-def _check_cadence(value: str) -> str:
-    cadence_minutes(value)
-    return value
-
-
-def _check_server(address: str) -> str:
-    Target.parse(address)
-    return address
-
-
-def _bytes(value: Any) -> Any:
-    """``1048576``, ``512Ki``, ``1Mi``, ``2M`` (Kubernetes quantities) → a number of bytes."""
-    if not isinstance(value, str):
-        return value
-    match = _QUANTITY.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"expected bytes like 1048576, 512Ki or 1Mi, got {value!r}")
-    return float(match[1]) * _BYTE_UNITS[match[2] or ""]
-
-
-Cadence = Annotated[Duration, AfterValidator(_check_cadence)]
-TimeZone = Annotated[str, AfterValidator(check_time_zone)]
-Server = Annotated[str, AfterValidator(_check_server)]
-Bytes = Annotated[float, BeforeValidator(_bytes), Field(gt=0, allow_inf_nan=False)]
-
-
-def minute_of_day(clock: str) -> int:
-    """``09:30`` → 570; ``24:00`` → 1440."""
-    parsed = parse_clock(clock)
-    return DAY_MINUTES if parsed == time.max else parsed.hour * 60 + parsed.minute
-
-
-class BusinessHours(Model):
-    days: list[Day] = Field(default_factory=lambda: list(WEEKDAYS), min_length=1)
-    start: Clock = "09:00"
-    end: Clock = "18:00"
-    every: Cadence
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BusinessHours:
-        if minute_of_day(self.end) <= minute_of_day(self.start):
-            raise ValueError(f"end {self.end} must be after start {self.start} (same day)")
-        repeated = sorted({d for d in self.days if self.days.count(d) > 1})
-        if repeated:
-            raise ValueError(f"days: {', '.join(repeated)} listed twice")
-        return self
-
-
-class OffHours(Model):
-    every: Cadence
-
-
-class MonitorSchedule(Model):
-    """When runs start. Without ``offHours`` nothing runs outside business hours; without
-    ``businessHours`` every hour of every day is off-hours."""
-
-    time_zone: TimeZone = "UTC"
-    business_hours: BusinessHours | None = None
-    off_hours: OffHours | None = None
-    run_timeout: Duration = "30m"
-
-    @model_validator(mode="after")
-    def _some_cadence(self) -> MonitorSchedule:
-        if self.business_hours is None and self.off_hours is None:
-            raise ValueError("set businessHours, offHours or both")
-        if parse_duration(self.run_timeout) < MIN_RUN_TIMEOUT:
-            raise ValueError(f"runTimeout: at least 10s, got {self.run_timeout}")
-        return self
-
-    def describe(self) -> str:
-        """``every 5m Mon-Fri 09:00-18:00, every 15m otherwise (Europe/Berlin)``."""
-        parts = []
-        business = self.business_hours
-        if business is not None:
-            days = ",".join(business.days)
-            if business.days == WEEKDAYS:
-                days = "Mon-Fri"
-            parts.append(f"every {business.every} {days} {business.start}-{business.end}")
-        if self.off_hours is not None:
-            tail = " otherwise" if business is not None else ""
-            parts.append(f"every {self.off_hours.every}{tail}")
-        else:
-            parts.append("nothing otherwise")
-        return f"{', '.join(parts)} ({self.time_zone})"
-
-
-class Slo(Model):
-    """One query judged by Argo-style conditions over ``result`` (workflows/core/conditions.py)."""
-
-    name: Name
-    provider: MetricProviderSpec
-    success_condition: Condition | None = None
-    failure_condition: Condition | None = None
-
-    @model_validator(mode="after")
-    def _judged(self) -> Slo:
-        if self.success_condition is None and self.failure_condition is None:
-            raise ValueError("set successCondition, failureCondition or both")
-        return self
-
-
-class MemoryLeak(Model):
-    """A leak is resident memory growing at least ``minGrowthPerMinute``, steadily
-    (a least-squares line through the ``window`` explains ``minR2`` of the variation)."""
-
-    provider: MetricProviderSpec
-    window: Duration = "10m"
-    min_growth_per_minute: Bytes
-    min_r2: float = Field(default=0.9, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _long_enough(self) -> MemoryLeak:
-        if self.window_seconds < MIN_LEAK_WINDOW.total_seconds():
-            raise ValueError(f"window: at least 10s, got {self.window}")
-        return self
-
-    @property
-    def window_seconds(self) -> float:
-        return parse_duration(self.window).total_seconds()
-
-    def is_leak(self, trend: SeriesTrend) -> bool:
-        """Whether one series' fit shows a leak by this spec's thresholds."""
-        if trend.slope_per_second is None or trend.r2 is None:
-            return False
-        growth = trend.slope_per_second * 60
-        return growth >= self.min_growth_per_minute and trend.r2 >= self.min_r2
-
-
-class MonitoredDeployment(Model):
-    """A Kubernetes Deployment a monitor watches, in a context of the worker's kubeconfig."""
-
-    name: DeploymentName
-    namespace: DnsLabel = "default"
-    context: ContextName | None = None
-
-    def platform(self) -> KubernetesPlatformSpec:
-        """The platform spec the Kubernetes activities take for this Deployment."""
-        target = DeploymentTarget(name=self.name, namespace=self.namespace, context=self.context)
-        return KubernetesPlatformSpec(deployment=target)
-
-    def describe(self) -> str:
-        """``prod-a/shop/deployment/checkout``, as the platform names it."""
-        return self.platform().deployment.describe()
+from workflows.monitors.cadence import MonitorSchedule
+from workflows.monitors.checks import MemoryLeak, MonitoredDeployment, Server, Slo
 
 
 class SelfHealing(Model):

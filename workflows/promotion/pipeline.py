@@ -5,6 +5,7 @@ version to have soaked upstream (``requiredSoakTime``), for enough named approve
 run the stage's rollout as a child workflow (id ``rollout-SERVICE-ENV``, so a manual
 rollout of the same environment cannot run beside it); then verification. A stage that
 does not succeed stops the pipeline: the version never reaches the stages after it.
+The gates are in ``gates.py``; the verbs that decide them, in ``verbs.py``.
 
 A newer version submitted to the running pipeline (update ``submit``, which the CLI sends
 with update-with-start; also a signal) either supersedes it — the current stage's rollout is
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
@@ -30,22 +30,19 @@ with workflow.unsafe.imports_passed_through():
     from workflows.analysis.run import AnalysisPhase, AnalysisRun
     from workflows.analysis.runner import run_analysis
     from workflows.core import search_attributes as sa
-    from workflows.core.durations import parse_duration
     from workflows.core.spec import refuse_problems
     from workflows.core.timeouts import WORKFLOW_TASK_TIMEOUT
-    from workflows.core.waits import until
-    from workflows.core.windows import next_opening
+    from workflows.promotion.gates import Halt, PipelineGates
     from workflows.promotion.models import (
         PipelineOutcome,
         PipelineRequest,
         PipelineResult,
         PipelineStatus,
-        StageState,
         StageStatus,
     )
     from workflows.promotion.notifier import PipelineNotifier
-    from workflows.promotion.spec import Approval, Stage, pipeline_problems
-    from workflows.promotion.verbs import DRAIN_SUBMITS, PipelineVerbs
+    from workflows.promotion.spec import Stage, pipeline_problems
+    from workflows.promotion.verbs import DRAIN_SUBMITS
     from workflows.rollouts.models import RolloutPhase, RolloutResult
     from workflows.rollouts.registry import workflow_type
 
@@ -56,15 +53,8 @@ with workflow.unsafe.imports_passed_through():
 CANCEL_ROLLOUT_BY_ID = "pipeline-cancel-rollout-by-id"
 
 
-class _Halt(Exception):
-    def __init__(self, outcome: PipelineOutcome, reason: str) -> None:
-        super().__init__(reason)
-        self.outcome = outcome
-        self.reason = reason
-
-
 @workflow.defn(name="PromotionPipeline")
-class PromotionPipeline(PipelineVerbs):
+class PromotionPipeline(PipelineGates):
     @workflow.init
     def __init__(self, request: PipelineRequest) -> None:
         spec = request.pipeline.spec
@@ -78,7 +68,6 @@ class PromotionPipeline(PipelineVerbs):
             queued=list(request.queued),
         )
         self._open_gate: int | None = None
-        self._escalated = False
         self._superseded_by: str | None = None
         self._rolling_out: str | None = None  # the stage rollout's workflow id while it runs
         self._notifier = PipelineNotifier(request, self._note)
@@ -106,7 +95,7 @@ class PromotionPipeline(PipelineVerbs):
         try:
             stages.result()
             result = self._finish(PipelineOutcome.SUCCEEDED, "every stage succeeded")
-        except _Halt as halt:
+        except Halt as halt:
             result = self._finish(halt.outcome, halt.reason)
         if self._superseded_by is not None and workflow.patched(DRAIN_SUBMITS):
             # Submitted as the last stage finished (the same activation): it runs next.
@@ -128,93 +117,6 @@ class PromotionPipeline(PipelineVerbs):
             if stage.verification is not None:
                 await self._verify(index, stage)
             self._stage(index, "succeeded", f"{self._status.version} is live")
-
-    async def _window(self, index: int, stage: Stage) -> None:
-        if stage.window is None:
-            return
-        allowed, freezes = stage.window.as_rules()
-        opening = next_opening(workflow.now(), allowed, freezes)
-        if opening is None:
-            self._fail(index, "failed", "its deployment window never opens")
-        assert opening is not None
-        if opening > workflow.now():
-            self._status.stages[index].waiting_until = opening
-            self._stage(
-                index, "waiting-window", f"outside its window until {opening:%Y-%m-%d %H:%M} UTC"
-            )
-            await workflow.sleep(
-                opening - workflow.now(), summary=f"wait for the {stage.environment} window"
-            )
-
-    async def _soak(self, index: int, stage: Stage) -> None:
-        if stage.required_soak_time is None or index == 0:
-            return
-        upstream = self._status.stages[index - 1]
-        assert upstream.live_since is not None  # the upstream stage succeeded to get here
-        ready = upstream.live_since + parse_duration(stage.required_soak_time)
-        if ready > workflow.now():
-            self._status.stages[index].waiting_until = ready
-            self._stage(
-                index,
-                "soaking",
-                f"soaking in {upstream.environment} for {stage.required_soak_time} "
-                f"(until {ready:%H:%M:%S} UTC)",
-            )
-            await workflow.sleep(
-                ready - workflow.now(),
-                summary=f"soak {stage.required_soak_time} in {upstream.environment}",
-            )
-
-    async def _approval(self, index: int, approval: Approval) -> None:
-        status = self._status.stages[index]
-        status.approvers = list(approval.approvers)
-        self._open_gate, self._escalated = index, False
-        self._stage(index, "awaiting-approval", f"waiting for {self._needed(index)}")
-        try:
-            if approval.reminder_after and not await self._await_decision(
-                index, approval.reminder_after, "remind"
-            ):
-                self._event(
-                    "reminder", f"{status.environment}: still waiting for {self._needed(index)}"
-                )
-            if approval.timeout and not await self._await_decision(
-                index, approval.timeout, "approval timeout", elapsed=approval.reminder_after
-            ):
-                if not approval.escalate_to:
-                    self._fail(index, "failed", f"no approval within {approval.timeout}")
-                self._escalated = True
-                status.approvers = sorted({*approval.approvers, *approval.escalate_to})
-                to = ", ".join(approval.escalate_to)
-                self._event("escalated", f"{status.environment}: approval escalated to {to}")
-                if not await self._await_decision(
-                    index, approval.timeout, "escalated approval timeout"
-                ):
-                    self._fail(
-                        index, "failed", f"no approval within {approval.timeout} after escalation"
-                    )
-            await workflow.wait_condition(lambda: self._decided(index))
-        finally:
-            self._open_gate = None
-        if any(a.decision == "rejected" for a in status.approvals):
-            rejected = next(a for a in status.approvals if a.decision == "rejected")
-            reason = f"rejected by {rejected.approver}" + (
-                f": {rejected.comment}" if rejected.comment else ""
-            )
-            self._stage(index, "rejected", reason)
-            raise _Halt(PipelineOutcome.REJECTED, f"{status.environment} {reason}")
-
-    async def _await_decision(
-        self, index: int, duration: str, what: str, elapsed: str | None = None
-    ) -> bool:
-        """Wait up to ``duration`` (minus ``elapsed``) for the gate to be decided; the timer
-        reads ``what`` and the duration in the UI."""
-        left = parse_duration(duration) - (parse_duration(elapsed) if elapsed else timedelta(0))
-        environment = self._status.stages[index].environment
-        return await until(
-            lambda: self._decided(index),
-            max(left, timedelta(0)),
-            f"{environment}: {what} after {duration}",
-        )
 
     async def _roll_out(self, index: int) -> None:
         rollout = self._request.pipeline.stage_rollout(index, self._status.version)
@@ -274,7 +176,7 @@ class PromotionPipeline(PipelineVerbs):
                 await workflow.get_external_workflow_handle(child).cancel(reason=reason)
         else:
             stages.cancel()
-        with contextlib.suppress(asyncio.CancelledError, _Halt):
+        with contextlib.suppress(asyncio.CancelledError, Halt):
             await stages
 
     def _halt_if_superseded(self, index: int) -> None:
@@ -283,43 +185,7 @@ class PromotionPipeline(PipelineVerbs):
         if self._superseded_by is None or not workflow.patched(CANCEL_ROLLOUT_BY_ID):
             return
         self._stage(index, "cancelled", f"superseded by {self._superseded_by}")
-        raise _Halt(PipelineOutcome.SUPERSEDED, f"superseded by {self._superseded_by}")
-
-    # -- machinery ------------------------------------------------------------------
-
-    def _decided(self, index: int) -> bool:
-        approval = self._request.pipeline.spec.stages[index].approval
-        assert approval is not None
-        decisions = self._status.stages[index].approvals
-        approved = sum(a.decision == "approved" for a in decisions)
-        return approved >= approval.min_approvals or any(
-            a.decision == "rejected" for a in decisions
-        )
-
-    def _needed(self, index: int) -> str:
-        approval = self._request.pipeline.spec.stages[index].approval
-        assert approval is not None
-        approvers = self._status.stages[index].approvers
-        return f"{approval.min_approvals} approval(s) from {', '.join(approvers)}"
-
-    def _fail(self, index: int, state: StageState, reason: str) -> None:
-        environment = self._status.stages[index].environment
-        self._stage(index, state, reason)
-        raise _Halt(PipelineOutcome.FAILED, f"{environment}: {reason}")
-
-    def _stage(self, index: int, state: StageState, message: str) -> None:
-        status = self._status.stages[index]
-        if state not in ("waiting-window", "soaking"):
-            status.waiting_until = None
-        status.state = state
-        if state in ("succeeded", "failed", "rejected", "cancelled"):
-            status.reason = message
-        self._event(state, f"{status.environment}: {message}")
-        self._status.message = f"{status.environment}: {message}"
-        workflow.set_current_details(
-            f"**{self._status.version}** — {status.environment}: {message}\n\n"
-            + " → ".join(f"{s.environment} ({s.state})" for s in self._status.stages)
-        )
+        raise Halt(PipelineOutcome.SUPERSEDED, f"superseded by {self._superseded_by}")
 
     def _stage_names(self) -> str:
         return " → ".join(s.environment for s in self._status.stages)
