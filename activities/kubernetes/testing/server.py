@@ -98,9 +98,9 @@ class KubeApiServer:
             host=self._host,
             port=self._port or None,
             shutdown_timeout=2.0,
-            access_log=None,
         )
-        await self._server.start_server()
+        # start_server's keywords reach the request handler; the constructor's do not.
+        await self._server.start_server(access_log=None)
 
     async def _exit(self) -> None:
         assert self._server is not None
